@@ -1,0 +1,134 @@
+//! CPU feature detection and the kernel table.
+
+use owl_quant::{GgmlType, QuantFn, VecDotFn};
+
+/// Instruction-set levels owl has kernels for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Portable Rust: the reference every other level is tested against.
+    Scalar,
+    /// x86-64 with AVX2, FMA and F16C.
+    Avx2,
+}
+
+impl Isa {
+    /// The best level this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// Every level this CPU can run (for tests that compare each against the scalar one).
+    pub fn available() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Scalar, Isa::Avx2].into_iter().filter(|i| *i <= best).collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2+fma+f16c",
+        }
+    }
+}
+
+/// The functions chosen for one ISA: scalar references first, then ISA overrides.
+#[derive(Clone)]
+pub struct Kernels {
+    isa: Isa,
+    vec_dot: Vec<(GgmlType, VecDotFn)>,
+    quantize: Vec<(GgmlType, QuantFn)>,
+    overridden: Vec<&'static str>,
+}
+
+impl Kernels {
+    /// Kernels for the best ISA of this CPU.
+    pub fn detect() -> Kernels {
+        Kernels::for_isa(Isa::detect())
+    }
+
+    /// Kernels for `isa` (falls back to scalar for anything the ISA does not override).
+    /// Asking for an ISA the CPU lacks gives the scalar table.
+    pub fn for_isa(isa: Isa) -> Kernels {
+        let mut k = Kernels {
+            isa: Isa::Scalar,
+            vec_dot: Vec::new(),
+            quantize: Vec::new(),
+            overridden: Vec::new(),
+        };
+        for f in owl_quant::formats() {
+            if let Some(dot) = f.vec_dot {
+                k.vec_dot.push((f.ty, dot));
+            }
+            if let Some(q) = f.quantize {
+                k.quantize.push((f.ty, q));
+            }
+        }
+        if isa >= Isa::Avx2 && Isa::detect() >= Isa::Avx2 {
+            k.isa = Isa::Avx2;
+            crate::x86::register_avx2(&mut k);
+        }
+        k
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Names of the kernels the ISA overrides (for `owl show --system`).
+    pub fn overridden(&self) -> &[&'static str] {
+        &self.overridden
+    }
+
+    pub(crate) fn set_vec_dot(&mut self, ty: GgmlType, f: VecDotFn, name: &'static str) {
+        if let Some(slot) = self.vec_dot.iter_mut().find(|(t, _)| *t == ty) {
+            slot.1 = f;
+        } else {
+            self.vec_dot.push((ty, f));
+        }
+        self.overridden.push(name);
+    }
+
+    pub(crate) fn set_quantize(&mut self, ty: GgmlType, f: QuantFn, name: &'static str) {
+        if let Some(slot) = self.quantize.iter_mut().find(|(t, _)| *t == ty) {
+            slot.1 = f;
+        } else {
+            self.quantize.push((ty, f));
+        }
+        self.overridden.push(name);
+    }
+
+    /// Dot product of a weight row of type `ty` with an activation row in its `vec_dot_type`.
+    pub fn vec_dot(&self, ty: GgmlType) -> Option<VecDotFn> {
+        self.vec_dot.iter().find(|(t, _)| *t == ty).map(|(_, f)| *f)
+    }
+
+    /// Row quantizer into `ty` (used for activations).
+    pub fn quantize(&self, ty: GgmlType) -> Option<QuantFn> {
+        self.quantize.iter().find(|(t, _)| *t == ty).map(|(_, f)| *f)
+    }
+
+    /// Whether `linear` can multiply weights of type `ty`.
+    pub fn supports(&self, ty: GgmlType) -> bool {
+        owl_quant::format(ty)
+            .map(|f| self.vec_dot(ty).is_some() && self.quantize(f.vec_dot_type).is_some())
+            .unwrap_or(false)
+    }
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernels")
+            .field("isa", &self.isa)
+            .field("overridden", &self.overridden)
+            .finish()
+    }
+}

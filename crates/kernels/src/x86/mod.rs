@@ -1,0 +1,12 @@
+//! x86-64 SIMD overrides, registered only when the CPU reports the features at run time.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+/// Installs the AVX2 kernels into `k`; a no-op on other architectures.
+pub(crate) fn register_avx2(k: &mut crate::Kernels) {
+    #[cfg(target_arch = "x86_64")]
+    avx2::register(k);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = k;
+}

@@ -1,0 +1,33 @@
+//! The architecture registry: one entry per GGUF `general.architecture` value.
+
+mod llama;
+
+use std::sync::Arc;
+
+use owl_gguf::GgufFile;
+
+use crate::loader::Loader;
+use crate::{Model, ModelError};
+
+/// How to build a model of one architecture from a GGUF file.
+pub struct ArchEntry {
+    pub gguf_arch: &'static str,
+    pub load: fn(&Loader<'_>) -> Result<Box<dyn Model>, ModelError>,
+}
+
+/// Every architecture owl can run.
+pub const ARCHITECTURES: &[ArchEntry] = &[ArchEntry { gguf_arch: "llama", load: llama::load }];
+
+/// Names of the supported architectures, for error messages.
+pub fn names() -> String {
+    ARCHITECTURES.iter().map(|a| a.gguf_arch).collect::<Vec<_>>().join(", ")
+}
+
+/// Finds the entry for the file's architecture.
+pub fn entry_for(file: &Arc<GgufFile>) -> Result<&'static ArchEntry, ModelError> {
+    let arch = file.get_str("general.architecture").ok_or(ModelError::NoArch)?;
+    ARCHITECTURES
+        .iter()
+        .find(|a| a.gguf_arch == arch)
+        .ok_or_else(|| ModelError::UnsupportedArch(arch.to_string(), names()))
+}

@@ -1,0 +1,95 @@
+//! The ragged, multi-sequence batch one forward pass consumes.
+//!
+//! A batch is a list of chunks; each chunk is a run of consecutive positions of one sequence
+//! (a prefill slice or a single decode token), bound to a KV-cache slot. Many sequences and
+//! both kinds of work share one pass, which is what continuous batching and prompt GEMMs need.
+
+/// One sequence's run of tokens inside a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeqChunk {
+    /// KV-cache slot of the sequence.
+    pub slot: usize,
+    /// Index of the chunk's first token in `Batch::tokens`.
+    pub start: usize,
+    /// Number of tokens.
+    pub len: usize,
+    /// Position of the first token in its sequence.
+    pub pos0: usize,
+    /// Which rows produce logits.
+    pub logits: LogitsWanted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitsWanted {
+    None,
+    Last,
+    All,
+}
+
+/// Token ids of all chunks, back to back, with the chunk directory.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub tokens: Vec<u32>,
+    pub chunks: Vec<SeqChunk>,
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+        self.chunks.clear();
+    }
+
+    /// Appends a run of `tokens` for the sequence in `slot`, starting at position `pos0`.
+    pub fn push(&mut self, slot: usize, pos0: usize, tokens: &[u32], logits: LogitsWanted) {
+        self.chunks.push(SeqChunk {
+            slot,
+            start: self.tokens.len(),
+            len: tokens.len(),
+            pos0,
+            logits,
+        });
+        self.tokens.extend_from_slice(tokens);
+    }
+
+    pub fn n_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// (chunk index, row within chunk, batch row) of every row that wants logits, in order.
+    pub fn logit_rows(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.chunks.iter().enumerate().flat_map(|(ci, c)| {
+            let rows = match c.logits {
+                LogitsWanted::None => 0..0,
+                LogitsWanted::Last => c.len.saturating_sub(1)..c.len,
+                LogitsWanted::All => 0..c.len,
+            };
+            rows.map(move |r| (ci, r, c.start + r))
+        })
+    }
+}
+
+/// Logits of the rows a batch asked for: [n_rows, n_vocab], in `Batch::logit_rows` order.
+#[derive(Default)]
+pub struct Logits {
+    pub n_vocab: usize,
+    pub data: Vec<f32>,
+    /// (chunk index, row within chunk) of each row of `data`.
+    pub rows: Vec<(usize, usize)>,
+}
+
+impl Logits {
+    /// Logits of output row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.n_vocab..(i + 1) * self.n_vocab]
+    }
+
+    /// The last logit row of chunk `chunk`, if it produced any.
+    pub fn last_of_chunk(&self, chunk: usize) -> Option<&[f32]> {
+        let i = self.rows.iter().rposition(|&(c, _)| c == chunk)?;
+        Some(self.row(i))
+    }
+}

@@ -1,0 +1,32 @@
+//! The gated feed-forward block: `down(silu(gate(x)) * up(x))`.
+
+use owl_kernels::swiglu::swiglu_inplace;
+use owl_kernels::{linear, ActBuffer, QMatrix};
+
+use crate::scratch::Compute;
+
+pub struct SwiGluFfn {
+    pub gate: QMatrix,
+    pub up: QMatrix,
+    pub down: QMatrix,
+}
+
+/// Scratch of the FFN: `gate` and `up` hold [n, n_ff].
+pub struct FfnScratch<'a> {
+    pub gate: &'a mut [f32],
+    pub up: &'a mut [f32],
+    pub act: &'a mut ActBuffer,
+}
+
+impl SwiGluFfn {
+    /// `x`: [n, n_embd] (normalized input); `out`: [n, n_embd].
+    pub fn forward(&self, cx: &Compute<'_>, x: &[f32], n: usize, out: &mut [f32], s: FfnScratch<'_>) {
+        let n_ff = self.gate.rows;
+        let gate = &mut s.gate[..n * n_ff];
+        let up = &mut s.up[..n * n_ff];
+        linear(cx.kernels, cx.pool, &self.gate, x, n, gate, s.act);
+        linear(cx.kernels, cx.pool, &self.up, x, n, up, s.act);
+        swiglu_inplace(gate, up);
+        linear(cx.kernels, cx.pool, &self.down, gate, n, out, s.act);
+    }
+}

@@ -1,0 +1,141 @@
+//! Grouped-query attention with RoPE and an f16 KV cache.
+//!
+//! Options cover the dense families: optional Q/K/V biases (Qwen2) and the RoPE pairing order.
+//! Each (token, head) pair is an independent task for the thread pool; a token attends over its
+//! own sequence's cache rows `0..=pos`, so the batch may mix sequences freely.
+
+use owl_kernels::attention::{attend_head, HeadView};
+use owl_kernels::pool::split_range;
+use owl_kernels::rope::RopeConfig;
+use owl_kernels::{linear, ActBuffer, QMatrix};
+
+use crate::batch::Batch;
+use crate::kv_cache::KvCache;
+use crate::scratch::Compute;
+
+pub struct Gqa {
+    pub wq: QMatrix,
+    pub wk: QMatrix,
+    pub wv: QMatrix,
+    pub wo: QMatrix,
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub rope: RopeConfig,
+}
+
+/// Buffers the attention block works in.
+pub struct AttnScratch<'a> {
+    /// [n, q_dim]
+    pub q: &'a mut [f32],
+    /// [n, kv_dim]
+    pub k: &'a mut [f32],
+    /// [n, kv_dim]
+    pub v: &'a mut [f32],
+    /// [n, q_dim]
+    pub attn: &'a mut [f32],
+    /// [n_threads][n_ctx + 2 * head_dim]
+    pub per_thread: &'a mut [f32],
+    /// [n_dims / 2]
+    pub cos_sin: &'a mut [(f32, f32)],
+    pub act: &'a mut ActBuffer,
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: threads write disjoint (token, head) slices through it inside one `pool.run`.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+fn add_bias(x: &mut [f32], bias: &Option<Vec<f32>>) {
+    if let Some(b) = bias {
+        for row in x.chunks_exact_mut(b.len()) {
+            for (v, &bb) in row.iter_mut().zip(b) {
+                *v += bb;
+            }
+        }
+    }
+}
+
+impl Gqa {
+    /// Attention for every token of `batch`: `h` [n, n_embd] in, `out` [n, n_embd] out.
+    /// The batch's K/V rows are written to `kv` at their positions first.
+    pub fn forward(
+        &self,
+        cx: &Compute<'_>,
+        batch: &Batch,
+        layer: usize,
+        kv: &mut KvCache,
+        h: &[f32],
+        out: &mut [f32],
+        s: AttnScratch<'_>,
+    ) {
+        let n = batch.n_tokens();
+        let hd = self.head_dim;
+        let q_dim = self.n_head * hd;
+        let kv_dim = self.n_head_kv * hd;
+        let q = &mut s.q[..n * q_dim];
+        let k = &mut s.k[..n * kv_dim];
+        let v = &mut s.v[..n * kv_dim];
+        linear(cx.kernels, cx.pool, &self.wq, h, n, q, s.act);
+        linear(cx.kernels, cx.pool, &self.wk, h, n, k, s.act);
+        linear(cx.kernels, cx.pool, &self.wv, h, n, v, s.act);
+        add_bias(q, &self.bq);
+        add_bias(k, &self.bk);
+        add_bias(v, &self.bv);
+
+        let cos_sin = &mut s.cos_sin[..self.rope.n_dims / 2];
+        for c in &batch.chunks {
+            for i in 0..c.len {
+                let row = c.start + i;
+                let pos = c.pos0 + i;
+                self.rope.angles(pos as u32, cos_sin);
+                self.rope.apply(&mut q[row * q_dim..(row + 1) * q_dim], hd, cos_sin);
+                self.rope.apply(&mut k[row * kv_dim..(row + 1) * kv_dim], hd, cos_sin);
+                kv.store(
+                    c.slot,
+                    layer,
+                    pos,
+                    &k[row * kv_dim..(row + 1) * kv_dim],
+                    &v[row * kv_dim..(row + 1) * kv_dim],
+                );
+            }
+        }
+
+        let attn = &mut s.attn[..n * q_dim];
+        let n_tasks = n * self.n_head;
+        let group = self.n_head / self.n_head_kv;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let per_len = s.per_thread.len() / cx.pool.n_threads();
+        let scratch = SendPtr(s.per_thread.as_mut_ptr());
+        let outp = SendPtr(attn.as_mut_ptr());
+        let q = &*q;
+        let kv = &*kv;
+        // Row -> chunk lookup without allocation: chunks are sorted by `start`.
+        let chunk_of = |row: usize| batch.chunks.partition_point(|c| c.start + c.len <= row);
+        cx.pool.run(|ith, nth| {
+            let (scratch, outp) = (scratch, outp);
+            // SAFETY: each thread takes its own `per_len` slice of the scratch buffer.
+            let mine = unsafe { std::slice::from_raw_parts_mut(scratch.0.add(ith * per_len), per_len) };
+            let (q16, rest) = mine.split_at_mut(hd);
+            for task in split_range(n_tasks, ith, nth) {
+                let (row, head) = (task / self.n_head, task % self.n_head);
+                let c = &batch.chunks[chunk_of(row)];
+                let pos = c.pos0 + (row - c.start);
+                let (kc, vc) = kv.layer(c.slot, layer);
+                let off = (head / group) * hd;
+                let view = HeadView { k: &kc[off..], v: &vc[off..], row_stride: kv_dim };
+                let qh = &q[row * q_dim + head * hd..row * q_dim + (head + 1) * hd];
+                // SAFETY: task (row, head) owns attn[row][head*hd..(head+1)*hd]; tasks are
+                // disjoint across threads.
+                let o = unsafe { std::slice::from_raw_parts_mut(outp.0.add(row * q_dim + head * hd), hd) };
+                attend_head(qh, &view, pos + 1, scale, rest, q16, o);
+            }
+        });
+        linear(cx.kernels, cx.pool, &self.wo, attn, n, out, s.act);
+    }
+}

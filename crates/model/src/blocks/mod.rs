@@ -1,0 +1,5 @@
+//! Shared building blocks that architecture files assemble.
+
+pub mod ffn;
+pub mod gqa;
+pub mod norm;

@@ -1,0 +1,151 @@
+//! The pre-norm decoder-only transformer shared by the dense architectures:
+//! `x += attn(norm(x)); x += ffn(norm(x))` per layer, then a final norm and the output head.
+
+use owl_kernels::{linear, QMatrix};
+
+use crate::batch::{Batch, Logits};
+use crate::blocks::ffn::{FfnScratch, SwiGluFfn};
+use crate::blocks::gqa::{AttnScratch, Gqa};
+use crate::blocks::norm::RmsNorm;
+use crate::hparams::HParams;
+use crate::kv_cache::KvCache;
+use crate::scratch::{Buffers, Compute, Dims};
+use crate::{Model, ModelError};
+
+pub struct DecoderLayer {
+    pub attn_norm: RmsNorm,
+    pub attn: Gqa,
+    pub ffn_norm: RmsNorm,
+    pub ffn: SwiGluFfn,
+}
+
+pub struct Decoder {
+    pub hp: HParams,
+    /// [n_vocab, n_embd]
+    pub token_embd: QMatrix,
+    pub layers: Vec<DecoderLayer>,
+    pub output_norm: RmsNorm,
+    /// [n_vocab, n_embd]; may share bytes with `token_embd` (tied embeddings).
+    pub output: QMatrix,
+}
+
+impl Decoder {
+    fn dims(&self, n_ctx: usize, n_threads: usize) -> Dims {
+        Dims {
+            n_embd: self.hp.n_embd,
+            q_dim: self.hp.q_dim(),
+            kv_dim: self.hp.kv_dim(),
+            n_ff: self.hp.n_ff,
+            head_dim: self.hp.head_dim,
+            n_ctx,
+            n_threads,
+        }
+    }
+}
+
+impl Model for Decoder {
+    fn hparams(&self) -> &HParams {
+        &self.hp
+    }
+
+    fn new_cache(&self, n_ctx: usize, n_slots: usize) -> KvCache {
+        KvCache::new(self.hp.n_layer, n_ctx, self.hp.kv_dim(), n_slots)
+    }
+
+    fn weights(&self) -> Vec<(&'static str, &QMatrix)> {
+        let mut w = vec![("token_embd", &self.token_embd)];
+        for l in &self.layers {
+            w.extend([
+                ("attn_q", &l.attn.wq),
+                ("attn_k", &l.attn.wk),
+                ("attn_v", &l.attn.wv),
+                ("attn_output", &l.attn.wo),
+                ("ffn_gate", &l.ffn.gate),
+                ("ffn_up", &l.ffn.up),
+                ("ffn_down", &l.ffn.down),
+            ]);
+        }
+        w.push(("output", &self.output));
+        w
+    }
+
+    fn forward(
+        &self,
+        cx: &Compute<'_>,
+        batch: &Batch,
+        kv: &mut KvCache,
+        buf: &mut Buffers,
+        logits: &mut Logits,
+    ) -> Result<(), ModelError> {
+        let n = batch.n_tokens();
+        let e = self.hp.n_embd;
+        for c in &batch.chunks {
+            kv.check(c.slot, c.pos0, c.len)?;
+        }
+        for &t in &batch.tokens {
+            if t as usize >= self.hp.n_vocab {
+                return Err(ModelError::BadToken { id: t, n_vocab: self.hp.n_vocab });
+            }
+        }
+        buf.reserve(n, &self.dims(kv.n_ctx(), cx.pool.n_threads()));
+
+        // [n, n_embd] token embeddings
+        for (row, &t) in batch.tokens.iter().enumerate() {
+            self.token_embd.dequantize_row(t as usize, &mut buf.x[row * e..(row + 1) * e]);
+        }
+        for (li, layer) in self.layers.iter().enumerate() {
+            let x = &mut buf.x[..n * e];
+            let h = &mut buf.h[..n * e];
+            let o = &mut buf.o[..n * e];
+            layer.attn_norm.forward(x, h);
+            let scratch = AttnScratch {
+                q: &mut buf.q,
+                k: &mut buf.k,
+                v: &mut buf.v,
+                attn: &mut buf.attn,
+                per_thread: &mut buf.attn_scratch,
+                cos_sin: &mut buf.cos_sin,
+                act: &mut buf.act,
+            };
+            layer.attn.forward(cx, batch, li, kv, h, o, scratch);
+            for (a, b) in x.iter_mut().zip(o.iter()) {
+                *a += *b;
+            }
+            layer.ffn_norm.forward(x, h);
+            let scratch = FfnScratch { gate: &mut buf.ff_a, up: &mut buf.ff_b, act: &mut buf.act };
+            layer.ffn.forward(cx, h, n, o, scratch);
+            for (a, b) in x.iter_mut().zip(o.iter()) {
+                *a += *b;
+            }
+        }
+
+        // Only the rows that want logits go through the final norm and the head.
+        logits.rows.clear();
+        let mut n_out = 0;
+        for (ci, r, row) in batch.logit_rows() {
+            self.output_norm.forward(
+                &buf.x[row * e..(row + 1) * e],
+                &mut buf.out_rows[n_out * e..(n_out + 1) * e],
+            );
+            logits.rows.push((ci, r));
+            n_out += 1;
+        }
+        let nv = self.hp.n_vocab;
+        logits.n_vocab = nv;
+        if logits.data.len() < n_out * nv {
+            logits.data.resize(n_out * nv, 0.0);
+        }
+        if n_out > 0 {
+            linear(
+                cx.kernels,
+                cx.pool,
+                &self.output,
+                &buf.out_rows[..n_out * e],
+                n_out,
+                &mut logits.data[..n_out * nv],
+                &mut buf.act,
+            );
+        }
+        Ok(())
+    }
+}

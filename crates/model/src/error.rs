@@ -1,0 +1,29 @@
+//! Model-loading and forward-pass errors.
+
+use owl_gguf::GgmlType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Gguf(#[from] owl_gguf::GgufError),
+    #[error("unsupported architecture '{0}' (owl supports: {1})")]
+    UnsupportedArch(String, String),
+    #[error("model file has no 'general.architecture' key")]
+    NoArch,
+    #[error("missing metadata key '{0}'")]
+    MissingKey(String),
+    #[error("bad metadata value for '{key}': {why}")]
+    BadKey { key: String, why: String },
+    #[error("missing tensor '{0}'")]
+    MissingTensor(String),
+    #[error("tensor '{name}' has shape {got:?}, expected {want:?}")]
+    BadShape { name: String, got: Vec<u64>, want: Vec<u64> },
+    #[error("tensor '{name}' has type {ty}, which owl cannot compute with yet")]
+    UnsupportedType { name: String, ty: GgmlType },
+    #[error("sequence slot {slot} does not exist (the cache has {n_slots})")]
+    BadSlot { slot: usize, n_slots: usize },
+    #[error("position {pos} is past the context size {n_ctx}")]
+    ContextFull { pos: usize, n_ctx: usize },
+    #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]
+    BadToken { id: u32, n_vocab: usize },
+}

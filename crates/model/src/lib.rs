@@ -1,0 +1,67 @@
+//! owl-model: architectures built from shared blocks, the KV cache and the ragged batch.
+//!
+//! An architecture is a short file that reads hyper-parameters and names tensors; the compute
+//! lives in shared blocks (`blocks::gqa`, `blocks::ffn`, `blocks::norm`) and the shared
+//! pre-norm `decoder`. Adding an architecture means one file and one line in
+//! `arch::ARCHITECTURES` — nothing else matches on the architecture name.
+//!
+//! Every forward pass takes a `Batch` of chunks from any number of sequences, so the same code
+//! serves single-user decoding, prompt prefill and continuous batching. Weights stay in the
+//! memory-mapped file unless `LoadOptions::copy_weights` says otherwise, and every shape is
+//! checked at load time so the forward pass never meets a malformed tensor.
+
+pub mod arch;
+pub mod batch;
+pub mod blocks;
+pub mod decoder;
+mod error;
+pub mod hparams;
+pub mod kv_cache;
+pub mod loader;
+mod runner;
+pub mod scratch;
+
+use std::sync::Arc;
+
+pub use batch::{Batch, LogitsWanted, Logits, SeqChunk};
+pub use error::ModelError;
+pub use hparams::HParams;
+pub use kv_cache::KvCache;
+pub use loader::LoadOptions;
+pub use runner::Runner;
+
+use owl_gguf::GgufFile;
+use owl_kernels::{Kernels, QMatrix};
+use scratch::{Buffers, Compute};
+
+/// A loaded model: one forward pass over a ragged batch.
+pub trait Model: Send + Sync {
+    fn hparams(&self) -> &HParams;
+
+    /// A KV cache for `n_slots` sequences of up to `n_ctx` positions.
+    fn new_cache(&self, n_ctx: usize, n_slots: usize) -> KvCache;
+
+    /// Runs `batch`, writing its K/V rows into `kv` and the requested logits into `logits`.
+    fn forward(
+        &self,
+        cx: &Compute<'_>,
+        batch: &Batch,
+        kv: &mut KvCache,
+        buf: &mut Buffers,
+        logits: &mut Logits,
+    ) -> Result<(), ModelError>;
+
+    /// The weight matrices, by role (for `owl show` and benchmarks).
+    fn weights(&self) -> Vec<(&'static str, &QMatrix)>;
+}
+
+/// Loads the model in `file` with the architecture its metadata names.
+pub fn load_model(
+    file: &Arc<GgufFile>,
+    kernels: &Kernels,
+    opts: &LoadOptions,
+) -> Result<Box<dyn Model>, ModelError> {
+    let entry = arch::entry_for(file)?;
+    let loader = loader::Loader { file, kernels, opts };
+    (entry.load)(&loader)
+}

@@ -1,0 +1,49 @@
+//! A model together with what it computes with: kernels, thread pool and scratch buffers.
+
+use std::sync::Arc;
+
+use owl_gguf::GgufFile;
+use owl_kernels::{Kernels, ThreadPool};
+
+use crate::scratch::{Buffers, Compute};
+use crate::{load_model, Batch, KvCache, LoadOptions, Logits, Model, ModelError};
+
+pub struct Runner {
+    pub model: Box<dyn Model>,
+    pub file: Arc<GgufFile>,
+    kernels: Kernels,
+    pool: ThreadPool,
+    buf: Buffers,
+}
+
+impl Runner {
+    /// Loads the model of `file` and prepares `n_threads` threads.
+    pub fn new(
+        file: Arc<GgufFile>,
+        kernels: Kernels,
+        n_threads: usize,
+        opts: &LoadOptions,
+    ) -> Result<Runner, ModelError> {
+        let model = load_model(&file, &kernels, opts)?;
+        Ok(Runner { model, file, kernels, pool: ThreadPool::new(n_threads), buf: Buffers::default() })
+    }
+
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
+    }
+
+    pub fn n_threads(&self) -> usize {
+        self.pool.n_threads()
+    }
+
+    /// One forward pass.
+    pub fn forward(
+        &mut self,
+        batch: &Batch,
+        kv: &mut KvCache,
+        logits: &mut Logits,
+    ) -> Result<(), ModelError> {
+        let cx = Compute { kernels: &self.kernels, pool: &self.pool };
+        self.model.forward(&cx, batch, kv, &mut self.buf, logits)
+    }
+}

@@ -1,0 +1,77 @@
+//! Buffers reused across forward passes, so decoding allocates nothing per token: each buffer
+//! grows to the largest batch seen and then stays.
+
+use owl_kernels::{ActBuffer, Kernels, ThreadPool};
+
+/// Working memory of one forward pass.
+#[derive(Default)]
+pub struct Buffers {
+    /// [n_tokens, n_embd] residual stream
+    pub x: Vec<f32>,
+    /// [n_tokens, n_embd] normalized input of a block
+    pub h: Vec<f32>,
+    /// [n_tokens, n_embd] block output
+    pub o: Vec<f32>,
+    /// [n_tokens, q_dim]
+    pub q: Vec<f32>,
+    /// [n_tokens, kv_dim]
+    pub k: Vec<f32>,
+    /// [n_tokens, kv_dim]
+    pub v: Vec<f32>,
+    /// [n_tokens, q_dim] attention output before the output projection
+    pub attn: Vec<f32>,
+    /// [n_tokens, n_ff]
+    pub ff_a: Vec<f32>,
+    /// [n_tokens, n_ff]
+    pub ff_b: Vec<f32>,
+    /// [n_threads][n_ctx + head_dim] per-thread attention scratch
+    pub attn_scratch: Vec<f32>,
+    /// [n_out, n_embd] rows that produce logits
+    pub out_rows: Vec<f32>,
+    /// [n_dims / 2] RoPE angles
+    pub cos_sin: Vec<(f32, f32)>,
+    pub act: ActBuffer,
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+impl Buffers {
+    /// Makes every buffer large enough for a batch of `n` tokens.
+    pub fn reserve(&mut self, n: usize, d: &Dims) {
+        grow(&mut self.x, n * d.n_embd);
+        grow(&mut self.h, n * d.n_embd);
+        grow(&mut self.o, n * d.n_embd);
+        grow(&mut self.q, n * d.q_dim);
+        grow(&mut self.k, n * d.kv_dim);
+        grow(&mut self.v, n * d.kv_dim);
+        grow(&mut self.attn, n * d.q_dim);
+        grow(&mut self.ff_a, n * d.n_ff);
+        grow(&mut self.ff_b, n * d.n_ff);
+        grow(&mut self.attn_scratch, d.n_threads * (d.n_ctx + 2 * d.head_dim));
+        grow(&mut self.out_rows, n * d.n_embd);
+        if self.cos_sin.len() < d.head_dim {
+            self.cos_sin.resize(d.head_dim, (0.0, 0.0));
+        }
+    }
+}
+
+/// The sizes buffers depend on.
+pub struct Dims {
+    pub n_embd: usize,
+    pub q_dim: usize,
+    pub kv_dim: usize,
+    pub n_ff: usize,
+    pub head_dim: usize,
+    pub n_ctx: usize,
+    pub n_threads: usize,
+}
+
+/// What a block needs to compute: the kernel table and the thread pool.
+pub struct Compute<'a> {
+    pub kernels: &'a Kernels,
+    pub pool: &'a ThreadPool,
+}

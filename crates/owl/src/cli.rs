@@ -1,0 +1,167 @@
+//! Command-line arguments and dispatch.
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use owl_sample::SamplingParams;
+
+use crate::{generate, show, store};
+
+#[derive(Parser)]
+#[command(name = "owl", version, about = "Run open-weight language models on your own CPU")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// One chat turn (or a raw completion with --raw); the reply streams to stdout.
+    Run(RunArgs),
+    /// Interactive multi-turn chat in the terminal (/reset clears history, /bye or Ctrl-D leaves).
+    Chat(ChatArgs),
+    /// Describe a model: architecture, parameters, formats, context, template, license.
+    Show(ShowArgs),
+    /// Fetch a model into the store ($OWL_HOME/models, default ~/.owl/models).
+    Pull {
+        /// Model name (see `owl list`).
+        model: Option<String>,
+    },
+    /// List catalogued models and what is in the store.
+    List,
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Path to a .gguf file, or a model name from the store (default: smollm2-135m-instruct).
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// Threads for compute (default: physical cores available to this process).
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+    /// Context size in tokens (default: the model's, capped at 4096).
+    #[arg(short = 'c', long)]
+    pub ctx_size: Option<usize>,
+    /// Print prompt and generation speed to stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = off).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Nucleus sampling threshold (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens below min_p × the top probability (0 = off).
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalty for repeating recent tokens (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Subtract presence_penalty from tokens already generated (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub presence_penalty: f32,
+    /// Subtract frequency_penalty × count from tokens already generated (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+    /// Random seed (same seed and input give the same output).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Maximum tokens to generate.
+    #[arg(short = 'n', long, default_value_t = 512)]
+    pub max_tokens: usize,
+}
+
+impl SamplingArgs {
+    pub fn params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            frequency_penalty: self.frequency_penalty,
+            presence_penalty: self.presence_penalty,
+            seed: self.seed,
+            ..SamplingParams::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The prompt; `-` (or nothing, with stdin not a terminal) reads it from stdin.
+    pub prompt: Option<String>,
+    /// Plain text completion: no chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// System message for the chat template.
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Args)]
+pub struct ChatArgs {
+    /// System message for the conversation.
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// Model path or name.
+    pub model: Option<String>,
+    /// Show this machine's CPU features and the kernels owl picks instead.
+    #[arg(long)]
+    pub system: bool,
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(a) => generate::run(a),
+        Command::Chat(a) => generate::chat(a),
+        Command::Show(a) => {
+            if a.system {
+                show::system();
+                Ok(())
+            } else {
+                show::model(a.model.as_deref())
+            }
+        }
+        Command::Pull { model } => {
+            let name = model.as_deref().unwrap_or(store::DEFAULT_MODEL);
+            let Some(entry) = store::find_entry(name) else {
+                bail!("unknown model '{name}'; `owl list` shows the models owl can fetch");
+            };
+            let path = store::models_dir()?.join(entry.file_name);
+            if path.is_file() {
+                eprintln!("owl: {} is already in the store", entry.name);
+            } else {
+                store::pull(entry)?;
+            }
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::List => {
+            let dir = store::models_dir()?;
+            for e in store::CATALOG {
+                let have = dir.join(e.file_name).is_file();
+                println!("{:<24} {:<10} {}", e.name, if have { "stored" } else { "-" }, e.description);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! `owl`: run open-weight language models on your own CPU.
+//!
+//! The binary is a thin layer over the library crates: it parses arguments, resolves models in
+//! the store, and wires tokenizer, chat template, engine session and sampler together. stdout
+//! carries only generated text, so `owl run` pipes cleanly; everything else goes to stderr.
+
+mod cli;
+mod generate;
+mod show;
+mod store;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    if let Err(e) = cli::dispatch(args) {
+        eprintln!("owl: error: {e:#}");
+        std::process::exit(1);
+    }
+}

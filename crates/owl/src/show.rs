@@ -1,0 +1,98 @@
+//! `owl show`: what a model file is, and what this machine computes with.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use owl_gguf::GgufFile;
+use owl_kernels::{Isa, Kernels};
+
+use crate::store;
+
+pub fn model(name: Option<&str>) -> Result<()> {
+    let path = store::resolve(name, false)?;
+    let g = GgufFile::open(&path).with_context(|| format!("cannot load {}", path.display()))?;
+    let arch = g.get_str("general.architecture").unwrap_or("?");
+    let key = |k: &str| format!("{arch}.{k}");
+    println!("file          {}", path.display());
+    println!("name          {}", g.get_str("general.name").unwrap_or("-"));
+    println!("architecture  {arch}");
+    let params: u64 = g.tensors().iter().map(|t| t.n_elements).sum();
+    println!("parameters    {} ({params})", human(params));
+    let mut formats: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    for t in g.tensors() {
+        let e = formats.entry(t.ty.name()).or_default();
+        e.0 += 1;
+        e.1 += t.n_bytes;
+    }
+    let f: Vec<String> = formats
+        .iter()
+        .map(|(k, (n, b))| format!("{k} ×{n} ({:.1} MB)", *b as f64 / 1e6))
+        .collect();
+    println!("formats       {}", f.join(", "));
+    println!("file size     {:.1} MB, GGUF v{}", g.file_size() as f64 / 1e6, g.version);
+    if let Some(c) = g.get_u64(&key("context_length")) {
+        println!("context       {c}");
+    }
+    for (label, k) in [
+        ("layers", "block_count"),
+        ("embedding", "embedding_length"),
+        ("heads", "attention.head_count"),
+        ("kv heads", "attention.head_count_kv"),
+        ("ffn", "feed_forward_length"),
+    ] {
+        if let Some(v) = g.get_u64(&key(k)) {
+            println!("{label:<13} {v}");
+        }
+    }
+    if let Some(t) = g.get_str("tokenizer.ggml.model") {
+        let n = g.get_array("tokenizer.ggml.tokens").map(|a| a.len()).unwrap_or(0);
+        let pre = g.get_str("tokenizer.ggml.pre").unwrap_or("default");
+        println!("tokenizer     {t} ({n} tokens, pre-tokenizer {pre})");
+    }
+    println!("license       {}", g.get_str("general.license").unwrap_or("-"));
+    match g.get_str("tokenizer.chat_template") {
+        Some(t) => {
+            println!("template      {} chars:", t.len());
+            for line in t.lines().take(12) {
+                println!("  {line}");
+            }
+            if t.lines().count() > 12 {
+                println!("  ...");
+            }
+        }
+        None => println!("template      none (use `owl run --raw`)"),
+    }
+    Ok(())
+}
+
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n => format!("{:.1}K", n as f64 / 1e3),
+    }
+}
+
+pub fn system() {
+    let k = Kernels::detect();
+    println!("cpu           {}", cpu_model());
+    println!("isa           {} (available: {:?})", k.isa().name(), Isa::available());
+    println!("threads       {} (default)", crate::generate::default_threads());
+    if k.overridden().is_empty() {
+        println!("kernels       scalar reference only");
+    } else {
+        println!("kernels       {}", k.overridden().join(", "));
+    }
+}
+
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

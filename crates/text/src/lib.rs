@@ -1,0 +1,1 @@
+//! owl-text (being written)
