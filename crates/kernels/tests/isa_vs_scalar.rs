@@ -1,0 +1,126 @@
+//! Every ISA override equals the scalar reference within a stated bound, for every format and
+//! many sizes. Runs for each ISA this machine supports.
+
+use owl_kernels::{Isa, Kernels};
+use owl_quant::{formats, GgmlType};
+
+/// Deterministic pseudo-random floats with a wide dynamic range.
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|i| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+            let scale = if i % 97 == 0 { 8.0 } else { 1.0 };
+            u * scale
+        })
+        .collect()
+}
+
+fn quantize(k: &Kernels, ty: GgmlType, x: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; owl_quant::row_bytes(ty, x.len())];
+    (k.quantize(ty).expect("quantizer"))(x, &mut out);
+    out
+}
+
+/// Dot products: same input bytes through the ISA kernel and the scalar one. Only the float
+/// reduction order may differ, so the bound is relative to the sum of absolute products.
+#[test]
+fn vec_dot_matches_scalar_for_every_format() {
+    let scalar = Kernels::for_isa(Isa::Scalar);
+    for isa in Isa::available() {
+        let fast = Kernels::for_isa(isa);
+        for f in formats() {
+            let (Some(dot_s), Some(dot_f)) = (scalar.vec_dot(f.ty), fast.vec_dot(f.ty)) else {
+                continue;
+            };
+            let Some(wq) = scalar.quantize(f.ty) else { continue };
+            for (case, blocks) in [1usize, 2, 3, 7, 16].into_iter().enumerate() {
+                let n = blocks * f.block_size.max(256);
+                let w_f32 = data(n, 17 + case as u64);
+                let mut w = vec![0u8; owl_quant::row_bytes(f.ty, n)];
+                wq(&w_f32, &mut w);
+                let x = data(n, 99 + case as u64);
+                let a = quantize(&scalar, f.vec_dot_type, &x);
+                let rs = dot_s(n, &w, &a);
+                let rf = dot_f(n, &w, &a);
+                let mag: f32 = w_f32.iter().zip(&x).map(|(p, q)| (p * q).abs()).sum();
+                let bound = 1e-5 * mag.max(1.0);
+                assert!(
+                    (rs - rf).abs() <= bound,
+                    "{:?} {} n={n}: scalar {rs} vs {} {rf} (bound {bound})",
+                    isa,
+                    f.ty,
+                    isa.name()
+                );
+            }
+        }
+    }
+}
+
+/// Activation quantizers: an ISA variant may round exact ties differently (ggml's x86 formula
+/// uses 127/amax and round-half-even), so each quantized value may differ by one step and the
+/// dequantized rows agree within one quantization step.
+#[test]
+fn activation_quantizers_match_scalar() {
+    let scalar = Kernels::for_isa(Isa::Scalar);
+    for isa in Isa::available() {
+        let fast = Kernels::for_isa(isa);
+        for ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K] {
+            let f = owl_quant::format(ty).expect("format");
+            let n = 1024;
+            let x = data(n, 5);
+            let a = quantize(&scalar, ty, &x);
+            let b = quantize(&fast, ty, &x);
+            let mut da = vec![0.0f32; n];
+            let mut db = vec![0.0f32; n];
+            (f.dequantize)(&a, &mut da);
+            (f.dequantize)(&b, &mut db);
+            for (blk, (ba, bb)) in da.chunks(f.block_size).zip(db.chunks(f.block_size)).enumerate() {
+                let amax = x[blk * f.block_size..(blk + 1) * f.block_size]
+                    .iter()
+                    .fold(0.0f32, |m, v| m.max(v.abs()));
+                let step = amax / 127.0 * 1.001;
+                for (p, q) in ba.iter().zip(bb) {
+                    assert!((p - q).abs() <= step, "{isa:?} {ty}: {p} vs {q}");
+                }
+            }
+        }
+    }
+}
+
+/// `linear` gives the same bits for a row whether it is alone or inside a larger batch, for
+/// every supported weight format (the batch-invariance promise).
+#[test]
+fn linear_is_batch_invariant() {
+    let k = Kernels::detect();
+    let pool = owl_kernels::ThreadPool::new(2);
+    for f in formats() {
+        let Some(q) = k.quantize(f.ty) else { continue };
+        if !k.supports(f.ty) {
+            continue;
+        }
+        let (rows, cols) = (37, 512);
+        let w_f32 = data(rows * cols, 3);
+        let mut bytes = vec![0u8; owl_quant::row_bytes(f.ty, cols) * rows];
+        for (src, dst) in w_f32.chunks(cols).zip(bytes.chunks_mut(owl_quant::row_bytes(f.ty, cols))) {
+            q(src, dst);
+        }
+        let w = owl_kernels::QMatrix {
+            ty: f.ty,
+            rows,
+            cols,
+            bytes: owl_kernels::WeightBytes::Owned(std::sync::Arc::new(bytes)),
+        };
+        let n_tok = 5;
+        let x = data(n_tok * cols, 11);
+        let mut act = owl_kernels::ActBuffer::default();
+        let mut all = vec![0.0f32; n_tok * rows];
+        owl_kernels::linear(&k, &pool, &w, &x, n_tok, &mut all, &mut act);
+        for t in 0..n_tok {
+            let mut one = vec![0.0f32; rows];
+            owl_kernels::linear(&k, &pool, &w, &x[t * cols..(t + 1) * cols], 1, &mut one, &mut act);
+            assert_eq!(&all[t * rows..(t + 1) * rows], &one[..], "{} token {t}", f.ty);
+        }
+    }
+}
