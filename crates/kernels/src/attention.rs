@@ -1,98 +1,144 @@
-//! Causal attention of one query head over a KV cache stored in f16.
+//! Causal attention of one query head over an f16 KV cache.
 //!
-//! The numerics follow llama.cpp's CPU path without flash attention: the query is rounded to f16
-//! (its K·Q product runs in f16 × f16 with f32 accumulation), the scaled scores go through a
-//! softmax whose sum is accumulated in f64, and the probabilities are rounded to f16 before they
-//! weight the f16 values. Matching these roundings is what lets greedy decoding reproduce
-//! llama.cpp token for token.
+//! The numerics follow llama.cpp's CPU path without flash attention, so greedy decoding can
+//! reproduce it token for token: the query is rounded to f16 and each score is an f16·f16 dot
+//! product (`Kernels::dot_f16`); the scaled scores go through a softmax whose sum is accumulated
+//! in f64; the probabilities are rounded to f16; and each output dimension is an f16·f16 dot
+//! product of a row of the *transposed* V cache with the probabilities. Like llama.cpp, the
+//! probability vector is padded with zeros to a multiple of `KV_PAD` so both use the same
+//! accumulation lanes.
 
 use half::f16;
 
-/// Where one KV head's rows sit in a cache: row `j` of the head starts at `j * row_stride`.
-pub struct HeadView<'a> {
-    pub k: &'a [f16],
-    pub v: &'a [f16],
-    pub row_stride: usize,
+use crate::Kernels;
+
+/// Cache lengths are padded to a multiple of this (zeros beyond the live rows).
+pub const KV_PAD: usize = 32;
+
+/// `n` rounded up to a multiple of `KV_PAD`.
+pub fn pad_kv(n: usize) -> usize {
+    n.div_ceil(KV_PAD) * KV_PAD
 }
 
-/// `out = softmax(scale * K q) V` over the first `n_kv` cache rows.
-///
-/// `q`: [head_dim]; `scores`: scratch of at least `n_kv`; `q16`: scratch of `head_dim`;
-/// `out`: [head_dim].
+/// One KV head inside a cache: K rows `k[j * k_stride ..][..head_dim]` for position `j`, and
+/// V transposed: `vt[d * vt_stride ..][..n]` holds dimension `d` for positions `0..n`.
+pub struct HeadView<'a> {
+    pub k: &'a [f16],
+    pub k_stride: usize,
+    pub vt: &'a [f16],
+    pub vt_stride: usize,
+}
+
+/// Per-thread scratch: `scores` and `p16` hold at least `pad_kv(n_kv)`, `q16` holds head_dim.
+pub struct AttnScratch<'a> {
+    pub scores: &'a mut [f32],
+    pub p16: &'a mut [f16],
+    pub q16: &'a mut [f16],
+}
+
+/// The reference f16 dot product: f32 products summed in f64 (ggml's generic path).
+pub fn dot_f16_scalar(a: &[f16], b: &[f16]) -> f32 {
+    let mut sum = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        sum += (x.to_f32() * y.to_f32()) as f64;
+    }
+    sum as f32
+}
+
+/// `out = softmax(scale * K q) V` over the first `n_kv` positions. `out`: [head_dim].
 pub fn attend_head(
+    k: &Kernels,
     q: &[f32],
     kv: &HeadView<'_>,
     n_kv: usize,
     scale: f32,
-    scores: &mut [f32],
-    q16: &mut [f32],
+    s: &mut AttnScratch<'_>,
     out: &mut [f32],
 ) {
     let d = q.len();
+    let dot = k.dot_f16();
+    let q16 = &mut s.q16[..d];
     for (dst, &x) in q16.iter_mut().zip(q) {
-        *dst = f16::from_f32(x).to_f32();
+        *dst = f16::from_f32(x);
     }
-    let scores = &mut scores[..n_kv];
+    let scores = &mut s.scores[..n_kv];
     let mut max = f32::NEG_INFINITY;
-    for (j, s) in scores.iter_mut().enumerate() {
-        let krow = &kv.k[j * kv.row_stride..j * kv.row_stride + d];
-        let mut acc = 0.0f32;
-        for (a, b) in krow.iter().zip(q16.iter()) {
-            acc += a.to_f32() * b;
-        }
-        *s = acc * scale;
-        max = max.max(*s);
+    for (j, sc) in scores.iter_mut().enumerate() {
+        let krow = &kv.k[j * kv.k_stride..j * kv.k_stride + d];
+        *sc = dot(krow, q16) * scale;
+        max = max.max(*sc);
     }
     let mut sum = 0.0f64;
-    for s in scores.iter_mut() {
-        let e = (*s - max).exp();
+    for sc in scores.iter_mut() {
+        let e = (*sc - max).exp();
         sum += e as f64;
-        *s = e;
+        *sc = e;
     }
     let inv = (1.0 / sum) as f32;
-    for s in scores.iter_mut() {
-        *s = f16::from_f32(*s * inv).to_f32();
+    let n_pad = pad_kv(n_kv).min(kv.vt_stride);
+    let p16 = &mut s.p16[..n_pad];
+    for (p, &sc) in p16.iter_mut().zip(scores.iter()) {
+        *p = f16::from_f32(sc * inv);
     }
-    out.iter_mut().for_each(|o| *o = 0.0);
-    for (j, &p) in scores.iter().enumerate() {
-        let vrow = &kv.v[j * kv.row_stride..j * kv.row_stride + d];
-        for (o, v) in out.iter_mut().zip(vrow) {
-            *o += v.to_f32() * p;
-        }
+    p16[n_kv..].fill(f16::ZERO);
+    for (i, o) in out.iter_mut().enumerate() {
+        let vrow = &kv.vt[i * kv.vt_stride..i * kv.vt_stride + n_pad];
+        *o = dot(vrow, p16);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Isa;
 
     #[test]
-    fn matches_f64_softmax_attention() {
-        let d = 8;
-        let n = 13;
+    fn matches_f64_softmax_attention_for_every_isa() {
+        let d = 64;
+        let n = 45;
         let stride = 3 * d;
-        let mut k = vec![f16::ZERO; n * stride];
-        let mut v = vec![f16::ZERO; n * stride];
+        let vt_stride = pad_kv(n) + 32;
+        let mut kc = vec![f16::ZERO; n * stride];
+        let mut vt = vec![f16::ZERO; 3 * d * vt_stride];
+        let val = |a: usize, b: usize, m: usize| ((a * 7 + b * 3) % m) as f32 / m as f32 - 0.5;
         for j in 0..n {
             for i in 0..d {
-                k[j * stride + d + i] = f16::from_f32(((j * 7 + i * 3) % 11) as f32 * 0.1 - 0.5);
-                v[j * stride + d + i] = f16::from_f32(((j * 5 + i) % 13) as f32 * 0.2 - 1.0);
+                kc[j * stride + d + i] = f16::from_f32(val(j, i, 11));
+                vt[(d + i) * vt_stride + j] = f16::from_f32(val(j + 1, i * 5, 13) * 2.0);
             }
         }
-        let q: Vec<f32> = (0..d).map(|i| i as f32 * 0.25 - 1.0).collect();
-        let view = HeadView { k: &k[d..], v: &v[d..], row_stride: stride };
-        let mut scores = vec![0.0; n];
-        let mut q16 = vec![0.0; d];
-        let mut out = vec![0.0; d];
-        attend_head(&q, &view, n, 0.3, &mut scores, &mut q16, &mut out);
-        let logits: Vec<f64> = (0..n)
-            .map(|j| (0..d).map(|i| k[j * stride + d + i].to_f64() * q[i] as f64).sum::<f64>() * 0.3)
-            .collect();
-        let m = logits.iter().cloned().fold(f64::MIN, f64::max);
-        let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+        // Stale values beyond n must not leak into the result.
         for i in 0..d {
-            let r: f64 = (0..n).map(|j| (logits[j] - m).exp() / z * v[j * stride + d + i].to_f64()).sum();
-            assert!((out[i] as f64 - r).abs() < 2e-3, "{i}: {} vs {r}", out[i]);
+            vt[(d + i) * vt_stride + n] = f16::from_f32(100.0);
+        }
+        let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa);
+            let view = HeadView {
+                k: &kc[d..],
+                k_stride: stride,
+                vt: &vt[d * vt_stride..],
+                vt_stride,
+            };
+            let mut scores = vec![0.0; vt_stride];
+            let mut p16 = vec![f16::ZERO; vt_stride];
+            let mut q16 = vec![f16::ZERO; d];
+            let mut out = vec![0.0; d];
+            let mut s = AttnScratch { scores: &mut scores, p16: &mut p16, q16: &mut q16 };
+            attend_head(&k, &q, &view, n, 0.125, &mut s, &mut out);
+            let logits: Vec<f64> = (0..n)
+                .map(|j| {
+                    (0..d).map(|i| kc[j * stride + d + i].to_f64() * q[i] as f64).sum::<f64>() * 0.125
+                })
+                .collect();
+            let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+            let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+            for i in 0..d {
+                let r: f64 = (0..n)
+                    .map(|j| (logits[j] - m).exp() / z * vt[(d + i) * vt_stride + j].to_f64())
+                    .sum();
+                assert!((out[i] as f64 - r).abs() < 2e-3, "{isa:?} {i}: {} vs {r}", out[i]);
+            }
         }
     }
 }

@@ -1,6 +1,10 @@
 //! CPU feature detection and the kernel table.
 
+use half::f16;
 use owl_quant::{GgmlType, QuantFn, VecDotFn};
+
+/// Dot product of two f16 vectors of equal length (attention scores and outputs).
+pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
 
 /// Instruction-set levels owl has kernels for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,6 +50,7 @@ pub struct Kernels {
     isa: Isa,
     vec_dot: Vec<(GgmlType, VecDotFn)>,
     quantize: Vec<(GgmlType, QuantFn)>,
+    dot_f16: DotF16Fn,
     overridden: Vec<&'static str>,
 }
 
@@ -62,6 +67,7 @@ impl Kernels {
             isa: Isa::Scalar,
             vec_dot: Vec::new(),
             quantize: Vec::new(),
+            dot_f16: crate::attention::dot_f16_scalar,
             overridden: Vec::new(),
         };
         for f in owl_quant::formats() {
@@ -104,6 +110,16 @@ impl Kernels {
             self.quantize.push((ty, f));
         }
         self.overridden.push(name);
+    }
+
+    pub(crate) fn set_dot_f16(&mut self, f: DotF16Fn, name: &'static str) {
+        self.dot_f16 = f;
+        self.overridden.push(name);
+    }
+
+    /// The f16 · f16 dot product used by attention.
+    pub fn dot_f16(&self) -> DotF16Fn {
+        self.dot_f16
     }
 
     /// Dot product of a weight row of type `ty` with an activation row in its `vec_dot_type`.

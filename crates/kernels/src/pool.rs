@@ -26,6 +26,9 @@ struct Shared {
     pending: AtomicUsize,
     job: Mutex<Option<JobPtr>>,
     wake: Condvar,
+    /// Signalled by the last worker to finish a job.
+    done_lock: Mutex<()>,
+    done: Condvar,
     shutdown: AtomicUsize,
 }
 
@@ -36,7 +39,8 @@ pub struct ThreadPool {
     workers: Vec<JoinHandle<()>>,
 }
 
-const SPIN_ITERS: usize = 20_000;
+/// Busy-wait iterations before a thread sleeps (a few microseconds).
+const SPIN_ITERS: usize = 4_000;
 
 impl ThreadPool {
     /// A pool that runs jobs on `n_threads` threads (the caller plus `n_threads - 1` workers).
@@ -47,6 +51,8 @@ impl ThreadPool {
             pending: AtomicUsize::new(0),
             job: Mutex::new(None),
             wake: Condvar::new(),
+            done_lock: Mutex::new(()),
+            done: Condvar::new(),
             shutdown: AtomicUsize::new(0),
         });
         let workers = (1..n_threads)
@@ -86,13 +92,19 @@ impl ThreadPool {
         }
         self.shared.wake.notify_all();
         job(0, self.n_threads);
+        // Spin briefly (workers usually finish together with us), then sleep until the last
+        // worker signals, so an oversubscribed machine does not burn its cores spinning.
         let mut spins = 0usize;
         while self.shared.pending.load(Ordering::Acquire) != 0 {
             spins += 1;
             if spins < SPIN_ITERS {
                 std::hint::spin_loop();
             } else {
-                std::thread::yield_now();
+                let mut guard = self.shared.done_lock.lock().unwrap_or_else(|e| e.into_inner());
+                while self.shared.pending.load(Ordering::Acquire) != 0 {
+                    guard = self.shared.done.wait(guard).unwrap_or_else(|e| e.into_inner());
+                }
+                break;
             }
         }
     }
@@ -128,7 +140,12 @@ fn worker_loop(shared: &Shared, index: usize, n_threads: usize) {
             let f = unsafe { &*ptr };
             f(index, n_threads);
         }
-        shared.pending.fetch_sub(1, Ordering::AcqRel);
+        if shared.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Take the lock so the notification cannot slip between the caller's check and
+            // its wait.
+            let _guard = shared.done_lock.lock().unwrap_or_else(|e| e.into_inner());
+            shared.done.notify_all();
+        }
     }
 }
 

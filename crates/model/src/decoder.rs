@@ -30,14 +30,14 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    fn dims(&self, n_ctx: usize, n_threads: usize) -> Dims {
+    fn dims(&self, n_ctx_pad: usize, n_threads: usize) -> Dims {
         Dims {
             n_embd: self.hp.n_embd,
             q_dim: self.hp.q_dim(),
             kv_dim: self.hp.kv_dim(),
             n_ff: self.hp.n_ff,
             head_dim: self.hp.head_dim,
-            n_ctx,
+            n_ctx_pad,
             n_threads,
         }
     }
@@ -87,7 +87,7 @@ impl Model for Decoder {
                 return Err(ModelError::BadToken { id: t, n_vocab: self.hp.n_vocab });
             }
         }
-        buf.reserve(n, &self.dims(kv.n_ctx(), cx.pool.n_threads()));
+        buf.reserve(n, &self.dims(kv.n_ctx_pad(), cx.pool.n_threads()));
 
         // [n, n_embd] token embeddings
         for (row, &t) in batch.tokens.iter().enumerate() {
@@ -103,7 +103,8 @@ impl Model for Decoder {
                 k: &mut buf.k,
                 v: &mut buf.v,
                 attn: &mut buf.attn,
-                per_thread: &mut buf.attn_scratch,
+                scores: &mut buf.attn_scores,
+                f16s: &mut buf.attn_f16,
                 cos_sin: &mut buf.cos_sin,
                 act: &mut buf.act,
             };

@@ -1,6 +1,7 @@
 //! Buffers reused across forward passes, so decoding allocates nothing per token: each buffer
 //! grows to the largest batch seen and then stays.
 
+use half::f16;
 use owl_kernels::{ActBuffer, Kernels, ThreadPool};
 
 /// Working memory of one forward pass.
@@ -24,8 +25,10 @@ pub struct Buffers {
     pub ff_a: Vec<f32>,
     /// [n_tokens, n_ff]
     pub ff_b: Vec<f32>,
-    /// [n_threads][n_ctx + head_dim] per-thread attention scratch
-    pub attn_scratch: Vec<f32>,
+    /// [n_threads][n_ctx_pad] per-thread attention scores
+    pub attn_scores: Vec<f32>,
+    /// [n_threads][n_ctx_pad + head_dim] per-thread f16 probabilities and query
+    pub attn_f16: Vec<f16>,
     /// [n_out, n_embd] rows that produce logits
     pub out_rows: Vec<f32>,
     /// [n_dims / 2] RoPE angles
@@ -51,7 +54,11 @@ impl Buffers {
         grow(&mut self.attn, n * d.q_dim);
         grow(&mut self.ff_a, n * d.n_ff);
         grow(&mut self.ff_b, n * d.n_ff);
-        grow(&mut self.attn_scratch, d.n_threads * (d.n_ctx + 2 * d.head_dim));
+        grow(&mut self.attn_scores, d.n_threads * d.n_ctx_pad);
+        let n16 = d.n_threads * (d.n_ctx_pad + d.head_dim);
+        if self.attn_f16.len() < n16 {
+            self.attn_f16.resize(n16, f16::ZERO);
+        }
         grow(&mut self.out_rows, n * d.n_embd);
         if self.cos_sin.len() < d.head_dim {
             self.cos_sin.resize(d.head_dim, (0.0, 0.0));
@@ -66,7 +73,8 @@ pub struct Dims {
     pub kv_dim: usize,
     pub n_ff: usize,
     pub head_dim: usize,
-    pub n_ctx: usize,
+    /// Padded context (`KvCache::n_ctx_pad`).
+    pub n_ctx_pad: usize,
     pub n_threads: usize,
 }
 

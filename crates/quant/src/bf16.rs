@@ -1,6 +1,6 @@
 //! `BF16`: little-endian brain floats (the top 16 bits of an `f32`).
 
-use crate::common::{check_dot, check_lens};
+use crate::common::{dequant_blocks, dot_blocks, quant_blocks};
 
 pub const BLOCK_SIZE: usize = 1;
 pub const TYPE_SIZE: usize = 2;
@@ -23,26 +23,23 @@ pub fn fp32_to_bf16(v: f32) -> u16 {
 
 /// Brain floats → floats (exact).
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.iter_mut()) {
-        *y = bf16_at(b, 0);
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
+        y[0] = bf16_at(b, 0);
     }
 }
 
 /// Floats → brain floats ([`fp32_to_bf16`]).
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (x, b) in src.iter().zip(dst.chunks_exact_mut(TYPE_SIZE)) {
-        b.copy_from_slice(&fp32_to_bf16(*x).to_le_bytes());
+    for (x, b) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
+        b.copy_from_slice(&fp32_to_bf16(x[0]).to_le_bytes());
     }
 }
 
 /// ggml's scalar `ggml_vec_dot_bf16`: `f32` products summed left to right in an `f64`
 /// accumulator, rounded to `f32` at the end.
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, TYPE_SIZE);
     let mut sumf = 0.0f64;
-    for (x, y) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(TYPE_SIZE)).take(n) {
+    for (x, y) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, TYPE_SIZE) {
         sumf += f64::from(bf16_at(x, 0) * bf16_at(y, 0));
     }
     sumf as f32

@@ -65,6 +65,49 @@ pub(crate) fn check_dot(n: usize, w: usize, a: usize, bs: usize, w_ts: usize, a_
     );
 }
 
+/// The `(bytes, values)` block pairs of a dequantizer, after the debug-build length check.
+#[inline]
+pub(crate) fn dequant_blocks<'a>(
+    src: &'a [u8],
+    dst: &'a mut [f32],
+    block_size: usize,
+    type_size: usize,
+) -> impl Iterator<Item = (&'a [u8], &'a mut [f32])> {
+    check_lens(src.len(), dst.len(), block_size, type_size);
+    src.chunks_exact(type_size)
+        .zip(dst.chunks_exact_mut(block_size))
+}
+
+/// The `(values, bytes)` block pairs of a quantizer, after the debug-build length check.
+#[inline]
+pub(crate) fn quant_blocks<'a>(
+    src: &'a [f32],
+    dst: &'a mut [u8],
+    block_size: usize,
+    type_size: usize,
+) -> impl Iterator<Item = (&'a [f32], &'a mut [u8])> {
+    check_lens(dst.len(), src.len(), block_size, type_size);
+    src.chunks_exact(block_size)
+        .zip(dst.chunks_exact_mut(type_size))
+}
+
+/// The `(weight block, activation block)` pairs covering the first `n` elements of a dot
+/// product, after the debug-build length check. `block_size` is the weight format's.
+#[inline]
+pub(crate) fn dot_blocks<'a>(
+    n: usize,
+    block_size: usize,
+    w: &'a [u8],
+    w_type_size: usize,
+    a: &'a [u8],
+    a_type_size: usize,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    check_dot(n, w.len(), a.len(), block_size, w_type_size, a_type_size);
+    w.chunks_exact(w_type_size)
+        .zip(a.chunks_exact(a_type_size))
+        .take(n / block_size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,7 +122,14 @@ mod tests {
             let v = (x as f32 / u32::MAX as f32 - 0.5) * 8_000_000.0;
             assert_eq!(nearest_int(v), v.round_ties_even() as i32, "{v}");
         }
-        for (v, want) in [(0.5f32, 0), (1.5, 2), (2.5, 2), (-0.5, 0), (-1.5, -2), (-2.5, -2)] {
+        for (v, want) in [
+            (0.5f32, 0),
+            (1.5, 2),
+            (2.5, 2),
+            (-0.5, 0),
+            (-1.5, -2),
+            (-2.5, -2),
+        ] {
             assert_eq!(nearest_int(v), want, "{v}");
         }
         assert_eq!(nearest_int(4_194_303.0), 4_194_303);

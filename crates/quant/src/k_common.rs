@@ -321,7 +321,9 @@ mod tests {
     fn q3_k_scales_match_bit_layout() {
         // Scale j: low nibble from byte j (j < 8) or the high nibble of byte j - 8; the top two
         // bits from byte 8 + j % 4 at bit 2 * (j / 4).
-        let s: [u8; 12] = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0xe4, 0x1b, 0x93, 0x6c];
+        let s: [u8; 12] = [
+            0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0xe4, 0x1b, 0x93, 0x6c,
+        ];
         let got = q3_k_scales(&s);
         for j in 0..16 {
             let lo = if j < 8 { s[j] & 0x0f } else { s[j - 8] >> 4 };

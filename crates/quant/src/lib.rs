@@ -7,7 +7,7 @@
 //!   ISA-specific overrides in `owl-kernels`) needs the same four facts about a type: its block
 //!   geometry, how to turn its bytes into `f32`, how to make it from `f32`, and how to dot it
 //!   with an activation row. `fn` pointers in a `static` slice make that a lookup
-//!   ([`format`]) with no generics, no allocation and no dynamic dispatch beyond one indirect
+//!   ([`format()`]) with no generics, no allocation and no dynamic dispatch beyond one indirect
 //!   call per row. Faster kernels replace entries in their own table; this crate stays the
 //!   reference they are tested against.
 //! * **Bit-exact with ggml, not merely close.** owl compares generated tokens with llama.cpp, so
@@ -17,7 +17,13 @@
 //!   then the same `f32` multiply/add sequence), ggml's `nearest_int` magic-number rounding,
 //!   and dequantizers that produce the same `f32` bits as the `gguf` Python package. Loops keep
 //!   ggml's index structure so the two can be read side by side; Rust never fuses `a*b+c`, which
-//!   matches ggml built without FMA contraction.
+//!   matches ggml built without FMA contraction. The tests pin this down against files made by
+//!   the `gguf` package and by ggml's own C code (`tests/fixtures/`). Two limits: a llama.cpp
+//!   built with `-march=native` lets the C compiler contract into FMAs (which moves some K-quant
+//!   quantizer and dot-product results by an ulp), and its SIMD dot products (AVX2, NEON) sum in
+//!   a different order than the generic ones mirrored here; matching those is the job of the
+//!   ISA kernels, tested against these references. `F32`/`F16`/`BF16` dots follow ggml's non-SIMD
+//!   path: `f32` products summed in an `f64`.
 //! * **Bytes in, bytes out.** Blocks are decoded from little-endian byte slices (the GGUF on-disk
 //!   layout) with safe indexing, so the crate has no `unsafe`, no alignment requirements, and
 //!   cannot read outside the slices it is given. Malformed data gives meaningless numbers, never a
@@ -92,7 +98,7 @@ impl Format {
     }
 }
 
-macro_rules! format {
+macro_rules! entry {
     ($ty:ident, $m:ident, $dot:ident, quantize: $q:expr, vec_dot: $vd:expr) => {
         Format {
             ty: GgmlType::$ty,
@@ -107,21 +113,21 @@ macro_rules! format {
 }
 
 static FORMATS: [Format; 15] = [
-    format!(F32, fp32, F32, quantize: Some(fp32::quantize), vec_dot: Some(fp32::vec_dot)),
-    format!(F16, fp16, F16, quantize: Some(fp16::quantize), vec_dot: Some(fp16::vec_dot)),
-    format!(BF16, bf16, BF16, quantize: Some(bf16::quantize), vec_dot: Some(bf16::vec_dot)),
-    format!(Q4_0, q4_0, Q8_0, quantize: Some(q4_0::quantize), vec_dot: Some(q4_0::vec_dot)),
-    format!(Q4_1, q4_1, Q8_1, quantize: Some(q4_1::quantize), vec_dot: Some(q4_1::vec_dot)),
-    format!(Q5_0, q5_0, Q8_0, quantize: Some(q5_0::quantize), vec_dot: Some(q5_0::vec_dot)),
-    format!(Q5_1, q5_1, Q8_1, quantize: Some(q5_1::quantize), vec_dot: Some(q5_1::vec_dot)),
-    format!(Q8_0, q8_0, Q8_0, quantize: Some(q8_0::quantize), vec_dot: Some(q8_0::vec_dot)),
-    format!(Q8_1, q8_1, Q8_1, quantize: Some(q8_1::quantize), vec_dot: None),
-    format!(Q2_K, q2_k, Q8_K, quantize: Some(q2_k::quantize), vec_dot: Some(q2_k::vec_dot)),
-    format!(Q3_K, q3_k, Q8_K, quantize: Some(q3_k::quantize), vec_dot: Some(q3_k::vec_dot)),
-    format!(Q4_K, q4_k, Q8_K, quantize: Some(q4_k::quantize), vec_dot: Some(q4_k::vec_dot)),
-    format!(Q5_K, q5_k, Q8_K, quantize: Some(q5_k::quantize), vec_dot: Some(q5_k::vec_dot)),
-    format!(Q6_K, q6_k, Q8_K, quantize: Some(q6_k::quantize), vec_dot: Some(q6_k::vec_dot)),
-    format!(Q8_K, q8_k, Q8_K, quantize: Some(q8_k::quantize), vec_dot: None),
+    entry!(F32, fp32, F32, quantize: Some(fp32::quantize), vec_dot: Some(fp32::vec_dot)),
+    entry!(F16, fp16, F16, quantize: Some(fp16::quantize), vec_dot: Some(fp16::vec_dot)),
+    entry!(BF16, bf16, BF16, quantize: Some(bf16::quantize), vec_dot: Some(bf16::vec_dot)),
+    entry!(Q4_0, q4_0, Q8_0, quantize: Some(q4_0::quantize), vec_dot: Some(q4_0::vec_dot)),
+    entry!(Q4_1, q4_1, Q8_1, quantize: Some(q4_1::quantize), vec_dot: Some(q4_1::vec_dot)),
+    entry!(Q5_0, q5_0, Q8_0, quantize: Some(q5_0::quantize), vec_dot: Some(q5_0::vec_dot)),
+    entry!(Q5_1, q5_1, Q8_1, quantize: Some(q5_1::quantize), vec_dot: Some(q5_1::vec_dot)),
+    entry!(Q8_0, q8_0, Q8_0, quantize: Some(q8_0::quantize), vec_dot: Some(q8_0::vec_dot)),
+    entry!(Q8_1, q8_1, Q8_1, quantize: Some(q8_1::quantize), vec_dot: None),
+    entry!(Q2_K, q2_k, Q8_K, quantize: Some(q2_k::quantize), vec_dot: Some(q2_k::vec_dot)),
+    entry!(Q3_K, q3_k, Q8_K, quantize: Some(q3_k::quantize), vec_dot: Some(q3_k::vec_dot)),
+    entry!(Q4_K, q4_k, Q8_K, quantize: Some(q4_k::quantize), vec_dot: Some(q4_k::vec_dot)),
+    entry!(Q5_K, q5_k, Q8_K, quantize: Some(q5_k::quantize), vec_dot: Some(q5_k::vec_dot)),
+    entry!(Q6_K, q6_k, Q8_K, quantize: Some(q6_k::quantize), vec_dot: Some(q6_k::vec_dot)),
+    entry!(Q8_K, q8_k, Q8_K, quantize: Some(q8_k::quantize), vec_dot: None),
 ];
 
 /// The format record for `ty`, or `None` for a type owl cannot compute with.

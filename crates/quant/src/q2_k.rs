@@ -4,7 +4,7 @@
 //! Layout (84 bytes): `scales: [u8; 16]` at 0 (low nibble `sc`, high nibble `m`),
 //! `qs: [u8; 64]` at 16 (2-bit planes, see [`crate::k_common`]), `d: f16` at 80, `dmin: f16` at 82.
 
-use crate::common::{check_dot, check_lens, f16_at, nearest_int, put_f16};
+use crate::common::{dequant_blocks, dot_blocks, f16_at, nearest_int, put_f16, quant_blocks};
 use crate::k_common::{make_qkx2_quants, pack_2bit, Qkx2};
 use crate::{q8_k, QK_K};
 
@@ -17,8 +17,7 @@ pub const D: usize = 80;
 
 /// `dequantize_row_q2_K`: `dl * q - ml` with `dl = d * sc`, `ml = dmin * m`.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f16_at(b, D);
         let min = f16_at(b, D + 2);
         let mut out = 0;
@@ -43,10 +42,15 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 
 /// `quantize_row_q2_K_ref`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
     const Q4SCALE: f32 = 15.0;
-    let p = Qkx2 { nmax: 3, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: true };
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    let p = Qkx2 {
+        nmax: 3,
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+        use_mad: true,
+    };
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let mut ls = [0u8; QK_K];
         let mut laux = [0u8; 16];
         let mut weights = [0f32; 16];
@@ -107,9 +111,8 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
 /// `ggml_vec_dot_q2_K_q8_K_generic`: integer sums per 16-group scaled by `sc`, the mins applied
 /// through `bsums`, then `sumf += dall * isum - dmin * summs`.
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, q8_k::TYPE_SIZE);
     let mut sumf = 0.0f32;
-    for (x, yb) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(q8_k::TYPE_SIZE)).take(n / QK_K) {
+    for (x, yb) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, q8_k::TYPE_SIZE) {
         let y = q8_k::Block::parse(yb);
         let sc = &x[..QK_K / 16];
         let mut summs = 0i32;

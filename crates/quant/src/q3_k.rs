@@ -5,7 +5,7 @@
 //! `32k + l`), `qs: [u8; 64]` at 32 (2-bit planes), `scales: [u8; 12]` at 96 (see
 //! [`crate::k_common::q3_k_scales`]), `d: f16` at 108.
 
-use crate::common::{check_dot, check_lens, f16_at, nearest_int, put_f16};
+use crate::common::{dequant_blocks, dot_blocks, f16_at, nearest_int, put_f16, quant_blocks};
 use crate::k_common::{make_q3_quants, pack_2bit, q3_k_scales};
 use crate::{q8_k, QK_K};
 
@@ -39,8 +39,7 @@ fn unpack(x: &[u8]) -> [i8; QK_K] {
 
 /// `dequantize_row_q3_K`: `dl * q` with `dl = d * (sc - 32)`.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d_all = f16_at(b, D);
         let scales = q3_k_scales(&b[SCALES..SCALES + 12]);
         let q = unpack(b);
@@ -56,8 +55,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 
 /// `quantize_row_q3_K_ref`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let mut ls = [0i8; QK_K];
         let mut scales = [0f32; QK_K / 16];
         let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
@@ -117,9 +115,8 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
 /// block, scaled into eight `f32` lanes (`sums`) that persist across blocks and are added up in
 /// lane order at the end.
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, q8_k::TYPE_SIZE);
     let mut sums = [0f32; 8];
-    for (x, yb) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(q8_k::TYPE_SIZE)).take(n / QK_K) {
+    for (x, yb) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, q8_k::TYPE_SIZE) {
         let y = q8_k::Block::parse(yb);
         let aux8 = unpack(x);
         let scales = q3_k_scales(&x[SCALES..SCALES + 12]);

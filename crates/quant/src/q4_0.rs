@@ -3,7 +3,7 @@
 //! Layout (18 bytes): `d: f16` at 0, `qs: [u8; 16]` at 2. Value `j` (`j < 16`) is the low nibble
 //! of `qs[j]`, value `j + 16` its high nibble; each is `d * (q - 8)`.
 
-use crate::common::{check_dot, check_lens, f16_at, put_f16};
+use crate::common::{dequant_blocks, dot_blocks, f16_at, put_f16, quant_blocks};
 use crate::q8_0;
 
 pub const BLOCK_SIZE: usize = 32;
@@ -13,8 +13,7 @@ pub const QS: usize = 2;
 
 /// `dequantize_row_q4_0`: `(q - 8) * d`.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f16_at(b, 0);
         for j in 0..BLOCK_SIZE / 2 {
             let x0 = i32::from(b[QS + j] & 0x0f) - 8;
@@ -28,8 +27,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 /// `quantize_row_q4_0_ref`: `d = max / -8` where `max` is the first value of largest magnitude
 /// (sign kept), `q = min(15, trunc(x / d + 8.5))`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let (mut amax, mut max) = (0.0f32, 0.0f32);
         for &v in x {
             if amax < v.abs() {
@@ -53,9 +51,8 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
 /// `ggml_vec_dot_q4_0_q8_0_generic`: per block `sumi = Σ (q - 8)·y` in integers (low and high
 /// halves summed separately, then added), then `sumf += sumi * d_x * d_y`.
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, q8_0::TYPE_SIZE);
     let mut sumf = 0.0f32;
-    for (x, y) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(q8_0::TYPE_SIZE)).take(n / BLOCK_SIZE) {
+    for (x, y) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, q8_0::TYPE_SIZE) {
         let (mut sumi0, mut sumi1) = (0i32, 0i32);
         for j in 0..BLOCK_SIZE / 2 {
             let v0 = i32::from(x[QS + j] & 0x0f) - 8;

@@ -3,7 +3,7 @@
 //! Layout (20 bytes): `d: f16` at 0, `m: f16` at 2, `qs: [u8; 16]` at 4 (nibbles as in `Q4_0`).
 //! Value is `q * d + m`.
 
-use crate::common::{check_dot, check_lens, f16_at, put_f16};
+use crate::common::{dequant_blocks, dot_blocks, f16_at, put_f16, quant_blocks};
 use crate::q8_1;
 
 pub const BLOCK_SIZE: usize = 32;
@@ -15,8 +15,7 @@ pub const QS: usize = 4;
 
 /// `dequantize_row_q4_1`: `q * d + m` (two roundings, no fused multiply-add).
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f16_at(b, 0);
         let m = f16_at(b, M);
         for j in 0..BLOCK_SIZE / 2 {
@@ -28,8 +27,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 
 /// `quantize_row_q4_1_ref`: `d = (max - min) / 15`, `q = min(15, trunc((x - min) / d + 0.5))`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let (mut min, mut max) = (f32::MAX, -f32::MAX);
         for &v in x {
             if v < min {
@@ -56,9 +54,8 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
 /// `ggml_vec_dot_q4_1_q8_1_generic`: per block `sumi = Σ q·y` in integers, then
 /// `sumf += (d_x * d_y) * sumi + m_x * s_y`.
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, q8_1::TYPE_SIZE);
     let mut sumf = 0.0f32;
-    for (x, y) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(q8_1::TYPE_SIZE)).take(n / BLOCK_SIZE) {
+    for (x, y) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, q8_1::TYPE_SIZE) {
         let (mut sumi0, mut sumi1) = (0i32, 0i32);
         for j in 0..BLOCK_SIZE / 2 {
             let v0 = i32::from(x[QS + j] & 0x0f);

@@ -5,7 +5,7 @@
 //! [`get_scale_min_k4`]), `qs: [u8; 128]` at 16. Each 32 bytes of `qs` hold 64 values: low
 //! nibbles first, then high nibbles.
 
-use crate::common::{check_dot, check_lens, f16_at, nearest_int, put_f16};
+use crate::common::{dequant_blocks, dot_blocks, f16_at, nearest_int, put_f16, quant_blocks};
 use crate::k_common::{get_scale_min_k4, make_qkx2_quants, Qkx2, K_SCALE_SIZE};
 use crate::{q8_k, QK_K};
 
@@ -18,8 +18,7 @@ pub const QS: usize = 16;
 
 /// `dequantize_row_q4_K`: `d1 * q - m1` with `d1 = d * sc`, `m1 = dmin * m`.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f16_at(b, 0);
         let min = f16_at(b, 2);
         let scales = &b[SCALES..SCALES + K_SCALE_SIZE];
@@ -82,7 +81,11 @@ pub(crate) fn quantize_levels(x: &[f32], p: &Qkx2, y: &mut [u8]) -> [u8; QK_K] {
             max_min = min;
         }
     }
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let (mut lsc, mut lmn) = ([0u8; 8], [0u8; 8]);
     for j in 0..QK_K / 32 {
@@ -109,9 +112,14 @@ pub(crate) fn quantize_levels(x: &[f32], p: &Qkx2, y: &mut [u8]) -> [u8; QK_K] {
 
 /// `quantize_row_q4_K_ref`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    let p = Qkx2 { nmax: 15, rmin: -1.0, rdelta: 0.1, nstep: 20, use_mad: false };
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    let p = Qkx2 {
+        nmax: 15,
+        rmin: -1.0,
+        rdelta: 0.1,
+        nstep: 20,
+        use_mad: false,
+    };
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         y.fill(0);
         let ls = quantize_levels(x, &p, y);
         for j in 0..QK_K / 64 {
@@ -163,10 +171,9 @@ pub(crate) fn dot_block(x: &[u8], y: &q8_k::Block, aux8: &[i8; QK_K], sums: &mut
 /// kept across blocks; the min terms are subtracted from `sumf` block by block and the lanes are
 /// added last.
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, q8_k::TYPE_SIZE);
     let mut sums = [0f32; 8];
     let mut sumf = 0.0f32;
-    for (x, yb) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(q8_k::TYPE_SIZE)).take(n / QK_K) {
+    for (x, yb) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, q8_k::TYPE_SIZE) {
         let y = q8_k::Block::parse(yb);
         let mut aux8 = [0i8; QK_K];
         for j in 0..QK_K / 64 {

@@ -3,7 +3,7 @@
 //! Layout (22 bytes): `d: f16` at 0, `qh: u32` at 2 (bit `j` is the fifth bit of value `j`),
 //! `qs: [u8; 16]` at 6 (low nibbles as in `Q4_0`). Value is `d * (q - 16)`.
 
-use crate::common::{check_dot, check_lens, f16_at, put_f16, u32_at};
+use crate::common::{dequant_blocks, dot_blocks, f16_at, put_f16, quant_blocks, u32_at};
 use crate::q8_0;
 
 pub const BLOCK_SIZE: usize = 32;
@@ -15,8 +15,7 @@ pub const QS: usize = 6;
 
 /// `dequantize_row_q5_0`: `(q - 16) * d`.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f16_at(b, 0);
         let qh = u32_at(b, QH);
         for j in 0..BLOCK_SIZE / 2 {
@@ -33,8 +32,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 /// `quantize_row_q5_0_ref`: `d = max / -16` (`max` = first value of largest magnitude),
 /// `q = min(31, trunc(x / d + 16.5))`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let (mut amax, mut max) = (0.0f32, 0.0f32);
         for &v in x {
             if amax < v.abs() {
@@ -62,9 +60,8 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
 /// `ggml_vec_dot_q5_0_q8_0_generic`: per block `sumi = Σ (q - 16)·y` in integers, then
 /// `sumf += (d_x * d_y) * sumi`.
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, q8_0::TYPE_SIZE);
     let mut sumf = 0.0f32;
-    for (x, y) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(q8_0::TYPE_SIZE)).take(n / BLOCK_SIZE) {
+    for (x, y) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, q8_0::TYPE_SIZE) {
         let qh = u32_at(x, QH);
         let (mut sumi0, mut sumi1) = (0i32, 0i32);
         for j in 0..BLOCK_SIZE / 2 {

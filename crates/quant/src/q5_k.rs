@@ -4,7 +4,7 @@
 //! at 16 (bit `k` of byte `l` is the fifth bit of value `32k + l`), `qs: [u8; 128]` at 48
 //! (nibbles as in `Q4_K`).
 
-use crate::common::{check_dot, check_lens, f16_at};
+use crate::common::{dequant_blocks, dot_blocks, f16_at, quant_blocks};
 use crate::k_common::{get_scale_min_k4, Qkx2, K_SCALE_SIZE};
 use crate::q4_k::{dot_block, quantize_levels};
 use crate::{q8_k, QK_K};
@@ -20,8 +20,7 @@ pub const QS: usize = 48;
 
 /// `dequantize_row_q5_K`: `d1 * q - m1` with `d1 = d * sc`, `m1 = dmin * m`.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f16_at(b, 0);
         let min = f16_at(b, 2);
         let scales = &b[SCALES..SCALES + K_SCALE_SIZE];
@@ -47,9 +46,14 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 
 /// `quantize_row_q5_K_ref`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    let p = Qkx2 { nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: false };
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    let p = Qkx2 {
+        nmax: 31,
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+        use_mad: false,
+    };
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         y.fill(0);
         let ls = quantize_levels(x, &p, y);
         let (mut m1, mut m2) = (1u8, 2u8);
@@ -75,10 +79,9 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
 
 /// `ggml_vec_dot_q5_K_q8_K_generic` (same accumulation as [`crate::q4_k::vec_dot`]).
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, q8_k::TYPE_SIZE);
     let mut sums = [0f32; 8];
     let mut sumf = 0.0f32;
-    for (x, yb) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(q8_k::TYPE_SIZE)).take(n / QK_K) {
+    for (x, yb) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, q8_k::TYPE_SIZE) {
         let y = q8_k::Block::parse(yb);
         let hm = &x[QH..QH + 32];
         let mut aux8 = [0i8; QK_K];

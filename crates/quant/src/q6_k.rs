@@ -6,7 +6,7 @@
 //! `l + 32k` (`l < 32`) has low nibble from `ql[l + 32(k & 1)]` (low half for `k < 2`, high half
 //! otherwise) and high bits `(qh[l] >> 2k) & 3`.
 
-use crate::common::{check_dot, check_lens, f16_at, nearest_int, put_f16};
+use crate::common::{dequant_blocks, dot_blocks, f16_at, nearest_int, put_f16, quant_blocks};
 use crate::k_common::{make_qx_quants, GROUP_MAX_EPS};
 use crate::{q8_k, QK_K};
 
@@ -38,8 +38,7 @@ fn unpack(x: &[u8]) -> [i8; QK_K] {
 
 /// `dequantize_row_q6_K`: `d * sc * q`, evaluated as `(d * sc) * q`.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f16_at(b, D);
         let q = unpack(b);
         for g in 0..QK_K / 16 {
@@ -53,13 +52,16 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 
 /// `quantize_row_q6_K_ref`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let mut ls = [0u8; QK_K];
         let mut scales = [0f32; QK_K / 16];
         let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
         for ib in 0..QK_K / 16 {
-            let scale = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut ls[16 * ib..16 * ib + 16]);
+            let scale = make_qx_quants(
+                32,
+                &x[16 * ib..16 * ib + 16],
+                &mut ls[16 * ib..16 * ib + 16],
+            );
             scales[ib] = scale;
             if scale.abs() > max_abs_scale {
                 max_abs_scale = scale.abs();
@@ -88,11 +90,18 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
         for j in 0..QK_K / 128 {
             let l = &ls[128 * j..128 * j + 128];
             for i in 0..32 {
-                let (q1, q2, q3, q4) = (l[i] & 0x0f, l[i + 32] & 0x0f, l[i + 64] & 0x0f, l[i + 96] & 0x0f);
+                let (q1, q2, q3, q4) = (
+                    l[i] & 0x0f,
+                    l[i + 32] & 0x0f,
+                    l[i + 64] & 0x0f,
+                    l[i + 96] & 0x0f,
+                );
                 y[64 * j + i] = q1 | (q3 << 4);
                 y[64 * j + i + 32] = q2 | (q4 << 4);
-                y[QH + 32 * j + i] =
-                    (l[i] >> 4) | ((l[i + 32] >> 4) << 2) | ((l[i + 64] >> 4) << 4) | ((l[i + 96] >> 4) << 6);
+                y[QH + 32 * j + i] = (l[i] >> 4)
+                    | ((l[i + 32] >> 4) << 2)
+                    | ((l[i + 64] >> 4) << 4)
+                    | ((l[i + 96] >> 4) << 6);
             }
         }
     }
@@ -101,9 +110,8 @@ pub fn quantize(src: &[f32], dst: &mut [u8]) {
 /// `ggml_vec_dot_q6_K_q8_K_generic`: eight `i32` lanes per block scaled into eight `f32` lanes
 /// kept across blocks, added in lane order at the end.
 pub fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    check_dot(n, w.len(), a.len(), BLOCK_SIZE, TYPE_SIZE, q8_k::TYPE_SIZE);
     let mut sums = [0f32; 8];
-    for (x, yb) in w.chunks_exact(TYPE_SIZE).zip(a.chunks_exact(q8_k::TYPE_SIZE)).take(n / QK_K) {
+    for (x, yb) in dot_blocks(n, BLOCK_SIZE, w, TYPE_SIZE, a, q8_k::TYPE_SIZE) {
         let y = q8_k::Block::parse(yb);
         let aux8 = unpack(x);
         let mut aux32 = [0i32; 8];

@@ -4,7 +4,7 @@
 //! Layout (36 bytes): `d: f16` at 0, `s: f16` at 2 (`d * Σ qs`, from the unrounded `d`),
 //! `qs: [i8; 32]` at 4. Value `i` is `d * qs[i]`.
 
-use crate::common::{check_lens, f16_at, put_f16};
+use crate::common::{dequant_blocks, f16_at, put_f16, quant_blocks};
 
 pub const BLOCK_SIZE: usize = 32;
 pub const TYPE_SIZE: usize = 36;
@@ -15,8 +15,7 @@ pub const QS: usize = 4;
 
 /// `qs[i] * d` (ggml has no dequantizer for this type; this is the obvious one).
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f16_at(b, 0);
         for j in 0..BLOCK_SIZE {
             y[j] = f32::from(b[QS + j] as i8) * d;
@@ -27,8 +26,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 /// `quantize_row_q8_1_ref`: the `Q8_0` rounding, plus `s = f16(Σqs * d)` where `d` is the `f32`
 /// scale *before* it is rounded to `f16`.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let mut amax = 0.0f32;
         for &v in x {
             amax = if amax > v.abs() { amax } else { v.abs() };

@@ -5,7 +5,7 @@
 //! Layout (292 bytes): `d: f32` at 0, `qs: [i8; 256]` at 4, `bsums: [i16; 16]` at 260.
 //! Value `i` is `d * qs[i]`.
 
-use crate::common::{check_lens, f32_at, nearest_int};
+use crate::common::{dequant_blocks, f32_at, nearest_int, quant_blocks};
 use crate::QK_K;
 
 pub const BLOCK_SIZE: usize = QK_K;
@@ -30,7 +30,11 @@ impl<'a> Block<'a> {
         for (j, s) in bsums.iter_mut().enumerate() {
             *s = i16::from_le_bytes([b[BSUMS + 2 * j], b[BSUMS + 2 * j + 1]]);
         }
-        Block { d: f32_at(b, 0), qs: &b[QS..QS + QK_K], bsums }
+        Block {
+            d: f32_at(b, 0),
+            qs: &b[QS..QS + QK_K],
+            bsums,
+        }
     }
 
     #[inline]
@@ -41,8 +45,7 @@ impl<'a> Block<'a> {
 
 /// `dequantize_row_q8_K`: `d * qs[i]`.
 pub fn dequantize(src: &[u8], dst: &mut [f32]) {
-    check_lens(src.len(), dst.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (b, y) in src.chunks_exact(TYPE_SIZE).zip(dst.chunks_exact_mut(BLOCK_SIZE)) {
+    for (b, y) in dequant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let d = f32_at(b, 0);
         for j in 0..QK_K {
             y[j] = d * f32::from(b[QS + j] as i8);
@@ -56,8 +59,7 @@ pub fn dequantize(src: &[u8], dst: &mut [f32]) {
 /// 16 quants. An all-zero block stores `d = 0` and zero quants; ggml leaves its `bsums`
 /// unwritten, owl writes zeros.
 pub fn quantize(src: &[f32], dst: &mut [u8]) {
-    check_lens(dst.len(), src.len(), BLOCK_SIZE, TYPE_SIZE);
-    for (x, y) in src.chunks_exact(BLOCK_SIZE).zip(dst.chunks_exact_mut(TYPE_SIZE)) {
+    for (x, y) in quant_blocks(src, dst, BLOCK_SIZE, TYPE_SIZE) {
         let (mut max, mut amax) = (0.0f32, 0.0f32);
         for &v in x {
             let ax = v.abs();

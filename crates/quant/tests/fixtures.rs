@@ -16,7 +16,11 @@ fn dequantize_matches_python_bit_for_bit() {
         assert_eq!(want.len(), ROWS * COLS, "{ty}");
         let got = dequantize(ty, &q, ROWS * COLS);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(g.to_bits(), w.to_bits(), "{ty} element {i}: owl {g:e}, python {w:e}");
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{ty} element {i}: owl {g:e}, python {w:e}"
+            );
         }
     }
 }
@@ -30,7 +34,10 @@ fn dequantize_row_by_row_matches_whole_tensor() {
         let rb = f.row_bytes(COLS);
         for r in 0..ROWS {
             let got = dequantize(ty, &q[r * rb..(r + 1) * rb], COLS);
-            let same = got.iter().zip(&want[r * COLS..]).all(|(g, w)| g.to_bits() == w.to_bits());
+            let same = got
+                .iter()
+                .zip(&want[r * COLS..])
+                .all(|(g, w)| g.to_bits() == w.to_bits());
             assert!(same, "{ty} row {r}");
         }
     }

@@ -22,8 +22,8 @@ fn parse_merges(vocab: &Vocab, merges: &[String]) -> Merges {
     merges
         .iter()
         .filter_map(|m| {
-            // llama.cpp splits at the first space after the first byte.
-            let pos = m.get(1..)?.find(' ')? + 1;
+            // llama.cpp splits at the first space that is not the first byte.
+            let (pos, _) = m.char_indices().skip(1).find(|&(_, c)| c == ' ')?;
             let (a, b) = (&m[..pos], &m[pos + 1..]);
             (has(a) && has(b) && has(&format!("{a}{b}"))).then(|| (a.to_string(), b.to_string()))
         })
@@ -48,7 +48,11 @@ pub(crate) fn build(vocab: &Vocab, merges: &[String]) -> Result<Tokenizer, TextE
 
     let mut steps: Vec<PreTokenizerWrapper> = Vec::new();
     for re in pretokenize::regexes(vocab.pre.kind) {
-        let split = Split::new(SplitPattern::Regex(re), SplitDelimiterBehavior::Isolated, false)?;
+        let split = Split::new(
+            SplitPattern::Regex(re),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )?;
         steps.push(split.into());
     }
     steps.push(ByteLevel::new(false, false, false).into());

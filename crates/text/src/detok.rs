@@ -64,7 +64,9 @@ pub(crate) fn clean_spaces(text: &[u8]) -> Vec<u8> {
         if i > 0 && b[i - 1] == b' ' && x == b'\'' && i + 1 < b.len() {
             let x1 = b[i + 1];
             let x2 = b.get(i + 2).copied();
-            if matches!(x1, b's' | b'm') || matches!((x1, x2), (b'r', Some(b'e')) | (b'v', Some(b'e'))) {
+            if matches!(x1, b's' | b'm')
+                || matches!((x1, x2), (b'r', Some(b'e')) | (b'v', Some(b'e')))
+            {
                 c.pop();
             }
         }

@@ -19,7 +19,11 @@ fn is_space(b: u8) -> bool {
 }
 
 /// Splits `text` into raw-text fragments and special tokens.
-pub(crate) fn partition<'a>(vocab: &Vocab, text: &'a str, parse_special: bool) -> Vec<Fragment<'a>> {
+pub(crate) fn partition<'a>(
+    vocab: &Vocab,
+    text: &'a str,
+    parse_special: bool,
+) -> Vec<Fragment<'a>> {
     let mut frags = Vec::new();
     if text.is_empty() {
         return frags;
@@ -31,7 +35,11 @@ pub(crate) fn partition<'a>(vocab: &Vocab, text: &'a str, parse_special: bool) -
             continue;
         }
         let special = vocab.tokens[id as usize].as_str();
-        if special.is_empty() || !frags.iter().any(|f| matches!(f, Fragment::Text(t) if t.contains(special))) {
+        if special.is_empty()
+            || !frags
+                .iter()
+                .any(|f| matches!(f, Fragment::Text(t) if t.contains(special)))
+        {
             continue;
         }
         let mut out = Vec::with_capacity(frags.len() + 2);

@@ -33,11 +33,14 @@ const fn cfg(kind: &'static str, clean_spaces: bool) -> PreConfig {
     }
 }
 
+/// llama.cpp's `default` pre-tokenizer (also used for SentencePiece vocabularies).
+pub(crate) const DEFAULT: PreConfig = cfg("default", true);
+
 /// Resolves a `tokenizer.ggml.pre` value the way llama.cpp's `llama_vocab::load` does.
 /// A missing value means `"default"`; an unknown name gives `None`.
 pub(crate) fn resolve(pre: Option<&str>) -> Option<PreConfig> {
     let c = match pre.unwrap_or("default") {
-        "default" => cfg("default", true),
+        "default" => DEFAULT,
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
         | "lfm2" | "jina-v5-nano" => PreConfig {
             ignore_merges: true,
@@ -134,11 +137,7 @@ pub(crate) fn regexes(kind: &str) -> Vec<String> {
             s(CJK),
             s(r"\p{N}+"),
         ],
-        "deepseek-v3" => vec![
-            s(r"\p{N}{1,3}"),
-            s("[一-龥぀-ゟ゠-ヿ]+"),
-            s(DEEPSEEK3_MAIN),
-        ],
+        "deepseek-v3" => vec![s(r"\p{N}{1,3}"), s("[一-龥぀-ゟ゠-ヿ]+"), s(DEEPSEEK3_MAIN)],
         "deepseek-coder" => vec![
             s(r"[\r\n]"),
             s(r"\s?\p{L}+"),
@@ -146,11 +145,7 @@ pub(crate) fn regexes(kind: &str) -> Vec<String> {
             s(CJK),
             s(r"\p{N}"),
         ],
-        "falcon" => vec![
-            s(r"[\p{P}\$\+<=>\^~\|`]+"),
-            s(GPT2),
-            s("[0-9][0-9][0-9]"),
-        ],
+        "falcon" => vec![s(r"[\p{P}\$\+<=>\^~\|`]+"), s(GPT2), s("[0-9][0-9][0-9]")],
         "starcoder" => vec![s(r"\p{N}"), s(GPT2)],
         "gpt2" => vec![s(GPT2)],
         "qwen2" => vec![format!("{CONTRACTIONS}{QWEN2_TAIL}")],
@@ -190,10 +185,7 @@ pub(crate) fn regexes(kind: &str) -> Vec<String> {
             r"{CONTRACTIONS}|[^\r\n\p{{L}}\p{{N}}]?\p{{L}}+|\p{{N}}{{1}}| ?[^\s\p{{L}}\p{{N}}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+"
         )],
         "ufakzeka" => vec![s(&QWEN2_TAIL[1..])],
-        "laguna" => vec![
-            s(r"[^\n]+|[\n]+"),
-            format!("{CONTRACTIONS}{QWEN2_TAIL}"),
-        ],
+        "laguna" => vec![s(r"[^\n]+|[\n]+"), format!("{CONTRACTIONS}{QWEN2_TAIL}")],
         // "default" and anything unknown: llama.cpp's default list.
         _ => vec![
             s(r"[\p{P}\$\+<=>\^~\|]+"),
@@ -206,12 +198,32 @@ pub(crate) fn regexes(kind: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const KINDS: &[&str] = &[
-        "default", "llama3", "jais2", "deepseek-llm", "deepseek-v3", "deepseek-coder", "falcon",
-        "starcoder", "gpt2", "qwen2", "qwen35", "poro", "viking", "tekken", "gpt-4o", "tiny-aya",
-        "minicpm5", "exaone-moe", "bailingmoe", "seed-coder", "ufakzeka", "laguna",
+        "default",
+        "llama3",
+        "jais2",
+        "deepseek-llm",
+        "deepseek-v3",
+        "deepseek-coder",
+        "falcon",
+        "starcoder",
+        "gpt2",
+        "qwen2",
+        "qwen35",
+        "poro",
+        "viking",
+        "tekken",
+        "gpt-4o",
+        "tiny-aya",
+        "minicpm5",
+        "exaone-moe",
+        "bailingmoe",
+        "seed-coder",
+        "ufakzeka",
+        "laguna",
     ];
 
     #[test]

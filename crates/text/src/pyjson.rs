@@ -26,7 +26,12 @@ pub(crate) fn tojson(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
         Some(v) => match (v.as_i64(), v.as_str()) {
             (Some(n), _) => Some(" ".repeat(n.max(0) as usize)),
             (None, Some(s)) => Some(s.to_string()),
-            _ => return Err(Error::new(ErrorKind::InvalidOperation, "tojson: bad indent")),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "tojson: bad indent",
+                ))
+            }
         },
     };
     let separators: Option<Value> = kwargs.get("separators")?;
@@ -183,7 +188,11 @@ fn py_float(f: f64) -> String {
         } else if point as usize >= digits.len() {
             format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
         } else {
-            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
         };
         format!("{sign}{s}")
     } else {
@@ -199,6 +208,7 @@ fn py_float(f: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -33,7 +33,10 @@ fn derive_merges(vocab: &Vocab, scores: &[f32]) -> Merges {
             .then(a.3.cmp(&b.3))
     });
     let text = |i: u32| vocab.tokens[i as usize].clone();
-    ranked.into_iter().map(|(_, _, l, r)| (text(l), text(r))).collect()
+    ranked
+        .into_iter()
+        .map(|(_, _, l, r)| (text(l), text(r)))
+        .collect()
 }
 
 pub(crate) fn build(vocab: &Vocab, scores: &[f32]) -> Result<Tokenizer, TextError> {

@@ -4,11 +4,27 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const DAYS: [&str; 7] = [
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
 ];
 
 /// A broken-down UTC time.
@@ -89,7 +105,11 @@ impl Tm {
                     format!("{v:0width$}")
                 }
             };
-            let hour12 = if self.hour % 12 == 0 { 12 } else { self.hour % 12 };
+            let hour12 = if self.hour % 12 == 0 {
+                12
+            } else {
+                self.hour % 12
+            };
             let s = match spec {
                 'Y' => self.year.to_string(),
                 'y' => num(self.year.rem_euclid(100), 2),
@@ -123,16 +143,23 @@ impl Tm {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn known_dates() {
         let t = Tm::from_unix(0);
-        assert_eq!(t.format("%Y-%m-%d %H:%M:%S %a %j"), "1970-01-01 00:00:00 Thu 001");
+        assert_eq!(
+            t.format("%Y-%m-%d %H:%M:%S %a %j"),
+            "1970-01-01 00:00:00 Thu 001"
+        );
         // 2024-07-26 13:05:09 UTC, a Friday
         let t = Tm::from_unix(1_722_000_000 - 1_722_000_000 % 86_400 + 13 * 3600 + 5 * 60 + 9);
         assert_eq!(t.format("%d %b %Y"), "26 Jul 2024");
-        assert_eq!(t.format("%B %-d, %Y %I:%M %p %A"), "July 26, 2024 01:05 PM Friday");
+        assert_eq!(
+            t.format("%B %-d, %Y %I:%M %p %A"),
+            "July 26, 2024 01:05 PM Friday"
+        );
         assert_eq!(t.format("%j %y %%"), "208 24 %");
         // leap day
         let t = Tm::from_unix(951_782_400); // 2000-02-29

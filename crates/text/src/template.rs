@@ -140,7 +140,10 @@ impl ChatTemplate {
     ) -> Result<String, TextError> {
         let mut ctx: Vec<(String, Value)> = vec![
             ("messages".into(), Value::from_serialize(messages)),
-            ("add_generation_prompt".into(), Value::from(add_generation_prompt)),
+            (
+                "add_generation_prompt".into(),
+                Value::from(add_generation_prompt),
+            ),
             ("bos_token".into(), Value::from(self.bos_token.as_str())),
             ("eos_token".into(), Value::from(self.eos_token.as_str())),
             ("tools".into(), Value::from(())),

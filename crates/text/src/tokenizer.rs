@@ -120,7 +120,12 @@ impl Tokenizer {
 
     /// llama.cpp's `llama_detokenize`: like [`Self::decode`], and with `remove_special` a
     /// leading BOS / trailing EOS (when the model adds them) are dropped.
-    pub fn detokenize(&self, mut ids: &[u32], remove_special: bool, render_special: bool) -> String {
+    pub fn detokenize(
+        &self,
+        mut ids: &[u32],
+        remove_special: bool,
+        render_special: bool,
+    ) -> String {
         let v = &self.vocab;
         let mut remove_space = v.add_space_prefix;
         if remove_special && v.add_bos {

@@ -61,17 +61,50 @@ pub(crate) struct Vocab {
 
 /// Texts llama.cpp treats as end-of-turn / end-of-generation markers.
 const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
 ];
 const EOG_TEXTS: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<｜end▁of▁sentence｜>", "[e~[",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
 ];
 const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-const FIM_REP_TEXTS: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_REP_TEXTS: &[&str] = &[
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
 fn type_to_attr(t: i32) -> u32 {
@@ -111,22 +144,20 @@ impl Vocab {
                     unk: Some(0),
                     ..SpecialIds::default()
                 };
-                (Kind::Spm, ids, pretokenize::resolve(None), true)
+                (Kind::Spm, ids, pretokenize::DEFAULT, true)
             }
             "gpt2" => {
                 let resolved = pretokenize::resolve(spec.pre.as_deref());
+                let pre = resolved.unwrap_or(pretokenize::DEFAULT);
                 let ids = SpecialIds {
-                    bos: Some(11).filter(|_| !resolved.is_some_and(|p| p.no_default_bos)),
+                    bos: Some(11).filter(|_| !pre.no_default_bos),
                     eos: Some(11),
                     ..SpecialIds::default()
                 };
-                (Kind::Bpe, ids, resolved, resolved.is_some())
+                (Kind::Bpe, ids, pre, resolved.is_some())
             }
             other => return Err(TextError::UnsupportedModel(other.to_string())),
         };
-        let pre = pre.or_else(|| pretokenize::resolve(None)).ok_or_else(|| {
-            TextError::InvalidVocab("no default pre-tokenizer".into()) // unreachable in practice
-        })?;
         let (mut add_bos, mut add_eos, mut add_space_prefix, clean_spaces) = match kind {
             Kind::Spm => (true, false, true, false),
             Kind::Bpe => (pre.add_bos, false, false, pre.clean_spaces),
@@ -146,7 +177,11 @@ impl Vocab {
             };
             token_to_id.insert(text.clone(), i as u32);
             tokens.push(text);
-            attrs.push(spec.token_types.get(i).map_or(attr::NORMAL, |&t| type_to_attr(t)));
+            attrs.push(
+                spec.token_types
+                    .get(i)
+                    .map_or(attr::NORMAL, |&t| type_to_attr(t)),
+            );
         }
 
         // Metadata ids override defaults when in range; out-of-range defaults are dropped.
@@ -194,12 +229,11 @@ impl Vocab {
         self.attrs[id as usize] |= attr::CONTROL;
     }
 
-    /// First token (by id) whose text is in `texts`.
+    /// The token for the first of `texts` the vocabulary has. (llama.cpp scans a hash map, so
+    /// its pick among several candidates is arbitrary; list order makes ours the intended one,
+    /// e.g. `<|eot_id|>` over `<|end_of_text|>`.)
     fn find_text(&self, texts: &[&str]) -> Option<u32> {
-        texts
-            .iter()
-            .filter_map(|t| self.token_to_id.get(*t).copied())
-            .min()
+        texts.iter().find_map(|t| self.token_to_id.get(*t).copied())
     }
 
     /// llama.cpp guesses EOT/EOM/FIM ids from token text when the metadata omits them, and
@@ -240,20 +274,29 @@ impl Vocab {
                 self.attrs[id as usize] = attr::USER_DEFINED;
             }
         }
-        eog.extend([self.ids.eos, self.ids.eot, self.ids.eom].into_iter().flatten());
+        eog.extend(
+            [self.ids.eos, self.ids.eot, self.ids.eom]
+                .into_iter()
+                .flatten(),
+        );
 
-        let has = |t: &str| self.token_to_id.get(t).is_some_and(|id| eog.contains(id));
+        let has = |eog: &HashSet<u32>, t: &str| {
+            self.token_to_id.get(t).is_some_and(|id| eog.contains(id))
+        };
         // o200k_harmony / solar-open: "<|end|>" ends a message, not the generation.
-        if (has("<|return|>") && has("<|call|>") || has("<|calls|>") && has("<|flush|>"))
-            && has("<|end|>")
-        {
+        let end_is_not_eog = (has(&eog, "<|return|>") && has(&eog, "<|call|>")
+            || has(&eog, "<|calls|>") && has(&eog, "<|flush|>"))
+            && has(&eog, "<|end|>");
+        // gemma4 / plamo: "</s>" is an ordinary token there.
+        let s_is_normal =
+            (has(&eog, "<|tool_response>") || has(&eog, "<|plamo:eos|>")) && has(&eog, "</s>");
+        if end_is_not_eog {
             if let Some(&id) = self.token_to_id.get("<|end|>") {
                 eog.remove(&id);
                 self.attrs[id as usize] = attr::USER_DEFINED;
             }
         }
-        // gemma4 / plamo: "</s>" is an ordinary token there.
-        if (has("<|tool_response>") || has("<|plamo:eos|>")) && has("</s>") {
+        if s_is_normal {
             if let Some(&id) = self.token_to_id.get("</s>") {
                 eog.remove(&id);
                 self.attrs[id as usize] = attr::NORMAL;

@@ -4,7 +4,8 @@
 //! Each (token, head) pair is an independent task for the thread pool; a token attends over its
 //! own sequence's cache rows `0..=pos`, so the batch may mix sequences freely.
 
-use owl_kernels::attention::{attend_head, HeadView};
+use half::f16;
+use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadView};
 use owl_kernels::pool::split_range;
 use owl_kernels::rope::RopeConfig;
 use owl_kernels::{linear, ActBuffer, QMatrix};
@@ -37,8 +38,10 @@ pub struct AttnScratch<'a> {
     pub v: &'a mut [f32],
     /// [n, q_dim]
     pub attn: &'a mut [f32],
-    /// [n_threads][n_ctx + 2 * head_dim]
-    pub per_thread: &'a mut [f32],
+    /// [n_threads][n_ctx_pad]
+    pub scores: &'a mut [f32],
+    /// [n_threads][n_ctx_pad + head_dim]
+    pub f16s: &'a mut [f16],
     /// [n_dims / 2]
     pub cos_sin: &'a mut [(f32, f32)],
     pub act: &'a mut ActBuffer,
@@ -50,6 +53,13 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
+
+#[derive(Clone, Copy)]
+struct SendPtr16(*mut f16);
+// SAFETY: threads use disjoint slices through it inside one `pool.run`.
+unsafe impl Send for SendPtr16 {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr16 {}
 
 fn add_bias(x: &mut [f32], bias: &Option<Vec<f32>>) {
     if let Some(b) = bias {
@@ -110,30 +120,45 @@ impl Gqa {
         let n_tasks = n * self.n_head;
         let group = self.n_head / self.n_head_kv;
         let scale = 1.0 / (hd as f32).sqrt();
-        let per_len = s.per_thread.len() / cx.pool.n_threads();
-        let scratch = SendPtr(s.per_thread.as_mut_ptr());
+        let n_pad = kv.n_ctx_pad();
+        let per_scores = s.scores.len() / cx.pool.n_threads();
+        let per_f16 = s.f16s.len() / cx.pool.n_threads();
+        let scores = SendPtr(s.scores.as_mut_ptr());
+        let f16s = SendPtr16(s.f16s.as_mut_ptr());
         let outp = SendPtr(attn.as_mut_ptr());
         let q = &*q;
         let kv = &*kv;
         // Row -> chunk lookup without allocation: chunks are sorted by `start`.
         let chunk_of = |row: usize| batch.chunks.partition_point(|c| c.start + c.len <= row);
         cx.pool.run(|ith, nth| {
-            let (scratch, outp) = (scratch, outp);
-            // SAFETY: each thread takes its own `per_len` slice of the scratch buffer.
-            let mine = unsafe { std::slice::from_raw_parts_mut(scratch.0.add(ith * per_len), per_len) };
-            let (q16, rest) = mine.split_at_mut(hd);
+            let (scores, f16s, outp) = (scores, f16s, outp);
+            // SAFETY: each thread takes its own disjoint slices of the scratch buffers, whose
+            // lengths are `n_threads` times the per-thread sizes.
+            let (sc, f) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(scores.0.add(ith * per_scores), per_scores),
+                    std::slice::from_raw_parts_mut(f16s.0.add(ith * per_f16), per_f16),
+                )
+            };
+            let (p16, q16) = f.split_at_mut(n_pad);
+            let mut hs = HeadScratch { scores: sc, p16, q16 };
             for task in split_range(n_tasks, ith, nth) {
                 let (row, head) = (task / self.n_head, task % self.n_head);
                 let c = &batch.chunks[chunk_of(row)];
                 let pos = c.pos0 + (row - c.start);
-                let (kc, vc) = kv.layer(c.slot, layer);
-                let off = (head / group) * hd;
-                let view = HeadView { k: &kc[off..], v: &vc[off..], row_stride: kv_dim };
+                let (kc, vt) = kv.layer(c.slot, layer);
+                let kvh = head / group;
+                let view = HeadView {
+                    k: &kc[kvh * hd..],
+                    k_stride: kv_dim,
+                    vt: &vt[kvh * hd * n_pad..],
+                    vt_stride: n_pad,
+                };
                 let qh = &q[row * q_dim + head * hd..row * q_dim + (head + 1) * hd];
                 // SAFETY: task (row, head) owns attn[row][head*hd..(head+1)*hd]; tasks are
                 // disjoint across threads.
                 let o = unsafe { std::slice::from_raw_parts_mut(outp.0.add(row * q_dim + head * hd), hd) };
-                attend_head(qh, &view, pos + 1, scale, rest, q16, o);
+                attend_head(cx.kernels, qh, &view, pos + 1, scale, &mut hs, o);
             }
         });
         linear(cx.kernels, cx.pool, &self.wo, attn, n, out, s.act);

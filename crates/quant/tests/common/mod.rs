@@ -6,13 +6,18 @@ use std::path::PathBuf;
 
 /// Bytes of `tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Little-endian `f32`s.
 pub fn floats(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 pub fn fmt(ty: GgmlType) -> &'static Format {
@@ -22,7 +27,9 @@ pub fn fmt(ty: GgmlType) -> &'static Format {
 /// `n` elements of `ty` quantized with its reference quantizer.
 pub fn quantize(ty: GgmlType, x: &[f32]) -> Vec<u8> {
     let f = fmt(ty);
-    let q = f.quantize.unwrap_or_else(|| panic!("{ty} has no quantizer"));
+    let q = f
+        .quantize
+        .unwrap_or_else(|| panic!("{ty} has no quantizer"));
     let mut out = vec![0u8; f.row_bytes(x.len())];
     q(x, &mut out);
     out
@@ -77,7 +84,13 @@ impl Rng {
             }
             2 => (0..n).map(|_| self.uniform() * 2.0 - 1.0).collect(),
             3 => (0..n)
-                .map(|_| if self.below(10) == 0 { self.normal() * 20.0 } else { self.normal() * 0.1 })
+                .map(|_| {
+                    if self.below(10) == 0 {
+                        self.normal() * 20.0
+                    } else {
+                        self.normal() * 0.1
+                    }
+                })
                 .collect(),
             _ => (0..n).map(|_| self.normal().abs() + 0.5).collect(),
         }

@@ -1,0 +1,186 @@
+//! The `owl` binary end to end: clean stdout, clear one-line errors, non-zero exits.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use owl_gguf::{GgmlType, GgufFile, GgufWriter, Value};
+
+fn owl(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_owl"))
+        .args(args)
+        .env("OWL_HOME", std::env::temp_dir().join("owl-cli-test-empty-home"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn owl");
+    if let Some(s) = stdin {
+        child.stdin.take().expect("stdin").write_all(s.as_bytes()).expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("owl output")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn model() -> String {
+    common::default_model().to_string_lossy().into_owned()
+}
+
+/// A one-line error on stderr, nothing on stdout, exit status 1.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(out.stdout.is_empty(), "stdout should be empty, got {:?}", text(&out.stdout));
+    assert_eq!(err.trim_end().lines().count(), 1, "error should be one line: {err:?}");
+    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn greedy_raw_run_prints_only_the_completion() {
+    let doc = common::fixture("generation.json");
+    let case = doc["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["kind"] == "raw" && c["first_eog_step"].is_null())
+        .expect("a raw case without EOG");
+    let prompt = case["prompt"].as_str().expect("prompt");
+    let expected = case["text"].as_str().expect("text");
+    let m = model();
+    let out = owl(
+        &["run", "--raw", "--model", &m, "--temperature", "0", "--max-tokens", "48", prompt],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = text(&out.stdout);
+    // stdout is the completion followed by one newline; no prompt echo, no banner.
+    assert_eq!(got.strip_suffix('\n').unwrap_or(&got), expected);
+}
+
+#[test]
+fn prompt_from_stdin_and_seeded_sampling_is_reproducible() {
+    let m = model();
+    let args = ["run", "--model", &m, "--seed", "7", "--temperature", "1.0", "--max-tokens", "24", "-"];
+    let a = owl(&args, Some("Write a haiku about owls."));
+    let b = owl(&args, Some("Write a haiku about owls."));
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    assert!(!text(&a.stdout).trim().is_empty(), "empty reply");
+    assert_eq!(a.stdout, b.stdout, "same seed and input must give the same output");
+    let c = owl(&["run", "--model", &m, "--seed", "8", "--temperature", "1.0", "--max-tokens", "24", "-"],
+        Some("Write a haiku about owls."));
+    assert_ne!(a.stdout, c.stdout, "different seeds should (almost surely) differ");
+}
+
+#[test]
+fn verbose_reports_speed_on_stderr_only() {
+    let m = model();
+    let out = owl(&["run", "--model", &m, "--temperature", "0", "-n", "8", "--verbose", "Hi"], None);
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("tok/s"), "{err}");
+    assert!(!text(&out.stdout).contains("tok/s"));
+}
+
+#[test]
+fn show_describes_the_model() {
+    let out = owl(&["show", &model()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for needle in ["llama", "Q4_1", "Q8_0", "8192", "apache-2.0", "im_start", "parameters"] {
+        assert!(s.contains(needle), "`owl show` output lacks {needle}:\n{s}");
+    }
+}
+
+/// A tiny random llama carrying the default model's tokenizer but no chat template.
+fn model_without_template(dir: &Path) -> String {
+    let src = GgufFile::open(&common::default_model()).expect("open default model");
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        if k.starts_with("tokenizer.") && k != "tokenizer.chat_template" {
+            w.add_kv(k, v.clone());
+        }
+    }
+    let (e, ff, nv) = (64u64, 128u64, 49152u64);
+    w.add_kv("general.architecture", Value::String("llama".into()));
+    for (k, v) in [
+        ("block_count", 1u32),
+        ("embedding_length", e as u32),
+        ("feed_forward_length", ff as u32),
+        ("attention.head_count", 2),
+        ("context_length", 128),
+    ] {
+        w.add_kv(&format!("llama.{k}"), Value::U32(v));
+    }
+    w.add_kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5));
+    let mut t = |name: &str, dims: &[u64]| {
+        let n: u64 = dims.iter().product();
+        let data: Vec<f32> = (0..n).map(|i| ((i * 2654435761) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let mut bytes = vec![0u8; owl_quant::row_bytes(GgmlType::F32, n as usize)];
+        (owl_quant::format(GgmlType::F32).and_then(|f| f.quantize).expect("f32"))(&data, &mut bytes);
+        w.add_tensor(name, dims, GgmlType::F32, bytes).expect("tensor");
+    };
+    t("token_embd.weight", &[e, nv]);
+    for n in ["attn_norm", "ffn_norm"] {
+        t(&format!("blk.0.{n}.weight"), &[e]);
+    }
+    for n in ["attn_q", "attn_k", "attn_v", "attn_output"] {
+        t(&format!("blk.0.{n}.weight"), &[e, e]);
+    }
+    t("blk.0.ffn_gate.weight", &[e, ff]);
+    t("blk.0.ffn_up.weight", &[e, ff]);
+    t("blk.0.ffn_down.weight", &[ff, e]);
+    t("output_norm.weight", &[e]);
+    let p = dir.join("no-template.gguf");
+    w.write_file(&p).expect("write tiny model");
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn chat_without_template_is_a_clear_error_and_raw_still_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = model_without_template(dir.path());
+    let out = owl(&["run", "--model", &m, "hello"], None);
+    assert_clean_failure(&out, "--raw");
+    let out = owl(&["run", "--raw", "--model", &m, "-n", "4", "--temperature", "0", "hello"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn corrupt_model_files_fail_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read(model_without_template(dir.path())).expect("read");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("bad-magic", [b"GGUX".as_slice(), &good[4..]].concat(), "magic"),
+        ("truncated-header", good[..20].to_vec(), "truncated"),
+        ("truncated-data", good[..good.len() / 2].to_vec(), "tensor"),
+        ("empty", Vec::new(), "truncated"),
+    ];
+    for (name, bytes, needle) in cases {
+        let p = dir.path().join(format!("{name}.gguf"));
+        std::fs::write(&p, bytes).expect("write");
+        let ps = p.to_string_lossy().into_owned();
+        for args in [vec!["run", "--raw", "--model", &ps, "hi"], vec!["show", &ps]] {
+            let out = owl(&args, None);
+            let err = text(&out.stderr).to_lowercase();
+            assert_clean_failure(&out, "");
+            assert!(err.contains(needle), "{name}: {err:?} should mention {needle:?}");
+        }
+    }
+    let out = owl(&["run", "--model", "/nonexistent/model.gguf", "hi"], None);
+    assert_clean_failure(&out, "not found");
+    let out = owl(&["run", "--model", "no-such-model", "hi"], None);
+    assert_clean_failure(&out, "unknown model");
+}
+
+#[test]
+fn invalid_sampling_options_are_rejected() {
+    let out = owl(&["run", "--model", &model(), "--top-p", "1.5", "hi"], None);
+    assert_clean_failure(&out, "top_p");
+}
