@@ -46,36 +46,40 @@ pub fn dot_f16_scalar(a: &[f16], b: &[f16]) -> f32 {
 }
 
 /// `out = softmax(scale * K q) V` over the first `n_kv` positions. `out`: [head_dim].
+///
+/// `in_prompt_chunk` is true when the query's token belongs to a chunk of two or more tokens of
+/// its sequence: llama.cpp then computes attention with its tiled GEMM, whose dot products sum
+/// in a different order, and owl follows it so prompts give the same bits. The choice depends
+/// only on the sequence's own chunk, never on other sequences in the batch.
+#[allow(clippy::too_many_arguments)]
 pub fn attend_head(
     k: &Kernels,
     q: &[f32],
     kv: &HeadView<'_>,
     n_kv: usize,
     scale: f32,
+    in_prompt_chunk: bool,
     s: &mut AttnScratch<'_>,
     out: &mut [f32],
 ) {
     let d = q.len();
-    let dot = k.dot_f16();
+    let dot = if in_prompt_chunk { k.dot_f16_batch() } else { k.dot_f16() };
     let q16 = &mut s.q16[..d];
     for (dst, &x) in q16.iter_mut().zip(q) {
         *dst = f16::from_f32(x);
     }
-    let scores = &mut s.scores[..n_kv];
+    let n_pad = pad_kv(n_kv).min(kv.vt_stride);
     let mut max = f32::NEG_INFINITY;
-    for (j, sc) in scores.iter_mut().enumerate() {
+    for (j, sc) in s.scores[..n_kv].iter_mut().enumerate() {
         let krow = &kv.k[j * kv.k_stride..j * kv.k_stride + d];
         *sc = dot(krow, q16) * scale;
         max = max.max(*sc);
     }
-    let mut sum = 0.0f64;
-    for sc in scores.iter_mut() {
-        let e = (*sc - max).exp();
-        sum += e as f64;
-        *sc = e;
-    }
+    // Masked positions (as in llama.cpp's padded KV window) are -inf and come out as zero.
+    s.scores[n_kv..n_pad].fill(f32::NEG_INFINITY);
+    let scores = &mut s.scores[..n_pad];
+    let sum = (k.softmax_exp())(scores, max);
     let inv = (1.0 / sum) as f32;
-    let n_pad = pad_kv(n_kv).min(kv.vt_stride);
     let p16 = &mut s.p16[..n_pad];
     for (p, &sc) in p16.iter_mut().zip(scores.iter()) {
         *p = f16::from_f32(sc * inv);
@@ -125,7 +129,7 @@ mod tests {
             let mut q16 = vec![f16::ZERO; d];
             let mut out = vec![0.0; d];
             let mut s = AttnScratch { scores: &mut scores, p16: &mut p16, q16: &mut q16 };
-            attend_head(&k, &q, &view, n, 0.125, &mut s, &mut out);
+            attend_head(&k, &q, &view, n, 0.125, isa == Isa::Avx2, &mut s, &mut out);
             let logits: Vec<f64> = (0..n)
                 .map(|j| {
                     (0..d).map(|i| kc[j * stride + d + i].to_f64() * q[i] as f64).sum::<f64>() * 0.125

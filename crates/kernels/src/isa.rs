@@ -5,6 +5,10 @@ use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
 /// Dot product of two f16 vectors of equal length (attention scores and outputs).
 pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
+/// `x[i] = exp(x[i] - max)` in place, returning the sum.
+pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
+/// `gate[i] = silu(gate[i]) * up[i]` in place.
+pub type SwigluFn = fn(gate: &mut [f32], up: &[f32]);
 
 /// Instruction-set levels owl has kernels for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,6 +55,10 @@ pub struct Kernels {
     vec_dot: Vec<(GgmlType, VecDotFn)>,
     quantize: Vec<(GgmlType, QuantFn)>,
     dot_f16: DotF16Fn,
+    dot_f16_batch: DotF16Fn,
+    softmax_exp: SoftmaxExpFn,
+    swiglu: SwigluFn,
+    rope_fused: bool,
     overridden: Vec<&'static str>,
 }
 
@@ -68,6 +76,10 @@ impl Kernels {
             vec_dot: Vec::new(),
             quantize: Vec::new(),
             dot_f16: crate::attention::dot_f16_scalar,
+            dot_f16_batch: crate::attention::dot_f16_scalar,
+            softmax_exp: crate::softmax::softmax_exp_scalar,
+            swiglu: crate::swiglu::swiglu_scalar,
+            rope_fused: false,
             overridden: Vec::new(),
         };
         for f in owl_quant::formats() {
@@ -115,6 +127,47 @@ impl Kernels {
     pub(crate) fn set_dot_f16(&mut self, f: DotF16Fn, name: &'static str) {
         self.dot_f16 = f;
         self.overridden.push(name);
+    }
+
+    pub(crate) fn set_dot_f16_batch(&mut self, f: DotF16Fn, name: &'static str) {
+        self.dot_f16_batch = f;
+        self.overridden.push(name);
+    }
+
+    /// The f16 · f16 dot product attention uses for a prompt chunk of two or more tokens
+    /// (llama.cpp switches to its tiled GEMM there, which sums in another order).
+    pub fn dot_f16_batch(&self) -> DotF16Fn {
+        self.dot_f16_batch
+    }
+
+    pub(crate) fn set_softmax_exp(&mut self, f: SoftmaxExpFn, name: &'static str) {
+        self.softmax_exp = f;
+        self.overridden.push(name);
+    }
+
+    pub(crate) fn set_swiglu(&mut self, f: SwigluFn, name: &'static str) {
+        self.swiglu = f;
+        self.overridden.push(name);
+    }
+
+    pub(crate) fn set_rope_fused(&mut self, name: &'static str) {
+        self.rope_fused = true;
+        self.overridden.push(name);
+    }
+
+    /// The softmax exponentiation step.
+    pub fn softmax_exp(&self) -> SoftmaxExpFn {
+        self.softmax_exp
+    }
+
+    /// SwiGLU activation.
+    pub fn swiglu(&self) -> SwigluFn {
+        self.swiglu
+    }
+
+    /// Whether RoPE rotates with fused multiply-adds (see `RopeConfig::apply`).
+    pub fn rope_fused(&self) -> bool {
+        self.rope_fused
     }
 
     /// The f16 · f16 dot product used by attention.

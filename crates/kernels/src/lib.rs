@@ -14,6 +14,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod rope;
+pub mod softmax;
 pub mod swiglu;
 mod x86;
 

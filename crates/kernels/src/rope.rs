@@ -45,7 +45,11 @@ impl RopeConfig {
     }
 
     /// Rotates every head of `x` ([n_heads, head_dim]) in place with precomputed angles.
-    pub fn apply(&self, x: &mut [f32], head_dim: usize, cos_sin: &[(f32, f32)]) {
+    ///
+    /// With `fused`, the rotation uses fused multiply-adds exactly where a C compiler contracts
+    /// `x0*c - x1*s` and `x0*s + x1*c` on FMA hardware (as llama.cpp's native x86 builds do):
+    /// `fma(x0, c, -(x1*s))` and `fma(x0, s, x1*c)`. Without, plain products and sums.
+    pub fn apply(&self, x: &mut [f32], head_dim: usize, cos_sin: &[(f32, f32)], fused: bool) {
         let half = self.n_dims / 2;
         for head in x.chunks_exact_mut(head_dim) {
             for (i, &(c, s)) in cos_sin.iter().enumerate().take(half) {
@@ -55,8 +59,13 @@ impl RopeConfig {
                 };
                 let x0 = head[a];
                 let x1 = head[b];
-                head[a] = x0 * c - x1 * s;
-                head[b] = x0 * s + x1 * c;
+                if fused {
+                    head[a] = x0.mul_add(c, -(x1 * s));
+                    head[b] = x0.mul_add(s, x1 * c);
+                } else {
+                    head[a] = x0 * c - x1 * s;
+                    head[b] = x0 * s + x1 * c;
+                }
             }
         }
     }
@@ -99,11 +108,13 @@ mod tests {
                 for pos in [0u32, 1, 17, 300] {
                     let mut cs = vec![(0.0, 0.0); 8];
                     cfg.angles(pos, &mut cs);
-                    let mut y = x.clone();
-                    cfg.apply(&mut y, 16, &cs);
                     let r = naive(&x, pos, &cfg);
-                    for i in 0..16 {
-                        assert!((y[i] as f64 - r[i]).abs() < 2e-4, "{order:?} pos {pos} i {i}");
+                    for fused in [false, true] {
+                        let mut y = x.clone();
+                        cfg.apply(&mut y, 16, &cs, fused);
+                        for i in 0..16 {
+                            assert!((y[i] as f64 - r[i]).abs() < 2e-4, "{order:?} pos {pos} i {i}");
+                        }
                     }
                 }
             }

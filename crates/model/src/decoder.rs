@@ -98,6 +98,7 @@ impl Model for Decoder {
             let h = &mut buf.h[..n * e];
             let o = &mut buf.o[..n * e];
             layer.attn_norm.forward(x, h);
+            cx.trace("attn_norm", Some(li), h);
             let scratch = AttnScratch {
                 q: &mut buf.q,
                 k: &mut buf.k,
@@ -109,15 +110,20 @@ impl Model for Decoder {
                 act: &mut buf.act,
             };
             layer.attn.forward(cx, batch, li, kv, h, o, scratch);
+            cx.trace("attn_out", Some(li), o);
             for (a, b) in x.iter_mut().zip(o.iter()) {
                 *a += *b;
             }
+            cx.trace("ffn_inp", Some(li), x);
             layer.ffn_norm.forward(x, h);
-            let scratch = FfnScratch { gate: &mut buf.ff_a, up: &mut buf.ff_b, act: &mut buf.act };
+            cx.trace("ffn_norm", Some(li), h);
+            let scratch = FfnScratch { layer: li, gate: &mut buf.ff_a, up: &mut buf.ff_b, act: &mut buf.act };
             layer.ffn.forward(cx, h, n, o, scratch);
+            cx.trace("ffn_out", Some(li), o);
             for (a, b) in x.iter_mut().zip(o.iter()) {
                 *a += *b;
             }
+            cx.trace("l_out", Some(li), x);
         }
 
         // Only the rows that want logits go through the final norm and the head.
@@ -136,6 +142,7 @@ impl Model for Decoder {
         if logits.data.len() < n_out * nv {
             logits.data.resize(n_out * nv, 0.0);
         }
+        cx.trace("result_norm", None, &buf.out_rows[..n_out * e]);
         if n_out > 0 {
             linear(
                 cx.kernels,
@@ -146,6 +153,7 @@ impl Model for Decoder {
                 &mut logits.data[..n_out * nv],
                 &mut buf.act,
             );
+            cx.trace("result_output", None, &logits.data[..n_out * nv]);
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use owl_gguf::GgufFile;
 use owl_kernels::{Kernels, ThreadPool};
 
-use crate::scratch::{Buffers, Compute};
+use crate::scratch::{Buffers, Compute, TraceFn};
 use crate::{load_model, Batch, KvCache, LoadOptions, Logits, Model, ModelError};
 
 pub struct Runner {
@@ -14,6 +14,7 @@ pub struct Runner {
     kernels: Kernels,
     pool: ThreadPool,
     buf: Buffers,
+    trace: Option<Box<TraceFn>>,
 }
 
 impl Runner {
@@ -25,7 +26,14 @@ impl Runner {
         opts: &LoadOptions,
     ) -> Result<Runner, ModelError> {
         let model = load_model(&file, &kernels, opts)?;
-        Ok(Runner { model, file, kernels, pool: ThreadPool::new(n_threads), buf: Buffers::default() })
+        Ok(Runner {
+            model,
+            file,
+            kernels,
+            pool: ThreadPool::new(n_threads),
+            buf: Buffers::default(),
+            trace: None,
+        })
     }
 
     pub fn kernels(&self) -> &Kernels {
@@ -36,6 +44,11 @@ impl Runner {
         self.pool.n_threads()
     }
 
+    /// Installs a tracer that receives every named intermediate tensor of later passes.
+    pub fn set_trace(&mut self, trace: Option<Box<TraceFn>>) {
+        self.trace = trace;
+    }
+
     /// One forward pass.
     pub fn forward(
         &mut self,
@@ -43,7 +56,7 @@ impl Runner {
         kv: &mut KvCache,
         logits: &mut Logits,
     ) -> Result<(), ModelError> {
-        let cx = Compute { kernels: &self.kernels, pool: &self.pool };
+        let cx = Compute { kernels: &self.kernels, pool: &self.pool, trace: self.trace.as_deref() };
         self.model.forward(&cx, batch, kv, &mut self.buf, logits)
     }
 }

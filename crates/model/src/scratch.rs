@@ -78,8 +78,25 @@ pub struct Dims {
     pub n_threads: usize,
 }
 
-/// What a block needs to compute: the kernel table and the thread pool.
+/// Receives named intermediate tensors (`attn_norm-0`, `Qcur-0`, ... as llama.cpp names them),
+/// row-major `[n_tokens, width]`, for layer-by-layer comparisons.
+pub type TraceFn = dyn Fn(&str, &[f32]) + Send + Sync;
+
+/// What a block needs to compute: the kernel table, the thread pool and an optional tracer.
 pub struct Compute<'a> {
     pub kernels: &'a Kernels,
     pub pool: &'a ThreadPool,
+    pub trace: Option<&'a TraceFn>,
+}
+
+impl Compute<'_> {
+    /// Reports `data` as `{name}-{layer}` (or `name` when `layer` is `None`) to the tracer.
+    pub fn trace(&self, name: &str, layer: Option<usize>, data: &[f32]) {
+        if let Some(t) = self.trace {
+            match layer {
+                Some(l) => t(&format!("{name}-{l}"), data),
+                None => t(name, data),
+            }
+        }
+    }
 }

@@ -59,11 +59,27 @@ pub fn load_path(path: &Path, args: &ModelArgs) -> Result<Loaded> {
     let tokenizer = Tokenizer::from_gguf(&file).context("cannot build the tokenizer")?;
     let template = ChatTemplate::from_gguf(&file).context("cannot read the chat template")?;
     let threads = args.threads.unwrap_or_else(default_threads).max(1);
-    let runner = Runner::new(Arc::clone(&file), Kernels::detect(), threads, &LoadOptions::default())
-        .with_context(|| format!("cannot load {}", path.display()))?;
+    let mut runner =
+        Runner::new(Arc::clone(&file), Kernels::detect(), threads, &LoadOptions::default())
+            .with_context(|| format!("cannot load {}", path.display()))?;
+    if let Some(dir) = std::env::var_os("OWL_TRACE") {
+        runner.set_trace(Some(trace_to_dir(dir.into())?));
+    }
     let n_ctx_train = runner.model.hparams().n_ctx_train.max(1);
     let n_ctx = args.ctx_size.unwrap_or(n_ctx_train.min(DEFAULT_CTX_CAP)).max(16);
     Ok(Loaded { session: Session::new(runner, n_ctx, N_BATCH), tokenizer, template })
+}
+
+/// A tracer that writes each intermediate tensor to `dir/NAME.f32` (debugging aid: compare with
+/// llama.cpp using scripts/trace_llama_cpp.py and scripts/compare_trace.py).
+fn trace_to_dir(dir: std::path::PathBuf) -> Result<Box<owl_model::scratch::TraceFn>> {
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(Box::new(move |name: &str, data: &[f32]| {
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        if let Err(e) = std::fs::write(dir.join(format!("{name}.f32")), bytes) {
+            eprintln!("owl: trace write failed: {e}");
+        }
+    }))
 }
 
 fn gen_params(s: &SamplingArgs) -> Result<GenerateParams> {

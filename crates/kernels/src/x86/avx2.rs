@@ -18,6 +18,122 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot(GgmlType::Q4_1, vec_dot_q4_1_q8_1, "q4_1·q8_1/avx2");
     k.set_vec_dot(GgmlType::Q8_0, vec_dot_q8_0_q8_0, "q8_0·q8_0/avx2");
     k.set_dot_f16(dot_f16, "f16·f16/avx2");
+    k.set_dot_f16_batch(dot_f16_tiled, "f16·f16 tiled/avx2");
+    k.set_softmax_exp(softmax_exp, "softmax_exp/avx2");
+    k.set_swiglu(swiglu, "swiglu/avx2");
+    k.set_rope_fused("rope/fma");
+}
+
+/// exp of eight lanes: the ARM optimized-routines single-precision algorithm that ggml's AVX2
+/// build uses (round x/ln2 to n with the 1.5·2^23 trick, two-step ln2 reduction, a degree-5
+/// polynomial in the remainder, scale by 2^n, with a special path for |n| > 126). Matching it
+/// bit for bit is what keeps softmax and SiLU identical to llama.cpp's.
+#[target_feature(enable = "avx2,fma")]
+fn expf8(x: __m256) -> __m256 {
+    let r = _mm256_set1_ps(f32::from_bits(0x4b40_0000)); // 1.5 * 2^23
+    let z = _mm256_fmadd_ps(x, _mm256_set1_ps(f32::from_bits(0x3fb8_aa3b)), r); // 1/ln2
+    let n = _mm256_sub_ps(z, r);
+    let ln2_hi = _mm256_set1_ps(f32::from_bits(0x3f31_7200));
+    let ln2_lo = _mm256_set1_ps(f32::from_bits(0x35bf_be8e));
+    let b = _mm256_fnmadd_ps(n, ln2_lo, _mm256_fnmadd_ps(n, ln2_hi, x));
+    let e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    let k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0))));
+    let abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n);
+    let c = _mm256_cmp_ps(abs_n, _mm256_set1_ps(126.0), _CMP_GT_OQ);
+    let u = _mm256_mul_ps(b, b);
+    let c0 = _mm256_set1_ps(f32::from_bits(0x3f7f_fff6)); // ~1
+    let c1 = _mm256_set1_ps(f32::from_bits(0x3eff_fedb)); // ~1/2
+    let c2 = _mm256_set1_ps(f32::from_bits(0x3e2a_af33)); // ~1/6
+    let c3 = _mm256_set1_ps(f32::from_bits(0x3d2b_9f17)); // ~1/24
+    let c4 = _mm256_set1_ps(f32::from_bits(0x3c07_2010)); // ~1/120
+    let j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(c4, b, c3), u, _mm256_fmadd_ps(c2, b, c1)),
+        u,
+        _mm256_mul_ps(c0, b),
+    );
+    if _mm256_movemask_ps(c) == 0 {
+        return _mm256_fmadd_ps(j, k, k);
+    }
+    let g = _mm256_and_si256(
+        _mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+        _mm256_set1_epi32(0x8200_0000u32 as i32),
+    );
+    let s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f00_0000)));
+    let s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    let d = _mm256_cmp_ps(abs_n, _mm256_set1_ps(192.0), _CMP_GT_OQ);
+    let huge = _mm256_mul_ps(s1, s1);
+    let scaled = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
+    let normal = _mm256_fmadd_ps(k, j, k);
+    _mm256_or_ps(
+        _mm256_and_ps(d, huge),
+        _mm256_andnot_ps(d, _mm256_or_ps(_mm256_and_ps(c, scaled), _mm256_andnot_ps(c, normal))),
+    )
+}
+
+/// Horizontal sum of eight lanes in ggml's order (high half + low half, then pairs).
+#[target_feature(enable = "avx2,fma")]
+fn hsum8_ggml(v: __m256) -> f32 {
+    let mut h = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    _mm_cvtss_f32(h)
+}
+
+/// Softmax exponentiation as ggml's AVX2 build: groups of eight through `expf8`, each group
+/// summed in f32 and added to an f64 total; a remainder with the C library's `expf`.
+pub fn softmax_exp(x: &mut [f32], max: f32) -> f64 {
+    // SAFETY: registered only after AVX2/FMA were detected.
+    unsafe { softmax_exp_avx2(x, max) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_exp_avx2(x: &mut [f32], max: f32) -> f64 {
+    let n = x.len();
+    let mut sum = 0.0f64;
+    let mut i = 0;
+    let m = _mm256_set1_ps(max);
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) };
+        let e = expf8(_mm256_sub_ps(v, m));
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(x.as_mut_ptr().add(i), e) };
+        sum += hsum8_ggml(e) as f64;
+        i += 8;
+    }
+    for v in &mut x[i..] {
+        let e = (*v - max).exp();
+        sum += e as f64;
+        *v = e;
+    }
+    sum
+}
+
+/// SwiGLU as ggml's AVX2 build: `x / (1 + expf8(0 - x)) * g` by eights, the C library's `expf`
+/// for a remainder.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "swiglu: length mismatch");
+    // SAFETY: registered only after AVX2/FMA were detected; lengths are equal.
+    unsafe { swiglu_avx2(gate, up) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len();
+    let mut i = 0;
+    let one = _mm256_set1_ps(1.0);
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n for both slices.
+        let (x, g) = unsafe { (_mm256_loadu_ps(gate.as_ptr().add(i)), _mm256_loadu_ps(up.as_ptr().add(i))) };
+        let e = expf8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        let silu = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(gate.as_mut_ptr().add(i), _mm256_mul_ps(silu, g)) };
+        i += 8;
+    }
+    for (x, &g) in gate[i..].iter_mut().zip(&up[i..]) {
+        *x = *x / (1.0 + (-*x).exp()) * g;
+    }
 }
 
 /// The f16 at `b[at..at + 2]`, converted with F16C (inlined, unlike a runtime-dispatched call).
@@ -25,6 +141,40 @@ pub(super) fn register(k: &mut Kernels) {
 fn f16_fast(b: &[u8], at: usize) -> f32 {
     let bits = u16::from_le_bytes([b[at], b[at + 1]]);
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+/// f16 · f16 in the order of llama.cpp's tiled GEMM (llamafile tinyBLAS) on AVX2: one 8-lane
+/// accumulator over steps of 8, then a horizontal sum; the length must be a multiple of 8
+/// (a remainder is added in f64).
+pub fn dot_f16_tiled(a: &[f16], b: &[f16]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_f16_tiled: length mismatch");
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths are equal.
+    unsafe { dot_f16_tiled_avx2(a, b) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_tiled_avx2(a: &[f16], b: &[f16]) -> f32 {
+    let n = a.len();
+    let np = n - n % 8;
+    let mut acc = _mm256_setzero_ps();
+    let (pa, pb) = (a.as_ptr() as *const u8, b.as_ptr() as *const u8);
+    let mut i = 0;
+    while i < np {
+        // SAFETY: i + 8 <= np <= n elements of 2 bytes each.
+        let (ax, ay) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(pa.add(2 * i) as *const __m128i)),
+                _mm256_cvtph_ps(_mm_loadu_si128(pb.add(2 * i) as *const __m128i)),
+            )
+        };
+        acc = _mm256_fmadd_ps(ax, ay, acc);
+        i += 8;
+    }
+    let mut res = hsum8_ggml(acc) as f64;
+    for k in np..n {
+        res += (a[k].to_f32() * b[k].to_f32()) as f64;
+    }
+    res as f32
 }
 
 /// f16 · f16 with ggml's AVX layout: four 8-lane f32 accumulators over steps of 32, reduced

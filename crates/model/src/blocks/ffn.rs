@@ -1,6 +1,5 @@
 //! The gated feed-forward block: `down(silu(gate(x)) * up(x))`.
 
-use owl_kernels::swiglu::swiglu_inplace;
 use owl_kernels::{linear, ActBuffer, QMatrix};
 
 use crate::scratch::Compute;
@@ -13,6 +12,8 @@ pub struct SwiGluFfn {
 
 /// Scratch of the FFN: `gate` and `up` hold [n, n_ff].
 pub struct FfnScratch<'a> {
+    /// Layer index, for trace names.
+    pub layer: usize,
     pub gate: &'a mut [f32],
     pub up: &'a mut [f32],
     pub act: &'a mut ActBuffer,
@@ -26,7 +27,10 @@ impl SwiGluFfn {
         let up = &mut s.up[..n * n_ff];
         linear(cx.kernels, cx.pool, &self.gate, x, n, gate, s.act);
         linear(cx.kernels, cx.pool, &self.up, x, n, up, s.act);
-        swiglu_inplace(gate, up);
+        cx.trace("ffn_gate", Some(s.layer), gate);
+        cx.trace("ffn_up", Some(s.layer), up);
+        (cx.kernels.swiglu())(gate, up);
+        cx.trace("ffn_swiglu", Some(s.layer), gate);
         linear(cx.kernels, cx.pool, &self.down, gate, n, out, s.act);
     }
 }

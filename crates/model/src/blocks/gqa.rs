@@ -99,13 +99,14 @@ impl Gqa {
         add_bias(v, &self.bv);
 
         let cos_sin = &mut s.cos_sin[..self.rope.n_dims / 2];
+        let fused = cx.kernels.rope_fused();
         for c in &batch.chunks {
             for i in 0..c.len {
                 let row = c.start + i;
                 let pos = c.pos0 + i;
                 self.rope.angles(pos as u32, cos_sin);
-                self.rope.apply(&mut q[row * q_dim..(row + 1) * q_dim], hd, cos_sin);
-                self.rope.apply(&mut k[row * kv_dim..(row + 1) * kv_dim], hd, cos_sin);
+                self.rope.apply(&mut q[row * q_dim..(row + 1) * q_dim], hd, cos_sin, fused);
+                self.rope.apply(&mut k[row * kv_dim..(row + 1) * kv_dim], hd, cos_sin, fused);
                 kv.store(
                     c.slot,
                     layer,
@@ -116,6 +117,9 @@ impl Gqa {
             }
         }
 
+        cx.trace("Qcur", Some(layer), q);
+        cx.trace("Kcur", Some(layer), k);
+        cx.trace("Vcur", Some(layer), v);
         let attn = &mut s.attn[..n * q_dim];
         let n_tasks = n * self.n_head;
         let group = self.n_head / self.n_head_kv;
@@ -158,9 +162,10 @@ impl Gqa {
                 // SAFETY: task (row, head) owns attn[row][head*hd..(head+1)*hd]; tasks are
                 // disjoint across threads.
                 let o = unsafe { std::slice::from_raw_parts_mut(outp.0.add(row * q_dim + head * hd), hd) };
-                attend_head(cx.kernels, qh, &view, pos + 1, scale, &mut hs, o);
+                attend_head(cx.kernels, qh, &view, pos + 1, scale, c.len >= 2, &mut hs, o);
             }
         });
+        cx.trace("kqv_out", Some(layer), attn);
         linear(cx.kernels, cx.pool, &self.wo, attn, n, out, s.act);
     }
 }
