@@ -19,8 +19,17 @@ use owl_kernels::Kernels;
 use owl_model::{LoadOptions, Runner};
 use owl_sample::SamplingParams;
 
-/// Largest accepted |owl - llama.cpp| for a reference top-10 logit.
-const LOGIT_TOL: f32 = 0.05;
+/// Largest accepted |owl - llama.cpp| for a reference top-10 logit. The references come from
+/// llama.cpp's AVX2 build, whose float operations owl's AVX2 kernels reproduce exactly, so on an
+/// AVX2 machine the logits must be bit-identical; the portable scalar kernels sum in another
+/// order and get a tolerance.
+fn logit_tol() -> f32 {
+    if Kernels::detect().isa() == owl_kernels::Isa::Avx2 {
+        0.0
+    } else {
+        0.05
+    }
+}
 const NEAR_TIE: f64 = 1e-3;
 
 fn session(threads: usize) -> Session {
@@ -122,14 +131,15 @@ fn logits_match_llama_cpp_along_its_tokens() {
                 b.sort_unstable();
                 assert_eq!(a, b, "{}: top-5 token sets differ at the first step", c.name);
             }
+            let tol = logit_tol();
             for &(id, want) in top {
                 let d = (logits[id as usize] - want as f32).abs();
                 if d > worst.0 {
                     worst = (d, format!("{} step {step} token {id}", c.name));
                 }
                 assert!(
-                    d <= LOGIT_TOL,
-                    "{} step {step} token {id}: owl {} vs llama.cpp {want} (tolerance {LOGIT_TOL})",
+                    d <= tol,
+                    "{} step {step} token {id}: owl {} vs llama.cpp {want} (tolerance {tol})",
                     c.name,
                     logits[id as usize]
                 );
