@@ -86,19 +86,32 @@ impl Session {
             return Err(EngineError::EmptyPrompt);
         }
         if prompt.len() > self.kv.n_ctx() {
-            return Err(EngineError::PromptTooLong { prompt: prompt.len(), n_ctx: self.kv.n_ctx() });
+            return Err(EngineError::PromptTooLong {
+                prompt: prompt.len(),
+                n_ctx: self.kv.n_ctx(),
+            });
         }
-        let mut reuse = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let mut reuse = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
         // At least one token must run to produce logits.
         reuse = reuse.min(prompt.len() - 1);
         self.cached.truncate(reuse);
         let mut pos = reuse;
         while pos < prompt.len() {
             let end = (pos + self.n_batch).min(prompt.len());
-            let wants = if end == prompt.len() { LogitsWanted::Last } else { LogitsWanted::None };
+            let wants = if end == prompt.len() {
+                LogitsWanted::Last
+            } else {
+                LogitsWanted::None
+            };
             self.batch.clear();
             self.batch.push(0, pos, &prompt[pos..end], wants);
-            self.runner.forward(&self.batch, &mut self.kv, &mut self.logits)?;
+            self.runner
+                .forward(&self.batch, &mut self.kv, &mut self.logits)?;
             self.cached.extend_from_slice(&prompt[pos..end]);
             pos = end;
         }
@@ -110,7 +123,8 @@ impl Session {
         let pos = self.cached.len();
         self.batch.clear();
         self.batch.push(0, pos, &[token], LogitsWanted::Last);
-        self.runner.forward(&self.batch, &mut self.kv, &mut self.logits)?;
+        self.runner
+            .forward(&self.batch, &mut self.kv, &mut self.logits)?;
         self.cached.push(token);
         Ok(self.logits.row(0))
     }

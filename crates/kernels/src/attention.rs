@@ -63,7 +63,11 @@ pub fn attend_head(
     out: &mut [f32],
 ) {
     let d = q.len();
-    let dot = if in_prompt_chunk { k.dot_f16_batch() } else { k.dot_f16() };
+    let dot = if in_prompt_chunk {
+        k.dot_f16_batch()
+    } else {
+        k.dot_f16()
+    };
     let q16 = &mut s.q16[..d];
     for (dst, &x) in q16.iter_mut().zip(q) {
         *dst = f16::from_f32(x);
@@ -128,11 +132,18 @@ mod tests {
             let mut p16 = vec![f16::ZERO; vt_stride];
             let mut q16 = vec![f16::ZERO; d];
             let mut out = vec![0.0; d];
-            let mut s = AttnScratch { scores: &mut scores, p16: &mut p16, q16: &mut q16 };
+            let mut s = AttnScratch {
+                scores: &mut scores,
+                p16: &mut p16,
+                q16: &mut q16,
+            };
             attend_head(&k, &q, &view, n, 0.125, isa == Isa::Avx2, &mut s, &mut out);
             let logits: Vec<f64> = (0..n)
                 .map(|j| {
-                    (0..d).map(|i| kc[j * stride + d + i].to_f64() * q[i] as f64).sum::<f64>() * 0.125
+                    (0..d)
+                        .map(|i| kc[j * stride + d + i].to_f64() * q[i] as f64)
+                        .sum::<f64>()
+                        * 0.125
                 })
                 .collect();
             let m = logits.iter().cloned().fold(f64::MIN, f64::max);
@@ -141,7 +152,11 @@ mod tests {
                 let r: f64 = (0..n)
                     .map(|j| (logits[j] - m).exp() / z * vt[(d + i) * vt_stride + j].to_f64())
                     .sum();
-                assert!((out[i] as f64 - r).abs() < 2e-3, "{isa:?} {i}: {} vs {r}", out[i]);
+                assert!(
+                    (out[i] as f64 - r).abs() < 2e-3,
+                    "{isa:?} {i}: {} vs {r}",
+                    out[i]
+                );
             }
         }
     }

@@ -37,7 +37,10 @@ impl Isa {
     /// Every level this CPU can run (for tests that compare each against the scalar one).
     pub fn available() -> Vec<Isa> {
         let best = Isa::detect();
-        [Isa::Scalar, Isa::Avx2].into_iter().filter(|i| *i <= best).collect()
+        [Isa::Scalar, Isa::Avx2]
+            .into_iter()
+            .filter(|i| *i <= best)
+            .collect()
     }
 
     pub fn name(self) -> &'static str {
@@ -182,7 +185,10 @@ impl Kernels {
 
     /// Row quantizer into `ty` (used for activations).
     pub fn quantize(&self, ty: GgmlType) -> Option<QuantFn> {
-        self.quantize.iter().find(|(t, _)| *t == ty).map(|(_, f)| *f)
+        self.quantize
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .map(|(_, f)| *f)
     }
 
     /// Whether `linear` can multiply weights of type `ty`.

@@ -17,7 +17,11 @@ use crate::Kernels;
 /// nothing is copied) or owned (after an explicit copy or repack).
 #[derive(Clone)]
 pub enum WeightBytes {
-    Mapped { file: Arc<GgufFile>, offset: usize, len: usize },
+    Mapped {
+        file: Arc<GgufFile>,
+        offset: usize,
+        len: usize,
+    },
     Owned(Arc<Vec<u8>>),
 }
 
@@ -26,7 +30,8 @@ impl WeightBytes {
         match self {
             WeightBytes::Mapped { file, offset, len } => {
                 let data = file.data_section();
-                data.get(*offset..offset.saturating_add(*len)).unwrap_or(&[])
+                data.get(*offset..offset.saturating_add(*len))
+                    .unwrap_or(&[])
             }
             WeightBytes::Owned(v) => v,
         }
@@ -77,6 +82,13 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// Accessor, so closures capture the whole (Sync) wrapper rather than the raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `out[t][r] = dot(w.row(r), x[t])` for `t < n_tokens`, `r < w.rows`.
 ///
 /// `x`: [n_tokens, w.cols] f32; `out`: [n_tokens, w.rows] f32.
@@ -114,14 +126,13 @@ pub fn linear(
     let rows = w.rows;
     let outp = OutPtr(out.as_mut_ptr());
     pool.run(|ith, nth| {
-        let outp = outp;
         for r in split_range(rows, ith, nth) {
             let wr = &wbytes[r * w_row..(r + 1) * w_row];
             for t in 0..n_tokens {
                 let v = vec_dot(cols, wr, &abuf[t * a_row..(t + 1) * a_row]);
                 // SAFETY: `t * rows + r` < n_tokens * rows == out.len(), and each `r` belongs
                 // to exactly one thread, so no two threads write the same element.
-                unsafe { *outp.0.add(t * rows + r) = v };
+                unsafe { *outp.get().add(t * rows + r) = v };
             }
         }
     });

@@ -21,7 +21,9 @@ mod tests {
 
     #[test]
     fn matches_f64_reference() {
-        let x: Vec<f32> = (0..97).map(|i| ((i * 37 % 19) as f32 - 9.0) * 0.37).collect();
+        let x: Vec<f32> = (0..97)
+            .map(|i| ((i * 37 % 19) as f32 - 9.0) * 0.37)
+            .collect();
         let w: Vec<f32> = (0..97).map(|i| 0.5 + (i % 7) as f32 * 0.1).collect();
         let mut out = vec![0.0; 97];
         rms_norm(&x, &w, 1e-5, &mut out);

@@ -64,7 +64,11 @@ impl ThreadPool {
                     .unwrap_or_else(|e| panic!("cannot spawn worker thread: {e}"))
             })
             .collect();
-        ThreadPool { n_threads, shared, workers }
+        ThreadPool {
+            n_threads,
+            shared,
+            workers,
+        }
     }
 
     pub fn n_threads(&self) -> usize {
@@ -87,7 +91,9 @@ impl ThreadPool {
         {
             let mut slot = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
             *slot = Some(ptr);
-            self.shared.pending.store(self.n_threads - 1, Ordering::SeqCst);
+            self.shared
+                .pending
+                .store(self.n_threads - 1, Ordering::SeqCst);
             self.shared.generation.fetch_add(1, Ordering::SeqCst);
         }
         self.shared.wake.notify_all();
@@ -100,9 +106,17 @@ impl ThreadPool {
             if spins < SPIN_ITERS {
                 std::hint::spin_loop();
             } else {
-                let mut guard = self.shared.done_lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut guard = self
+                    .shared
+                    .done_lock
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 while self.shared.pending.load(Ordering::Acquire) != 0 {
-                    guard = self.shared.done.wait(guard).unwrap_or_else(|e| e.into_inner());
+                    guard = self
+                        .shared
+                        .done
+                        .wait(guard)
+                        .unwrap_or_else(|e| e.into_inner());
                 }
                 break;
             }

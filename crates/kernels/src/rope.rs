@@ -79,7 +79,11 @@ mod tests {
         let mut out: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let half = cfg.n_dims / 2;
         for i in 0..half {
-            let ff = cfg.freq_factors.as_ref().map(|f| f[i] as f64).unwrap_or(1.0);
+            let ff = cfg
+                .freq_factors
+                .as_ref()
+                .map(|f| f[i] as f64)
+                .unwrap_or(1.0);
             let freq = (cfg.freq_base as f64).powf(-2.0 * i as f64 / cfg.n_dims as f64);
             let t = pos as f64 * freq / ff * cfg.freq_scale as f64;
             let (a, b) = match cfg.order {
@@ -113,7 +117,10 @@ mod tests {
                         let mut y = x.clone();
                         cfg.apply(&mut y, 16, &cs, fused);
                         for i in 0..16 {
-                            assert!((y[i] as f64 - r[i]).abs() < 2e-4, "{order:?} pos {pos} i {i}");
+                            assert!(
+                                (y[i] as f64 - r[i]).abs() < 2e-4,
+                                "{order:?} pos {pos} i {i}"
+                            );
                         }
                     }
                 }

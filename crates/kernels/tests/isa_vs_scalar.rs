@@ -6,10 +6,14 @@ use owl_quant::{formats, GgmlType};
 
 /// Deterministic pseudo-random floats with a wide dynamic range.
 fn data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|i| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let u = ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
             let scale = if i % 97 == 0 { 8.0 } else { 1.0 };
             u * scale
@@ -34,7 +38,9 @@ fn vec_dot_matches_scalar_for_every_format() {
             let (Some(dot_s), Some(dot_f)) = (scalar.vec_dot(f.ty), fast.vec_dot(f.ty)) else {
                 continue;
             };
-            let Some(wq) = scalar.quantize(f.ty) else { continue };
+            let Some(wq) = scalar.quantize(f.ty) else {
+                continue;
+            };
             for (case, blocks) in [1usize, 2, 3, 7, 16].into_iter().enumerate() {
                 let n = blocks * f.block_size.max(256);
                 let w_f32 = data(n, 17 + case as u64);
@@ -76,7 +82,11 @@ fn activation_quantizers_match_scalar() {
             let mut db = vec![0.0f32; n];
             (f.dequantize)(&a, &mut da);
             (f.dequantize)(&b, &mut db);
-            for (blk, (ba, bb)) in da.chunks(f.block_size).zip(db.chunks(f.block_size)).enumerate() {
+            for (blk, (ba, bb)) in da
+                .chunks(f.block_size)
+                .zip(db.chunks(f.block_size))
+                .enumerate()
+            {
                 let amax = x[blk * f.block_size..(blk + 1) * f.block_size]
                     .iter()
                     .fold(0.0f32, |m, v| m.max(v.abs()));
@@ -103,7 +113,10 @@ fn linear_is_batch_invariant() {
         let (rows, cols) = (37, 512);
         let w_f32 = data(rows * cols, 3);
         let mut bytes = vec![0u8; owl_quant::row_bytes(f.ty, cols) * rows];
-        for (src, dst) in w_f32.chunks(cols).zip(bytes.chunks_mut(owl_quant::row_bytes(f.ty, cols))) {
+        for (src, dst) in w_f32
+            .chunks(cols)
+            .zip(bytes.chunks_mut(owl_quant::row_bytes(f.ty, cols)))
+        {
             q(src, dst);
         }
         let w = owl_kernels::QMatrix {
@@ -119,8 +132,21 @@ fn linear_is_batch_invariant() {
         owl_kernels::linear(&k, &pool, &w, &x, n_tok, &mut all, &mut act);
         for t in 0..n_tok {
             let mut one = vec![0.0f32; rows];
-            owl_kernels::linear(&k, &pool, &w, &x[t * cols..(t + 1) * cols], 1, &mut one, &mut act);
-            assert_eq!(&all[t * rows..(t + 1) * rows], &one[..], "{} token {t}", f.ty);
+            owl_kernels::linear(
+                &k,
+                &pool,
+                &w,
+                &x[t * cols..(t + 1) * cols],
+                1,
+                &mut one,
+                &mut act,
+            );
+            assert_eq!(
+                &all[t * rows..(t + 1) * rows],
+                &one[..],
+                "{} token {t}",
+                f.ty
+            );
         }
     }
 }

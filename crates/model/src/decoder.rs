@@ -84,14 +84,18 @@ impl Model for Decoder {
         }
         for &t in &batch.tokens {
             if t as usize >= self.hp.n_vocab {
-                return Err(ModelError::BadToken { id: t, n_vocab: self.hp.n_vocab });
+                return Err(ModelError::BadToken {
+                    id: t,
+                    n_vocab: self.hp.n_vocab,
+                });
             }
         }
         buf.reserve(n, &self.dims(kv.n_ctx_pad(), cx.pool.n_threads()));
 
         // [n, n_embd] token embeddings
         for (row, &t) in batch.tokens.iter().enumerate() {
-            self.token_embd.dequantize_row(t as usize, &mut buf.x[row * e..(row + 1) * e]);
+            self.token_embd
+                .dequantize_row(t as usize, &mut buf.x[row * e..(row + 1) * e]);
         }
         for (li, layer) in self.layers.iter().enumerate() {
             let x = &mut buf.x[..n * e];
@@ -100,6 +104,7 @@ impl Model for Decoder {
             layer.attn_norm.forward(x, h);
             cx.trace("attn_norm", Some(li), h);
             let scratch = AttnScratch {
+                layer: li,
                 q: &mut buf.q,
                 k: &mut buf.k,
                 v: &mut buf.v,
@@ -109,7 +114,7 @@ impl Model for Decoder {
                 cos_sin: &mut buf.cos_sin,
                 act: &mut buf.act,
             };
-            layer.attn.forward(cx, batch, li, kv, h, o, scratch);
+            layer.attn.forward(cx, batch, kv, h, o, scratch);
             cx.trace("attn_out", Some(li), o);
             for (a, b) in x.iter_mut().zip(o.iter()) {
                 *a += *b;
@@ -117,7 +122,12 @@ impl Model for Decoder {
             cx.trace("ffn_inp", Some(li), x);
             layer.ffn_norm.forward(x, h);
             cx.trace("ffn_norm", Some(li), h);
-            let scratch = FfnScratch { layer: li, gate: &mut buf.ff_a, up: &mut buf.ff_b, act: &mut buf.act };
+            let scratch = FfnScratch {
+                layer: li,
+                gate: &mut buf.ff_a,
+                up: &mut buf.ff_b,
+                act: &mut buf.act,
+            };
             layer.ffn.forward(cx, h, n, o, scratch);
             cx.trace("ffn_out", Some(li), o);
             for (a, b) in x.iter_mut().zip(o.iter()) {

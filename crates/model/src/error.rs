@@ -17,7 +17,11 @@ pub enum ModelError {
     #[error("missing tensor '{0}'")]
     MissingTensor(String),
     #[error("tensor '{name}' has shape {got:?}, expected {want:?}")]
-    BadShape { name: String, got: Vec<u64>, want: Vec<u64> },
+    BadShape {
+        name: String,
+        got: Vec<u64>,
+        want: Vec<u64>,
+    },
     #[error("tensor '{name}' has type {ty}, which owl cannot compute with yet")]
     UnsupportedType { name: String, ty: GgmlType },
     #[error("sequence slot {slot} does not exist (the cache has {n_slots})")]

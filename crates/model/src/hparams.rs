@@ -35,11 +35,16 @@ impl HParams {
         let key = |k: &str| format!("{arch}.{k}");
         let req = |k: &str| -> Result<usize, ModelError> {
             let full = key(k);
-            let v = g.get_u64(&full).ok_or(ModelError::MissingKey(full.clone()))?;
+            let v = g
+                .get_u64(&full)
+                .ok_or(ModelError::MissingKey(full.clone()))?;
             usize::try_from(v)
                 .ok()
                 .filter(|&v| v > 0 && v < (1 << 24))
-                .ok_or(ModelError::BadKey { key: full, why: format!("{v} is out of range") })
+                .ok_or(ModelError::BadKey {
+                    key: full,
+                    why: format!("{v} is out of range"),
+                })
         };
         let n_layer = req("block_count")?;
         let n_embd = req("embedding_length")?;
@@ -62,9 +67,11 @@ impl HParams {
             });
         }
         let n_ctx_train = g.get_u64(&key("context_length")).unwrap_or(2048) as usize;
-        let rms_eps = g
-            .get_f32(&key("attention.layer_norm_rms_epsilon"))
-            .ok_or(ModelError::MissingKey(key("attention.layer_norm_rms_epsilon")))?;
+        let rms_eps =
+            g.get_f32(&key("attention.layer_norm_rms_epsilon"))
+                .ok_or(ModelError::MissingKey(key(
+                    "attention.layer_norm_rms_epsilon",
+                )))?;
         let n_dims = if g.get(&key("rope.dimension_count")).is_some() {
             req("rope.dimension_count")?
         } else {
@@ -97,7 +104,10 @@ impl HParams {
             None => g
                 .get_array("tokenizer.ggml.tokens")
                 .map(|a| a.len())
-                .or_else(|| g.tensor("token_embd.weight").and_then(|t| t.dims.get(1).map(|&d| d as usize)))
+                .or_else(|| {
+                    g.tensor("token_embd.weight")
+                        .and_then(|t| t.dims.get(1).map(|&d| d as usize))
+                })
                 .ok_or(ModelError::MissingKey(key("vocab_size")))?,
         };
         Ok(HParams {
@@ -111,7 +121,13 @@ impl HParams {
             n_vocab,
             n_ctx_train,
             rms_eps,
-            rope: RopeConfig { n_dims, freq_base, freq_scale, order, freq_factors: None },
+            rope: RopeConfig {
+                n_dims,
+                freq_base,
+                freq_scale,
+                order,
+                freq_factors: None,
+            },
         })
     }
 }

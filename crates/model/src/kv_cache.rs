@@ -69,10 +69,16 @@ impl KvCache {
     /// Checks that `slot` exists and positions `pos0..pos0+len` fit.
     pub fn check(&self, slot: usize, pos0: usize, len: usize) -> Result<(), ModelError> {
         if slot >= self.n_slots {
-            return Err(ModelError::BadSlot { slot, n_slots: self.n_slots });
+            return Err(ModelError::BadSlot {
+                slot,
+                n_slots: self.n_slots,
+            });
         }
         if pos0 + len > self.n_ctx {
-            return Err(ModelError::ContextFull { pos: pos0 + len, n_ctx: self.n_ctx });
+            return Err(ModelError::ContextFull {
+                pos: pos0 + len,
+                n_ctx: self.n_ctx,
+            });
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ pub mod scratch;
 
 use std::sync::Arc;
 
-pub use batch::{Batch, LogitsWanted, Logits, SeqChunk};
+pub use batch::{Batch, Logits, LogitsWanted, SeqChunk};
 pub use error::ModelError;
 pub use hparams::HParams;
 pub use kv_cache::KvCache;
@@ -62,6 +62,10 @@ pub fn load_model(
     opts: &LoadOptions,
 ) -> Result<Box<dyn Model>, ModelError> {
     let entry = arch::entry_for(file)?;
-    let loader = loader::Loader { file, kernels, opts };
+    let loader = loader::Loader {
+        file,
+        kernels,
+        opts,
+    };
     (entry.load)(&loader)
 }

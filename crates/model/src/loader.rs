@@ -23,7 +23,9 @@ pub struct Loader<'a> {
 
 impl Loader<'_> {
     fn dims(&self, name: &str) -> Result<&owl_gguf::TensorInfo, ModelError> {
-        self.file.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))
+        self.file
+            .tensor(name)
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -35,10 +37,17 @@ impl Loader<'_> {
         let info = self.dims(name)?;
         let want = vec![cols as u64, rows as u64];
         if info.dims != want {
-            return Err(ModelError::BadShape { name: name.into(), got: info.dims.clone(), want });
+            return Err(ModelError::BadShape {
+                name: name.into(),
+                got: info.dims.clone(),
+                want,
+            });
         }
         if !self.kernels.supports(info.ty) {
-            return Err(ModelError::UnsupportedType { name: name.into(), ty: info.ty });
+            return Err(ModelError::UnsupportedType {
+                name: name.into(),
+                ty: info.ty,
+            });
         }
         let data = self.file.tensor_data(info);
         let bytes = if self.opts.copy_weights {
@@ -50,7 +59,12 @@ impl Loader<'_> {
                 len: info.n_bytes as usize,
             }
         };
-        Ok(QMatrix { ty: info.ty, rows, cols, bytes })
+        Ok(QMatrix {
+            ty: info.ty,
+            rows,
+            cols,
+            bytes,
+        })
     }
 
     /// A vector of `len` values, dequantized to f32 (norm weights, biases).
@@ -63,8 +77,10 @@ impl Loader<'_> {
                 want: vec![len as u64],
             });
         }
-        let format = owl_quant::format(info.ty)
-            .ok_or(ModelError::UnsupportedType { name: name.into(), ty: info.ty })?;
+        let format = owl_quant::format(info.ty).ok_or(ModelError::UnsupportedType {
+            name: name.into(),
+            ty: info.ty,
+        })?;
         let mut out = vec![0.0f32; len];
         (format.dequantize)(self.file.tensor_data(info), &mut out);
         Ok(out)

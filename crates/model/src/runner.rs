@@ -56,7 +56,11 @@ impl Runner {
         kv: &mut KvCache,
         logits: &mut Logits,
     ) -> Result<(), ModelError> {
-        let cx = Compute { kernels: &self.kernels, pool: &self.pool, trace: self.trace.as_deref() };
+        let cx = Compute {
+            kernels: &self.kernels,
+            pool: &self.pool,
+            trace: self.trace.as_deref(),
+        };
         self.model.forward(&cx, batch, kv, &mut self.buf, logits)
     }
 }

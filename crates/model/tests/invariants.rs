@@ -18,7 +18,10 @@ const N_LAYER: usize = 2;
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
     fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
@@ -42,14 +45,23 @@ fn tiny_llama(ty: GgmlType, tied: bool) -> Arc<GgufFile> {
     w.add_kv("llama.embedding_length", Value::U32(N_EMBD as u32));
     w.add_kv("llama.feed_forward_length", Value::U32(N_FF as u32));
     w.add_kv("llama.attention.head_count", Value::U32(N_HEAD as u32));
-    w.add_kv("llama.attention.head_count_kv", Value::U32(N_HEAD_KV as u32));
+    w.add_kv(
+        "llama.attention.head_count_kv",
+        Value::U32(N_HEAD_KV as u32),
+    );
     w.add_kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5));
     w.add_kv("llama.context_length", Value::U32(256));
     w.add_kv("llama.rope.freq_base", Value::F32(10000.0));
     w.add_kv("llama.vocab_size", Value::U32(N_VOCAB as u32));
     let e = N_EMBD as u64;
     let kv = (N_EMBD / N_HEAD * N_HEAD_KV) as u64;
-    tensor(&mut w, "token_embd.weight", &[e, N_VOCAB as u64], GgmlType::Q8_0, &r.vec(N_EMBD * N_VOCAB, 1.0));
+    tensor(
+        &mut w,
+        "token_embd.weight",
+        &[e, N_VOCAB as u64],
+        GgmlType::Q8_0,
+        &r.vec(N_EMBD * N_VOCAB, 1.0),
+    );
     for i in 0..N_LAYER {
         let mut t = |name: &str, dims: &[u64], ty: GgmlType, scale: f32| {
             let n = dims.iter().product::<u64>() as usize;
@@ -66,16 +78,33 @@ fn tiny_llama(ty: GgmlType, tied: bool) -> Arc<GgufFile> {
         t("ffn_up", &[e, N_FF as u64], ty, 0.3);
         t("ffn_down", &[N_FF as u64, e], ty, 0.3);
     }
-    tensor(&mut w, "output_norm.weight", &[e], GgmlType::F32, &r.vec(N_EMBD, 1.0));
+    tensor(
+        &mut w,
+        "output_norm.weight",
+        &[e],
+        GgmlType::F32,
+        &r.vec(N_EMBD, 1.0),
+    );
     if !tied {
-        tensor(&mut w, "output.weight", &[e, N_VOCAB as u64], ty, &r.vec(N_EMBD * N_VOCAB, 0.5));
+        tensor(
+            &mut w,
+            "output.weight",
+            &[e, N_VOCAB as u64],
+            ty,
+            &r.vec(N_EMBD * N_VOCAB, 0.5),
+        );
     }
     Arc::new(GgufFile::from_bytes(w.to_bytes()).expect("parse tiny model"))
 }
 
 fn runner(file: &Arc<GgufFile>, isa: Isa, threads: usize) -> Runner {
-    Runner::new(Arc::clone(file), Kernels::for_isa(isa), threads, &LoadOptions::default())
-        .expect("load tiny model")
+    Runner::new(
+        Arc::clone(file),
+        Kernels::for_isa(isa),
+        threads,
+        &LoadOptions::default(),
+    )
+    .expect("load tiny model")
 }
 
 const PROMPT: [u32; 9] = [1, 17, 42, 5, 88, 3, 60, 60, 9];
@@ -91,23 +120,47 @@ fn prefill_all(r: &mut Runner) -> Vec<Vec<f32>> {
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
+/// Prefill of a whole prompt against feeding it token by token. With the scalar kernels both
+/// paths run the same dot products, so the logits are bit-identical. The AVX2 kernels follow
+/// llama.cpp, whose attention sums in another order inside a multi-token prompt chunk than for a
+/// single token, so there the two agree within the bound of one flipped Q8 step (see below).
 #[test]
 fn prefill_equals_token_by_token() {
-    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::Q6_K] {
+    for ty in [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q8_0,
+        GgmlType::Q4_1,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+    ] {
         let file = tiny_llama(ty, ty == GgmlType::Q4_1);
-        let mut r = runner(&file, Isa::detect(), 2);
-        let all = prefill_all(&mut r);
-        let mut kv = r.model.new_cache(64, 1);
-        let mut logits = Logits::default();
-        for (pos, &t) in PROMPT.iter().enumerate() {
-            let mut b = Batch::new();
-            b.push(0, pos, &[t], LogitsWanted::Last);
-            r.forward(&b, &mut kv, &mut logits).expect("forward");
-            // Same kernels, same reduction order per row: bit-identical.
-            assert_eq!(logits.row(0), &all[pos][..], "{ty} pos {pos}");
+        for isa in Isa::available() {
+            let mut r = runner(&file, isa, 2);
+            let all = prefill_all(&mut r);
+            let mut kv = r.model.new_cache(64, 1);
+            let mut logits = Logits::default();
+            for (pos, &t) in PROMPT.iter().enumerate() {
+                let mut b = Batch::new();
+                b.push(0, pos, &[t], LogitsWanted::Last);
+                r.forward(&b, &mut kv, &mut logits).expect("forward");
+                if isa == Isa::Scalar {
+                    assert_eq!(logits.row(0), &all[pos][..], "{ty} pos {pos}");
+                } else {
+                    let d = max_diff(logits.row(0), &all[pos]);
+                    let scale = all[pos].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    assert!(
+                        d < 1e-2 * scale,
+                        "{ty} {isa:?} pos {pos}: {d} (scale {scale})"
+                    );
+                }
+            }
         }
     }
 }
@@ -126,8 +179,8 @@ fn batched_sequences_equal_each_alone() {
     let mut logits = Logits::default();
     r.forward(&b, &mut kv, &mut logits).expect("forward");
     assert_eq!(logits.rows.len(), 1 + PROMPT.len());
-    for i in 0..PROMPT.len() {
-        assert_eq!(logits.row(1 + i), &alone[i][..], "row {i}");
+    for (i, want) in alone.iter().enumerate() {
+        assert_eq!(logits.row(1 + i), &want[..], "row {i}");
     }
     // Decode both one more step together.
     let mut b = Batch::new();
@@ -157,7 +210,10 @@ fn thread_count_and_isa_do_not_change_results_beyond_bounds() {
         // the bound is 1% of the logits' scale; without a flip they agree to ~1e-6.
         let d = max_diff(a, b);
         let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(d < 1e-2 * scale, "scalar vs fast kernels differ by {d} (max |logit| {scale})");
+        assert!(
+            d < 1e-2 * scale,
+            "scalar vs fast kernels differ by {d} (max |logit| {scale})"
+        );
     }
 }
 
@@ -169,11 +225,20 @@ fn bad_inputs_are_errors_not_panics() {
     let mut logits = Logits::default();
     let mut b = Batch::new();
     b.push(0, 0, &[N_VOCAB as u32], LogitsWanted::Last);
-    assert!(r.forward(&b, &mut kv, &mut logits).is_err(), "token outside vocabulary");
+    assert!(
+        r.forward(&b, &mut kv, &mut logits).is_err(),
+        "token outside vocabulary"
+    );
     let mut b = Batch::new();
     b.push(0, 5, &[1, 2, 3, 4], LogitsWanted::Last);
-    assert!(r.forward(&b, &mut kv, &mut logits).is_err(), "past the context");
+    assert!(
+        r.forward(&b, &mut kv, &mut logits).is_err(),
+        "past the context"
+    );
     let mut b = Batch::new();
     b.push(3, 0, &[1], LogitsWanted::Last);
-    assert!(r.forward(&b, &mut kv, &mut logits).is_err(), "slot out of range");
+    assert!(
+        r.forward(&b, &mut kv, &mut logits).is_err(),
+        "slot out of range"
+    );
 }

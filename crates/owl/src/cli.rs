@@ -7,7 +7,11 @@ use owl_sample::SamplingParams;
 use crate::{generate, show, store};
 
 #[derive(Parser)]
-#[command(name = "owl", version, about = "Run open-weight language models on your own CPU")]
+#[command(
+    name = "owl",
+    version,
+    about = "Run open-weight language models on your own CPU"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -159,7 +163,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let dir = store::models_dir()?;
             for e in store::CATALOG {
                 let have = dir.join(e.file_name).is_file();
-                println!("{:<24} {:<10} {}", e.name, if have { "stored" } else { "-" }, e.description);
+                println!(
+                    "{:<24} {:<10} {}",
+                    e.name,
+                    if have { "stored" } else { "-" },
+                    e.description
+                );
             }
             Ok(())
         }

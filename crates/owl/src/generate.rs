@@ -28,7 +28,9 @@ pub struct Loaded {
 
 /// Physical cores this process may use (affinity and cgroup quota respected by std).
 pub fn default_threads() -> usize {
-    let avail = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let avail = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let physical = physical_cores().unwrap_or(avail);
     physical.min(avail).max(1)
 }
@@ -41,7 +43,10 @@ fn physical_cores() -> Option<usize> {
         if let Some(v) = line.strip_prefix("physical id") {
             phys = v.trim_start_matches([' ', '\t', ':']);
         } else if let Some(v) = line.strip_prefix("core id") {
-            cores.insert((phys.to_string(), v.trim_start_matches([' ', '\t', ':']).to_string()));
+            cores.insert((
+                phys.to_string(),
+                v.trim_start_matches([' ', '\t', ':']).to_string(),
+            ));
         }
     }
     (!cores.is_empty()).then_some(cores.len())
@@ -53,21 +58,31 @@ pub fn load(args: &ModelArgs) -> Result<Loaded> {
 }
 
 pub fn load_path(path: &Path, args: &ModelArgs) -> Result<Loaded> {
-    let file = Arc::new(
-        GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?,
-    );
+    let file =
+        Arc::new(GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?);
     let tokenizer = Tokenizer::from_gguf(&file).context("cannot build the tokenizer")?;
     let template = ChatTemplate::from_gguf(&file).context("cannot read the chat template")?;
     let threads = args.threads.unwrap_or_else(default_threads).max(1);
-    let mut runner =
-        Runner::new(Arc::clone(&file), Kernels::detect(), threads, &LoadOptions::default())
-            .with_context(|| format!("cannot load {}", path.display()))?;
+    let mut runner = Runner::new(
+        Arc::clone(&file),
+        Kernels::detect(),
+        threads,
+        &LoadOptions::default(),
+    )
+    .with_context(|| format!("cannot load {}", path.display()))?;
     if let Some(dir) = std::env::var_os("OWL_TRACE") {
         runner.set_trace(Some(trace_to_dir(dir.into())?));
     }
     let n_ctx_train = runner.model.hparams().n_ctx_train.max(1);
-    let n_ctx = args.ctx_size.unwrap_or(n_ctx_train.min(DEFAULT_CTX_CAP)).max(16);
-    Ok(Loaded { session: Session::new(runner, n_ctx, N_BATCH), tokenizer, template })
+    let n_ctx = args
+        .ctx_size
+        .unwrap_or(n_ctx_train.min(DEFAULT_CTX_CAP))
+        .max(16);
+    Ok(Loaded {
+        session: Session::new(runner, n_ctx, N_BATCH),
+        tokenizer,
+        template,
+    })
 }
 
 /// A tracer that writes each intermediate tensor to `dir/NAME.f32` (debugging aid: compare with
@@ -85,7 +100,11 @@ fn trace_to_dir(dir: std::path::PathBuf) -> Result<Box<owl_model::scratch::Trace
 fn gen_params(s: &SamplingArgs) -> Result<GenerateParams> {
     let sampling = s.params();
     sampling.validate().context("invalid sampling option")?;
-    Ok(GenerateParams { max_tokens: s.max_tokens, sampling, stop_at_eog: true })
+    Ok(GenerateParams {
+        max_tokens: s.max_tokens,
+        sampling,
+        stop_at_eog: true,
+    })
 }
 
 /// Generates a reply to `prompt_ids`, streaming text to `out`; returns the text and stats.
@@ -99,11 +118,9 @@ fn stream_reply(
     let mut text = String::new();
     let mut write_err = None;
     let tok = &m.tokenizer;
-    let stats = m.session.generate(
-        prompt_ids,
-        params,
-        &|id| tok.is_eog(id),
-        &mut |id| {
+    let stats = m
+        .session
+        .generate(prompt_ids, params, &|id| tok.is_eog(id), &mut |id| {
             let piece = decoder.push(tok, id);
             text.push_str(&piece);
             if let Err(e) = out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {
@@ -111,8 +128,7 @@ fn stream_reply(
                 return false;
             }
             true
-        },
-    )?;
+        })?;
     let rest = decoder.finish();
     text.push_str(&rest);
     out.write_all(rest.as_bytes()).ok();
@@ -152,7 +168,9 @@ fn read_prompt(arg: Option<&str>) -> Result<String> {
 
 fn read_stdin() -> Result<String> {
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading the prompt from stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the prompt from stdin")?;
     Ok(s)
 }
 
@@ -173,9 +191,15 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         let mut msgs = Vec::new();
         if let Some(s) = &a.system {
-            msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
+            msgs.push(ChatMessage {
+                role: "system".into(),
+                content: s.clone(),
+            });
         }
-        msgs.push(ChatMessage { role: "user".into(), content: prompt });
+        msgs.push(ChatMessage {
+            role: "user".into(),
+            content: prompt,
+        });
         render(&m, &msgs)?
     };
     let stdout = std::io::stdout();
@@ -199,13 +223,19 @@ pub fn chat(a: ChatArgs) -> Result<()> {
     let system: Vec<ChatMessage> = a
         .system
         .iter()
-        .map(|s| ChatMessage { role: "system".into(), content: s.clone() })
+        .map(|s| ChatMessage {
+            role: "system".into(),
+            content: s.clone(),
+        })
         .collect();
     let mut history = system.clone();
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        eprintln!("owl: chatting ({} threads, context {}). /reset clears history, /bye or Ctrl-D leaves.",
-            m.session.runner().n_threads(), m.session.n_ctx());
+        eprintln!(
+            "owl: chatting ({} threads, context {}). /reset clears history, /bye or Ctrl-D leaves.",
+            m.session.runner().n_threads(),
+            m.session.n_ctx()
+        );
     }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -228,7 +258,10 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             }
             _ => {}
         }
-        history.push(ChatMessage { role: "user".into(), content: msg.to_string() });
+        history.push(ChatMessage {
+            role: "user".into(),
+            content: msg.to_string(),
+        });
         let ids = render(&m, &history)?;
         if ids.len() >= m.session.n_ctx() {
             history.pop();
@@ -243,7 +276,10 @@ pub fn chat(a: ChatArgs) -> Result<()> {
         let (text, stats) = stream_reply(&mut m, &ids, &params, &mut out)?;
         out.write_all(b"\n").ok();
         out.flush().ok();
-        history.push(ChatMessage { role: "assistant".into(), content: text.trim().to_string() });
+        history.push(ChatMessage {
+            role: "assistant".into(),
+            content: text.trim().to_string(),
+        });
         if a.model.verbose {
             report(&stats);
         }

@@ -29,7 +29,11 @@ pub fn model(name: Option<&str>) -> Result<()> {
         .map(|(k, (n, b))| format!("{k} ×{n} ({:.1} MB)", *b as f64 / 1e6))
         .collect();
     println!("formats       {}", f.join(", "));
-    println!("file size     {:.1} MB, GGUF v{}", g.file_size() as f64 / 1e6, g.version);
+    println!(
+        "file size     {:.1} MB, GGUF v{}",
+        g.file_size() as f64 / 1e6,
+        g.version
+    );
     if let Some(c) = g.get_u64(&key("context_length")) {
         println!("context       {c}");
     }
@@ -45,11 +49,17 @@ pub fn model(name: Option<&str>) -> Result<()> {
         }
     }
     if let Some(t) = g.get_str("tokenizer.ggml.model") {
-        let n = g.get_array("tokenizer.ggml.tokens").map(|a| a.len()).unwrap_or(0);
+        let n = g
+            .get_array("tokenizer.ggml.tokens")
+            .map(|a| a.len())
+            .unwrap_or(0);
         let pre = g.get_str("tokenizer.ggml.pre").unwrap_or("default");
         println!("tokenizer     {t} ({n} tokens, pre-tokenizer {pre})");
     }
-    println!("license       {}", g.get_str("general.license").unwrap_or("-"));
+    println!(
+        "license       {}",
+        g.get_str("general.license").unwrap_or("-")
+    );
     match g.get_str("tokenizer.chat_template") {
         Some(t) => {
             println!("template      {} chars:", t.len());
@@ -76,8 +86,15 @@ fn human(n: u64) -> String {
 pub fn system() {
     let k = Kernels::detect();
     println!("cpu           {}", cpu_model());
-    println!("isa           {} (available: {:?})", k.isa().name(), Isa::available());
-    println!("threads       {} (default)", crate::generate::default_threads());
+    println!(
+        "isa           {} (available: {:?})",
+        k.isa().name(),
+        Isa::available()
+    );
+    println!(
+        "threads       {} (default)",
+        crate::generate::default_threads()
+    );
     if k.overridden().is_empty() {
         println!("kernels       scalar reference only");
     } else {

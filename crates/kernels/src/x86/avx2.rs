@@ -37,7 +37,10 @@ fn expf8(x: __m256) -> __m256 {
     let ln2_lo = _mm256_set1_ps(f32::from_bits(0x35bf_be8e));
     let b = _mm256_fnmadd_ps(n, ln2_lo, _mm256_fnmadd_ps(n, ln2_hi, x));
     let e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
-    let k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0))));
+    let k = _mm256_castsi256_ps(_mm256_add_epi32(
+        e,
+        _mm256_castps_si256(_mm256_set1_ps(1.0)),
+    ));
     let abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n);
     let c = _mm256_cmp_ps(abs_n, _mm256_set1_ps(126.0), _CMP_GT_OQ);
     let u = _mm256_mul_ps(b, b);
@@ -66,7 +69,10 @@ fn expf8(x: __m256) -> __m256 {
     let normal = _mm256_fmadd_ps(k, j, k);
     _mm256_or_ps(
         _mm256_and_ps(d, huge),
-        _mm256_andnot_ps(d, _mm256_or_ps(_mm256_and_ps(c, scaled), _mm256_andnot_ps(c, normal))),
+        _mm256_andnot_ps(
+            d,
+            _mm256_or_ps(_mm256_and_ps(c, scaled), _mm256_andnot_ps(c, normal)),
+        ),
     )
 }
 
@@ -124,7 +130,12 @@ unsafe fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
     let one = _mm256_set1_ps(1.0);
     while i + 8 <= n {
         // SAFETY: i + 8 <= n for both slices.
-        let (x, g) = unsafe { (_mm256_loadu_ps(gate.as_ptr().add(i)), _mm256_loadu_ps(up.as_ptr().add(i))) };
+        let (x, g) = unsafe {
+            (
+                _mm256_loadu_ps(gate.as_ptr().add(i)),
+                _mm256_loadu_ps(up.as_ptr().add(i)),
+            )
+        };
         let e = expf8(_mm256_sub_ps(_mm256_setzero_ps(), x));
         let silu = _mm256_div_ps(x, _mm256_add_ps(one, e));
         // SAFETY: as above.
@@ -276,7 +287,10 @@ fn mul_sum_i8_pairs_float(x: __m256i, y: __m256i) -> __m256 {
 
 pub fn vec_dot_q4_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
-    assert!(w.len() >= nb * 20 && a.len() >= nb * 36, "q4_1·q8_1: short rows");
+    assert!(
+        w.len() >= nb * 20 && a.len() >= nb * 36,
+        "q4_1·q8_1: short rows"
+    );
     // SAFETY: registered only after AVX2/FMA were detected; lengths checked above.
     unsafe { vec_dot_q4_1_q8_1_avx2(nb, w, a) }
 }
@@ -297,7 +311,8 @@ unsafe fn vec_dot_q4_1_q8_1_avx2(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         let d0d1 = _mm256_mul_ps(_mm256_set1_ps(d0), _mm256_set1_ps(d1));
         // SAFETY: xb[4..20] holds 16 bytes, yb[4..36] holds 32 bytes.
         let packed = unsafe { _mm_loadu_si128(xb.as_ptr().add(4) as *const __m128i) };
-        let both = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+        let both =
+            _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
         let qx = _mm256_and_si256(both, low);
         // SAFETY: as above.
         let qy = unsafe { _mm256_loadu_si256(yb.as_ptr().add(4) as *const __m256i) };
@@ -309,7 +324,10 @@ unsafe fn vec_dot_q4_1_q8_1_avx2(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 
 pub fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
-    assert!(w.len() >= nb * 34 && a.len() >= nb * 34, "q8_0·q8_0: short rows");
+    assert!(
+        w.len() >= nb * 34 && a.len() >= nb * 34,
+        "q8_0·q8_0: short rows"
+    );
     // SAFETY: registered only after AVX2/FMA were detected; lengths checked above.
     unsafe { vec_dot_q8_0_q8_0_avx2(nb, w, a) }
 }

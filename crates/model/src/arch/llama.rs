@@ -25,7 +25,10 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
         token_embd.clone()
     };
     let norm = |name: &str| -> Result<RmsNorm, ModelError> {
-        Ok(RmsNorm { weight: ld.vector(name, e)?, eps: hp.rms_eps })
+        Ok(RmsNorm {
+            weight: ld.vector(name, e)?,
+            eps: hp.rms_eps,
+        })
     };
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
@@ -54,5 +57,11 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
         });
     }
     let output_norm = norm("output_norm.weight")?;
-    Ok(Box::new(Decoder { hp, token_embd, layers, output_norm, output }))
+    Ok(Box::new(Decoder {
+        hp,
+        token_embd,
+        layers,
+        output_norm,
+        output,
+    }))
 }

@@ -16,16 +16,25 @@ pub struct ArchEntry {
 }
 
 /// Every architecture owl can run.
-pub const ARCHITECTURES: &[ArchEntry] = &[ArchEntry { gguf_arch: "llama", load: llama::load }];
+pub const ARCHITECTURES: &[ArchEntry] = &[ArchEntry {
+    gguf_arch: "llama",
+    load: llama::load,
+}];
 
 /// Names of the supported architectures, for error messages.
 pub fn names() -> String {
-    ARCHITECTURES.iter().map(|a| a.gguf_arch).collect::<Vec<_>>().join(", ")
+    ARCHITECTURES
+        .iter()
+        .map(|a| a.gguf_arch)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Finds the entry for the file's architecture.
 pub fn entry_for(file: &Arc<GgufFile>) -> Result<&'static ArchEntry, ModelError> {
-    let arch = file.get_str("general.architecture").ok_or(ModelError::NoArch)?;
+    let arch = file
+        .get_str("general.architecture")
+        .ok_or(ModelError::NoArch)?;
     ARCHITECTURES
         .iter()
         .find(|a| a.gguf_arch == arch)

@@ -21,7 +21,14 @@ pub struct FfnScratch<'a> {
 
 impl SwiGluFfn {
     /// `x`: [n, n_embd] (normalized input); `out`: [n, n_embd].
-    pub fn forward(&self, cx: &Compute<'_>, x: &[f32], n: usize, out: &mut [f32], s: FfnScratch<'_>) {
+    pub fn forward(
+        &self,
+        cx: &Compute<'_>,
+        x: &[f32],
+        n: usize,
+        out: &mut [f32],
+        s: FfnScratch<'_>,
+    ) {
         let n_ff = self.gate.rows;
         let gate = &mut s.gate[..n * n_ff];
         let up = &mut s.up[..n * n_ff];

@@ -30,6 +30,8 @@ pub struct Gqa {
 
 /// Buffers the attention block works in.
 pub struct AttnScratch<'a> {
+    /// Layer index (KV-cache layer and trace names).
+    pub layer: usize,
     /// [n, q_dim]
     pub q: &'a mut [f32],
     /// [n, kv_dim]
@@ -54,12 +56,25 @@ unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    /// Accessor, so closures capture the whole (Sync) wrapper rather than the raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 #[derive(Clone, Copy)]
 struct SendPtr16(*mut f16);
 // SAFETY: threads use disjoint slices through it inside one `pool.run`.
 unsafe impl Send for SendPtr16 {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr16 {}
+
+impl SendPtr16 {
+    fn get(self) -> *mut f16 {
+        self.0
+    }
+}
 
 fn add_bias(x: &mut [f32], bias: &Option<Vec<f32>>) {
     if let Some(b) = bias {
@@ -78,13 +93,13 @@ impl Gqa {
         &self,
         cx: &Compute<'_>,
         batch: &Batch,
-        layer: usize,
         kv: &mut KvCache,
         h: &[f32],
         out: &mut [f32],
         s: AttnScratch<'_>,
     ) {
         let n = batch.n_tokens();
+        let layer = s.layer;
         let hd = self.head_dim;
         let q_dim = self.n_head * hd;
         let kv_dim = self.n_head_kv * hd;
@@ -105,8 +120,10 @@ impl Gqa {
                 let row = c.start + i;
                 let pos = c.pos0 + i;
                 self.rope.angles(pos as u32, cos_sin);
-                self.rope.apply(&mut q[row * q_dim..(row + 1) * q_dim], hd, cos_sin, fused);
-                self.rope.apply(&mut k[row * kv_dim..(row + 1) * kv_dim], hd, cos_sin, fused);
+                self.rope
+                    .apply(&mut q[row * q_dim..(row + 1) * q_dim], hd, cos_sin, fused);
+                self.rope
+                    .apply(&mut k[row * kv_dim..(row + 1) * kv_dim], hd, cos_sin, fused);
                 kv.store(
                     c.slot,
                     layer,
@@ -135,17 +152,20 @@ impl Gqa {
         // Row -> chunk lookup without allocation: chunks are sorted by `start`.
         let chunk_of = |row: usize| batch.chunks.partition_point(|c| c.start + c.len <= row);
         cx.pool.run(|ith, nth| {
-            let (scores, f16s, outp) = (scores, f16s, outp);
             // SAFETY: each thread takes its own disjoint slices of the scratch buffers, whose
             // lengths are `n_threads` times the per-thread sizes.
             let (sc, f) = unsafe {
                 (
-                    std::slice::from_raw_parts_mut(scores.0.add(ith * per_scores), per_scores),
-                    std::slice::from_raw_parts_mut(f16s.0.add(ith * per_f16), per_f16),
+                    std::slice::from_raw_parts_mut(scores.get().add(ith * per_scores), per_scores),
+                    std::slice::from_raw_parts_mut(f16s.get().add(ith * per_f16), per_f16),
                 )
             };
             let (p16, q16) = f.split_at_mut(n_pad);
-            let mut hs = HeadScratch { scores: sc, p16, q16 };
+            let mut hs = HeadScratch {
+                scores: sc,
+                p16,
+                q16,
+            };
             for task in split_range(n_tasks, ith, nth) {
                 let (row, head) = (task / self.n_head, task % self.n_head);
                 let c = &batch.chunks[chunk_of(row)];
@@ -161,8 +181,19 @@ impl Gqa {
                 let qh = &q[row * q_dim + head * hd..row * q_dim + (head + 1) * hd];
                 // SAFETY: task (row, head) owns attn[row][head*hd..(head+1)*hd]; tasks are
                 // disjoint across threads.
-                let o = unsafe { std::slice::from_raw_parts_mut(outp.0.add(row * q_dim + head * hd), hd) };
-                attend_head(cx.kernels, qh, &view, pos + 1, scale, c.len >= 2, &mut hs, o);
+                let o = unsafe {
+                    std::slice::from_raw_parts_mut(outp.get().add(row * q_dim + head * hd), hd)
+                };
+                attend_head(
+                    cx.kernels,
+                    qh,
+                    &view,
+                    pos + 1,
+                    scale,
+                    c.len >= 2,
+                    &mut hs,
+                    o,
+                );
             }
         });
         cx.trace("kqv_out", Some(layer), attn);

@@ -1,4 +1,5 @@
 //! Shared helpers for the tests that need the real default model.
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::PathBuf;
 
