@@ -292,3 +292,26 @@ fn invalid_sampling_options_are_rejected() {
     let out = owl(&["run", "--model", &model(), "--top-p", "1.5", "hi"], None);
     assert_clean_failure(&out, "top_p");
 }
+
+#[test]
+fn chat_keeps_history_resets_and_leaves() {
+    let m = model();
+    let out = owl(
+        &["chat", "--model", &m, "--temperature", "0", "-n", "16"],
+        Some("My name is Ada.\nWhat is my name?\n/reset\nHello!\n/bye\nthis line is never read\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let replies = text(&out.stdout);
+    // One reply per user turn (three), each ending with a newline.
+    assert!(
+        replies.lines().filter(|l| !l.trim().is_empty()).count() >= 3,
+        "{replies:?}"
+    );
+    assert!(text(&out.stderr).contains("history cleared"));
+    // Ctrl-D (end of input) leaves cleanly too.
+    let out = owl(
+        &["chat", "--model", &m, "--temperature", "0", "-n", "4"],
+        Some("Hi\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
