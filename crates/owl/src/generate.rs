@@ -208,6 +208,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if !text.ends_with('\n') {
         out.write_all(b"\n").ok();
     }
+    out.flush().ok();
     if a.model.verbose {
         report(&stats);
     }
