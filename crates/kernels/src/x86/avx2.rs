@@ -236,7 +236,9 @@ fn quantize_block_32(x: &[f32], qs: &mut [u8]) -> (f32, i32) {
     let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
     let mut sum = 0i32;
     for (q, &v) in qs.iter_mut().zip(x) {
-        let r = (v * id).round_ties_even() as i32;
+        // Round half to even (as _mm256_round_ps does) without a libm call: adding and
+        // subtracting 1.5 * 2^23 leaves the nearest integer for |x| <= 2^22 (here |x| <= 127).
+        let r = ((v * id + 12_582_912.0) - 12_582_912.0) as i32;
         sum += r;
         *q = r as i8 as u8;
     }
