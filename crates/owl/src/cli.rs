@@ -79,6 +79,9 @@ pub struct SamplingArgs {
     /// Maximum tokens to generate.
     #[arg(short = 'n', long, default_value_t = 512)]
     pub max_tokens: usize,
+    /// Keep generating past end-of-generation tokens (for benchmarks).
+    #[arg(long)]
+    pub ignore_eos: bool,
 }
 
 impl SamplingArgs {
