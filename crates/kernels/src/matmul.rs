@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use owl_gguf::{GgmlType, GgufFile};
 
-use crate::pool::{split_range, ThreadPool};
+use crate::pool::{split_range, SharedMut, ThreadPool};
 use crate::Kernels;
 
 /// Where a weight matrix's bytes live: borrowed from the memory-mapped model file (the default:
@@ -74,21 +74,6 @@ pub struct ActBuffer {
     bytes: Vec<u8>,
 }
 
-/// A raw pointer that may cross threads; each thread writes a disjoint set of elements.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: used only to write disjoint indices from different threads inside `pool.run`.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// Accessor, so closures capture the whole (Sync) wrapper rather than the raw field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// `out[t][r] = dot(w.row(r), x[t])` for `t < n_tokens`, `r < w.rows`.
 ///
 /// `x`: [n_tokens, w.cols] f32; `out`: [n_tokens, w.rows] f32.
@@ -124,7 +109,7 @@ pub fn linear(
     let wbytes = w.bytes.as_slice();
     let w_row = w.row_bytes();
     let rows = w.rows;
-    let outp = OutPtr(out.as_mut_ptr());
+    let outp = SharedMut::new(out);
     pool.run(|ith, nth| {
         for r in split_range(rows, ith, nth) {
             let wr = &wbytes[r * w_row..(r + 1) * w_row];
@@ -132,7 +117,7 @@ pub fn linear(
                 let v = vec_dot(cols, wr, &abuf[t * a_row..(t + 1) * a_row]);
                 // SAFETY: `t * rows + r` < n_tokens * rows == out.len(), and each `r` belongs
                 // to exactly one thread, so no two threads write the same element.
-                unsafe { *outp.get().add(t * rows + r) = v };
+                unsafe { outp.write(t * rows + r, v) };
             }
         }
     });

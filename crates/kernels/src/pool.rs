@@ -176,6 +176,42 @@ impl Drop for ThreadPool {
     }
 }
 
+/// A buffer the threads of one `ThreadPool::run` share, each writing a disjoint part of it.
+#[derive(Clone, Copy)]
+pub struct SharedMut<T>(*mut T);
+
+// SAFETY: the wrapper only moves a pointer between the threads of one `run`; every use goes
+// through `slice`/`write`, whose callers guarantee disjoint access.
+unsafe impl<T> Send for SharedMut<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    pub fn new(buf: &mut [T]) -> SharedMut<T> {
+        SharedMut(buf.as_mut_ptr())
+    }
+
+    /// The elements `start..start + len`.
+    ///
+    /// # Safety
+    /// The range lies inside the buffer `new` was given, that buffer outlives the use, and no
+    /// other thread touches the range meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+
+    /// Writes element `i`.
+    ///
+    /// # Safety
+    /// As for `slice`, for the single element `i`.
+    pub unsafe fn write(&self, i: usize, v: T) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.0.add(i).write(v) }
+    }
+}
+
 /// The half-open range of `0..n` that thread `ith` of `nth` owns (contiguous, balanced).
 pub fn split_range(n: usize, ith: usize, nth: usize) -> std::ops::Range<usize> {
     let per = n / nth;

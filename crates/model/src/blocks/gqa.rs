@@ -6,7 +6,7 @@
 
 use half::f16;
 use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadView};
-use owl_kernels::pool::split_range;
+use owl_kernels::pool::{split_range, SharedMut};
 use owl_kernels::rope::RopeConfig;
 use owl_kernels::{linear, ActBuffer, QMatrix};
 
@@ -47,33 +47,6 @@ pub struct AttnScratch<'a> {
     /// [n_dims / 2]
     pub cos_sin: &'a mut [(f32, f32)],
     pub act: &'a mut ActBuffer,
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: threads write disjoint (token, head) slices through it inside one `pool.run`.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// Accessor, so closures capture the whole (Sync) wrapper rather than the raw field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr16(*mut f16);
-// SAFETY: threads use disjoint slices through it inside one `pool.run`.
-unsafe impl Send for SendPtr16 {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr16 {}
-
-impl SendPtr16 {
-    fn get(self) -> *mut f16 {
-        self.0
-    }
 }
 
 fn add_bias(x: &mut [f32], bias: &Option<Vec<f32>>) {
@@ -144,9 +117,9 @@ impl Gqa {
         let n_pad = kv.n_ctx_pad();
         let per_scores = s.scores.len() / cx.pool.n_threads();
         let per_f16 = s.f16s.len() / cx.pool.n_threads();
-        let scores = SendPtr(s.scores.as_mut_ptr());
-        let f16s = SendPtr16(s.f16s.as_mut_ptr());
-        let outp = SendPtr(attn.as_mut_ptr());
+        let scores = SharedMut::new(s.scores);
+        let f16s = SharedMut::new(s.f16s);
+        let outp = SharedMut::new(attn);
         let q = &*q;
         let kv = &*kv;
         // Row -> chunk lookup without allocation: chunks are sorted by `start`.
@@ -156,8 +129,8 @@ impl Gqa {
             // lengths are `n_threads` times the per-thread sizes.
             let (sc, f) = unsafe {
                 (
-                    std::slice::from_raw_parts_mut(scores.get().add(ith * per_scores), per_scores),
-                    std::slice::from_raw_parts_mut(f16s.get().add(ith * per_f16), per_f16),
+                    scores.slice(ith * per_scores, per_scores),
+                    f16s.slice(ith * per_f16, per_f16),
                 )
             };
             let (p16, q16) = f.split_at_mut(n_pad);
@@ -181,9 +154,7 @@ impl Gqa {
                 let qh = &q[row * q_dim + head * hd..row * q_dim + (head + 1) * hd];
                 // SAFETY: task (row, head) owns attn[row][head*hd..(head+1)*hd]; tasks are
                 // disjoint across threads.
-                let o = unsafe {
-                    std::slice::from_raw_parts_mut(outp.get().add(row * q_dim + head * hd), hd)
-                };
+                let o = unsafe { outp.slice(row * q_dim + head * hd, hd) };
                 attend_head(
                     cx.kernels,
                     qh,
