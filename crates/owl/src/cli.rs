@@ -32,6 +32,10 @@ pub enum Command {
     },
     /// List catalogued models and what is in the store.
     List,
+    /// Convert an F32/F16/BF16 GGUF to a quantized format (Q4_0 … Q8_0, Q4_K_M, Q5_K_M).
+    Quantize(crate::quantize::QuantizeArgs),
+    /// Measure prompt and generation speed (llama-bench style).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -162,6 +166,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
+        Command::Quantize(a) => crate::quantize::run(a),
+        Command::Bench(a) => crate::bench::run(a),
         Command::List => {
             let dir = store::models_dir()?;
             for e in store::CATALOG {

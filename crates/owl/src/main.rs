@@ -4,8 +4,10 @@
 //! the store, and wires tokenizer, chat template, engine session and sampler together. stdout
 //! carries only generated text, so `owl run` pipes cleanly; everything else goes to stderr.
 
+mod bench;
 mod cli;
 mod generate;
+mod quantize;
 mod show;
 mod store;
 

@@ -2,11 +2,16 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_quants;
 
 /// Installs the AVX2 kernels into `k`; a no-op on other architectures.
 pub(crate) fn register_avx2(k: &mut crate::Kernels) {
     #[cfg(target_arch = "x86_64")]
-    avx2::register(k);
+    {
+        avx2::register(k);
+        avx2_quants::register(k);
+    }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
 }
