@@ -5,6 +5,9 @@ use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
 /// Dot product of two f16 vectors of equal length (attention scores and outputs).
 pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
+/// Four dot products of one weight row with four activation rows. Each result must be
+/// bit-identical to the single `VecDotFn` of the same format (the batch-invariance promise).
+pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 /// `x[i] = exp(x[i] - max)` in place, returning the sum.
 pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
 /// `gate[i] = silu(gate[i]) * up[i]` in place.
@@ -56,6 +59,7 @@ impl Isa {
 pub struct Kernels {
     isa: Isa,
     vec_dot: Vec<(GgmlType, VecDotFn)>,
+    vec_dot_x4: Vec<(GgmlType, VecDotX4Fn)>,
     quantize: Vec<(GgmlType, QuantFn)>,
     dot_f16: DotF16Fn,
     dot_f16_batch: DotF16Fn,
@@ -77,6 +81,7 @@ impl Kernels {
         let mut k = Kernels {
             isa: Isa::Scalar,
             vec_dot: Vec::new(),
+            vec_dot_x4: Vec::new(),
             quantize: Vec::new(),
             dot_f16: crate::attention::dot_f16_scalar,
             dot_f16_batch: crate::attention::dot_f16_scalar,
@@ -116,6 +121,23 @@ impl Kernels {
             self.vec_dot.push((ty, f));
         }
         self.overridden.push(name);
+    }
+
+    pub(crate) fn set_vec_dot_x4(&mut self, ty: GgmlType, f: VecDotX4Fn, name: &'static str) {
+        if let Some(slot) = self.vec_dot_x4.iter_mut().find(|(t, _)| *t == ty) {
+            slot.1 = f;
+        } else {
+            self.vec_dot_x4.push((ty, f));
+        }
+        self.overridden.push(name);
+    }
+
+    /// The four-token dot product of `ty`, where an ISA provides one.
+    pub fn vec_dot_x4(&self, ty: GgmlType) -> Option<VecDotX4Fn> {
+        self.vec_dot_x4
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .map(|(_, f)| *f)
     }
 
     pub(crate) fn set_quantize(&mut self, ty: GgmlType, f: QuantFn, name: &'static str) {

@@ -109,16 +109,44 @@ pub fn linear(
     let wbytes = w.bytes.as_slice();
     let w_row = w.row_bytes();
     let rows = w.rows;
+    let x4 = k.vec_dot_x4(w.ty);
+    // Tokens per tile: the tile's quantized activations stay in L1 while every weight row of
+    // the thread's share passes over them.
+    let tile = (TILE_BYTES / a_row.max(1)).clamp(4, 64) & !3;
     let outp = SharedMut::new(out);
     pool.run(|ith, nth| {
-        for r in split_range(rows, ith, nth) {
-            let wr = &wbytes[r * w_row..(r + 1) * w_row];
-            for t in 0..n_tokens {
-                let v = vec_dot(cols, wr, &abuf[t * a_row..(t + 1) * a_row]);
-                // SAFETY: `t * rows + r` < n_tokens * rows == out.len(), and each `r` belongs
-                // to exactly one thread, so no two threads write the same element.
-                unsafe { outp.write(t * rows + r, v) };
+        let my_rows = split_range(rows, ith, nth);
+        let act_row = |t: usize| &abuf[t * a_row..(t + 1) * a_row];
+        for t0 in (0..n_tokens).step_by(tile) {
+            let t_end = (t0 + tile).min(n_tokens);
+            for r in my_rows.clone() {
+                let wr = &wbytes[r * w_row..(r + 1) * w_row];
+                let mut t = t0;
+                if let Some(x4) = x4 {
+                    while t + 4 <= t_end {
+                        let v = x4(
+                            cols,
+                            wr,
+                            [act_row(t), act_row(t + 1), act_row(t + 2), act_row(t + 3)],
+                        );
+                        for (j, vj) in v.into_iter().enumerate() {
+                            // SAFETY: (t + j) * rows + r < n_tokens * rows == out.len(), and
+                            // row r belongs to this thread only.
+                            unsafe { outp.write((t + j) * rows + r, vj) };
+                        }
+                        t += 4;
+                    }
+                }
+                while t < t_end {
+                    let v = vec_dot(cols, wr, act_row(t));
+                    // SAFETY: as above.
+                    unsafe { outp.write(t * rows + r, v) };
+                    t += 1;
+                }
             }
         }
     });
 }
+
+/// Bytes of quantized activations per token tile (a share of a 32 KiB L1 data cache).
+const TILE_BYTES: usize = 16 * 1024;

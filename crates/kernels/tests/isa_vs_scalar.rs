@@ -150,3 +150,36 @@ fn linear_is_batch_invariant() {
         }
     }
 }
+
+/// Four-token kernels give exactly the bits of the single-token kernel of the same ISA.
+#[test]
+fn x4_kernels_are_bit_identical_to_single_token_kernels() {
+    for isa in Isa::available() {
+        let k = Kernels::for_isa(isa);
+        for f in formats() {
+            let (Some(x4), Some(one)) = (k.vec_dot_x4(f.ty), k.vec_dot(f.ty)) else {
+                continue;
+            };
+            let wq = Kernels::for_isa(Isa::Scalar)
+                .quantize(f.ty)
+                .expect("quantizer");
+            for blocks in [1usize, 3, 8] {
+                let n = blocks * 256;
+                let mut w = vec![0u8; owl_quant::row_bytes(f.ty, n)];
+                wq(&data(n, 1), &mut w);
+                let acts: Vec<Vec<u8>> = (0..4)
+                    .map(|j| quantize(&k, f.vec_dot_type, &data(n, 50 + j)))
+                    .collect();
+                let got = x4(n, &w, [&acts[0], &acts[1], &acts[2], &acts[3]]);
+                for j in 0..4 {
+                    assert_eq!(
+                        got[j].to_bits(),
+                        one(n, &w, &acts[j]).to_bits(),
+                        "{isa:?} {} token {j}",
+                        f.ty
+                    );
+                }
+            }
+        }
+    }
+}

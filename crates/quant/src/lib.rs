@@ -44,6 +44,7 @@ pub mod bf16;
 pub mod fp16;
 pub mod fp32;
 pub mod k_common;
+pub mod mix;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;

@@ -17,6 +17,8 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_quantize(GgmlType::Q8_1, quantize_q8_1, "quantize_q8_1/x86");
     k.set_vec_dot(GgmlType::Q4_1, vec_dot_q4_1_q8_1, "q4_1·q8_1/avx2");
     k.set_vec_dot(GgmlType::Q8_0, vec_dot_q8_0_q8_0, "q8_0·q8_0/avx2");
+    k.set_vec_dot_x4(GgmlType::Q4_1, vec_dot_q4_1_q8_1_x4, "q4_1·q8_1 x4/avx2");
+    k.set_vec_dot_x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_x4, "q8_0·q8_0 x4/avx2");
     k.set_dot_f16(dot_f16, "f16·f16/avx2");
     k.set_dot_f16_batch(dot_f16_tiled, "f16·f16 tiled/avx2");
     k.set_softmax_exp(softmax_exp, "softmax_exp/avx2");
@@ -352,4 +354,121 @@ unsafe fn vec_dot_q8_0_q8_0_avx2(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         acc = _mm256_fmadd_ps(d, q, acc);
     }
     hsum_float_8(acc)
+}
+
+/// Four tokens against one Q4_1 row: the weight block is unpacked once, and each token's
+/// accumulator sees exactly the operations `vec_dot_q4_1_q8_1` performs (bit-identical).
+pub fn vec_dot_q4_1_q8_1_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 32;
+    assert!(
+        w.len() >= nb * 20 && a.iter().all(|r| r.len() >= nb * 36),
+        "q4_1·q8_1 x4: short rows"
+    );
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { vec_dot_q4_1_q8_1_x4_avx2(nb, w, a) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vec_dot_q4_1_q8_1_x4_avx2(nb: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    // The four tokens' scalar terms ride in the lanes of one SSE register: the same IEEE
+    // operations per lane as the single-token kernel's scalars, so the bits agree.
+    let mut summs = _mm_setzero_ps();
+    let low = _mm256_set1_epi8(0x0f);
+    let (p0, p1, p2, p3) = (a[0].as_ptr(), a[1].as_ptr(), a[2].as_ptr(), a[3].as_ptr());
+    let ld16 = |p: *const u8, off: usize| -> i16 {
+        // SAFETY: callers pass offsets inside blocks whose length was asserted.
+        unsafe { (p.add(off) as *const i16).read_unaligned() }
+    };
+    for ib in 0..nb {
+        let xb = &w[ib * 20..ib * 20 + 20];
+        let d0 = f16_fast(xb, 0);
+        let m0 = f16_fast(xb, 2);
+        let o = ib * 36;
+        // [d1 of tokens 0..4, s1 of tokens 0..4] as f16, widened at once.
+        let ds = _mm_cvtph_ps(_mm_setr_epi16(
+            ld16(p0, o),
+            ld16(p1, o),
+            ld16(p2, o),
+            ld16(p3, o),
+            0,
+            0,
+            0,
+            0,
+        ));
+        let ss = _mm_cvtph_ps(_mm_setr_epi16(
+            ld16(p0, o + 2),
+            ld16(p1, o + 2),
+            ld16(p2, o + 2),
+            ld16(p3, o + 2),
+            0,
+            0,
+            0,
+            0,
+        ));
+        summs = _mm_add_ps(summs, _mm_mul_ps(_mm_set1_ps(m0), ss));
+        let mut dd = [0.0f32; 4];
+        // SAFETY: dd holds four floats.
+        unsafe { _mm_storeu_ps(dd.as_mut_ptr(), _mm_mul_ps(_mm_set1_ps(d0), ds)) };
+        // SAFETY: xb[4..20] holds 16 bytes.
+        let packed = unsafe { _mm_loadu_si128(xb.as_ptr().add(4) as *const __m128i) };
+        let both =
+            _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+        let qx = _mm256_and_si256(both, low);
+        for (j, p) in [p0, p1, p2, p3].into_iter().enumerate() {
+            // SAFETY: each activation row holds nb blocks of 36 bytes (asserted).
+            let qy = unsafe { _mm256_loadu_si256(p.add(o + 4) as *const __m256i) };
+            acc[j] = _mm256_fmadd_ps(
+                _mm256_set1_ps(dd[j]),
+                mul_sum_us8_pairs_float(qx, qy),
+                acc[j],
+            );
+        }
+    }
+    let mut sm = [0.0f32; 4];
+    // SAFETY: sm holds four floats.
+    unsafe { _mm_storeu_ps(sm.as_mut_ptr(), summs) };
+    [
+        hsum_float_8(acc[0]) + sm[0],
+        hsum_float_8(acc[1]) + sm[1],
+        hsum_float_8(acc[2]) + sm[2],
+        hsum_float_8(acc[3]) + sm[3],
+    ]
+}
+
+/// Four tokens against one Q8_0 row, bit-identical to `vec_dot_q8_0_q8_0` per token.
+pub fn vec_dot_q8_0_q8_0_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 32;
+    assert!(
+        w.len() >= nb * 34 && a.iter().all(|r| r.len() >= nb * 34),
+        "q8_0·q8_0 x4: short rows"
+    );
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { vec_dot_q8_0_q8_0_x4_avx2(nb, w, a) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vec_dot_q8_0_q8_0_x4_avx2(nb: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for ib in 0..nb {
+        let xb = &w[ib * 34..ib * 34 + 34];
+        let d0 = f16_fast(xb, 0);
+        // SAFETY: the block holds 32 bytes after its 2-byte scale.
+        let qx = unsafe { _mm256_loadu_si256(xb.as_ptr().add(2) as *const __m256i) };
+        let ax = _mm256_sign_epi8(qx, qx);
+        for j in 0..4 {
+            let yb = &a[j][ib * 34..ib * 34 + 34];
+            let d = _mm256_set1_ps(d0 * f16_fast(yb, 0));
+            // SAFETY: as above.
+            let qy = unsafe { _mm256_loadu_si256(yb.as_ptr().add(2) as *const __m256i) };
+            let q = mul_sum_us8_pairs_float(ax, _mm256_sign_epi8(qy, qx));
+            acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
+        }
+    }
+    [
+        hsum_float_8(acc[0]),
+        hsum_float_8(acc[1]),
+        hsum_float_8(acc[2]),
+        hsum_float_8(acc[3]),
+    ]
 }

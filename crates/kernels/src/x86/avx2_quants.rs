@@ -1,3 +1,756 @@
-//! AVX2 dot products for the remaining weight formats (being written).
+//! AVX2 dot products for `Q4_0`, `Q5_0`, `Q5_1` and the K-quants (`Q2_K`..`Q6_K`).
+//!
+//! Each kernel follows the AVX2 branch of ggml's `ggml_vec_dot_*` in
+//! `ggml-cpu/arch/x86/quants.c`: the same bytes meet in the same saturating 8/16-bit
+//! instructions, every 32-bit lane ends up holding the same integer sum, and the float work
+//! (scale products, per-lane FMAs, the horizontal reductions) happens in the same order, so the
+//! results are llama.cpp's to the bit. Where ggml keeps a scalar running sum beside the vectors
+//! (`summs` of `Q5_1` and `Q5_K`), llama.cpp's `-march=native` GCC build contracts `s += a * b`
+//! into a fused multiply-add, and so do these kernels.
+//!
+//! Integer intermediates that only feed an exact sum may be formed differently from ggml's
+//! (the high-bit planes of `Q3_K`/`Q5_K` come from a compare instead of a variable shift) as
+//! long as every value entering `maddubs`/`madd` is the same.
+//!
+//! Each public kernel checks up front that both rows hold `n / block_size` whole blocks, then
+//! walks them with raw pointers.
 
-pub(super) fn register(_k: &mut crate::Kernels) {}
+use std::arch::x86_64::*;
+
+use owl_quant::{q2_k, q3_k, q4_0, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k, GgmlType};
+
+use crate::Kernels;
+
+pub(super) fn register(k: &mut Kernels) {
+    k.set_vec_dot(GgmlType::Q4_0, vec_dot_q4_0_q8_0, "q4_0·q8_0/avx2");
+    k.set_vec_dot(GgmlType::Q5_0, vec_dot_q5_0_q8_0, "q5_0·q8_0/avx2");
+    k.set_vec_dot(GgmlType::Q5_1, vec_dot_q5_1_q8_1, "q5_1·q8_1/avx2");
+    k.set_vec_dot(GgmlType::Q2_K, vec_dot_q2_k_q8_k, "q2_k·q8_k/avx2");
+    k.set_vec_dot(GgmlType::Q3_K, vec_dot_q3_k_q8_k, "q3_k·q8_k/avx2");
+    k.set_vec_dot(GgmlType::Q4_K, vec_dot_q4_k_q8_k, "q4_k·q8_k/avx2");
+    k.set_vec_dot(GgmlType::Q5_K, vec_dot_q5_k_q8_k, "q5_k·q8_k/avx2");
+    k.set_vec_dot(GgmlType::Q6_K, vec_dot_q6_k_q8_k, "q6_k·q8_k/avx2");
+}
+
+/// Whole blocks in `n` elements, after checking that `w` and `a` hold that many blocks of
+/// `w_size` and `a_size` bytes.
+fn blocks(n: usize, block: usize, w: &[u8], w_size: usize, a: &[u8], a_size: usize) -> usize {
+    let nb = n / block;
+    let covers = |len: usize, size: usize| nb.checked_mul(size).is_some_and(|need| len >= need);
+    assert!(
+        covers(w.len(), w_size) && covers(a.len(), a_size),
+        "vec_dot: rows of {} and {} bytes are shorter than {nb} blocks",
+        w.len(),
+        a.len()
+    );
+    nb
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers (the same building blocks as ggml's x86 helpers).
+
+/// The two little-endian f16 at `p` and `p + 2`, widened with F16C into lanes 0 and 1.
+///
+/// Scales are converted in pairs where a block has two: when LLVM sees a single f16 lane used,
+/// it loads it with `vpinsrw` into whichever register is at hand (often the accumulator), which
+/// chains each block's scale onto the previous block's FMA and slows the 32-element kernels
+/// about twofold.
+///
+/// # Safety
+/// `p` must point to four readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16x2_at(p: *const u8) -> __m128 {
+    // SAFETY: forwarded from the caller.
+    let bits = unsafe { u32_at(p) };
+    _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
+}
+
+/// The f16 at `x` in lane 0 and the f16 at `y` in lane 1, widened with F16C (two scales in one
+/// zero-extending move; see [`f16x2_at`]).
+///
+/// # Safety
+/// `x` and `y` must each point to two readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_pair(x: *const u8, y: *const u8) -> __m128 {
+    // SAFETY: forwarded from the caller; the reads are unaligned.
+    let (bx, by) = unsafe {
+        (
+            x.cast::<u16>().read_unaligned(),
+            y.cast::<u16>().read_unaligned(),
+        )
+    };
+    let bits = u32::from(u16::from_le(bx)) | u32::from(u16::from_le(by)) << 16;
+    _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
+}
+
+/// Lane 0 of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lane0(v: __m128) -> f32 {
+    _mm_cvtss_f32(v)
+}
+
+/// Lane 1 of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lane1(v: __m128) -> f32 {
+    _mm_cvtss_f32(_mm_movehdup_ps(v))
+}
+
+/// The little-endian f32 at `p` (the scale of a `Q8_K` block).
+///
+/// # Safety
+/// `p` must point to four readable bytes.
+#[inline]
+unsafe fn f32_at(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees four readable bytes; the read is unaligned.
+    f32::from_bits(u32::from_le(unsafe { p.cast::<u32>().read_unaligned() }))
+}
+
+/// The little-endian u32 at `p`.
+///
+/// # Safety
+/// `p` must point to four readable bytes.
+#[inline]
+unsafe fn u32_at(p: *const u8) -> u32 {
+    // SAFETY: the caller guarantees four readable bytes; the read is unaligned.
+    u32::from_le(unsafe { p.cast::<u32>().read_unaligned() })
+}
+
+/// 32 bytes at `p`.
+///
+/// # Safety
+/// `p` must point to 32 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load32(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(p.cast::<__m256i>()) }
+}
+
+/// 16 bytes at `p`.
+///
+/// # Safety
+/// `p` must point to 16 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load16(p: *const u8) -> __m128i {
+    // SAFETY: the caller guarantees 16 readable bytes; the load is unaligned.
+    unsafe { _mm_loadu_si128(p.cast::<__m128i>()) }
+}
+
+/// Horizontal sum of eight lanes in ggml's `hsum_float_8` order (high half + low half, then
+/// the upper pair onto the lower, then lane 1 onto lane 0).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_float_8(x: __m256) -> f32 {
+    let mut res = _mm256_extractf128_ps(x, 1);
+    res = _mm_add_ps(res, _mm256_castps256_ps128(x));
+    res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+    res = _mm_add_ss(res, _mm_movehdup_ps(res));
+    _mm_cvtss_f32(res)
+}
+
+/// Eight f32 lanes, lane i = the sum of the products of bytes 4i..4i+3 (`ax` unsigned, `sy`
+/// signed; pairs are summed in 16 bits with saturation first, as `maddubs` does).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mul_sum_us8_pairs_float(ax: __m256i, sy: __m256i) -> __m256 {
+    let dot = _mm256_maddubs_epi16(ax, sy);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+}
+
+/// As [`mul_sum_us8_pairs_float`] for two signed operands (the sign moved onto `y`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mul_sum_i8_pairs_float(x: __m256i, y: __m256i) -> __m256 {
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    mul_sum_us8_pairs_float(ax, sy)
+}
+
+/// The 32 nibbles of the 16 bytes at `p` as bytes: low nibbles first, then high nibbles.
+///
+/// # Safety
+/// `p` must point to 16 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes_from_nibbles_32(p: *const u8) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    let tmp = unsafe { load16(p) };
+    let both = _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+}
+
+/// The 32 bits of the u32 at `p` spread to 32 bytes: 0xFF where the bit is set, 0 elsewhere.
+///
+/// # Safety
+/// `p` must point to four readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    let x32 = unsafe { u32_at(p) };
+    let shuf = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
+    let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+/// `pshufb` control that broadcasts 16-bit element `lo` across the low 128-bit lane and `hi`
+/// across the high one (ggml's `get_scale_shuffle_q3k(i)` is `pair_shuffle(2i, 2i + 1)`, its
+/// `get_scale_shuffle_k4(i)` is `pair_shuffle(i, i)`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pair_shuffle(lo: usize, hi: usize) -> __m256i {
+    let pick = |e: usize| _mm_set1_epi16(((2 * e + 1) << 8 | 2 * e) as i16);
+    _mm256_insertf128_si256(_mm256_castsi128_si256(pick(lo)), pick(hi), 1)
+}
+
+/// ggml's `get_scale_shuffle(i)`: byte `2i` eight times, then byte `2i + 1` eight times.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn byte_pair_shuffle(i: usize) -> __m128i {
+    let rep = |b: usize| (0x0101_0101_0101_0101u64 * b as u64) as i64;
+    _mm_set_epi64x(rep(2 * i + 1), rep(2 * i))
+}
+
+/// Bytes equal to `v` where `bits & mask` equals `mask` (one bit per byte), 0 elsewhere.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bit_plane(bits: __m256i, mask: __m256i, v: i8) -> __m256i {
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(bits, mask), mask);
+    _mm256_and_si256(set, _mm256_set1_epi8(v))
+}
+
+/// The eight 6-bit scales and eight 6-bit mins of a `Q4_K`/`Q5_K` block (12 packed bytes at
+/// `p`) as 16 bytes: scales 0-7, then mins 0-7 (ggml's `utmp` shuffle).
+///
+/// # Safety
+/// `p` must point to 12 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k4_scales_mins(p: *const u8) -> __m128i {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    // SAFETY: forwarded from the caller (bytes 0..12).
+    let (u0, u1, u2) = unsafe { (u32_at(p), u32_at(p.add(4)), u32_at(p.add(8))) };
+    let t3 = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
+    let t2 = u1 & KMASK1;
+    let t1 = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
+    let t0 = u0 & KMASK1;
+    _mm_set_epi32(t3 as i32, t2 as i32, t1 as i32, t0 as i32)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 32-element blocks.
+
+fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 32, w, q4_0::TYPE_SIZE, a, q8_0::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { q4_0_q8_0(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q4_0` and `Q8_0` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for ib in 0..nb {
+        // SAFETY: block `ib < nb` of each row is in bounds; offsets stay inside the block.
+        let (xb, yb) = unsafe { (x.add(ib * q4_0::TYPE_SIZE), y.add(ib * q8_0::TYPE_SIZE)) };
+        // SAFETY: d at 0, 16 bytes of qs at QS (Q4_0); d at 0, 32 bytes at QS (Q8_0). The
+        // scales are read as the first four bytes of each block (lane 1 is unused).
+        let (dxy, qx, qy) = unsafe {
+            (
+                f16_pair(xb, yb),
+                bytes_from_nibbles_32(xb.add(q4_0::QS)),
+                load32(yb.add(q8_0::QS)),
+            )
+        };
+        let d = _mm256_set1_ps(lane0(dxy) * lane1(dxy));
+        let qx = _mm256_sub_epi8(qx, _mm256_set1_epi8(8));
+        let q = mul_sum_i8_pairs_float(qx, qy);
+        acc = _mm256_fmadd_ps(d, q, acc);
+    }
+    hsum_float_8(acc)
+}
+
+fn vec_dot_q5_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 32, w, q5_0::TYPE_SIZE, a, q8_0::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { q5_0_q8_0(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q5_0` and `Q8_0` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for ib in 0..nb {
+        // SAFETY: block `ib < nb` of each row is in bounds; offsets stay inside the block.
+        let (xb, yb) = unsafe { (x.add(ib * q5_0::TYPE_SIZE), y.add(ib * q8_0::TYPE_SIZE)) };
+        // SAFETY: d at 0, qh (4 bytes) at QH, qs (16 bytes) at QS; Q8_0 as above.
+        let (dxy, qx, hi, qy) = unsafe {
+            (
+                f16_pair(xb, yb),
+                bytes_from_nibbles_32(xb.add(q5_0::QS)),
+                bytes_from_bits_32(xb.add(q5_0::QH)),
+                load32(yb.add(q8_0::QS)),
+            )
+        };
+        let d = _mm256_set1_ps(lane0(dxy) * lane1(dxy));
+        // A clear fifth bit means q - 16 < 0: set the byte's top nibble to make it negative.
+        let hi = _mm256_andnot_si256(hi, _mm256_set1_epi8(0xf0u8 as i8));
+        let qx = _mm256_or_si256(qx, hi);
+        let q = mul_sum_i8_pairs_float(qx, qy);
+        acc = _mm256_fmadd_ps(d, q, acc);
+    }
+    hsum_float_8(acc)
+}
+
+fn vec_dot_q5_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 32, w, q5_1::TYPE_SIZE, a, q8_1::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { q5_1_q8_1(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q5_1` and `Q8_1` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_1_q8_1(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = 0.0f32;
+    for ib in 0..nb {
+        // SAFETY: block `ib < nb` of each row is in bounds; offsets stay inside the block.
+        let (xb, yb) = unsafe { (x.add(ib * q5_1::TYPE_SIZE), y.add(ib * q8_1::TYPE_SIZE)) };
+        // SAFETY: d, m, qh, qs of Q5_1 and d, s, qs of Q8_1 at their offsets.
+        let (dm, ds, qx, hi, qy) = unsafe {
+            (
+                f16x2_at(xb),
+                f16x2_at(yb),
+                bytes_from_nibbles_32(xb.add(q5_1::QS)),
+                bytes_from_bits_32(xb.add(q5_1::QH)),
+                load32(yb.add(q8_1::QS)),
+            )
+        };
+        let (dx, mx, dy, sy) = (lane0(dm), lane1(dm), lane0(ds), lane1(ds));
+        // llama.cpp's GCC build contracts `summs += m * s` into an FMA (the same bits as a
+        // multiply and an add here: the product of two f16 values is exact in f32).
+        summs = mx.mul_add(sy, summs);
+        let hi = _mm256_and_si256(hi, _mm256_set1_epi8(0x10));
+        let qx = _mm256_or_si256(qx, hi);
+        let q = mul_sum_us8_pairs_float(qx, qy);
+        let dxdy = _mm256_mul_ps(_mm256_set1_ps(dx), _mm256_set1_ps(dy));
+        acc = _mm256_fmadd_ps(q, dxdy, acc);
+    }
+    hsum_float_8(acc) + summs
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-quants: 256-element super-blocks against Q8_K (`d: f32` at 0, `qs` at QS, `bsums` at BSUMS).
+
+fn vec_dot_q2_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 256, w, q2_k::TYPE_SIZE, a, q8_k::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { q2_k_q8_k(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q2_K` and `Q8_K` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q2_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let m3 = _mm256_set1_epi8(3);
+    let m4 = _mm_set1_epi8(0x0f);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
+        // (Q2_K: scales 0..16, qs 16..80, d 80, dmin 82; Q8_K: d 0, qs 4..260, bsums 260..292).
+        let (xb, yb) = unsafe { (x.add(i * q2_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
+        // SAFETY: as above.
+        let (yd, xdm, mins_and_scales, bsums) = unsafe {
+            (
+                f32_at(yb),
+                f16x2_at(xb.add(q2_k::D)),
+                load16(xb),
+                load32(yb.add(q8_k::BSUMS)),
+            )
+        };
+        let d = yd * lane0(xdm);
+        let dmin = -yd * lane1(xdm);
+
+        let scales8 = _mm_and_si128(mins_and_scales, m4);
+        let mins8 = _mm_and_si128(_mm_srli_epi16(mins_and_scales, 4), m4);
+        let mins = _mm256_cvtepi8_epi16(mins8);
+        let prod = _mm256_madd_epi16(mins, bsums);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc);
+
+        let all_scales = _mm256_cvtepi8_epi16(scales8);
+        let l_scales = _mm256_castsi256_si128(all_scales);
+        let h_scales = _mm256_extracti128_si256(all_scales, 1);
+        let scales = [
+            _mm256_set_m128i(l_scales, l_scales),
+            _mm256_set_m128i(h_scales, h_scales),
+        ];
+
+        let mut sumi = _mm256_setzero_si256();
+        for (j, sc) in scales.iter().enumerate() {
+            // SAFETY: qs chunk j (32 bytes) and Q8_K quants 128j..128j + 128 are in the block.
+            let (q2bits, q8_0, q8_1, q8_2, q8_3) = unsafe {
+                let q8 = yb.add(q8_k::QS + 128 * j);
+                (
+                    load32(xb.add(q2_k::QS + 32 * j)),
+                    load32(q8),
+                    load32(q8.add(32)),
+                    load32(q8.add(64)),
+                    load32(q8.add(96)),
+                )
+            };
+            let q2_0 = _mm256_and_si256(q2bits, m3);
+            let q2_1 = _mm256_and_si256(_mm256_srli_epi16(q2bits, 2), m3);
+            let q2_2 = _mm256_and_si256(_mm256_srli_epi16(q2bits, 4), m3);
+            let q2_3 = _mm256_and_si256(_mm256_srli_epi16(q2bits, 6), m3);
+
+            let p0 = _mm256_maddubs_epi16(q2_0, q8_0);
+            let p1 = _mm256_maddubs_epi16(q2_1, q8_1);
+            let p2 = _mm256_maddubs_epi16(q2_2, q8_2);
+            let p3 = _mm256_maddubs_epi16(q2_3, q8_3);
+
+            let p0 = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(0, 1)), p0);
+            let p1 = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(2, 3)), p1);
+            let p2 = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(4, 5)), p2);
+            let p3 = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(6, 7)), p3);
+
+            let p01 = _mm256_add_epi32(p0, p1);
+            let p23 = _mm256_add_epi32(p2, p3);
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p01, p23));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_float_8(acc)
+}
+
+fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 256, w, q3_k::TYPE_SIZE, a, q8_k::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { q3_k_q8_k(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q3_K` and `Q8_K` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q3_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    const KMASK1: u32 = 0x0303_0303;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    let m3 = _mm256_set1_epi8(3);
+    let m32 = _mm_set1_epi8(32);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
+        // (Q3_K: hmask 0..32, qs 32..96, scales 96..108, d 108; Q8_K: d 0, qs 4..260).
+        let (xb, yb) = unsafe { (x.add(i * q3_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
+        // SAFETY: as above.
+        let (yd, xd, a0, a1, a2, hbits) = unsafe {
+            let s = xb.add(q3_k::SCALES);
+            (
+                f32_at(yb),
+                f16x2_at(xb.add(q3_k::D - 2)),
+                u32_at(s),
+                u32_at(s.add(4)),
+                u32_at(s.add(8)),
+                load32(xb),
+            )
+        };
+        let d = yd * lane1(xd);
+
+        let scales128 = _mm_set_epi32(
+            (((a1 >> 4) & KMASK2) | (((a2 >> 6) & KMASK1) << 4)) as i32,
+            (((a0 >> 4) & KMASK2) | (((a2 >> 4) & KMASK1) << 4)) as i32,
+            ((a1 & KMASK2) | (((a2 >> 2) & KMASK1) << 4)) as i32,
+            ((a0 & KMASK2) | ((a2 & KMASK1) << 4)) as i32,
+        );
+        let scales128 = _mm_sub_epi8(scales128, m32);
+        let all_scales = _mm256_cvtepi8_epi16(scales128);
+        let l_scales = _mm256_castsi256_si128(all_scales);
+        let h_scales = _mm256_extracti128_si256(all_scales, 1);
+        let scales = [
+            _mm256_set_m128i(l_scales, l_scales),
+            _mm256_set_m128i(h_scales, h_scales),
+        ];
+
+        let mut sumi = _mm256_setzero_si256();
+        for (j, sc) in scales.iter().enumerate() {
+            // SAFETY: qs chunk j (32 bytes) and Q8_K quants 128j..128j + 128 are in the block.
+            let (q3bits, q8_0, q8_1, q8_2, q8_3) = unsafe {
+                let q8 = yb.add(q8_k::QS + 128 * j);
+                (
+                    load32(xb.add(q3_k::QS + 32 * j)),
+                    load32(q8),
+                    load32(q8.add(32)),
+                    load32(q8.add(64)),
+                    load32(q8.add(96)),
+                )
+            };
+            // Low two bits, and 4 where the high bit is clear (subtracted below).
+            let bit = |k: usize| _mm256_set1_epi8((1u8 << (4 * j + k)) as i8);
+            let q3l_0 = _mm256_and_si256(q3bits, m3);
+            let q3h_0 = _mm256_andnot_si256(bit_plane(hbits, bit(0), -1), _mm256_set1_epi8(4));
+            let q3l_1 = _mm256_and_si256(_mm256_srli_epi16(q3bits, 2), m3);
+            let q3h_1 = _mm256_andnot_si256(bit_plane(hbits, bit(1), -1), _mm256_set1_epi8(4));
+            let q3l_2 = _mm256_and_si256(_mm256_srli_epi16(q3bits, 4), m3);
+            let q3h_2 = _mm256_andnot_si256(bit_plane(hbits, bit(2), -1), _mm256_set1_epi8(4));
+            let q3l_3 = _mm256_and_si256(_mm256_srli_epi16(q3bits, 6), m3);
+            let q3h_3 = _mm256_andnot_si256(bit_plane(hbits, bit(3), -1), _mm256_set1_epi8(4));
+
+            let q8s_0 = _mm256_maddubs_epi16(q3h_0, q8_0);
+            let q8s_1 = _mm256_maddubs_epi16(q3h_1, q8_1);
+            let q8s_2 = _mm256_maddubs_epi16(q3h_2, q8_2);
+            let q8s_3 = _mm256_maddubs_epi16(q3h_3, q8_3);
+
+            let p16_0 = _mm256_sub_epi16(_mm256_maddubs_epi16(q3l_0, q8_0), q8s_0);
+            let p16_1 = _mm256_sub_epi16(_mm256_maddubs_epi16(q3l_1, q8_1), q8s_1);
+            let p16_2 = _mm256_sub_epi16(_mm256_maddubs_epi16(q3l_2, q8_2), q8s_2);
+            let p16_3 = _mm256_sub_epi16(_mm256_maddubs_epi16(q3l_3, q8_3), q8s_3);
+
+            let p16_0 = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(0, 1)), p16_0);
+            let p16_1 = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(2, 3)), p16_1);
+            let p16_2 = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(4, 5)), p16_2);
+            let p16_3 = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(6, 7)), p16_3);
+
+            let p01 = _mm256_add_epi32(p16_0, p16_1);
+            let p23 = _mm256_add_epi32(p16_2, p16_3);
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p01, p23));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_float_8(acc)
+}
+
+fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 256, w, q4_k::TYPE_SIZE, a, q8_k::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { q4_k_q8_k(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q4_K` and `Q8_K` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_m = _mm_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
+        // (Q4_K: d 0, dmin 2, scales 4..16, qs 16..144; Q8_K: d 0, qs 4..260, bsums 260..292).
+        let (xb, yb) = unsafe { (x.add(i * q4_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
+        // SAFETY: as above.
+        let (yd, xdm, sm, q8sums) = unsafe {
+            (
+                f32_at(yb),
+                f16x2_at(xb),
+                k4_scales_mins(xb.add(q4_k::SCALES)),
+                load32(yb.add(q8_k::BSUMS)),
+            )
+        };
+        let d = yd * lane0(xdm);
+        let dmin = -yd * lane1(xdm);
+
+        let mins_and_scales = _mm256_cvtepu8_epi16(sm);
+        let q8s = _mm_hadd_epi16(
+            _mm256_castsi256_si128(q8sums),
+            _mm256_extracti128_si256(q8sums, 1),
+        );
+        let prod = _mm_madd_epi16(_mm256_extracti128_si256(mins_and_scales, 1), q8s);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+
+        let sc128 = _mm256_castsi256_si128(mins_and_scales);
+        let scales = _mm256_set_m128i(sc128, sc128);
+
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..4 {
+            let scale_l = _mm256_shuffle_epi8(scales, pair_shuffle(2 * j, 2 * j));
+            let scale_h = _mm256_shuffle_epi8(scales, pair_shuffle(2 * j + 1, 2 * j + 1));
+            // SAFETY: qs chunk j (32 bytes) and Q8_K quants 64j..64j + 64 are in the block.
+            let (q4bits, q8l, q8h) = unsafe {
+                let q8 = yb.add(q8_k::QS + 64 * j);
+                (
+                    load32(xb.add(q4_k::QS + 32 * j)),
+                    load32(q8),
+                    load32(q8.add(32)),
+                )
+            };
+            let q4l = _mm256_and_si256(q4bits, m4);
+            let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
+            let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
+            let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+    hsum_float_8(acc) + _mm_cvtss_f32(acc_m)
+}
+
+fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 256, w, q5_k::TYPE_SIZE, a, q8_k::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { q5_k_q8_k(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q5_K` and `Q8_K` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mzero = _mm_setzero_si128();
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = 0.0f32;
+    for i in 0..nb {
+        // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
+        // (Q5_K: d 0, dmin 2, scales 4..16, qh 16..48, qs 48..176; Q8_K: d 0, qs 4..260,
+        // bsums 260..292).
+        let (xb, yb) = unsafe { (x.add(i * q5_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
+        // SAFETY: as above.
+        let (yd, xdm, sm, q8sums, hbits) = unsafe {
+            (
+                f32_at(yb),
+                f16x2_at(xb),
+                k4_scales_mins(xb.add(q5_k::SCALES)),
+                load32(yb.add(q8_k::BSUMS)),
+                load32(xb.add(q5_k::QH)),
+            )
+        };
+        let d = yd * lane0(xdm);
+        let dmin = -yd * lane1(xdm);
+
+        let mins_and_scales = _mm256_cvtepu8_epi16(sm);
+        let q8s = _mm_hadd_epi16(
+            _mm256_castsi256_si128(q8sums),
+            _mm256_extracti128_si256(q8sums, 1),
+        );
+        let prod = _mm_madd_epi16(_mm256_extracti128_si256(mins_and_scales, 1), q8s);
+        let hsum = _mm_hadd_epi32(_mm_hadd_epi32(prod, mzero), mzero);
+        // llama.cpp's GCC build contracts `summs += dmin * hsum` into one FMA.
+        summs = dmin.mul_add(_mm_cvtsi128_si32(hsum) as f32, summs);
+
+        let sc128 = _mm256_castsi256_si128(mins_and_scales);
+        let scales = _mm256_set_m128i(sc128, sc128);
+
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..4 {
+            let scale_0 = _mm256_shuffle_epi8(scales, pair_shuffle(2 * j, 2 * j));
+            let scale_1 = _mm256_shuffle_epi8(scales, pair_shuffle(2 * j + 1, 2 * j + 1));
+            // SAFETY: qs chunk j (32 bytes) and Q8_K quants 64j..64j + 64 are in the block.
+            let (q5bits, q8_0, q8_1) = unsafe {
+                let q8 = yb.add(q8_k::QS + 64 * j);
+                (
+                    load32(xb.add(q5_k::QS + 32 * j)),
+                    load32(q8),
+                    load32(q8.add(32)),
+                )
+            };
+            // Fifth bits 2j and 2j + 1 of each qh byte add 16.
+            let h0 = bit_plane(hbits, _mm256_set1_epi8((1u8 << (2 * j)) as i8), 16);
+            let h1 = bit_plane(hbits, _mm256_set1_epi8((1u8 << (2 * j + 1)) as i8), 16);
+            let q5_0 = _mm256_add_epi8(_mm256_and_si256(q5bits, m4), h0);
+            let q5_1 = _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(q5bits, 4), m4), h1);
+
+            let p16_0 = _mm256_madd_epi16(scale_0, _mm256_maddubs_epi16(q5_0, q8_0));
+            let p16_1 = _mm256_madd_epi16(scale_1, _mm256_maddubs_epi16(q5_1, q8_1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16_0, p16_1));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_float_8(acc) + summs
+}
+
+fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 256, w, q6_k::TYPE_SIZE, a, q8_k::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { q6_k_q8_k(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q6_K` and `Q8_K` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let m3 = _mm256_set1_epi8(3);
+    let m15 = _mm256_set1_epi8(15);
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
+        // (Q6_K: ql 0..128, qh 128..192, scales 192..208, d 208; Q8_K: d 0, qs 4..260,
+        // bsums 260..292).
+        let (xb, yb) = unsafe { (x.add(i * q6_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
+        // SAFETY: as above.
+        let (yd, xd, q8sums, scales) = unsafe {
+            (
+                f32_at(yb),
+                f16x2_at(xb.add(q6_k::D - 2)),
+                load32(yb.add(q8_k::BSUMS)),
+                load16(xb.add(q6_k::SCALES)),
+            )
+        };
+        let d = yd * lane1(xd);
+        // Σ sc·32·q8 per lane: the -32 offset of every value, applied once.
+        let scales_16 = _mm256_cvtepi8_epi16(scales);
+        let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales_16), 5);
+
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..2 {
+            // SAFETY: ql bytes 64j..64j + 64, qh bytes 32j..32j + 32 and Q8_K quants
+            // 128j..128j + 128 are in the block.
+            let (q4bits1, q4bits2, q4bits_h, q8_0, q8_1, q8_2, q8_3) = unsafe {
+                let ql = xb.add(64 * j);
+                let q8 = yb.add(q8_k::QS + 128 * j);
+                (
+                    load32(ql),
+                    load32(ql.add(32)),
+                    load32(xb.add(q6_k::QH + 32 * j)),
+                    load32(q8),
+                    load32(q8.add(32)),
+                    load32(q8.add(64)),
+                    load32(q8.add(96)),
+                )
+            };
+            let q4h_0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m3), 4);
+            let q4h_1 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(12)), 2);
+            let q4h_2 = _mm256_and_si256(q4bits_h, _mm256_set1_epi8(48));
+            let q4h_3 = _mm256_srli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(-64)), 2);
+
+            let q4_0 = _mm256_or_si256(_mm256_and_si256(q4bits1, m15), q4h_0);
+            let q4_1 = _mm256_or_si256(_mm256_and_si256(q4bits2, m15), q4h_1);
+            let q4_2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), q4h_2);
+            let q4_3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), q4h_3);
+
+            let p16_0 = _mm256_maddubs_epi16(q4_0, q8_0);
+            let p16_1 = _mm256_maddubs_epi16(q4_1, q8_1);
+            let p16_2 = _mm256_maddubs_epi16(q4_2, q8_2);
+            let p16_3 = _mm256_maddubs_epi16(q4_3, q8_3);
+
+            let is = 4 * j;
+            let scale = |k: usize| {
+                _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, byte_pair_shuffle(is + k)))
+            };
+            let p16_0 = _mm256_madd_epi16(scale(0), p16_0);
+            let p16_1 = _mm256_madd_epi16(scale(1), p16_1);
+            let p16_2 = _mm256_madd_epi16(scale(2), p16_2);
+            let p16_3 = _mm256_madd_epi16(scale(3), p16_3);
+
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16_0, p16_1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16_2, p16_3));
+        }
+        let sumi = _mm256_sub_epi32(sumi, q8sclsub);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_float_8(acc)
+}
