@@ -19,5 +19,5 @@ pub mod swiglu;
 mod x86;
 
 pub use isa::{Isa, Kernels};
-pub use matmul::{linear, ActBuffer, QMatrix, WeightBytes};
+pub use matmul::{linear, linear_many, ActBuffer, QMatrix, WeightBytes};
 pub use pool::ThreadPool;

@@ -88,60 +88,103 @@ pub fn linear(
     out: &mut [f32],
     act: &mut ActBuffer,
 ) {
-    let cols = w.cols;
-    assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
-    assert_eq!(out.len(), n_tokens * w.rows, "linear: output shape");
-    let format = owl_quant::format(w.ty).expect("linear: weight type has no format");
-    let dot_ty = format.vec_dot_type;
-    let quantize = k.quantize(dot_ty).expect("linear: no activation quantizer");
-    let vec_dot = k.vec_dot(w.ty).expect("linear: no dot product");
-    let a_row = owl_quant::row_bytes(dot_ty, cols);
-    act.bytes.resize(a_row * n_tokens, 0);
+    linear_many(k, pool, x, n_tokens, &mut [(w, out)], act);
+}
 
-    // Quantize activations once: [n_tokens, a_row] bytes.
-    {
-        let abuf = &mut act.bytes[..];
-        for (t, dst) in abuf.chunks_exact_mut(a_row).enumerate() {
-            quantize(&x[t * cols..(t + 1) * cols], dst);
+/// Most matrices `linear_many` runs in one fork-join (Q, K and V; gate and up).
+pub const MAX_FUSED: usize = 4;
+
+/// Several `linear`s over the same input `x` ([n_tokens, cols]) in one pass: the activations
+/// are quantized once and the threads split the rows of all matrices together, so Q/K/V (or
+/// gate/up) cost one barrier instead of three. Each output equals what `linear` gives.
+/// Matrices whose activation formats differ, or more than `MAX_FUSED`, run one after another.
+pub fn linear_many(
+    k: &Kernels,
+    pool: &ThreadPool,
+    x: &[f32],
+    n_tokens: usize,
+    jobs: &mut [(&QMatrix, &mut [f32])],
+    act: &mut ActBuffer,
+) {
+    let dot_ty = |w: &QMatrix| {
+        owl_quant::format(w.ty)
+            .expect("linear: weight type has no format")
+            .vec_dot_type
+    };
+    let first = &jobs[0].0;
+    let (cols, aty) = (first.cols, dot_ty(first));
+    if jobs.len() > MAX_FUSED || jobs.iter().any(|(w, _)| w.cols != cols || dot_ty(w) != aty) {
+        for (w, out) in jobs.iter_mut() {
+            linear_many(k, pool, x, n_tokens, &mut [(*w, &mut **out)], act);
         }
+        return;
+    }
+    assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
+    let quantize = k.quantize(aty).expect("linear: no activation quantizer");
+    let a_row = owl_quant::row_bytes(aty, cols);
+    act.bytes.resize(a_row * n_tokens, 0);
+    // Quantize activations once: [n_tokens, a_row] bytes.
+    for (t, dst) in act.bytes.chunks_exact_mut(a_row).enumerate() {
+        quantize(&x[t * cols..(t + 1) * cols], dst);
+    }
+
+    struct Part<'a> {
+        w: &'a [u8],
+        w_row: usize,
+        rows: usize,
+        vec_dot: owl_quant::VecDotFn,
+        x4: Option<crate::isa::VecDotX4Fn>,
+        out: SharedMut<f32>,
+    }
+    let mut parts: [Option<Part<'_>>; MAX_FUSED] = [None, None, None, None];
+    let mut total_rows = 0;
+    for (slot, (w, out)) in parts.iter_mut().zip(jobs.iter_mut()) {
+        assert_eq!(out.len(), n_tokens * w.rows, "linear: output shape");
+        *slot = Some(Part {
+            w: w.bytes.as_slice(),
+            w_row: w.row_bytes(),
+            rows: w.rows,
+            vec_dot: k.vec_dot(w.ty).expect("linear: no dot product"),
+            x4: k.vec_dot_x4(w.ty),
+            out: SharedMut::new(out),
+        });
+        total_rows += w.rows;
     }
     let abuf = &act.bytes[..];
-    let wbytes = w.bytes.as_slice();
-    let w_row = w.row_bytes();
-    let rows = w.rows;
-    let x4 = k.vec_dot_x4(w.ty);
     // Tokens per tile: the tile's quantized activations stay in L1 while every weight row of
     // the thread's share passes over them.
     let tile = (TILE_BYTES / a_row.max(1)).clamp(4, 64) & !3;
-    let outp = SharedMut::new(out);
+    let parts = &parts;
     pool.run(|ith, nth| {
-        let my_rows = split_range(rows, ith, nth);
+        let mine = split_range(total_rows, ith, nth);
         let act_row = |t: usize| &abuf[t * a_row..(t + 1) * a_row];
         for t0 in (0..n_tokens).step_by(tile) {
             let t_end = (t0 + tile).min(n_tokens);
-            for r in my_rows.clone() {
-                let wr = &wbytes[r * w_row..(r + 1) * w_row];
-                let mut t = t0;
-                if let Some(x4) = x4 {
-                    while t + 4 <= t_end {
-                        let v = x4(
-                            cols,
-                            wr,
-                            [act_row(t), act_row(t + 1), act_row(t + 2), act_row(t + 3)],
-                        );
-                        for (j, vj) in v.into_iter().enumerate() {
-                            // SAFETY: (t + j) * rows + r < n_tokens * rows == out.len(), and
-                            // row r belongs to this thread only.
-                            unsafe { outp.write((t + j) * rows + r, vj) };
+            let mut base = 0;
+            for p in parts.iter().flatten() {
+                let lo = mine.start.max(base) - base;
+                let hi = mine.end.min(base + p.rows).saturating_sub(base);
+                base += p.rows;
+                for r in lo..hi.max(lo) {
+                    let wr = &p.w[r * p.w_row..(r + 1) * p.w_row];
+                    let mut t = t0;
+                    if let Some(x4) = p.x4 {
+                        while t + 4 <= t_end {
+                            let acts = [act_row(t), act_row(t + 1), act_row(t + 2), act_row(t + 3)];
+                            for (j, v) in x4(cols, wr, acts).into_iter().enumerate() {
+                                // SAFETY: (t + j) * rows + r < n_tokens * rows == out.len(),
+                                // and row r of this matrix belongs to this thread only.
+                                unsafe { p.out.write((t + j) * p.rows + r, v) };
+                            }
+                            t += 4;
                         }
-                        t += 4;
                     }
-                }
-                while t < t_end {
-                    let v = vec_dot(cols, wr, act_row(t));
-                    // SAFETY: as above.
-                    unsafe { outp.write(t * rows + r, v) };
-                    t += 1;
+                    while t < t_end {
+                        let v = (p.vec_dot)(cols, wr, act_row(t));
+                        // SAFETY: as above.
+                        unsafe { p.out.write(t * p.rows + r, v) };
+                        t += 1;
+                    }
                 }
             }
         }

@@ -183,3 +183,62 @@ fn x4_kernels_are_bit_identical_to_single_token_kernels() {
         }
     }
 }
+
+/// Fusing matrices into one `linear_many` pass gives each output exactly what `linear` gives,
+/// for fusable groups (same activation format) and mixed ones (run one after another).
+#[test]
+fn linear_many_equals_separate_linears() {
+    let k = Kernels::detect();
+    let pool = owl_kernels::ThreadPool::new(3);
+    let cols = 512;
+    let make = |ty: GgmlType, rows: usize, seed: u64| {
+        let f = owl_quant::format(ty).expect("format");
+        let rb = owl_quant::row_bytes(ty, cols);
+        let mut bytes = vec![0u8; rb * rows];
+        let src = data(rows * cols, seed);
+        for (s, d) in src.chunks(cols).zip(bytes.chunks_mut(rb)) {
+            (f.quantize.expect("quantizer"))(s, d);
+        }
+        owl_kernels::QMatrix {
+            ty,
+            rows,
+            cols,
+            bytes: owl_kernels::WeightBytes::Owned(std::sync::Arc::new(bytes)),
+        }
+    };
+    for tys in [
+        [GgmlType::Q4_1, GgmlType::Q4_1, GgmlType::Q4_1],
+        [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_K],
+        [GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::F16],
+    ] {
+        let ws = [
+            make(tys[0], 37, 1),
+            make(tys[1], 11, 2),
+            make(tys[2], 23, 3),
+        ];
+        for n_tok in [1usize, 6] {
+            let x = data(n_tok * cols, 9);
+            let mut act = owl_kernels::ActBuffer::default();
+            let mut sep: Vec<Vec<f32>> = Vec::new();
+            for w in &ws {
+                let mut o = vec![0.0f32; n_tok * w.rows];
+                owl_kernels::linear(&k, &pool, w, &x, n_tok, &mut o, &mut act);
+                sep.push(o);
+            }
+            let mut o0 = vec![0.0f32; n_tok * 37];
+            let mut o1 = vec![0.0f32; n_tok * 11];
+            let mut o2 = vec![0.0f32; n_tok * 23];
+            owl_kernels::linear_many(
+                &k,
+                &pool,
+                &x,
+                n_tok,
+                &mut [(&ws[0], &mut o0), (&ws[1], &mut o1), (&ws[2], &mut o2)],
+                &mut act,
+            );
+            assert_eq!(o0, sep[0], "{tys:?}");
+            assert_eq!(o1, sep[1], "{tys:?}");
+            assert_eq!(o2, sep[2], "{tys:?}");
+        }
+    }
+}

@@ -70,8 +70,8 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     if same_file(&a.input, &a.output) {
         bail!("the output must be a different file from the input");
     }
-    let src = GgufFile::open(&a.input)
-        .with_context(|| format!("cannot read {}", a.input.display()))?;
+    let src =
+        GgufFile::open(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
     check_input(&src)?;
     let model = model_info(&src)?;
 
@@ -216,19 +216,33 @@ fn convert(
     }
     let (from_fmt, to_fmt) = match (owl_quant::format(t.ty), owl_quant::format(to)) {
         (Some(f), Some(g)) => (f, g),
-        _ => bail!("cannot convert {} from {} to {}", t.name, t.ty.name(), to.name()),
+        _ => bail!(
+            "cannot convert {} from {} to {}",
+            t.name,
+            t.ty.name(),
+            to.name()
+        ),
     };
     let quantize = to_fmt
         .quantize
         .ok_or_else(|| anyhow!("owl has no quantizer for {}", to.name()))?;
     let row_len = usize::try_from(t.dims.first().copied().unwrap_or(1))?;
     if row_len == 0 || row_len % to_fmt.block_size != 0 {
-        bail!("{}: row length {row_len} does not fit {}", t.name, to.name());
+        bail!(
+            "{}: row length {row_len} does not fit {}",
+            t.name,
+            to.name()
+        );
     }
     let n_rows = usize::try_from(t.n_elements)? / row_len;
     let (src_row, dst_row) = (from_fmt.row_bytes(row_len), to_fmt.row_bytes(row_len));
     if bytes.len() != n_rows * src_row {
-        bail!("{}: {} bytes of data, expected {}", t.name, bytes.len(), n_rows * src_row);
+        bail!(
+            "{}: {} bytes of data, expected {}",
+            t.name,
+            bytes.len(),
+            n_rows * src_row
+        );
     }
     let mut out = vec![0u8; n_rows * dst_row];
     let rows_per_chunk = (CHUNK_ELEMENTS / row_len).max(1);

@@ -451,7 +451,12 @@ pub fn plan(
     // llama.cpp's weight map order: layer number (-1 outside blocks), then name.
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| {
-        let key = |i: usize| (layer_of(tensors[i].0).map(|l| l as i64).unwrap_or(-1), tensors[i].0);
+        let key = |i: usize| {
+            (
+                layer_of(tensors[i].0).map(|l| l as i64).unwrap_or(-1),
+                tensors[i].0,
+            )
+        };
         key(a).cmp(&key(b))
     });
     let default = ftype.default_type();
@@ -575,7 +580,10 @@ mod tests {
     fn use_more_bits_matches_llama_cpp() {
         // 32 layers: first 4, last 4, and every third from layer 6.
         let got: Vec<usize> = (0..32).filter(|&i| use_more_bits(i, 32)).collect();
-        assert_eq!(got, [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+        assert_eq!(
+            got,
+            [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]
+        );
         let got: Vec<usize> = (0..24).filter(|&i| use_more_bits(i, 24)).collect();
         assert_eq!(got, [0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23]);
         // Fewer than 8 layers: n/8 == 0, so only the last eighth and every third layer.
@@ -627,8 +635,16 @@ mod tests {
         let more = [0, 1, 4, 7, 10, 13, 14, 15];
         for i in 0..16 {
             let want = if more.contains(&i) { T::Q6_K } else { T::Q4_K };
-            assert_eq!(get(&r, &format!("blk.{i}.attn_v.weight")), Some(want), "{i}");
-            assert_eq!(get(&r, &format!("blk.{i}.ffn_down.weight")), Some(want), "{i}");
+            assert_eq!(
+                get(&r, &format!("blk.{i}.attn_v.weight")),
+                Some(want),
+                "{i}"
+            );
+            assert_eq!(
+                get(&r, &format!("blk.{i}.ffn_down.weight")),
+                Some(want),
+                "{i}"
+            );
             for n in ["attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"] {
                 assert_eq!(get(&r, &format!("blk.{i}.{n}.weight")), Some(T::Q4_K));
             }
@@ -683,7 +699,10 @@ mod tests {
         assert_eq!(get(&r, "blk.5.ffn_down.weight"), Some(T::Q6_K));
         let refs: Vec<(&str, &[u64])> = t.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
         let p = plan(FileType::Q4_K_M, &m, &refs, false).unwrap();
-        let i = t.iter().position(|(n, _)| n == "blk.0.attn_v.weight").unwrap();
+        let i = t
+            .iter()
+            .position(|(n, _)| n == "blk.0.attn_v.weight")
+            .unwrap();
         assert_eq!(
             p[i],
             Choice::Convert {

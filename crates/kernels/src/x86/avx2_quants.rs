@@ -51,10 +51,12 @@ fn blocks(n: usize, block: usize, w: &[u8], w_size: usize, a: &[u8], a_size: usi
 
 /// The two little-endian f16 at `p` and `p + 2`, widened with F16C into lanes 0 and 1.
 ///
-/// Scales are converted in pairs where a block has two: when LLVM sees a single f16 lane used,
-/// it loads it with `vpinsrw` into whichever register is at hand (often the accumulator), which
-/// chains each block's scale onto the previous block's FMA and slows the 32-element kernels
-/// about twofold.
+/// Scales are converted in pairs where a block has two (and the weight and activation scales
+/// of 32-element blocks are paired by [`f16_pair`]): when LLVM sees a single f16 lane used, it
+/// loads it with `vpinsrw` into whichever register is at hand, often the accumulator, which
+/// chains each block's scale onto the previous block's FMA and made the 32-element kernels
+/// markedly slower than ggml's. (`Q3_K` and `Q6_K`, one scale per 256 values, still get that
+/// `vpinsrw`; there it is hidden by the rest of the block's work.)
 ///
 /// # Safety
 /// `p` must point to four readable bytes.
@@ -81,7 +83,7 @@ unsafe fn f16_pair(x: *const u8, y: *const u8) -> __m128 {
             y.cast::<u16>().read_unaligned(),
         )
     };
-    let bits = u32::from(u16::from_le(bx)) | u32::from(u16::from_le(by)) << 16;
+    let bits = u32::from(u16::from_le(bx)) | (u32::from(u16::from_le(by)) << 16);
     _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
 }
 
@@ -210,7 +212,7 @@ unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn pair_shuffle(lo: usize, hi: usize) -> __m256i {
-    let pick = |e: usize| _mm_set1_epi16(((2 * e + 1) << 8 | 2 * e) as i16);
+    let pick = |e: usize| _mm_set1_epi16((((2 * e + 1) << 8) | (2 * e)) as i16);
     _mm256_insertf128_si256(_mm256_castsi128_si256(pick(lo)), pick(hi), 1)
 }
 
@@ -267,8 +269,7 @@ unsafe fn q4_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
     for ib in 0..nb {
         // SAFETY: block `ib < nb` of each row is in bounds; offsets stay inside the block.
         let (xb, yb) = unsafe { (x.add(ib * q4_0::TYPE_SIZE), y.add(ib * q8_0::TYPE_SIZE)) };
-        // SAFETY: d at 0, 16 bytes of qs at QS (Q4_0); d at 0, 32 bytes at QS (Q8_0). The
-        // scales are read as the first four bytes of each block (lane 1 is unused).
+        // SAFETY: d at 0, 16 bytes of qs at QS (Q4_0); d at 0, 32 bytes at QS (Q8_0).
         let (dxy, qx, qy) = unsafe {
             (
                 f16_pair(xb, yb),
@@ -373,7 +374,7 @@ unsafe fn q2_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for i in 0..nb {
         // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
-        // (Q2_K: scales 0..16, qs 16..80, d 80, dmin 82; Q8_K: d 0, qs 4..260, bsums 260..292).
+        // (Q2_K: scales 0..16, qs 16..80, d 80..82, dmin 82..84; Q8_K: d 0, qs 4..260, bsums 260..292).
         let (xb, yb) = unsafe { (x.add(i * q2_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
         // SAFETY: as above.
         let (yd, xdm, mins_and_scales, bsums) = unsafe {
@@ -455,7 +456,8 @@ unsafe fn q3_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for i in 0..nb {
         // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
-        // (Q3_K: hmask 0..32, qs 32..96, scales 96..108, d 108; Q8_K: d 0, qs 4..260).
+        // (Q3_K: hmask 0..32, qs 32..96, scales 96..108, d 108..110, read as lane 1 of the four
+        // bytes 106..110; Q8_K: d 0, qs 4..260).
         let (xb, yb) = unsafe { (x.add(i * q3_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
         // SAFETY: as above.
         let (yd, xd, a0, a1, a2, hbits) = unsafe {
@@ -688,8 +690,8 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for i in 0..nb {
         // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
-        // (Q6_K: ql 0..128, qh 128..192, scales 192..208, d 208; Q8_K: d 0, qs 4..260,
-        // bsums 260..292).
+        // (Q6_K: ql 0..128, qh 128..192, scales 192..208, d 208..210, read as lane 1 of the four
+        // bytes 206..210; Q8_K: d 0, qs 4..260, bsums 260..292).
         let (xb, yb) = unsafe { (x.add(i * q6_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
         // SAFETY: as above.
         let (yd, xd, q8sums, scales) = unsafe {

@@ -1,6 +1,6 @@
 //! The gated feed-forward block: `down(silu(gate(x)) * up(x))`.
 
-use owl_kernels::{linear, ActBuffer, QMatrix};
+use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
 use crate::scratch::Compute;
 
@@ -32,8 +32,14 @@ impl SwiGluFfn {
         let n_ff = self.gate.rows;
         let gate = &mut s.gate[..n * n_ff];
         let up = &mut s.up[..n * n_ff];
-        linear(cx.kernels, cx.pool, &self.gate, x, n, gate, s.act);
-        linear(cx.kernels, cx.pool, &self.up, x, n, up, s.act);
+        linear_many(
+            cx.kernels,
+            cx.pool,
+            x,
+            n,
+            &mut [(&self.gate, &mut *gate), (&self.up, &mut *up)],
+            s.act,
+        );
         cx.trace("ffn_gate", Some(s.layer), gate);
         cx.trace("ffn_up", Some(s.layer), up);
         (cx.kernels.swiglu())(gate, up);

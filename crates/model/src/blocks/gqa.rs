@@ -8,7 +8,7 @@ use half::f16;
 use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadView};
 use owl_kernels::pool::{split_range, SharedMut};
 use owl_kernels::rope::RopeConfig;
-use owl_kernels::{linear, ActBuffer, QMatrix};
+use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
 use crate::batch::Batch;
 use crate::kv_cache::KvCache;
@@ -79,9 +79,18 @@ impl Gqa {
         let q = &mut s.q[..n * q_dim];
         let k = &mut s.k[..n * kv_dim];
         let v = &mut s.v[..n * kv_dim];
-        linear(cx.kernels, cx.pool, &self.wq, h, n, q, s.act);
-        linear(cx.kernels, cx.pool, &self.wk, h, n, k, s.act);
-        linear(cx.kernels, cx.pool, &self.wv, h, n, v, s.act);
+        linear_many(
+            cx.kernels,
+            cx.pool,
+            h,
+            n,
+            &mut [
+                (&self.wq, &mut *q),
+                (&self.wk, &mut *k),
+                (&self.wv, &mut *v),
+            ],
+            s.act,
+        );
         add_bias(q, &self.bq);
         add_bias(k, &self.bk);
         add_bias(v, &self.bv);
