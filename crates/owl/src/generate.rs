@@ -103,7 +103,7 @@ fn gen_params(s: &SamplingArgs) -> Result<GenerateParams> {
     Ok(GenerateParams {
         max_tokens: s.max_tokens,
         sampling,
-        stop_at_eog: true,
+        stop_at_eog: !s.ignore_eos,
     })
 }
 

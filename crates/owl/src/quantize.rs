@@ -121,12 +121,13 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let size_out = file_size(&a.output);
     let types: Vec<String> = counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
     eprintln!(
-        "owl: quantized {} ({}) -> {} ({}, {}, {:.2} bpw) in {:.1}s; tensors: {}",
+        "owl: quantized {} ({}) -> {} ({}, {}{}, {:.2} bpw) in {:.1}s; tensors: {}",
         a.input.display(),
         human(size_in),
         a.output.display(),
         human(size_out),
         ftype.name(),
+        if a.pure { " pure" } else { "" },
         bits_per_weight(&src, &plan),
         start.elapsed().as_secs_f64(),
         types.join(", ")
@@ -294,14 +295,12 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     bar
 }
 
-/// Average bits per element of the tensors the plan converts, in their new types.
+/// Bits per element over all tensors in their new types (llama.cpp's "BPW").
 fn bits_per_weight(src: &GgufFile, plan: &[Choice]) -> f64 {
     let (mut bits, mut n) = (0f64, 0f64);
     for (t, c) in src.tensors().iter().zip(plan) {
-        if let Choice::Convert { ty, .. } = *c {
-            bits += ty.bytes_for(t.n_elements).unwrap_or(0) as f64 * 8.0;
-            n += t.n_elements as f64;
-        }
+        bits += c.target(t.ty).bytes_for(t.n_elements).unwrap_or(0) as f64 * 8.0;
+        n += t.n_elements as f64;
     }
     if n > 0.0 {
         bits / n

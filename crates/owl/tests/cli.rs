@@ -149,6 +149,7 @@ fn verbose_reports_speed_on_stderr_only() {
             "0",
             "-n",
             "8",
+            "--ignore-eos",
             "--verbose",
             "Hi",
         ],
@@ -157,6 +158,10 @@ fn verbose_reports_speed_on_stderr_only() {
     assert!(out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("tok/s"), "{err}");
+    assert!(
+        err.contains("generated 8 tokens"),
+        "--ignore-eos should run to -n: {err}"
+    );
     assert!(!text(&out.stdout).contains("tok/s"));
 }
 

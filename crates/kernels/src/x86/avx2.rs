@@ -10,6 +10,7 @@ use std::arch::x86_64::*;
 use half::f16;
 use owl_quant::GgmlType;
 
+use super::common::*;
 use crate::Kernels;
 
 pub(super) fn register(k: &mut Kernels) {
@@ -30,7 +31,7 @@ pub(super) fn register(k: &mut Kernels) {
 /// build uses (round x/ln2 to n with the 1.5·2^23 trick, two-step ln2 reduction, a degree-5
 /// polynomial in the remainder, scale by 2^n, with a special path for |n| > 126). Matching it
 /// bit for bit is what keeps softmax and SiLU identical to llama.cpp's.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn expf8(x: __m256) -> __m256 {
     let r = _mm256_set1_ps(f32::from_bits(0x4b40_0000)); // 1.5 * 2^23
     let z = _mm256_fmadd_ps(x, _mm256_set1_ps(f32::from_bits(0x3fb8_aa3b)), r); // 1/ln2
@@ -78,15 +79,6 @@ fn expf8(x: __m256) -> __m256 {
     )
 }
 
-/// Horizontal sum of eight lanes in ggml's order (high half + low half, then pairs).
-#[target_feature(enable = "avx2,fma")]
-fn hsum8_ggml(v: __m256) -> f32 {
-    let mut h = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    _mm_cvtss_f32(h)
-}
-
 /// Softmax exponentiation as ggml's AVX2 build: groups of eight through `expf8`, each group
 /// summed in f32 and added to an f64 total; a remainder with the C library's `expf`.
 pub fn softmax_exp(x: &mut [f32], max: f32) -> f64 {
@@ -94,7 +86,7 @@ pub fn softmax_exp(x: &mut [f32], max: f32) -> f64 {
     unsafe { softmax_exp_avx2(x, max) }
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn softmax_exp_avx2(x: &mut [f32], max: f32) -> f64 {
     let n = x.len();
     let mut sum = 0.0f64;
@@ -106,7 +98,7 @@ unsafe fn softmax_exp_avx2(x: &mut [f32], max: f32) -> f64 {
         let e = expf8(_mm256_sub_ps(v, m));
         // SAFETY: as above.
         unsafe { _mm256_storeu_ps(x.as_mut_ptr().add(i), e) };
-        sum += hsum8_ggml(e) as f64;
+        sum += hsum_float_8(e) as f64;
         i += 8;
     }
     for v in &mut x[i..] {
@@ -125,7 +117,7 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     unsafe { swiglu_avx2(gate, up) }
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
     let n = gate.len();
     let mut i = 0;
@@ -147,13 +139,6 @@ unsafe fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
     for (x, &g) in gate[i..].iter_mut().zip(&up[i..]) {
         *x = *x / (1.0 + (-*x).exp()) * g;
     }
-}
-
-/// The f16 at `b[at..at + 2]`, converted with F16C (inlined, unlike a runtime-dispatched call).
-#[target_feature(enable = "avx2,fma,f16c")]
-fn f16_fast(b: &[u8], at: usize) -> f32 {
-    let bits = u16::from_le_bytes([b[at], b[at + 1]]);
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
 }
 
 /// f16 · f16 in the order of llama.cpp's tiled GEMM (llamafile tinyBLAS) on AVX2: one 8-lane
@@ -183,7 +168,7 @@ unsafe fn dot_f16_tiled_avx2(a: &[f16], b: &[f16]) -> f32 {
         acc = _mm256_fmadd_ps(ax, ay, acc);
         i += 8;
     }
-    let mut res = hsum8_ggml(acc) as f64;
+    let mut res = hsum_float_8(acc) as f64;
     for k in np..n {
         res += (a[k].to_f32() * b[k].to_f32()) as f64;
     }
@@ -264,100 +249,21 @@ pub fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
-fn hsum_float_8(x: __m256) -> f32 {
-    let mut res = _mm256_extractf128_ps(x, 1);
-    res = _mm_add_ps(res, _mm256_castps256_ps128(x));
-    res = _mm_add_ps(res, _mm_movehl_ps(res, res));
-    res = _mm_add_ss(res, _mm_movehdup_ps(res));
-    _mm_cvtss_f32(res)
-}
-
-/// Eight f32 lanes, lane i = sum of products of bytes 4i..4i+3 (`a` unsigned, `b` signed).
-#[target_feature(enable = "avx2,fma")]
-fn mul_sum_us8_pairs_float(a: __m256i, b: __m256i) -> __m256 {
-    let dot = _mm256_maddubs_epi16(a, b);
-    let summed = _mm256_madd_epi16(dot, _mm256_set1_epi16(1));
-    _mm256_cvtepi32_ps(summed)
-}
-
-/// As `mul_sum_us8_pairs_float` for two signed operands.
-#[target_feature(enable = "avx2,fma")]
-fn mul_sum_i8_pairs_float(x: __m256i, y: __m256i) -> __m256 {
-    let ax = _mm256_sign_epi8(x, x);
-    let sy = _mm256_sign_epi8(y, x);
-    mul_sum_us8_pairs_float(ax, sy)
-}
-
+/// Q4_1 · Q8_1 as ggml's AVX2 kernel: per block, the 32 nibbles against the 32 activation
+/// bytes in eight 4-product lanes, scaled by `d_w * d_a` into an 8-lane FMA accumulator; the
+/// blocks' `m_w * s_a` terms summed as scalars.
 pub fn vec_dot_q4_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     assert!(
         w.len() >= nb * 20 && a.len() >= nb * 36,
         "q4_1·q8_1: short rows"
     );
-    // SAFETY: registered only after AVX2/FMA were detected; lengths checked above.
-    unsafe { vec_dot_q4_1_q8_1_avx2(nb, w, a) }
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { vec_dot_q4_1_q8_1_avx2(nb, w.as_ptr(), [a.as_ptr()])[0] }
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn vec_dot_q4_1_q8_1_avx2(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut summs = 0.0f32;
-    let low = _mm256_set1_epi8(0x0f);
-    for ib in 0..nb {
-        let xb = &w[ib * 20..ib * 20 + 20];
-        let yb = &a[ib * 36..ib * 36 + 36];
-        let d0 = f16_fast(xb, 0);
-        let m0 = f16_fast(xb, 2);
-        let d1 = f16_fast(yb, 0);
-        let s1 = f16_fast(yb, 2);
-        summs += m0 * s1;
-        let d0d1 = _mm256_mul_ps(_mm256_set1_ps(d0), _mm256_set1_ps(d1));
-        // SAFETY: xb[4..20] holds 16 bytes, yb[4..36] holds 32 bytes.
-        let packed = unsafe { _mm_loadu_si128(xb.as_ptr().add(4) as *const __m128i) };
-        let both =
-            _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
-        let qx = _mm256_and_si256(both, low);
-        // SAFETY: as above.
-        let qy = unsafe { _mm256_loadu_si256(yb.as_ptr().add(4) as *const __m256i) };
-        let xy = mul_sum_us8_pairs_float(qx, qy);
-        acc = _mm256_fmadd_ps(d0d1, xy, acc);
-    }
-    hsum_float_8(acc) + summs
-}
-
-pub fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = n / 32;
-    assert!(
-        w.len() >= nb * 34 && a.len() >= nb * 34,
-        "q8_0·q8_0: short rows"
-    );
-    // SAFETY: registered only after AVX2/FMA were detected; lengths checked above.
-    unsafe { vec_dot_q8_0_q8_0_avx2(nb, w, a) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn vec_dot_q8_0_q8_0_avx2(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for ib in 0..nb {
-        let xb = &w[ib * 34..ib * 34 + 34];
-        let yb = &a[ib * 34..ib * 34 + 34];
-        let d = _mm256_set1_ps(f16_fast(xb, 0) * f16_fast(yb, 0));
-        // SAFETY: both blocks hold 32 bytes after the 2-byte scale.
-        let (qx, qy) = unsafe {
-            (
-                _mm256_loadu_si256(xb.as_ptr().add(2) as *const __m256i),
-                _mm256_loadu_si256(yb.as_ptr().add(2) as *const __m256i),
-            )
-        };
-        let q = mul_sum_i8_pairs_float(qx, qy);
-        acc = _mm256_fmadd_ps(d, q, acc);
-    }
-    hsum_float_8(acc)
-}
-
-/// Four tokens against one Q4_1 row: the weight block is unpacked once, and each token's
-/// accumulator sees exactly the operations `vec_dot_q4_1_q8_1` performs (bit-identical).
+/// Four tokens against one Q4_1 row; each token's result is bit-identical to
+/// `vec_dot_q4_1_q8_1` (the same operations per token, the weight block unpacked once).
 pub fn vec_dot_q4_1_q8_1_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let nb = n / 32;
     assert!(
@@ -365,78 +271,53 @@ pub fn vec_dot_q4_1_q8_1_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
         "q4_1·q8_1 x4: short rows"
     );
     // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-    unsafe { vec_dot_q4_1_q8_1_x4_avx2(nb, w, a) }
+    unsafe { vec_dot_q4_1_q8_1_avx2(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
 }
 
+/// `T` tokens (1 or 4) against one Q4_1 row of `nb` blocks.
+///
+/// # Safety
+/// `w` holds `nb` blocks of 20 bytes and each `a[j]` `nb` blocks of 36 bytes.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn vec_dot_q4_1_q8_1_x4_avx2(nb: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    // The four tokens' scalar terms ride in the lanes of one SSE register: the same IEEE
-    // operations per lane as the single-token kernel's scalars, so the bits agree.
-    let mut summs = _mm_setzero_ps();
-    let low = _mm256_set1_epi8(0x0f);
-    let (p0, p1, p2, p3) = (a[0].as_ptr(), a[1].as_ptr(), a[2].as_ptr(), a[3].as_ptr());
-    let ld16 = |p: *const u8, off: usize| -> i16 {
-        // SAFETY: callers pass offsets inside blocks whose length was asserted.
-        unsafe { (p.add(off) as *const i16).read_unaligned() }
-    };
+unsafe fn vec_dot_q4_1_q8_1_avx2<const T: usize>(
+    nb: usize,
+    w: *const u8,
+    a: [*const u8; T],
+) -> [f32; T] {
+    let mut acc = [_mm256_setzero_ps(); T];
+    let mut summs = [0.0f32; T];
     for ib in 0..nb {
-        let xb = &w[ib * 20..ib * 20 + 20];
-        let d0 = f16_fast(xb, 0);
-        let m0 = f16_fast(xb, 2);
-        let o = ib * 36;
-        // [d1 of tokens 0..4, s1 of tokens 0..4] as f16, widened at once.
-        let ds = _mm_cvtph_ps(_mm_setr_epi16(
-            ld16(p0, o),
-            ld16(p1, o),
-            ld16(p2, o),
-            ld16(p3, o),
-            0,
-            0,
-            0,
-            0,
-        ));
-        let ss = _mm_cvtph_ps(_mm_setr_epi16(
-            ld16(p0, o + 2),
-            ld16(p1, o + 2),
-            ld16(p2, o + 2),
-            ld16(p3, o + 2),
-            0,
-            0,
-            0,
-            0,
-        ));
-        summs = _mm_add_ps(summs, _mm_mul_ps(_mm_set1_ps(m0), ss));
-        let mut dd = [0.0f32; 4];
-        // SAFETY: dd holds four floats.
-        unsafe { _mm_storeu_ps(dd.as_mut_ptr(), _mm_mul_ps(_mm_set1_ps(d0), ds)) };
-        // SAFETY: xb[4..20] holds 16 bytes.
-        let packed = unsafe { _mm_loadu_si128(xb.as_ptr().add(4) as *const __m128i) };
-        let both =
-            _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
-        let qx = _mm256_and_si256(both, low);
-        for (j, p) in [p0, p1, p2, p3].into_iter().enumerate() {
-            // SAFETY: each activation row holds nb blocks of 36 bytes (asserted).
-            let qy = unsafe { _mm256_loadu_si256(p.add(o + 4) as *const __m256i) };
-            acc[j] = _mm256_fmadd_ps(
-                _mm256_set1_ps(dd[j]),
-                mul_sum_us8_pairs_float(qx, qy),
-                acc[j],
-            );
+        // SAFETY: block ib lies inside the rows (caller's contract).
+        let (xb, yo) = unsafe { (w.add(ib * 20), ib * 36) };
+        // SAFETY: as above; [d, m] are the block's first four bytes.
+        let dm = unsafe { f16x2_at(xb) };
+        let (d0, m0) = (lane0(dm), lane1(dm));
+        // SAFETY: the 16 nibble bytes follow the scales.
+        let qx = unsafe { bytes_from_nibbles_32(xb.add(4)) };
+        for j in 0..T {
+            // SAFETY: [d, s] and the 32 quants of token j's block ib.
+            let (ds, qy) = unsafe { (f16x2_at(a[j].add(yo)), load32(a[j].add(yo + 4))) };
+            summs[j] += m0 * lane1(ds);
+            let d0d1 = _mm256_mul_ps(_mm256_set1_ps(d0), _mm256_set1_ps(lane0(ds)));
+            acc[j] = _mm256_fmadd_ps(d0d1, mul_sum_us8_pairs_float(qx, qy), acc[j]);
         }
     }
-    let mut sm = [0.0f32; 4];
-    // SAFETY: sm holds four floats.
-    unsafe { _mm_storeu_ps(sm.as_mut_ptr(), summs) };
-    [
-        hsum_float_8(acc[0]) + sm[0],
-        hsum_float_8(acc[1]) + sm[1],
-        hsum_float_8(acc[2]) + sm[2],
-        hsum_float_8(acc[3]) + sm[3],
-    ]
+    std::array::from_fn(|j| hsum_float_8(acc[j]) + summs[j])
 }
 
-/// Four tokens against one Q8_0 row, bit-identical to `vec_dot_q8_0_q8_0` per token.
+/// Q8_0 · Q8_0 as ggml's AVX2 kernel: per block `d_w * d_a` times the eight 4-product lanes of
+/// the signed bytes, into an 8-lane FMA accumulator.
+pub fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 32;
+    assert!(
+        w.len() >= nb * 34 && a.len() >= nb * 34,
+        "q8_0·q8_0: short rows"
+    );
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { vec_dot_q8_0_q8_0_avx2(nb, w.as_ptr(), [a.as_ptr()])[0] }
+}
+
+/// Four tokens against one Q8_0 row, bit-identical per token to `vec_dot_q8_0_q8_0`.
 pub fn vec_dot_q8_0_q8_0_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let nb = n / 32;
     assert!(
@@ -444,31 +325,32 @@ pub fn vec_dot_q8_0_q8_0_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
         "q8_0·q8_0 x4: short rows"
     );
     // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-    unsafe { vec_dot_q8_0_q8_0_x4_avx2(nb, w, a) }
+    unsafe { vec_dot_q8_0_q8_0_avx2(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
 }
 
+/// `T` tokens (1 or 4) against one Q8_0 row of `nb` blocks.
+///
+/// # Safety
+/// `w` and each `a[j]` hold `nb` blocks of 34 bytes.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn vec_dot_q8_0_q8_0_x4_avx2(nb: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
+unsafe fn vec_dot_q8_0_q8_0_avx2<const T: usize>(
+    nb: usize,
+    w: *const u8,
+    a: [*const u8; T],
+) -> [f32; T] {
+    let mut acc = [_mm256_setzero_ps(); T];
     for ib in 0..nb {
-        let xb = &w[ib * 34..ib * 34 + 34];
-        let d0 = f16_fast(xb, 0);
-        // SAFETY: the block holds 32 bytes after its 2-byte scale.
-        let qx = unsafe { _mm256_loadu_si256(xb.as_ptr().add(2) as *const __m256i) };
+        let o = ib * 34;
+        // SAFETY: block ib lies inside the rows (caller's contract).
+        let qx = unsafe { load32(w.add(o + 2)) };
         let ax = _mm256_sign_epi8(qx, qx);
-        for j in 0..4 {
-            let yb = &a[j][ib * 34..ib * 34 + 34];
-            let d = _mm256_set1_ps(d0 * f16_fast(yb, 0));
-            // SAFETY: as above.
-            let qy = unsafe { _mm256_loadu_si256(yb.as_ptr().add(2) as *const __m256i) };
+        for j in 0..T {
+            // SAFETY: as above, for token j; the two scales are paired into one conversion.
+            let (dd, qy) = unsafe { (f16_pair(w.add(o), a[j].add(o)), load32(a[j].add(o + 2))) };
+            let d = _mm256_set1_ps(lane0(dd) * lane1(dd));
             let q = mul_sum_us8_pairs_float(ax, _mm256_sign_epi8(qy, qx));
             acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
         }
     }
-    [
-        hsum_float_8(acc[0]),
-        hsum_float_8(acc[1]),
-        hsum_float_8(acc[2]),
-        hsum_float_8(acc[3]),
-    ]
+    std::array::from_fn(|j| hsum_float_8(acc[j]))
 }

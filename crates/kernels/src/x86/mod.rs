@@ -4,6 +4,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_quants;
+#[cfg(target_arch = "x86_64")]
+mod common;
 
 /// Installs the AVX2 kernels into `k`; a no-op on other architectures.
 pub(crate) fn register_avx2(k: &mut crate::Kernels) {

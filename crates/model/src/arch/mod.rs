@@ -1,6 +1,8 @@
 //! The architecture registry: one entry per GGUF `general.architecture` value.
 
+mod dense;
 mod llama;
+mod qwen2;
 
 use std::sync::Arc;
 
@@ -16,10 +18,16 @@ pub struct ArchEntry {
 }
 
 /// Every architecture owl can run.
-pub const ARCHITECTURES: &[ArchEntry] = &[ArchEntry {
-    gguf_arch: "llama",
-    load: llama::load,
-}];
+pub const ARCHITECTURES: &[ArchEntry] = &[
+    ArchEntry {
+        gguf_arch: "llama",
+        load: llama::load,
+    },
+    ArchEntry {
+        gguf_arch: "qwen2",
+        load: qwen2::load,
+    },
+];
 
 /// Names of the supported architectures, for error messages.
 pub fn names() -> String {

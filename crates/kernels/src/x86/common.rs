@@ -1,0 +1,161 @@
+//! Helpers shared by the AVX2 kernels: f16 scale conversion without false dependencies,
+//! unaligned loads, ggml's byte-unpacking and horizontal-sum shapes.
+
+use std::arch::x86_64::*;
+
+/// The two little-endian f16 at `p` and `p + 2`, widened with F16C into lanes 0 and 1.
+///
+/// Scales are converted in pairs where a block has two (and the weight and activation scales
+/// of 32-element blocks are paired by [`f16_pair`]): when LLVM sees a single f16 lane used, it
+/// loads it with `vpinsrw` into whichever register is at hand, often the accumulator, which
+/// chains each block's scale onto the previous block's FMA and made the 32-element kernels
+/// markedly slower than ggml's. (`Q3_K` and `Q6_K`, one scale per 256 values, still get that
+/// `vpinsrw`; there it is hidden by the rest of the block's work.)
+///
+/// # Safety
+/// `p` must point to four readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn f16x2_at(p: *const u8) -> __m128 {
+    // SAFETY: forwarded from the caller.
+    let bits = unsafe { u32_at(p) };
+    _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
+}
+
+/// The f16 at `x` in lane 0 and the f16 at `y` in lane 1, widened with F16C (two scales in one
+/// zero-extending move; see [`f16x2_at`]).
+///
+/// # Safety
+/// `x` and `y` must each point to two readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn f16_pair(x: *const u8, y: *const u8) -> __m128 {
+    // SAFETY: forwarded from the caller; the reads are unaligned.
+    let (bx, by) = unsafe {
+        (
+            x.cast::<u16>().read_unaligned(),
+            y.cast::<u16>().read_unaligned(),
+        )
+    };
+    let bits = u32::from(u16::from_le(bx)) | (u32::from(u16::from_le(by)) << 16);
+    _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
+}
+
+/// Lane 0 of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn lane0(v: __m128) -> f32 {
+    _mm_cvtss_f32(v)
+}
+
+/// Lane 1 of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn lane1(v: __m128) -> f32 {
+    _mm_cvtss_f32(_mm_movehdup_ps(v))
+}
+
+/// The little-endian f32 at `p` (the scale of a `Q8_K` block).
+///
+/// # Safety
+/// `p` must point to four readable bytes.
+#[inline]
+pub(super) unsafe fn f32_at(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees four readable bytes; the read is unaligned.
+    f32::from_bits(u32::from_le(unsafe { p.cast::<u32>().read_unaligned() }))
+}
+
+/// The little-endian u32 at `p`.
+///
+/// # Safety
+/// `p` must point to four readable bytes.
+#[inline]
+pub(super) unsafe fn u32_at(p: *const u8) -> u32 {
+    // SAFETY: the caller guarantees four readable bytes; the read is unaligned.
+    u32::from_le(unsafe { p.cast::<u32>().read_unaligned() })
+}
+
+/// 32 bytes at `p`.
+///
+/// # Safety
+/// `p` must point to 32 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn load32(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(p.cast::<__m256i>()) }
+}
+
+/// 16 bytes at `p`.
+///
+/// # Safety
+/// `p` must point to 16 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn load16(p: *const u8) -> __m128i {
+    // SAFETY: the caller guarantees 16 readable bytes; the load is unaligned.
+    unsafe { _mm_loadu_si128(p.cast::<__m128i>()) }
+}
+
+/// Horizontal sum of eight lanes in ggml's `hsum_float_8` order (high half + low half, then
+/// the upper pair onto the lower, then lane 1 onto lane 0).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn hsum_float_8(x: __m256) -> f32 {
+    let mut res = _mm256_extractf128_ps(x, 1);
+    res = _mm_add_ps(res, _mm256_castps256_ps128(x));
+    res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+    res = _mm_add_ss(res, _mm_movehdup_ps(res));
+    _mm_cvtss_f32(res)
+}
+
+/// Eight f32 lanes, lane i = the sum of the products of bytes 4i..4i+3 (`ax` unsigned, `sy`
+/// signed; pairs are summed in 16 bits with saturation first, as `maddubs` does).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn mul_sum_us8_pairs_float(ax: __m256i, sy: __m256i) -> __m256 {
+    let dot = _mm256_maddubs_epi16(ax, sy);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+}
+
+/// As [`mul_sum_us8_pairs_float`] for two signed operands (the sign moved onto `y`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn mul_sum_i8_pairs_float(x: __m256i, y: __m256i) -> __m256 {
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    mul_sum_us8_pairs_float(ax, sy)
+}
+
+/// The 32 nibbles of the 16 bytes at `p` as bytes: low nibbles first, then high nibbles.
+///
+/// # Safety
+/// `p` must point to 16 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn bytes_from_nibbles_32(p: *const u8) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    let tmp = unsafe { load16(p) };
+    let both = _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+}
+
+/// The 32 bits of the u32 at `p` spread to 32 bytes: 0xFF where the bit is set, 0 elsewhere.
+///
+/// # Safety
+/// `p` must point to four readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    let x32 = unsafe { u32_at(p) };
+    let shuf = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
+    let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}

@@ -1,0 +1,84 @@
+//! The loader shared by dense decoder architectures: hyper-parameters from `{arch}.*` keys and
+//! llama.cpp's tensor names (`token_embd`, `blk.N.attn_q`, ..., `output_norm`, `output`),
+//! with the per-family differences stated as options.
+
+use owl_kernels::rope::RopeOrder;
+
+use crate::blocks::ffn::SwiGluFfn;
+use crate::blocks::gqa::Gqa;
+use crate::blocks::norm::RmsNorm;
+use crate::decoder::{Decoder, DecoderLayer};
+use crate::hparams::HParams;
+use crate::loader::Loader;
+use crate::{Model, ModelError};
+
+/// What distinguishes one dense family from another.
+pub struct DenseSpec {
+    /// The GGUF `general.architecture` value, also the metadata key prefix.
+    pub arch: &'static str,
+    /// RoPE pairing (llama.cpp's LLAMA_ROPE_TYPE_NORM or _NEOX for this architecture).
+    pub rope: RopeOrder,
+    /// Q/K/V projections carry biases (`blk.N.attn_{q,k,v}.bias`).
+    pub qkv_bias: bool,
+}
+
+pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, ModelError> {
+    let mut hp = HParams::from_gguf(ld.file, spec.arch, spec.rope)?;
+    if ld.has("rope_freqs.weight") {
+        hp.rope.freq_factors = Some(ld.vector("rope_freqs.weight", hp.rope.n_dims / 2)?);
+    }
+    let (e, ff) = (hp.n_embd, hp.n_ff);
+    let token_embd = ld.matrix("token_embd.weight", e, hp.n_vocab)?;
+    let output = if ld.has("output.weight") {
+        ld.matrix("output.weight", e, hp.n_vocab)?
+    } else {
+        token_embd.clone()
+    };
+    let norm = |name: &str| -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm {
+            weight: ld.vector(name, e)?,
+            eps: hp.rms_eps,
+        })
+    };
+    let mut layers = Vec::with_capacity(hp.n_layer);
+    for i in 0..hp.n_layer {
+        let t = |s: &str| format!("blk.{i}.{s}.weight");
+        let bias = |s: &str, len: usize| -> Result<Option<Vec<f32>>, ModelError> {
+            if spec.qkv_bias {
+                Ok(Some(ld.vector(&format!("blk.{i}.{s}.bias"), len)?))
+            } else {
+                Ok(None)
+            }
+        };
+        layers.push(DecoderLayer {
+            attn_norm: norm(&t("attn_norm"))?,
+            attn: Gqa {
+                wq: ld.matrix(&t("attn_q"), e, hp.q_dim())?,
+                wk: ld.matrix(&t("attn_k"), e, hp.kv_dim())?,
+                wv: ld.matrix(&t("attn_v"), e, hp.kv_dim())?,
+                wo: ld.matrix(&t("attn_output"), hp.q_dim(), e)?,
+                bq: bias("attn_q", hp.q_dim())?,
+                bk: bias("attn_k", hp.kv_dim())?,
+                bv: bias("attn_v", hp.kv_dim())?,
+                n_head: hp.n_head,
+                n_head_kv: hp.n_head_kv,
+                head_dim: hp.head_dim,
+                rope: hp.rope.clone(),
+            },
+            ffn_norm: norm(&t("ffn_norm"))?,
+            ffn: SwiGluFfn {
+                gate: ld.matrix(&t("ffn_gate"), e, ff)?,
+                up: ld.matrix(&t("ffn_up"), e, ff)?,
+                down: ld.matrix(&t("ffn_down"), ff, e)?,
+            },
+        });
+    }
+    let output_norm = norm("output_norm.weight")?;
+    Ok(Box::new(Decoder {
+        hp,
+        token_embd,
+        layers,
+        output_norm,
+        output,
+    }))
+}
