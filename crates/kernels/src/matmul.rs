@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use owl_gguf::{GgmlType, GgufFile};
 
-use crate::pool::{split_range, SharedMut, ThreadPool};
+use crate::pool::{chunking, SharedMut, ThreadPool};
 use crate::Kernels;
 
 /// Where a weight matrix's bytes live: borrowed from the memory-mapped model file (the default:
@@ -155,8 +155,10 @@ pub fn linear_many(
     // the thread's share passes over them.
     let tile = (TILE_BYTES / a_row.max(1)).clamp(4, 64) & !3;
     let parts = &parts;
-    pool.run(|ith, nth| {
-        let mine = split_range(total_rows, ith, nth);
+    // Rows are claimed in chunks, so a thread that is descheduled holds up nobody.
+    let (n_chunks, chunk_rows) = chunking(total_rows, pool.n_threads(), 4, 16);
+    pool.run_chunks(n_chunks, |chunk, _thread| {
+        let mine = chunk * chunk_rows..((chunk + 1) * chunk_rows).min(total_rows);
         let act_row = |t: usize| &abuf[t * a_row..(t + 1) * a_row];
         for t0 in (0..n_tokens).step_by(tile) {
             let t_end = (t0 + tile).min(n_tokens);

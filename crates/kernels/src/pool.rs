@@ -1,45 +1,52 @@
-//! A persistent thread pool with a cheap fork-join barrier.
+//! A persistent thread pool with dynamic chunking and a cheap barrier.
 //!
-//! Every matmul, attention and norm in a forward pass is a fork-join over a few threads, thousands
-//! of times per second. Spawning threads per operation costs tens of microseconds each time, so
-//! the workers live for the whole process: `run` publishes a job, wakes the workers (they spin
-//! briefly, then park on a condition variable), runs its own share on the calling thread and waits
-//! until every worker has finished. The job borrows from the caller's stack; `run` does not return
-//! before all workers are done with it, which is what makes the lifetime erasure below sound.
+//! Every matmul and attention in a forward pass is a fork-join, thousands of times per second,
+//! so workers live for the whole process (they spin briefly, then park on a condition
+//! variable). A job is split into chunks that threads claim from an atomic counter, and the
+//! caller works too: if a worker is descheduled (another process busy on its core), the others
+//! take its chunks instead of waiting for it. A worker joins a job only while it is open; the
+//! caller closes the job once every chunk is claimed and waits just for the workers inside it,
+//! never for one that has not woken up. The job borrows from the caller's stack; it is only
+//! reachable while open or while a registered worker runs it, which is what makes the lifetime
+//! erasure below sound.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+/// `job(chunk, thread)`: `thread` is 0 for the caller and 1.. for workers (per-thread scratch).
 type Job = dyn Fn(usize, usize) + Sync;
 
-/// A pointer to the current job with its lifetime erased (see `run`).
+/// A pointer to the current job with its lifetime erased (see `run_chunks`).
 #[derive(Clone, Copy)]
 struct JobPtr(*const Job);
-// SAFETY: the pointee is `Sync` and outlives every use, because `run` waits for all workers.
+// SAFETY: the pointee is `Sync` and outlives every use (see the module docs).
 unsafe impl Send for JobPtr {}
 
+/// Set in `Shared::state` once a job accepts no more workers.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
 struct Shared {
-    /// Incremented once per job; workers run each generation exactly once.
+    /// Bumped for every job; sleeping workers wake on a change.
     generation: AtomicUsize,
-    /// Workers still busy with the current generation.
-    pending: AtomicUsize,
+    /// `CLOSED` bit | number of workers inside the current job.
+    state: AtomicUsize,
+    next_chunk: AtomicUsize,
+    n_chunks: AtomicUsize,
     job: Mutex<Option<JobPtr>>,
+    sleep: Mutex<()>,
     wake: Condvar,
-    /// Signalled by the last worker to finish a job.
-    done_lock: Mutex<()>,
-    done: Condvar,
-    shutdown: AtomicUsize,
+    shutdown: AtomicBool,
 }
 
-/// A fixed set of worker threads; thread 0 is always the caller of `run`.
+/// A fixed set of worker threads plus the calling thread.
 pub struct ThreadPool {
     n_threads: usize,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
 }
 
-/// Busy-wait iterations before a thread sleeps (a few microseconds).
+/// Busy-wait iterations before a worker sleeps (a few microseconds).
 const SPIN_ITERS: usize = 4_000;
 
 impl ThreadPool {
@@ -48,19 +55,20 @@ impl ThreadPool {
         let n_threads = n_threads.max(1);
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
-            pending: AtomicUsize::new(0),
+            state: AtomicUsize::new(CLOSED),
+            next_chunk: AtomicUsize::new(0),
+            n_chunks: AtomicUsize::new(0),
             job: Mutex::new(None),
+            sleep: Mutex::new(()),
             wake: Condvar::new(),
-            done_lock: Mutex::new(()),
-            done: Condvar::new(),
-            shutdown: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
         });
         let workers = (1..n_threads)
             .map(|index| {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("owl-worker-{index}"))
-                    .spawn(move || worker_loop(&shared, index, n_threads))
+                    .spawn(move || worker_loop(&shared, index))
                     .unwrap_or_else(|e| panic!("cannot spawn worker thread: {e}"))
             })
             .collect();
@@ -75,99 +83,119 @@ impl ThreadPool {
         self.n_threads
     }
 
-    /// Runs `job(thread_index, n_threads)` once on every thread of the pool and returns when all
-    /// have finished.
-    pub fn run<F: Fn(usize, usize) + Sync>(&self, job: F) {
-        if self.n_threads == 1 {
-            job(0, 1);
+    /// Runs `job(chunk, thread)` once for every `chunk` in `0..n_chunks`, spread over the pool's
+    /// threads, and returns when all chunks are done. Which thread runs a chunk varies from call
+    /// to call, so results must not depend on it (it only selects per-thread scratch).
+    pub fn run_chunks<F: Fn(usize, usize) + Sync>(&self, n_chunks: usize, job: F) {
+        if self.n_threads == 1 || n_chunks <= 1 {
+            (0..n_chunks).for_each(|c| job(c, 0));
             return;
         }
+        let sh = &*self.shared;
         let job_ref: &(dyn Fn(usize, usize) + Sync + '_) = &job;
-        // SAFETY: we erase the lifetime of `job_ref`; this function does not return before
-        // `pending` reaches zero, i.e. before every worker has stopped using the pointer.
+        // SAFETY: the erased reference is reachable only while the job is open or a registered
+        // worker runs it; this function closes the job and waits for registered workers before
+        // returning, so it never outlives `job`.
         let ptr = JobPtr(unsafe {
             std::mem::transmute::<&(dyn Fn(usize, usize) + Sync + '_), &'static Job>(job_ref)
         });
+        *sh.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(ptr);
+        sh.n_chunks.store(n_chunks, Ordering::SeqCst);
+        sh.next_chunk.store(0, Ordering::SeqCst);
+        sh.state.store(0, Ordering::SeqCst); // open, nobody inside
         {
-            let mut slot = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
-            *slot = Some(ptr);
-            self.shared
-                .pending
-                .store(self.n_threads - 1, Ordering::SeqCst);
-            self.shared.generation.fetch_add(1, Ordering::SeqCst);
+            let _g = sh.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            sh.generation.fetch_add(1, Ordering::SeqCst);
         }
-        self.shared.wake.notify_all();
-        job(0, self.n_threads);
-        // Spin briefly (workers usually finish together with us), then sleep until the last
-        // worker signals, so an oversubscribed machine does not burn its cores spinning.
+        sh.wake.notify_all();
+        loop {
+            let c = sh.next_chunk.fetch_add(1, Ordering::SeqCst);
+            if c >= n_chunks {
+                break;
+            }
+            job(c, 0);
+        }
+        // Every chunk is claimed: close, then wait for the workers still finishing theirs.
+        sh.state.fetch_or(CLOSED, Ordering::SeqCst);
         let mut spins = 0usize;
-        while self.shared.pending.load(Ordering::Acquire) != 0 {
+        while sh.state.load(Ordering::SeqCst) & !CLOSED != 0 {
             spins += 1;
             if spins < SPIN_ITERS {
                 std::hint::spin_loop();
             } else {
-                let mut guard = self
-                    .shared
-                    .done_lock
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                while self.shared.pending.load(Ordering::Acquire) != 0 {
-                    guard = self
-                        .shared
-                        .done
-                        .wait(guard)
-                        .unwrap_or_else(|e| e.into_inner());
-                }
-                break;
+                std::thread::yield_now();
             }
         }
+        *sh.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
-fn worker_loop(shared: &Shared, index: usize, n_threads: usize) {
+fn worker_loop(sh: &Shared, index: usize) {
     let mut seen = 0usize;
     loop {
-        // Spin a little: in a forward pass the next job usually arrives within microseconds.
         let mut spins = 0usize;
-        while shared.generation.load(Ordering::Acquire) == seen
-            && shared.shutdown.load(Ordering::Acquire) == 0
+        while sh.generation.load(Ordering::SeqCst) == seen
+            && !sh.shutdown.load(Ordering::SeqCst)
             && spins < SPIN_ITERS
         {
             spins += 1;
             std::hint::spin_loop();
         }
-        let job = {
-            let mut slot = shared.job.lock().unwrap_or_else(|e| e.into_inner());
-            while shared.generation.load(Ordering::Acquire) == seen
-                && shared.shutdown.load(Ordering::Acquire) == 0
+        {
+            let mut g = sh.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            while sh.generation.load(Ordering::SeqCst) == seen
+                && !sh.shutdown.load(Ordering::SeqCst)
             {
-                slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+                g = sh.wake.wait(g).unwrap_or_else(|e| e.into_inner());
             }
-            if shared.shutdown.load(Ordering::Acquire) != 0 {
-                return;
+        }
+        if sh.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        seen = sh.generation.load(Ordering::SeqCst);
+        // Join the open job, if any (a job closes as soon as its chunks are all claimed).
+        let mut s = sh.state.load(Ordering::SeqCst);
+        loop {
+            if s & CLOSED != 0 {
+                break;
             }
-            seen = shared.generation.load(Ordering::Acquire);
-            *slot
-        };
-        if let Some(JobPtr(ptr)) = job {
-            // SAFETY: `run` keeps the job alive until `pending` drops to zero below.
-            let f = unsafe { &*ptr };
-            f(index, n_threads);
+            match sh
+                .state
+                .compare_exchange(s, s + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    run_claimed(sh, index);
+                    sh.state.fetch_sub(1, Ordering::SeqCst);
+                    break;
+                }
+                Err(now) => s = now,
+            }
         }
-        if shared.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Take the lock so the notification cannot slip between the caller's check and
-            // its wait.
-            let _guard = shared.done_lock.lock().unwrap_or_else(|e| e.into_inner());
-            shared.done.notify_all();
+    }
+}
+
+/// Runs chunks of the current job until none is left. Called only by a registered worker.
+fn run_claimed(sh: &Shared, index: usize) {
+    let job = *sh.job.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(JobPtr(ptr)) = job else { return };
+    // SAFETY: we are registered in the open job, so its caller waits for us before the job
+    // (and the closure behind `ptr`) goes away.
+    let f = unsafe { &*ptr };
+    let n = sh.n_chunks.load(Ordering::SeqCst);
+    loop {
+        let c = sh.next_chunk.fetch_add(1, Ordering::SeqCst);
+        if c >= n {
+            return;
         }
+        f(c, index);
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         {
-            let _slot = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.shutdown.store(1, Ordering::SeqCst);
+            let _g = self.shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.shutdown.store(true, Ordering::SeqCst);
         }
         self.shared.wake.notify_all();
         for w in self.workers.drain(..) {
@@ -176,7 +204,14 @@ impl Drop for ThreadPool {
     }
 }
 
-/// A buffer the threads of one `ThreadPool::run` share, each writing a disjoint part of it.
+/// Chunks for `n` items: about `per_thread` chunks per thread, each at least `min` items.
+/// Returns (number of chunks, items per chunk).
+pub fn chunking(n: usize, n_threads: usize, per_thread: usize, min: usize) -> (usize, usize) {
+    let size = (n / (n_threads * per_thread).max(1)).max(min).max(1);
+    (n.div_ceil(size), size)
+}
+
+/// A buffer the threads of one `ThreadPool::run_chunks` share, each writing a disjoint part of it.
 #[derive(Clone, Copy)]
 pub struct SharedMut<T>(*mut T);
 
@@ -226,16 +261,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_thread_runs_once_per_job() {
+    fn every_chunk_runs_exactly_once() {
         let pool = ThreadPool::new(3);
-        for _ in 0..200 {
-            let hits: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
-            pool.run(|i, n| {
-                assert_eq!(n, 3);
-                hits[i].fetch_add(1, Ordering::Relaxed);
-            });
-            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        for n in [0usize, 1, 2, 7, 100] {
+            for _ in 0..50 {
+                let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+                pool.run_chunks(n, |c, t| {
+                    assert!(t < 3);
+                    hits[c].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
         }
+    }
+
+    #[test]
+    fn a_busy_worker_does_not_stall_the_caller() {
+        // One chunk sleeps; the others are still all done, by whichever threads are free.
+        let pool = ThreadPool::new(2);
+        let done = AtomicUsize::new(0);
+        pool.run_chunks(20, |c, _| {
+            if c == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 20);
     }
 
     #[test]
@@ -250,6 +301,14 @@ mod tests {
                 }
                 assert_eq!(covered, n);
             }
+        }
+    }
+
+    #[test]
+    fn chunking_covers_items() {
+        for n in [1usize, 5, 576, 49152] {
+            let (k, size) = chunking(n, 2, 8, 16);
+            assert!(k * size >= n && (k - 1) * size < n, "{n}: {k} x {size}");
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use half::f16;
 use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadView};
-use owl_kernels::pool::{split_range, SharedMut};
+use owl_kernels::pool::{chunking, SharedMut};
 use owl_kernels::rope::RopeConfig;
 use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
@@ -133,7 +133,8 @@ impl Gqa {
         let kv = &*kv;
         // Row -> chunk lookup without allocation: chunks are sorted by `start`.
         let chunk_of = |row: usize| batch.chunks.partition_point(|c| c.start + c.len <= row);
-        cx.pool.run(|ith, nth| {
+        let (n_chunks, chunk_tasks) = chunking(n_tasks, cx.pool.n_threads(), 4, 1);
+        cx.pool.run_chunks(n_chunks, |chunk, ith| {
             // SAFETY: each thread takes its own disjoint slices of the scratch buffers, whose
             // lengths are `n_threads` times the per-thread sizes.
             let (sc, f) = unsafe {
@@ -148,7 +149,7 @@ impl Gqa {
                 p16,
                 q16,
             };
-            for task in split_range(n_tasks, ith, nth) {
+            for task in chunk * chunk_tasks..((chunk + 1) * chunk_tasks).min(n_tasks) {
                 let (row, head) = (task / self.n_head, task % self.n_head);
                 let c = &batch.chunks[chunk_of(row)];
                 let pos = c.pos0 + (row - c.start);
