@@ -70,8 +70,16 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     if same_file(&a.input, &a.output) {
         bail!("the output must be a different file from the input");
     }
+    let out_dir = match a.output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !out_dir.is_dir() {
+        bail!("output directory {} does not exist", out_dir.display());
+    }
+    // GgufError's message already names its cause; anyhow's `{:#}` would repeat it.
     let src =
-        GgufFile::open(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+        GgufFile::open(&a.input).map_err(|e| anyhow!("cannot read {}: {e}", a.input.display()))?;
     check_input(&src)?;
     let model = model_info(&src)?;
 
@@ -112,10 +120,19 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     bar.finish_and_clear();
 
     let part = part_path(&a.output);
-    w.write_file(&part)
-        .with_context(|| format!("cannot write {}", part.display()))?;
-    std::fs::rename(&part, &a.output)
-        .with_context(|| format!("cannot rename {} to {}", part.display(), a.output.display()))?;
+    let written = w
+        .write_file(&part)
+        .map_err(|e| anyhow!("cannot write the output: {e}"))
+        .and_then(|()| {
+            std::fs::rename(&part, &a.output).with_context(|| {
+                format!("cannot rename {} to {}", part.display(), a.output.display())
+            })
+        });
+    if written.is_err() {
+        // Best effort: the error being returned is the one worth reporting.
+        let _ = std::fs::remove_file(&part);
+    }
+    written?;
 
     let size_in = file_size(&a.input);
     let size_out = file_size(&a.output);

@@ -517,6 +517,10 @@ fn bad_inputs_are_one_line_errors() {
     let o = owl(&["quantize", &junk.to_string_lossy(), &outs, "Q4_0"]);
     assert_clean_failure(&o, "magic", &out);
 
+    let nowhere = dir.path().join("no-such-dir").join("out.gguf");
+    let o = owl(&["quantize", &inp, &nowhere.to_string_lossy(), "Q4_0"]);
+    assert_clean_failure(&o, "does not exist", &nowhere);
+
     // Quantizing a quantized file is refused.
     let q = dir.path().join("q.gguf");
     let o = owl(&["quantize", &inp, &q.to_string_lossy(), "Q8_0"]);

@@ -787,7 +787,7 @@ mod tests {
         assert_eq!(get(&r, "blk.0.attn_k.weight"), Some(T::Q8_0));
         assert_eq!(get(&r, "blk.0.attn_output.weight"), Some(T::Q5_K));
         assert_eq!(get(&r, "blk.1.ffn_down_exps.weight"), Some(T::Q6_K));
-        let bad = vec![("blk.9.ffn_down_exps.weight".to_string(), vec![256, 256, 8])];
+        let bad = [("blk.9.ffn_down_exps.weight".to_string(), vec![256, 256, 8])];
         let refs: Vec<(&str, &[u64])> = bad.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
         assert!(matches!(
             plan(FileType::Q4_K_M, &moe, &refs, false),

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Random-weight F16 GGUF files with the exact shapes of real models, for speed benchmarks.
+
+Usage
+-----
+    python3 scripts/make_bench_models.py --out /data/bench                 # 0.5b, 1b, 1.5b
+    python3 scripts/make_bench_models.py --out /data/bench --models 7b     # ~15 GB, on request
+    python3 scripts/make_bench_models.py --out DIR --models 0.5b,1b --seed 1 \\
+        --tokenizer-from ~/.owl/models/SmolLM2-135M-Instruct.Q4_1.gguf
+
+then make the benchmark formats with owl (the same tensor types llama-quantize would choose):
+
+    cargo build --release
+    for t in Q4_0 Q4_1 Q8_0 Q4_K_M Q5_K_M Q6_K; do
+        target/release/owl quantize DIR/qwen2.5-0.5b-random-f16.gguf \\
+            DIR/qwen2.5-0.5b-random-$t.gguf $t
+    done
+
+(`owl quantize --pure IN OUT Q4_K` gives every weight the same type, for per-kernel numbers.)
+
+Models: ``0.5b`` Qwen2.5-0.5B, ``1b`` Llama-3.2-1B, ``1.5b`` Qwen2.5-1.5B, ``7b`` Qwen2.5-7B
+(architectures ``qwen2`` and ``llama``).
+
+Why it is built this way
+------------------------
+* **Real shapes, fake values.** Inference speed depends on tensor shapes, types and vocabulary
+  size, not on the values, so there is no need to download gigabytes of real weights: every
+  matrix is ``N(0, 1) * 0.02`` in F16, norms are ones (F32), biases small (F32). The files
+  are deterministic for a given ``--seed``.
+* **What convert_hf_to_gguf.py writes.** Metadata keys and tensor names are the ones
+  llama.cpp's converter produces for these models (``{arch}.block_count`` ...,
+  ``blk.N.attn_q.weight``, qwen2's ``attn_q/k/v.bias``, Llama-3's ``rope_freqs.weight`` from
+  its llama3 rope scaling, ``llama.vocab_size``, ``llama.rope.dimension_count``, key/value
+  length where the HF config names ``head_dim``, tied embeddings where the model ties them),
+  so owl and llama.cpp load them exactly as they load the real models.
+* **A tokenizer llama.cpp accepts.** llama.cpp refuses a model without tokenizer metadata. The
+  default: the SmolLM2 tokenizer (a real byte-level BPE with merges) copied from the default
+  model (``--tokenizer-from``, else ``$OWL_TEST_MODEL``, else the owl store), padded with
+  ``[PADn]`` tokens of type UNUSED up to the model's vocabulary size, as the converter pads
+  vocabularies. Without that file, a synthetic byte-level vocabulary (256 byte tokens, a few
+  merges, ``<|endoftext|>``) is padded the same way. Token ids then do not mean what they mean
+  in the real model, which does not matter for speed.
+* **Streamed to disk.** Tensor infos are declared up front and each tensor is generated and
+  written on its own, in chunks of rows, so memory stays around the largest tensor (about
+  1.1 GB for 7B's embeddings) instead of the whole 15 GB model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import gguf
+except ImportError:  # pragma: no cover
+    sys.exit("this script needs the gguf package: pip install gguf")
+
+# Shapes from the models' Hugging Face config.json files.
+MODELS: dict[str, dict] = {
+    "0.5b": dict(
+        file="qwen2.5-0.5b-random-f16.gguf", name="Qwen2.5 0.5B (random weights)",
+        arch="qwen2", n_layer=24, n_embd=896, n_ff=4864, n_head=14, n_head_kv=2,
+        n_vocab=151936, n_ctx=32768, rope_theta=1000000.0, rms_eps=1e-6, tied=True,
+        qkv_bias=True,
+    ),
+    "1b": dict(
+        file="llama-3.2-1b-random-f16.gguf", name="Llama 3.2 1B (random weights)",
+        arch="llama", n_layer=16, n_embd=2048, n_ff=8192, n_head=32, n_head_kv=8,
+        n_vocab=128256, n_ctx=131072, rope_theta=500000.0, rms_eps=1e-5, tied=True,
+        qkv_bias=False, head_dim=64,
+        llama3_rope=dict(factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                         original_max_position_embeddings=8192),
+    ),
+    "1.5b": dict(
+        file="qwen2.5-1.5b-random-f16.gguf", name="Qwen2.5 1.5B (random weights)",
+        arch="qwen2", n_layer=28, n_embd=1536, n_ff=8960, n_head=12, n_head_kv=2,
+        n_vocab=151936, n_ctx=32768, rope_theta=1000000.0, rms_eps=1e-6, tied=True,
+        qkv_bias=True,
+    ),
+    "7b": dict(
+        file="qwen2.5-7b-random-f16.gguf", name="Qwen2.5 7B (random weights)",
+        arch="qwen2", n_layer=28, n_embd=3584, n_ff=18944, n_head=28, n_head_kv=4,
+        n_vocab=152064, n_ctx=32768, rope_theta=1000000.0, rms_eps=1e-6, tied=False,
+        qkv_bias=True,
+    ),
+}
+
+DEFAULT_TOKENIZER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHUNK_ELEMENTS = 1 << 24  # rows generated at a time: ~16M values, 64 MB of f32
+
+
+def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
+    """(name, numpy shape = reversed ggml dims, dtype) in the converter's per-layer order."""
+    e, ff, v = m["n_embd"], m["n_ff"], m["n_vocab"]
+    hd = m.get("head_dim") or e // m["n_head"]
+    q, kv = m["n_head"] * hd, m["n_head_kv"] * hd
+    t: list[tuple[str, tuple[int, ...], type]] = []
+    if "llama3_rope" in m:
+        t.append(("rope_freqs.weight", (hd // 2,), np.float32))
+    t.append(("token_embd.weight", (v, e), np.float16))
+    for i in range(m["n_layer"]):
+        p = f"blk.{i}."
+        t.append((p + "attn_norm.weight", (e,), np.float32))
+        t.append((p + "attn_q.weight", (q, e), np.float16))
+        t.append((p + "attn_k.weight", (kv, e), np.float16))
+        t.append((p + "attn_v.weight", (kv, e), np.float16))
+        if m["qkv_bias"]:
+            t.append((p + "attn_q.bias", (q,), np.float32))
+            t.append((p + "attn_k.bias", (kv,), np.float32))
+            t.append((p + "attn_v.bias", (kv,), np.float32))
+        t.append((p + "attn_output.weight", (e, q), np.float16))
+        t.append((p + "ffn_norm.weight", (e,), np.float32))
+        t.append((p + "ffn_gate.weight", (ff, e), np.float16))
+        t.append((p + "ffn_up.weight", (ff, e), np.float16))
+        t.append((p + "ffn_down.weight", (e, ff), np.float16))
+    t.append(("output_norm.weight", (e,), np.float32))
+    if not m["tied"]:
+        t.append(("output.weight", (v, e), np.float16))
+    return t
+
+
+def llama3_rope_factors(m: dict) -> np.ndarray:
+    """convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors for rope_type llama3."""
+    r = m["llama3_rope"]
+    hd = m.get("head_dim") or m["n_embd"] // m["n_head"]
+    base = m["rope_theta"]
+    freqs = 1.0 / (base ** (np.arange(0, hd, 2, dtype=np.float32) / hd))
+    old = r["original_max_position_embeddings"]
+    low_wl, high_wl = old / r["low_freq_factor"], old / r["high_freq_factor"]
+    out = []
+    for f in freqs:
+        wl = 2 * math.pi / f
+        if wl < high_wl:
+            out.append(1.0)
+        elif wl > low_wl:
+            out.append(r["factor"])
+        else:
+            s = (old / wl - r["low_freq_factor"]) / (r["high_freq_factor"] - r["low_freq_factor"])
+            out.append(1 / ((1 - s) / r["factor"] + s))
+    return np.array(out, dtype=np.float32)
+
+
+def gpt2_byte_chars() -> list[str]:
+    """GPT-2's bytes_to_unicode, in byte order."""
+    printable = set(range(ord("!"), ord("~") + 1)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
+    out, n = [], 0
+    for b in range(256):
+        if b in printable:
+            out.append(chr(b))
+        else:
+            out.append(chr(256 + n))
+            n += 1
+    return out
+
+
+def synthetic_tokenizer() -> dict:
+    tokens = ["<|endoftext|>"] + gpt2_byte_chars()
+    merges = ["Ġ t", "h e", "Ġ a", "i n", "Ġt he"]
+    for mg in merges:
+        tokens.append(mg.replace(" ", ""))
+    types = [gguf.TokenType.CONTROL] + [gguf.TokenType.NORMAL] * (len(tokens) - 1)
+    return dict(model="gpt2", pre="default", tokens=tokens, types=[int(t) for t in types],
+                merges=merges, ids=dict(bos=0, eos=0), add_bos=False, chat_template=None)
+
+
+def find_tokenizer_file(arg: str | None) -> Path | None:
+    if arg:
+        p = Path(arg).expanduser()
+        if not p.is_file():
+            sys.exit(f"--tokenizer-from: {p} not found")
+        return p
+    cands = []
+    if os.environ.get("OWL_TEST_MODEL"):
+        cands.append(Path(os.environ["OWL_TEST_MODEL"]))
+    home = Path(os.environ["OWL_HOME"]) if os.environ.get("OWL_HOME") else Path.home() / ".owl"
+    cands.append(home / "models" / DEFAULT_TOKENIZER_FILE)
+    return next((p for p in cands if p.is_file()), None)
+
+
+def read_tokenizer(path: Path) -> dict:
+    r = gguf.GGUFReader(path)
+
+    def get(key: str, default=None):
+        f = r.get_field(key)
+        return f.contents() if f is not None else default
+
+    if get("tokenizer.ggml.model") != "gpt2":
+        sys.exit(f"{path}: only gpt2-style (byte-level BPE) tokenizers can be reused")
+    ids = {}
+    for k in ("bos", "eos", "unknown", "padding"):
+        v = get(f"tokenizer.ggml.{k}_token_id")
+        if v is not None:
+            ids[k] = int(v)
+    return dict(model="gpt2", pre=get("tokenizer.ggml.pre", "default"),
+                tokens=list(get("tokenizer.ggml.tokens")),
+                types=[int(t) for t in get("tokenizer.ggml.token_type")],
+                merges=list(get("tokenizer.ggml.merges", [])), ids=ids,
+                add_bos=bool(get("tokenizer.ggml.add_bos_token", False)),
+                chat_template=get("tokenizer.chat_template"))
+
+
+def add_tokenizer(w: gguf.GGUFWriter, tok: dict, n_vocab: int) -> None:
+    tokens, types = list(tok["tokens"]), list(tok["types"])
+    if len(tokens) > n_vocab:
+        sys.exit(f"the tokenizer has {len(tokens)} tokens, more than the model's {n_vocab}")
+    for i in range(len(tokens), n_vocab):
+        tokens.append(f"[PAD{i}]")
+        types.append(int(gguf.TokenType.UNUSED))
+    w.add_tokenizer_model(tok["model"])
+    w.add_tokenizer_pre(tok["pre"])
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(tok["merges"])
+    ids = tok["ids"]
+    if "bos" in ids:
+        w.add_bos_token_id(ids["bos"])
+    if "eos" in ids:
+        w.add_eos_token_id(ids["eos"])
+    if "unknown" in ids:
+        w.add_unk_token_id(ids["unknown"])
+    if "padding" in ids:
+        w.add_pad_token_id(ids["padding"])
+    w.add_add_bos_token(tok["add_bos"])
+    if tok["chat_template"]:
+        w.add_chat_template(tok["chat_template"])
+
+
+def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
+    m = MODELS[key]
+    path = out_dir / m["file"]
+    shapes = tensor_shapes(m)
+    n_params = sum(math.prod(s) for _, s, _ in shapes)
+    nbytes = sum(math.prod(s) * np.dtype(d).itemsize for _, s, d in shapes)
+    free = os.statvfs(out_dir).f_bavail * os.statvfs(out_dir).f_frsize
+    if free < nbytes * 1.05:
+        sys.exit(f"{m['file']} needs {nbytes / 1e9:.1f} GB, only {free / 1e9:.1f} GB free in {out_dir}")
+    print(f"{m['file']}: {n_params / 1e9:.2f}B parameters, {nbytes / 1e9:.2f} GB", flush=True)
+
+    arch = m["arch"]
+    w = gguf.GGUFWriter(path, arch)
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name(m["name"])
+    w.add_size_label(gguf.size_label(n_params, 0, 0, 0))
+    w.add_block_count(m["n_layer"])
+    w.add_context_length(m["n_ctx"])
+    w.add_embedding_length(m["n_embd"])
+    w.add_feed_forward_length(m["n_ff"])
+    w.add_head_count(m["n_head"])
+    w.add_head_count_kv(m["n_head_kv"])
+    w.add_rope_freq_base(m["rope_theta"])
+    w.add_layer_norm_rms_eps(m["rms_eps"])
+    if "head_dim" in m:
+        w.add_key_length(m["head_dim"])
+        w.add_value_length(m["head_dim"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    if arch == "llama":
+        w.add_vocab_size(m["n_vocab"])
+        w.add_rope_dimension_count(m.get("head_dim") or m["n_embd"] // m["n_head"])
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    add_tokenizer(w, tok, m["n_vocab"])
+
+    for name, shape, dtype in shapes:
+        w.add_tensor_info(name, shape, np.dtype(dtype), math.prod(shape) * np.dtype(dtype).itemsize)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+
+    # One generator per model, so a model's file does not depend on which others are made.
+    rng = np.random.default_rng([seed, list(MODELS).index(key)])
+    t0, done = time.time(), 0
+    for name, shape, dtype in shapes:
+        if name == "rope_freqs.weight":
+            data = llama3_rope_factors(m)
+        elif name.endswith("_norm.weight"):
+            data = np.ones(shape, dtype=np.float32)
+        elif len(shape) == 1:
+            data = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float32)
+        else:
+            data = np.empty(shape, dtype=np.float16)
+            rows = max(1, CHUNK_ELEMENTS // shape[1])
+            for r0 in range(0, shape[0], rows):
+                r1 = min(shape[0], r0 + rows)
+                chunk = rng.standard_normal((r1 - r0, shape[1]), dtype=np.float32)
+                chunk *= 0.02
+                data[r0:r1] = chunk
+        w.write_tensor_data(data)
+        done += data.nbytes
+        if sys.stderr.isatty():
+            print(f"\r  {done / nbytes * 100:5.1f}%", end="", file=sys.stderr, flush=True)
+    w.close()
+    if sys.stderr.isatty():
+        print("\r", end="", file=sys.stderr)
+    print(f"  wrote {path} in {time.time() - t0:.0f}s", flush=True)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="output directory (created if missing)")
+    ap.add_argument("--models", default="0.5b,1b,1.5b",
+                    help=f"comma-separated, from {','.join(MODELS)} (default: 0.5b,1b,1.5b)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ap.add_argument("--tokenizer-from", metavar="GGUF",
+                    help="GGUF whose gpt2 tokenizer to reuse (default: the SmolLM2 default model "
+                         "from $OWL_TEST_MODEL or the owl store; a synthetic one if absent)")
+    a = ap.parse_args()
+
+    keys = [k.strip().lower() for k in a.models.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in MODELS]
+    if unknown or not keys:
+        sys.exit(f"unknown model(s) {','.join(unknown)}; choose from {','.join(MODELS)}")
+    out_dir = Path(a.out).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    src = find_tokenizer_file(a.tokenizer_from)
+    if src is not None:
+        print(f"tokenizer: {src}")
+        tok = read_tokenizer(src)
+    else:
+        print("tokenizer: synthetic byte-level vocabulary (no default model found)")
+        tok = synthetic_tokenizer()
+    for k in keys:
+        write_model(k, out_dir, tok, a.seed)
+
+
+if __name__ == "__main__":
+    main()
