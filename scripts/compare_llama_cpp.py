@@ -90,11 +90,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def loadavg() -> str:
+def loadavg() -> float:
+    """The 1-minute load average (NaN where unknown)."""
     try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 # --------------------------------------------------------------------------
@@ -254,7 +255,7 @@ def median(v: list[float]) -> float:
 
 
 def fmt_ts(v: list[float]) -> str:
-    return f"{median(v):.1f} ({min(v):.0f}–{max(v):.0f})"
+    return f"{median(v):.1f} ({min(v):.1f}–{max(v):.1f})"
 
 
 def main() -> int:
@@ -321,7 +322,7 @@ def main() -> int:
         ap.error("nothing to measure: every -p and -n is 0")
 
     started = datetime.datetime.now()
-    load_start = loadavg()
+    loads = [loadavg()]
     cells = []
     owl_info: dict = {}
     llama_info: dict = {}
@@ -332,6 +333,7 @@ def main() -> int:
                 cell = {"model": model.name, "threads": threads, "test": name,
                         "owl": [], "llama": [], "owl_rss": 0, "llama_rss": 0}
                 for r in range(a.rounds):
+                    loads.append(loadavg())
                     for side, cmd in (("owl", owl_cmd(a, model, threads, n_prompt, n_gen)),
                                       ("llama", llama_cmd(a, model, threads, n_prompt, n_gen))):
                         doc, rss = run_child(cmd)
@@ -346,7 +348,15 @@ def main() -> int:
                           file=sys.stderr, flush=True)
                 cell["ratio"] = median(cell["owl"]) / median(cell["llama"])
                 cells.append(cell)
-    load_end = loadavg()
+    loads.append(loadavg())
+    n_cpu = os.cpu_count() or 1
+    # The benchmark itself adds about `threads` to the load; beyond n_cpu, others competed.
+    busy = max(loads) > n_cpu + 0.5
+    load_note = (f"1-minute load average {min(loads):.2f}–{max(loads):.2f} over the run"
+                 + (f" -- **above {n_cpu}: other work competed for the CPUs, treat these "
+                    "numbers as contended**" if busy else ""))
+    if busy:
+        print(f"warning: {load_note}", file=sys.stderr)
 
     geo = math.exp(sum(math.log(c["ratio"]) for c in cells) / len(cells))
     n_samples = a.rounds * a.reps_per_run
@@ -370,9 +380,8 @@ def main() -> int:
         ex_p, ex_n = tests[0]
         report = f"""## {started:%Y-%m-%d} — owl vs llama.cpp, same run
 
-Machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.machine()}; load average
-{load_start} at the start, {load_end} at the end (shared machine: only same-run ratios mean
-anything). owl {owl_info.get('owl_version', '?')} with kernels {owl_info.get('isa', '?')};
+Machine: {cpu_model()}, {n_cpu} logical CPUs, {platform.machine()}; {load_note}
+(shared machine: only same-run ratios mean anything). owl {owl_info.get('owl_version', '?')} with kernels {owl_info.get('isa', '?')};
 llama.cpp: {llama_desc}; both: n_batch 512, F16 KV cache, flash attention off.
 
 t/s: median of {n_samples} samples per tool (min–max in parentheses); per cell the tools
