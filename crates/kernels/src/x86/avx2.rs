@@ -21,6 +21,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot_x4(GgmlType::Q4_1, vec_dot_q4_1_q8_1_x4, "q4_1·q8_1 x4/avx2");
     k.set_vec_dot_x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_x4, "q8_0·q8_0 x4/avx2");
     k.set_dot_f16(dot_f16, "f16·f16/avx2");
+    k.set_vec_dot(GgmlType::F16, vec_dot_f16_f16, "f16 weights·f16/avx2");
     k.set_dot_f16_batch(dot_f16_tiled, "f16·f16 tiled/avx2");
     k.set_softmax_exp(softmax_exp, "softmax_exp/avx2");
     k.set_swiglu(swiglu, "swiglu/avx2");
@@ -185,10 +186,27 @@ pub fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_f16_avx2(a: &[f16], b: &[f16]) -> f32 {
-    let n = a.len();
+    // SAFETY: both slices hold a.len() f16 values, i.e. 2 * a.len() bytes.
+    unsafe { dot_f16_bytes(a.len(), a.as_ptr() as *const u8, b.as_ptr() as *const u8) }
+}
+
+/// F16 weights · F16 activations (ggml's `ggml_vec_dot_f16`, which llama.cpp uses for F16
+/// weights outside its prompt GEMM): the same code as attention's f16 dot, on byte rows.
+pub fn vec_dot_f16_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    assert!(w.len() >= 2 * n && a.len() >= 2 * n, "f16·f16: short rows");
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { dot_f16_bytes(n, w.as_ptr(), a.as_ptr()) }
+}
+
+/// f16 · f16 over `n` little-endian halves at `pa` and `pb` (unaligned), in ggml's AVX layout:
+/// four 8-lane accumulators over steps of 32, reduced pairwise, the remainder added in f64.
+///
+/// # Safety
+/// `pa` and `pb` point to `2 * n` readable bytes each.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_bytes(n: usize, pa: *const u8, pb: *const u8) -> f32 {
     let np = n - n % 32;
     let mut sum = [_mm256_setzero_ps(); 4];
-    let (pa, pb) = (a.as_ptr() as *const u8, b.as_ptr() as *const u8);
     let mut i = 0;
     while i < np {
         for (j, acc) in sum.iter_mut().enumerate() {
@@ -210,7 +228,14 @@ unsafe fn dot_f16_avx2(a: &[f16], b: &[f16]) -> f32 {
     let t1 = _mm_hadd_ps(t0, t0);
     let mut res = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
     for k in np..n {
-        res += (a[k].to_f32() * b[k].to_f32()) as f64;
+        // SAFETY: k < n.
+        let (x, y) = unsafe {
+            (
+                (pa.add(2 * k) as *const u16).read_unaligned(),
+                (pb.add(2 * k) as *const u16).read_unaligned(),
+            )
+        };
+        res += (f16::from_bits(x).to_f32() * f16::from_bits(y).to_f32()) as f64;
     }
     res as f32
 }
