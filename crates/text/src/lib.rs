@@ -35,7 +35,7 @@ mod pyjson;
 mod spec;
 mod spm;
 mod stream;
-mod strftime;
+pub mod strftime;
 mod template;
 mod tokenizer;
 mod vocab;

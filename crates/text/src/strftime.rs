@@ -29,7 +29,7 @@ const DAYS: [&str; 7] = [
 
 /// A broken-down UTC time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Tm {
+pub struct Tm {
     year: i64,
     month: u32, // 1..=12
     day: u32,   // 1..=31
