@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from machine_info import cpu_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -78,16 +79,6 @@ def counts(s: str) -> list[int]:
     if not v or any(x < 0 for x in v):
         raise argparse.ArgumentTypeError(f"'{s}' is not a comma-separated list of counts")
     return v
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def loadavg() -> float:

@@ -75,6 +75,7 @@ except ImportError:  # pragma: no cover
 import jinja2
 import jinja2.ext
 import jinja2.sandbox
+from machine_info import cpu_model
 
 EXPECTED_LLAMA_CPP_PYTHON = "0.3.36"
 # llama.cpp commit vendored by each llama-cpp-python release (from its CHANGELOG).
@@ -369,16 +370,6 @@ def llama_builtin_chat(model, messages: list[dict]):
     if n < 0:
         return None
     return buf.raw[:n].decode("utf-8")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> list[str]:
