@@ -247,15 +247,6 @@ impl<T> SharedMut<T> {
     }
 }
 
-/// The half-open range of `0..n` that thread `ith` of `nth` owns (contiguous, balanced).
-pub fn split_range(n: usize, ith: usize, nth: usize) -> std::ops::Range<usize> {
-    let per = n / nth;
-    let extra = n % nth;
-    let start = ith * per + ith.min(extra);
-    let len = per + usize::from(ith < extra);
-    start..start + len
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,21 +278,6 @@ mod tests {
             done.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(done.load(Ordering::Relaxed), 20);
-    }
-
-    #[test]
-    fn split_covers_range() {
-        for n in 0..20 {
-            for nth in 1..5 {
-                let mut covered = 0;
-                for i in 0..nth {
-                    let r = split_range(n, i, nth);
-                    assert_eq!(r.start, covered);
-                    covered = r.end;
-                }
-                assert_eq!(covered, n);
-            }
-        }
     }
 
     #[test]
