@@ -4,10 +4,23 @@
 //! chat only evaluates what is new (prefix reuse). Prompts are prefilled in chunks of `n_batch`
 //! tokens as one ragged batch each; decoding then runs one token per forward pass. Nothing in the
 //! decode loop allocates: the batch, the logits and the model's scratch are reused.
-//! The multi-sequence scheduler of the server builds on the same `Batch` and `Runner`.
+//!
+//! The serving engine (`Engine::start`) runs many sequences at once: one thread owns the model,
+//! the paged KV cache and every sequence, and advances all running sequences in one ragged
+//! batch per step (continuous batching with chunked prefill, prefix reuse and pre-emption, see
+//! `scheduler`). Other threads talk to it only through an `EngineHandle` and per-request event
+//! channels, so nothing an HTTP client does can touch engine state directly.
 
+pub mod api;
+mod handle;
+mod scheduler;
 mod session;
+pub mod stop;
 
+pub use api::{
+    EngineStats, Event, Finish, FinishReason, Request, RequestStream, SubmitError, TokenLogprob,
+};
+pub use handle::{Engine, EngineConfig, EngineHandle};
 pub use session::{GenerateParams, GenerateStats, Session, StopReason};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,4 +33,6 @@ pub enum EngineError {
     PromptTooLong { prompt: usize, n_ctx: usize },
     #[error("the prompt is empty")]
     EmptyPrompt,
+    #[error("bad engine configuration: {0}")]
+    BadConfig(String),
 }

@@ -15,18 +15,69 @@ use crate::Kernels;
 /// Cache lengths are padded to a multiple of this (zeros beyond the live rows).
 pub const KV_PAD: usize = 32;
 
+/// Positions per KV-cache page. A page is a multiple of every f16 dot product's step (32 for
+/// ggml's layout, 8 for the tiled one), so a dot product that walks page after page keeps its
+/// accumulators and sums in exactly the order of one contiguous row.
+pub const KV_PAGE: usize = KV_PAD;
+
 /// `n` rounded up to a multiple of `KV_PAD`.
 pub fn pad_kv(n: usize) -> usize {
     n.div_ceil(KV_PAD) * KV_PAD
 }
 
-/// One KV head inside a cache: K rows `k[j * k_stride ..][..head_dim]` for position `j`, and
-/// V transposed: `vt[d * vt_stride ..][..n]` holds dimension `d` for positions `0..n`.
+/// One row scattered over KV pages: segment `s` (of `KV_PAGE` halves) starts at
+/// `data[pages[s] * page_elems + offset]`.
+#[derive(Clone, Copy)]
+pub struct PagedRow<'a> {
+    pub data: &'a [f16],
+    pub pages: &'a [u32],
+    pub page_elems: usize,
+    pub offset: usize,
+}
+
+impl<'a> PagedRow<'a> {
+    /// Segment `s`, `len` halves long (at most `KV_PAGE`).
+    #[inline]
+    pub fn segment(&self, s: usize, len: usize) -> &'a [f16] {
+        let at = self.pages[s] as usize * self.page_elems + self.offset;
+        &self.data[at..at + len]
+    }
+}
+
+/// One KV head of one layer of a sequence in a paged cache. Within a page, position `j`'s K
+/// row is `k[page * page_elems + k_offset + j * k_stride ..][..head_dim]`, and V is stored
+/// transposed: dimension `d` of the page's positions is
+/// `vt[page * page_elems + vt_offset + d * KV_PAGE ..][..KV_PAGE]`.
 pub struct HeadView<'a> {
     pub k: &'a [f16],
-    pub k_stride: usize,
     pub vt: &'a [f16],
-    pub vt_stride: usize,
+    pub pages: &'a [u32],
+    pub page_elems: usize,
+    pub k_offset: usize,
+    pub k_stride: usize,
+    pub vt_offset: usize,
+}
+
+impl HeadView<'_> {
+    /// K row of position `j` (`d` halves).
+    #[inline]
+    fn k_row(&self, j: usize, d: usize) -> &[f16] {
+        let at = self.pages[j / KV_PAGE] as usize * self.page_elems
+            + self.k_offset
+            + (j % KV_PAGE) * self.k_stride;
+        &self.k[at..at + d]
+    }
+
+    /// Transposed V row of dimension `i`, across pages.
+    #[inline]
+    fn vt_row(&self, i: usize) -> PagedRow<'_> {
+        PagedRow {
+            data: self.vt,
+            pages: self.pages,
+            page_elems: self.page_elems,
+            offset: self.vt_offset + i * KV_PAGE,
+        }
+    }
 }
 
 /// Per-thread scratch: `scores` and `p16` hold at least `pad_kv(n_kv)`, `q16` holds head_dim.
@@ -45,12 +96,23 @@ pub fn dot_f16_scalar(a: &[f16], b: &[f16]) -> f32 {
     sum as f32
 }
 
+/// The reference paged dot product: the same f64 sum, page after page.
+pub fn dot_f16_paged_scalar(row: &PagedRow<'_>, b: &[f16]) -> f32 {
+    let mut sum = 0.0f64;
+    for (s, bs) in b.chunks(KV_PAGE).enumerate() {
+        for (x, y) in row.segment(s, bs.len()).iter().zip(bs) {
+            sum += (x.to_f32() * y.to_f32()) as f64;
+        }
+    }
+    sum as f32
+}
+
 /// `out = softmax(scale * K q) V` over the first `n_kv` positions. `out`: [head_dim].
 ///
-/// `in_prompt_chunk` is true when the query's token belongs to a chunk of two or more tokens of
-/// its sequence: llama.cpp then computes attention with its tiled GEMM, whose dot products sum
-/// in a different order, and owl follows it so prompts give the same bits. The choice depends
-/// only on the sequence's own chunk, never on other sequences in the batch.
+/// `tiled_order` is true when the query's token belongs to a prompt chunk: llama.cpp then
+/// computes attention with its tiled GEMM, whose dot products sum in a different order, and
+/// owl follows it so prompts give the same bits. The choice depends only on the sequence's
+/// own chunk, never on other sequences in the batch.
 #[allow(clippy::too_many_arguments)]
 pub fn attend_head(
     k: &Kernels,
@@ -58,25 +120,24 @@ pub fn attend_head(
     kv: &HeadView<'_>,
     n_kv: usize,
     scale: f32,
-    in_prompt_chunk: bool,
+    tiled_order: bool,
     s: &mut AttnScratch<'_>,
     out: &mut [f32],
 ) {
     let d = q.len();
-    let dot = if in_prompt_chunk {
-        k.dot_f16_batch()
+    let (dot, dot_paged) = if tiled_order {
+        (k.dot_f16_batch(), k.dot_f16_batch_paged())
     } else {
-        k.dot_f16()
+        (k.dot_f16(), k.dot_f16_paged())
     };
     let q16 = &mut s.q16[..d];
     for (dst, &x) in q16.iter_mut().zip(q) {
         *dst = f16::from_f32(x);
     }
-    let n_pad = pad_kv(n_kv).min(kv.vt_stride);
+    let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
     let mut max = f32::NEG_INFINITY;
     for (j, sc) in s.scores[..n_kv].iter_mut().enumerate() {
-        let krow = &kv.k[j * kv.k_stride..j * kv.k_stride + d];
-        *sc = dot(krow, q16) * scale;
+        *sc = dot(kv.k_row(j, d), q16) * scale;
         max = max.max(*sc);
     }
     // Masked positions (as in llama.cpp's padded KV window) are -inf and come out as zero.
@@ -90,8 +151,7 @@ pub fn attend_head(
     }
     p16[n_kv..].fill(f16::ZERO);
     for (i, o) in out.iter_mut().enumerate() {
-        let vrow = &kv.vt[i * kv.vt_stride..i * kv.vt_stride + n_pad];
-        *o = dot(vrow, p16);
+        *o = dot_paged(&kv.vt_row(i), p16);
     }
 }
 
@@ -102,60 +162,116 @@ mod tests {
 
     #[test]
     fn matches_f64_softmax_attention_for_every_isa() {
+        // Two KV heads of dimension d, positions spread over pages in a scrambled order.
         let d = 64;
         let n = 45;
-        let stride = 3 * d;
-        let vt_stride = pad_kv(n) + 32;
-        let mut kc = vec![f16::ZERO; n * stride];
-        let mut vt = vec![f16::ZERO; 3 * d * vt_stride];
+        let kv_dim = 2 * d;
+        let page_elems = KV_PAGE * kv_dim;
+        let n_pages = 4;
+        let pages = [3u32, 1];
+        let mut kc = vec![f16::ZERO; n_pages * page_elems];
+        let mut vt = vec![f16::ZERO; n_pages * page_elems];
         let val = |a: usize, b: usize, m: usize| ((a * 7 + b * 3) % m) as f32 / m as f32 - 0.5;
+        let at = |j: usize, i: usize| {
+            let page = pages[j / KV_PAGE] as usize * page_elems;
+            (
+                page + (j % KV_PAGE) * kv_dim + d + i,
+                page + (d + i) * KV_PAGE + j % KV_PAGE,
+            )
+        };
         for j in 0..n {
             for i in 0..d {
-                kc[j * stride + d + i] = f16::from_f32(val(j, i, 11));
-                vt[(d + i) * vt_stride + j] = f16::from_f32(val(j + 1, i * 5, 13) * 2.0);
+                let (ka, va) = at(j, i);
+                kc[ka] = f16::from_f32(val(j, i, 11));
+                vt[va] = f16::from_f32(val(j + 1, i * 5, 13) * 2.0);
             }
         }
         // Stale values beyond n must not leak into the result.
         for i in 0..d {
-            vt[(d + i) * vt_stride + n] = f16::from_f32(100.0);
+            vt[at(n, i).1] = f16::from_f32(100.0);
         }
         let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
         for isa in Isa::available() {
             let k = Kernels::for_isa(isa);
             let view = HeadView {
-                k: &kc[d..],
-                k_stride: stride,
-                vt: &vt[d * vt_stride..],
-                vt_stride,
+                k: &kc,
+                vt: &vt,
+                pages: &pages,
+                page_elems,
+                k_offset: d,
+                k_stride: kv_dim,
+                vt_offset: d * KV_PAGE,
             };
-            let mut scores = vec![0.0; vt_stride];
-            let mut p16 = vec![f16::ZERO; vt_stride];
-            let mut q16 = vec![f16::ZERO; d];
-            let mut out = vec![0.0; d];
-            let mut s = AttnScratch {
-                scores: &mut scores,
-                p16: &mut p16,
-                q16: &mut q16,
-            };
-            attend_head(&k, &q, &view, n, 0.125, isa == Isa::Avx2, &mut s, &mut out);
-            let logits: Vec<f64> = (0..n)
-                .map(|j| {
-                    (0..d)
-                        .map(|i| kc[j * stride + d + i].to_f64() * q[i] as f64)
-                        .sum::<f64>()
-                        * 0.125
-                })
-                .collect();
-            let m = logits.iter().cloned().fold(f64::MIN, f64::max);
-            let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
-            for i in 0..d {
-                let r: f64 = (0..n)
-                    .map(|j| (logits[j] - m).exp() / z * vt[(d + i) * vt_stride + j].to_f64())
-                    .sum();
-                assert!(
-                    (out[i] as f64 - r).abs() < 2e-3,
-                    "{isa:?} {i}: {} vs {r}",
-                    out[i]
+            for tiled in [false, true] {
+                let mut scores = vec![0.0; 64];
+                let mut p16 = vec![f16::ZERO; 64];
+                let mut q16 = vec![f16::ZERO; d];
+                let mut out = vec![0.0; d];
+                let mut s = AttnScratch {
+                    scores: &mut scores,
+                    p16: &mut p16,
+                    q16: &mut q16,
+                };
+                attend_head(&k, &q, &view, n, 0.125, tiled, &mut s, &mut out);
+                let logits: Vec<f64> = (0..n)
+                    .map(|j| {
+                        (0..d)
+                            .map(|i| kc[at(j, i).0].to_f64() * q[i] as f64)
+                            .sum::<f64>()
+                            * 0.125
+                    })
+                    .collect();
+                let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+                for i in 0..d {
+                    let r: f64 = (0..n)
+                        .map(|j| (logits[j] - m).exp() / z * vt[at(j, i).1].to_f64())
+                        .sum();
+                    assert!(
+                        (out[i] as f64 - r).abs() < 2e-3,
+                        "{isa:?} tiled={tiled} {i}: {} vs {r}",
+                        out[i]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn paged_dot_equals_contiguous_dot_bit_for_bit() {
+        // A paged row must sum in exactly the order of the same row stored contiguously.
+        let n = 5 * KV_PAGE;
+        let page_elems = 3 * KV_PAGE;
+        let pages = [4u32, 0, 2, 5, 1];
+        let mut data = vec![f16::ZERO; 6 * page_elems];
+        let mut flat = vec![f16::ZERO; n];
+        let b: Vec<f16> = (0..n)
+            .map(|i| f16::from_f32(((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.9))
+            .collect();
+        for j in 0..n {
+            let x = f16::from_f32(((j * 53 % 97) as f32 / 40.0 - 1.2) * 1.7);
+            flat[j] = x;
+            data[pages[j / KV_PAGE] as usize * page_elems + KV_PAGE + j % KV_PAGE] = x;
+        }
+        let row = PagedRow {
+            data: &data,
+            pages: &pages,
+            page_elems,
+            offset: KV_PAGE,
+        };
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa);
+            for len in [KV_PAGE, 2 * KV_PAGE, n] {
+                let (bb, ff) = (&b[..len], &flat[..len]);
+                assert_eq!(
+                    (k.dot_f16_paged())(&row, bb).to_bits(),
+                    (k.dot_f16())(ff, bb).to_bits(),
+                    "{isa:?} len {len}"
+                );
+                assert_eq!(
+                    (k.dot_f16_batch_paged())(&row, bb).to_bits(),
+                    (k.dot_f16_batch())(ff, bb).to_bits(),
+                    "{isa:?} tiled len {len}"
                 );
             }
         }

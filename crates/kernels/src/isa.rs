@@ -3,8 +3,13 @@
 use half::f16;
 use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
+use crate::attention::PagedRow;
+
 /// Dot product of two f16 vectors of equal length (attention scores and outputs).
 pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
+/// The same dot product with `a` scattered over KV pages; must sum in exactly the order of the
+/// contiguous `DotF16Fn` of its kind (tested bit for bit).
+pub type DotF16PagedFn = fn(a: &PagedRow<'_>, b: &[f16]) -> f32;
 /// Four dot products of one weight row with four activation rows. Each result must be
 /// bit-identical to the single `VecDotFn` of the same format (the batch-invariance promise).
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
@@ -63,6 +68,8 @@ pub struct Kernels {
     quantize: Vec<(GgmlType, QuantFn)>,
     dot_f16: DotF16Fn,
     dot_f16_batch: DotF16Fn,
+    dot_f16_paged: DotF16PagedFn,
+    dot_f16_batch_paged: DotF16PagedFn,
     softmax_exp: SoftmaxExpFn,
     swiglu: SwigluFn,
     rope_fused: bool,
@@ -85,6 +92,8 @@ impl Kernels {
             quantize: Vec::new(),
             dot_f16: crate::attention::dot_f16_scalar,
             dot_f16_batch: crate::attention::dot_f16_scalar,
+            dot_f16_paged: crate::attention::dot_f16_paged_scalar,
+            dot_f16_batch_paged: crate::attention::dot_f16_paged_scalar,
             softmax_exp: crate::softmax::softmax_exp_scalar,
             swiglu: crate::swiglu::swiglu_scalar,
             rope_fused: false,
@@ -157,6 +166,27 @@ impl Kernels {
     pub(crate) fn set_dot_f16_batch(&mut self, f: DotF16Fn, name: &'static str) {
         self.dot_f16_batch = f;
         self.overridden.push(name);
+    }
+
+    pub(crate) fn set_dot_f16_paged(
+        &mut self,
+        decode: DotF16PagedFn,
+        batch: DotF16PagedFn,
+        name: &'static str,
+    ) {
+        self.dot_f16_paged = decode;
+        self.dot_f16_batch_paged = batch;
+        self.overridden.push(name);
+    }
+
+    /// `dot_f16` over a row scattered across KV pages (attention's V products).
+    pub fn dot_f16_paged(&self) -> DotF16PagedFn {
+        self.dot_f16_paged
+    }
+
+    /// `dot_f16_batch` over a row scattered across KV pages.
+    pub fn dot_f16_batch_paged(&self) -> DotF16PagedFn {
+        self.dot_f16_batch_paged
     }
 
     /// The f16 · f16 dot product attention uses for a prompt chunk of two or more tokens

@@ -17,6 +17,11 @@ pub struct SeqChunk {
     pub pos0: usize,
     /// Which rows produce logits.
     pub logits: LogitsWanted,
+    /// Attention sums in the order of llama.cpp's tiled GEMM, which llama.cpp uses for a
+    /// chunk of two or more prompt tokens; otherwise in the order of its single-token path.
+    /// `push` sets it like llama.cpp (`len >= 2`); a scheduler that must reproduce a run
+    /// exactly (after pre-emption, or whatever the chunking) sets it per chunk.
+    pub tiled_attention: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,12 +50,25 @@ impl Batch {
 
     /// Appends a run of `tokens` for the sequence in `slot`, starting at position `pos0`.
     pub fn push(&mut self, slot: usize, pos0: usize, tokens: &[u32], logits: LogitsWanted) {
+        self.push_with_order(slot, pos0, tokens, logits, tokens.len() >= 2);
+    }
+
+    /// `push` with an explicit attention summation order (see `SeqChunk::tiled_attention`).
+    pub fn push_with_order(
+        &mut self,
+        slot: usize,
+        pos0: usize,
+        tokens: &[u32],
+        logits: LogitsWanted,
+        tiled_attention: bool,
+    ) {
         self.chunks.push(SeqChunk {
             slot,
             start: self.tokens.len(),
             len: tokens.len(),
             pos0,
             logits,
+            tiled_attention,
         });
         self.tokens.extend_from_slice(tokens);
     }

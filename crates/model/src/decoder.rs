@@ -48,8 +48,8 @@ impl Model for Decoder {
         &self.hp
     }
 
-    fn new_cache(&self, n_ctx: usize, n_slots: usize) -> KvCache {
-        KvCache::new(self.hp.n_layer, n_ctx, self.hp.kv_dim(), n_slots)
+    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache {
+        KvCache::new(self.hp.n_layer, self.hp.kv_dim(), n_ctx, n_slots, n_pages)
     }
 
     fn weights(&self) -> Vec<(&'static str, &QMatrix)> {
@@ -80,7 +80,7 @@ impl Model for Decoder {
         let n = batch.n_tokens();
         let e = self.hp.n_embd;
         for c in &batch.chunks {
-            kv.check(c.slot, c.pos0, c.len)?;
+            kv.ensure(c.slot, c.pos0 + c.len)?;
         }
         for &t in &batch.tokens {
             if t as usize >= self.hp.n_vocab {

@@ -28,6 +28,8 @@ pub enum ModelError {
     BadSlot { slot: usize, n_slots: usize },
     #[error("position {pos} is past the context size {n_ctx}")]
     ContextFull { pos: usize, n_ctx: usize },
+    #[error("the KV cache is full: {need} more pages needed, {free} free")]
+    KvFull { need: usize, free: usize },
     #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]
     BadToken { id: u32, n_vocab: usize },
 }

@@ -38,8 +38,13 @@ use scratch::{Buffers, Compute};
 pub trait Model: Send + Sync {
     fn hparams(&self) -> &HParams;
 
-    /// A KV cache for `n_slots` sequences of up to `n_ctx` positions.
-    fn new_cache(&self, n_ctx: usize, n_slots: usize) -> KvCache;
+    /// A KV cache of `n_pages` pages for `n_slots` sequences of up to `n_ctx` positions each.
+    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache;
+
+    /// A KV cache with room for `n_slots` full sequences of `n_ctx` positions.
+    fn new_cache(&self, n_ctx: usize, n_slots: usize) -> KvCache {
+        self.new_paged_cache(n_ctx, n_slots, n_slots * kv_cache::pages_for(n_ctx))
+    }
 
     /// Runs `batch`, writing its K/V rows into `kv` and the requested logits into `logits`.
     fn forward(

@@ -11,6 +11,7 @@ use half::f16;
 use owl_quant::GgmlType;
 
 use super::common::*;
+use crate::attention::{PagedRow, KV_PAGE};
 use crate::Kernels;
 
 pub(super) fn register(k: &mut Kernels) {
@@ -23,6 +24,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_dot_f16(dot_f16, "f16·f16/avx2");
     k.set_vec_dot(GgmlType::F16, vec_dot_f16_f16, "f16 weights·f16/avx2");
     k.set_dot_f16_batch(dot_f16_tiled, "f16·f16 tiled/avx2");
+    k.set_dot_f16_paged(dot_f16_paged, dot_f16_tiled_paged, "f16·f16 paged/avx2");
     k.set_softmax_exp(softmax_exp, "softmax_exp/avx2");
     k.set_swiglu(swiglu, "swiglu/avx2");
     k.set_rope_fused("rope/fma");
@@ -188,6 +190,83 @@ pub fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
 unsafe fn dot_f16_avx2(a: &[f16], b: &[f16]) -> f32 {
     // SAFETY: both slices hold a.len() f16 values, i.e. 2 * a.len() bytes.
     unsafe { dot_f16_bytes(a.len(), a.as_ptr() as *const u8, b.as_ptr() as *const u8) }
+}
+
+/// `dot_f16` over a paged row: the four accumulators carry from page to page, so the sum is
+/// bit-identical to the contiguous row's.
+pub fn dot_f16_paged(row: &PagedRow<'_>, b: &[f16]) -> f32 {
+    // SAFETY: registered only after AVX2/FMA/F16C were detected.
+    unsafe { dot_f16_paged_avx2(row, b) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_paged_avx2(row: &PagedRow<'_>, b: &[f16]) -> f32 {
+    let n = b.len();
+    let np = n - n % 32;
+    let mut sum = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i < np {
+        // KV_PAGE is a multiple of 32, so a step of 32 never straddles two pages.
+        let seg = row.segment(i / KV_PAGE, KV_PAGE);
+        let pa = seg[i % KV_PAGE..i % KV_PAGE + 32].as_ptr() as *const u8;
+        let pb = b[i..i + 32].as_ptr() as *const u8;
+        for (j, acc) in sum.iter_mut().enumerate() {
+            // SAFETY: pa and pb each point to 32 halves (64 bytes); 16j + 16 <= 64.
+            let (ax, ay) = unsafe {
+                (
+                    _mm256_cvtph_ps(_mm_loadu_si128(pa.add(16 * j) as *const __m128i)),
+                    _mm256_cvtph_ps(_mm_loadu_si128(pb.add(16 * j) as *const __m128i)),
+                )
+            };
+            *acc = _mm256_fmadd_ps(ax, ay, *acc);
+        }
+        i += 32;
+    }
+    let s02 = _mm256_add_ps(sum[0], sum[2]);
+    let s13 = _mm256_add_ps(sum[1], sum[3]);
+    let s = _mm256_add_ps(s02, s13);
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    let mut res = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+    for k in np..n {
+        let x = row.segment(k / KV_PAGE, k % KV_PAGE + 1)[k % KV_PAGE];
+        res += (x.to_f32() * b[k].to_f32()) as f64;
+    }
+    res as f32
+}
+
+/// `dot_f16_tiled` over a paged row, with the same single accumulator across pages.
+pub fn dot_f16_tiled_paged(row: &PagedRow<'_>, b: &[f16]) -> f32 {
+    // SAFETY: registered only after AVX2/FMA/F16C were detected.
+    unsafe { dot_f16_tiled_paged_avx2(row, b) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_tiled_paged_avx2(row: &PagedRow<'_>, b: &[f16]) -> f32 {
+    let n = b.len();
+    let np = n - n % 8;
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < np {
+        let seg = row.segment(i / KV_PAGE, KV_PAGE);
+        let pa = seg[i % KV_PAGE..i % KV_PAGE + 8].as_ptr() as *const __m128i;
+        let pb = b[i..i + 8].as_ptr() as *const __m128i;
+        // SAFETY: pa and pb each point to 8 halves (16 bytes).
+        let (ax, ay) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(pa)),
+                _mm256_cvtph_ps(_mm_loadu_si128(pb)),
+            )
+        };
+        acc = _mm256_fmadd_ps(ax, ay, acc);
+        i += 8;
+    }
+    let mut res = hsum_float_8(acc) as f64;
+    for k in np..n {
+        let x = row.segment(k / KV_PAGE, k % KV_PAGE + 1)[k % KV_PAGE];
+        res += (x.to_f32() * b[k].to_f32()) as f64;
+    }
+    res as f32
 }
 
 /// F16 weights · F16 activations (ggml's `ggml_vec_dot_f16`, which llama.cpp uses for F16

@@ -5,7 +5,7 @@
 //! own sequence's cache rows `0..=pos`, so the batch may mix sequences freely.
 
 use half::f16;
-use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadView};
+use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch};
 use owl_kernels::pool::{chunking, SharedMut};
 use owl_kernels::rope::RopeConfig;
 use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
@@ -153,14 +153,7 @@ impl Gqa {
                 let (row, head) = (task / self.n_head, task % self.n_head);
                 let c = &batch.chunks[chunk_of(row)];
                 let pos = c.pos0 + (row - c.start);
-                let (kc, vt) = kv.layer(c.slot, layer);
-                let kvh = head / group;
-                let view = HeadView {
-                    k: &kc[kvh * hd..],
-                    k_stride: kv_dim,
-                    vt: &vt[kvh * hd * n_pad..],
-                    vt_stride: n_pad,
-                };
+                let view = kv.head_view(c.slot, layer, head / group, hd);
                 let qh = &q[row * q_dim + head * hd..row * q_dim + (head + 1) * hd];
                 // SAFETY: task (row, head) owns attn[row][head*hd..(head+1)*hd]; tasks are
                 // disjoint across threads.
@@ -171,7 +164,7 @@ impl Gqa {
                     &view,
                     pos + 1,
                     scale,
-                    c.len >= 2,
+                    c.tiled_attention,
                     &mut hs,
                     o,
                 );

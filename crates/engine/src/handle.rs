@@ -1,0 +1,202 @@
+//! Starting the serving engine and talking to it from other threads.
+//!
+//! `Engine::start` moves the model runner, the paged KV cache and the tokenizer into one engine
+//! thread (the only owner of engine state) and returns a cheap, cloneable [`EngineHandle`].
+//! Requests reach the thread through a channel; events come back through one channel per
+//! request. The queue is bounded: `submit` refuses at once when it is full.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use owl_model::Runner;
+use owl_text::Tokenizer;
+
+use crate::api::{EngineStats, Request, RequestStream, SubmitError};
+use crate::scheduler::{Command, Scheduler};
+use crate::EngineError;
+
+/// Sizes of the serving engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Positions one sequence may hold (prompt + generated).
+    pub n_ctx: usize,
+    /// Sequences advanced together in one forward pass.
+    pub parallel: usize,
+    /// KV cache budget in positions, shared by all sequences (rounded up to whole pages).
+    /// `None`: `n_ctx * parallel`.
+    pub kv_tokens: Option<usize>,
+    /// Most tokens in one forward pass (decode tokens plus prefill chunks).
+    pub n_batch: usize,
+    /// Most requests waiting to start.
+    pub queue: usize,
+    /// Finished sequences kept (with their KV pages, evictable) for prefix reuse.
+    pub cache_slots: usize,
+}
+
+impl EngineConfig {
+    pub fn new(n_ctx: usize, parallel: usize) -> EngineConfig {
+        EngineConfig {
+            n_ctx,
+            parallel,
+            kv_tokens: None,
+            n_batch: 512,
+            queue: 256,
+            cache_slots: parallel.max(4),
+        }
+    }
+}
+
+pub struct Engine;
+
+impl Engine {
+    /// Starts the engine thread.
+    pub fn start(
+        runner: Runner,
+        tokenizer: Arc<Tokenizer>,
+        cfg: EngineConfig,
+    ) -> Result<EngineHandle, EngineError> {
+        if cfg.n_ctx == 0 || cfg.parallel == 0 || cfg.n_batch == 0 {
+            return Err(EngineError::BadConfig(
+                "context, parallel and batch sizes must be at least 1".into(),
+            ));
+        }
+        let stats = Arc::new(EngineStats::default());
+        let queued = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel();
+        let n_vocab = runner.model.hparams().n_vocab;
+        let sched = Scheduler::new(
+            runner,
+            tokenizer,
+            cfg.clone(),
+            stats.clone(),
+            queued.clone(),
+        )?;
+        let thread = std::thread::Builder::new()
+            .name("owl-engine".into())
+            .spawn(move || sched.run(rx))
+            .map_err(|e| EngineError::BadConfig(format!("cannot start the engine thread: {e}")))?;
+        Ok(EngineHandle {
+            inner: Arc::new(Inner {
+                cmd: Mutex::new(tx),
+                stats,
+                queued,
+                closed: AtomicBool::new(false),
+                thread: Mutex::new(Some(thread)),
+                n_ctx: cfg.n_ctx,
+                n_vocab,
+                queue: cfg.queue,
+                parallel: cfg.parallel,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    cmd: Mutex<mpsc::Sender<Command>>,
+    stats: Arc<EngineStats>,
+    /// Submitted requests the engine has not started yet.
+    queued: Arc<AtomicU64>,
+    closed: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    n_ctx: usize,
+    n_vocab: usize,
+    queue: usize,
+    parallel: usize,
+}
+
+/// A handle to the engine thread; clone it freely.
+#[derive(Clone)]
+pub struct EngineHandle {
+    inner: Arc<Inner>,
+}
+
+impl EngineHandle {
+    /// Queues a request. Refuses at once when the prompt cannot fit, the queue is full or the
+    /// engine is shutting down.
+    pub fn submit(&self, req: Request) -> Result<RequestStream, SubmitError> {
+        let i = &self.inner;
+        if i.closed.load(Ordering::Relaxed) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if req.prompt.is_empty() {
+            return Err(SubmitError::EmptyPrompt);
+        }
+        if req.prompt.len() > i.n_ctx {
+            return Err(SubmitError::PromptTooLong {
+                prompt: req.prompt.len(),
+                n_ctx: i.n_ctx,
+            });
+        }
+        if let Some(&id) = req.prompt.iter().find(|&&t| t as usize >= i.n_vocab) {
+            return Err(SubmitError::BadToken {
+                id,
+                n_vocab: i.n_vocab,
+            });
+        }
+        req.sampling
+            .validate()
+            .map_err(|e| SubmitError::BadSampling(e.to_string()))?;
+        // Reserve a queue place; give it back if the queue was full.
+        if i.queued.fetch_add(1, Ordering::AcqRel) >= i.queue as u64 {
+            i.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(SubmitError::QueueFull { capacity: i.queue });
+        }
+        let (etx, erx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let cmd = Command::Submit {
+            req: Box::new(req),
+            events: etx,
+            cancel: cancel.clone(),
+        };
+        let sent = match i.cmd.lock() {
+            Ok(tx) => tx.send(cmd).is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            i.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(SubmitError::ShuttingDown);
+        }
+        Ok(RequestStream {
+            events: erx,
+            cancel,
+        })
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
+    }
+
+    /// Positions one sequence may hold.
+    pub fn n_ctx(&self) -> usize {
+        self.inner.n_ctx
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        self.inner.n_vocab
+    }
+
+    pub fn parallel(&self) -> usize {
+        self.inner.parallel
+    }
+
+    /// Requests submitted but not started.
+    pub fn queued(&self) -> u64 {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting requests, lets running ones finish for up to `grace`, then cancels what
+    /// is left and waits for the engine thread to end.
+    pub fn shutdown(&self, grace: Duration) {
+        let i = &self.inner;
+        i.closed.store(true, Ordering::Relaxed);
+        if let Ok(tx) = i.cmd.lock() {
+            let _ = tx.send(Command::Shutdown { grace });
+        }
+        let thread = i.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
