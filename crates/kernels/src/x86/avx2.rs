@@ -228,9 +228,9 @@ unsafe fn dot_f16_paged_avx2(row: &PagedRow<'_>, b: &[f16]) -> f32 {
     let t0 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     let t1 = _mm_hadd_ps(t0, t0);
     let mut res = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
-    for k in np..n {
+    for (k, y) in b.iter().enumerate().skip(np) {
         let x = row.segment(k / KV_PAGE, k % KV_PAGE + 1)[k % KV_PAGE];
-        res += (x.to_f32() * b[k].to_f32()) as f64;
+        res += (x.to_f32() * y.to_f32()) as f64;
     }
     res as f32
 }
@@ -262,9 +262,9 @@ unsafe fn dot_f16_tiled_paged_avx2(row: &PagedRow<'_>, b: &[f16]) -> f32 {
         i += 8;
     }
     let mut res = hsum_float_8(acc) as f64;
-    for k in np..n {
+    for (k, y) in b.iter().enumerate().skip(np) {
         let x = row.segment(k / KV_PAGE, k % KV_PAGE + 1)[k % KV_PAGE];
-        res += (x.to_f32() * b[k].to_f32()) as f64;
+        res += (x.to_f32() * y.to_f32()) as f64;
     }
     res as f32
 }

@@ -1,0 +1,325 @@
+//! The serving engine without HTTP, on the real default model: batched output equals solo
+//! output, pre-emption and resume change no token, cancellation returns every page, cached
+//! prefixes are reused, stop strings and limits end requests with the right reason.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use owl_engine::{Engine, EngineConfig, EngineHandle, Event, FinishReason, Request};
+use owl_gguf::GgufFile;
+use owl_kernels::Kernels;
+use owl_model::{LoadOptions, Runner};
+use owl_sample::SamplingParams;
+use owl_text::{ChatMessage, ChatTemplate, Tokenizer};
+
+struct Model {
+    file: Arc<GgufFile>,
+    tok: Arc<Tokenizer>,
+    template: ChatTemplate,
+}
+
+fn model() -> Model {
+    let file = Arc::new(GgufFile::open(&common::default_model()).expect("open model"));
+    let tok = Arc::new(Tokenizer::from_gguf(&file).expect("tokenizer"));
+    let template = ChatTemplate::from_gguf(&file)
+        .expect("template")
+        .expect("the default model has a chat template");
+    Model {
+        file,
+        tok,
+        template,
+    }
+}
+
+fn start(m: &Model, cfg: EngineConfig) -> EngineHandle {
+    let runner = Runner::new(
+        Arc::clone(&m.file),
+        Kernels::detect(),
+        2,
+        &LoadOptions::default(),
+    )
+    .expect("runner");
+    Engine::start(runner, Arc::clone(&m.tok), cfg).expect("engine")
+}
+
+fn chat_prompt(m: &Model, user: &str) -> Vec<u32> {
+    let text = m
+        .template
+        .render(&[ChatMessage::new("user", user)], true)
+        .expect("render");
+    m.tok.encode(&text, true, true).expect("encode")
+}
+
+fn request(prompt: Vec<u32>, max_tokens: usize) -> Request {
+    Request {
+        prompt,
+        max_tokens,
+        sampling: SamplingParams::greedy(),
+        stop: Vec::new(),
+        stop_at_eog: true,
+        logprobs: None,
+        prompt_logprobs: false,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    tokens: Vec<u32>,
+    text: String,
+    reason: FinishReason,
+    cached: usize,
+}
+
+fn collect(mut s: owl_engine::RequestStream) -> Outcome {
+    let mut out = Outcome {
+        tokens: Vec::new(),
+        text: String::new(),
+        reason: FinishReason::Cancelled,
+        cached: 0,
+    };
+    while let Some(ev) = s.next_blocking() {
+        match ev {
+            Event::Token { id, text, .. } => {
+                out.tokens.push(id);
+                out.text.push_str(&text);
+            }
+            Event::Done(f) => {
+                out.text.push_str(&f.text);
+                out.reason = f.reason;
+                out.cached = f.cached_tokens;
+                assert_eq!(f.completion_tokens, out.tokens.len());
+                break;
+            }
+        }
+    }
+    out
+}
+
+const QUESTIONS: [&str; 6] = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "List three prime numbers.",
+    "Explain what a CPU cache is in one sentence.",
+    "Translate 'good morning' into Spanish.",
+    "What is 12 times 11?",
+];
+
+fn solo_outputs(m: &Model, max_tokens: usize) -> Vec<Outcome> {
+    let e = start(m, EngineConfig::new(512, 1));
+    let out = QUESTIONS
+        .iter()
+        .map(|q| {
+            collect(
+                e.submit(request(chat_prompt(m, q), max_tokens))
+                    .expect("submit"),
+            )
+        })
+        .collect();
+    e.shutdown(Duration::from_secs(1));
+    out
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn batched_output_equals_solo_output_and_preemption_changes_nothing() {
+    let m = model();
+    let solo = solo_outputs(&m, 40);
+    assert!(solo.iter().all(|o| !o.tokens.is_empty()));
+
+    // All six at once, prompts prefilled in small chunks that share steps with decoding.
+    let mut cfg = EngineConfig::new(512, 6);
+    cfg.n_batch = 48;
+    let e = start(&m, cfg);
+    let streams: Vec<_> = QUESTIONS
+        .iter()
+        .map(|q| e.submit(request(chat_prompt(&m, q), 40)).expect("submit"))
+        .collect();
+    let batched: Vec<Outcome> = streams.into_iter().map(collect).collect();
+    for (i, (b, s)) in batched.iter().zip(&solo).enumerate() {
+        assert_eq!(b.tokens, s.tokens, "batched vs solo, request {i}");
+        assert_eq!(b.text, s.text, "request {i}");
+        assert_eq!(b.reason, s.reason, "request {i}");
+    }
+    e.shutdown(Duration::from_secs(1));
+
+    // A KV budget far below what six sequences need: sequences are pre-empted and resumed.
+    let mut cfg = EngineConfig::new(512, 6);
+    cfg.kv_tokens = Some(6 * 32);
+    cfg.cache_slots = 0;
+    let e = start(&m, cfg);
+    let streams: Vec<_> = QUESTIONS
+        .iter()
+        .map(|q| e.submit(request(chat_prompt(&m, q), 40)).expect("submit"))
+        .collect();
+    let squeezed: Vec<Outcome> = streams.into_iter().map(collect).collect();
+    let preemptions = owl_engine::EngineStats::get(&e.stats().preemptions);
+    assert!(preemptions > 0, "the budget should have forced pre-emption");
+    for (i, (b, s)) in squeezed.iter().zip(&solo).enumerate() {
+        assert_eq!(b.tokens, s.tokens, "pre-empted vs solo, request {i}");
+        assert_eq!(b.text, s.text, "request {i}");
+    }
+    e.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn cancellation_returns_every_page() {
+    let m = model();
+    let mut cfg = EngineConfig::new(512, 2);
+    cfg.queue = 8;
+    let e = start(&m, cfg);
+    let stats = e.stats();
+    let total = owl_engine::EngineStats::get(&stats.kv_pages_total);
+    let mut long = request(chat_prompt(&m, "Tell me a very long story."), 400);
+    long.stop_at_eog = false;
+    let mut running = e.submit(long.clone()).expect("submit");
+    let queued = [
+        e.submit(long.clone()).expect("submit"),
+        e.submit(long.clone()).expect("submit"),
+    ];
+    // Wait for a few tokens of the first, then cancel it by dropping the stream.
+    for _ in 0..3 {
+        assert!(matches!(running.next_blocking(), Some(Event::Token { .. })));
+    }
+    drop(running);
+    drop(queued);
+    wait_until("every sequence gone", || {
+        owl_engine::EngineStats::get(&stats.running) == 0
+            && owl_engine::EngineStats::get(&stats.waiting) == 0
+    });
+    wait_until("every page free", || {
+        owl_engine::EngineStats::get(&stats.kv_pages_used) == 0
+    });
+    assert_eq!(owl_engine::EngineStats::get(&stats.kv_pages_total), total);
+
+    // An explicit cancel ends with `Cancelled`.
+    let s = e.submit(long).expect("submit");
+    s.cancel();
+    assert_eq!(collect(s).reason, FinishReason::Cancelled);
+    e.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_repeated_prompt_reuses_its_cached_prefix_and_gives_the_same_tokens() {
+    let m = model();
+    let e = start(&m, EngineConfig::new(512, 2));
+    let prompt = chat_prompt(&m, QUESTIONS[0]);
+    let first = collect(e.submit(request(prompt.clone(), 16)).expect("submit"));
+    let second = collect(e.submit(request(prompt.clone(), 16)).expect("submit"));
+    assert_eq!(first.cached, 0);
+    assert_eq!(second.cached, prompt.len() - 1);
+    assert_eq!(first.tokens, second.tokens);
+    // The next chat turn starts with the whole first exchange.
+    let mut longer = prompt.clone();
+    longer.extend_from_slice(&first.tokens);
+    longer.extend(chat_prompt(&m, "And of Spain?"));
+    let third = collect(e.submit(request(longer, 4)).expect("submit"));
+    // Everything but the last generated token (sampled, never fed back) is in the cache.
+    assert_eq!(second.reason, FinishReason::Length);
+    assert_eq!(third.cached, prompt.len() + first.tokens.len() - 1);
+    e.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn stop_strings_limits_and_refusals() {
+    let m = model();
+    let mut cfg = EngineConfig::new(64, 1);
+    cfg.queue = 1;
+    let e = start(&m, cfg);
+    let prompt = chat_prompt(&m, "Count from 1 to 20, separated by commas.");
+    let free = collect(e.submit(request(prompt.clone(), 40)).expect("submit"));
+    assert!(
+        free.text.contains('5'),
+        "expected counting, got {:?}",
+        free.text
+    );
+
+    let mut r = request(prompt.clone(), 40);
+    r.stop = vec!["5".into()];
+    let stopped = collect(e.submit(r).expect("submit"));
+    assert_eq!(stopped.reason, FinishReason::Stop);
+    assert_eq!(stopped.text, free.text[..free.text.find('5').expect("5")]);
+
+    let limited = collect(e.submit(request(prompt.clone(), 3)).expect("submit"));
+    assert_eq!(
+        (limited.tokens.len(), limited.reason),
+        (3, FinishReason::Length)
+    );
+
+    // The context (64) ends a long generation with `Length`.
+    let mut r = request(prompt.clone(), 1000);
+    r.stop_at_eog = false;
+    let full = collect(e.submit(r).expect("submit"));
+    assert_eq!(full.reason, FinishReason::Length);
+    assert_eq!(prompt.len() + full.tokens.len(), 64);
+
+    let too_long = vec![1u32; 65];
+    assert_eq!(
+        e.submit(request(too_long, 1)).err(),
+        Some(owl_engine::SubmitError::PromptTooLong {
+            prompt: 65,
+            n_ctx: 64
+        })
+    );
+    assert_eq!(
+        e.submit(request(Vec::new(), 1)).err(),
+        Some(owl_engine::SubmitError::EmptyPrompt)
+    );
+    e.shutdown(Duration::from_secs(1));
+    assert_eq!(
+        e.submit(request(prompt, 1)).err(),
+        Some(owl_engine::SubmitError::ShuttingDown)
+    );
+}
+
+#[test]
+fn logprobs_and_seeded_sampling() {
+    let m = model();
+    let e = start(&m, EngineConfig::new(256, 2));
+    let prompt = chat_prompt(&m, QUESTIONS[1]);
+    let mut r = request(prompt.clone(), 8);
+    r.logprobs = Some(3);
+    r.prompt_logprobs = true;
+    let mut s = e.submit(r).expect("submit");
+    let mut n = 0;
+    loop {
+        match s.next_blocking().expect("event") {
+            Event::Token { logprob, .. } => {
+                let lp = logprob.expect("logprob");
+                assert_eq!(lp.top.len(), 3);
+                assert!(lp.logprob <= 0.0);
+                // Greedy: the chosen token is the best alternative.
+                assert_eq!(lp.logprob, lp.top[0].1);
+                n += 1;
+            }
+            Event::Done(f) => {
+                let pl = f.prompt_logprobs.expect("prompt logprobs");
+                assert_eq!(pl.len(), prompt.len());
+                assert!(pl[0].is_none() && pl[1..].iter().all(Option::is_some));
+                break;
+            }
+        }
+    }
+    assert_eq!(n, 8);
+
+    let mut sampled = request(prompt, 24);
+    sampled.sampling = SamplingParams {
+        seed: Some(42),
+        ..SamplingParams::default()
+    };
+    let a = collect(e.submit(sampled.clone()).expect("submit"));
+    let b = collect(e.submit(sampled).expect("submit"));
+    assert_eq!(a.tokens, b.tokens);
+    e.shutdown(Duration::from_secs(1));
+}
