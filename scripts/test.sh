@@ -11,6 +11,13 @@ cargo build --release --locked
 echo "== default model"
 ./target/release/owl pull
 
+MODEL="$(./target/release/owl pull 2>/dev/null | tail -n 1)"
+
 echo "== tests"
-OWL_TEST_MODEL="$(./target/release/owl pull 2>/dev/null | tail -n 1)" \
-    cargo test --release --locked --workspace
+OWL_TEST_MODEL="$MODEL" cargo test --release --locked --workspace
+
+echo "== end-to-end: the official openai client against a real owl serve"
+PY_DEPS=(openai==3.54.0 pytest==9.2.0)
+python3 -m pip install --quiet --disable-pip-version-check "${PY_DEPS[@]}" ||
+    python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${PY_DEPS[@]}"
+OWL_TEST_MODEL="$MODEL" OWL_BIN="$PWD/target/release/owl" python3 -m pytest -q tests/e2e
