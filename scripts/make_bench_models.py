@@ -89,6 +89,13 @@ MODELS: dict[str, dict] = {
         n_vocab=152064, n_ctx=32768, rope_theta=1000000.0, rms_eps=1e-6, tied=False,
         qkv_bias=True,
     ),
+    # Tiny random models for checking an architecture against llama.cpp (not for speed).
+    "tiny-qwen3": dict(
+        file="tiny-qwen3-random-f16.gguf", name="tiny qwen3 (random weights)",
+        arch="qwen3", n_layer=2, n_embd=64, n_ff=128, n_head=4, n_head_kv=2, head_dim=32,
+        n_vocab=49152, n_ctx=4096, rope_theta=1000000.0, rms_eps=1e-6, tied=True,
+        qkv_bias=False, qk_norm=True, scale=0.2,
+    ),
 }
 
 DEFAULT_TOKENIZER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -110,6 +117,9 @@ def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
         t.append((p + "attn_q.weight", (q, e), np.float16))
         t.append((p + "attn_k.weight", (kv, e), np.float16))
         t.append((p + "attn_v.weight", (kv, e), np.float16))
+        if m.get("qk_norm"):
+            t.append((p + "attn_q_norm.weight", (hd,), np.float32))
+            t.append((p + "attn_k_norm.weight", (hd,), np.float32))
         if m["qkv_bias"]:
             t.append((p + "attn_q.bias", (q,), np.float32))
             t.append((p + "attn_k.bias", (kv,), np.float32))
@@ -277,6 +287,8 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
     for name, shape, dtype in shapes:
         if name == "rope_freqs.weight":
             data = llama3_rope_factors(m)
+        elif name.endswith(("attn_q_norm.weight", "attn_k_norm.weight")):
+            data = (1 + rng.standard_normal(shape, dtype=np.float32) * 0.3).astype(np.float32)
         elif name.endswith("_norm.weight"):
             data = np.ones(shape, dtype=np.float32)
         elif len(shape) == 1:
@@ -287,7 +299,7 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
             for r0 in range(0, shape[0], rows):
                 r1 = min(shape[0], r0 + rows)
                 chunk = rng.standard_normal((r1 - r0, shape[1]), dtype=np.float32)
-                chunk *= 0.02
+                chunk *= m.get("scale", 0.02)
                 data[r0:r1] = chunk
         w.write_tensor_data(data)
         done += data.nbytes

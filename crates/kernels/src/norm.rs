@@ -15,6 +15,20 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// `rms_norm` in place, for short rows such as one attention head (Qwen3's Q/K norms).
+pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let n = x.len();
+    let mut sum = 0.0f64;
+    for &v in x.iter() {
+        sum += (v * v) as f64;
+    }
+    let mean = (sum / n as f64) as f32;
+    let scale = 1.0f32 / (mean + eps).sqrt();
+    for (v, &w) in x.iter_mut().zip(weight) {
+        *v = (*v * scale) * w;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +46,8 @@ mod tests {
             let r = x[i] as f64 / (ms + 1e-5).sqrt() * w[i] as f64;
             assert!((out[i] as f64 - r).abs() < 1e-5 * (1.0 + r.abs()), "{i}");
         }
+        let mut y = x.clone();
+        rms_norm_in_place(&mut y, &w, 1e-5);
+        assert_eq!(y, out, "in place gives the same bits");
     }
 }

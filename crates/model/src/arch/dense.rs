@@ -5,7 +5,7 @@
 use owl_kernels::rope::RopeOrder;
 
 use crate::blocks::ffn::SwiGluFfn;
-use crate::blocks::gqa::Gqa;
+use crate::blocks::gqa::{Gqa, QkNorm};
 use crate::blocks::norm::RmsNorm;
 use crate::decoder::{Decoder, DecoderLayer};
 use crate::hparams::HParams;
@@ -20,6 +20,8 @@ pub struct DenseSpec {
     pub rope: RopeOrder,
     /// Q/K/V projections carry biases (`blk.N.attn_{q,k,v}.bias`).
     pub qkv_bias: bool,
+    /// Per-head RMSNorm of Q and K before RoPE (`blk.N.attn_{q,k}_norm.weight`, Qwen3).
+    pub qk_norm: bool,
 }
 
 pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, ModelError> {
@@ -60,6 +62,15 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                 bq: bias("attn_q", hp.q_dim())?,
                 bk: bias("attn_k", hp.kv_dim())?,
                 bv: bias("attn_v", hp.kv_dim())?,
+                qk_norm: if spec.qk_norm {
+                    Some(QkNorm {
+                        q: ld.vector(&t("attn_q_norm"), hp.head_dim)?,
+                        k: ld.vector(&t("attn_k_norm"), hp.head_dim)?,
+                        eps: hp.rms_eps,
+                    })
+                } else {
+                    None
+                },
                 n_head: hp.n_head,
                 n_head_kv: hp.n_head_kv,
                 head_dim: hp.head_dim,

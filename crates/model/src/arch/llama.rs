@@ -15,6 +15,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             arch: "llama",
             rope: RopeOrder::Normal,
             qkv_bias: false,
+            qk_norm: false,
         },
     )
 }

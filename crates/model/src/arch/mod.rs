@@ -3,6 +3,7 @@
 mod dense;
 mod llama;
 mod qwen2;
+mod qwen3;
 
 use std::sync::Arc;
 
@@ -26,6 +27,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "qwen2",
         load: qwen2::load,
+    },
+    ArchEntry {
+        gguf_arch: "qwen3",
+        load: qwen3::load,
     },
 ];
 

@@ -14,6 +14,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             arch: "qwen2",
             rope: RopeOrder::Neox,
             qkv_bias: true,
+            qk_norm: false,
         },
     )
 }

@@ -6,6 +6,7 @@
 
 use half::f16;
 use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch};
+use owl_kernels::norm::rms_norm_in_place;
 use owl_kernels::pool::{chunking, SharedMut};
 use owl_kernels::rope::RopeConfig;
 use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
@@ -22,10 +23,30 @@ pub struct Gqa {
     pub bq: Option<Vec<f32>>,
     pub bk: Option<Vec<f32>>,
     pub bv: Option<Vec<f32>>,
+    /// Per-head RMSNorm weights (`[head_dim]`) applied to Q and K before RoPE (Qwen3).
+    pub qk_norm: Option<QkNorm>,
     pub n_head: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
     pub rope: RopeConfig,
+}
+
+/// RMSNorm of every Q and K head, each with its own weight vector of `head_dim`.
+pub struct QkNorm {
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub eps: f32,
+}
+
+impl QkNorm {
+    fn apply(&self, q: &mut [f32], k: &mut [f32]) {
+        for head in q.chunks_exact_mut(self.q.len()) {
+            rms_norm_in_place(head, &self.q, self.eps);
+        }
+        for head in k.chunks_exact_mut(self.k.len()) {
+            rms_norm_in_place(head, &self.k, self.eps);
+        }
+    }
 }
 
 /// Buffers the attention block works in.
@@ -94,6 +115,11 @@ impl Gqa {
         add_bias(q, &self.bq);
         add_bias(k, &self.bk);
         add_bias(v, &self.bv);
+        if let Some(norm) = &self.qk_norm {
+            norm.apply(q, k);
+            cx.trace("Qcur_normed", Some(layer), q);
+            cx.trace("Kcur_normed", Some(layer), k);
+        }
 
         let cos_sin = &mut s.cos_sin[..self.rope.n_dims / 2];
         let fused = cx.kernels.rope_fused();
