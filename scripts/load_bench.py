@@ -78,9 +78,16 @@ def start(kind, args, n, port):
     return proc
 
 
-def one_request(port, i, max_tokens, out):
+def model_id(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/v1/models")
+    data = json.loads(c.getresponse().read())
+    return data["data"][0]["id"]
+
+
+def one_request(port, i, max_tokens, out, model):
     body = json.dumps({
-        "model": "m", "stream": True, "max_tokens": max_tokens, "temperature": 0,
+        "model": model, "stream": True, "max_tokens": max_tokens, "temperature": 0,
         "ignore_eos": True, "stream_options": {"include_usage": True},
         "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
     })
@@ -117,13 +124,14 @@ def one_request(port, i, max_tokens, out):
 
 
 def run_load(port, n_clients, requests, max_tokens):
+    model = model_id(port)
     results = []
     lock = threading.Lock()
 
     def client(k):
         for j in range(requests):
             local = []
-            one_request(port, k * requests + j, max_tokens, local)
+            one_request(port, k * requests + j, max_tokens, local, model)
             with lock:
                 results.extend(local)
 

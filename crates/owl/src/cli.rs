@@ -36,6 +36,8 @@ pub enum Command {
     Quantize(crate::quantize::QuantizeArgs),
     /// Measure prompt and generation speed (llama-bench style).
     Bench(crate::bench::BenchArgs),
+    /// Serve an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, …).
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -132,6 +134,37 @@ pub struct ChatArgs {
 }
 
 #[derive(Args)]
+pub struct ServeArgs {
+    /// Path to a .gguf file, or a model name from the store (default: smollm2-135m-instruct).
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Sequences generated at once (continuous batching).
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Context size per sequence in tokens (default: the model's, capped at 4096).
+    #[arg(short = 'c', long)]
+    pub ctx_size: Option<usize>,
+    /// Threads for compute (default: physical cores available to this process).
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+    /// Require `Authorization: Bearer KEY` on every route but /health.
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Requests that may wait for a free sequence; more are refused with 429.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// KV cache budget in tokens shared by all sequences (default: ctx-size × parallel).
+    #[arg(long)]
+    pub kv_tokens: Option<usize>,
+}
+
+#[derive(Args)]
 pub struct ShowArgs {
     /// Model path or name.
     pub model: Option<String>,
@@ -168,6 +201,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Quantize(a) => crate::quantize::run(a),
         Command::Bench(a) => crate::bench::run(a),
+        Command::Serve(a) => crate::serve::run(a),
         Command::List => {
             let dir = store::models_dir()?;
             for e in store::CATALOG {

@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod generate;
 mod quantize;
+mod serve;
 mod show;
 mod store;
 

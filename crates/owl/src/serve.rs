@@ -1,0 +1,33 @@
+//! `owl serve`: resolve the model and options, then hand over to `owl-server`.
+
+use anyhow::{bail, Result};
+use owl_server::{ModelOptions, ServeOptions};
+
+use crate::cli::ServeArgs;
+use crate::{generate, store};
+
+pub fn run(a: ServeArgs) -> Result<()> {
+    if a.parallel == 0 {
+        bail!("--parallel must be at least 1");
+    }
+    if a.queue == 0 {
+        bail!("--queue must be at least 1");
+    }
+    if a.ctx_size == Some(0) {
+        bail!("--ctx-size must be at least 1");
+    }
+    let path = store::resolve(a.model.as_deref(), true)?;
+    owl_server::run(ServeOptions {
+        model: ModelOptions {
+            path,
+            threads: a.threads.unwrap_or_else(generate::default_threads).max(1),
+            ctx_size: a.ctx_size,
+            parallel: a.parallel,
+            queue: a.queue,
+            kv_tokens: a.kv_tokens,
+        },
+        host: a.host,
+        port: a.port,
+        api_key: a.api_key.filter(|k| !k.is_empty()),
+    })
+}

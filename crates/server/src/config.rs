@@ -1,0 +1,64 @@
+//! What `owl serve` is configured with, and the fixed limits of the HTTP side.
+
+use std::path::PathBuf;
+
+/// Largest request body accepted; larger ones get 413.
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// Most stop strings in one request (OpenAI allows 4; more get 400).
+pub const MAX_STOP: usize = 16;
+/// Most alternatives per token for chat `top_logprobs`.
+pub const MAX_TOP_LOGPROBS: i64 = 20;
+/// Most alternatives per token for legacy completions `logprobs`.
+pub const MAX_LEGACY_LOGPROBS: i64 = 5;
+/// Default per-sequence context cap, so a 128k-context model does not reserve a huge cache.
+pub const DEFAULT_CTX_CAP: usize = 4096;
+/// How long in-flight requests may run on after SIGINT/SIGTERM.
+pub const SHUTDOWN_GRACE_SECS: u64 = 5;
+
+/// How the model is loaded and how the engine is sized.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// The `.gguf` file.
+    pub path: PathBuf,
+    /// Compute threads.
+    pub threads: usize,
+    /// Positions per sequence; `None`: the model's training context capped at
+    /// [`DEFAULT_CTX_CAP`].
+    pub ctx_size: Option<usize>,
+    /// Sequences decoded together.
+    pub parallel: usize,
+    /// Requests that may wait for a free sequence; more get 429.
+    pub queue: usize,
+    /// KV cache budget in positions shared by all sequences; `None`: ctx × parallel.
+    pub kv_tokens: Option<usize>,
+}
+
+impl ModelOptions {
+    /// The id clients use for the model: the file name without `.gguf`.
+    pub fn model_id(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".to_string())
+    }
+}
+
+/// Everything `owl serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub model: ModelOptions,
+    pub host: String,
+    pub port: u16,
+    /// When set, every route but `/health` wants `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+}
+
+/// The HTTP side's own settings (what the router needs besides the model).
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// The id `/v1/models` lists and requests must name (if they name one).
+    pub model_id: String,
+    /// Unix time reported as the model's `created`.
+    pub created: u64,
+    pub api_key: Option<String>,
+}

@@ -1,0 +1,186 @@
+//! The middleware every route runs through, built by one function ([`apply`]) so tests can
+//! wrap their own routes (e.g. one that panics) in exactly the production stack.
+//!
+//! Outermost first:
+//! 1. `json_errors`: any error response that is not JSON yet (axum's 405, a plain-text
+//!    rejection) is rewritten into the OpenAI error shape, keeping its status.
+//! 2. `log_requests`: counts `owl_requests_total{route,status}` and prints one stderr line per
+//!    request (method, path, status, prompt/generated tokens, latency). For SSE responses the
+//!    line is printed when the body ends or is dropped (client gone), so it has the final
+//!    token counts.
+//! 3. `CatchPanicLayer`: a panicking handler becomes a 500 OpenAI error; the server goes on.
+//! 4. `require_key`: with `--api-key`, everything but `/health` needs `Authorization: Bearer`.
+//! 5. `DefaultBodyLimit`: bodies over [`BODY_LIMIT`] are refused (413) as they are read.
+
+use std::any::Any;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures_util::StreamExt;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::BODY_LIMIT;
+use crate::error::ApiError;
+use crate::generation::RequestLog;
+use crate::state::AppState;
+
+/// Wraps `router` in the production middleware stack.
+pub fn apply(router: Router, state: AppState) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(state, log_requests))
+        .layer(middleware::from_fn(json_errors))
+}
+
+fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    eprintln!("owl serve: a request handler panicked: {what}");
+    ApiError::server("internal error: the request handler panicked").into_response()
+}
+
+/// Compares without an early exit, so response time says nothing about the key.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn key_ok(headers: &HeaderMap, key: &str) -> bool {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let v = v.as_bytes();
+    let token = v
+        .strip_prefix(b"Bearer ")
+        .or_else(|| v.strip_prefix(b"bearer "));
+    token.is_some_and(|t| same(t.trim_ascii(), key.as_bytes()))
+}
+
+async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(key) = &state.config().api_key {
+        if req.uri().path() != "/health" && !key_ok(req.headers(), key) {
+            return ApiError::unauthorized().into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// What the log line needs, printed when dropped: when the response is complete, or when the
+/// client left first (then the status is logged and counted as 499, nginx's "client closed
+/// request").
+struct LogLine {
+    state: AppState,
+    route: String,
+    method: String,
+    path: String,
+    status: Option<u16>,
+    log: RequestLog,
+    start: Instant,
+}
+
+/// Status logged for a request whose client disconnected before the response.
+const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let status = match self.status {
+            Some(s) => s,
+            None => {
+                self.state
+                    .metrics()
+                    .count_request(&self.route, CLIENT_CLOSED);
+                CLIENT_CLOSED
+            }
+        };
+        let tokens = match self.log.tokens() {
+            Some((p, g)) => format!(" prompt={p} generated={g}"),
+            None => String::new(),
+        };
+        eprintln!(
+            "owl serve: {} {} {}{} {:.3}s",
+            self.method,
+            self.path,
+            status,
+            tokens,
+            self.start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+async fn log_requests(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let log = RequestLog::default();
+    req.extensions_mut().insert(log.clone());
+    let mut line = LogLine {
+        route: req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "unmatched".to_string()),
+        method: req.method().to_string(),
+        path: req.uri().path().chars().take(200).collect(),
+        status: None,
+        log,
+        start: Instant::now(),
+        state,
+    };
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    line.status = Some(status);
+    line.state.metrics().count_request(&line.route, status);
+    let is_sse = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !is_sse {
+        return resp;
+    }
+    // The line goes with the body: printed when the stream ends or the client leaves.
+    let (parts, body) = resp.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _keep = &line;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if status.as_u16() < 400 {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let detail = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut out = ApiError::from_status(status, &detail).into_response();
+    // Keep headers such as `Allow` on a 405.
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    *out.status_mut() = if status.is_client_error() || status.is_server_error() {
+        status
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    out
+}

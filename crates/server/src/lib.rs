@@ -1,0 +1,52 @@
+//! owl-server: the HTTP side of `owl serve`, an OpenAI-compatible API over the serving engine.
+//!
+//! # Why it is built this way
+//!
+//! * **The engine does the work; this crate only translates.** Handlers check a request,
+//!   render and tokenize the prompt, submit it with [`owl_engine::EngineHandle::submit`] and
+//!   turn the engine's events into OpenAI JSON or server-sent events. Batching, stop strings,
+//!   end-of-generation, logprobs and cancellation live in the engine; nothing here touches
+//!   model state, so no client can corrupt it.
+//! * **Cancellation is ownership.** A request's `RequestStream` is owned by the handler future
+//!   (non-streaming) or by the SSE body stream (streaming). When a client disconnects, hyper
+//!   drops that future or body, which drops the stream, which cancels the request in the engine.
+//! * **Every failure is an OpenAI error.** Handlers return [`ApiError`]; a middleware rewrites
+//!   axum's own plain-text errors (405, 413, …) into the same JSON shape; a panic is caught and
+//!   answered with a 500, and the server keeps serving. Request bodies are read as bytes and
+//!   parsed by hand, so nothing a client sends reaches an `unwrap`.
+//! * **Bind first, load later.** [`serve`] listens before the model is loaded and answers
+//!   `/health` with 503 until it is, so supervisors can tell "starting" from "dead".
+//! * **Testable in process.** [`router`] is the whole application as an `axum::Router`; tests
+//!   call it with `tower::ServiceExt::oneshot`, no sockets. [`layers::apply`] is the middleware
+//!   stack alone, so tests can wrap their own routes in it.
+//! * **Small files, one concept each:** `config` (options, limits), `state` (shared state),
+//!   `model` (loading), `openai` (wire types), `body` (parsing), `params` (sampling fields),
+//!   `generation` (submitting and tracking a request), `logprobs`, `sse`, `metrics`, `error`,
+//!   `layers` (middleware), `routes/*` (one endpoint each), `serve` (sockets, signals).
+
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod generation;
+pub mod ids;
+pub mod layers;
+pub mod logprobs;
+pub mod metrics;
+pub mod model;
+pub mod openai;
+pub mod params;
+pub mod routes;
+pub mod serve;
+pub mod sse;
+pub mod state;
+
+pub use config::{HttpConfig, ModelOptions, ServeOptions};
+pub use error::ApiError;
+pub use model::LoadedModel;
+pub use serve::{run, serve};
+pub use state::AppState;
+
+/// The whole application: every route and the middleware stack.
+pub fn router(state: AppState) -> axum::Router {
+    layers::apply(routes::table().with_state(state.clone()), state)
+}

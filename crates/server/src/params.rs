@@ -1,0 +1,200 @@
+//! Checking the sampling fields of a request and turning them into engine settings.
+//!
+//! Defaults follow OpenAI: temperature 1, top_p 1, no top_k / min_p, no penalties. Penalties
+//! look at the last 64 tokens (prompt included), as llama-server does. Every range check
+//! names the field, so clients get a 400 they can act on.
+
+use owl_sample::SamplingParams;
+
+use crate::config::MAX_STOP;
+use crate::error::ApiError;
+use crate::openai::{CommonFields, StopField};
+
+/// History window of the penalties (llama-server's default `repeat_last_n`).
+const PENALTY_WINDOW: usize = 64;
+
+/// The checked sampling part of a request.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub sampling: SamplingParams,
+    pub stop: Vec<String>,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Stop at end-of-generation tokens (false with llama.cpp's `ignore_eos`).
+    pub stop_at_eog: bool,
+}
+
+fn ranged(
+    name: &str,
+    v: Option<f64>,
+    default: f64,
+    ok: impl Fn(f64) -> bool,
+    want: &str,
+) -> Result<f32, ApiError> {
+    let x = v.unwrap_or(default);
+    if !x.is_finite() || !ok(x) {
+        return Err(ApiError::bad_param(
+            name,
+            format!("`{name}` must be {want}, got {x}"),
+        ));
+    }
+    Ok(x as f32)
+}
+
+/// Checks the shared fields; `n_vocab` bounds `logit_bias` ids.
+pub fn settings(c: &CommonFields, n_vocab: usize) -> Result<Settings, ApiError> {
+    if let Some(n) = c.n {
+        if n != 1 {
+            return Err(ApiError::bad_param(
+                "n",
+                format!("only n=1 is supported (one choice per request), got n={n}"),
+            ));
+        }
+    }
+    let temperature = ranged(
+        "temperature",
+        c.temperature,
+        1.0,
+        |x| (0.0..=2.0).contains(&x),
+        "between 0 and 2",
+    )?;
+    let top_p = ranged("top_p", c.top_p, 1.0, |x| x > 0.0 && x <= 1.0, "in (0, 1]")?;
+    let min_p = ranged(
+        "min_p",
+        c.min_p,
+        0.0,
+        |x| (0.0..=1.0).contains(&x),
+        "between 0 and 1",
+    )?;
+    let presence_penalty = ranged(
+        "presence_penalty",
+        c.presence_penalty,
+        0.0,
+        |x| (-2.0..=2.0).contains(&x),
+        "between -2 and 2",
+    )?;
+    let frequency_penalty = ranged(
+        "frequency_penalty",
+        c.frequency_penalty,
+        0.0,
+        |x| (-2.0..=2.0).contains(&x),
+        "between -2 and 2",
+    )?;
+    let (rp_name, rp) = match (c.repetition_penalty, c.repeat_penalty) {
+        (Some(v), _) => ("repetition_penalty", Some(v)),
+        (None, v) => ("repeat_penalty", v),
+    };
+    let repeat_penalty = ranged(rp_name, rp, 1.0, |x| x > 0.0 && x <= 100.0, "in (0, 100]")?;
+    // top_k <= 0 means off, as in llama.cpp.
+    let top_k = c.top_k.unwrap_or(0).max(0) as usize;
+    let seed = match &c.seed {
+        None => None,
+        Some(n) => Some(
+            n.as_u64()
+                .or_else(|| n.as_i64().map(|v| v as u64))
+                .ok_or_else(|| ApiError::bad_param("seed", "`seed` must be an integer"))?,
+        ),
+    };
+    let mut logit_bias = Vec::new();
+    for (k, &v) in c.logit_bias.iter().flatten() {
+        let id: u32 = k.trim().parse().map_err(|_| {
+            ApiError::bad_param(
+                "logit_bias",
+                format!("`logit_bias` keys must be token ids, got {k:?}"),
+            )
+        })?;
+        if id as usize >= n_vocab {
+            return Err(ApiError::bad_param(
+                "logit_bias",
+                format!("`logit_bias` token id {id} is outside the vocabulary ({n_vocab} tokens)"),
+            ));
+        }
+        if !v.is_finite() || !(-100.0..=100.0).contains(&v) {
+            return Err(ApiError::bad_param(
+                "logit_bias",
+                format!("`logit_bias` values must be between -100 and 100, got {v} for token {id}"),
+            ));
+        }
+        logit_bias.push((id, v as f32));
+    }
+    let stop = match &c.stop {
+        None => Vec::new(),
+        Some(StopField::One(s)) => vec![s.clone()],
+        Some(StopField::Many(v)) => v.clone(),
+    };
+    if stop.len() > MAX_STOP {
+        return Err(ApiError::bad_param(
+            "stop",
+            format!(
+                "at most {MAX_STOP} stop strings are supported, got {}",
+                stop.len()
+            ),
+        ));
+    }
+    let stop: Vec<String> = stop.into_iter().filter(|s| !s.is_empty()).collect();
+    let sampling = SamplingParams {
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        repeat_penalty,
+        repeat_last_n: PENALTY_WINDOW,
+        frequency_penalty,
+        presence_penalty,
+        logit_bias,
+        seed,
+    };
+    sampling
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let stream = c.stream.unwrap_or(false);
+    let include_usage = c
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    Ok(Settings {
+        sampling,
+        stop,
+        stream,
+        include_usage,
+        stop_at_eog: !c.ignore_eos.unwrap_or(false),
+    })
+}
+
+/// Checks `max_tokens` (at least `min`) and caps it at what the context leaves after the
+/// prompt: a huge value means "as many as fit", never an error. Refuses a prompt that leaves
+/// no room at all (unless nothing is to be generated).
+pub fn max_tokens(
+    requested: Option<i64>,
+    param: &str,
+    min: i64,
+    prompt_len: usize,
+    n_ctx: usize,
+) -> Result<usize, ApiError> {
+    if let Some(m) = requested {
+        if m < min {
+            return Err(ApiError::bad_param(
+                param,
+                format!("`{param}` must be at least {min}, got {m}"),
+            ));
+        }
+    }
+    let wants_tokens = requested != Some(0);
+    if prompt_len > n_ctx || (wants_tokens && prompt_len >= n_ctx) {
+        let why = if prompt_len == n_ctx {
+            ", leaving no room to generate"
+        } else {
+            ""
+        };
+        return Err(ApiError::bad_request(format!(
+            "the prompt has {prompt_len} tokens but the context holds {n_ctx}{why}; use a shorter prompt or a larger --ctx-size"
+        ))
+        .with_code("context_length_exceeded"));
+    }
+    let room = n_ctx - prompt_len;
+    Ok(match requested {
+        Some(m) => (m as u64).min(room as u64) as usize,
+        None => room,
+    })
+}
