@@ -103,6 +103,7 @@ pub(crate) struct Scheduler {
     logits: Logits,
     clock: u64,
     deadline: Option<Instant>,
+    last_step_end: Option<Instant>,
 }
 
 impl Scheduler {
@@ -136,6 +137,7 @@ impl Scheduler {
             logits: Logits::default(),
             clock: 0,
             deadline: None,
+            last_step_end: None,
             cfg,
         })
     }
@@ -518,11 +520,22 @@ impl Scheduler {
                     .push_with_order(s.slot, split, &s.tokens[split..end], wants, false);
             }
         }
+        let t0 = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
             self.runner
                 .forward(&self.batch, &mut self.kv, &mut self.logits)
         }));
+        if std::env::var_os("OWL_DEBUG_STEPS").is_some() {
+            eprintln!(
+                "step: {} chunks {} tokens {:?} gap {:?}",
+                self.batch.chunks.len(),
+                self.batch.n_tokens(),
+                t0.elapsed(),
+                self.last_step_end.map(|t| t0 - t)
+            );
+        }
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
+        self.last_step_end = Some(Instant::now());
         let failure = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(model_error(e)),

@@ -29,7 +29,7 @@ enum Stop {
 /// Builds a tokio runtime and runs [`serve`] on it (for the synchronous `owl` binary).
 pub fn run(opts: ServeOptions) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("owl-http")
         .enable_all()
         .build()
