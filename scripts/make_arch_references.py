@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Tiny random models per architecture, and llama.cpp's greedy continuations on them.
+
+For each architecture owl supports, this writes a tiny random-weight F16 GGUF (2 layers,
+hidden size 32, the SmolLM2 vocabulary, the metadata keys and tensor names llama.cpp's
+converter writes; see make_bench_models.py) into ``tests/fixtures/arch/`` and next to it a
+JSON reference: for 3 prompts, llama.cpp's tokenization, 32 greedy steps (not stopping at
+end-of-generation) and the top-10 logits at every step, computed with llama-cpp-python 0.3.36
+(llama.cpp 0c1e570) in the same settings as make_references.py (F16 KV cache, no flash
+attention, the whole prompt in one batch, then one token per decode call).
+
+    python3 scripts/make_arch_references.py            # every architecture
+    python3 scripts/make_arch_references.py qwen3      # one
+
+Developer machines only (needs llama-cpp-python); CI only reads the committed files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_bench_models as mbm  # noqa: E402
+import make_references as mr  # noqa: E402
+
+L = mr.L
+OUT = mr.REPO_ROOT / "tests" / "fixtures" / "arch"
+N_GEN = 32
+PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):",
+    "Once upon a time, in a small village by the sea,",
+]
+TINY = dict(n_layer=2, n_embd=32, n_ff=96, n_head=4, n_head_kv=2, n_vocab=49152, n_ctx=4096,
+            rms_eps=1e-6, tied=True, scale=0.25)
+ARCHS = {
+    "llama": dict(arch="llama", rope_theta=10000.0, qkv_bias=False),
+    "qwen2": dict(arch="qwen2", rope_theta=1000000.0, qkv_bias=True),
+    "qwen3": dict(arch="qwen3", rope_theta=1000000.0, qkv_bias=False, qk_norm=True, head_dim=16),
+}
+
+
+# Registered together and in a fixed order: a model's random stream depends on its position.
+for _name, _spec in ARCHS.items():
+    mbm.MODELS[f"tiny-{_name}"] = dict(TINY, **_spec, file=f"tiny-{_name}.gguf",
+                                       name=f"tiny {_name} (random weights)")
+
+
+def make_model(name: str, tok: dict) -> Path:
+    return mbm.write_model(f"tiny-{name}", OUT, tok, seed=7)
+
+
+def reference(path: Path) -> dict:
+    L.llama_backend_init()
+    mr.quiet_logs(False)
+    mp = L.llama_model_default_params()
+    model = L.llama_model_load_from_file(str(path).encode(), mp)
+    if not model:
+        raise RuntimeError(f"llama.cpp cannot load {path}")
+    vocab = L.llama_model_get_vocab(model)
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    mr.N_GEN = N_GEN
+    cases = []
+    for text in PROMPTS:
+        toks = mr.tokenize(vocab, text, True, False)
+        g = mr.generate(model, vocab, n_vocab, toks)
+        cases.append({"prompt": text, "prompt_tokens": toks, "tokens": g["tokens"],
+                      "top_logits": g["top_logits"]})
+    L.llama_model_free(model)
+    return {
+        "llama_cpp_python": mr.llama_cpp.__version__,
+        "llama_cpp_commit": mr.VENDORED_LLAMA_CPP_COMMIT.get(mr.llama_cpp.__version__),
+        "generated_on": datetime.date.today().isoformat(),
+        "cpu": mr.cpu_model(),
+        "model": path.name,
+        "model_sha256": mr.sha256(path),
+        "n_gen": N_GEN,
+        "cases": cases,
+    }
+
+
+def main() -> int:
+    names = sys.argv[1:] or list(ARCHS)
+    OUT.mkdir(parents=True, exist_ok=True)
+    src = mbm.find_tokenizer_file(None)
+    if src is None:
+        sys.exit("needs the default model for its vocabulary: owl pull")
+    tok = mbm.read_tokenizer(src)
+    for name in names:
+        path = make_model(name, tok)
+        ref = reference(path)
+        mr.write_json(OUT / f"tiny-{name}.json", ref)
+        print(f"{name}: {path.stat().st_size / 1e6:.1f} MB, references written", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
