@@ -49,7 +49,20 @@ for _name, _spec in ARCHS.items():
                                        name=f"tiny {_name} (random weights)")
 
 
+# qwen3 gets a thinking chat template (Qwen3's shape: the generation prompt opens a <think>
+# block unless enable_thinking is false), so the CLI's and server's reasoning split can be
+# tested end to end on a model that knows nothing about thinking.
+THINKING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n"
+    "{% else %}<think>\n{% endif %}{% endif %}"
+)
+
+
 def make_model(name: str, tok: dict) -> Path:
+    if name == "qwen3":
+        tok = dict(tok, chat_template=THINKING_TEMPLATE)
     return mbm.write_model(f"tiny-{name}", OUT, tok, seed=7)
 
 

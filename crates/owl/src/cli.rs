@@ -120,6 +120,28 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub thinking: ThinkingArgs,
+}
+
+/// Reasoning models (Qwen3, DeepSeek-R1): their thinking is shown dimmed (on stderr when
+/// stdout is not a terminal) unless hidden.
+#[derive(Args, Clone)]
+pub struct ThinkingArgs {
+    /// Do not show a reasoning model's thinking.
+    #[arg(long)]
+    pub hide_thinking: bool,
+    /// Ask the template not to think (`enable_thinking = false`, Qwen3).
+    #[arg(long)]
+    pub no_thinking: bool,
+}
+
+impl ThinkingArgs {
+    pub fn display(&self) -> generate::ThinkingDisplay {
+        generate::ThinkingDisplay {
+            hide: self.hide_thinking,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -131,6 +153,8 @@ pub struct ChatArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub thinking: ThinkingArgs,
 }
 
 #[derive(Args)]

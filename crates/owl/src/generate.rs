@@ -9,7 +9,8 @@ use owl_engine::{GenerateParams, GenerateStats, Session};
 use owl_gguf::GgufFile;
 use owl_kernels::Kernels;
 use owl_model::{LoadOptions, Runner};
-use owl_text::{ChatMessage, ChatTemplate, StreamDecoder, Tokenizer};
+use owl_text::reasoning::prompt_opens_thinking;
+use owl_text::{ChatMessage, ChatTemplate, StreamDecoder, ThinkSplitter, Tokenizer};
 
 use crate::cli::{ChatArgs, ModelArgs, RunArgs, SamplingArgs};
 use crate::store;
@@ -108,30 +109,104 @@ fn gen_params(s: &SamplingArgs) -> Result<GenerateParams> {
 }
 
 /// Generates a reply to `prompt_ids`, streaming text to `out`; returns the text and stats.
+/// How a reasoning model's thinking is shown.
+#[derive(Clone, Copy)]
+pub struct ThinkingDisplay {
+    pub hide: bool,
+}
+
+/// Where the reply goes: the answer to `out`; a reasoning model's thinking dimmed on `out`
+/// when it is a terminal, else to stderr (so a pipe gets the answer only), or nowhere.
+struct ReplySink<'a> {
+    out: &'a mut dyn Write,
+    splitter: Option<ThinkSplitter>,
+    show: bool,
+    to_terminal: bool,
+    in_dim: bool,
+}
+
+impl ReplySink<'_> {
+    fn write(&mut self, piece: &str, answer: &mut String) -> std::io::Result<()> {
+        let (reasoning, content) = match self.splitter.as_mut() {
+            None => (String::new(), piece.to_string()),
+            Some(sp) => sp.push(piece),
+        };
+        self.emit(&reasoning, &content, answer)
+    }
+
+    fn finish(&mut self, rest: &str, answer: &mut String) -> std::io::Result<()> {
+        self.write(rest, answer)?;
+        if let Some(sp) = self.splitter.as_mut() {
+            let (r, c) = sp.finish();
+            self.emit(&r, &c, answer)?;
+        }
+        if self.in_dim {
+            self.out.write_all(DIM_OFF.as_bytes())?;
+            self.in_dim = false;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, reasoning: &str, content: &str, answer: &mut String) -> std::io::Result<()> {
+        if !reasoning.is_empty() && self.show {
+            if self.to_terminal {
+                if !self.in_dim {
+                    self.out.write_all(DIM_ON.as_bytes())?;
+                    self.in_dim = true;
+                }
+                self.out.write_all(reasoning.as_bytes())?;
+            } else {
+                let mut e = std::io::stderr();
+                e.write_all(reasoning.as_bytes())?;
+            }
+        }
+        if !content.is_empty() {
+            if self.in_dim {
+                self.out.write_all(format!("{DIM_OFF}\n").as_bytes())?;
+                self.in_dim = false;
+            }
+            answer.push_str(content);
+            self.out.write_all(content.as_bytes())?;
+        }
+        self.out.flush()
+    }
+}
+
+const DIM_ON: &str = "\x1b[2m";
+const DIM_OFF: &str = "\x1b[0m";
+
+/// Streams the reply; returns the answer (without a reasoning model's thinking).
 fn stream_reply(
     m: &mut Loaded,
-    prompt_ids: &[u32],
+    prompt: &Prompt,
     params: &GenerateParams,
+    thinking: ThinkingDisplay,
     out: &mut dyn Write,
+    to_terminal: bool,
 ) -> Result<(String, GenerateStats)> {
     let mut decoder = StreamDecoder::new();
     let mut text = String::new();
     let mut write_err = None;
     let tok = &m.tokenizer;
+    let mut sink = ReplySink {
+        out,
+        splitter: prompt.starts_thinking.map(ThinkSplitter::new),
+        show: !thinking.hide,
+        to_terminal,
+        in_dim: false,
+    };
     let stats = m
         .session
-        .generate(prompt_ids, params, &|id| tok.is_eog(id), &mut |id| {
+        .generate(&prompt.ids, params, &|id| tok.is_eog(id), &mut |id| {
             let piece = decoder.push(tok, id);
-            text.push_str(&piece);
-            if let Err(e) = out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {
+            if let Err(e) = sink.write(&piece, &mut text) {
                 write_err = Some(e);
                 return false;
             }
             true
         })?;
     let rest = decoder.finish();
-    text.push_str(&rest);
-    out.write_all(rest.as_bytes()).ok();
+    sink.finish(&rest, &mut text).ok();
     if let Some(e) = write_err {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e).context("writing the reply");
@@ -174,20 +249,36 @@ fn read_stdin() -> Result<String> {
     Ok(s)
 }
 
-fn render(m: &Loaded, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+/// A tokenized prompt, and for a reasoning model whether it leaves a thinking block open.
+struct Prompt {
+    ids: Vec<u32>,
+    starts_thinking: Option<bool>,
+}
+
+fn render(m: &Loaded, messages: &[ChatMessage], no_thinking: bool) -> Result<Prompt> {
     let Some(t) = &m.template else {
         bail!("this model has no chat template; use `owl run --raw` for plain text completion");
     };
-    let text = t.render(messages, true)?;
-    Ok(m.tokenizer.encode(&text, true, true)?)
+    let mut extra = serde_json::Map::new();
+    if no_thinking {
+        extra.insert("enable_thinking".into(), serde_json::Value::Bool(false));
+    }
+    let text = t.render_with(messages, true, &extra)?;
+    Ok(Prompt {
+        ids: m.tokenizer.encode(&text, true, true)?,
+        starts_thinking: t.thinks().then(|| prompt_opens_thinking(&text)),
+    })
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
     let prompt = read_prompt(a.prompt.as_deref())?;
     let params = gen_params(&a.sampling)?;
     let mut m = load(&a.model)?;
-    let ids = if a.raw {
-        m.tokenizer.encode(&prompt, true, false)?
+    let prompt = if a.raw {
+        Prompt {
+            ids: m.tokenizer.encode(&prompt, true, false)?,
+            starts_thinking: None,
+        }
     } else {
         let mut msgs = Vec::new();
         if let Some(s) = &a.system {
@@ -200,11 +291,19 @@ pub fn run(a: RunArgs) -> Result<()> {
             role: "user".into(),
             content: prompt,
         });
-        render(&m, &msgs)?
+        render(&m, &msgs, a.thinking.no_thinking)?
     };
     let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
     let mut out = stdout.lock();
-    let (text, stats) = stream_reply(&mut m, &ids, &params, &mut out)?;
+    let (text, stats) = stream_reply(
+        &mut m,
+        &prompt,
+        &params,
+        a.thinking.display(),
+        &mut out,
+        tty,
+    )?;
     if !text.ends_with('\n') {
         out.write_all(b"\n").ok();
     }
@@ -263,18 +362,26 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             role: "user".into(),
             content: msg.to_string(),
         });
-        let ids = render(&m, &history)?;
-        if ids.len() >= m.session.n_ctx() {
+        let prompt = render(&m, &history, a.thinking.no_thinking)?;
+        if prompt.ids.len() >= m.session.n_ctx() {
             history.pop();
             eprintln!(
                 "owl: the conversation ({} tokens) no longer fits the context ({}); /reset to start over",
-                ids.len(),
+                prompt.ids.len(),
                 m.session.n_ctx()
             );
             continue;
         }
+        let tty = stdout.is_terminal();
         let mut out = stdout.lock();
-        let (text, stats) = stream_reply(&mut m, &ids, &params, &mut out)?;
+        let (text, stats) = stream_reply(
+            &mut m,
+            &prompt,
+            &params,
+            a.thinking.display(),
+            &mut out,
+            tty,
+        )?;
         out.write_all(b"\n").ok();
         out.flush().ok();
         history.push(ChatMessage {

@@ -320,3 +320,39 @@ fn chat_keeps_history_resets_and_leaves() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_reasoning_models_thinking_goes_to_stderr_or_nowhere() {
+    // tiny-qwen3 has a Qwen3-style thinking template whose prompt opens a <think> block; the
+    // random model never closes it, so its whole reply is thinking.
+    let m = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/arch/tiny-qwen3.gguf"
+    );
+    let base = [
+        "run",
+        "-m",
+        m,
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "8",
+        "-t",
+        "2",
+        "hi",
+    ];
+    let out = owl(&base, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "", "stdout gets the answer only");
+    let thinking = text(&out.stderr);
+    assert!(!thinking.trim().is_empty(), "the thinking goes to stderr");
+
+    let hidden = owl(&[&base[..], &["--hide-thinking"]].concat(), None);
+    assert!(hidden.status.success());
+    assert_eq!(text(&hidden.stderr).trim(), "");
+
+    // --no-thinking: the template closes the block itself, the reply is an answer.
+    let answer = owl(&[&base[..], &["--no-thinking"]].concat(), None);
+    assert!(answer.status.success());
+    assert!(!text(&answer.stdout).trim().is_empty());
+}

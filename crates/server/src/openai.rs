@@ -74,6 +74,11 @@ pub struct ChatRequest {
     pub max_completion_tokens: Option<i64>,
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<i64>,
+    /// Extra chat-template variables (llama-server and vLLM's name), e.g. Qwen3's
+    /// `{"enable_thinking": false}`.
+    pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Shorthand for `chat_template_kwargs.enable_thinking`.
+    pub enable_thinking: Option<bool>,
 }
 
 /// `/v1/completions` fields besides [`CommonFields`]; `prompt` is checked by hand because it
@@ -154,6 +159,9 @@ pub struct ChatLogprobs {
 pub struct AssistantMessage {
     pub role: &'static str,
     pub content: String,
+    /// A reasoning model's thinking (DeepSeek's API field), when the template thinks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
 }
 
 #[derive(Serialize, Debug)]
@@ -181,6 +189,8 @@ pub struct Delta {
     pub role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
 }
 
 #[derive(Serialize, Debug)]

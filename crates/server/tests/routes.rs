@@ -931,3 +931,81 @@ async fn a_panicking_handler_is_a_500_and_the_server_goes_on() {
     let r = get_path(app, "/boom").await;
     assert_error(&r, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+// ---- reasoning models ----
+
+/// A thinking template in the style of DeepSeek-R1 / Qwen3: the generation prompt opens a
+/// `<think>` block unless `enable_thinking` is false, which writes an empty closed block.
+const THINKING_TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% else %}<think>\n{% endif %}{% endif %}";
+
+fn thinking_app() -> Router {
+    static STATE: OnceLock<AppState> = OnceLock::new();
+    let state = STATE.get_or_init(|| {
+        let mut m = load(2, 16, 2, None);
+        m.template = Some(
+            owl_text::ChatTemplate::new(THINKING_TEMPLATE, "<|im_start|>", "<|im_end|>")
+                .expect("template"),
+        );
+        AppState::ready(config(None), m)
+    });
+    owl_server::router(state.clone())
+}
+
+#[tokio::test]
+async fn reasoning_content_is_split_from_the_answer() {
+    // The prompt opens a thinking block and this small model never closes it: everything it
+    // writes is reasoning.
+    let r = post(thinking_app(), "/v1/chat/completions", chat_body(json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    let msg = &v["choices"][0]["message"];
+    let reasoning = msg["reasoning_content"]
+        .as_str()
+        .expect("reasoning_content")
+        .to_string();
+    assert!(!reasoning.is_empty(), "{v}");
+    assert_eq!(msg["content"], "");
+
+    // Streaming: the same text arrives as `delta.reasoning_content`.
+    let r = post(
+        thinking_app(),
+        "/v1/chat/completions",
+        chat_body(json!({"stream": true})),
+    )
+    .await;
+    let mut streamed = String::new();
+    for d in sse_data(&r.text()) {
+        if d == "[DONE]" {
+            continue;
+        }
+        let c: Value = serde_json::from_str(&d).expect("chunk");
+        let delta = &c["choices"][0]["delta"];
+        if let Some(t) = delta["reasoning_content"].as_str() {
+            streamed.push_str(t);
+        }
+        assert!(delta["content"].as_str().unwrap_or("").is_empty(), "{d}");
+    }
+    assert_eq!(streamed, reasoning);
+
+    // `enable_thinking: false` (also as chat_template_kwargs) closes the block in the prompt:
+    // the reply is all answer.
+    for extra in [
+        json!({"enable_thinking": false}),
+        json!({"chat_template_kwargs": {"enable_thinking": false}}),
+    ] {
+        let r = post(thinking_app(), "/v1/chat/completions", chat_body(extra)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let v = r.json();
+        let msg = &v["choices"][0]["message"];
+        assert!(!msg["content"].as_str().unwrap().is_empty(), "{v}");
+        assert_eq!(msg["reasoning_content"], "");
+    }
+}
+
+#[tokio::test]
+async fn plain_templates_have_no_reasoning_field() {
+    let r = post(app(), "/v1/chat/completions", chat_body(json!({}))).await;
+    assert!(r.json()["choices"][0]["message"]
+        .get("reasoning_content")
+        .is_none());
+}

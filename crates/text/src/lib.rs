@@ -32,6 +32,7 @@ mod error;
 mod partition;
 mod pretokenize;
 mod pyjson;
+pub mod reasoning;
 mod spec;
 mod spm;
 mod stream;
@@ -41,6 +42,7 @@ mod tokenizer;
 mod vocab;
 
 pub use error::TextError;
+pub use reasoning::ThinkSplitter;
 pub use spec::VocabSpec;
 pub use stream::StreamDecoder;
 pub use template::{ChatMessage, ChatTemplate};

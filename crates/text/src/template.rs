@@ -34,6 +34,8 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    /// The template writes `<think>` blocks (a reasoning model: Qwen3, DeepSeek-R1, …).
+    thinks: bool,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -117,7 +119,13 @@ impl ChatTemplate {
             env,
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
+            thinks: source.contains(crate::reasoning::THINK_CLOSE),
         })
+    }
+
+    /// Whether the template belongs to a reasoning model that thinks inside `<think>` tags.
+    pub fn thinks(&self) -> bool {
+        self.thinks
     }
 
     /// Renders the conversation; with `add_generation_prompt` the output ends with the

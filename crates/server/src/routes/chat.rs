@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use owl_engine::{Request, TokenLogprob};
-use owl_text::{ChatMessage, Tokenizer};
+use owl_text::reasoning::prompt_opens_thinking;
+use owl_text::{ChatMessage, ThinkSplitter, Tokenizer};
 use std::sync::Arc;
 
 use crate::body;
@@ -123,6 +124,10 @@ pub async fn chat(
     let settings = params::settings(&common, model.engine.n_vocab())?;
     let logprobs = logprobs_wanted(&req)?;
     let msgs = messages(req.messages)?;
+    let mut extra = req.chat_template_kwargs.unwrap_or_default();
+    if let Some(on) = req.enable_thinking {
+        extra.insert("enable_thinking".into(), serde_json::Value::Bool(on));
+    }
     if model.template.is_none() {
         return Err(ApiError::bad_request(
             "this model has no chat template; use /v1/completions",
@@ -135,14 +140,21 @@ pub async fn chat(
             .template
             .as_ref()
             .ok_or_else(|| ApiError::server("no template"))?;
-        let text = t.render(&msgs, true).map_err(|e| {
+        let text = t.render_with(&msgs, true, &extra).map_err(|e| {
             ApiError::bad_param("messages", format!("cannot apply the chat template: {e}"))
         })?;
-        m.tokenizer
+        // A reasoning model's reply is split into thinking and answer.
+        let splitter = t
+            .thinks()
+            .then(|| ThinkSplitter::new(prompt_opens_thinking(&text)));
+        let ids = m
+            .tokenizer
             .encode(&text, true, true)
-            .map_err(|e| ApiError::bad_request(format!("cannot tokenize the prompt: {e}")))
+            .map_err(|e| ApiError::bad_request(format!("cannot tokenize the prompt: {e}")))?;
+        Ok::<_, ApiError>((ids, splitter))
     })
     .await?;
+    let (prompt, mut splitter) = prompt;
     let max_tokens = match req.max_completion_tokens {
         Some(v) => params::max_tokens(
             Some(v),
@@ -180,6 +192,7 @@ pub async fn chat(
             fingerprint: fingerprint(),
             include_usage: settings.include_usage,
             tokenizer: Arc::clone(&model.tokenizer),
+            splitter,
         };
         return Ok(sse::response(tracked, fmt, settings.include_usage));
     }
@@ -202,16 +215,35 @@ pub async fn chat(
         system_fingerprint: fingerprint(),
         choices: vec![ChatChoice {
             index: 0,
-            message: AssistantMessage {
-                role: "assistant",
-                content: done.text,
-            },
+            message: split_message(done.text, splitter.as_mut()),
             logprobs: lp,
             finish_reason,
         }],
         usage: Usage::new(f.prompt_tokens, f.completion_tokens, f.cached_tokens),
     })
     .into_response())
+}
+
+/// The reply as a message, its thinking (if the template thinks) in `reasoning_content`.
+fn split_message(text: String, splitter: Option<&mut ThinkSplitter>) -> AssistantMessage {
+    match splitter {
+        None => AssistantMessage {
+            role: "assistant",
+            content: text,
+            reasoning_content: None,
+        },
+        Some(s) => {
+            let (mut r, mut c) = s.push(&text);
+            let (r2, c2) = s.finish();
+            r.push_str(&r2);
+            c.push_str(&c2);
+            AssistantMessage {
+                role: "assistant",
+                content: c,
+                reasoning_content: Some(r),
+            }
+        }
+    }
 }
 
 /// Chat chunk shapes for [`sse::response`].
@@ -222,6 +254,7 @@ struct ChatStream {
     fingerprint: String,
     include_usage: bool,
     tokenizer: Arc<Tokenizer>,
+    splitter: Option<ThinkSplitter>,
 }
 
 impl ChatStream {
@@ -252,11 +285,21 @@ impl ChatStream {
     }
 }
 
+/// A delta carrying what the splitter released (fields left out when empty).
+fn split_delta((reasoning, content): (String, String)) -> Delta {
+    Delta {
+        content: (!content.is_empty()).then_some(content),
+        reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+        ..Delta::default()
+    }
+}
+
 impl ChunkFormat for ChatStream {
     fn opening(&mut self) -> Vec<String> {
         let delta = Delta {
             role: Some("assistant"),
             content: Some(String::new()),
+            reasoning_content: None,
         };
         vec![self.chunk(vec![Self::choice(delta, None, None)], None)]
     }
@@ -268,18 +311,22 @@ impl ChunkFormat for ChatStream {
                 .map(|(id, l)| chat_entry(&self.tokenizer, *id, l))
                 .collect(),
         });
-        let delta = Delta {
-            role: None,
-            content: Some(text),
+        let delta = match self.splitter.as_mut() {
+            None => Delta {
+                content: Some(text),
+                ..Delta::default()
+            },
+            Some(s) => split_delta(s.push(&text)),
         };
         self.chunk(vec![Self::choice(delta, lp, None)], None)
     }
 
     fn finish(&mut self, reason: &'static str) -> String {
-        self.chunk(
-            vec![Self::choice(Delta::default(), None, Some(reason))],
-            None,
-        )
+        let delta = match self.splitter.as_mut() {
+            None => Delta::default(),
+            Some(s) => split_delta(s.finish()),
+        };
+        self.chunk(vec![Self::choice(delta, None, Some(reason))], None)
     }
 
     fn usage(&mut self, usage: Usage) -> String {
