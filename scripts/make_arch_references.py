@@ -40,6 +40,8 @@ ARCHS = {
     "llama": dict(arch="llama", rope_theta=10000.0, qkv_bias=False),
     "qwen2": dict(arch="qwen2", rope_theta=1000000.0, qkv_bias=True),
     "qwen3": dict(arch="qwen3", rope_theta=1000000.0, qkv_bias=False, qk_norm=True, head_dim=16),
+    "qwen3moe": dict(arch="qwen3moe", rope_theta=1000000.0, qkv_bias=False, qk_norm=True,
+                     head_dim=16, n_expert=8, n_expert_used=2, n_ff_exp=48),
 }
 
 

@@ -126,6 +126,14 @@ def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
             t.append((p + "attn_v.bias", (kv,), np.float32))
         t.append((p + "attn_output.weight", (e, q), np.float16))
         t.append((p + "ffn_norm.weight", (e,), np.float32))
+        if m.get("n_expert"):
+            # Mixture of experts: router in F32 (as the converter keeps it), 3-D expert tensors.
+            x, fe = m["n_expert"], m["n_ff_exp"]
+            t.append((p + "ffn_gate_inp.weight", (x, e), np.float32))
+            t.append((p + "ffn_gate_exps.weight", (x, fe, e), np.float16))
+            t.append((p + "ffn_up_exps.weight", (x, fe, e), np.float16))
+            t.append((p + "ffn_down_exps.weight", (x, e, fe), np.float16))
+            continue
         t.append((p + "ffn_gate.weight", (ff, e), np.float16))
         t.append((p + "ffn_up.weight", (ff, e), np.float16))
         t.append((p + "ffn_down.weight", (e, ff), np.float16))
@@ -268,6 +276,10 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
     if "head_dim" in m:
         w.add_key_length(m["head_dim"])
         w.add_value_length(m["head_dim"])
+    if m.get("n_expert"):
+        w.add_expert_count(m["n_expert"])
+        w.add_expert_used_count(m["n_expert_used"])
+        w.add_expert_feed_forward_length(m["n_ff_exp"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     if arch == "llama":
         w.add_vocab_size(m["n_vocab"])
@@ -293,6 +305,12 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
             data = np.ones(shape, dtype=np.float32)
         elif len(shape) == 1:
             data = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float32)
+        elif dtype == np.float32:
+            data = (rng.standard_normal(shape, dtype=np.float32) * m.get("scale", 0.02)).astype(np.float32)
+        elif len(shape) == 3:
+            data = np.empty(shape, dtype=np.float16)
+            for i in range(shape[0]):
+                data[i] = rng.standard_normal(shape[1:], dtype=np.float32) * m.get("scale", 0.02)
         else:
             data = np.empty(shape, dtype=np.float16)
             rows = max(1, CHUNK_ELEMENTS // shape[1])

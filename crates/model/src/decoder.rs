@@ -6,6 +6,7 @@ use owl_kernels::{linear, QMatrix};
 use crate::batch::{Batch, Logits};
 use crate::blocks::ffn::{FfnScratch, SwiGluFfn};
 use crate::blocks::gqa::{AttnScratch, Gqa};
+use crate::blocks::moe::MoeFfn;
 use crate::blocks::norm::RmsNorm;
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
@@ -16,7 +17,13 @@ pub struct DecoderLayer {
     pub attn_norm: RmsNorm,
     pub attn: Gqa,
     pub ffn_norm: RmsNorm,
-    pub ffn: SwiGluFfn,
+    pub ffn: FfnBlock,
+}
+
+/// The feed-forward half of a layer: dense, or a mixture of experts.
+pub enum FfnBlock {
+    Dense(SwiGluFfn),
+    Moe(MoeFfn),
 }
 
 pub struct Decoder {
@@ -60,10 +67,26 @@ impl Model for Decoder {
                 ("attn_k", &l.attn.wk),
                 ("attn_v", &l.attn.wv),
                 ("attn_output", &l.attn.wo),
-                ("ffn_gate", &l.ffn.gate),
-                ("ffn_up", &l.ffn.up),
-                ("ffn_down", &l.ffn.down),
             ]);
+            match &l.ffn {
+                FfnBlock::Dense(f) => {
+                    w.extend([
+                        ("ffn_gate", &f.gate),
+                        ("ffn_up", &f.up),
+                        ("ffn_down", &f.down),
+                    ]);
+                }
+                FfnBlock::Moe(m) => {
+                    w.push(("ffn_gate_inp", &m.router));
+                    for f in &m.experts {
+                        w.extend([
+                            ("ffn_gate_exps", &f.gate),
+                            ("ffn_up_exps", &f.up),
+                            ("ffn_down_exps", &f.down),
+                        ]);
+                    }
+                }
+            }
         }
         w.push(("output", &self.output));
         w
@@ -122,13 +145,18 @@ impl Model for Decoder {
             cx.trace("ffn_inp", Some(li), x);
             layer.ffn_norm.forward(x, h);
             cx.trace("ffn_norm", Some(li), h);
-            let scratch = FfnScratch {
-                layer: li,
-                gate: &mut buf.ff_a,
-                up: &mut buf.ff_b,
-                act: &mut buf.act,
-            };
-            layer.ffn.forward(cx, h, n, o, scratch);
+            match &layer.ffn {
+                FfnBlock::Dense(ffn) => {
+                    let scratch = FfnScratch {
+                        layer: li,
+                        gate: &mut buf.ff_a,
+                        up: &mut buf.ff_b,
+                        act: &mut buf.act,
+                    };
+                    ffn.forward(cx, h, n, o, scratch);
+                }
+                FfnBlock::Moe(moe) => moe.forward(cx, h, n, o, &mut buf.moe, &mut buf.act),
+            }
             cx.trace("ffn_out", Some(li), o);
             for (a, b) in x.iter_mut().zip(o.iter()) {
                 *a += *b;

@@ -67,6 +67,53 @@ impl Loader<'_> {
         })
     }
 
+    /// The `n` expert matrices (`rows × cols` each) of a 3-D tensor with GGUF dims
+    /// `[cols, rows, n]`, each a view of its slice of the tensor's bytes.
+    pub fn experts(
+        &self,
+        name: &str,
+        cols: usize,
+        rows: usize,
+        n: usize,
+    ) -> Result<Vec<QMatrix>, ModelError> {
+        let info = self.dims(name)?;
+        let want = vec![cols as u64, rows as u64, n as u64];
+        if info.dims != want {
+            return Err(ModelError::BadShape {
+                name: name.into(),
+                got: info.dims.clone(),
+                want,
+            });
+        }
+        if !self.kernels.supports(info.ty) {
+            return Err(ModelError::UnsupportedType {
+                name: name.into(),
+                ty: info.ty,
+            });
+        }
+        let per = owl_quant::row_bytes(info.ty, cols) * rows;
+        let data = self.file.tensor_data(info);
+        (0..n)
+            .map(|i| {
+                let bytes = if self.opts.copy_weights {
+                    WeightBytes::Owned(Arc::new(data[i * per..(i + 1) * per].to_vec()))
+                } else {
+                    WeightBytes::Mapped {
+                        file: Arc::clone(self.file),
+                        offset: info.offset as usize + i * per,
+                        len: per,
+                    }
+                };
+                Ok(QMatrix {
+                    ty: info.ty,
+                    rows,
+                    cols,
+                    bytes,
+                })
+            })
+            .collect()
+    }
+
     /// A vector of `len` values, dequantized to f32 (norm weights, biases).
     pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
         let info = self.dims(name)?;

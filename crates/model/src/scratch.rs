@@ -34,6 +34,8 @@ pub struct Buffers {
     /// [n_dims / 2] RoPE angles
     pub cos_sin: Vec<(f32, f32)>,
     pub act: ActBuffer,
+    /// Mixture-of-experts working memory (grows on first use).
+    pub moe: crate::blocks::moe::MoeBuffers,
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) {

@@ -104,7 +104,7 @@ fn check_arch(arch: &str) -> f32 {
 
 #[test]
 fn every_architecture_matches_llama_cpp() {
-    for arch in ["llama", "qwen2", "qwen3"] {
+    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
         let worst = check_arch(arch);
         eprintln!("{arch}: greedy 3x32 equal, max |logit diff| {worst:.2e}");
     }
@@ -112,7 +112,7 @@ fn every_architecture_matches_llama_cpp() {
 
 #[test]
 fn every_architecture_is_prefill_and_batch_invariant() {
-    for arch in ["llama", "qwen2", "qwen3"] {
+    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
         let r = reference(arch);
         let prompt = ids(&r["cases"][2]["prompt_tokens"]);
         let other = ids(&r["cases"][1]["prompt_tokens"]);

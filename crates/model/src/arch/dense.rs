@@ -6,8 +6,9 @@ use owl_kernels::rope::RopeOrder;
 
 use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::gqa::{Gqa, QkNorm};
+use crate::blocks::moe::MoeFfn;
 use crate::blocks::norm::RmsNorm;
-use crate::decoder::{Decoder, DecoderLayer};
+use crate::decoder::{Decoder, DecoderLayer, FfnBlock};
 use crate::hparams::HParams;
 use crate::loader::Loader;
 use crate::{Model, ModelError};
@@ -22,6 +23,40 @@ pub struct DenseSpec {
     pub qkv_bias: bool,
     /// Per-head RMSNorm of Q and K before RoPE (`blk.N.attn_{q,k}_norm.weight`, Qwen3).
     pub qk_norm: bool,
+    /// The FFN is a mixture of experts with a softmax router (`ffn_gate_inp`,
+    /// `ffn_{gate,up,down}_exps`; `{arch}.expert_count`, `.expert_used_count`,
+    /// `.expert_feed_forward_length`), weights normalised over the chosen experts.
+    pub moe: bool,
+}
+
+/// Expert counts and sizes of a mixture-of-experts model.
+fn moe_dims(ld: &Loader<'_>, arch: &str) -> Result<(usize, usize, usize), ModelError> {
+    let get = |k: &str| -> Result<usize, ModelError> {
+        let key = format!("{arch}.{k}");
+        let v = ld
+            .file
+            .get_u64(&key)
+            .ok_or(ModelError::MissingKey(key.clone()))?;
+        usize::try_from(v)
+            .ok()
+            .filter(|&v| v > 0 && v < (1 << 24))
+            .ok_or(ModelError::BadKey {
+                key,
+                why: format!("{v} is out of range"),
+            })
+    };
+    let (n_expert, n_used, n_ff) = (
+        get("expert_count")?,
+        get("expert_used_count")?,
+        get("expert_feed_forward_length")?,
+    );
+    if n_used > n_expert {
+        return Err(ModelError::BadKey {
+            key: format!("{arch}.expert_used_count"),
+            why: format!("{n_used} experts used of {n_expert}"),
+        });
+    }
+    Ok((n_expert, n_used, n_ff))
 }
 
 pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, ModelError> {
@@ -77,10 +112,28 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                 rope: hp.rope.clone(),
             },
             ffn_norm: norm(&t("ffn_norm"))?,
-            ffn: SwiGluFfn {
-                gate: ld.matrix(&t("ffn_gate"), e, ff)?,
-                up: ld.matrix(&t("ffn_up"), e, ff)?,
-                down: ld.matrix(&t("ffn_down"), ff, e)?,
+            ffn: if spec.moe {
+                let (n_expert, n_used, ffe) = moe_dims(ld, spec.arch)?;
+                let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
+                let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
+                let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
+                FfnBlock::Moe(MoeFfn {
+                    router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
+                    experts: gate
+                        .into_iter()
+                        .zip(up)
+                        .zip(down)
+                        .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
+                        .collect(),
+                    n_used,
+                    norm_weights: true,
+                })
+            } else {
+                FfnBlock::Dense(SwiGluFfn {
+                    gate: ld.matrix(&t("ffn_gate"), e, ff)?,
+                    up: ld.matrix(&t("ffn_up"), e, ff)?,
+                    down: ld.matrix(&t("ffn_down"), ff, e)?,
+                })
             },
         });
     }

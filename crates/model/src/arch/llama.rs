@@ -16,6 +16,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             rope: RopeOrder::Normal,
             qkv_bias: false,
             qk_norm: false,
+            moe: false,
         },
     )
 }

@@ -4,6 +4,7 @@ mod dense;
 mod llama;
 mod qwen2;
 mod qwen3;
+mod qwen3moe;
 
 use std::sync::Arc;
 
@@ -31,6 +32,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "qwen3",
         load: qwen3::load,
+    },
+    ArchEntry {
+        gguf_arch: "qwen3moe",
+        load: qwen3moe::load,
     },
 ];
 

@@ -15,6 +15,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             rope: RopeOrder::Neox,
             qkv_bias: true,
             qk_norm: false,
+            moe: false,
         },
     )
 }

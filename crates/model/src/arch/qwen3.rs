@@ -16,6 +16,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             rope: RopeOrder::Neox,
             qkv_bias: false,
             qk_norm: true,
+            moe: false,
         },
     )
 }

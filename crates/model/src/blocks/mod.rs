@@ -2,4 +2,5 @@
 
 pub mod ffn;
 pub mod gqa;
+pub mod moe;
 pub mod norm;
