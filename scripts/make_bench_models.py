@@ -89,6 +89,22 @@ MODELS: dict[str, dict] = {
         n_vocab=152064, n_ctx=32768, rope_theta=1000000.0, rms_eps=1e-6, tied=False,
         qkv_bias=True,
     ),
+    # Qwen3-30B-A3B's layer shapes with 4 of its 48 layers (128 experts, 8 used), and a dense
+    # Qwen3 of the same active size (the FFN of the 8 active experts: n_ff = 8 * 768), to show
+    # that MoE decoding costs what its active parameters cost.
+    "30b-a3b-4l": dict(
+        file="qwen3-30b-a3b-4layers-random-f16.gguf", name="Qwen3 30B-A3B, 4 layers (random)",
+        arch="qwen3moe", n_layer=4, n_embd=2048, n_ff=6144, n_head=32, n_head_kv=4,
+        head_dim=128, n_vocab=151936, n_ctx=40960, rope_theta=1000000.0, rms_eps=1e-6,
+        tied=False, qkv_bias=False, qk_norm=True, n_expert=128, n_expert_used=8, n_ff_exp=768,
+    ),
+    "30b-a3b-dense-4l": dict(
+        file="qwen3-a3b-dense-equivalent-4layers-random-f16.gguf",
+        name="Qwen3 dense, the active size of 30B-A3B, 4 layers (random)",
+        arch="qwen3", n_layer=4, n_embd=2048, n_ff=6144, n_head=32, n_head_kv=4,
+        head_dim=128, n_vocab=151936, n_ctx=40960, rope_theta=1000000.0, rms_eps=1e-6,
+        tied=False, qkv_bias=False, qk_norm=True,
+    ),
     # Tiny random models for checking an architecture against llama.cpp (not for speed).
     "tiny-qwen3": dict(
         file="tiny-qwen3-random-f16.gguf", name="tiny qwen3 (random weights)",
