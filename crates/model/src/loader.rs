@@ -32,10 +32,9 @@ impl Loader<'_> {
         self.file.tensor(name).is_some()
     }
 
-    /// A `rows × cols` matrix (GGUF dims `[cols, rows]`) in a format `linear` supports.
-    pub fn matrix(&self, name: &str, cols: usize, rows: usize) -> Result<QMatrix, ModelError> {
+    /// The tensor `name`, checked to have GGUF dims `want` and a type `linear` supports.
+    fn weight(&self, name: &str, want: Vec<u64>) -> Result<&owl_gguf::TensorInfo, ModelError> {
         let info = self.dims(name)?;
-        let want = vec![cols as u64, rows as u64];
         if info.dims != want {
             return Err(ModelError::BadShape {
                 name: name.into(),
@@ -49,21 +48,31 @@ impl Loader<'_> {
                 ty: info.ty,
             });
         }
-        let data = self.file.tensor_data(info);
-        let bytes = if self.opts.copy_weights {
-            WeightBytes::Owned(Arc::new(data.to_vec()))
+        Ok(info)
+    }
+
+    /// `len` bytes at `offset` into the tensor: borrowed from the map, or copied.
+    fn bytes(&self, info: &owl_gguf::TensorInfo, offset: usize, len: usize) -> WeightBytes {
+        if self.opts.copy_weights {
+            let data = self.file.tensor_data(info);
+            WeightBytes::Owned(Arc::new(data[offset..offset + len].to_vec()))
         } else {
             WeightBytes::Mapped {
                 file: Arc::clone(self.file),
-                offset: info.offset as usize,
-                len: info.n_bytes as usize,
+                offset: info.offset as usize + offset,
+                len,
             }
-        };
+        }
+    }
+
+    /// A `rows × cols` matrix (GGUF dims `[cols, rows]`) in a format `linear` supports.
+    pub fn matrix(&self, name: &str, cols: usize, rows: usize) -> Result<QMatrix, ModelError> {
+        let info = self.weight(name, vec![cols as u64, rows as u64])?;
         Ok(QMatrix {
             ty: info.ty,
             rows,
             cols,
-            bytes,
+            bytes: self.bytes(info, 0, info.n_bytes as usize),
         })
     }
 
@@ -76,42 +85,16 @@ impl Loader<'_> {
         rows: usize,
         n: usize,
     ) -> Result<Vec<QMatrix>, ModelError> {
-        let info = self.dims(name)?;
-        let want = vec![cols as u64, rows as u64, n as u64];
-        if info.dims != want {
-            return Err(ModelError::BadShape {
-                name: name.into(),
-                got: info.dims.clone(),
-                want,
-            });
-        }
-        if !self.kernels.supports(info.ty) {
-            return Err(ModelError::UnsupportedType {
-                name: name.into(),
-                ty: info.ty,
-            });
-        }
+        let info = self.weight(name, vec![cols as u64, rows as u64, n as u64])?;
         let per = owl_quant::row_bytes(info.ty, cols) * rows;
-        let data = self.file.tensor_data(info);
-        (0..n)
-            .map(|i| {
-                let bytes = if self.opts.copy_weights {
-                    WeightBytes::Owned(Arc::new(data[i * per..(i + 1) * per].to_vec()))
-                } else {
-                    WeightBytes::Mapped {
-                        file: Arc::clone(self.file),
-                        offset: info.offset as usize + i * per,
-                        len: per,
-                    }
-                };
-                Ok(QMatrix {
-                    ty: info.ty,
-                    rows,
-                    cols,
-                    bytes,
-                })
+        Ok((0..n)
+            .map(|i| QMatrix {
+                ty: info.ty,
+                rows,
+                cols,
+                bytes: self.bytes(info, i * per, per),
             })
-            .collect()
+            .collect())
     }
 
     /// A vector of `len` values, dequantized to f32 (norm weights, biases).

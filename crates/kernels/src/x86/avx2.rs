@@ -144,6 +144,55 @@ unsafe fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// `sum[j] += a[8j..8j+8] * b[8j..8j+8]` for j in 0..4: one step of 32 halves in ggml's
+/// `vec_dot_f16` layout.
+///
+/// # Safety
+/// `pa` and `pb` point to 32 readable halves (64 bytes) each.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_step32(sum: &mut [__m256; 4], pa: *const u8, pb: *const u8) {
+    for (j, acc) in sum.iter_mut().enumerate() {
+        // SAFETY: 16j + 16 <= 64 bytes (caller's contract).
+        let (ax, ay) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(pa.add(16 * j) as *const __m128i)),
+                _mm256_cvtph_ps(_mm_loadu_si128(pb.add(16 * j) as *const __m128i)),
+            )
+        };
+        *acc = _mm256_fmadd_ps(ax, ay, *acc);
+    }
+}
+
+/// ggml's reduction of the four accumulators: pairwise, then across lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_reduce(sum: [__m256; 4]) -> f32 {
+    let s02 = _mm256_add_ps(sum[0], sum[2]);
+    let s13 = _mm256_add_ps(sum[1], sum[3]);
+    let s = _mm256_add_ps(s02, s13);
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    _mm_cvtss_f32(_mm_hadd_ps(t1, t1))
+}
+
+/// `acc += a[..8] * b[..8]`: one step of the tiled (tinyBLAS) order.
+///
+/// # Safety
+/// `pa` and `pb` point to 8 readable halves (16 bytes) each.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_step8(acc: __m256, pa: *const u8, pb: *const u8) -> __m256 {
+    // SAFETY: 16 bytes each (caller's contract).
+    let (ax, ay) = unsafe {
+        (
+            _mm256_cvtph_ps(_mm_loadu_si128(pa as *const __m128i)),
+            _mm256_cvtph_ps(_mm_loadu_si128(pb as *const __m128i)),
+        )
+    };
+    _mm256_fmadd_ps(ax, ay, acc)
+}
+
 /// f16 · f16 in the order of llama.cpp's tiled GEMM (llamafile tinyBLAS) on AVX2: one 8-lane
 /// accumulator over steps of 8, then a horizontal sum; the length must be a multiple of 8
 /// (a remainder is added in f64).
@@ -162,13 +211,7 @@ unsafe fn dot_f16_tiled_avx2(a: &[f16], b: &[f16]) -> f32 {
     let mut i = 0;
     while i < np {
         // SAFETY: i + 8 <= np <= n elements of 2 bytes each.
-        let (ax, ay) = unsafe {
-            (
-                _mm256_cvtph_ps(_mm_loadu_si128(pa.add(2 * i) as *const __m128i)),
-                _mm256_cvtph_ps(_mm_loadu_si128(pb.add(2 * i) as *const __m128i)),
-            )
-        };
-        acc = _mm256_fmadd_ps(ax, ay, acc);
+        acc = unsafe { f16_step8(acc, pa.add(2 * i), pb.add(2 * i)) };
         i += 8;
     }
     let mut res = hsum_float_8(acc) as f64;
@@ -210,24 +253,11 @@ unsafe fn dot_f16_paged_avx2(row: &PagedRow<'_>, b: &[f16]) -> f32 {
         let seg = row.segment(i / KV_PAGE, KV_PAGE);
         let pa = seg[i % KV_PAGE..i % KV_PAGE + 32].as_ptr() as *const u8;
         let pb = b[i..i + 32].as_ptr() as *const u8;
-        for (j, acc) in sum.iter_mut().enumerate() {
-            // SAFETY: pa and pb each point to 32 halves (64 bytes); 16j + 16 <= 64.
-            let (ax, ay) = unsafe {
-                (
-                    _mm256_cvtph_ps(_mm_loadu_si128(pa.add(16 * j) as *const __m128i)),
-                    _mm256_cvtph_ps(_mm_loadu_si128(pb.add(16 * j) as *const __m128i)),
-                )
-            };
-            *acc = _mm256_fmadd_ps(ax, ay, *acc);
-        }
+        // SAFETY: pa and pb each point to 32 halves.
+        unsafe { f16_step32(&mut sum, pa, pb) };
         i += 32;
     }
-    let s02 = _mm256_add_ps(sum[0], sum[2]);
-    let s13 = _mm256_add_ps(sum[1], sum[3]);
-    let s = _mm256_add_ps(s02, s13);
-    let t0 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    let t1 = _mm_hadd_ps(t0, t0);
-    let mut res = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+    let mut res = f16_reduce(sum) as f64;
     for (k, y) in b.iter().enumerate().skip(np) {
         let x = row.segment(k / KV_PAGE, k % KV_PAGE + 1)[k % KV_PAGE];
         res += (x.to_f32() * y.to_f32()) as f64;
@@ -249,16 +279,10 @@ unsafe fn dot_f16_tiled_paged_avx2(row: &PagedRow<'_>, b: &[f16]) -> f32 {
     let mut i = 0;
     while i < np {
         let seg = row.segment(i / KV_PAGE, KV_PAGE);
-        let pa = seg[i % KV_PAGE..i % KV_PAGE + 8].as_ptr() as *const __m128i;
-        let pb = b[i..i + 8].as_ptr() as *const __m128i;
-        // SAFETY: pa and pb each point to 8 halves (16 bytes).
-        let (ax, ay) = unsafe {
-            (
-                _mm256_cvtph_ps(_mm_loadu_si128(pa)),
-                _mm256_cvtph_ps(_mm_loadu_si128(pb)),
-            )
-        };
-        acc = _mm256_fmadd_ps(ax, ay, acc);
+        let pa = seg[i % KV_PAGE..i % KV_PAGE + 8].as_ptr() as *const u8;
+        let pb = b[i..i + 8].as_ptr() as *const u8;
+        // SAFETY: pa and pb each point to 8 halves.
+        acc = unsafe { f16_step8(acc, pa, pb) };
         i += 8;
     }
     let mut res = hsum_float_8(acc) as f64;
@@ -288,24 +312,11 @@ unsafe fn dot_f16_bytes(n: usize, pa: *const u8, pb: *const u8) -> f32 {
     let mut sum = [_mm256_setzero_ps(); 4];
     let mut i = 0;
     while i < np {
-        for (j, acc) in sum.iter_mut().enumerate() {
-            // SAFETY: i + 8j + 8 <= np <= n elements of 2 bytes each.
-            let (ax, ay) = unsafe {
-                (
-                    _mm256_cvtph_ps(_mm_loadu_si128(pa.add(2 * (i + 8 * j)) as *const __m128i)),
-                    _mm256_cvtph_ps(_mm_loadu_si128(pb.add(2 * (i + 8 * j)) as *const __m128i)),
-                )
-            };
-            *acc = _mm256_fmadd_ps(ax, ay, *acc);
-        }
+        // SAFETY: i + 32 <= np <= n elements of 2 bytes each.
+        unsafe { f16_step32(&mut sum, pa.add(2 * i), pb.add(2 * i)) };
         i += 32;
     }
-    let s02 = _mm256_add_ps(sum[0], sum[2]);
-    let s13 = _mm256_add_ps(sum[1], sum[3]);
-    let s = _mm256_add_ps(s02, s13);
-    let t0 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    let t1 = _mm_hadd_ps(t0, t0);
-    let mut res = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+    let mut res = f16_reduce(sum) as f64;
     for k in np..n {
         // SAFETY: k < n.
         let (x, y) = unsafe {
