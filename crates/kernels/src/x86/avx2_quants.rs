@@ -29,6 +29,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot(GgmlType::Q2_K, vec_dot_q2_k_q8_k, "q2_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::Q3_K, vec_dot_q3_k_q8_k, "q3_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::Q4_K, vec_dot_q4_k_q8_k, "q4_k·q8_k/avx2");
+    k.set_vec_dot_x4(GgmlType::Q4_K, vec_dot_q4_k_q8_k_x4, "q4_k·q8_k x4/avx2");
     k.set_vec_dot(GgmlType::Q5_K, vec_dot_q5_k_q8_k, "q5_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::Q6_K, vec_dot_q6_k_q8_k, "q6_k·q8_k/avx2");
 }
@@ -383,67 +384,90 @@ unsafe fn q3_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
 fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = blocks(n, 256, w, q4_k::TYPE_SIZE, a, q8_k::TYPE_SIZE);
     // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
-    unsafe { q4_k_q8_k(nb, w.as_ptr(), a.as_ptr()) }
+    unsafe { q4_k_q8_k(nb, w.as_ptr(), [a.as_ptr()])[0] }
 }
 
+/// Four tokens against one Q4_K row; each result is bit-identical to `vec_dot_q4_k_q8_k`
+/// (the same operations per token; the weight block is unpacked once for all four).
+fn vec_dot_q4_k_q8_k_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 256;
+    assert!(
+        n % 256 == 0
+            && w.len() >= nb * q4_k::TYPE_SIZE
+            && a.iter().all(|r| r.len() >= nb * q8_k::TYPE_SIZE),
+        "q4_k·q8_k x4: short rows"
+    );
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { q4_k_q8_k(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
+}
+
+/// `T` tokens (1 or 4) against one Q4_K row, in ggml's AVX2 order per token.
+///
 /// # Safety
-/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q4_K` and `Q8_K` blocks.
+/// AVX2/FMA/F16C present; `x` points to `nb` `Q4_K` blocks and each `y[t]` to `nb` `Q8_K` blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+unsafe fn q4_k_q8_k<const T: usize>(nb: usize, x: *const u8, y: [*const u8; T]) -> [f32; T] {
     let m4 = _mm256_set1_epi8(0x0f);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_m = _mm_setzero_ps();
+    let mut acc = [_mm256_setzero_ps(); T];
+    let mut acc_m = [_mm_setzero_ps(); T];
     for i in 0..nb {
         // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
         // (Q4_K: d 0, dmin 2, scales 4..16, qs 16..144; Q8_K: d 0, qs 4..260, bsums 260..292).
-        let (xb, yb) = unsafe { (x.add(i * q4_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
+        let xb = unsafe { x.add(i * q4_k::TYPE_SIZE) };
+        let yb: [*const u8; T] = std::array::from_fn(|t| {
+            // SAFETY: as above.
+            unsafe { y[t].add(i * q8_k::TYPE_SIZE) }
+        });
         // SAFETY: as above.
-        let (yd, xdm, sm, q8sums) = unsafe {
-            (
-                f32_at(yb),
-                f16x2_at(xb),
-                k4_scales_mins(xb.add(q4_k::SCALES)),
-                load32(yb.add(q8_k::BSUMS)),
-            )
-        };
-        let d = yd * lane0(xdm);
-        let dmin = -yd * lane1(xdm);
-
+        let (xdm, sm) = unsafe { (f16x2_at(xb), k4_scales_mins(xb.add(q4_k::SCALES))) };
         let mins_and_scales = _mm256_cvtepu8_epi16(sm);
-        let q8s = _mm_hadd_epi16(
-            _mm256_castsi256_si128(q8sums),
-            _mm256_extracti128_si256(q8sums, 1),
-        );
-        let prod = _mm_madd_epi16(_mm256_extracti128_si256(mins_and_scales, 1), q8s);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+        let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+        let mut d = [0.0f32; T];
+        for t in 0..T {
+            // SAFETY: as above.
+            let (yd, q8sums) = unsafe { (f32_at(yb[t]), load32(yb[t].add(q8_k::BSUMS))) };
+            d[t] = yd * lane0(xdm);
+            let dmin = -yd * lane1(xdm);
+            let q8s = _mm_hadd_epi16(
+                _mm256_castsi256_si128(q8sums),
+                _mm256_extracti128_si256(q8sums, 1),
+            );
+            let prod = _mm_madd_epi16(mins, q8s);
+            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[t]);
+        }
 
         let sc128 = _mm256_castsi256_si128(mins_and_scales);
         let scales = _mm256_set_m128i(sc128, sc128);
 
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); T];
         for j in 0..4 {
             let scale_l = _mm256_shuffle_epi8(scales, pair_shuffle(2 * j, 2 * j));
             let scale_h = _mm256_shuffle_epi8(scales, pair_shuffle(2 * j + 1, 2 * j + 1));
-            // SAFETY: qs chunk j (32 bytes) and Q8_K quants 64j..64j + 64 are in the block.
-            let (q4bits, q8l, q8h) = unsafe {
-                let q8 = yb.add(q8_k::QS + 64 * j);
-                (
-                    load32(xb.add(q4_k::QS + 32 * j)),
-                    load32(q8),
-                    load32(q8.add(32)),
-                )
-            };
+            // SAFETY: qs chunk j (32 bytes) is in the block.
+            let q4bits = unsafe { load32(xb.add(q4_k::QS + 32 * j)) };
             let q4l = _mm256_and_si256(q4bits, m4);
             let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
-            let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
-            let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h));
+            for t in 0..T {
+                // SAFETY: Q8_K quants 64j..64j + 64 of token t's block are in bounds.
+                let (q8l, q8h) = unsafe {
+                    let q8 = yb[t].add(q8_k::QS + 64 * j);
+                    (load32(q8), load32(q8.add(32)))
+                };
+                let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
+                let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p16l, p16h));
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for t in 0..T {
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d[t]), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        }
     }
-    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-    hsum_float_8(acc) + _mm_cvtss_f32(acc_m)
+    std::array::from_fn(|t| {
+        let mut m = acc_m[t];
+        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        hsum_float_8(acc[t]) + _mm_cvtss_f32(m)
+    })
 }
 
 fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
