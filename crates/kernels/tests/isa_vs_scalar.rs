@@ -242,3 +242,36 @@ fn linear_many_equals_separate_linears() {
         }
     }
 }
+
+/// Formats with 32-value blocks at odd block counts (kernels that take two blocks per step
+/// finish the last one apart), against the scalar kernel.
+#[test]
+fn odd_block_counts_match_scalar() {
+    let scalar = Kernels::for_isa(Isa::Scalar);
+    for isa in Isa::available() {
+        let fast = Kernels::for_isa(isa);
+        for f in formats().iter().filter(|f| f.block_size == 32) {
+            let (Some(dot_s), Some(dot_f), Some(wq)) = (
+                scalar.vec_dot(f.ty),
+                fast.vec_dot(f.ty),
+                scalar.quantize(f.ty),
+            ) else {
+                continue;
+            };
+            for (case, n) in [32usize, 96, 160].into_iter().enumerate() {
+                let w_f32 = data(n, 7 + case as u64);
+                let mut w = vec![0u8; owl_quant::row_bytes(f.ty, n)];
+                wq(&w_f32, &mut w);
+                let x = data(n, 70 + case as u64);
+                let a = quantize(&scalar, f.vec_dot_type, &x);
+                let (rs, rf) = (dot_s(n, &w, &a), dot_f(n, &w, &a));
+                let mag: f32 = w_f32.iter().zip(&x).map(|(p, q)| (p * q).abs()).sum();
+                assert!(
+                    (rs - rf).abs() <= 1e-5 * mag.max(1.0),
+                    "{isa:?} {} n={n}: scalar {rs} vs {rf}",
+                    f.ty
+                );
+            }
+        }
+    }
+}

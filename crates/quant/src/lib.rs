@@ -45,6 +45,7 @@ pub mod fp16;
 pub mod fp32;
 pub mod k_common;
 pub mod mix;
+pub mod mxfp4;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -113,7 +114,7 @@ macro_rules! entry {
     };
 }
 
-static FORMATS: [Format; 15] = [
+static FORMATS: [Format; 16] = [
     entry!(F32, fp32, F32, quantize: Some(fp32::quantize), vec_dot: Some(fp32::vec_dot)),
     entry!(F16, fp16, F16, quantize: Some(fp16::quantize), vec_dot: Some(fp16::vec_dot)),
     entry!(BF16, bf16, BF16, quantize: Some(bf16::quantize), vec_dot: Some(bf16::vec_dot)),
@@ -129,6 +130,7 @@ static FORMATS: [Format; 15] = [
     entry!(Q5_K, q5_k, Q8_K, quantize: Some(q5_k::quantize), vec_dot: Some(q5_k::vec_dot)),
     entry!(Q6_K, q6_k, Q8_K, quantize: Some(q6_k::quantize), vec_dot: Some(q6_k::vec_dot)),
     entry!(Q8_K, q8_k, Q8_K, quantize: Some(q8_k::quantize), vec_dot: None),
+    entry!(MXFP4, mxfp4, Q8_0, quantize: Some(mxfp4::quantize), vec_dot: Some(mxfp4::vec_dot)),
 ];
 
 /// The format record for `ty`, or `None` for a type owl cannot compute with.

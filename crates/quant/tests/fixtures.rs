@@ -58,6 +58,7 @@ fn quantize_matches_python_bytes() {
         GgmlType::Q5_0,
         GgmlType::Q5_1,
         GgmlType::Q8_0,
+        GgmlType::MXFP4,
     ] {
         let want = fixture(&format!("{ty}.q"));
         let got = quantize(ty, &x);

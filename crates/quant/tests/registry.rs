@@ -4,7 +4,7 @@ use owl_quant::GgmlType::{self, *};
 use owl_quant::{format, formats, row_bytes};
 
 /// (type, vec_dot_type, has vec_dot) as ggml's CPU type traits define them.
-const EXPECTED: [(GgmlType, GgmlType, bool); 15] = [
+const EXPECTED: [(GgmlType, GgmlType, bool); 16] = [
     (F32, F32, true),
     (F16, F16, true),
     (BF16, BF16, true),
@@ -20,6 +20,7 @@ const EXPECTED: [(GgmlType, GgmlType, bool); 15] = [
     (Q5_K, Q8_K, true),
     (Q6_K, Q8_K, true),
     (Q8_K, Q8_K, false),
+    (MXFP4, Q8_0, true),
 ];
 
 #[test]

@@ -13,8 +13,8 @@ mod common;
 use common::{dequantize, fmt, quantize, Rng};
 use owl_quant::GgmlType::{self, *};
 
-const WEIGHTS: [GgmlType; 13] = [
-    F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+const WEIGHTS: [GgmlType; 14] = [
+    F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4,
 ];
 
 fn act_error_bound(act: GgmlType, x: &[f32]) -> Vec<f32> {

@@ -17,7 +17,9 @@
 
 use std::arch::x86_64::*;
 
-use owl_quant::{q2_k, q3_k, q4_0, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k, GgmlType};
+use owl_quant::{
+    mxfp4, q2_k, q3_k, q4_0, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k, GgmlType,
+};
 
 use super::common::*;
 use crate::Kernels;
@@ -29,6 +31,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot(GgmlType::Q2_K, vec_dot_q2_k_q8_k, "q2_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::Q3_K, vec_dot_q3_k_q8_k, "q3_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::Q4_K, vec_dot_q4_k_q8_k, "q4_k·q8_k/avx2");
+    k.set_vec_dot(GgmlType::MXFP4, vec_dot_mxfp4_q8_0, "mxfp4·q8_0/avx2");
     k.set_vec_dot_x4(GgmlType::Q4_K, vec_dot_q4_k_q8_k_x4, "q4_k·q8_k x4/avx2");
     k.set_vec_dot(GgmlType::Q5_K, vec_dot_q5_k_q8_k, "q5_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::Q6_K, vec_dot_q6_k_q8_k, "q6_k·q8_k/avx2");
@@ -623,4 +626,74 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_float_8(acc)
+}
+
+fn vec_dot_mxfp4_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = blocks(n, 32, w, mxfp4::TYPE_SIZE, a, q8_0::TYPE_SIZE);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
+    unsafe { mxfp4_q8_0(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// MXFP4 · Q8_0 as ggml's AVX2 kernel: two blocks per step into two accumulators, the nibbles
+/// looked up in the value table with a byte shuffle; an odd last block in scalar code.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `MXFP4` and `Q8_0` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mxfp4_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    // SAFETY: KVALUES holds 16 bytes.
+    let values = unsafe { _mm_loadu_si128(mxfp4::KVALUES.as_ptr() as *const __m128i) };
+    let m4b = _mm_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let block = |ib: usize| {
+        // SAFETY: block ib < nb of each row is in bounds (caller's contract).
+        unsafe { (x.add(ib * mxfp4::TYPE_SIZE), y.add(ib * q8_0::TYPE_SIZE)) }
+    };
+    let scale = |xb: *const u8, yb: *const u8| {
+        // SAFETY: the Q8_0 block starts with its f16 scale, the MXFP4 block with its exponent.
+        let (d, e) = unsafe { (yb.cast::<u16>().read_unaligned(), *xb) };
+        half::f16::from_bits(d).to_f32() * mxfp4::e8m0_half(e)
+    };
+    let mut ib = 0;
+    while ib + 1 < nb {
+        for (k, a) in acc.iter_mut().enumerate() {
+            let (xb, yb) = block(ib + k);
+            // SAFETY: 16 nibble bytes after the exponent, 32 quants after the scale.
+            let (q4bits, q8b) = unsafe {
+                (
+                    _mm_loadu_si128(xb.add(mxfp4::QS) as *const __m128i),
+                    load32(yb.add(q8_0::QS)),
+                )
+            };
+            let q4b = _mm256_set_m128i(
+                _mm_shuffle_epi8(values, _mm_and_si128(_mm_srli_epi16(q4bits, 4), m4b)),
+                _mm_shuffle_epi8(values, _mm_and_si128(q4bits, m4b)),
+            );
+            let p = mul_sum_i8_pairs_float(q4b, q8b);
+            *a = _mm256_fmadd_ps(_mm256_set1_ps(scale(xb, yb)), p, *a);
+        }
+        ib += 2;
+    }
+    let mut sumf = hsum_float_8(_mm256_add_ps(acc[0], acc[1]));
+    while ib < nb {
+        let (xb, yb) = block(ib);
+        // SAFETY: as above; the block's 17 and 34 bytes are in bounds.
+        let (xs, ys) = unsafe {
+            (
+                std::slice::from_raw_parts(xb, mxfp4::TYPE_SIZE),
+                std::slice::from_raw_parts(yb, q8_0::TYPE_SIZE),
+            )
+        };
+        let (mut sumi1, mut sumi2) = (0i32, 0i32);
+        for j in 0..16 {
+            let q = xs[mxfp4::QS + j];
+            sumi1 += i32::from(ys[q8_0::QS + j] as i8)
+                * i32::from(mxfp4::KVALUES[usize::from(q & 0x0f)]);
+            sumi2 += i32::from(ys[q8_0::QS + 16 + j] as i8)
+                * i32::from(mxfp4::KVALUES[usize::from(q >> 4)]);
+        }
+        sumf += scale(xb, yb) * (sumi1 + sumi2) as f32;
+        ib += 1;
+    }
+    sumf
 }

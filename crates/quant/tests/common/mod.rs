@@ -98,7 +98,7 @@ impl Rng {
 }
 
 /// Types that have fixtures.
-pub const WEIGHT_TYPES: [GgmlType; 13] = [
+pub const WEIGHT_TYPES: [GgmlType; 14] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::BF16,
@@ -112,4 +112,5 @@ pub const WEIGHT_TYPES: [GgmlType; 13] = [
     GgmlType::Q4_K,
     GgmlType::Q5_K,
     GgmlType::Q6_K,
+    GgmlType::MXFP4,
 ];
