@@ -32,6 +32,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot(GgmlType::Q3_K, vec_dot_q3_k_q8_k, "q3_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::Q4_K, vec_dot_q4_k_q8_k, "q4_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::MXFP4, vec_dot_mxfp4_q8_0, "mxfp4·q8_0/avx2");
+    k.set_vec_dot_x4(GgmlType::Q6_K, vec_dot_q6_k_q8_k_x4, "q6_k·q8_k x4/avx2");
     k.set_vec_dot_x4(GgmlType::Q4_K, vec_dot_q4_k_q8_k_x4, "q4_k·q8_k x4/avx2");
     k.set_vec_dot(GgmlType::Q5_K, vec_dot_q5_k_q8_k, "q5_k·q8_k/avx2");
     k.set_vec_dot(GgmlType::Q6_K, vec_dot_q6_k_q8_k, "q6_k·q8_k/avx2");
@@ -549,50 +550,63 @@ unsafe fn q5_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
 fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = blocks(n, 256, w, q6_k::TYPE_SIZE, a, q8_k::TYPE_SIZE);
     // SAFETY: registered only after AVX2/FMA/F16C were detected; both rows hold `nb` blocks.
-    unsafe { q6_k_q8_k(nb, w.as_ptr(), a.as_ptr()) }
+    unsafe { q6_k_q8_k(nb, w.as_ptr(), [a.as_ptr()])[0] }
 }
 
+/// Four tokens against one Q6_K row; each result is bit-identical to `vec_dot_q6_k_q8_k`
+/// (the same operations per token; the weight block is unpacked once for all four).
+fn vec_dot_q6_k_q8_k_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 256;
+    assert!(
+        n % 256 == 0
+            && w.len() >= nb * q6_k::TYPE_SIZE
+            && a.iter().all(|r| r.len() >= nb * q8_k::TYPE_SIZE),
+        "q6_k·q8_k x4: short rows"
+    );
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { q6_k_q8_k(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
+}
+
+/// `T` tokens (1 or 4) against one Q6_K row, in ggml's AVX2 order per token.
+///
 /// # Safety
-/// AVX2/FMA/F16C present; `x` and `y` point to `nb` `Q6_K` and `Q8_K` blocks.
+/// AVX2/FMA/F16C present; `x` points to `nb` `Q6_K` blocks and each `y[t]` to `nb` `Q8_K` blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+unsafe fn q6_k_q8_k<const T: usize>(nb: usize, x: *const u8, y: [*const u8; T]) -> [f32; T] {
     let m3 = _mm256_set1_epi8(3);
     let m15 = _mm256_set1_epi8(15);
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = [_mm256_setzero_ps(); T];
     for i in 0..nb {
         // SAFETY: block `i < nb` of each row is in bounds; every offset below stays inside it
         // (Q6_K: ql 0..128, qh 128..192, scales 192..208, d 208..210, read as lane 1 of the four
         // bytes 206..210; Q8_K: d 0, qs 4..260, bsums 260..292).
-        let (xb, yb) = unsafe { (x.add(i * q6_k::TYPE_SIZE), y.add(i * q8_k::TYPE_SIZE)) };
+        let xb = unsafe { x.add(i * q6_k::TYPE_SIZE) };
+        let yb: [*const u8; T] = std::array::from_fn(|t| {
+            // SAFETY: as above.
+            unsafe { y[t].add(i * q8_k::TYPE_SIZE) }
+        });
         // SAFETY: as above.
-        let (yd, xd, q8sums, scales) = unsafe {
-            (
-                f32_at(yb),
-                f16x2_at(xb.add(q6_k::D - 2)),
-                load32(yb.add(q8_k::BSUMS)),
-                load16(xb.add(q6_k::SCALES)),
-            )
-        };
-        let d = yd * lane1(xd);
+        let (xd, scales) = unsafe { (f16x2_at(xb.add(q6_k::D - 2)), load16(xb.add(q6_k::SCALES))) };
         // Σ sc·32·q8 per lane: the -32 offset of every value, applied once.
         let scales_16 = _mm256_cvtepi8_epi16(scales);
-        let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales_16), 5);
+        let mut d = [0.0f32; T];
+        let mut q8sclsub = [_mm256_setzero_si256(); T];
+        for t in 0..T {
+            // SAFETY: as above.
+            let (yd, q8sums) = unsafe { (f32_at(yb[t]), load32(yb[t].add(q8_k::BSUMS))) };
+            d[t] = yd * lane1(xd);
+            q8sclsub[t] = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales_16), 5);
+        }
 
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); T];
         for j in 0..2 {
-            // SAFETY: ql bytes 64j..64j + 64, qh bytes 32j..32j + 32 and Q8_K quants
-            // 128j..128j + 128 are in the block.
-            let (q4bits1, q4bits2, q4bits_h, q8_0, q8_1, q8_2, q8_3) = unsafe {
+            // SAFETY: ql bytes 64j..64j + 64 and qh bytes 32j..32j + 32 are in the block.
+            let (q4bits1, q4bits2, q4bits_h) = unsafe {
                 let ql = xb.add(64 * j);
-                let q8 = yb.add(q8_k::QS + 128 * j);
                 (
                     load32(ql),
                     load32(ql.add(32)),
                     load32(xb.add(q6_k::QH + 32 * j)),
-                    load32(q8),
-                    load32(q8.add(32)),
-                    load32(q8.add(64)),
-                    load32(q8.add(96)),
                 )
             };
             let q4h_0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m3), 4);
@@ -600,32 +614,34 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
             let q4h_2 = _mm256_and_si256(q4bits_h, _mm256_set1_epi8(48));
             let q4h_3 = _mm256_srli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(-64)), 2);
 
-            let q4_0 = _mm256_or_si256(_mm256_and_si256(q4bits1, m15), q4h_0);
-            let q4_1 = _mm256_or_si256(_mm256_and_si256(q4bits2, m15), q4h_1);
-            let q4_2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), q4h_2);
-            let q4_3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), q4h_3);
-
-            let p16_0 = _mm256_maddubs_epi16(q4_0, q8_0);
-            let p16_1 = _mm256_maddubs_epi16(q4_1, q8_1);
-            let p16_2 = _mm256_maddubs_epi16(q4_2, q8_2);
-            let p16_3 = _mm256_maddubs_epi16(q4_3, q8_3);
-
+            let q4 = [
+                _mm256_or_si256(_mm256_and_si256(q4bits1, m15), q4h_0),
+                _mm256_or_si256(_mm256_and_si256(q4bits2, m15), q4h_1),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), q4h_2),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), q4h_3),
+            ];
             let is = 4 * j;
-            let scale = |k: usize| {
+            let sc: [__m256i; 4] = std::array::from_fn(|k| {
                 _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, byte_pair_shuffle(is + k)))
-            };
-            let p16_0 = _mm256_madd_epi16(scale(0), p16_0);
-            let p16_1 = _mm256_madd_epi16(scale(1), p16_1);
-            let p16_2 = _mm256_madd_epi16(scale(2), p16_2);
-            let p16_3 = _mm256_madd_epi16(scale(3), p16_3);
-
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16_0, p16_1));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16_2, p16_3));
+            });
+            for t in 0..T {
+                // SAFETY: Q8_K quants 128j..128j + 128 of token t's block are in bounds.
+                let q8: [__m256i; 4] = std::array::from_fn(|k| unsafe {
+                    load32(yb[t].add(q8_k::QS + 128 * j + 32 * k))
+                });
+                let p: [__m256i; 4] = std::array::from_fn(|k| {
+                    _mm256_madd_epi16(sc[k], _mm256_maddubs_epi16(q4[k], q8[k]))
+                });
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p[0], p[1]));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p[2], p[3]));
+            }
         }
-        let sumi = _mm256_sub_epi32(sumi, q8sclsub);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for t in 0..T {
+            let s = _mm256_sub_epi32(sumi[t], q8sclsub[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d[t]), _mm256_cvtepi32_ps(s), acc[t]);
+        }
     }
-    hsum_float_8(acc)
+    std::array::from_fn(|t| hsum_float_8(acc[t]))
 }
 
 fn vec_dot_mxfp4_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
