@@ -104,6 +104,10 @@ pub(crate) struct Scheduler {
     clock: u64,
     deadline: Option<Instant>,
     last_step_end: Option<Instant>,
+    /// `OWL_DEBUG_STEPS` was set at start: print each step's size and time.
+    debug_steps: bool,
+    /// This step's plan, kept between steps so planning allocates nothing once warm.
+    work: Vec<Work>,
 }
 
 impl Scheduler {
@@ -138,6 +142,8 @@ impl Scheduler {
             clock: 0,
             deadline: None,
             last_step_end: None,
+            debug_steps: std::env::var_os("OWL_DEBUG_STEPS").is_some(),
+            work: Vec::new(),
             cfg,
         })
     }
@@ -429,6 +435,13 @@ impl Scheduler {
 
     /// Plans, runs and samples one forward pass.
     fn step(&mut self) {
+        let mut work = std::mem::take(&mut self.work);
+        work.clear();
+        self.plan_and_run(&mut work);
+        self.work = work;
+    }
+
+    fn plan_and_run(&mut self, work: &mut Vec<Work>) {
         if self.running.is_empty() {
             return;
         }
@@ -440,7 +453,6 @@ impl Scheduler {
             self.cfg.n_batch
         };
         let mut prefill_used = 0;
-        let mut work: Vec<Work> = Vec::new();
         let mut i = 0;
         while i < self.running.len() {
             let s = &self.running[i];
@@ -491,7 +503,7 @@ impl Scheduler {
             return;
         }
         self.batch.clear();
-        for w in &work {
+        for w in work.iter() {
             let s = &self.running[w.seq];
             let (p0, end) = (s.n_computed, s.n_computed + w.len);
             let last = end == s.tokens.len();
@@ -525,7 +537,7 @@ impl Scheduler {
             self.runner
                 .forward(&self.batch, &mut self.kv, &mut self.logits)
         }));
-        if std::env::var_os("OWL_DEBUG_STEPS").is_some() {
+        if self.debug_steps {
             eprintln!(
                 "step: {} chunks {} tokens {:?} gap {:?}",
                 self.batch.chunks.len(),
@@ -551,7 +563,7 @@ impl Scheduler {
             }
             return;
         }
-        self.after_forward(&work);
+        self.after_forward(work);
     }
 
     /// Advances every sequence of the batch: records computed positions, samples, reports.
