@@ -42,6 +42,14 @@ ARCHS = {
     "qwen3": dict(arch="qwen3", rope_theta=1000000.0, qkv_bias=False, qk_norm=True, head_dim=16),
     "qwen3moe": dict(arch="qwen3moe", rope_theta=1000000.0, qkv_bias=False, qk_norm=True,
                      head_dim=16, n_expert=8, n_expert_used=2, n_ff_exp=48),
+    # DeepSeek-V3's shape in miniature: low-rank queries, a latent of 32 + 8 RoPE dims, one
+    # leading dense layer, then sigmoid-scored experts in 4 groups (2 used) with a selection
+    # bias, normalised and scaled weights, and a shared expert.
+    "deepseek2": dict(arch="deepseek2", rope_theta=10000.0, qkv_bias=False, n_layer=3, n_embd=64,
+                      n_head=4, n_head_kv=1, q_lora_rank=32, kv_lora_rank=32, n_rot=8, qk_nope=16,
+                      v_head=16, n_dense_lead=1, n_expert=8, n_expert_used=2, n_ff_exp=32,
+                      n_expert_shared=1, expert_weights_scale=2.5, expert_weights_norm=True,
+                      sigmoid=True, n_group=4, n_group_used=2, exp_probs_b=True),
 }
 
 

@@ -118,8 +118,78 @@ DEFAULT_TOKENIZER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CHUNK_ELEMENTS = 1 << 24  # rows generated at a time: ~16M values, 64 MB of f32
 
 
+def deepseek2_tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
+    """deepseek2 (multi-head latent attention, MoE with shared experts) as llama.cpp's converter
+    writes it: kv_b_proj split into attn_k_b (transposed) and attn_v_b, 3-D expert tensors."""
+    e, ff, v, nh = m["n_embd"], m["n_ff"], m["n_vocab"], m["n_head"]
+    lora, rot, nope, vh = m["kv_lora_rank"], m["n_rot"], m["qk_nope"], m["v_head"]
+    t: list[tuple[str, tuple[int, ...], type]] = [("token_embd.weight", (v, e), np.float16)]
+    for i in range(m["n_layer"]):
+        p = f"blk.{i}."
+        t.append((p + "attn_norm.weight", (e,), np.float32))
+        if m.get("q_lora_rank"):
+            ql = m["q_lora_rank"]
+            t.append((p + "attn_q_a.weight", (ql, e), np.float16))
+            t.append((p + "attn_q_a_norm.weight", (ql,), np.float32))
+            t.append((p + "attn_q_b.weight", (nh * (nope + rot), ql), np.float16))
+        else:
+            t.append((p + "attn_q.weight", (nh * (nope + rot), e), np.float16))
+        t.append((p + "attn_kv_a_mqa.weight", (lora + rot, e), np.float16))
+        t.append((p + "attn_kv_a_norm.weight", (lora,), np.float32))
+        t.append((p + "attn_k_b.weight", (nh, lora, nope), np.float16))
+        t.append((p + "attn_v_b.weight", (nh, vh, lora), np.float16))
+        t.append((p + "attn_output.weight", (e, nh * vh), np.float16))
+        t.append((p + "ffn_norm.weight", (e,), np.float32))
+        if i < m["n_dense_lead"]:
+            t.append((p + "ffn_gate.weight", (ff, e), np.float16))
+            t.append((p + "ffn_up.weight", (ff, e), np.float16))
+            t.append((p + "ffn_down.weight", (e, ff), np.float16))
+            continue
+        x, fe, fs = m["n_expert"], m["n_ff_exp"], m["n_ff_exp"] * m["n_expert_shared"]
+        t.append((p + "ffn_gate_inp.weight", (x, e), np.float32))
+        if m.get("exp_probs_b"):
+            t.append((p + "exp_probs_b.bias", (x,), np.float32))
+        t.append((p + "ffn_gate_exps.weight", (x, fe, e), np.float16))
+        t.append((p + "ffn_up_exps.weight", (x, fe, e), np.float16))
+        t.append((p + "ffn_down_exps.weight", (x, e, fe), np.float16))
+        t.append((p + "ffn_gate_shexp.weight", (fs, e), np.float16))
+        t.append((p + "ffn_up_shexp.weight", (fs, e), np.float16))
+        t.append((p + "ffn_down_shexp.weight", (e, fs), np.float16))
+    t.append(("output_norm.weight", (e,), np.float32))
+    if not m["tied"]:
+        t.append(("output.weight", (v, e), np.float16))
+    return t
+
+
+def add_deepseek2_metadata(w: gguf.GGUFWriter, m: dict) -> None:
+    """The deepseek2 keys DeepseekV2Model.set_gguf_parameters writes (absorbed MLA layout)."""
+    lora, rot = m["kv_lora_rank"], m["n_rot"]
+    w.add_leading_dense_block_count(m["n_dense_lead"])
+    w.add_vocab_size(m["n_vocab"])
+    if m.get("q_lora_rank"):
+        w.add_q_lora_rank(m["q_lora_rank"])
+    w.add_kv_lora_rank(lora)
+    w.add_key_length(lora + rot)
+    w.add_value_length(lora)
+    w.add_key_length_mla(m["qk_nope"] + rot)
+    w.add_value_length_mla(m["v_head"])
+    w.add_expert_shared_count(m["n_expert_shared"])
+    if "expert_weights_scale" in m:
+        w.add_expert_weights_scale(m["expert_weights_scale"])
+    if m.get("expert_weights_norm"):
+        w.add_expert_weights_norm(True)
+    w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID if m.get("sigmoid")
+                             else gguf.ExpertGatingFuncType.SOFTMAX)
+    if m.get("n_group"):
+        w.add_expert_group_count(m["n_group"])
+        w.add_expert_group_used_count(m["n_group_used"])
+    w.add_rope_dimension_count(rot)
+
+
 def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
     """(name, numpy shape = reversed ggml dims, dtype) in the converter's per-layer order."""
+    if m["arch"] == "deepseek2":
+        return deepseek2_tensor_shapes(m)
     e, ff, v = m["n_embd"], m["n_ff"], m["n_vocab"]
     hd = m.get("head_dim") or e // m["n_head"]
     q, kv = m["n_head"] * hd, m["n_head_kv"] * hd
@@ -297,6 +367,8 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
         w.add_expert_used_count(m["n_expert_used"])
         w.add_expert_feed_forward_length(m["n_ff_exp"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    if arch == "deepseek2":
+        add_deepseek2_metadata(w, m)
     if arch == "llama":
         w.add_vocab_size(m["n_vocab"])
         w.add_rope_dimension_count(m.get("head_dim") or m["n_embd"] // m["n_head"])
@@ -317,6 +389,9 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
             data = llama3_rope_factors(m)
         elif name.endswith(("attn_q_norm.weight", "attn_k_norm.weight")):
             data = (1 + rng.standard_normal(shape, dtype=np.float32) * 0.3).astype(np.float32)
+        elif name.endswith("exp_probs_b.bias"):
+            # Big enough to change which experts win now and then.
+            data = (rng.standard_normal(shape, dtype=np.float32) * 0.1).astype(np.float32)
         elif name.endswith("_norm.weight"):
             data = np.ones(shape, dtype=np.float32)
         elif len(shape) == 1:

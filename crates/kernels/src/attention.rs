@@ -47,7 +47,9 @@ impl<'a> PagedRow<'a> {
 /// One KV head of one layer of a sequence in a paged cache. Within a page, position `j`'s K
 /// row is `k[page * page_elems + k_offset + j * k_stride ..][..head_dim]`, and V is stored
 /// transposed: dimension `d` of the page's positions is
-/// `vt[page * page_elems + vt_offset + d * KV_PAGE ..][..KV_PAGE]`.
+/// `vt[page * vt_page_elems + vt_offset + d * KV_PAGE ..][..KV_PAGE]`. (V may live in another
+/// buffer than K with its own page size: multi-head latent attention transposes its latent
+/// into a scratch per step instead of caching it twice.)
 pub struct HeadView<'a> {
     pub k: &'a [f16],
     pub vt: &'a [f16],
@@ -55,6 +57,7 @@ pub struct HeadView<'a> {
     pub page_elems: usize,
     pub k_offset: usize,
     pub k_stride: usize,
+    pub vt_page_elems: usize,
     pub vt_offset: usize,
 }
 
@@ -74,7 +77,7 @@ impl HeadView<'_> {
         PagedRow {
             data: self.vt,
             pages: self.pages,
-            page_elems: self.page_elems,
+            page_elems: self.vt_page_elems,
             offset: self.vt_offset + i * KV_PAGE,
         }
     }
@@ -200,6 +203,7 @@ mod tests {
                 page_elems,
                 k_offset: d,
                 k_stride: kv_dim,
+                vt_page_elems: page_elems,
                 vt_offset: d * KV_PAGE,
             };
             for tiled in [false, true] {

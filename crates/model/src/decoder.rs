@@ -6,6 +6,7 @@ use owl_kernels::{linear, QMatrix};
 use crate::batch::{Batch, Logits};
 use crate::blocks::ffn::{FfnScratch, SwiGluFfn};
 use crate::blocks::gqa::{AttnScratch, Gqa};
+use crate::blocks::mla::{Mla, MlaQuery};
 use crate::blocks::moe::MoeFfn;
 use crate::blocks::norm::RmsNorm;
 use crate::hparams::HParams;
@@ -15,9 +16,15 @@ use crate::{Model, ModelError};
 
 pub struct DecoderLayer {
     pub attn_norm: RmsNorm,
-    pub attn: Gqa,
+    pub attn: AttnBlock,
     pub ffn_norm: RmsNorm,
     pub ffn: FfnBlock,
+}
+
+/// The attention half of a layer: grouped-query, or multi-head latent attention.
+pub enum AttnBlock {
+    Gqa(Gqa),
+    Mla(Mla),
 }
 
 /// The feed-forward half of a layer: dense, or a mixture of experts.
@@ -38,10 +45,15 @@ pub struct Decoder {
 
 impl Decoder {
     fn dims(&self, n_ctx_pad: usize, n_threads: usize) -> Dims {
+        // Latent attention keeps its own buffers (`MlaBuffers`): no GQA rows to size.
+        let gqa = !matches!(
+            self.layers.first().map(|l| &l.attn),
+            Some(AttnBlock::Mla(_))
+        );
         Dims {
             n_embd: self.hp.n_embd,
-            q_dim: self.hp.q_dim(),
-            kv_dim: self.hp.kv_dim(),
+            q_dim: if gqa { self.hp.q_dim() } else { 0 },
+            kv_dim: if gqa { self.hp.kv_dim() } else { 0 },
             n_ff: self.hp.n_ff,
             head_dim: self.hp.head_dim,
             n_ctx_pad,
@@ -56,18 +68,37 @@ impl Model for Decoder {
     }
 
     fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache {
-        KvCache::new(self.hp.n_layer, self.hp.kv_dim(), n_ctx, n_slots, n_pages)
+        match self.layers.first().map(|l| &l.attn) {
+            Some(AttnBlock::Mla(m)) => {
+                KvCache::new_latent(self.hp.n_layer, m.cache_width(), n_ctx, n_slots, n_pages)
+            }
+            _ => KvCache::new(self.hp.n_layer, self.hp.kv_dim(), n_ctx, n_slots, n_pages),
+        }
     }
 
     fn weights(&self) -> Vec<(&'static str, &QMatrix)> {
         let mut w = vec![("token_embd", &self.token_embd)];
         for l in &self.layers {
-            w.extend([
-                ("attn_q", &l.attn.wq),
-                ("attn_k", &l.attn.wk),
-                ("attn_v", &l.attn.wv),
-                ("attn_output", &l.attn.wo),
-            ]);
+            match &l.attn {
+                AttnBlock::Gqa(a) => w.extend([
+                    ("attn_q", &a.wq),
+                    ("attn_k", &a.wk),
+                    ("attn_v", &a.wv),
+                    ("attn_output", &a.wo),
+                ]),
+                AttnBlock::Mla(m) => {
+                    match &m.q {
+                        MlaQuery::Direct(q) => w.push(("attn_q", q)),
+                        MlaQuery::LowRank { a, b, .. } => {
+                            w.extend([("attn_q_a", a), ("attn_q_b", b)]);
+                        }
+                    }
+                    w.push(("attn_kv_a_mqa", &m.wkv_a));
+                    w.extend(m.wk_b.iter().map(|x| ("attn_k_b", x)));
+                    w.extend(m.wv_b.iter().map(|x| ("attn_v_b", x)));
+                    w.push(("attn_output", &m.wo));
+                }
+            }
             match &l.ffn {
                 FfnBlock::Dense(f) => {
                     w.extend([
@@ -78,6 +109,13 @@ impl Model for Decoder {
                 }
                 FfnBlock::Moe(m) => {
                     w.push(("ffn_gate_inp", &m.router));
+                    if let Some(f) = &m.shared {
+                        w.extend([
+                            ("ffn_gate_shexp", &f.gate),
+                            ("ffn_up_shexp", &f.up),
+                            ("ffn_down_shexp", &f.down),
+                        ]);
+                    }
                     for f in &m.experts {
                         w.extend([
                             ("ffn_gate_exps", &f.gate),
@@ -126,18 +164,25 @@ impl Model for Decoder {
             let o = &mut buf.o[..n * e];
             layer.attn_norm.forward(x, h);
             cx.trace("attn_norm", Some(li), h);
-            let scratch = AttnScratch {
-                layer: li,
-                q: &mut buf.q,
-                k: &mut buf.k,
-                v: &mut buf.v,
-                attn: &mut buf.attn,
-                scores: &mut buf.attn_scores,
-                f16s: &mut buf.attn_f16,
-                cos_sin: &mut buf.cos_sin,
-                act: &mut buf.act,
-            };
-            layer.attn.forward(cx, batch, kv, h, o, scratch);
+            match &layer.attn {
+                AttnBlock::Gqa(attn) => {
+                    let scratch = AttnScratch {
+                        layer: li,
+                        q: &mut buf.q,
+                        k: &mut buf.k,
+                        v: &mut buf.v,
+                        attn: &mut buf.attn,
+                        scores: &mut buf.attn_scores,
+                        f16s: &mut buf.attn_f16,
+                        cos_sin: &mut buf.cos_sin,
+                        act: &mut buf.act,
+                    };
+                    attn.forward(cx, batch, kv, h, o, scratch);
+                }
+                AttnBlock::Mla(mla) => {
+                    mla.forward(cx, batch, kv, li, h, o, &mut buf.mla, &mut buf.act);
+                }
+            }
             cx.trace("attn_out", Some(li), o);
             for (a, b) in x.iter_mut().zip(o.iter()) {
                 *a += *b;

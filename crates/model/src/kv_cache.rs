@@ -11,6 +11,10 @@
 //! when memory runs out (and pre-empts) instead of the process growing. Memory is reserved
 //! zeroed, so untouched pages cost address space only. Page tables and the free list are
 //! allocated once: growing a sequence allocates nothing.
+//!
+//! A *latent* cache (`new_latent`, multi-head latent attention) stores K rows only: V is a
+//! prefix of each K row (the compressed latent), so caching it again would double the memory;
+//! attention transposes the latent per step instead (`transpose_latent`).
 
 use half::f16;
 use owl_kernels::attention::{pad_kv, HeadView, KV_PAGE};
@@ -27,7 +31,7 @@ pub struct KvCache {
     page_elems: usize,
     /// [n_pages][n_layer][KV_PAGE][kv_dim]
     k: Vec<f16>,
-    /// [n_pages][n_layer][kv_dim][KV_PAGE]
+    /// [n_pages][n_layer][kv_dim][KV_PAGE]; empty in a latent (K-only) cache
     vt: Vec<f16>,
     /// Per slot: its pages in position order.
     tables: Vec<Vec<u32>>,
@@ -49,6 +53,29 @@ impl KvCache {
         n_slots: usize,
         n_pages: usize,
     ) -> KvCache {
+        KvCache::build(n_layer, kv_dim, n_ctx, n_slots, n_pages, true)
+    }
+
+    /// A K-only cache of rows of `k_dim` (multi-head latent attention: the latent and the
+    /// RoPE'd key part, one row per position and layer; V is read from the K rows).
+    pub fn new_latent(
+        n_layer: usize,
+        k_dim: usize,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+    ) -> KvCache {
+        KvCache::build(n_layer, k_dim, n_ctx, n_slots, n_pages, false)
+    }
+
+    fn build(
+        n_layer: usize,
+        kv_dim: usize,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        with_v: bool,
+    ) -> KvCache {
         let page_elems = n_layer * KV_PAGE * kv_dim;
         let n = n_pages * page_elems;
         let per_slot = pages_for(n_ctx).min(n_pages);
@@ -59,7 +86,7 @@ impl KvCache {
             n_pages,
             page_elems,
             k: zeroed(n),
-            vt: zeroed(n),
+            vt: if with_v { zeroed(n) } else { Vec::new() },
             tables: (0..n_slots).map(|_| Vec::with_capacity(per_slot)).collect(),
             free: (0..n_pages as u32).rev().collect(),
         }
@@ -102,7 +129,13 @@ impl KvCache {
 
     /// Bytes of one page (K and V, all layers).
     pub fn page_bytes(&self) -> usize {
-        2 * self.page_elems * 2
+        let parts = if self.vt.is_empty() { 1 } else { 2 };
+        parts * self.page_elems * 2
+    }
+
+    /// Bytes of cache one position takes (all layers).
+    pub fn bytes_per_position(&self) -> usize {
+        self.page_bytes() / KV_PAGE
     }
 
     /// Bytes the cache occupies when full.
@@ -182,8 +215,53 @@ impl KvCache {
         for (dst, &x) in self.k[at..at + self.kv_dim].iter_mut().zip(k) {
             *dst = f16::from_f32(x);
         }
-        for (d, &x) in v.iter().enumerate().take(self.kv_dim) {
-            self.vt[base + d * KV_PAGE + j] = f16::from_f32(x);
+        if !self.vt.is_empty() {
+            for (d, &x) in v.iter().enumerate().take(self.kv_dim) {
+                self.vt[base + d * KV_PAGE + j] = f16::from_f32(x);
+            }
+        }
+    }
+
+    /// Pages of `slot`, in position order.
+    pub fn pages(&self, slot: usize) -> &[u32] {
+        &self.tables[slot]
+    }
+
+    /// Copies the first `width` values of every K row of `layer` in `slot`'s pages into `dst`
+    /// transposed, page by page in the V layout (`dst[page][width][KV_PAGE]`, indexed by the
+    /// cache's page ids): the latent of multi-head latent attention read as V.
+    pub fn transpose_latent(&self, slot: usize, layer: usize, width: usize, dst: &mut [f16]) {
+        let per = width * KV_PAGE;
+        for &page in &self.tables[slot] {
+            let src = page as usize * self.page_elems + layer * KV_PAGE * self.kv_dim;
+            let out = &mut dst[page as usize * per..(page as usize + 1) * per];
+            for j in 0..KV_PAGE {
+                let row = &self.k[src + j * self.kv_dim..src + j * self.kv_dim + width];
+                for (d, &x) in row.iter().enumerate() {
+                    out[d * KV_PAGE + j] = x;
+                }
+            }
+        }
+    }
+
+    /// The view of `layer` in `slot` for a latent cache: K rows of the whole `kv_dim`, V from
+    /// `vt` as filled by `transpose_latent` with the same `width`.
+    pub fn latent_view<'a>(
+        &'a self,
+        slot: usize,
+        layer: usize,
+        vt: &'a [f16],
+        width: usize,
+    ) -> HeadView<'a> {
+        HeadView {
+            k: &self.k,
+            vt,
+            pages: &self.tables[slot],
+            page_elems: self.page_elems,
+            k_offset: layer * KV_PAGE * self.kv_dim,
+            k_stride: self.kv_dim,
+            vt_page_elems: width * KV_PAGE,
+            vt_offset: 0,
         }
     }
 
@@ -203,6 +281,7 @@ impl KvCache {
             page_elems: self.page_elems,
             k_offset: layer_at + kvh * head_dim,
             k_stride: self.kv_dim,
+            vt_page_elems: self.page_elems,
             vt_offset: layer_at + kvh * head_dim * KV_PAGE,
         }
     }
@@ -268,6 +347,34 @@ mod tests {
                 let x = v.vt[page + v.vt_offset + i * KV_PAGE + pos % KV_PAGE];
                 assert_eq!(k.to_f32(), f16::from_f32(row(pos, 0.5)[hd + i]).to_f32());
                 assert_eq!(x.to_f32(), f16::from_f32(row(pos, -0.25)[hd + i]).to_f32());
+            }
+        }
+    }
+
+    #[test]
+    fn latent_cache_keeps_k_rows_only_and_transposes_them_as_v() {
+        let (n_layer, width, lora) = (2, 10, 8);
+        let mut kv = KvCache::new_latent(n_layer, width, 128, 2, 4);
+        assert_eq!(kv.bytes_per_position(), n_layer * width * 2);
+        assert_eq!(kv.bytes(), 4 * n_layer * KV_PAGE * width * 2);
+        kv.ensure(0, 40).expect("room");
+        let row = |pos: usize| -> Vec<f32> { (0..width).map(|d| (pos * 3 + d) as f32).collect() };
+        for pos in 0..40 {
+            kv.store(0, 1, pos, &row(pos), &[]);
+        }
+        let mut vt = vec![f16::ZERO; kv.n_pages() * lora * KV_PAGE];
+        kv.transpose_latent(0, 1, lora, &mut vt);
+        let view = kv.latent_view(0, 1, &vt, lora);
+        for pos in [0usize, 5, 31, 32, 39] {
+            let page = view.pages[pos / KV_PAGE] as usize;
+            for d in 0..width {
+                let k =
+                    view.k[page * view.page_elems + view.k_offset + (pos % KV_PAGE) * width + d];
+                assert_eq!(k.to_f32(), row(pos)[d]);
+            }
+            for d in 0..lora {
+                let v = view.vt[page * view.vt_page_elems + d * KV_PAGE + pos % KV_PAGE];
+                assert_eq!(v.to_f32(), row(pos)[d]);
             }
         }
     }

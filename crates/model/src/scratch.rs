@@ -36,6 +36,8 @@ pub struct Buffers {
     pub act: ActBuffer,
     /// Mixture-of-experts working memory (grows on first use).
     pub moe: crate::blocks::moe::MoeBuffers,
+    /// Multi-head latent attention working memory (grows on first use).
+    pub mla: crate::blocks::mla::MlaBuffers,
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) {

@@ -48,6 +48,24 @@ pub fn model(name: Option<&str>) -> Result<()> {
             println!("{label:<13} {v}");
         }
     }
+    let g = std::sync::Arc::new(g);
+    match owl_model::load_model(&g, &Kernels::detect(), &owl_model::LoadOptions::default()) {
+        Ok(m) => {
+            // One page is enough to measure: the cache's size is linear in positions.
+            let kv = m.new_paged_cache(owl_kernels::attention::KV_PAGE, 1, 1);
+            let b = kv.bytes_per_position();
+            let per = if b < 1024 {
+                format!("{b} B")
+            } else {
+                format!("{:.1} KiB", b as f64 / 1024.0)
+            };
+            println!(
+                "kv cache      {per} per token (f16, all layers; {:.1} MiB for 4096 tokens)",
+                (b * 4096) as f64 / (1 << 20) as f64
+            );
+        }
+        Err(e) => println!("runs          no: {e}"),
+    }
     if let Some(t) = g.get_str("tokenizer.ggml.model") {
         let n = g
             .get_array("tokenizer.ggml.tokens")

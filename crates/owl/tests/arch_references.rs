@@ -18,6 +18,9 @@ use owl_model::{Batch, LoadOptions, Logits, LogitsWanted, Runner};
 /// owl and llama.cpp's decode path use), so prompt-step logits differ in the last bits.
 const TOLERANCE: f32 = 5e-3;
 
+/// Every architecture with a tiny reference model.
+const ARCHS: [&str; 5] = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"];
+
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch")
 }
@@ -88,6 +91,9 @@ fn check_arch(arch: &str) -> f32 {
                 let want = pair[1].as_f64().expect("logit") as f32;
                 let d = (logits[id] - want).abs();
                 worst = worst.max(d);
+                if std::env::var("OWL_ARCH_DEBUG").is_ok() && d > 1e-4 {
+                    eprintln!("{arch} step {step}: diff {d:.2e}");
+                }
                 assert!(
                     d <= TOLERANCE,
                     "{arch} step {step} token {id}: owl {} llama.cpp {want}",
@@ -104,7 +110,7 @@ fn check_arch(arch: &str) -> f32 {
 
 #[test]
 fn every_architecture_matches_llama_cpp() {
-    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
+    for arch in ARCHS {
         let worst = check_arch(arch);
         eprintln!("{arch}: greedy 3x32 equal, max |logit diff| {worst:.2e}");
     }
@@ -112,7 +118,7 @@ fn every_architecture_matches_llama_cpp() {
 
 #[test]
 fn every_architecture_is_prefill_and_batch_invariant() {
-    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
+    for arch in ARCHS {
         let r = reference(arch);
         let prompt = ids(&r["cases"][2]["prompt_tokens"]);
         let other = ids(&r["cases"][1]["prompt_tokens"]);

@@ -8,7 +8,7 @@ use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::gqa::{Gqa, QkNorm};
 use crate::blocks::moe::MoeFfn;
 use crate::blocks::norm::RmsNorm;
-use crate::decoder::{Decoder, DecoderLayer, FfnBlock};
+use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
 use crate::hparams::HParams;
 use crate::loader::Loader;
 use crate::{Model, ModelError};
@@ -30,7 +30,7 @@ pub struct DenseSpec {
 }
 
 /// Expert counts and sizes of a mixture-of-experts model.
-fn moe_dims(ld: &Loader<'_>, arch: &str) -> Result<(usize, usize, usize), ModelError> {
+pub(super) fn moe_dims(ld: &Loader<'_>, arch: &str) -> Result<(usize, usize, usize), ModelError> {
     let get = |k: &str| -> Result<usize, ModelError> {
         let key = format!("{arch}.{k}");
         let v = ld
@@ -89,7 +89,7 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
         };
         layers.push(DecoderLayer {
             attn_norm: norm(&t("attn_norm"))?,
-            attn: Gqa {
+            attn: AttnBlock::Gqa(Gqa {
                 wq: ld.matrix(&t("attn_q"), e, hp.q_dim())?,
                 wk: ld.matrix(&t("attn_k"), e, hp.kv_dim())?,
                 wv: ld.matrix(&t("attn_v"), e, hp.kv_dim())?,
@@ -110,24 +110,22 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                 n_head_kv: hp.n_head_kv,
                 head_dim: hp.head_dim,
                 rope: hp.rope.clone(),
-            },
+            }),
             ffn_norm: norm(&t("ffn_norm"))?,
             ffn: if spec.moe {
                 let (n_expert, n_used, ffe) = moe_dims(ld, spec.arch)?;
                 let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
                 let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
                 let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
-                FfnBlock::Moe(MoeFfn {
-                    router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
-                    experts: gate
-                        .into_iter()
+                FfnBlock::Moe(MoeFfn::softmax(
+                    ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
+                    gate.into_iter()
                         .zip(up)
                         .zip(down)
                         .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
                         .collect(),
                     n_used,
-                    norm_weights: true,
-                })
+                ))
             } else {
                 FfnBlock::Dense(SwiGluFfn {
                     gate: ld.matrix(&t("ffn_gate"), e, ff)?,

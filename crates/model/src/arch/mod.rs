@@ -1,5 +1,6 @@
 //! The architecture registry: one entry per GGUF `general.architecture` value.
 
+mod deepseek2;
 mod dense;
 mod llama;
 mod qwen2;
@@ -36,6 +37,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "qwen3moe",
         load: qwen3moe::load,
+    },
+    ArchEntry {
+        gguf_arch: "deepseek2",
+        load: deepseek2::load,
     },
 ];
 

@@ -2,5 +2,6 @@
 
 pub mod ffn;
 pub mod gqa;
+pub mod mla;
 pub mod moe;
 pub mod norm;

@@ -1,5 +1,12 @@
-//! Mixture-of-experts feed-forward: a softmax router picks `n_used` experts per token, each a
-//! gated SwiGLU FFN, and the token's output is their weighted sum.
+//! Mixture-of-experts feed-forward: a router picks `n_used` experts per token, each a gated
+//! SwiGLU FFN, and the token's output is their weighted sum (plus an always-on shared expert
+//! where the model has one).
+//!
+//! Routing options cover the families: softmax (Qwen3-MoE, DeepSeek-V2) or sigmoid
+//! (DeepSeek-V3) scores; a selection bias that steers which experts are chosen without changing
+//! their weights; expert groups (only the best `n_groups_used` groups, ranked by the sum of
+//! their two best scores, may contribute); weights normalised over the chosen experts and
+//! scaled by a routed scaling factor.
 //!
 //! Only the selected experts run, and tokens are grouped by expert so each expert's weights
 //! are read once per step however many tokens chose it: the bytes touched per token follow
@@ -9,7 +16,7 @@
 
 use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
-use crate::blocks::ffn::SwiGluFfn;
+use crate::blocks::ffn::{FfnScratch, SwiGluFfn};
 use crate::scratch::Compute;
 
 pub struct MoeFfn {
@@ -21,6 +28,43 @@ pub struct MoeFfn {
     pub n_used: usize,
     /// Divide the selected weights by their sum (Qwen3-MoE).
     pub norm_weights: bool,
+    /// How router logits become expert scores.
+    pub gating: Gating,
+    /// [n_expert] added to the scores only to choose experts (DeepSeek-V3's `exp_probs_b`).
+    pub selection_bias: Option<Vec<f32>>,
+    /// Expert groups: `(n_groups, n_groups_used)`; experts outside the chosen groups are
+    /// never picked.
+    pub groups: Option<(usize, usize)>,
+    /// Multiplies the final weights (DeepSeek's routed scaling factor); 1 for none.
+    pub weights_scale: f32,
+    /// An expert every token goes through, added to the routed output (DeepSeek).
+    pub shared: Option<SwiGluFfn>,
+}
+
+/// Expert scores from router logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gating {
+    /// Softmax over all experts.
+    Softmax,
+    /// Independent sigmoid per expert.
+    Sigmoid,
+}
+
+impl MoeFfn {
+    /// A plain softmax-routed mixture (Qwen3-MoE): no bias, groups, scaling or shared expert.
+    pub fn softmax(router: QMatrix, experts: Vec<SwiGluFfn>, n_used: usize) -> MoeFfn {
+        MoeFfn {
+            router,
+            experts,
+            n_used,
+            norm_weights: true,
+            gating: Gating::Softmax,
+            selection_bias: None,
+            groups: None,
+            weights_scale: 1.0,
+            shared: None,
+        }
+    }
 }
 
 /// Grow-only working memory of the MoE block.
@@ -30,6 +74,10 @@ pub struct MoeBuffers {
     probs: Vec<f32>,
     /// [n, n_used] (expert, weight) per token, in selection order
     picks: Vec<(u32, f32)>,
+    /// [n_expert] one token's selection scores (biased, group-masked)
+    select: Vec<f32>,
+    /// [n_groups] one token's group scores
+    group_scores: Vec<f32>,
     /// [n_expert + 1] start of each expert's group in `order`
     starts: Vec<usize>,
     /// [n * n_used] (token, slot) entries grouped by expert
@@ -73,23 +121,43 @@ impl MoeFfn {
         let probs = &mut b.probs[..n * n_expert];
         linear(cx.kernels, cx.pool, &self.router, x, n, probs, act);
 
-        // Route: softmax, top-k, (normalised) weights.
+        // Route: scores, top-k (optionally biased and group-masked), weights.
+        grow(&mut b.select, n_expert);
         for (t, row) in probs.chunks_exact_mut(n_expert).enumerate() {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum = (cx.kernels.softmax_exp())(row, max);
-            let inv = (1.0 / sum) as f32;
-            for p in row.iter_mut() {
-                *p *= inv;
+            match self.gating {
+                Gating::Softmax => {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum = (cx.kernels.softmax_exp())(row, max);
+                    let inv = (1.0 / sum) as f32;
+                    for p in row.iter_mut() {
+                        *p *= inv;
+                    }
+                }
+                Gating::Sigmoid => {
+                    for p in row.iter_mut() {
+                        *p = 1.0 / (1.0 + (-*p).exp());
+                    }
+                }
+            }
+            let select = &mut b.select[..n_expert];
+            select.copy_from_slice(row);
+            if let Some(bias) = &self.selection_bias {
+                for (s, &bb) in select.iter_mut().zip(bias) {
+                    *s += bb;
+                }
+            }
+            if let Some((n_groups, n_groups_used)) = self.groups {
+                mask_groups(select, n_groups, n_groups_used, &mut b.group_scores);
             }
             let picks = &mut b.picks[t * k..(t + 1) * k];
             for i in 0..k {
                 // The best expert not picked yet (lowest id on ties).
                 let mut best: Option<usize> = None;
-                for (j, &p) in row.iter().enumerate() {
+                for (j, &p) in select.iter().enumerate() {
                     if picks[..i].iter().any(|&(x, _)| x as usize == j) {
                         continue;
                     }
-                    if best.is_none_or(|bj| p > row[bj]) {
+                    if best.is_none_or(|bj| p > select[bj]) {
                         best = Some(j);
                     }
                 }
@@ -101,6 +169,11 @@ impl MoeFfn {
                 let s = (s as f32).max(6.103_515_6e-5);
                 for p in picks.iter_mut() {
                     p.1 /= s;
+                }
+            }
+            if self.weights_scale != 1.0 {
+                for p in picks.iter_mut() {
+                    p.1 *= self.weights_scale;
                 }
             }
         }
@@ -176,5 +249,97 @@ impl MoeFfn {
                 }
             }
         }
+
+        if let Some(shared) = &self.shared {
+            let n_ff = shared.gate.rows;
+            grow(&mut b.gate, n * n_ff);
+            grow(&mut b.up, n * n_ff);
+            grow(&mut b.yout, n * e);
+            let y = &mut b.yout[..n * e];
+            let scratch = FfnScratch {
+                layer: usize::MAX,
+                gate: &mut b.gate,
+                up: &mut b.up,
+                act,
+            };
+            shared.forward(&Compute { trace: None, ..*cx }, x, n, y, scratch);
+            for (d, &v) in out[..n * e].iter_mut().zip(y.iter()) {
+                *d += v;
+            }
+        }
+    }
+}
+
+/// Keeps the selection scores of the best `n_used` of `n_groups` equal groups of experts and
+/// sets the others to -inf. A group's score is the sum of its two best scores (DeepSeek-V3).
+fn mask_groups(select: &mut [f32], n_groups: usize, n_used: usize, scores: &mut Vec<f32>) {
+    let per = select.len() / n_groups;
+    grow(scores, n_groups);
+    for (g, s) in scores[..n_groups].iter_mut().enumerate() {
+        let grp = &select[g * per..(g + 1) * per];
+        let mut best = [f32::NEG_INFINITY; 2];
+        let mut first = usize::MAX;
+        for (i, &x) in grp.iter().enumerate() {
+            if x > best[0] {
+                best[0] = x;
+                first = i;
+            }
+        }
+        for (i, &x) in grp.iter().enumerate() {
+            if i != first && x > best[1] {
+                best[1] = x;
+            }
+        }
+        let sum = if per >= 2 {
+            best[0] as f64 + best[1] as f64
+        } else {
+            best[0] as f64
+        };
+        *s = sum as f32;
+    }
+    // Rank groups (lowest id on ties) and keep the first n_used.
+    for _ in 0..n_used.min(n_groups) {
+        let mut bg: Option<usize> = None;
+        for (g, &sc) in scores[..n_groups].iter().enumerate() {
+            if sc.is_nan() {
+                continue;
+            }
+            if bg.is_none_or(|b| sc > scores[b]) {
+                bg = Some(g);
+            }
+        }
+        if let Some(g) = bg {
+            // Mark chosen with NaN so it is skipped next round.
+            scores[g] = f32::NAN;
+        }
+    }
+    for g in 0..n_groups {
+        if !scores[g].is_nan() {
+            select[g * per..(g + 1) * per].fill(f32::NEG_INFINITY);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_groups;
+
+    #[test]
+    fn groups_are_ranked_by_their_two_best_scores() {
+        // Four groups of three. Group 0 holds the single best expert but a weak second one;
+        // groups 1 and 3 have the best top-two sums and are the ones kept.
+        let mut s = vec![
+            0.9, 0.0, 0.1, // group 0: top two sum 1.0
+            0.6, 0.5, 0.0, // group 1: 1.1
+            0.3, 0.3, 0.3, // group 2: 0.6
+            0.0, 0.55, 0.6, // group 3: 1.15
+        ];
+        let mut scratch = Vec::new();
+        mask_groups(&mut s, 4, 2, &mut scratch);
+        let ninf = f32::NEG_INFINITY;
+        assert_eq!(
+            s,
+            vec![ninf, ninf, ninf, 0.6, 0.5, 0.0, ninf, ninf, ninf, 0.0, 0.55, 0.6]
+        );
     }
 }

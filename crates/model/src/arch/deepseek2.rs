@@ -1,0 +1,215 @@
+//! `deepseek2`: DeepSeek-V2/V2.5/V3/R1, Kimi K2 (and other models llama.cpp files under it).
+//!
+//! Multi-head latent attention (`blocks::mla`, latent-only KV cache) and, after
+//! `leading_dense_block_count` dense layers, a mixture of experts with shared experts, softmax or
+//! sigmoid scores, an optional selection bias (`exp_probs_b`), expert groups, normalised and
+//! scaled weights. The tensor names and keys are those of llama.cpp's converter, which splits
+//! `kv_b_proj` into `attn_k_b` (transposed) and `attn_v_b` for the absorbed form.
+
+use owl_kernels::rope::RopeOrder;
+
+use super::dense::moe_dims;
+use crate::blocks::ffn::SwiGluFfn;
+use crate::blocks::mla::{Mla, MlaQuery};
+use crate::blocks::moe::{Gating, MoeFfn};
+use crate::blocks::norm::RmsNorm;
+use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
+use crate::hparams::HParams;
+use crate::loader::Loader;
+use crate::{Model, ModelError};
+
+const ARCH: &str = "deepseek2";
+
+fn key(k: &str) -> String {
+    format!("{ARCH}.{k}")
+}
+
+/// A positive size below 2^24 under `deepseek2.{k}`, or `default` when absent.
+fn size(ld: &Loader<'_>, k: &str, default: Option<usize>) -> Result<usize, ModelError> {
+    match ld.file.get_u64(&key(k)) {
+        Some(v) => usize::try_from(v)
+            .ok()
+            .filter(|&v| v < (1 << 24))
+            .ok_or(ModelError::BadKey {
+                key: key(k),
+                why: format!("{v} is out of range"),
+            }),
+        None => default.ok_or(ModelError::MissingKey(key(k))),
+    }
+}
+
+fn bad(k: &str, why: String) -> ModelError {
+    ModelError::BadKey { key: key(k), why }
+}
+
+pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
+    let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Normal)?;
+    let e = hp.n_embd;
+    let n_head = hp.n_head;
+    let n_rot = hp.rope.n_dims;
+    let kv_lora = size(ld, "attention.kv_lora_rank", None)?;
+    if hp.n_head_kv != 1 || hp.head_dim != kv_lora + n_rot {
+        return Err(bad(
+            "attention.key_length",
+            format!(
+                "expected the absorbed MLA layout (1 KV head of kv_lora_rank + rope dims = {}), \
+                 found {} KV heads of {}",
+                kv_lora + n_rot,
+                hp.n_head_kv,
+                hp.head_dim
+            ),
+        ));
+    }
+    let k_head = size(ld, "attention.key_length_mla", None)?;
+    let v_head = size(ld, "attention.value_length_mla", None)?;
+    if k_head <= n_rot || v_head == 0 {
+        return Err(bad(
+            "attention.key_length_mla",
+            format!("heads of {k_head} with {n_rot} RoPE dims"),
+        ));
+    }
+    let nope = k_head - n_rot;
+    let n_dense = size(ld, "leading_dense_block_count", Some(0))?;
+    let n_shared = size(ld, "expert_shared_count", Some(0))?;
+    let weights_scale = match ld.file.get_f32(&key("expert_weights_scale")) {
+        Some(s) if s != 0.0 => s,
+        _ => 1.0,
+    };
+    let norm_weights = ld
+        .file
+        .get_bool(&key("expert_weights_norm"))
+        .unwrap_or(false);
+    let gating = match ld.file.get_u64(&key("expert_gating_func")) {
+        None | Some(1) => Gating::Softmax,
+        Some(2) => Gating::Sigmoid,
+        Some(v) => {
+            return Err(bad(
+                "expert_gating_func",
+                format!("gating function {v} is not supported (1 softmax, 2 sigmoid)"),
+            ))
+        }
+    };
+    // YaRN's attention-scale correction enters the score scale squared (llama.cpp's
+    // deepseek2 graph); without scaling it is 1.
+    let mscale = 1.0f32;
+    let kq_scale = mscale * mscale / (k_head as f32).sqrt();
+
+    let token_embd = ld.matrix("token_embd.weight", e, hp.n_vocab)?;
+    let output = if ld.has("output.weight") {
+        ld.matrix("output.weight", e, hp.n_vocab)?
+    } else {
+        token_embd.clone()
+    };
+    let norm = |name: &str, len: usize| -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm {
+            weight: ld.vector(name, len)?,
+            eps: hp.rms_eps,
+        })
+    };
+    let mut rope = hp.rope.clone();
+    rope.n_dims = n_rot;
+
+    let mut layers = Vec::with_capacity(hp.n_layer);
+    for i in 0..hp.n_layer {
+        let t = |s: &str| format!("blk.{i}.{s}.weight");
+        let q = if ld.has(&t("attn_q_a")) {
+            let q_lora = size(ld, "attention.q_lora_rank", None)?;
+            MlaQuery::LowRank {
+                a: ld.matrix(&t("attn_q_a"), e, q_lora)?,
+                norm: ld.vector(&t("attn_q_a_norm"), q_lora)?,
+                b: ld.matrix(&t("attn_q_b"), q_lora, n_head * k_head)?,
+            }
+        } else {
+            MlaQuery::Direct(ld.matrix(&t("attn_q"), e, n_head * k_head)?)
+        };
+        let attn = Mla {
+            q,
+            wkv_a: ld.matrix(&t("attn_kv_a_mqa"), e, kv_lora + n_rot)?,
+            kv_norm: ld.vector(&t("attn_kv_a_norm"), kv_lora)?,
+            wk_b: ld.experts(&t("attn_k_b"), nope, kv_lora, n_head)?,
+            wv_b: ld.experts(&t("attn_v_b"), kv_lora, v_head, n_head)?,
+            wo: ld.matrix(&t("attn_output"), n_head * v_head, e)?,
+            n_head,
+            nope,
+            n_rot,
+            kv_lora,
+            v_head,
+            eps: hp.rms_eps,
+            rope: rope.clone(),
+            kq_scale,
+        };
+        let ffn = if i < n_dense {
+            FfnBlock::Dense(SwiGluFfn {
+                gate: ld.matrix(&t("ffn_gate"), e, hp.n_ff)?,
+                up: ld.matrix(&t("ffn_up"), e, hp.n_ff)?,
+                down: ld.matrix(&t("ffn_down"), hp.n_ff, e)?,
+            })
+        } else {
+            let (n_expert, n_used, ffe) = moe_dims(ld, ARCH)?;
+            let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
+            let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
+            let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
+            let groups = match (
+                ld.file.get_u64(&key("expert_group_count")),
+                ld.file.get_u64(&key("expert_group_used_count")),
+            ) {
+                (Some(g), Some(u)) if g > 1 => {
+                    let (g, u) = (g as usize, u as usize);
+                    if n_expert % g != 0 || u == 0 || u >= g {
+                        return Err(bad(
+                            "expert_group_count",
+                            format!("{n_expert} experts in {g} groups, {u} used"),
+                        ));
+                    }
+                    Some((g, u))
+                }
+                _ => None,
+            };
+            let selection_bias = if ld.has(&format!("blk.{i}.exp_probs_b.bias")) {
+                Some(ld.vector(&format!("blk.{i}.exp_probs_b.bias"), n_expert)?)
+            } else {
+                None
+            };
+            let shared = if n_shared > 0 {
+                let fs = ffe * n_shared;
+                Some(SwiGluFfn {
+                    gate: ld.matrix(&t("ffn_gate_shexp"), e, fs)?,
+                    up: ld.matrix(&t("ffn_up_shexp"), e, fs)?,
+                    down: ld.matrix(&t("ffn_down_shexp"), fs, e)?,
+                })
+            } else {
+                None
+            };
+            FfnBlock::Moe(MoeFfn {
+                router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
+                experts: gate
+                    .into_iter()
+                    .zip(up)
+                    .zip(down)
+                    .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
+                    .collect(),
+                n_used,
+                norm_weights,
+                gating,
+                selection_bias,
+                groups,
+                weights_scale,
+                shared,
+            })
+        };
+        layers.push(DecoderLayer {
+            attn_norm: norm(&t("attn_norm"), e)?,
+            attn: AttnBlock::Mla(attn),
+            ffn_norm: norm(&t("ffn_norm"), e)?,
+            ffn,
+        });
+    }
+    let output_norm = norm("output_norm.weight", e)?;
+    Ok(Box::new(Decoder {
+        hp,
+        token_embd,
+        layers,
+        output_norm,
+        output,
+    }))
+}
