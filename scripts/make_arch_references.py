@@ -53,10 +53,14 @@ ARCHS = {
 }
 
 
-# Registered together and in a fixed order: a model's random stream depends on its position.
+# A model's random stream follows its seed index. These are pinned (they are the positions the
+# models first had in make_bench_models.MODELS), so adding benchmark models does not change the
+# committed tiny models when they are regenerated. New architectures take the next free index.
+SEED_INDEX = {"qwen3": 4, "llama": 5, "qwen2": 6, "qwen3moe": 7, "deepseek2": 10}
 for _name, _spec in ARCHS.items():
+    _seed = SEED_INDEX.get(_name, max(SEED_INDEX.values()) + 1 + list(ARCHS).index(_name))
     mbm.MODELS[f"tiny-{_name}"] = dict(TINY, **_spec, file=f"tiny-{_name}.gguf",
-                                       name=f"tiny {_name} (random weights)")
+                                       name=f"tiny {_name} (random weights)", seed_index=_seed)
 
 
 # qwen3 gets a thinking chat template (Qwen3's shape: the generation prompt opens a <think>

@@ -105,6 +105,18 @@ MODELS: dict[str, dict] = {
         head_dim=128, n_vocab=151936, n_ctx=40960, rope_theta=1000000.0, rms_eps=1e-6,
         tied=False, qkv_bias=False, qk_norm=True,
     ),
+    # DeepSeek-V2-Lite's attention and expert shapes (with V2/V3's low-rank queries, which
+    # llama.cpp requires outside the 27-layer Lite) in 4 layers: 1 dense + 3 MoE layers of 64
+    # experts (6 used, 2 shared), multi-head latent attention with a 512 + 64 latent.
+    "dsv2-4l": dict(
+        file="deepseek-v2-lite-shapes-4layers-random-f16.gguf",
+        name="DeepSeek-V2-Lite shapes, 4 layers (random)",
+        arch="deepseek2", n_layer=4, n_embd=2048, n_ff=10944, n_head=16, n_head_kv=1,
+        n_vocab=102400, n_ctx=163840, rope_theta=10000.0, rms_eps=1e-6, tied=False,
+        qkv_bias=False, q_lora_rank=1536, kv_lora_rank=512, n_rot=64, qk_nope=128, v_head=128,
+        n_dense_lead=1, n_expert=64, n_expert_used=6, n_ff_exp=1408, n_expert_shared=2,
+        expert_weights_scale=1.0, sigmoid=False,
+    ),
     # Tiny random models for checking an architecture against llama.cpp (not for speed).
     "tiny-qwen3": dict(
         file="tiny-qwen3-random-f16.gguf", name="tiny qwen3 (random weights)",
@@ -382,7 +394,7 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
     w.write_ti_data_to_file()
 
     # One generator per model, so a model's file does not depend on which others are made.
-    rng = np.random.default_rng([seed, list(MODELS).index(key)])
+    rng = np.random.default_rng([seed, m.get("seed_index", list(MODELS).index(key))])
     t0, done = time.time(), 0
     for name, shape, dtype in shapes:
         if name == "rope_freqs.weight":
