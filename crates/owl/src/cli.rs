@@ -177,9 +177,14 @@ pub struct ServeArgs {
     /// Threads for compute (default: physical cores available to this process).
     #[arg(short, long)]
     pub threads: Option<usize>,
-    /// Require `Authorization: Bearer KEY` on every route but /health.
-    #[arg(long)]
+    /// Require `Authorization: Bearer KEY` on every route but /health (or set OWL_API_KEY,
+    /// which keeps the key out of process listings).
+    #[arg(long, env = "OWL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Allow browser pages from this origin to call the API (CORS); repeat for several, or
+    /// `*` for any. Off by default.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
     /// Requests that may wait for a free sequence; more are refused with 429.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,

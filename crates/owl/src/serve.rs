@@ -16,6 +16,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
     if a.ctx_size == Some(0) {
         bail!("--ctx-size must be at least 1");
     }
+    for o in &a.cors_origins {
+        let url_like = (o.starts_with("http://") || o.starts_with("https://"))
+            && !o.ends_with('/')
+            && o.bytes().all(|b| b.is_ascii_graphic());
+        if o != "*" && !url_like {
+            bail!("--cors-origin {o:?}: give a scheme and host like https://app.example (no path, no trailing slash), or *");
+        }
+    }
     let path = store::resolve(a.model.as_deref(), true)?;
     owl_server::run(ServeOptions {
         model: ModelOptions {
@@ -29,5 +37,6 @@ pub fn run(a: ServeArgs) -> Result<()> {
         host: a.host,
         port: a.port,
         api_key: a.api_key.filter(|k| !k.is_empty()),
+        cors_origins: a.cors_origins,
     })
 }

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub port: u16,
     /// When set, every route but `/health` wants `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
+    /// Origins browsers may call from (CORS); `*` for any; empty: no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 /// The HTTP side's own settings (what the router needs besides the model).
@@ -61,4 +63,6 @@ pub struct HttpConfig {
     /// Unix time reported as the model's `created`.
     pub created: u64,
     pub api_key: Option<String>,
+    /// Origins browsers may call from (CORS); `*` for any; empty: no CORS headers.
+    pub cors_origins: Vec<String>,
 }

@@ -11,18 +11,22 @@
 //! 3. `CatchPanicLayer`: a panicking handler becomes a 500 OpenAI error; the server goes on.
 //! 4. `require_key`: with `--api-key`, everything but `/health` needs `Authorization: Bearer`.
 //! 5. `DefaultBodyLimit`: bodies over [`BODY_LIMIT`] are refused (413) as they are read.
+//!
+//! With `--cors-origin`, a CORS layer wraps all of them, so browsers' preflight `OPTIONS`
+//! requests are answered before the API key is checked.
 
 use std::any::Any;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures_util::StreamExt;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::BODY_LIMIT;
 use crate::error::ApiError;
@@ -31,12 +35,42 @@ use crate::state::AppState;
 
 /// Wraps `router` in the production middleware stack.
 pub fn apply(router: Router, state: AppState) -> Router {
-    router
+    let cors = cors_layer(&state.config().cors_origins);
+    let router = router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), require_key))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(state, log_requests))
-        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(json_errors));
+    match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    }
+}
+
+/// CORS for the configured origins (`*`: any); `None` when there are none. Origins that are
+/// not valid header values are skipped (the CLI checks them first).
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
 }
 
 fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {

@@ -85,6 +85,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         model_id: model_id.clone(),
         created,
         api_key: opts.api_key.clone(),
+        cors_origins: opts.cors_origins.clone(),
     });
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
 

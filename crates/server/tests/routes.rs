@@ -45,6 +45,7 @@ fn config(api_key: Option<&str>) -> HttpConfig {
         model_id: ID.to_string(),
         created: 1_700_000_000,
         api_key: api_key.map(str::to_string),
+        cors_origins: Vec::new(),
     }
 }
 
@@ -831,6 +832,58 @@ async fn api_key_is_required_except_for_health() {
     // /health stays open (503 here: this state never loads).
     let r = get_path(app, "/health").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_before_the_key_check_and_only_for_listed_origins() {
+    let mut cfg = config(Some("sekret"));
+    cfg.cors_origins = vec!["https://app.example".to_string()];
+    let app = owl_server::router(AppState::loading(cfg));
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/v1/chat/completions")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = send(app.clone(), preflight("https://app.example")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example"
+    );
+    let methods = r.headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(methods.contains("POST"), "{methods}");
+    let r = send(app.clone(), preflight("https://evil.example")).await;
+    assert!(r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    // A real request still needs the key, and carries the CORS header on its error.
+    let req = Request::get("/v1/models")
+        .header(header::ORIGIN, "https://app.example")
+        .body(Body::empty())
+        .unwrap();
+    let r = send(app.clone(), req).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example"
+    );
+    // Without --cors-origin there are no CORS headers at all.
+    let plain = owl_server::router(AppState::loading(config(None)));
+    let req = Request::get("/health")
+        .header(header::ORIGIN, "https://app.example")
+        .body(Body::empty())
+        .unwrap();
+    let r = send(plain, req).await;
+    assert!(r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 }
 
 #[tokio::test]
