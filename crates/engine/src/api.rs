@@ -29,6 +29,9 @@ pub struct Request {
     /// Report the logprob of every prompt token after the first (legacy completions `echo`),
     /// with `logprobs` alternatives.
     pub prompt_logprobs: bool,
+    /// Decode special tokens into the reported text (gpt-oss's channel markers, which the
+    /// HTTP side splits into reasoning and answer).
+    pub render_special: bool,
 }
 
 /// A token's logprob and the best alternatives (token id, logprob), best first.

@@ -208,7 +208,7 @@ impl Scheduler {
                 let seq = Seq {
                     tokens: req.prompt.clone(),
                     prompt_len: req.prompt.len(),
-                    text: StopText::new(&req.stop),
+                    text: StopText::new(&req.stop, req.render_special),
                     req,
                     events,
                     cancel,

@@ -24,9 +24,9 @@ pub enum Released {
 }
 
 impl StopText {
-    pub fn new(stops: &[String]) -> StopText {
+    pub fn new(stops: &[String], render_special: bool) -> StopText {
         StopText {
-            decoder: StreamDecoder::new(),
+            decoder: StreamDecoder::with_special(render_special),
             held: String::new(),
             stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
             stopped: false,
@@ -99,7 +99,7 @@ mod tests {
 
     fn run(stops: &[&str], pieces: &[&str]) -> (Vec<String>, Option<String>) {
         let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
-        let mut t = StopText::new(&stops);
+        let mut t = StopText::new(&stops, false);
         let mut out = Vec::new();
         for p in pieces {
             match t.push_text(p) {

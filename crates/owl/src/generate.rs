@@ -9,8 +9,7 @@ use owl_engine::{GenerateParams, GenerateStats, Session};
 use owl_gguf::GgufFile;
 use owl_kernels::Kernels;
 use owl_model::{LoadOptions, Runner};
-use owl_text::reasoning::prompt_opens_thinking;
-use owl_text::{ChatMessage, ChatTemplate, StreamDecoder, ThinkSplitter, Tokenizer};
+use owl_text::{ChatMessage, ChatTemplate, ReplySplitter, StreamDecoder, Tokenizer};
 
 use crate::cli::{ChatArgs, ModelArgs, RunArgs, SamplingArgs};
 use crate::store;
@@ -119,7 +118,7 @@ pub struct ThinkingDisplay {
 /// when it is a terminal, else to stderr (so a pipe gets the answer only), or nowhere.
 struct ReplySink<'a> {
     out: &'a mut dyn Write,
-    splitter: Option<ThinkSplitter>,
+    splitter: Option<ReplySplitter>,
     show: bool,
     to_terminal: bool,
     in_dim: bool,
@@ -184,13 +183,18 @@ fn stream_reply(
     out: &mut dyn Write,
     to_terminal: bool,
 ) -> Result<(String, GenerateStats)> {
-    let mut decoder = StreamDecoder::new();
+    let splitter = prompt.splitter.clone();
+    let mut decoder = StreamDecoder::with_special(
+        splitter
+            .as_ref()
+            .is_some_and(ReplySplitter::needs_special_tokens),
+    );
     let mut text = String::new();
     let mut write_err = None;
     let tok = &m.tokenizer;
     let mut sink = ReplySink {
         out,
-        splitter: prompt.starts_thinking.map(ThinkSplitter::new),
+        splitter,
         show: !thinking.hide,
         to_terminal,
         in_dim: false,
@@ -252,7 +256,8 @@ fn read_stdin() -> Result<String> {
 /// A tokenized prompt, and for a reasoning model whether it leaves a thinking block open.
 struct Prompt {
     ids: Vec<u32>,
-    starts_thinking: Option<bool>,
+    /// How a reasoning model's reply splits into thinking and answer.
+    splitter: Option<ReplySplitter>,
 }
 
 fn render(m: &Loaded, messages: &[ChatMessage], no_thinking: bool) -> Result<Prompt> {
@@ -266,7 +271,7 @@ fn render(m: &Loaded, messages: &[ChatMessage], no_thinking: bool) -> Result<Pro
     let text = t.render_with(messages, true, &extra)?;
     Ok(Prompt {
         ids: m.tokenizer.encode(&text, true, true)?,
-        starts_thinking: t.thinks().then(|| prompt_opens_thinking(&text)),
+        splitter: t.reasoning().map(|f| ReplySplitter::new(f, &text)),
     })
 }
 
@@ -277,7 +282,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let prompt = if a.raw {
         Prompt {
             ids: m.tokenizer.encode(&prompt, true, false)?,
-            starts_thinking: None,
+            splitter: None,
         }
     } else {
         let mut msgs = Vec::new();

@@ -61,6 +61,7 @@ fn request(prompt: Vec<u32>, max_tokens: usize) -> Request {
         stop_at_eog: true,
         logprobs: None,
         prompt_logprobs: false,
+        render_special: false,
     }
 }
 

@@ -29,6 +29,7 @@ mod bpe;
 mod bytelevel;
 mod detok;
 mod error;
+pub mod harmony;
 mod partition;
 mod pretokenize;
 mod pyjson;
@@ -42,7 +43,7 @@ mod tokenizer;
 mod vocab;
 
 pub use error::TextError;
-pub use reasoning::ThinkSplitter;
+pub use reasoning::{ReasoningFormat, ReplySplitter, ThinkSplitter};
 pub use spec::VocabSpec;
 pub use stream::StreamDecoder;
 pub use template::{ChatMessage, ChatTemplate};

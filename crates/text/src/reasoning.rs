@@ -28,6 +28,58 @@ pub struct ThinkSplitter {
     held: String,
 }
 
+/// How a chat template's model marks its thinking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasoningFormat {
+    /// `<think>…</think>` at the start of the reply (Qwen3, DeepSeek-R1).
+    Think,
+    /// gpt-oss's harmony channels (`analysis` is thinking); the reply must be decoded with
+    /// special tokens rendered, since the channel markers are special tokens.
+    Harmony,
+}
+
+/// A reply splitter of either format.
+#[derive(Clone, Debug)]
+pub enum ReplySplitter {
+    Think(ThinkSplitter),
+    Harmony(crate::harmony::HarmonySplitter),
+}
+
+impl ReplySplitter {
+    /// The splitter for `format`, given the rendered prompt the reply continues.
+    pub fn new(format: ReasoningFormat, prompt: &str) -> ReplySplitter {
+        match format {
+            ReasoningFormat::Think => {
+                ReplySplitter::Think(ThinkSplitter::new(prompt_opens_thinking(prompt)))
+            }
+            ReasoningFormat::Harmony => {
+                ReplySplitter::Harmony(crate::harmony::HarmonySplitter::new())
+            }
+        }
+    }
+
+    /// Whether the reply text must include rendered special tokens.
+    pub fn needs_special_tokens(&self) -> bool {
+        matches!(self, ReplySplitter::Harmony(_))
+    }
+
+    /// Adds reply text; returns the reasoning and the content it releases.
+    pub fn push(&mut self, text: &str) -> (String, String) {
+        match self {
+            ReplySplitter::Think(s) => s.push(text),
+            ReplySplitter::Harmony(s) => s.push(text),
+        }
+    }
+
+    /// Whatever is still held (the reply ended).
+    pub fn finish(&mut self) -> (String, String) {
+        match self {
+            ReplySplitter::Think(s) => s.finish(),
+            ReplySplitter::Harmony(s) => s.finish(),
+        }
+    }
+}
+
 /// Whether a rendered prompt leaves the model inside an open thinking block.
 pub fn prompt_opens_thinking(prompt: &str) -> bool {
     let p = prompt.trim_end();

@@ -36,6 +36,8 @@ pub struct ChatTemplate {
     eos_token: String,
     /// The template writes `<think>` blocks (a reasoning model: Qwen3, DeepSeek-R1, …).
     thinks: bool,
+    /// gpt-oss's channel format.
+    harmony: bool,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -120,12 +122,25 @@ impl ChatTemplate {
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
             thinks: source.contains(crate::reasoning::THINK_CLOSE),
+            harmony: source.contains(crate::harmony::CHANNEL),
         })
     }
 
     /// Whether the template belongs to a reasoning model that thinks inside `<think>` tags.
     pub fn thinks(&self) -> bool {
         self.thinks
+    }
+
+    /// How this template's model marks its thinking, if it is a reasoning model.
+    pub fn reasoning(&self) -> Option<crate::reasoning::ReasoningFormat> {
+        use crate::reasoning::ReasoningFormat;
+        if self.harmony {
+            Some(ReasoningFormat::Harmony)
+        } else if self.thinks {
+            Some(ReasoningFormat::Think)
+        } else {
+            None
+        }
     }
 
     /// Renders the conversation; with `add_generation_prompt` the output ends with the

@@ -61,6 +61,32 @@ fn render_without_extra_uses_defaults() {
 }
 
 #[test]
+fn reasoning_formats_are_recognised_from_the_template() {
+    use owl_text::ReasoningFormat::{Harmony, Think};
+    for (file, want) in [
+        ("openai-gpt-oss-120b.jinja", Some(Harmony)),
+        ("Qwen-Qwen3-0.6B.jinja", Some(Think)),
+        (
+            "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja",
+            Some(Think),
+        ),
+        ("meta-llama-Llama-3.3-70B-Instruct.jinja", None),
+        ("Qwen-Qwen2.5-7B-Instruct.jinja", None),
+    ] {
+        let source =
+            std::fs::read_to_string(common::fixture(&format!("templates/{file}"))).unwrap();
+        let t = ChatTemplate::new(&source, "<s>", "</s>").unwrap();
+        assert_eq!(t.reasoning(), want, "{file}");
+    }
+    // gpt-oss's generation prompt opens the assistant's first message header.
+    let source =
+        std::fs::read_to_string(common::fixture("templates/openai-gpt-oss-120b.jinja")).unwrap();
+    let t = ChatTemplate::new(&source, "<|startoftext|>", "<|return|>").unwrap();
+    let out = t.render(&[ChatMessage::new("user", "Hi")], true).unwrap();
+    assert!(out.ends_with("<|start|>assistant"), "{out}");
+}
+
+#[test]
 fn helpers_behave_like_hf() {
     let t = |src: &str| {
         ChatTemplate::new(src, "<s>", "</s>")

@@ -12,8 +12,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use owl_engine::{Request, TokenLogprob};
-use owl_text::reasoning::prompt_opens_thinking;
-use owl_text::{ChatMessage, ThinkSplitter, Tokenizer};
+use owl_text::{ChatMessage, ReplySplitter, Tokenizer};
 use std::sync::Arc;
 
 use crate::body;
@@ -144,9 +143,7 @@ pub async fn chat(
             ApiError::bad_param("messages", format!("cannot apply the chat template: {e}"))
         })?;
         // A reasoning model's reply is split into thinking and answer.
-        let splitter = t
-            .thinks()
-            .then(|| ThinkSplitter::new(prompt_opens_thinking(&text)));
+        let splitter = t.reasoning().map(|f| ReplySplitter::new(f, &text));
         let ids = m
             .tokenizer
             .encode(&text, true, true)
@@ -179,6 +176,9 @@ pub async fn chat(
         stop_at_eog: settings.stop_at_eog,
         logprobs,
         prompt_logprobs: false,
+        render_special: splitter
+            .as_ref()
+            .is_some_and(ReplySplitter::needs_special_tokens),
     };
     let mut tracked = Tracked::submit(&state, model, request, log.map(|Extension(l)| l))?;
     let id = new_id("chatcmpl-");
@@ -225,7 +225,7 @@ pub async fn chat(
 }
 
 /// The reply as a message, its thinking (if the template thinks) in `reasoning_content`.
-fn split_message(text: String, splitter: Option<&mut ThinkSplitter>) -> AssistantMessage {
+fn split_message(text: String, splitter: Option<&mut ReplySplitter>) -> AssistantMessage {
     match splitter {
         None => AssistantMessage {
             role: "assistant",
@@ -254,7 +254,7 @@ struct ChatStream {
     fingerprint: String,
     include_usage: bool,
     tokenizer: Arc<Tokenizer>,
-    splitter: Option<ThinkSplitter>,
+    splitter: Option<ReplySplitter>,
 }
 
 impl ChatStream {

@@ -157,6 +157,7 @@ pub async fn completions(
         stop_at_eog: settings.stop_at_eog,
         logprobs,
         prompt_logprobs: echo && logprobs.is_some() && !settings.stream,
+        render_special: false,
     };
     let mut tracked = Tracked::submit(&state, model, request, log.map(|Extension(l)| l))?;
     let id = new_id("cmpl-");
