@@ -13,6 +13,10 @@ pub type DotF16PagedFn = fn(a: &PagedRow<'_>, b: &[f16]) -> f32;
 /// Four dot products of one weight row with four activation rows. Each result must be
 /// bit-identical to the single `VecDotFn` of the same format (the batch-invariance promise).
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
+/// Two weight rows against four tokens' activations: `out[r][t]`, each bit-identical to the
+/// single dot product of row `r` and token `t` (a 2×4 register tile: weights loaded once for
+/// four tokens, activations once for two rows, scales converted four at a time).
+pub type VecDot2x4Fn = fn(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2];
 /// `x[i] = exp(x[i] - max)` in place, returning the sum.
 pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
 /// `gate[i] = silu(gate[i]) * up[i]` in place.
@@ -65,6 +69,7 @@ pub struct Kernels {
     isa: Isa,
     vec_dot: Vec<(GgmlType, VecDotFn)>,
     vec_dot_x4: Vec<(GgmlType, VecDotX4Fn)>,
+    vec_dot_2x4: Vec<(GgmlType, VecDot2x4Fn)>,
     quantize: Vec<(GgmlType, QuantFn)>,
     dot_f16: DotF16Fn,
     dot_f16_batch: DotF16Fn,
@@ -89,6 +94,7 @@ impl Kernels {
             isa: Isa::Scalar,
             vec_dot: Vec::new(),
             vec_dot_x4: Vec::new(),
+            vec_dot_2x4: Vec::new(),
             quantize: Vec::new(),
             dot_f16: crate::attention::dot_f16_scalar,
             dot_f16_batch: crate::attention::dot_f16_scalar,
@@ -142,6 +148,23 @@ impl Kernels {
     }
 
     /// The four-token dot product of `ty`, where an ISA provides one.
+    pub(crate) fn set_vec_dot_2x4(&mut self, ty: GgmlType, f: VecDot2x4Fn, name: &'static str) {
+        if let Some(slot) = self.vec_dot_2x4.iter_mut().find(|(t, _)| *t == ty) {
+            slot.1 = f;
+        } else {
+            self.vec_dot_2x4.push((ty, f));
+        }
+        self.overridden.push(name);
+    }
+
+    /// The 2-row × 4-token micro-kernel for weights of type `ty`, if this ISA has one.
+    pub fn vec_dot_2x4(&self, ty: GgmlType) -> Option<VecDot2x4Fn> {
+        self.vec_dot_2x4
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .map(|(_, f)| *f)
+    }
+
     pub fn vec_dot_x4(&self, ty: GgmlType) -> Option<VecDotX4Fn> {
         self.vec_dot_x4
             .iter()

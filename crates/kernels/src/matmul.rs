@@ -134,6 +134,7 @@ pub fn linear_many(
         rows: usize,
         vec_dot: owl_quant::VecDotFn,
         x4: Option<crate::isa::VecDotX4Fn>,
+        x2x4: Option<crate::isa::VecDot2x4Fn>,
         out: SharedMut<f32>,
     }
     let mut parts: [Option<Part<'_>>; MAX_FUSED] = [None, None, None, None];
@@ -146,6 +147,7 @@ pub fn linear_many(
             rows: w.rows,
             vec_dot: k.vec_dot(w.ty).expect("linear: no dot product"),
             x4: k.vec_dot_x4(w.ty),
+            x2x4: k.vec_dot_2x4(w.ty),
             out: SharedMut::new(out),
         });
         total_rows += w.rows;
@@ -167,7 +169,38 @@ pub fn linear_many(
                 let lo = mine.start.max(base) - base;
                 let hi = mine.end.min(base + p.rows).saturating_sub(base);
                 base += p.rows;
-                for r in lo..hi.max(lo) {
+                let mut r = lo;
+                while r < hi {
+                    if let Some(x2x4) = p.x2x4.filter(|_| r + 1 < hi) {
+                        // Two rows at a time: a 2×4 tile per four tokens.
+                        let w2 = [
+                            &p.w[r * p.w_row..(r + 1) * p.w_row],
+                            &p.w[(r + 1) * p.w_row..(r + 2) * p.w_row],
+                        ];
+                        let mut t = t0;
+                        while t + 4 <= t_end {
+                            let acts = [act_row(t), act_row(t + 1), act_row(t + 2), act_row(t + 3)];
+                            let v = x2x4(cols, w2, acts);
+                            for (i, row) in v.iter().enumerate() {
+                                for (j, &x) in row.iter().enumerate() {
+                                    // SAFETY: (t + j) * rows + r + i < out.len(); rows r and
+                                    // r + 1 of this matrix belong to this thread only.
+                                    unsafe { p.out.write((t + j) * p.rows + r + i, x) };
+                                }
+                            }
+                            t += 4;
+                        }
+                        while t < t_end {
+                            for (i, wr) in w2.iter().enumerate() {
+                                let v = (p.vec_dot)(cols, wr, act_row(t));
+                                // SAFETY: as above.
+                                unsafe { p.out.write(t * p.rows + r + i, v) };
+                            }
+                            t += 1;
+                        }
+                        r += 2;
+                        continue;
+                    }
                     let wr = &p.w[r * p.w_row..(r + 1) * p.w_row];
                     let mut t = t0;
                     if let Some(x4) = p.x4 {
@@ -187,6 +220,7 @@ pub fn linear_many(
                         unsafe { p.out.write(t * p.rows + r, v) };
                         t += 1;
                     }
+                    r += 1;
                 }
             }
         }

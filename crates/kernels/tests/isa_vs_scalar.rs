@@ -184,6 +184,55 @@ fn x4_kernels_are_bit_identical_to_single_token_kernels() {
     }
 }
 
+/// Two-row × four-token kernels give exactly the bits of the single kernel for every pair.
+#[test]
+fn two_by_four_kernels_are_bit_identical_to_single_kernels() {
+    let mut checked = 0;
+    for isa in Isa::available() {
+        let k = Kernels::for_isa(isa);
+        for f in formats() {
+            let (Some(x24), Some(one)) = (k.vec_dot_2x4(f.ty), k.vec_dot(f.ty)) else {
+                continue;
+            };
+            let wq = Kernels::for_isa(Isa::Scalar)
+                .quantize(f.ty)
+                .expect("quantizer");
+            for blocks in [1usize, 3, 8] {
+                let n = blocks * 256;
+                let rows: Vec<Vec<u8>> = (0..2)
+                    .map(|r| {
+                        let mut w = vec![0u8; owl_quant::row_bytes(f.ty, n)];
+                        wq(&data(n, 1 + r), &mut w);
+                        w
+                    })
+                    .collect();
+                let acts: Vec<Vec<u8>> = (0..4)
+                    .map(|j| quantize(&k, f.vec_dot_type, &data(n, 50 + j)))
+                    .collect();
+                let got = x24(
+                    n,
+                    [&rows[0], &rows[1]],
+                    [&acts[0], &acts[1], &acts[2], &acts[3]],
+                );
+                for r in 0..2 {
+                    for j in 0..4 {
+                        assert_eq!(
+                            got[r][j].to_bits(),
+                            one(n, &rows[r], &acts[j]).to_bits(),
+                            "{isa:?} {} row {r} token {j}",
+                            f.ty
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    if Isa::available().contains(&Isa::Avx2) {
+        assert!(checked > 0, "no 2x4 kernel was checked on an AVX2 machine");
+    }
+}
+
 /// Fusing matrices into one `linear_many` pass gives each output exactly what `linear` gives,
 /// for fusable groups (same activation format) and mixed ones (run one after another).
 #[test]

@@ -21,6 +21,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot(GgmlType::Q8_0, vec_dot_q8_0_q8_0, "q8_0·q8_0/avx2");
     k.set_vec_dot_x4(GgmlType::Q4_1, vec_dot_q4_1_q8_1_x4, "q4_1·q8_1 x4/avx2");
     k.set_vec_dot_x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_x4, "q8_0·q8_0 x4/avx2");
+    k.set_vec_dot_2x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_2x4, "q8_0·q8_0 2x4/avx2");
     k.set_dot_f16(dot_f16, "f16·f16/avx2");
     k.set_vec_dot(GgmlType::F16, vec_dot_f16_f16, "f16 weights·f16/avx2");
     k.set_dot_f16_batch(dot_f16_tiled, "f16·f16 tiled/avx2");
@@ -441,6 +442,76 @@ pub fn vec_dot_q8_0_q8_0_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     );
     // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
     unsafe { vec_dot_q8_0_q8_0_avx2(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
+}
+
+/// Two Q8_0 rows against four tokens, bit-identical per (row, token) to `vec_dot_q8_0_q8_0`.
+pub fn vec_dot_q8_0_q8_0_2x4(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2] {
+    let nb = n / 32;
+    assert!(
+        w.iter().all(|r| r.len() >= nb * 34) && a.iter().all(|r| r.len() >= nb * 34),
+        "q8_0·q8_0 2x4: short rows"
+    );
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { vec_dot_q8_0_q8_0_2x4_avx2(nb, w.map(|r| r.as_ptr()), a.map(|r| r.as_ptr())) }
+}
+
+/// The four f16 scales at `p[j] + o` as f32 lanes.
+///
+/// # Safety
+/// Each `p[j] + o` points to two readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_x4(p: [*const u8; 4], o: usize) -> __m128 {
+    // SAFETY: forwarded from the caller; unaligned reads.
+    let h =
+        |j: usize| unsafe { u64::from(u16::from_le(p[j].add(o).cast::<u16>().read_unaligned())) };
+    let bits = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
+    _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
+}
+
+/// # Safety
+/// Each of `w` and `a` holds `nb` blocks of 34 bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vec_dot_q8_0_q8_0_2x4_avx2(
+    nb: usize,
+    w: [*const u8; 2],
+    a: [*const u8; 4],
+) -> [[f32; 4]; 2] {
+    let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+    for ib in 0..nb {
+        let o = ib * 34;
+        // SAFETY: block ib lies inside every row (caller's contract).
+        let (ad, wd, qx0, qx1) = unsafe {
+            (
+                f16_x4(a, o),
+                f16_pair(w[0].add(o), w[1].add(o)),
+                load32(w[0].add(o + 2)),
+                load32(w[1].add(o + 2)),
+            )
+        };
+        // d[r][t] = wd[r] * ad[t], the same f32 product the single kernel forms.
+        let d0 = _mm_mul_ps(_mm_set1_ps(lane0(wd)), ad);
+        let d1 = _mm_mul_ps(_mm_set1_ps(lane1(wd)), ad);
+        let ax0 = _mm256_sign_epi8(qx0, qx0);
+        let ax1 = _mm256_sign_epi8(qx1, qx1);
+        macro_rules! token {
+            ($j:literal) => {{
+                // SAFETY: as above, for token $j.
+                let qy = unsafe { load32(a[$j].add(o + 2)) };
+                let s0 = _mm256_set1_ps(_mm_cvtss_f32(_mm_shuffle_ps::<{ $j * 0x55 }>(d0, d0)));
+                let s1 = _mm256_set1_ps(_mm_cvtss_f32(_mm_shuffle_ps::<{ $j * 0x55 }>(d1, d1)));
+                let p0 = mul_sum_us8_pairs_float(ax0, _mm256_sign_epi8(qy, qx0));
+                let p1 = mul_sum_us8_pairs_float(ax1, _mm256_sign_epi8(qy, qx1));
+                acc[0][$j] = _mm256_fmadd_ps(s0, p0, acc[0][$j]);
+                acc[1][$j] = _mm256_fmadd_ps(s1, p1, acc[1][$j]);
+            }};
+        }
+        token!(0);
+        token!(1);
+        token!(2);
+        token!(3);
+    }
+    std::array::from_fn(|r| std::array::from_fn(|j| hsum_float_8(acc[r][j])))
 }
 
 /// `T` tokens (1 or 4) against one Q8_0 row of `nb` blocks.
