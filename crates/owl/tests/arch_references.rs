@@ -18,6 +18,24 @@ use owl_model::{Batch, LoadOptions, Logits, LogitsWanted, Runner};
 /// owl and llama.cpp's decode path use), so prompt-step logits differ in the last bits.
 const TOLERANCE: f32 = 5e-3;
 
+/// The same bound for models whose weights multiply Q8_0-quantized activations (gpt-oss with
+/// MXFP4 experts). Some logits already differ from llama.cpp in the last bits (above); where
+/// an activation sits on a Q8_0 rounding boundary, such a bit moves it by a whole quantization
+/// step (1/127 of its block's maximum), which this random model carries to ~2e-2 in the logits.
+/// Greedy tokens still agree exactly.
+const TOLERANCE_Q8_ACTIVATIONS: f32 = 5e-2;
+
+/// Fixture names (`tiny-{name}.gguf`): one per architecture, and gpt-oss again with its
+/// experts in MXFP4 as the real files have them.
+const ARCHS: [&str; 6] = [
+    "llama",
+    "qwen2",
+    "qwen3",
+    "qwen3moe",
+    "gpt-oss",
+    "gpt-oss-mxfp4",
+];
+
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch")
 }
@@ -54,6 +72,11 @@ fn argmax(l: &[f32]) -> u32 {
 
 /// Greedy equality and logit agreement for one architecture; returns the max difference.
 fn check_arch(arch: &str) -> f32 {
+    let tolerance = if arch.ends_with("-mxfp4") {
+        TOLERANCE_Q8_ACTIVATIONS
+    } else {
+        TOLERANCE
+    };
     let r = reference(arch);
     let mut s = Session::new(runner(arch, Isa::detect()), 256, 512);
     let mut worst = 0.0f32;
@@ -89,7 +112,7 @@ fn check_arch(arch: &str) -> f32 {
                 let d = (logits[id] - want).abs();
                 worst = worst.max(d);
                 assert!(
-                    d <= TOLERANCE,
+                    d <= tolerance,
                     "{arch} step {step} token {id}: owl {} llama.cpp {want}",
                     logits[id]
                 );
@@ -104,7 +127,7 @@ fn check_arch(arch: &str) -> f32 {
 
 #[test]
 fn every_architecture_matches_llama_cpp() {
-    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
+    for arch in ARCHS {
         let worst = check_arch(arch);
         eprintln!("{arch}: greedy 3x32 equal, max |logit diff| {worst:.2e}");
     }
@@ -112,7 +135,7 @@ fn every_architecture_matches_llama_cpp() {
 
 #[test]
 fn every_architecture_is_prefill_and_batch_invariant() {
-    for arch in ["llama", "qwen2", "qwen3", "qwen3moe"] {
+    for arch in ARCHS {
         let r = reference(arch);
         let prompt = ids(&r["cases"][2]["prompt_tokens"]);
         let other = ids(&r["cases"][1]["prompt_tokens"]);

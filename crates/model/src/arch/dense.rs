@@ -6,7 +6,7 @@ use owl_kernels::rope::RopeOrder;
 
 use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::gqa::{Gqa, QkNorm};
-use crate::blocks::moe::MoeFfn;
+use crate::blocks::moe::{ExpertAct, Gating, MoeFfn};
 use crate::blocks::norm::RmsNorm;
 use crate::decoder::{Decoder, DecoderLayer, FfnBlock};
 use crate::hparams::HParams;
@@ -30,7 +30,7 @@ pub struct DenseSpec {
 }
 
 /// Expert counts and sizes of a mixture-of-experts model.
-fn moe_dims(ld: &Loader<'_>, arch: &str) -> Result<(usize, usize, usize), ModelError> {
+pub(super) fn moe_dims(ld: &Loader<'_>, arch: &str) -> Result<(usize, usize, usize), ModelError> {
     let get = |k: &str| -> Result<usize, ModelError> {
         let key = format!("{arch}.{k}");
         let v = ld
@@ -106,6 +106,9 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                 } else {
                     None
                 },
+                bo: None,
+                sinks: None,
+                window: None,
                 n_head: hp.n_head,
                 n_head_kv: hp.n_head_kv,
                 head_dim: hp.head_dim,
@@ -127,6 +130,9 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                         .collect(),
                     n_used,
                     norm_weights: true,
+                    gating: Gating::Softmax,
+                    act: ExpertAct::SwiGlu,
+                    bias: None,
                 })
             } else {
                 FfnBlock::Dense(SwiGluFfn {

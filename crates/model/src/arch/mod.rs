@@ -1,6 +1,7 @@
 //! The architecture registry: one entry per GGUF `general.architecture` value.
 
 mod dense;
+mod gpt_oss;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -36,6 +37,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "qwen3moe",
         load: qwen3moe::load,
+    },
+    ArchEntry {
+        gguf_arch: "gpt-oss",
+        load: gpt_oss::load,
     },
 ];
 

@@ -6,8 +6,13 @@
 //! the active parameters, not the total. The float order follows llama.cpp's `build_moe_ffn`
 //! (softmax like its `soft_max`, weights normalised by an f64 row sum clamped at 2^-14, each
 //! expert output scaled by its weight, the outputs added in selection order).
+//!
+//! Options: how router logits become weights (`Gating`), the experts' activation (`ExpertAct`)
+//! and per-expert biases (`MoeBias`); gpt-oss uses all three (`SoftmaxWeighted`, `SwiGluOai`,
+//! router and gate/up/down biases).
 
-use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
+use owl_kernels::swiglu::swiglu_oai;
+use owl_kernels::{linear, linear_many, ActBuffer, Kernels, QMatrix};
 
 use crate::blocks::ffn::SwiGluFfn;
 use crate::scratch::Compute;
@@ -21,6 +26,42 @@ pub struct MoeFfn {
     pub n_used: usize,
     /// Divide the selected weights by their sum (Qwen3-MoE).
     pub norm_weights: bool,
+    /// How the router's logits become the chosen experts' weights.
+    pub gating: Gating,
+    /// The experts' gated activation.
+    pub act: ExpertAct,
+    /// Router and expert biases (gpt-oss).
+    pub bias: Option<MoeBias>,
+}
+
+/// llama.cpp's expert gating functions (`llama_expert_gating_func_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gating {
+    /// Softmax over all experts, top-k of the probabilities (SOFTMAX).
+    Softmax,
+    /// Top-k of the raw logits, then a softmax over the chosen ones (SOFTMAX_WEIGHT, gpt-oss).
+    SoftmaxWeighted,
+}
+
+/// The gated activation inside each expert.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ExpertAct {
+    /// `silu(gate) * up`.
+    SwiGlu,
+    /// ggml's `swiglu_oai` (gpt-oss: alpha 1.702, limit 7).
+    SwiGluOai { alpha: f32, limit: f32 },
+}
+
+/// Biases of a mixture of experts (`ffn_gate_inp.bias`, `ffn_{gate,up,down}_exps.bias`).
+pub struct MoeBias {
+    /// [n_expert] added to the router logits.
+    pub router: Vec<f32>,
+    /// [n_expert, n_ff_exp]
+    pub gate: Vec<f32>,
+    /// [n_expert, n_ff_exp]
+    pub up: Vec<f32>,
+    /// [n_expert, n_embd]
+    pub down: Vec<f32>,
 }
 
 /// Grow-only working memory of the MoE block.
@@ -46,11 +87,33 @@ pub struct MoeBuffers {
     up: Vec<f32>,
     /// [n, n_used, n_embd] weighted expert outputs per token and slot
     contrib: Vec<f32>,
+    /// [n_used] weights of one token's chosen experts (`Gating::SoftmaxWeighted`)
+    chosen: Vec<f32>,
 }
 
 fn grow<T: Default + Clone>(v: &mut Vec<T>, n: usize) {
     if v.len() < n {
         v.resize(n, T::default());
+    }
+}
+
+/// ggml's `soft_max` of one row in place: max, `exp(x - max)` summed in f64, times `1/sum`.
+fn softmax(k: &Kernels, row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum = (k.softmax_exp())(row, max);
+    let inv = (1.0 / sum) as f32;
+    for p in row.iter_mut() {
+        *p *= inv;
+    }
+}
+
+/// Adds `bias[j]` (the `len` values of entry `j`) to every `len`-wide row of `x`.
+fn add_rows(x: &mut [f32], bias: &[f32], j: usize, len: usize) {
+    let b = &bias[j * len..(j + 1) * len];
+    for row in x.chunks_exact_mut(len) {
+        for (v, &bb) in row.iter_mut().zip(b) {
+            *v += bb;
+        }
     }
 }
 
@@ -73,13 +136,14 @@ impl MoeFfn {
         let probs = &mut b.probs[..n * n_expert];
         linear(cx.kernels, cx.pool, &self.router, x, n, probs, act);
 
-        // Route: softmax, top-k, (normalised) weights.
+        // Route: (bias,) softmax, top-k, (normalised) weights.
+        if let Some(bias) = &self.bias {
+            add_rows(probs, &bias.router, 0, n_expert);
+        }
+        grow(&mut b.chosen, k);
         for (t, row) in probs.chunks_exact_mut(n_expert).enumerate() {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum = (cx.kernels.softmax_exp())(row, max);
-            let inv = (1.0 / sum) as f32;
-            for p in row.iter_mut() {
-                *p *= inv;
+            if self.gating == Gating::Softmax {
+                softmax(cx.kernels, row);
             }
             let picks = &mut b.picks[t * k..(t + 1) * k];
             for i in 0..k {
@@ -95,6 +159,16 @@ impl MoeFfn {
                 }
                 let j = best.unwrap_or(0);
                 picks[i] = (j as u32, row[j]);
+            }
+            if self.gating == Gating::SoftmaxWeighted {
+                let w = &mut b.chosen[..k];
+                for (w, p) in w.iter_mut().zip(picks.iter()) {
+                    *w = p.1;
+                }
+                softmax(cx.kernels, w);
+                for (p, &w) in picks.iter_mut().zip(w.iter()) {
+                    p.1 = w;
+                }
             }
             if self.norm_weights {
                 let s: f64 = picks.iter().map(|&(_, w)| w as f64).sum();
@@ -152,9 +226,19 @@ impl MoeFfn {
                 &mut [(&ffn.gate, &mut *gate), (&ffn.up, &mut *up)],
                 act,
             );
-            (cx.kernels.swiglu())(gate, up);
+            if let Some(bias) = &self.bias {
+                add_rows(up, &bias.up, j, n_ff);
+                add_rows(gate, &bias.gate, j, n_ff);
+            }
+            match self.act {
+                ExpertAct::SwiGlu => (cx.kernels.swiglu())(gate, up),
+                ExpertAct::SwiGluOai { alpha, limit } => swiglu_oai(gate, up, alpha, limit),
+            }
             let y = &mut b.yout[..m * e];
             linear(cx.kernels, cx.pool, &ffn.down, gate, m, y, act);
+            if let Some(bias) = &self.bias {
+                add_rows(y, &bias.down, j, e);
+            }
             for (r, &(t, s)) in group.iter().enumerate() {
                 let (t, s) = (t as usize, s as usize);
                 let w = b.picks[t * k + s].1;
