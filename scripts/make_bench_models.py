@@ -196,12 +196,22 @@ def add_deepseek2_metadata(w: gguf.GGUFWriter, m: dict) -> None:
         w.add_expert_group_count(m["n_group"])
         w.add_expert_group_used_count(m["n_group_used"])
     w.add_rope_dimension_count(rot)
+    if "yarn" in m:
+        # DeepSeek-V3: YaRN factor 40 over 4096 positions, mscale_all_dim 1 (the converter
+        # writes 0.1 * mscale_all_dim as the log multiplier).
+        y = m["yarn"]
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(y["factor"])
+        w.add_rope_scaling_orig_ctx_len(y["original_context_length"])
+        w.add_rope_scaling_yarn_log_mul(0.1 * y["mscale_all_dim"])
 
 
 def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
     """(name, numpy shape = reversed ggml dims, dtype) in the converter's per-layer order."""
     if m["arch"] == "deepseek2":
         return deepseek2_tensor_shapes(m)
+    if m["arch"] == "gpt-oss":
+        return gpt_oss_tensor_shapes(m)
     e, ff, v = m["n_embd"], m["n_ff"], m["n_vocab"]
     hd = m.get("head_dim") or e // m["n_head"]
     q, kv = m["n_head"] * hd, m["n_head_kv"] * hd
@@ -239,6 +249,60 @@ def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
     if not m["tied"]:
         t.append(("output.weight", (v, e), np.float16))
     return t
+
+
+def gpt_oss_tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
+    """gpt-oss's tensors as convert_hf_to_gguf.py's GptOssModel names them: attention with
+    Q/K/V/output biases and per-head sinks, ``post_attention_norm`` (llama.cpp's attn_post_norm,
+    the pre-FFN norm), a biased router and biased experts (F16 here, where the real files use
+    MXFP4), a separate output head."""
+    e, v, hd = m["n_embd"], m["n_vocab"], m["head_dim"]
+    q, kv = m["n_head"] * hd, m["n_head_kv"] * hd
+    x, fe = m["n_expert"], m["n_ff_exp"]
+    f16, f32 = np.float16, np.float32
+    t: list[tuple[str, tuple[int, ...], type]] = [("token_embd.weight", (v, e), f16)]
+    for i in range(m["n_layer"]):
+        p = f"blk.{i}."
+        t += [
+            (p + "attn_norm.weight", (e,), f32),
+            (p + "attn_q.weight", (q, e), f16), (p + "attn_q.bias", (q,), f32),
+            (p + "attn_k.weight", (kv, e), f16), (p + "attn_k.bias", (kv,), f32),
+            (p + "attn_v.weight", (kv, e), f16), (p + "attn_v.bias", (kv,), f32),
+            (p + "attn_output.weight", (e, q), f16), (p + "attn_output.bias", (e,), f32),
+            (p + "attn_sinks.weight", (m["n_head"],), f32),
+            (p + "post_attention_norm.weight", (e,), f32),
+            (p + "ffn_gate_inp.weight", (x, e), f32), (p + "ffn_gate_inp.bias", (x,), f32),
+            (p + "ffn_gate_exps.weight", (x, fe, e), f16), (p + "ffn_gate_exps.bias", (x, fe), f32),
+            (p + "ffn_up_exps.weight", (x, fe, e), f16), (p + "ffn_up_exps.bias", (x, fe), f32),
+            (p + "ffn_down_exps.weight", (x, e, fe), f16), (p + "ffn_down_exps.bias", (x, e), f32),
+        ]
+    t += [("output_norm.weight", (e,), f32), ("output.weight", (v, e), f16)]
+    return t
+
+
+# gpt-oss tensors drawn wider than the defaults, so that a wrong sink, bias or swiglu_oai clamp
+# (limit 7) visibly changes the logits: name suffix -> standard deviation (first match wins).
+GPT_OSS_STD = {"attn_sinks.weight": 2.0, "ffn_gate_exps.bias": 2.0, "ffn_up_exps.bias": 2.0,
+               ".bias": 0.5}
+
+
+def gpt_oss_tensor_data(name: str, shape: tuple[int, ...], rng) -> np.ndarray | None:
+    for suffix, std in GPT_OSS_STD.items():
+        if name.endswith(suffix):
+            return (rng.standard_normal(shape, dtype=np.float32) * std).astype(np.float32)
+    return None
+
+
+def gpt_oss_metadata(w: gguf.GGUFWriter, m: dict) -> None:
+    """The keys GptOssModel.set_gguf_parameters adds: the sliding window and YaRN scaling (the
+    real models: factor 32 over 4096 original positions, betas 32 and 1)."""
+    w.add_sliding_window(m["sliding_window"])
+    y = m["yarn"]
+    w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+    w.add_rope_scaling_factor(y["factor"])
+    w.add_rope_scaling_orig_ctx_len(y["original_context_length"])
+    w.add_rope_scaling_yarn_beta_fast(32.0)
+    w.add_rope_scaling_yarn_beta_slow(1.0)
 
 
 def llama3_rope_factors(m: dict) -> np.ndarray:
@@ -378,6 +442,8 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
         w.add_expert_count(m["n_expert"])
         w.add_expert_used_count(m["n_expert_used"])
         w.add_expert_feed_forward_length(m["n_ff_exp"])
+    if arch == "gpt-oss":
+        gpt_oss_metadata(w, m)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     if arch == "deepseek2":
         add_deepseek2_metadata(w, m)
@@ -397,7 +463,10 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
     rng = np.random.default_rng([seed, m.get("seed_index", list(MODELS).index(key))])
     t0, done = time.time(), 0
     for name, shape, dtype in shapes:
-        if name == "rope_freqs.weight":
+        data = gpt_oss_tensor_data(name, shape, rng) if arch == "gpt-oss" else None
+        if data is not None:
+            pass
+        elif name == "rope_freqs.weight":
             data = llama3_rope_factors(m)
         elif name.endswith(("attn_q_norm.weight", "attn_k_norm.weight")):
             data = (1 + rng.standard_normal(shape, dtype=np.float32) * 0.3).astype(np.float32)

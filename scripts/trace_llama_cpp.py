@@ -40,6 +40,9 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--tokens", required=True, help="comma-separated token ids")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--one-by-one", action="store_true",
+                    help="feed the tokens one per decode call and keep the last call's tensors "
+                         "(llama.cpp's decode path only)")
     args = ap.parse_args()
     toks = [int(t) for t in args.tokens.split(",")]
     captured = {}
@@ -74,6 +77,18 @@ def main():
     cp.flash_attn_type = 0
     cp.cb_eval = cb
     ctx = L.llama_init_from_model(model, cp)
+    if args.one_by_one:
+        for i, t in enumerate(toks):
+            captured.clear()
+            b = L.llama_batch_init(1, 0, 1)
+            b.token[0], b.pos[0], b.n_seq_id[0], b.logits[0] = t, i, 1, 1
+            b.seq_id[0][0] = 0
+            b.n_tokens = 1
+            assert L.llama_decode(ctx, b) == 0
+            L.llama_batch_free(b)
+        np.savez(args.out, **captured)
+        print(f"captured {len(captured)} tensors of the last of {len(toks)} decode calls")
+        return
     batch = L.llama_batch_init(len(toks), 0, 1)
     for i, t in enumerate(toks):
         batch.token[i] = t

@@ -7,6 +7,12 @@
 //! product of a row of the *transposed* V cache with the probabilities. Like llama.cpp, the
 //! probability vector is padded with zeros to a multiple of `KV_PAD` so both use the same
 //! accumulation lanes.
+//!
+//! Options (`HeadOptions`): a sliding window masks positions older than `first` (-inf scores,
+//! zero probabilities, as llama.cpp's SWA mask does; whole pages before the window are skipped,
+//! which changes no bit since they only add zeros), and an attention sink is a per-head logit
+//! that joins the softmax's max and denominator but weights no value, exactly as ggml's
+//! `soft_max` with sinks: `max = max(max, sink)`, `sum += (f64) expf(sink - max)`.
 
 use half::f16;
 
@@ -83,6 +89,15 @@ impl HeadView<'_> {
     }
 }
 
+/// Masking and sink of one query head, beyond causality.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeadOptions {
+    /// First visible position (sliding window); 0 sees the whole prefix.
+    pub first: usize,
+    /// Sink logit of this head (gpt-oss' `attn_sinks`).
+    pub sink: Option<f32>,
+}
+
 /// Per-thread scratch: `scores` and `p16` hold at least `pad_kv(n_kv)`, `q16` holds head_dim.
 pub struct AttnScratch<'a> {
     pub scores: &'a mut [f32],
@@ -110,7 +125,7 @@ pub fn dot_f16_paged_scalar(row: &PagedRow<'_>, b: &[f16]) -> f32 {
     sum as f32
 }
 
-/// `out = softmax(scale * K q) V` over the first `n_kv` positions. `out`: [head_dim].
+/// `out = softmax(scale * K q) V` over the positions `opts.first..n_kv`. `out`: [head_dim].
 ///
 /// `tiled_order` is true when the query's token belongs to a prompt chunk: llama.cpp then
 /// computes attention with its tiled GEMM, whose dot products sum in a different order, and
@@ -124,6 +139,7 @@ pub fn attend_head(
     n_kv: usize,
     scale: f32,
     tiled_order: bool,
+    opts: HeadOptions,
     s: &mut AttnScratch<'_>,
     out: &mut [f32],
 ) {
@@ -138,23 +154,36 @@ pub fn attend_head(
         *dst = f16::from_f32(x);
     }
     let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
+    // Whole pages before the window hold only masked positions: skip them.
+    let first = opts.first.min(n_kv.saturating_sub(1));
+    let skip = first / KV_PAGE;
+    let lo = skip * KV_PAGE;
+    s.scores[lo..first].fill(f32::NEG_INFINITY);
     let mut max = f32::NEG_INFINITY;
-    for (j, sc) in s.scores[..n_kv].iter_mut().enumerate() {
-        *sc = dot(kv.k_row(j, d), q16) * scale;
+    for (j, sc) in s.scores[first..n_kv].iter_mut().enumerate() {
+        *sc = dot(kv.k_row(first + j, d), q16) * scale;
         max = max.max(*sc);
+    }
+    if let Some(sink) = opts.sink {
+        max = max.max(sink);
     }
     // Masked positions (as in llama.cpp's padded KV window) are -inf and come out as zero.
     s.scores[n_kv..n_pad].fill(f32::NEG_INFINITY);
-    let scores = &mut s.scores[..n_pad];
-    let sum = (k.softmax_exp())(scores, max);
+    let scores = &mut s.scores[lo..n_pad];
+    let mut sum = (k.softmax_exp())(scores, max);
+    if let Some(sink) = opts.sink {
+        sum += (sink - max).exp() as f64;
+    }
     let inv = (1.0 / sum) as f32;
-    let p16 = &mut s.p16[..n_pad];
+    let p16 = &mut s.p16[lo..n_pad];
     for (p, &sc) in p16.iter_mut().zip(scores.iter()) {
         *p = f16::from_f32(sc * inv);
     }
-    p16[n_kv..].fill(f16::ZERO);
+    p16[n_kv - lo..].fill(f16::ZERO);
     for (i, o) in out.iter_mut().enumerate() {
-        *o = dot_paged(&kv.vt_row(i), p16);
+        let mut row = kv.vt_row(i);
+        row.pages = &row.pages[skip..];
+        *o = dot_paged(&row, p16);
     }
 }
 
@@ -164,7 +193,7 @@ mod tests {
     use crate::Isa;
 
     #[test]
-    fn matches_f64_softmax_attention_for_every_isa() {
+    fn matches_f64_softmax_attention_with_windows_and_sinks_for_every_isa() {
         // Two KV heads of dimension d, positions spread over pages in a scrambled order.
         let d = 64;
         let n = 45;
@@ -206,36 +235,64 @@ mod tests {
                 vt_page_elems: page_elems,
                 vt_offset: d * KV_PAGE,
             };
-            for tiled in [false, true] {
-                let mut scores = vec![0.0; 64];
-                let mut p16 = vec![f16::ZERO; 64];
-                let mut q16 = vec![f16::ZERO; d];
-                let mut out = vec![0.0; d];
-                let mut s = AttnScratch {
-                    scores: &mut scores,
-                    p16: &mut p16,
-                    q16: &mut q16,
-                };
-                attend_head(&k, &q, &view, n, 0.125, tiled, &mut s, &mut out);
-                let logits: Vec<f64> = (0..n)
-                    .map(|j| {
-                        (0..d)
-                            .map(|i| kc[at(j, i).0].to_f64() * q[i] as f64)
-                            .sum::<f64>()
-                            * 0.125
-                    })
-                    .collect();
-                let m = logits.iter().cloned().fold(f64::MIN, f64::max);
-                let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
-                for i in 0..d {
-                    let r: f64 = (0..n)
-                        .map(|j| (logits[j] - m).exp() / z * vt[at(j, i).1].to_f64())
+            let cases = [
+                HeadOptions::default(),
+                HeadOptions {
+                    first: 0,
+                    sink: Some(2.0),
+                },
+                HeadOptions {
+                    first: 20,
+                    sink: None,
+                },
+                // Past the first page: that page is skipped.
+                HeadOptions {
+                    first: 37,
+                    sink: Some(-1.0),
+                },
+            ];
+            for opts in cases {
+                for tiled in [false, true] {
+                    let mut scores = vec![0.0; 64];
+                    let mut p16 = vec![f16::ZERO; 64];
+                    let mut q16 = vec![f16::ZERO; d];
+                    let mut out = vec![0.0; d];
+                    let mut s = AttnScratch {
+                        scores: &mut scores,
+                        p16: &mut p16,
+                        q16: &mut q16,
+                    };
+                    attend_head(&k, &q, &view, n, 0.125, tiled, opts, &mut s, &mut out);
+                    let logits: Vec<f64> = (opts.first..n)
+                        .map(|j| {
+                            (0..d)
+                                .map(|i| kc[at(j, i).0].to_f64() * q[i] as f64)
+                                .sum::<f64>()
+                                * 0.125
+                        })
+                        .collect();
+                    let sink = opts.sink.map(|x| x as f64);
+                    let m = logits.iter().cloned().chain(sink).fold(f64::MIN, f64::max);
+                    let z: f64 = logits
+                        .iter()
+                        .cloned()
+                        .chain(sink)
+                        .map(|l| (l - m).exp())
                         .sum();
-                    assert!(
-                        (out[i] as f64 - r).abs() < 2e-3,
-                        "{isa:?} tiled={tiled} {i}: {} vs {r}",
-                        out[i]
-                    );
+                    for i in 0..d {
+                        let r: f64 = logits
+                            .iter()
+                            .enumerate()
+                            .map(|(jj, l)| {
+                                (l - m).exp() / z * vt[at(opts.first + jj, i).1].to_f64()
+                            })
+                            .sum();
+                        assert!(
+                            (out[i] as f64 - r).abs() < 2e-3,
+                            "{isa:?} tiled={tiled} {opts:?} {i}: {} vs {r}",
+                            out[i]
+                        );
+                    }
                 }
             }
         }

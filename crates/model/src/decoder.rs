@@ -30,7 +30,7 @@ pub enum AttnBlock {
 /// The feed-forward half of a layer: dense, or a mixture of experts.
 pub enum FfnBlock {
     Dense(SwiGluFfn),
-    Moe(MoeFfn),
+    Moe(Box<MoeFfn>),
 }
 
 pub struct Decoder {
@@ -200,7 +200,7 @@ impl Model for Decoder {
                     };
                     ffn.forward(cx, h, n, o, scratch);
                 }
-                FfnBlock::Moe(moe) => moe.forward(cx, h, n, o, &mut buf.moe, &mut buf.act),
+                FfnBlock::Moe(moe) => moe.forward(cx, li, h, n, o, &mut buf.moe, &mut buf.act),
             }
             cx.trace("ffn_out", Some(li), o);
             for (a, b) in x.iter_mut().zip(o.iter()) {

@@ -1,7 +1,7 @@
 //! Hyper-parameters read from GGUF metadata (`{arch}.*` keys), validated once at load.
 
 use owl_gguf::GgufFile;
-use owl_kernels::rope::{RopeConfig, RopeOrder};
+use owl_kernels::rope::{RopeConfig, RopeOrder, YarnParams};
 
 use crate::ModelError;
 
@@ -84,21 +84,8 @@ impl HParams {
             });
         }
         let freq_base = g.get_f32(&key("rope.freq_base")).unwrap_or(10000.0);
-        let scaling = g
-            .get_str(&key("rope.scaling.type"))
-            .unwrap_or("none")
-            .to_string();
-        let factor = g.get_f32(&key("rope.scaling.factor")).unwrap_or(1.0);
-        let freq_scale = match scaling.as_str() {
-            "linear" if factor > 0.0 => 1.0 / factor,
-            "none" | "linear" => 1.0,
-            other => {
-                return Err(ModelError::BadKey {
-                    key: key("rope.scaling.type"),
-                    why: format!("RoPE scaling '{other}' is not supported yet"),
-                })
-            }
-        };
+        let yarn = YarnParams::default();
+        let rope = rope_from_gguf(g, arch, n_dims, freq_base, order, n_ctx_train, yarn)?;
         let n_vocab = match g.get_u64(&key("vocab_size")) {
             Some(v) => v as usize,
             None => g
@@ -121,13 +108,202 @@ impl HParams {
             n_vocab,
             n_ctx_train,
             rms_eps,
-            rope: RopeConfig {
-                n_dims,
-                freq_base,
-                freq_scale,
-                order,
-                freq_factors: None,
-            },
+            rope,
         })
+    }
+}
+
+/// RoPE scaling as llama.cpp derives it (`llama_model::load_hparams`, `llama_context`): the
+/// type defaults to linear; the factor (`rope.scaling.factor`, else the old
+/// `rope.scale_linear`, 0 meaning none) gives `freq_scale = 1/factor` unless the type is
+/// `none`; `yarn` adds ext_factor 1, the original context
+/// (`rope.scaling.original_context_length`, else the training context) and llama.cpp's YaRN
+/// attention factor; `rope.scaling.attn_factor` multiplies the magnitude in every case.
+/// The betas, log multiplier and mscale come from `yarn` (llama.cpp's defaults 32, 1, 0, 1 in
+/// `YarnParams::default()`: its generic loader does not read them; architectures that do, like
+/// DeepSeek-V2's log multiplier, pass their own); its `n_ctx_orig` is filled in here.
+pub fn rope_from_gguf(
+    g: &GgufFile,
+    arch: &str,
+    n_dims: usize,
+    freq_base: f32,
+    order: RopeOrder,
+    n_ctx_train: usize,
+    yarn: YarnParams,
+) -> Result<RopeConfig, ModelError> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let scaling = g.get_str(&key("rope.scaling.type")).unwrap_or("linear");
+    let factor = g
+        .get_f32(&key("rope.scaling.factor"))
+        .or_else(|| g.get_f32(&key("rope.scale_linear")))
+        .unwrap_or(0.0);
+    if !factor.is_finite() || factor < 0.0 {
+        return Err(ModelError::BadKey {
+            key: key("rope.scaling.factor"),
+            why: format!("{factor} is not a scaling factor"),
+        });
+    }
+    let train_scale = if factor == 0.0 { 1.0 } else { 1.0 / factor };
+    let attn = g.get_f32(&key("rope.scaling.attn_factor")).unwrap_or(1.0);
+    if !attn.is_finite() {
+        return Err(ModelError::BadKey {
+            key: key("rope.scaling.attn_factor"),
+            why: format!("{attn} is not finite"),
+        });
+    }
+    let mut rope = match scaling {
+        "none" => RopeConfig::new(n_dims, freq_base, 1.0, order),
+        "linear" => RopeConfig::new(n_dims, freq_base, train_scale, order),
+        "yarn" => {
+            let orig = match g.get_u64(&key("rope.scaling.original_context_length")) {
+                Some(v) if v > 0 => v,
+                _ => n_ctx_train as u64,
+            };
+            let n_ctx_orig = u32::try_from(orig).map_err(|_| ModelError::BadKey {
+                key: key("rope.scaling.original_context_length"),
+                why: format!("{orig} is out of range"),
+            })?;
+            let yarn = YarnParams { n_ctx_orig, ..yarn };
+            RopeConfig::new(n_dims, freq_base, train_scale, order).with_yarn(&yarn)
+        }
+        other => {
+            return Err(ModelError::BadKey {
+                key: key("rope.scaling.type"),
+                why: format!("RoPE scaling '{other}' is not supported yet"),
+            })
+        }
+    };
+    rope.attn_factor *= attn;
+    Ok(rope)
+}
+
+/// Which layers use sliding-window attention, as llama.cpp's `load_swa_pattern`: the
+/// `{arch}.attention.sliding_window_pattern` key as a per-layer array (missing entries are
+/// full attention), else as a period `n` (default `default_period`) for `set_swa_pattern`:
+/// layer `il` slides when `n == 0 || il % n < n - 1` (with `dense_first`, `il % n != 0`).
+pub fn swa_layers(
+    g: &GgufFile,
+    arch: &str,
+    n_layer: usize,
+    default_period: u32,
+    dense_first: bool,
+) -> Result<Vec<bool>, ModelError> {
+    let key = format!("{arch}.attention.sliding_window_pattern");
+    if let Some(arr) = g.get_array(&key) {
+        let mut out = vec![false; n_layer];
+        for (slot, v) in out.iter_mut().zip(arr) {
+            *slot = v
+                .as_bool()
+                .or_else(|| v.as_u64().map(|x| x != 0))
+                .ok_or_else(|| ModelError::BadKey {
+                    key: key.clone(),
+                    why: format!(
+                        "entries must be booleans or integers, not {}",
+                        v.type_name()
+                    ),
+                })?;
+        }
+        return Ok(out);
+    }
+    let n = match g.get(&key) {
+        None => default_period,
+        Some(v) => v
+            .as_u64()
+            .and_then(|x| u32::try_from(x).ok())
+            .ok_or_else(|| ModelError::BadKey {
+                key: key.clone(),
+                why: format!("expected a period or an array, not {}", v.type_name()),
+            })?,
+    };
+    Ok((0..n_layer as u64)
+        .map(|il| {
+            let n = n as u64;
+            if dense_first {
+                n == 0 || il % n != 0
+            } else {
+                n == 0 || il % n < n - 1
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use owl_gguf::{GgufWriter, Value};
+
+    use super::*;
+
+    fn file(kvs: &[(&str, Value)]) -> GgufFile {
+        let mut w = GgufWriter::new();
+        w.add_kv("general.architecture", Value::String("t".into()));
+        for (k, v) in kvs {
+            w.add_kv(k, v.clone());
+        }
+        GgufFile::from_bytes(w.to_bytes()).expect("gguf")
+    }
+
+    fn rope(kvs: &[(&str, Value)]) -> Result<RopeConfig, ModelError> {
+        let yarn = YarnParams::default();
+        rope_from_gguf(&file(kvs), "t", 64, 150000.0, RopeOrder::Neox, 131072, yarn)
+    }
+
+    #[test]
+    fn swa_pattern_as_llama_cpp_sets_it() {
+        let g = file(&[]);
+        // gpt-oss: load_swa_pattern(ml, 2): even layers slide.
+        let want = [true, false, true, false, true];
+        assert_eq!(swa_layers(&g, "t", 5, 2, false).expect("ok"), want);
+        let g = file(&[("t.attention.sliding_window_pattern", Value::U32(3))]);
+        let want = [true, true, false, true, true, false];
+        assert_eq!(swa_layers(&g, "t", 6, 2, false).expect("ok"), want);
+        let want = [false, true, true, false, true, true];
+        assert_eq!(swa_layers(&g, "t", 6, 2, true).expect("ok"), want);
+        let g = file(&[("t.attention.sliding_window_pattern", Value::U32(0))]);
+        assert_eq!(swa_layers(&g, "t", 2, 2, false).expect("ok"), [true, true]);
+        let arr = Value::Array(vec![Value::Bool(false), Value::Bool(true)]);
+        let g = file(&[("t.attention.sliding_window_pattern", arr)]);
+        assert_eq!(
+            swa_layers(&g, "t", 3, 2, false).expect("ok"),
+            [false, true, false]
+        );
+        let g = file(&[("t.attention.sliding_window_pattern", Value::F32(1.0))]);
+        assert!(swa_layers(&g, "t", 3, 2, false).is_err());
+    }
+
+    #[test]
+    fn rope_scaling_keys_as_llama_cpp_reads_them() {
+        let plain = rope(&[]).expect("ok");
+        assert_eq!(
+            (plain.freq_scale, plain.ext_factor, plain.attn_factor),
+            (1.0, 0.0, 1.0)
+        );
+        // No type means linear.
+        let lin = rope(&[("t.rope.scaling.factor", Value::F32(4.0))]).expect("ok");
+        assert_eq!((lin.freq_scale, lin.ext_factor), (0.25, 0.0));
+        let none = rope(&[
+            ("t.rope.scaling.type", Value::String("none".into())),
+            ("t.rope.scaling.factor", Value::F32(4.0)),
+        ])
+        .expect("ok");
+        assert_eq!(none.freq_scale, 1.0);
+        // gpt-oss: YaRN, factor 32 over 4096 positions.
+        let yarn = rope(&[
+            ("t.rope.scaling.type", Value::String("yarn".into())),
+            ("t.rope.scaling.factor", Value::F32(32.0)),
+            ("t.rope.scaling.original_context_length", Value::U32(4096)),
+        ])
+        .expect("ok");
+        assert_eq!(yarn.freq_scale, 1.0 / 32.0);
+        assert_eq!(yarn.ext_factor, 1.0);
+        assert_eq!(yarn.n_ctx_orig, 4096);
+        assert_eq!(yarn.corr_dims, [8.0, 18.0]);
+        assert!((yarn.attn_factor - 1.0).abs() < 1e-6);
+        // Without the original length, the training context.
+        let yarn = rope(&[("t.rope.scaling.type", Value::String("yarn".into()))]).expect("ok");
+        assert_eq!(yarn.n_ctx_orig, 131072);
+        let scaled = rope(&[("t.rope.scaling.attn_factor", Value::F32(0.5))]).expect("ok");
+        assert_eq!(scaled.attn_factor, 0.5);
+        assert!(rope(&[("t.rope.scaling.type", Value::String("longrope".into()))]).is_err());
+        assert!(rope(&[("t.rope.scaling.factor", Value::F32(-2.0))]).is_err());
     }
 }

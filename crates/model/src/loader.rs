@@ -99,12 +99,22 @@ impl Loader<'_> {
 
     /// A vector of `len` values, dequantized to f32 (norm weights, biases).
     pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+        self.values(name, vec![len as u64], len)
+    }
+
+    /// `rows` vectors of `cols` values (GGUF dims `[cols, rows]`), dequantized to f32 and
+    /// concatenated (per-expert biases).
+    pub fn vectors(&self, name: &str, cols: usize, rows: usize) -> Result<Vec<f32>, ModelError> {
+        self.values(name, vec![cols as u64, rows as u64], cols * rows)
+    }
+
+    fn values(&self, name: &str, want: Vec<u64>, len: usize) -> Result<Vec<f32>, ModelError> {
         let info = self.dims(name)?;
-        if info.dims != [len as u64] {
+        if info.dims != want {
             return Err(ModelError::BadShape {
                 name: name.into(),
                 got: info.dims.clone(),
-                want: vec![len as u64],
+                want,
             });
         }
         let format = owl_quant::format(info.ty).ok_or(ModelError::UnsupportedType {

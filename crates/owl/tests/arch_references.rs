@@ -13,13 +13,26 @@ use owl_gguf::GgufFile;
 use owl_kernels::{Isa, Kernels};
 use owl_model::{Batch, LoadOptions, Logits, LogitsWanted, Runner};
 
-/// Largest allowed |owl - llama.cpp| on a reference logit. The weights are F16: llama.cpp's
-/// prompt path multiplies them with its tiled GEMM (another summation order than the F16 dot
-/// owl and llama.cpp's decode path use), so prompt-step logits differ in the last bits.
-const TOLERANCE: f32 = 5e-3;
+/// Largest allowed |owl - llama.cpp| on a reference logit after a whole-prompt prefill. The
+/// weights are F16 (and F32 routers): llama.cpp's prompt path multiplies them with its tiled
+/// GEMM (llamafile's tinyBLAS, another summation order than the dot products owl and
+/// llama.cpp's decode path use), so logits that depend on the prompt's K/V rows differ in the
+/// last bits, amplified through the layers (most in deepseek2: 3 layers, weights scaled by
+/// 2.5, measured 5.5e-3). The decode path itself is held to bit equality by
+/// `every_architecture_matches_llama_cpp_token_by_token`.
+const TOLERANCE: f32 = 1e-2;
 
-/// Every architecture with a tiny reference model.
-const ARCHS: [&str; 5] = ["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"];
+/// Fixture names (`tiny-{name}.gguf`): one per architecture, and gpt-oss again with its
+/// experts in MXFP4 as the real files have them.
+const ARCHS: [&str; 7] = [
+    "llama",
+    "qwen2",
+    "qwen3",
+    "qwen3moe",
+    "deepseek2",
+    "gpt-oss",
+    "gpt-oss-mxfp4",
+];
 
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch")
@@ -57,6 +70,7 @@ fn argmax(l: &[f32]) -> u32 {
 
 /// Greedy equality and logit agreement for one architecture; returns the max difference.
 fn check_arch(arch: &str) -> f32 {
+    let tolerance = TOLERANCE;
     let r = reference(arch);
     let mut s = Session::new(runner(arch, Isa::detect()), 256, 512);
     let mut worst = 0.0f32;
@@ -91,11 +105,8 @@ fn check_arch(arch: &str) -> f32 {
                 let want = pair[1].as_f64().expect("logit") as f32;
                 let d = (logits[id] - want).abs();
                 worst = worst.max(d);
-                if std::env::var("OWL_ARCH_DEBUG").is_ok() && d > 1e-4 {
-                    eprintln!("{arch} step {step}: diff {d:.2e}");
-                }
                 assert!(
-                    d <= TOLERANCE,
+                    d <= tolerance,
                     "{arch} step {step} token {id}: owl {} llama.cpp {want}",
                     logits[id]
                 );
@@ -113,6 +124,61 @@ fn every_architecture_matches_llama_cpp() {
     for arch in ARCHS {
         let worst = check_arch(arch);
         eprintln!("{arch}: greedy 3x32 equal, max |logit diff| {worst:.2e}");
+    }
+}
+
+/// Largest allowed |owl - llama.cpp| when both run their decode path only (the prompt fed one
+/// token per call): with the AVX2 kernels owl mirrors that path's float order, so the logits
+/// are bit-identical (the references come from llama.cpp built for an AVX2 machine); the
+/// scalar fallback sums in another order and gets the prompt tolerance.
+fn one_by_one_tolerance() -> f32 {
+    if Isa::detect() == Isa::Scalar {
+        TOLERANCE
+    } else {
+        0.0
+    }
+}
+
+/// The decode path alone, without llama.cpp's tiled prompt GEMM: the prompt fed one token at a
+/// time, then greedy steps; every top-10 logit within `one_by_one_tolerance()`.
+#[test]
+fn every_architecture_matches_llama_cpp_token_by_token() {
+    for arch in ARCHS {
+        let r = reference(arch);
+        let mut s = Session::new(runner(arch, Isa::detect()), 256, 512);
+        let mut worst = 0.0f32;
+        for case in r["cases"].as_array().expect("cases") {
+            let prompt = ids(&case["prompt_tokens"]);
+            let steps = case["one_by_one_top_logits"]
+                .as_array()
+                .expect("one_by_one");
+            assert!(
+                !steps.is_empty(),
+                "{arch}: reference without one-by-one logits"
+            );
+            s.reset();
+            let mut logits = s.prefill(&prompt[..1]).expect("prefill").0.to_vec();
+            for &t in &prompt[1..] {
+                logits = s.decode(t).expect("decode").to_vec();
+            }
+            for (step, top) in steps.iter().enumerate() {
+                let top = top.as_array().expect("pairs");
+                for pair in top {
+                    let id = pair[0].as_u64().expect("id") as usize;
+                    let want = pair[1].as_f64().expect("logit") as f32;
+                    let d = (logits[id] - want).abs();
+                    worst = worst.max(d);
+                    assert!(
+                        d <= one_by_one_tolerance(),
+                        "{arch} one-by-one step {step} token {id}: owl {} llama.cpp {want}",
+                        logits[id]
+                    );
+                }
+                let next = top[0][0].as_u64().expect("id") as u32;
+                logits = s.decode(next).expect("decode").to_vec();
+            }
+        }
+        eprintln!("{arch}: decode path max |logit diff| {worst:.2e}");
     }
 }
 

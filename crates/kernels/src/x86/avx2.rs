@@ -24,6 +24,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot_2x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_2x4, "q8_0·q8_0 2x4/avx2");
     k.set_dot_f16(dot_f16, "f16·f16/avx2");
     k.set_vec_dot(GgmlType::F16, vec_dot_f16_f16, "f16 weights·f16/avx2");
+    k.set_vec_dot(GgmlType::F32, vec_dot_f32_f32, "f32 weights·f32/avx2");
     k.set_dot_f16_batch(dot_f16_tiled, "f16·f16 tiled/avx2");
     k.set_dot_f16_paged(dot_f16_paged, dot_f16_tiled_paged, "f16·f16 paged/avx2");
     k.set_softmax_exp(softmax_exp, "softmax_exp/avx2");
@@ -165,7 +166,8 @@ unsafe fn f16_step32(sum: &mut [__m256; 4], pa: *const u8, pb: *const u8) {
     }
 }
 
-/// ggml's reduction of the four accumulators: pairwise, then across lanes.
+/// ggml's reduction of four accumulators (`GGML_F32x8_REDUCE`, also used for f16): pairwise,
+/// then across lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn f16_reduce(sum: [__m256; 4]) -> f32 {
@@ -175,6 +177,44 @@ fn f16_reduce(sum: [__m256; 4]) -> f32 {
     let t0 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     let t1 = _mm_hadd_ps(t0, t0);
     _mm_cvtss_f32(_mm_hadd_ps(t1, t1))
+}
+
+/// F32 weights · F32 activations (MoE routers, F32 models) in `ggml_vec_dot_f32`'s AVX2 order:
+/// four 8-lane accumulators over steps of 32, the same pairwise reduction as the f16 dot, then
+/// the remainder added in f32 with fused multiply-adds (how GCC builds its scalar tail).
+pub fn vec_dot_f32_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    assert!(w.len() >= 4 * n && a.len() >= 4 * n, "f32·f32: short rows");
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { vec_dot_f32_avx2(n, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// `w` and `a` point to `n` little-endian f32 values each.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vec_dot_f32_avx2(n: usize, w: *const u8, a: *const u8) -> f32 {
+    let np = n - n % 32;
+    let mut sum = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i < np {
+        for (j, acc) in sum.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 <= np <= n floats (caller's contract); unaligned loads.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(w.add(4 * (i + 8 * j)) as *const f32),
+                    _mm256_loadu_ps(a.add(4 * (i + 8 * j)) as *const f32),
+                )
+            };
+            *acc = _mm256_fmadd_ps(x, y, *acc);
+        }
+        i += 32;
+    }
+    let mut res = f16_reduce(sum);
+    for k in np..n {
+        // SAFETY: k < n (caller's contract).
+        let (x, y) = unsafe { (f32_at(w.add(4 * k)), f32_at(a.add(4 * k))) };
+        res = x.mul_add(y, res);
+    }
+    res
 }
 
 /// `acc += a[..8] * b[..8]`: one step of the tiled (tinyBLAS) order.

@@ -6,15 +6,15 @@
 //! scaled weights. The tensor names and keys are those of llama.cpp's converter, which splits
 //! `kv_b_proj` into `attn_k_b` (transposed) and `attn_v_b` for the absorbed form.
 
-use owl_kernels::rope::RopeOrder;
+use owl_kernels::rope::{RopeOrder, YarnParams};
 
 use super::dense::moe_dims;
 use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::mla::{Mla, MlaQuery};
-use crate::blocks::moe::{Gating, MoeFfn};
+use crate::blocks::moe::{ExpertAct, Gating, MoeFfn};
 use crate::blocks::norm::RmsNorm;
 use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
-use crate::hparams::HParams;
+use crate::hparams::{rope_from_gguf, HParams};
 use crate::loader::Loader;
 use crate::{Model, ModelError};
 
@@ -89,10 +89,38 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             ))
         }
     };
-    // YaRN's attention-scale correction enters the score scale squared (llama.cpp's
-    // deepseek2 graph); without scaling it is 1.
-    let mscale = 1.0f32;
-    let kq_scale = mscale * mscale / (k_head as f32).sqrt();
+    // RoPE of the n_rot dims, with DeepSeek's YaRN log multiplier: the GGUF holds
+    // 0.1 * mscale_all_dim, llama.cpp divides the 0.1 back out, and for DeepSeek-V2 (whose
+    // mscale_all_dim is not 1) uses it as mscale too.
+    let log_mul = ld
+        .file
+        .get_f32(&key("rope.scaling.yarn_log_multiplier"))
+        .map_or(0.0, |v| v / 0.1);
+    let yarn = YarnParams {
+        log_mul,
+        mscale: if log_mul != 0.0 && log_mul != 1.0 {
+            log_mul
+        } else {
+            1.0
+        },
+        ..YarnParams::default()
+    };
+    let rope = rope_from_gguf(
+        ld.file,
+        ARCH,
+        n_rot,
+        hp.rope.freq_base,
+        RopeOrder::Normal,
+        hp.n_ctx_train,
+        yarn,
+    )?;
+    // The score scale carries YaRN's magnitude correction squared, computed as llama.cpp's
+    // deepseek2 graph does: undo the attention factor's 1/(1 + 0.1 ln f), apply the log
+    // multiplier's (plain f32 arithmetic, no fused multiply-adds, like libllama).
+    let l = (1.0 / rope.freq_scale).ln();
+    let attn_factor_org = rope.attn_factor * (1.0 + 0.1 * l);
+    let mscale = attn_factor_org * (1.0 + 0.1 * log_mul * l);
+    let kq_scale = 1.0 * mscale * mscale / (k_head as f32).sqrt();
 
     let token_embd = ld.matrix("token_embd.weight", e, hp.n_vocab)?;
     let output = if ld.has("output.weight") {
@@ -106,8 +134,6 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             eps: hp.rms_eps,
         })
     };
-    let mut rope = hp.rope.clone();
-    rope.n_dims = n_rot;
 
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
@@ -180,7 +206,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             } else {
                 None
             };
-            FfnBlock::Moe(MoeFfn {
+            FfnBlock::Moe(Box::new(MoeFfn {
                 router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
                 experts: gate
                     .into_iter()
@@ -191,11 +217,13 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
                 n_used,
                 norm_weights,
                 gating,
+                act: ExpertAct::SwiGlu,
+                bias: None,
                 selection_bias,
                 groups,
                 weights_scale,
                 shared,
-            })
+            }))
         };
         layers.push(DecoderLayer {
             attn_norm: norm(&t("attn_norm"), e)?,

@@ -106,6 +106,9 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                 } else {
                     None
                 },
+                bo: None,
+                sinks: None,
+                window: None,
                 n_head: hp.n_head,
                 n_head_kv: hp.n_head_kv,
                 head_dim: hp.head_dim,
@@ -117,7 +120,7 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                 let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
                 let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
                 let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
-                FfnBlock::Moe(MoeFfn::softmax(
+                FfnBlock::Moe(Box::new(MoeFfn::softmax(
                     ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
                     gate.into_iter()
                         .zip(up)
@@ -125,7 +128,7 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                         .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
                         .collect(),
                     n_used,
-                ))
+                )))
             } else {
                 FfnBlock::Dense(SwiGluFfn {
                     gate: ld.matrix(&t("ffn_gate"), e, ff)?,

@@ -2,6 +2,7 @@
 
 mod deepseek2;
 mod dense;
+mod gpt_oss;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -41,6 +42,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "deepseek2",
         load: deepseek2::load,
+    },
+    ArchEntry {
+        gguf_arch: "gpt-oss",
+        load: gpt_oss::load,
     },
 ];
 

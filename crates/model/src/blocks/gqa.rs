@@ -1,11 +1,13 @@
 //! Grouped-query attention with RoPE and an f16 KV cache.
 //!
-//! Options cover the dense families: optional Q/K/V biases (Qwen2) and the RoPE pairing order.
+//! Options cover the dense families: optional Q/K/V biases (Qwen2) and the RoPE pairing order;
+//! and gpt-oss: an output bias, per-head attention sinks and a sliding window (a token sees
+//! itself and the `window - 1` positions before it, llama.cpp's LLAMA_SWA_TYPE_STANDARD).
 //! Each (token, head) pair is an independent task for the thread pool; a token attends over its
 //! own sequence's cache rows `0..=pos`, so the batch may mix sequences freely.
 
 use half::f16;
-use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch};
+use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadOptions};
 use owl_kernels::norm::rms_norm_in_place;
 use owl_kernels::pool::{chunking, SharedMut};
 use owl_kernels::rope::RopeConfig;
@@ -25,6 +27,12 @@ pub struct Gqa {
     pub bv: Option<Vec<f32>>,
     /// Per-head RMSNorm weights (`[head_dim]`) applied to Q and K before RoPE (Qwen3).
     pub qk_norm: Option<QkNorm>,
+    /// Output projection bias (`attn_output.bias`, gpt-oss).
+    pub bo: Option<Vec<f32>>,
+    /// One sink logit per query head (`attn_sinks`, gpt-oss).
+    pub sinks: Option<Vec<f32>>,
+    /// Sliding window: keys at positions `pos - window` and older are masked.
+    pub window: Option<usize>,
     pub n_head: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
@@ -127,7 +135,7 @@ impl Gqa {
             for i in 0..c.len {
                 let row = c.start + i;
                 let pos = c.pos0 + i;
-                self.rope.angles(pos as u32, cos_sin);
+                self.rope.angles(pos as u32, cos_sin, fused);
                 self.rope
                     .apply(&mut q[row * q_dim..(row + 1) * q_dim], hd, cos_sin, fused);
                 self.rope
@@ -181,6 +189,10 @@ impl Gqa {
                 let pos = c.pos0 + (row - c.start);
                 let view = kv.head_view(c.slot, layer, head / group, hd);
                 let qh = &q[row * q_dim + head * hd..row * q_dim + (head + 1) * hd];
+                let opts = HeadOptions {
+                    first: self.window.map_or(0, |w| (pos + 1).saturating_sub(w)),
+                    sink: self.sinks.as_ref().map(|s| s[head]),
+                };
                 // SAFETY: task (row, head) owns attn[row][head*hd..(head+1)*hd]; tasks are
                 // disjoint across threads.
                 let o = unsafe { outp.slice(row * q_dim + head * hd, hd) };
@@ -191,6 +203,7 @@ impl Gqa {
                     pos + 1,
                     scale,
                     c.tiled_attention,
+                    opts,
                     &mut hs,
                     o,
                 );
@@ -198,5 +211,6 @@ impl Gqa {
         });
         cx.trace("kqv_out", Some(layer), attn);
         linear(cx.kernels, cx.pool, &self.wo, attn, n, out, s.act);
+        add_bias(out, &self.bo);
     }
 }

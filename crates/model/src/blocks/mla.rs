@@ -12,7 +12,7 @@
 //! (llama.cpp transposes its K view with `ggml_cont` for the same product).
 
 use half::f16;
-use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, KV_PAGE};
+use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadOptions, KV_PAGE};
 use owl_kernels::norm::rms_norm_in_place;
 use owl_kernels::pool::{chunking, SharedMut};
 use owl_kernels::rope::RopeConfig;
@@ -167,7 +167,7 @@ impl Mla {
                 let pos = c.pos0 + i;
                 let kr = &mut kvr[row * width..(row + 1) * width];
                 rms_norm_in_place(&mut kr[..lora], &self.kv_norm, self.eps);
-                self.rope.angles(pos as u32, cos_sin);
+                self.rope.angles(pos as u32, cos_sin, fused);
                 self.rope.apply(&mut kr[lora..], rot, cos_sin, fused);
                 let qr = &mut q[row * nh * k_head..(row + 1) * nh * k_head];
                 for head in qr.chunks_exact_mut(k_head) {
@@ -253,6 +253,7 @@ impl Mla {
                     pos + 1,
                     scale,
                     c.tiled_attention,
+                    HeadOptions::default(),
                     &mut hs,
                     o,
                 );

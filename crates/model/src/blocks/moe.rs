@@ -2,19 +2,21 @@
 //! SwiGLU FFN, and the token's output is their weighted sum (plus an always-on shared expert
 //! where the model has one).
 //!
-//! Routing options cover the families: softmax (Qwen3-MoE, DeepSeek-V2) or sigmoid
-//! (DeepSeek-V3) scores; a selection bias that steers which experts are chosen without changing
-//! their weights; expert groups (only the best `n_groups_used` groups, ranked by the sum of
-//! their two best scores, may contribute); weights normalised over the chosen experts and
-//! scaled by a routed scaling factor.
-//!
 //! Only the selected experts run, and tokens are grouped by expert so each expert's weights
 //! are read once per step however many tokens chose it: the bytes touched per token follow
 //! the active parameters, not the total. The float order follows llama.cpp's `build_moe_ffn`
 //! (softmax like its `soft_max`, weights normalised by an f64 row sum clamped at 2^-14, each
 //! expert output scaled by its weight, the outputs added in selection order).
+//!
+//! Options: how router logits become weights (`Gating`: softmax for Qwen3-MoE and DeepSeek-V2,
+//! sigmoid for DeepSeek-V3, softmax over the chosen for gpt-oss), the experts' activation
+//! (`ExpertAct`), per-expert biases (`MoeBias`, gpt-oss), a selection bias that steers which
+//! experts are chosen without changing their weights, expert groups (only the best
+//! `n_groups_used` groups, ranked by the sum of their two best scores, may contribute), a
+//! routed scaling factor and shared experts (DeepSeek).
 
-use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
+use owl_kernels::swiglu::swiglu_oai;
+use owl_kernels::{linear, linear_many, ActBuffer, Kernels, QMatrix};
 
 use crate::blocks::ffn::{FfnScratch, SwiGluFfn};
 use crate::scratch::Compute;
@@ -28,8 +30,12 @@ pub struct MoeFfn {
     pub n_used: usize,
     /// Divide the selected weights by their sum (Qwen3-MoE).
     pub norm_weights: bool,
-    /// How router logits become expert scores.
+    /// How the router's logits become the chosen experts' weights.
     pub gating: Gating,
+    /// The experts' gated activation.
+    pub act: ExpertAct,
+    /// Router and expert biases (gpt-oss).
+    pub bias: Option<MoeBias>,
     /// [n_expert] added to the scores only to choose experts (DeepSeek-V3's `exp_probs_b`).
     pub selection_bias: Option<Vec<f32>>,
     /// Expert groups: `(n_groups, n_groups_used)`; experts outside the chosen groups are
@@ -41,17 +47,9 @@ pub struct MoeFfn {
     pub shared: Option<SwiGluFfn>,
 }
 
-/// Expert scores from router logits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gating {
-    /// Softmax over all experts.
-    Softmax,
-    /// Independent sigmoid per expert.
-    Sigmoid,
-}
-
 impl MoeFfn {
-    /// A plain softmax-routed mixture (Qwen3-MoE): no bias, groups, scaling or shared expert.
+    /// A plain softmax-routed SwiGLU mixture (Qwen3-MoE): weights normalised over the chosen
+    /// experts; no biases, groups, scaling or shared expert.
     pub fn softmax(router: QMatrix, experts: Vec<SwiGluFfn>, n_used: usize) -> MoeFfn {
         MoeFfn {
             router,
@@ -59,12 +57,46 @@ impl MoeFfn {
             n_used,
             norm_weights: true,
             gating: Gating::Softmax,
+            act: ExpertAct::SwiGlu,
+            bias: None,
             selection_bias: None,
             groups: None,
             weights_scale: 1.0,
             shared: None,
         }
     }
+}
+
+/// llama.cpp's expert gating functions (`llama_expert_gating_func_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gating {
+    /// Softmax over all experts, top-k of the probabilities (SOFTMAX).
+    Softmax,
+    /// Independent sigmoid per expert (SIGMOID, DeepSeek-V3).
+    Sigmoid,
+    /// Top-k of the raw logits, then a softmax over the chosen ones (SOFTMAX_WEIGHT, gpt-oss).
+    SoftmaxWeighted,
+}
+
+/// The gated activation inside each expert.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ExpertAct {
+    /// `silu(gate) * up`.
+    SwiGlu,
+    /// ggml's `swiglu_oai` (gpt-oss: alpha 1.702, limit 7).
+    SwiGluOai { alpha: f32, limit: f32 },
+}
+
+/// Biases of a mixture of experts (`ffn_gate_inp.bias`, `ffn_{gate,up,down}_exps.bias`).
+pub struct MoeBias {
+    /// [n_expert] added to the router logits.
+    pub router: Vec<f32>,
+    /// [n_expert, n_ff_exp]
+    pub gate: Vec<f32>,
+    /// [n_expert, n_ff_exp]
+    pub up: Vec<f32>,
+    /// [n_expert, n_embd]
+    pub down: Vec<f32>,
 }
 
 /// Grow-only working memory of the MoE block.
@@ -74,10 +106,6 @@ pub struct MoeBuffers {
     probs: Vec<f32>,
     /// [n, n_used] (expert, weight) per token, in selection order
     picks: Vec<(u32, f32)>,
-    /// [n_expert] one token's selection scores (biased, group-masked)
-    select: Vec<f32>,
-    /// [n_groups] one token's group scores
-    group_scores: Vec<f32>,
     /// [n_expert + 1] start of each expert's group in `order`
     starts: Vec<usize>,
     /// [n * n_used] (token, slot) entries grouped by expert
@@ -94,6 +122,12 @@ pub struct MoeBuffers {
     up: Vec<f32>,
     /// [n, n_used, n_embd] weighted expert outputs per token and slot
     contrib: Vec<f32>,
+    /// [n_used] weights of one token's chosen experts (`Gating::SoftmaxWeighted`)
+    chosen: Vec<f32>,
+    /// [n_expert] one token's selection scores (biased, group-masked)
+    select: Vec<f32>,
+    /// [n_groups] one token's group scores
+    group_scores: Vec<f32>,
 }
 
 fn grow<T: Default + Clone>(v: &mut Vec<T>, n: usize) {
@@ -102,11 +136,33 @@ fn grow<T: Default + Clone>(v: &mut Vec<T>, n: usize) {
     }
 }
 
+/// ggml's `soft_max` of one row in place: max, `exp(x - max)` summed in f64, times `1/sum`.
+fn softmax(k: &Kernels, row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum = (k.softmax_exp())(row, max);
+    let inv = (1.0 / sum) as f32;
+    for p in row.iter_mut() {
+        *p *= inv;
+    }
+}
+
+/// Adds `bias[j]` (the `len` values of entry `j`) to every `len`-wide row of `x`.
+fn add_rows(x: &mut [f32], bias: &[f32], j: usize, len: usize) {
+    let b = &bias[j * len..(j + 1) * len];
+    for row in x.chunks_exact_mut(len) {
+        for (v, &bb) in row.iter_mut().zip(b) {
+            *v += bb;
+        }
+    }
+}
+
 impl MoeFfn {
-    /// `x`: [n, n_embd] (normalized input); `out`: [n, n_embd].
+    /// `x`: [n, n_embd] (normalized input); `out`: [n, n_embd]. `layer` names traces.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         cx: &Compute<'_>,
+        layer: usize,
         x: &[f32],
         n: usize,
         out: &mut [f32],
@@ -120,25 +176,25 @@ impl MoeFfn {
         grow(&mut b.picks, n * k);
         let probs = &mut b.probs[..n * n_expert];
         linear(cx.kernels, cx.pool, &self.router, x, n, probs, act);
+        cx.trace("ffn_moe_logits", Some(layer), probs);
 
-        // Route: scores, top-k (optionally biased and group-masked), weights.
+        // Route: (bias,) softmax, top-k, (normalised) weights.
+        if let Some(bias) = &self.bias {
+            add_rows(probs, &bias.router, 0, n_expert);
+        }
+        grow(&mut b.chosen, k);
         grow(&mut b.select, n_expert);
         for (t, row) in probs.chunks_exact_mut(n_expert).enumerate() {
             match self.gating {
-                Gating::Softmax => {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let sum = (cx.kernels.softmax_exp())(row, max);
-                    let inv = (1.0 / sum) as f32;
-                    for p in row.iter_mut() {
-                        *p *= inv;
-                    }
-                }
+                Gating::Softmax => softmax(cx.kernels, row),
                 Gating::Sigmoid => {
                     for p in row.iter_mut() {
                         *p = 1.0 / (1.0 + (-*p).exp());
                     }
                 }
+                Gating::SoftmaxWeighted => {}
             }
+            // Selection scores: the probabilities, biased and group-masked if asked.
             let select = &mut b.select[..n_expert];
             select.copy_from_slice(row);
             if let Some(bias) = &self.selection_bias {
@@ -164,6 +220,16 @@ impl MoeFfn {
                 let j = best.unwrap_or(0);
                 picks[i] = (j as u32, row[j]);
             }
+            if self.gating == Gating::SoftmaxWeighted {
+                let w = &mut b.chosen[..k];
+                for (w, p) in w.iter_mut().zip(picks.iter()) {
+                    *w = p.1;
+                }
+                softmax(cx.kernels, w);
+                for (p, &w) in picks.iter_mut().zip(w.iter()) {
+                    p.1 = w;
+                }
+            }
             if self.norm_weights {
                 let s: f64 = picks.iter().map(|&(_, w)| w as f64).sum();
                 let s = (s as f32).max(6.103_515_6e-5);
@@ -176,6 +242,13 @@ impl MoeFfn {
                     p.1 *= self.weights_scale;
                 }
             }
+        }
+        if cx.trace.is_some() {
+            cx.trace("ffn_moe_probs", Some(layer), probs);
+            let w: Vec<f32> = b.picks[..n * k].iter().map(|p| p.1).collect();
+            cx.trace("ffn_moe_weights_scaled", Some(layer), &w);
+            let ids: Vec<f32> = b.picks[..n * k].iter().map(|p| p.0 as f32).collect();
+            cx.trace("ffn_moe_topk", Some(layer), &ids);
         }
 
         // Group (token, slot) pairs by expert: a counting sort.
@@ -225,9 +298,19 @@ impl MoeFfn {
                 &mut [(&ffn.gate, &mut *gate), (&ffn.up, &mut *up)],
                 act,
             );
-            (cx.kernels.swiglu())(gate, up);
+            if let Some(bias) = &self.bias {
+                add_rows(up, &bias.up, j, n_ff);
+                add_rows(gate, &bias.gate, j, n_ff);
+            }
+            match self.act {
+                ExpertAct::SwiGlu => (cx.kernels.swiglu())(gate, up),
+                ExpertAct::SwiGluOai { alpha, limit } => swiglu_oai(gate, up, alpha, limit),
+            }
             let y = &mut b.yout[..m * e];
             linear(cx.kernels, cx.pool, &ffn.down, gate, m, y, act);
+            if let Some(bias) = &self.bias {
+                add_rows(y, &bias.down, j, e);
+            }
             for (r, &(t, s)) in group.iter().enumerate() {
                 let (t, s) = (t as usize, s as usize);
                 let w = b.picks[t * k + s].1;
@@ -250,6 +333,7 @@ impl MoeFfn {
             }
         }
 
+        cx.trace("ffn_moe_out", Some(layer), &out[..n * e]);
         if let Some(shared) = &self.shared {
             let n_ff = shared.gate.rows;
             grow(&mut b.gate, n * n_ff);
@@ -263,6 +347,7 @@ impl MoeFfn {
                 act,
             };
             shared.forward(&Compute { trace: None, ..*cx }, x, n, y, scratch);
+            cx.trace("ffn_shexp", Some(layer), y);
             for (d, &v) in out[..n * e].iter_mut().zip(y.iter()) {
                 *d += v;
             }
