@@ -20,6 +20,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot(GgmlType::Q4_1, vec_dot_q4_1_q8_1, "q4_1·q8_1/avx2");
     k.set_vec_dot(GgmlType::Q8_0, vec_dot_q8_0_q8_0, "q8_0·q8_0/avx2");
     k.set_vec_dot_x4(GgmlType::Q4_1, vec_dot_q4_1_q8_1_x4, "q4_1·q8_1 x4/avx2");
+    k.set_vec_dot_2x4(GgmlType::Q4_1, vec_dot_q4_1_q8_1_2x4, "q4_1·q8_1 2x4/avx2");
     k.set_vec_dot_x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_x4, "q8_0·q8_0 x4/avx2");
     k.set_vec_dot_2x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_2x4, "q8_0·q8_0 2x4/avx2");
     k.set_dot_f16(dot_f16, "f16·f16/avx2");
@@ -428,6 +429,63 @@ pub fn vec_dot_q4_1_q8_1_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     );
     // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
     unsafe { vec_dot_q4_1_q8_1_avx2(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
+}
+
+/// Two Q4_1 rows against four tokens, bit-identical per (row, token) to `vec_dot_q4_1_q8_1`.
+pub fn vec_dot_q4_1_q8_1_2x4(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2] {
+    let nb = n / 32;
+    assert!(
+        w.iter().all(|r| r.len() >= nb * 20) && a.iter().all(|r| r.len() >= nb * 36),
+        "q4_1·q8_1 2x4: short rows"
+    );
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+    unsafe { vec_dot_q4_1_q8_1_2x4_avx2(nb, w.map(|r| r.as_ptr()), a.map(|r| r.as_ptr())) }
+}
+
+/// # Safety
+/// Each `w[r]` holds `nb` blocks of 20 bytes and each `a[j]` `nb` blocks of 36 bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vec_dot_q4_1_q8_1_2x4_avx2(
+    nb: usize,
+    w: [*const u8; 2],
+    a: [*const u8; 4],
+) -> [[f32; 4]; 2] {
+    let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+    let mut summs = [[0.0f32; 4]; 2];
+    for ib in 0..nb {
+        let yo = ib * 36;
+        // SAFETY: block ib lies inside every row (caller's contract): [d, m] then 16 nibble
+        // bytes per weight block, [d, s] then 32 quants per activation block.
+        let (dm0, dm1, qx0, qx1, ad, asum) = unsafe {
+            (
+                f16x2_at(w[0].add(ib * 20)),
+                f16x2_at(w[1].add(ib * 20)),
+                bytes_from_nibbles_32(w[0].add(ib * 20 + 4)),
+                bytes_from_nibbles_32(w[1].add(ib * 20 + 4)),
+                f16_x4(a, yo),
+                f16_x4(a, yo + 2),
+            )
+        };
+        let (mut d, mut s) = ([0.0f32; 4], [0.0f32; 4]);
+        // SAFETY: four f32 lanes into four-element arrays.
+        unsafe {
+            _mm_storeu_ps(d.as_mut_ptr(), ad);
+            _mm_storeu_ps(s.as_mut_ptr(), asum);
+        }
+        let (d0, m0, d1, m1) = (lane0(dm0), lane1(dm0), lane0(dm1), lane1(dm1));
+        for j in 0..4 {
+            // SAFETY: the 32 quants of token j's block ib.
+            let qy = unsafe { load32(a[j].add(yo + 4)) };
+            let dj = _mm256_set1_ps(d[j]);
+            summs[0][j] += m0 * s[j];
+            summs[1][j] += m1 * s[j];
+            let p0 = mul_sum_us8_pairs_float(qx0, qy);
+            let p1 = mul_sum_us8_pairs_float(qx1, qy);
+            acc[0][j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(d0), dj), p0, acc[0][j]);
+            acc[1][j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(d1), dj), p1, acc[1][j]);
+        }
+    }
+    std::array::from_fn(|r| std::array::from_fn(|j| hsum_float_8(acc[r][j]) + summs[r][j]))
 }
 
 /// `T` tokens (1 or 4) against one Q4_1 row of `nb` blocks.
