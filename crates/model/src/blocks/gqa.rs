@@ -7,13 +7,13 @@
 //! own sequence's cache rows `0..=pos`, so the batch may mix sequences freely.
 
 use half::f16;
-use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadOptions};
+use owl_kernels::attention::HeadOptions;
 use owl_kernels::norm::rms_norm_in_place;
-use owl_kernels::pool::{chunking, SharedMut};
 use owl_kernels::rope::RopeConfig;
 use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
 use crate::batch::Batch;
+use crate::blocks::attend::HeadTasks;
 use crate::kv_cache::KvCache;
 use crate::scratch::Compute;
 
@@ -154,61 +154,28 @@ impl Gqa {
         cx.trace("Kcur", Some(layer), k);
         cx.trace("Vcur", Some(layer), v);
         let attn = &mut s.attn[..n * q_dim];
-        let n_tasks = n * self.n_head;
         let group = self.n_head / self.n_head_kv;
-        let scale = 1.0 / (hd as f32).sqrt();
-        let n_pad = kv.n_ctx_pad();
-        let per_scores = s.scores.len() / cx.pool.n_threads();
-        let per_f16 = s.f16s.len() / cx.pool.n_threads();
-        let scores = SharedMut::new(s.scores);
-        let f16s = SharedMut::new(s.f16s);
-        let outp = SharedMut::new(attn);
-        let q = &*q;
+        let tasks = HeadTasks {
+            n_head: self.n_head,
+            q_width: hd,
+            out_width: hd,
+            scale: 1.0 / (hd as f32).sqrt(),
+            n_pad: kv.n_ctx_pad(),
+        };
         let kv = &*kv;
-        // Row -> chunk lookup without allocation: chunks are sorted by `start`.
-        let chunk_of = |row: usize| batch.chunks.partition_point(|c| c.start + c.len <= row);
-        let (n_chunks, chunk_tasks) = chunking(n_tasks, cx.pool.n_threads(), 4, 1);
-        cx.pool.run_chunks(n_chunks, |chunk, ith| {
-            // SAFETY: each thread takes its own disjoint slices of the scratch buffers, whose
-            // lengths are `n_threads` times the per-thread sizes.
-            let (sc, f) = unsafe {
-                (
-                    scores.slice(ith * per_scores, per_scores),
-                    f16s.slice(ith * per_f16, per_f16),
-                )
-            };
-            let (p16, q16) = f.split_at_mut(n_pad);
-            let mut hs = HeadScratch {
-                scores: sc,
-                p16,
-                q16,
-            };
-            for task in chunk * chunk_tasks..((chunk + 1) * chunk_tasks).min(n_tasks) {
-                let (row, head) = (task / self.n_head, task % self.n_head);
-                let c = &batch.chunks[chunk_of(row)];
-                let pos = c.pos0 + (row - c.start);
-                let view = kv.head_view(c.slot, layer, head / group, hd);
-                let qh = &q[row * q_dim + head * hd..row * q_dim + (head + 1) * hd];
-                let opts = HeadOptions {
-                    first: self.window.map_or(0, |w| (pos + 1).saturating_sub(w)),
-                    sink: self.sinks.as_ref().map(|s| s[head]),
-                };
-                // SAFETY: task (row, head) owns attn[row][head*hd..(head+1)*hd]; tasks are
-                // disjoint across threads.
-                let o = unsafe { outp.slice(row * q_dim + head * hd, hd) };
-                attend_head(
-                    cx.kernels,
-                    qh,
-                    &view,
-                    pos + 1,
-                    scale,
-                    c.tiled_attention,
-                    opts,
-                    &mut hs,
-                    o,
-                );
-            }
-        });
+        tasks.run(
+            cx,
+            batch,
+            q,
+            attn,
+            s.scores,
+            s.f16s,
+            |slot, head| kv.head_view(slot, layer, head / group, hd),
+            |head, pos| HeadOptions {
+                first: self.window.map_or(0, |w| (pos + 1).saturating_sub(w)),
+                sink: self.sinks.as_ref().map(|s| s[head]),
+            },
+        );
         cx.trace("kqv_out", Some(layer), attn);
         linear(cx.kernels, cx.pool, &self.wo, attn, n, out, s.act);
         add_bias(out, &self.bo);

@@ -12,13 +12,13 @@
 //! (llama.cpp transposes its K view with `ggml_cont` for the same product).
 
 use half::f16;
-use owl_kernels::attention::{attend_head, AttnScratch as HeadScratch, HeadOptions, KV_PAGE};
+use owl_kernels::attention::{HeadOptions, KV_PAGE};
 use owl_kernels::norm::rms_norm_in_place;
-use owl_kernels::pool::{chunking, SharedMut};
 use owl_kernels::rope::RopeConfig;
 use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
 use crate::batch::Batch;
+use crate::blocks::attend::HeadTasks;
 use crate::kv_cache::KvCache;
 use crate::scratch::Compute;
 
@@ -208,57 +208,27 @@ impl Mla {
 
         grow(&mut b.lat, n * nh * lora);
         let n_threads = cx.pool.n_threads();
-        let n_pad = kv.n_ctx_pad();
-        grow(&mut b.scores, n_threads * n_pad);
-        grow(&mut b.f16s, n_threads * (n_pad + width));
-        let per_scores = n_pad;
-        let per_f16 = n_pad + width;
-        let scores = SharedMut::new(&mut b.scores[..n_threads * per_scores]);
-        let f16s = SharedMut::new(&mut b.f16s[..n_threads * per_f16]);
+        let tasks = HeadTasks {
+            n_head: nh,
+            q_width: width,
+            out_width: lora,
+            scale: self.kq_scale,
+            n_pad: kv.n_ctx_pad(),
+        };
+        grow(&mut b.scores, n_threads * tasks.n_pad);
+        grow(&mut b.f16s, n_threads * (tasks.n_pad + width));
         let lat = &mut b.lat[..n * nh * lora];
-        let outp = SharedMut::new(&mut *lat);
-        let (q_abs, vt, kv) = (&*q_abs, &b.vt[..], &*kv);
-        let n_tasks = n * nh;
-        let chunk_of = |row: usize| batch.chunks.partition_point(|c| c.start + c.len <= row);
-        let (n_chunks, chunk_tasks) = chunking(n_tasks, n_threads, 4, 1);
-        let scale = self.kq_scale;
-        cx.pool.run_chunks(n_chunks, |chunk, ith| {
-            // SAFETY: each thread takes its own disjoint slices of the scratch buffers, whose
-            // lengths are `n_threads` times the per-thread sizes.
-            let (sc, f) = unsafe {
-                (
-                    scores.slice(ith * per_scores, per_scores),
-                    f16s.slice(ith * per_f16, per_f16),
-                )
-            };
-            let (p16, q16) = f.split_at_mut(n_pad);
-            let mut hs = HeadScratch {
-                scores: sc,
-                p16,
-                q16,
-            };
-            for task in chunk * chunk_tasks..((chunk + 1) * chunk_tasks).min(n_tasks) {
-                let row = task / nh;
-                let c = &batch.chunks[chunk_of(row)];
-                let pos = c.pos0 + (row - c.start);
-                let view = kv.latent_view(c.slot, layer, vt, lora);
-                let qh = &q_abs[task * width..(task + 1) * width];
-                // SAFETY: task (row, head) owns lat[row][head]; tasks are disjoint across
-                // threads.
-                let o = unsafe { outp.slice(task * lora, lora) };
-                attend_head(
-                    cx.kernels,
-                    qh,
-                    &view,
-                    pos + 1,
-                    scale,
-                    c.tiled_attention,
-                    HeadOptions::default(),
-                    &mut hs,
-                    o,
-                );
-            }
-        });
+        let (vt, kv) = (&b.vt[..], &*kv);
+        tasks.run(
+            cx,
+            batch,
+            q_abs,
+            lat,
+            &mut b.scores,
+            &mut b.f16s,
+            |slot, _head| kv.latent_view(slot, layer, vt, lora),
+            |_head, _pos| HeadOptions::default(),
+        );
         cx.trace("kqv", Some(layer), lat);
 
         // Expand each head's latent output, then mix the heads.

@@ -1,5 +1,6 @@
 //! Shared building blocks that architecture files assemble.
 
+pub mod attend;
 pub mod ffn;
 pub mod gqa;
 pub mod mla;
