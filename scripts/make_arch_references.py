@@ -54,6 +54,13 @@ ARCHS = {
                       n_expert_shared=1, expert_weights_scale=2.5, expert_weights_norm=True,
                       sigmoid=True, n_group=4, n_group_used=2, exp_probs_b=True, n_ctx=163840,
                       yarn=dict(factor=40.0, original_context_length=4096, mscale_all_dim=1.0)),
+    # GLM-4.5's shape in miniature: biased Q/K/V, RoPE over half of each head (NeoX), one
+    # leading dense layer, then sigmoid-routed experts with a selection bias, normalised and
+    # scaled weights and a shared expert.
+    "glm4moe": dict(arch="glm4moe", rope_theta=1000000.0, qkv_bias=True, n_layer=3, n_embd=64,
+                    n_head=4, n_head_kv=2, head_dim=16, n_rot=8, n_dense_lead=1, n_expert=8,
+                    n_expert_used=2, n_ff_exp=32, n_expert_shared=1, expert_weights_scale=2.5,
+                    qk_norm=False, n_ctx=131072),
     # 4 layers (sliding window of 8 on layers 0 and 2, full attention on 1 and 3, so the
     # 32-token runs cross the window), YaRN as in the real models, separate output head.
     "gpt-oss": dict(arch="gpt-oss", rope_theta=150000.0, qkv_bias=True, head_dim=16, n_layer=4,
@@ -73,7 +80,8 @@ VARIANTS = {
 # A model's random stream follows its seed index. These are pinned (they are the positions the
 # models first had in make_bench_models.MODELS), so adding benchmark models does not change the
 # committed tiny models when they are regenerated. New architectures take the next free index.
-SEED_INDEX = {"qwen3": 4, "llama": 5, "qwen2": 6, "qwen3moe": 7, "deepseek2": 10, "gpt-oss": 10}
+SEED_INDEX = {"qwen3": 4, "llama": 5, "qwen2": 6, "qwen3moe": 7, "deepseek2": 10, "gpt-oss": 10,
+              "glm4moe": 11}
 for _name, _spec in ARCHS.items():
     _seed = SEED_INDEX.get(_name, max(SEED_INDEX.values()) + 1 + list(ARCHS).index(_name))
     mbm.MODELS[f"tiny-{_name}"] = dict(TINY, **_spec, file=f"tiny-{_name}.gguf",

@@ -37,7 +37,7 @@ PRES = [
     "deepseek-v3", "deepseek-llm", "deepseek-coder", "deepseek-r1-qwen", "llama-bpe", "qwen2",
     "qwen35", "gpt-2", "starcoder", "falcon", "poro-chat", "viking", "tekken", "gpt-4o",
     "jais-2", "minicpm5", "exaone-moe", "bailingmoe", "seed-coder", "smollm", "command-r",
-    "chatglm-bpe", "grok-2", "hunyuan-dense", "ufakzeka", "laguna",
+    "chatglm-bpe", "glm4", "grok-2", "hunyuan-dense", "ufakzeka", "laguna",
 ]
 
 EXTRA = [

@@ -8,12 +8,11 @@
 
 use owl_kernels::rope::{RopeOrder, YarnParams};
 
-use super::dense::moe_dims;
-use crate::blocks::ffn::SwiGluFfn;
+use super::routed::RoutedSpec;
 use crate::blocks::mla::{Mla, MlaQuery};
-use crate::blocks::moe::{ExpertAct, Gating, MoeFfn};
+use crate::blocks::moe::Gating;
 use crate::blocks::norm::RmsNorm;
-use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
+use crate::decoder::{AttnBlock, Decoder, DecoderLayer};
 use crate::hparams::{rope_from_gguf, HParams};
 use crate::loader::Loader;
 use crate::{Model, ModelError};
@@ -69,26 +68,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
         ));
     }
     let nope = k_head - n_rot;
-    let n_dense = size(ld, "leading_dense_block_count", Some(0))?;
-    let n_shared = size(ld, "expert_shared_count", Some(0))?;
-    let weights_scale = match ld.file.get_f32(&key("expert_weights_scale")) {
-        Some(s) if s != 0.0 => s,
-        _ => 1.0,
-    };
-    let norm_weights = ld
-        .file
-        .get_bool(&key("expert_weights_norm"))
-        .unwrap_or(false);
-    let gating = match ld.file.get_u64(&key("expert_gating_func")) {
-        None | Some(1) => Gating::Softmax,
-        Some(2) => Gating::Sigmoid,
-        Some(v) => {
-            return Err(bad(
-                "expert_gating_func",
-                format!("gating function {v} is not supported (1 softmax, 2 sigmoid)"),
-            ))
-        }
-    };
+    let routed = RoutedSpec::read(ld, ARCH, Gating::Softmax)?;
     // RoPE of the n_rot dims, with DeepSeek's YaRN log multiplier: the GGUF holds
     // 0.1 * mscale_all_dim, llama.cpp divides the 0.1 back out, and for DeepSeek-V2 (whose
     // mscale_all_dim is not 1) uses it as mscale too.
@@ -164,67 +144,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             rope: rope.clone(),
             kq_scale,
         };
-        let ffn = if i < n_dense {
-            FfnBlock::Dense(SwiGluFfn {
-                gate: ld.matrix(&t("ffn_gate"), e, hp.n_ff)?,
-                up: ld.matrix(&t("ffn_up"), e, hp.n_ff)?,
-                down: ld.matrix(&t("ffn_down"), hp.n_ff, e)?,
-            })
-        } else {
-            let (n_expert, n_used, ffe) = moe_dims(ld, ARCH)?;
-            let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
-            let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
-            let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
-            let groups = match (
-                ld.file.get_u64(&key("expert_group_count")),
-                ld.file.get_u64(&key("expert_group_used_count")),
-            ) {
-                (Some(g), Some(u)) if g > 1 => {
-                    let (g, u) = (g as usize, u as usize);
-                    if n_expert % g != 0 || u == 0 || u >= g {
-                        return Err(bad(
-                            "expert_group_count",
-                            format!("{n_expert} experts in {g} groups, {u} used"),
-                        ));
-                    }
-                    Some((g, u))
-                }
-                _ => None,
-            };
-            let selection_bias = if ld.has(&format!("blk.{i}.exp_probs_b.bias")) {
-                Some(ld.vector(&format!("blk.{i}.exp_probs_b.bias"), n_expert)?)
-            } else {
-                None
-            };
-            let shared = if n_shared > 0 {
-                let fs = ffe * n_shared;
-                Some(SwiGluFfn {
-                    gate: ld.matrix(&t("ffn_gate_shexp"), e, fs)?,
-                    up: ld.matrix(&t("ffn_up_shexp"), e, fs)?,
-                    down: ld.matrix(&t("ffn_down_shexp"), fs, e)?,
-                })
-            } else {
-                None
-            };
-            FfnBlock::Moe(Box::new(MoeFfn {
-                router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
-                experts: gate
-                    .into_iter()
-                    .zip(up)
-                    .zip(down)
-                    .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
-                    .collect(),
-                n_used,
-                norm_weights,
-                gating,
-                act: ExpertAct::SwiGlu,
-                bias: None,
-                selection_bias,
-                groups,
-                weights_scale,
-                shared,
-            }))
-        };
+        let ffn = routed.ffn(ld, &hp, i)?;
         layers.push(DecoderLayer {
             attn_norm: norm(&t("attn_norm"), e)?,
             attn: AttnBlock::Mla(attn),

@@ -2,11 +2,13 @@
 
 mod deepseek2;
 mod dense;
+mod glm4moe;
 mod gpt_oss;
 mod llama;
 mod qwen2;
 mod qwen3;
 mod qwen3moe;
+mod routed;
 
 use std::sync::Arc;
 
@@ -46,6 +48,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "gpt-oss",
         load: gpt_oss::load,
+    },
+    ArchEntry {
+        gguf_arch: "glm4moe",
+        load: glm4moe::load,
     },
 ];
 

@@ -1,0 +1,96 @@
+//! `glm4moe`: GLM-4.5, GLM-4.5-Air (and Solar Open, which llama.cpp files under it).
+//!
+//! The shared pre-norm decoder with grouped-query attention (Q/K/V biases, optional per-head
+//! Q/K RMSNorm, NeoX RoPE over part of each head: `rope.dimension_count` is half the head for
+//! GLM-4.5), the pre-FFN norm named `blk.N.post_attention_norm`, and DeepSeek-style routing
+//! (`arch::routed`): leading dense layers, then sigmoid-scored experts with a selection bias,
+//! normalised and scaled weights and shared experts. The multi-token-prediction layers some
+//! files append after `block_count` are not used for generation (llama.cpp skips them too).
+
+use owl_kernels::rope::RopeOrder;
+
+use super::routed::RoutedSpec;
+use crate::blocks::gqa::{Gqa, QkNorm};
+use crate::blocks::moe::Gating;
+use crate::blocks::norm::RmsNorm;
+use crate::decoder::{AttnBlock, Decoder, DecoderLayer};
+use crate::hparams::HParams;
+use crate::loader::Loader;
+use crate::{Model, ModelError};
+
+const ARCH: &str = "glm4moe";
+
+pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
+    let sections = format!("{ARCH}.rope.dimension_sections");
+    if ld.file.get(&sections).is_some() {
+        return Err(ModelError::BadKey {
+            key: sections,
+            why: "multimodal RoPE sections (GLM-4.5V) are not supported".into(),
+        });
+    }
+    let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Neox)?;
+    let routed = RoutedSpec::read(ld, ARCH, Gating::Sigmoid)?;
+    let (e, q_dim, kv_dim, hd) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.head_dim);
+    let norm = |name: &str| -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm {
+            weight: ld.vector(name, e)?,
+            eps: hp.rms_eps,
+        })
+    };
+    let mut layers = Vec::with_capacity(hp.n_layer);
+    for i in 0..hp.n_layer {
+        let t = |s: &str| format!("blk.{i}.{s}.weight");
+        let bias = |s: &str, len: usize| -> Result<Option<Vec<f32>>, ModelError> {
+            let name = format!("blk.{i}.{s}.bias");
+            if ld.has(&name) {
+                Ok(Some(ld.vector(&name, len)?))
+            } else {
+                Ok(None)
+            }
+        };
+        let qk_norm = if ld.has(&t("attn_q_norm")) {
+            Some(QkNorm {
+                q: ld.vector(&t("attn_q_norm"), hd)?,
+                k: ld.vector(&t("attn_k_norm"), hd)?,
+                eps: hp.rms_eps,
+            })
+        } else {
+            None
+        };
+        layers.push(DecoderLayer {
+            attn_norm: norm(&t("attn_norm"))?,
+            attn: AttnBlock::Gqa(Gqa {
+                wq: ld.matrix(&t("attn_q"), e, q_dim)?,
+                wk: ld.matrix(&t("attn_k"), e, kv_dim)?,
+                wv: ld.matrix(&t("attn_v"), e, kv_dim)?,
+                wo: ld.matrix(&t("attn_output"), q_dim, e)?,
+                bq: bias("attn_q", q_dim)?,
+                bk: bias("attn_k", kv_dim)?,
+                bv: bias("attn_v", kv_dim)?,
+                qk_norm,
+                bo: None,
+                sinks: None,
+                window: None,
+                n_head: hp.n_head,
+                n_head_kv: hp.n_head_kv,
+                head_dim: hd,
+                rope: hp.rope.clone(),
+            }),
+            ffn_norm: norm(&t("post_attention_norm"))?,
+            ffn: routed.ffn(ld, &hp, i)?,
+        });
+    }
+    let token_embd = ld.matrix("token_embd.weight", e, hp.n_vocab)?;
+    let output = if ld.has("output.weight") {
+        ld.matrix("output.weight", e, hp.n_vocab)?
+    } else {
+        token_embd.clone()
+    };
+    Ok(Box::new(Decoder {
+        output_norm: norm("output_norm.weight")?,
+        token_embd,
+        output,
+        layers,
+        hp,
+    }))
+}

@@ -1,0 +1,154 @@
+//! The FFN of the DeepSeek-style families (`deepseek2`, `glm4moe`): `leading_dense_block_count`
+//! dense layers, then routed experts with shared experts, softmax or sigmoid scores, an optional
+//! selection bias (`exp_probs_b`), expert groups and normalised, scaled weights — all read from
+//! the `{arch}.expert_*` keys llama.cpp's converter writes.
+
+use crate::blocks::ffn::SwiGluFfn;
+use crate::blocks::moe::{ExpertAct, Gating, MoeFfn};
+use crate::decoder::FfnBlock;
+use crate::hparams::HParams;
+use crate::loader::Loader;
+use crate::ModelError;
+
+use super::dense::moe_dims;
+
+/// The routing settings shared by every MoE layer of a model.
+pub struct RoutedSpec {
+    arch: &'static str,
+    n_dense: usize,
+    n_shared: usize,
+    norm_weights: bool,
+    weights_scale: f32,
+    gating: Gating,
+    groups: Option<(usize, usize)>,
+}
+
+fn bad(arch: &str, k: &str, why: String) -> ModelError {
+    ModelError::BadKey {
+        key: format!("{arch}.{k}"),
+        why,
+    }
+}
+
+impl RoutedSpec {
+    /// Reads the keys; `default_gating` applies when `expert_gating_func` is absent (llama.cpp
+    /// defaults deepseek2 to softmax and glm4moe to sigmoid).
+    pub fn read(
+        ld: &Loader<'_>,
+        arch: &'static str,
+        default_gating: Gating,
+    ) -> Result<RoutedSpec, ModelError> {
+        let key = |k: &str| format!("{arch}.{k}");
+        let count = |k: &str| -> Result<usize, ModelError> {
+            match ld.file.get_u64(&key(k)) {
+                None => Ok(0),
+                Some(v) if v < (1 << 24) => Ok(v as usize),
+                Some(v) => Err(bad(arch, k, format!("{v} is out of range"))),
+            }
+        };
+        let gating = match ld.file.get_u64(&key("expert_gating_func")) {
+            None | Some(0) => default_gating,
+            Some(1) => Gating::Softmax,
+            Some(2) => Gating::Sigmoid,
+            Some(v) => {
+                return Err(bad(
+                    arch,
+                    "expert_gating_func",
+                    format!("gating function {v} is not supported (1 softmax, 2 sigmoid)"),
+                ))
+            }
+        };
+        let (g, u) = (
+            count("expert_group_count")?,
+            count("expert_group_used_count")?,
+        );
+        let groups = if g > 1 {
+            if u == 0 || u >= g {
+                return Err(bad(
+                    arch,
+                    "expert_group_used_count",
+                    format!("{u} of {g} groups"),
+                ));
+            }
+            Some((g, u))
+        } else {
+            None
+        };
+        Ok(RoutedSpec {
+            arch,
+            n_dense: count("leading_dense_block_count")?,
+            n_shared: count("expert_shared_count")?,
+            norm_weights: ld
+                .file
+                .get_bool(&key("expert_weights_norm"))
+                .unwrap_or(false),
+            // llama.cpp skips the scaling for 0 (absent) and 1.
+            weights_scale: match ld.file.get_f32(&key("expert_weights_scale")) {
+                Some(s) if s != 0.0 => s,
+                _ => 1.0,
+            },
+            gating,
+            groups,
+        })
+    }
+
+    /// The FFN of layer `i`: dense for the leading layers, else the routed mixture.
+    pub fn ffn(&self, ld: &Loader<'_>, hp: &HParams, i: usize) -> Result<FfnBlock, ModelError> {
+        let t = |s: &str| format!("blk.{i}.{s}.weight");
+        let e = hp.n_embd;
+        if i < self.n_dense {
+            return Ok(FfnBlock::Dense(SwiGluFfn {
+                gate: ld.matrix(&t("ffn_gate"), e, hp.n_ff)?,
+                up: ld.matrix(&t("ffn_up"), e, hp.n_ff)?,
+                down: ld.matrix(&t("ffn_down"), hp.n_ff, e)?,
+            }));
+        }
+        let (n_expert, n_used, ffe) = moe_dims(ld, self.arch)?;
+        if let Some((g, _)) = self.groups {
+            if n_expert % g != 0 {
+                return Err(bad(
+                    self.arch,
+                    "expert_group_count",
+                    format!("{n_expert} experts do not split into {g} groups"),
+                ));
+            }
+        }
+        let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
+        let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
+        let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
+        let bias_name = format!("blk.{i}.exp_probs_b.bias");
+        let selection_bias = if ld.has(&bias_name) {
+            Some(ld.vector(&bias_name, n_expert)?)
+        } else {
+            None
+        };
+        let shared = if self.n_shared > 0 {
+            let fs = ffe * self.n_shared;
+            Some(SwiGluFfn {
+                gate: ld.matrix(&t("ffn_gate_shexp"), e, fs)?,
+                up: ld.matrix(&t("ffn_up_shexp"), e, fs)?,
+                down: ld.matrix(&t("ffn_down_shexp"), fs, e)?,
+            })
+        } else {
+            None
+        };
+        Ok(FfnBlock::Moe(Box::new(MoeFfn {
+            router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
+            experts: gate
+                .into_iter()
+                .zip(up)
+                .zip(down)
+                .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
+                .collect(),
+            n_used,
+            norm_weights: self.norm_weights,
+            gating: self.gating,
+            act: ExpertAct::SwiGlu,
+            bias: None,
+            selection_bias,
+            groups: self.groups,
+            weights_scale: self.weights_scale,
+            shared,
+        })))
+    }
+}
