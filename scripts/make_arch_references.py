@@ -60,7 +60,13 @@ ARCHS = {
     "glm4moe": dict(arch="glm4moe", rope_theta=1000000.0, qkv_bias=True, n_layer=3, n_embd=64,
                     n_head=4, n_head_kv=2, head_dim=16, n_rot=8, n_dense_lead=1, n_expert=8,
                     n_expert_used=2, n_ff_exp=32, n_expert_shared=1, expert_weights_scale=2.5,
-                    qk_norm=False, n_ctx=131072),
+                    qk_norm=False, n_ctx=131072, ffn_norm_name="post_attention_norm"),
+    # ERNIE 4.5's MoE in miniature: one leading dense layer, softmax-routed experts with a
+    # selection bias and a shared expert of its own width.
+    "ernie4_5-moe": dict(arch="ernie4_5-moe", rope_theta=500000.0, qkv_bias=False, n_layer=3,
+                         n_embd=64, n_head=4, n_head_kv=2, head_dim=16, n_dense_lead=1,
+                         n_expert=8, n_expert_used=2, n_ff_exp=32, n_expert_shared=1,
+                         n_ff_shexp=48, n_ctx=131072, ffn_norm_name="ffn_norm"),
     # 4 layers (sliding window of 8 on layers 0 and 2, full attention on 1 and 3, so the
     # 32-token runs cross the window), YaRN as in the real models, separate output head.
     "gpt-oss": dict(arch="gpt-oss", rope_theta=150000.0, qkv_bias=True, head_dim=16, n_layer=4,
@@ -81,7 +87,7 @@ VARIANTS = {
 # models first had in make_bench_models.MODELS), so adding benchmark models does not change the
 # committed tiny models when they are regenerated. New architectures take the next free index.
 SEED_INDEX = {"qwen3": 4, "llama": 5, "qwen2": 6, "qwen3moe": 7, "deepseek2": 10, "gpt-oss": 10,
-              "glm4moe": 11}
+              "glm4moe": 11, "ernie4_5-moe": 12}
 for _name, _spec in ARCHS.items():
     _seed = SEED_INDEX.get(_name, max(SEED_INDEX.values()) + 1 + list(ARCHS).index(_name))
     mbm.MODELS[f"tiny-{_name}"] = dict(TINY, **_spec, file=f"tiny-{_name}.gguf",

@@ -206,10 +206,12 @@ def add_deepseek2_metadata(w: gguf.GGUFWriter, m: dict) -> None:
         w.add_rope_scaling_yarn_log_mul(0.1 * y["mscale_all_dim"])
 
 
-def glm4moe_tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
+def routed_tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
     """glm4moe (GLM-4.5) as Glm4MoeModel writes it: biased Q/K/V, optional Q/K norms, the
     pre-FFN norm named post_attention_norm, leading dense layers, then sigmoid-routed experts
-    with a selection bias and shared experts."""
+    with a selection bias and shared experts. ernie4_5-moe (Ernie4_5MoeModel) is the same
+    layout without Q/K/V biases, with the pre-FFN norm named ffn_norm and a shared expert of
+    its own width (`n_ff_shexp`)."""
     e, ff, v = m["n_embd"], m["n_ff"], m["n_vocab"]
     hd = m["head_dim"]
     q, kv = m["n_head"] * hd, m["n_head_kv"] * hd
@@ -220,20 +222,22 @@ def glm4moe_tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
         t.append((p + "attn_q.weight", (q, e), np.float16))
         t.append((p + "attn_k.weight", (kv, e), np.float16))
         t.append((p + "attn_v.weight", (kv, e), np.float16))
-        t.append((p + "attn_q.bias", (q,), np.float32))
-        t.append((p + "attn_k.bias", (kv,), np.float32))
-        t.append((p + "attn_v.bias", (kv,), np.float32))
+        if m["qkv_bias"]:
+            t.append((p + "attn_q.bias", (q,), np.float32))
+            t.append((p + "attn_k.bias", (kv,), np.float32))
+            t.append((p + "attn_v.bias", (kv,), np.float32))
         if m.get("qk_norm"):
             t.append((p + "attn_q_norm.weight", (hd,), np.float32))
             t.append((p + "attn_k_norm.weight", (hd,), np.float32))
         t.append((p + "attn_output.weight", (e, q), np.float16))
-        t.append((p + "post_attention_norm.weight", (e,), np.float32))
+        t.append((p + m["ffn_norm_name"] + ".weight", (e,), np.float32))
         if i < m["n_dense_lead"]:
             t.append((p + "ffn_gate.weight", (ff, e), np.float16))
             t.append((p + "ffn_up.weight", (ff, e), np.float16))
             t.append((p + "ffn_down.weight", (e, ff), np.float16))
             continue
-        x, fe, fs = m["n_expert"], m["n_ff_exp"], m["n_ff_exp"] * m["n_expert_shared"]
+        x, fe = m["n_expert"], m["n_ff_exp"]
+        fs = m.get("n_ff_shexp", m["n_ff_exp"] * m["n_expert_shared"])
         t.append((p + "ffn_gate_inp.weight", (x, e), np.float32))
         t.append((p + "exp_probs_b.bias", (x,), np.float32))
         t.append((p + "ffn_gate_exps.weight", (x, fe, e), np.float16))
@@ -260,8 +264,8 @@ def add_glm4moe_metadata(w: gguf.GGUFWriter, m: dict) -> None:
 
 def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
     """(name, numpy shape = reversed ggml dims, dtype) in the converter's per-layer order."""
-    if m["arch"] == "glm4moe":
-        return glm4moe_tensor_shapes(m)
+    if m["arch"] in ("glm4moe", "ernie4_5-moe"):
+        return routed_tensor_shapes(m)
     if m["arch"] == "deepseek2":
         return deepseek2_tensor_shapes(m)
     if m["arch"] == "gpt-oss":
@@ -503,6 +507,11 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
         add_deepseek2_metadata(w, m)
     if arch == "glm4moe":
         add_glm4moe_metadata(w, m)
+    if arch == "ernie4_5-moe":
+        w.add_interleave_moe_layer_step(1)
+        w.add_leading_dense_block_count(m["n_dense_lead"])
+        w.add_expert_shared_count(m["n_expert_shared"])
+        w.add_expert_shared_feed_forward_length(m["n_ff_shexp"])
     if arch == "llama":
         w.add_vocab_size(m["n_vocab"])
         w.add_rope_dimension_count(m.get("head_dim") or m["n_embd"] // m["n_head"])

@@ -24,13 +24,14 @@ const TOLERANCE: f32 = 1e-2;
 
 /// Fixture names (`tiny-{name}.gguf`): one per architecture, and gpt-oss again with its
 /// experts in MXFP4 as the real files have them.
-const ARCHS: [&str; 8] = [
+const ARCHS: [&str; 9] = [
     "llama",
     "qwen2",
     "qwen3",
     "qwen3moe",
     "deepseek2",
     "glm4moe",
+    "ernie4_5-moe",
     "gpt-oss",
     "gpt-oss-mxfp4",
 ];

@@ -2,6 +2,7 @@
 
 mod deepseek2;
 mod dense;
+mod ernie45moe;
 mod glm4moe;
 mod gpt_oss;
 mod llama;
@@ -52,6 +53,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "glm4moe",
         load: glm4moe::load,
+    },
+    ArchEntry {
+        gguf_arch: "ernie4_5-moe",
+        load: ernie45moe::load,
     },
 ];
 

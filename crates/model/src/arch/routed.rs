@@ -17,7 +17,13 @@ pub struct RoutedSpec {
     arch: &'static str,
     n_dense: usize,
     n_shared: usize,
-    norm_weights: bool,
+    /// Width of the shared expert when the model states it (`expert_shared_feed_forward_length`,
+    /// ERNIE 4.5); else `n_shared × expert_feed_forward_length`.
+    pub shared_ff: Option<usize>,
+    /// After the leading dense layers, every `moe_step`-th layer is a mixture (ERNIE 4.5's
+    /// `interleave_moe_layer_step`; 1: all of them).
+    pub moe_step: usize,
+    pub norm_weights: bool,
     weights_scale: f32,
     gating: Gating,
     groups: Option<(usize, usize)>,
@@ -78,6 +84,8 @@ impl RoutedSpec {
             arch,
             n_dense: count("leading_dense_block_count")?,
             n_shared: count("expert_shared_count")?,
+            shared_ff: None,
+            moe_step: 1,
             norm_weights: ld
                 .file
                 .get_bool(&key("expert_weights_norm"))
@@ -96,7 +104,7 @@ impl RoutedSpec {
     pub fn ffn(&self, ld: &Loader<'_>, hp: &HParams, i: usize) -> Result<FfnBlock, ModelError> {
         let t = |s: &str| format!("blk.{i}.{s}.weight");
         let e = hp.n_embd;
-        if i < self.n_dense {
+        if i < self.n_dense || (i + 1) % self.moe_step.max(1) != 0 {
             return Ok(FfnBlock::Dense(SwiGluFfn {
                 gate: ld.matrix(&t("ffn_gate"), e, hp.n_ff)?,
                 up: ld.matrix(&t("ffn_up"), e, hp.n_ff)?,
@@ -122,8 +130,8 @@ impl RoutedSpec {
         } else {
             None
         };
-        let shared = if self.n_shared > 0 {
-            let fs = ffe * self.n_shared;
+        let fs = self.shared_ff.unwrap_or(ffe * self.n_shared);
+        let shared = if fs > 0 {
             Some(SwiGluFfn {
                 gate: ld.matrix(&t("ffn_gate_shexp"), e, fs)?,
                 up: ld.matrix(&t("ffn_up_shexp"), e, fs)?,

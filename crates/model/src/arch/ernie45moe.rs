@@ -1,0 +1,93 @@
+//! `ernie4_5-moe`: Baidu ERNIE 4.5 MoE (21B-A3B, 300B-A47B).
+//!
+//! The shared pre-norm decoder with grouped-query attention (normal RoPE over the whole head,
+//! optional Q/K/V and output biases) and, after `leading_dense_block_count` dense layers, a
+//! softmax-routed mixture (weights always normalised, as llama.cpp's graph hard-codes) with an
+//! optional selection bias and a shared expert of `expert_shared_feed_forward_length`
+//! (`arch::routed`, every `interleave_moe_layer_step`-th layer).
+
+use owl_kernels::rope::RopeOrder;
+
+use super::routed::RoutedSpec;
+use crate::blocks::gqa::Gqa;
+use crate::blocks::moe::Gating;
+use crate::blocks::norm::RmsNorm;
+use crate::decoder::{AttnBlock, Decoder, DecoderLayer};
+use crate::hparams::HParams;
+use crate::loader::Loader;
+use crate::{Model, ModelError};
+
+const ARCH: &str = "ernie4_5-moe";
+
+pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
+    let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Normal)?;
+    let mut routed = RoutedSpec::read(ld, ARCH, Gating::Softmax)?;
+    routed.norm_weights = true;
+    let key = |k: &str| format!("{ARCH}.{k}");
+    let small = |k: &str, default: u64| -> Result<usize, ModelError> {
+        let v = ld.file.get_u64(&key(k)).unwrap_or(default);
+        usize::try_from(v)
+            .ok()
+            .filter(|&v| v < (1 << 24))
+            .ok_or(ModelError::BadKey {
+                key: key(k),
+                why: format!("{v} is out of range"),
+            })
+    };
+    routed.shared_ff = Some(small("expert_shared_feed_forward_length", 0)?);
+    routed.moe_step = small("interleave_moe_layer_step", 1)?.max(1);
+    let (e, q_dim, kv_dim) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
+    let norm = |name: &str| -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm {
+            weight: ld.vector(name, e)?,
+            eps: hp.rms_eps,
+        })
+    };
+    let mut layers = Vec::with_capacity(hp.n_layer);
+    for i in 0..hp.n_layer {
+        let t = |s: &str| format!("blk.{i}.{s}.weight");
+        let bias = |s: &str, len: usize| -> Result<Option<Vec<f32>>, ModelError> {
+            let name = format!("blk.{i}.{s}.bias");
+            if ld.has(&name) {
+                Ok(Some(ld.vector(&name, len)?))
+            } else {
+                Ok(None)
+            }
+        };
+        layers.push(DecoderLayer {
+            attn_norm: norm(&t("attn_norm"))?,
+            attn: AttnBlock::Gqa(Gqa {
+                wq: ld.matrix(&t("attn_q"), e, q_dim)?,
+                wk: ld.matrix(&t("attn_k"), e, kv_dim)?,
+                wv: ld.matrix(&t("attn_v"), e, kv_dim)?,
+                wo: ld.matrix(&t("attn_output"), q_dim, e)?,
+                bq: bias("attn_q", q_dim)?,
+                bk: bias("attn_k", kv_dim)?,
+                bv: bias("attn_v", kv_dim)?,
+                qk_norm: None,
+                bo: bias("attn_output", e)?,
+                sinks: None,
+                window: None,
+                n_head: hp.n_head,
+                n_head_kv: hp.n_head_kv,
+                head_dim: hp.head_dim,
+                rope: hp.rope.clone(),
+            }),
+            ffn_norm: norm(&t("ffn_norm"))?,
+            ffn: routed.ffn(ld, &hp, i)?,
+        });
+    }
+    let token_embd = ld.matrix("token_embd.weight", e, hp.n_vocab)?;
+    let output = if ld.has("output.weight") {
+        ld.matrix("output.weight", e, hp.n_vocab)?
+    } else {
+        token_embd.clone()
+    };
+    Ok(Box::new(Decoder {
+        output_norm: norm("output_norm.weight")?,
+        token_embd,
+        output,
+        layers,
+        hp,
+    }))
+}
