@@ -6,6 +6,7 @@ use std::sync::Arc;
 use owl_gguf::GgufFile;
 use owl_kernels::{Kernels, QMatrix, WeightBytes};
 
+use crate::blocks::norm::RmsNorm;
 use crate::ModelError;
 
 /// How weights are held in memory.
@@ -124,5 +125,38 @@ impl Loader<'_> {
         let mut out = vec![0.0f32; len];
         (format.dequantize)(self.file.tensor_data(info), &mut out);
         Ok(out)
+    }
+
+    /// `name` as a vector of `len` if the file has it (optional biases).
+    pub fn optional_vector(&self, name: &str, len: usize) -> Result<Option<Vec<f32>>, ModelError> {
+        if self.has(name) {
+            Ok(Some(self.vector(name, len)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The RMSNorm whose weight is `name` (`len` values).
+    pub fn rms_norm(&self, name: &str, len: usize, eps: f32) -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm {
+            weight: self.vector(name, len)?,
+            eps,
+        })
+    }
+
+    /// `token_embd` and the output head, which shares its bytes when the file has no
+    /// `output.weight` (tied embeddings).
+    pub fn embeddings(
+        &self,
+        n_embd: usize,
+        n_vocab: usize,
+    ) -> Result<(QMatrix, QMatrix), ModelError> {
+        let token_embd = self.matrix("token_embd.weight", n_embd, n_vocab)?;
+        let output = if self.has("output.weight") {
+            self.matrix("output.weight", n_embd, n_vocab)?
+        } else {
+            token_embd.clone()
+        };
+        Ok((token_embd, output))
     }
 }

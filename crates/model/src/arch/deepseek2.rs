@@ -11,7 +11,6 @@ use owl_kernels::rope::{RopeOrder, YarnParams};
 use super::routed::RoutedSpec;
 use crate::blocks::mla::{Mla, MlaQuery};
 use crate::blocks::moe::Gating;
-use crate::blocks::norm::RmsNorm;
 use crate::decoder::{AttnBlock, Decoder, DecoderLayer};
 use crate::hparams::{rope_from_gguf, HParams};
 use crate::loader::Loader;
@@ -102,18 +101,8 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     let mscale = attn_factor_org * (1.0 + 0.1 * log_mul * l);
     let kq_scale = 1.0 * mscale * mscale / (k_head as f32).sqrt();
 
-    let token_embd = ld.matrix("token_embd.weight", e, hp.n_vocab)?;
-    let output = if ld.has("output.weight") {
-        ld.matrix("output.weight", e, hp.n_vocab)?
-    } else {
-        token_embd.clone()
-    };
-    let norm = |name: &str, len: usize| -> Result<RmsNorm, ModelError> {
-        Ok(RmsNorm {
-            weight: ld.vector(name, len)?,
-            eps: hp.rms_eps,
-        })
-    };
+    let (token_embd, output) = ld.embeddings(e, hp.n_vocab)?;
+    let norm = |name: &str, len: usize| ld.rms_norm(name, len, hp.rms_eps);
 
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {

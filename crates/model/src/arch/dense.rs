@@ -7,7 +7,6 @@ use owl_kernels::rope::RopeOrder;
 use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::gqa::{Gqa, QkNorm};
 use crate::blocks::moe::MoeFfn;
-use crate::blocks::norm::RmsNorm;
 use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
 use crate::hparams::HParams;
 use crate::loader::Loader;
@@ -65,18 +64,8 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
         hp.rope.freq_factors = Some(ld.vector("rope_freqs.weight", hp.rope.n_dims / 2)?);
     }
     let (e, ff) = (hp.n_embd, hp.n_ff);
-    let token_embd = ld.matrix("token_embd.weight", e, hp.n_vocab)?;
-    let output = if ld.has("output.weight") {
-        ld.matrix("output.weight", e, hp.n_vocab)?
-    } else {
-        token_embd.clone()
-    };
-    let norm = |name: &str| -> Result<RmsNorm, ModelError> {
-        Ok(RmsNorm {
-            weight: ld.vector(name, e)?,
-            eps: hp.rms_eps,
-        })
-    };
+    let (token_embd, output) = ld.embeddings(e, hp.n_vocab)?;
+    let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
         let t = |s: &str| format!("blk.{i}.{s}.weight");

@@ -12,7 +12,6 @@ use owl_kernels::rope::RopeOrder;
 use super::routed::RoutedSpec;
 use crate::blocks::gqa::{Gqa, QkNorm};
 use crate::blocks::moe::Gating;
-use crate::blocks::norm::RmsNorm;
 use crate::decoder::{AttnBlock, Decoder, DecoderLayer};
 use crate::hparams::HParams;
 use crate::loader::Loader;
@@ -31,23 +30,11 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Neox)?;
     let routed = RoutedSpec::read(ld, ARCH, Gating::Sigmoid)?;
     let (e, q_dim, kv_dim, hd) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.head_dim);
-    let norm = |name: &str| -> Result<RmsNorm, ModelError> {
-        Ok(RmsNorm {
-            weight: ld.vector(name, e)?,
-            eps: hp.rms_eps,
-        })
-    };
+    let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
         let t = |s: &str| format!("blk.{i}.{s}.weight");
-        let bias = |s: &str, len: usize| -> Result<Option<Vec<f32>>, ModelError> {
-            let name = format!("blk.{i}.{s}.bias");
-            if ld.has(&name) {
-                Ok(Some(ld.vector(&name, len)?))
-            } else {
-                Ok(None)
-            }
-        };
+        let bias = |s: &str, len: usize| ld.optional_vector(&format!("blk.{i}.{s}.bias"), len);
         let qk_norm = if ld.has(&t("attn_q_norm")) {
             Some(QkNorm {
                 q: ld.vector(&t("attn_q_norm"), hd)?,
@@ -80,12 +67,7 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             ffn: routed.ffn(ld, &hp, i)?,
         });
     }
-    let token_embd = ld.matrix("token_embd.weight", e, hp.n_vocab)?;
-    let output = if ld.has("output.weight") {
-        ld.matrix("output.weight", e, hp.n_vocab)?
-    } else {
-        token_embd.clone()
-    };
+    let (token_embd, output) = ld.embeddings(e, hp.n_vocab)?;
     Ok(Box::new(Decoder {
         output_norm: norm("output_norm.weight")?,
         token_embd,

@@ -16,7 +16,6 @@ use super::dense::moe_dims;
 use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::gqa::Gqa;
 use crate::blocks::moe::{ExpertAct, Gating, MoeBias, MoeFfn};
-use crate::blocks::norm::RmsNorm;
 use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
 use crate::hparams::{swa_layers, HParams};
 use crate::loader::Loader;
@@ -46,24 +45,13 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
         Some(base) => hp.rope.clone().with_freq_base(base),
         None => hp.rope.clone(),
     };
-    let norm = |name: &str| -> Result<RmsNorm, ModelError> {
-        Ok(RmsNorm {
-            weight: ld.vector(name, e)?,
-            eps: hp.rms_eps,
-        })
-    };
+    let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for (i, &slides) in swa.iter().enumerate() {
         let t = |s: &str| format!("blk.{i}.{s}.weight");
         let b = |s: &str| format!("blk.{i}.{s}.bias");
         // Q/K/V biases are optional in llama.cpp's loader (gpt-oss has them).
-        let opt_bias = |s: &str, len: usize| -> Result<Option<Vec<f32>>, ModelError> {
-            if ld.has(&b(s)) {
-                Ok(Some(ld.vector(&b(s), len)?))
-            } else {
-                Ok(None)
-            }
-        };
+        let opt_bias = |s: &str, len: usize| ld.optional_vector(&b(s), len);
         let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
         let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
         let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
