@@ -58,6 +58,57 @@ pub(super) fn moe_dims(ld: &Loader<'_>, arch: &str) -> Result<(usize, usize, usi
     Ok((n_expert, n_used, n_ff))
 }
 
+/// Layer `i`'s `n` SwiGLU experts of width `ffe` from its 3-D `ffn_{gate,up,down}_exps`
+/// tensors.
+pub(super) fn swiglu_experts(
+    ld: &Loader<'_>,
+    i: usize,
+    n_embd: usize,
+    ffe: usize,
+    n: usize,
+) -> Result<Vec<SwiGluFfn>, ModelError> {
+    let t = |s: &str| format!("blk.{i}.{s}.weight");
+    let gate = ld.experts(&t("ffn_gate_exps"), n_embd, ffe, n)?;
+    let up = ld.experts(&t("ffn_up_exps"), n_embd, ffe, n)?;
+    let down = ld.experts(&t("ffn_down_exps"), ffe, n_embd, n)?;
+    Ok(gate
+        .into_iter()
+        .zip(up)
+        .zip(down)
+        .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
+        .collect())
+}
+
+/// Layer `i`'s grouped-query attention with the Q/K/V biases the file has (llama.cpp's
+/// `create_tensor_qkv` treats them as optional): no Q/K norm, output bias, sinks or window,
+/// and the model's RoPE; architectures set those fields themselves.
+pub(super) fn gqa_optional_biases(
+    ld: &Loader<'_>,
+    hp: &HParams,
+    i: usize,
+) -> Result<Gqa, ModelError> {
+    let t = |s: &str| format!("blk.{i}.{s}.weight");
+    let bias = |s: &str, len: usize| ld.optional_vector(&format!("blk.{i}.{s}.bias"), len);
+    let (e, q_dim, kv_dim) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
+    Ok(Gqa {
+        wq: ld.matrix(&t("attn_q"), e, q_dim)?,
+        wk: ld.matrix(&t("attn_k"), e, kv_dim)?,
+        wv: ld.matrix(&t("attn_v"), e, kv_dim)?,
+        wo: ld.matrix(&t("attn_output"), q_dim, e)?,
+        bq: bias("attn_q", q_dim)?,
+        bk: bias("attn_k", kv_dim)?,
+        bv: bias("attn_v", kv_dim)?,
+        qk_norm: None,
+        bo: None,
+        sinks: None,
+        window: None,
+        n_head: hp.n_head,
+        n_head_kv: hp.n_head_kv,
+        head_dim: hp.head_dim,
+        rope: hp.rope.clone(),
+    })
+}
+
 pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, ModelError> {
     let mut hp = HParams::from_gguf(ld.file, spec.arch, spec.rope)?;
     if ld.has("rope_freqs.weight") {
@@ -106,16 +157,9 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
             ffn_norm: norm(&t("ffn_norm"))?,
             ffn: if spec.moe {
                 let (n_expert, n_used, ffe) = moe_dims(ld, spec.arch)?;
-                let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
-                let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
-                let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
                 FfnBlock::Moe(Box::new(MoeFfn::softmax(
                     ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
-                    gate.into_iter()
-                        .zip(up)
-                        .zip(down)
-                        .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
-                        .collect(),
+                    swiglu_experts(ld, i, e, ffe, n_expert)?,
                     n_used,
                 )))
             } else {

@@ -8,6 +8,7 @@
 
 use owl_kernels::rope::RopeOrder;
 
+use super::dense::gqa_optional_biases;
 use super::routed::RoutedSpec;
 use crate::blocks::gqa::Gqa;
 use crate::blocks::moe::Gating;
@@ -35,30 +36,16 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     };
     routed.shared_ff = Some(small("expert_shared_feed_forward_length", 0)?);
     routed.moe_step = small("interleave_moe_layer_step", 1)?.max(1);
-    let (e, q_dim, kv_dim) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
+    let e = hp.n_embd;
     let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
         let t = |s: &str| format!("blk.{i}.{s}.weight");
-        let bias = |s: &str, len: usize| ld.optional_vector(&format!("blk.{i}.{s}.bias"), len);
         layers.push(DecoderLayer {
             attn_norm: norm(&t("attn_norm"))?,
             attn: AttnBlock::Gqa(Gqa {
-                wq: ld.matrix(&t("attn_q"), e, q_dim)?,
-                wk: ld.matrix(&t("attn_k"), e, kv_dim)?,
-                wv: ld.matrix(&t("attn_v"), e, kv_dim)?,
-                wo: ld.matrix(&t("attn_output"), q_dim, e)?,
-                bq: bias("attn_q", q_dim)?,
-                bk: bias("attn_k", kv_dim)?,
-                bv: bias("attn_v", kv_dim)?,
-                qk_norm: None,
-                bo: bias("attn_output", e)?,
-                sinks: None,
-                window: None,
-                n_head: hp.n_head,
-                n_head_kv: hp.n_head_kv,
-                head_dim: hp.head_dim,
-                rope: hp.rope.clone(),
+                bo: ld.optional_vector(&format!("blk.{i}.attn_output.bias"), e)?,
+                ..gqa_optional_biases(ld, &hp, i)?
             }),
             ffn_norm: norm(&t("ffn_norm"))?,
             ffn: routed.ffn(ld, &hp, i)?,

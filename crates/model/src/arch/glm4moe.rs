@@ -9,6 +9,7 @@
 
 use owl_kernels::rope::RopeOrder;
 
+use super::dense::gqa_optional_biases;
 use super::routed::RoutedSpec;
 use crate::blocks::gqa::{Gqa, QkNorm};
 use crate::blocks::moe::Gating;
@@ -29,12 +30,11 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     }
     let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Neox)?;
     let routed = RoutedSpec::read(ld, ARCH, Gating::Sigmoid)?;
-    let (e, q_dim, kv_dim, hd) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.head_dim);
+    let (e, hd) = (hp.n_embd, hp.head_dim);
     let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
         let t = |s: &str| format!("blk.{i}.{s}.weight");
-        let bias = |s: &str, len: usize| ld.optional_vector(&format!("blk.{i}.{s}.bias"), len);
         let qk_norm = if ld.has(&t("attn_q_norm")) {
             Some(QkNorm {
                 q: ld.vector(&t("attn_q_norm"), hd)?,
@@ -47,21 +47,8 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
         layers.push(DecoderLayer {
             attn_norm: norm(&t("attn_norm"))?,
             attn: AttnBlock::Gqa(Gqa {
-                wq: ld.matrix(&t("attn_q"), e, q_dim)?,
-                wk: ld.matrix(&t("attn_k"), e, kv_dim)?,
-                wv: ld.matrix(&t("attn_v"), e, kv_dim)?,
-                wo: ld.matrix(&t("attn_output"), q_dim, e)?,
-                bq: bias("attn_q", q_dim)?,
-                bk: bias("attn_k", kv_dim)?,
-                bv: bias("attn_v", kv_dim)?,
                 qk_norm,
-                bo: None,
-                sinks: None,
-                window: None,
-                n_head: hp.n_head,
-                n_head_kv: hp.n_head_kv,
-                head_dim: hd,
-                rope: hp.rope.clone(),
+                ..gqa_optional_biases(ld, &hp, i)?
             }),
             ffn_norm: norm(&t("post_attention_norm"))?,
             ffn: routed.ffn(ld, &hp, i)?,

@@ -12,8 +12,7 @@
 
 use owl_kernels::rope::RopeOrder;
 
-use super::dense::moe_dims;
-use crate::blocks::ffn::SwiGluFfn;
+use super::dense::{gqa_optional_biases, moe_dims, swiglu_experts};
 use crate::blocks::gqa::Gqa;
 use crate::blocks::moe::{ExpertAct, Gating, MoeBias, MoeFfn};
 use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
@@ -25,7 +24,7 @@ const ARCH: &str = "gpt-oss";
 
 pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Neox)?;
-    let (e, q_dim, kv_dim) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
+    let e = hp.n_embd;
     let (n_expert, n_used, ffe) = moe_dims(ld, ARCH)?;
     let window_key = format!("{ARCH}.attention.sliding_window");
     let window = ld
@@ -50,43 +49,23 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     for (i, &slides) in swa.iter().enumerate() {
         let t = |s: &str| format!("blk.{i}.{s}.weight");
         let b = |s: &str| format!("blk.{i}.{s}.bias");
-        // Q/K/V biases are optional in llama.cpp's loader (gpt-oss has them).
-        let opt_bias = |s: &str, len: usize| ld.optional_vector(&b(s), len);
-        let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
-        let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
-        let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
         layers.push(DecoderLayer {
             attn_norm: norm(&t("attn_norm"))?,
             attn: AttnBlock::Gqa(Gqa {
-                wq: ld.matrix(&t("attn_q"), e, q_dim)?,
-                wk: ld.matrix(&t("attn_k"), e, kv_dim)?,
-                wv: ld.matrix(&t("attn_v"), e, kv_dim)?,
-                wo: ld.matrix(&t("attn_output"), q_dim, e)?,
-                bq: opt_bias("attn_q", q_dim)?,
-                bk: opt_bias("attn_k", kv_dim)?,
-                bv: opt_bias("attn_v", kv_dim)?,
-                qk_norm: None,
                 bo: Some(ld.vector(&b("attn_output"), e)?),
                 sinks: Some(ld.vector(&t("attn_sinks"), hp.n_head)?),
                 window: slides.then_some(window),
-                n_head: hp.n_head,
-                n_head_kv: hp.n_head_kv,
-                head_dim: hp.head_dim,
                 rope: if slides {
                     rope_swa.clone()
                 } else {
                     hp.rope.clone()
                 },
+                ..gqa_optional_biases(ld, &hp, i)?
             }),
             ffn_norm: norm(&t("post_attention_norm"))?,
             ffn: FfnBlock::Moe(Box::new(MoeFfn {
                 router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
-                experts: gate
-                    .into_iter()
-                    .zip(up)
-                    .zip(down)
-                    .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
-                    .collect(),
+                experts: swiglu_experts(ld, i, e, ffe, n_expert)?,
                 n_used,
                 norm_weights: false,
                 gating: Gating::SoftmaxWeighted,

@@ -10,7 +10,7 @@ use crate::hparams::HParams;
 use crate::loader::Loader;
 use crate::ModelError;
 
-use super::dense::moe_dims;
+use super::dense::{moe_dims, swiglu_experts};
 
 /// The routing settings shared by every MoE layer of a model.
 pub struct RoutedSpec {
@@ -121,9 +121,6 @@ impl RoutedSpec {
                 ));
             }
         }
-        let gate = ld.experts(&t("ffn_gate_exps"), e, ffe, n_expert)?;
-        let up = ld.experts(&t("ffn_up_exps"), e, ffe, n_expert)?;
-        let down = ld.experts(&t("ffn_down_exps"), ffe, e, n_expert)?;
         let bias_name = format!("blk.{i}.exp_probs_b.bias");
         let selection_bias = if ld.has(&bias_name) {
             Some(ld.vector(&bias_name, n_expert)?)
@@ -142,12 +139,7 @@ impl RoutedSpec {
         };
         Ok(FfnBlock::Moe(Box::new(MoeFfn {
             router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
-            experts: gate
-                .into_iter()
-                .zip(up)
-                .zip(down)
-                .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
-                .collect(),
+            experts: swiglu_experts(ld, i, e, ffe, n_expert)?,
             n_used,
             norm_weights: self.norm_weights,
             gating: self.gating,
