@@ -587,17 +587,20 @@ unsafe fn vec_dot_q8_0_q8_0_2x4_avx2(
                 load32(w[1].add(o + 2)),
             )
         };
-        // d[r][t] = wd[r] * ad[t], the same f32 product the single kernel forms.
-        let d0 = _mm_mul_ps(_mm_set1_ps(lane0(wd)), ad);
-        let d1 = _mm_mul_ps(_mm_set1_ps(lane1(wd)), ad);
+        // d[r][t] = wd[r] * ad[t], the same f32 product the single kernel forms, with the four
+        // tokens' products repeated in both 128-bit halves so that one in-lane shuffle
+        // broadcasts any of them.
+        let ad2 = _mm256_set_m128(ad, ad);
+        let d0 = _mm256_mul_ps(_mm256_set1_ps(lane0(wd)), ad2);
+        let d1 = _mm256_mul_ps(_mm256_set1_ps(lane1(wd)), ad2);
         let ax0 = _mm256_sign_epi8(qx0, qx0);
         let ax1 = _mm256_sign_epi8(qx1, qx1);
         macro_rules! token {
             ($j:literal) => {{
                 // SAFETY: as above, for token $j.
                 let qy = unsafe { load32(a[$j].add(o + 2)) };
-                let s0 = _mm256_set1_ps(_mm_cvtss_f32(_mm_shuffle_ps::<{ $j * 0x55 }>(d0, d0)));
-                let s1 = _mm256_set1_ps(_mm_cvtss_f32(_mm_shuffle_ps::<{ $j * 0x55 }>(d1, d1)));
+                let s0 = _mm256_shuffle_ps::<{ $j * 0x55 }>(d0, d0);
+                let s1 = _mm256_shuffle_ps::<{ $j * 0x55 }>(d1, d1);
                 let p0 = mul_sum_us8_pairs_float(ax0, _mm256_sign_epi8(qy, qx0));
                 let p1 = mul_sum_us8_pairs_float(ax1, _mm256_sign_epi8(qy, qx1));
                 acc[0][$j] = _mm256_fmadd_ps(s0, p0, acc[0][$j]);
