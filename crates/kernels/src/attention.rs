@@ -125,6 +125,23 @@ pub fn dot_f16_paged_scalar(row: &PagedRow<'_>, b: &[f16]) -> f32 {
     sum as f32
 }
 
+/// The reference conversion: `dst[i] = f16(src[i] * scale)`, rounded to nearest even.
+pub fn scale_to_f16_scalar(src: &[f32], scale: f32, dst: &mut [f16]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = f16::from_f32(x * scale);
+    }
+}
+
+/// Four reference dot products (the scalar table's `dot_f16_batch_x4`).
+pub fn dot_f16_x4_scalar(a: [&[f16]; 4], b: &[f16]) -> [f32; 4] {
+    a.map(|a| dot_f16_scalar(a, b))
+}
+
+/// Four reference paged dot products.
+pub fn dot_f16_paged_x4_scalar(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4] {
+    std::array::from_fn(|j| dot_f16_paged_scalar(&rows[j], b))
+}
+
 /// `out = softmax(scale * K q) V` over the positions `opts.first..n_kv`. `out`: [head_dim].
 ///
 /// `tiled_order` is true when the query's token belongs to a prompt chunk: llama.cpp then
@@ -150,9 +167,7 @@ pub fn attend_head(
         (k.dot_f16(), k.dot_f16_paged())
     };
     let q16 = &mut s.q16[..d];
-    for (dst, &x) in q16.iter_mut().zip(q) {
-        *dst = f16::from_f32(x);
-    }
+    (k.scale_to_f16())(q, 1.0, q16);
     let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
     // Whole pages before the window hold only masked positions: skip them.
     let first = opts.first.min(n_kv.saturating_sub(1));
@@ -160,8 +175,21 @@ pub fn attend_head(
     let lo = skip * KV_PAGE;
     s.scores[lo..first].fill(f32::NEG_INFINITY);
     let mut max = f32::NEG_INFINITY;
-    for (j, sc) in s.scores[first..n_kv].iter_mut().enumerate() {
-        *sc = dot(kv.k_row(first + j, d), q16) * scale;
+    let mut j = first;
+    if tiled_order {
+        // Four keys at a time: four independent sums, each in the single dot's order.
+        let dot4 = k.dot_f16_batch_x4();
+        while j + 4 <= n_kv {
+            let rows = [0, 1, 2, 3].map(|i| kv.k_row(j + i, d));
+            for (sc, v) in s.scores[j..j + 4].iter_mut().zip(dot4(rows, q16)) {
+                *sc = v * scale;
+                max = max.max(*sc);
+            }
+            j += 4;
+        }
+    }
+    for (jj, sc) in s.scores[j..n_kv].iter_mut().enumerate() {
+        *sc = dot(kv.k_row(j + jj, d), q16) * scale;
         max = max.max(*sc);
     }
     if let Some(sink) = opts.sink {
@@ -176,14 +204,24 @@ pub fn attend_head(
     }
     let inv = (1.0 / sum) as f32;
     let p16 = &mut s.p16[lo..n_pad];
-    for (p, &sc) in p16.iter_mut().zip(scores.iter()) {
-        *p = f16::from_f32(sc * inv);
-    }
+    (k.scale_to_f16())(scores, inv, p16);
     p16[n_kv - lo..].fill(f16::ZERO);
-    for (i, o) in out.iter_mut().enumerate() {
+    let vt_row = |i: usize| {
         let mut row = kv.vt_row(i);
         row.pages = &row.pages[skip..];
-        *o = dot_paged(&row, p16);
+        row
+    };
+    let mut i = 0;
+    if tiled_order {
+        let dot4 = k.dot_f16_batch_paged_x4();
+        while i + 4 <= out.len() {
+            let rows = [0, 1, 2, 3].map(|r| vt_row(i + r));
+            out[i..i + 4].copy_from_slice(&dot4(&rows, p16));
+            i += 4;
+        }
+    }
+    for (ii, o) in out[i..].iter_mut().enumerate() {
+        *o = dot_paged(&vt_row(i + ii), p16);
     }
 }
 
@@ -299,6 +337,44 @@ mod tests {
     }
 
     #[test]
+    fn f16_conversion_matches_half_for_every_isa() {
+        // Ordinary values, ties, overflow to infinity, subnormals, zeros and infinities.
+        let mut src: Vec<f32> = (0..4000)
+            .map(|i| (i as f32 * 0.7311).sin() * 10f32.powi(i % 13 - 8))
+            .collect();
+        src.extend([
+            0.0,
+            -0.0,
+            65504.0,
+            65520.0,
+            1e6,
+            -1e6,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            5.96e-8,
+            2.98e-8,
+            1.0 + 1.0 / 2048.0,
+            1.0 + 3.0 / 2048.0,
+            6.1e-5,
+            -3.0e-6,
+        ]);
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa);
+            for scale in [1.0f32, 0.37, 3.0e4] {
+                let mut got = vec![f16::ZERO; src.len()];
+                (k.scale_to_f16())(&src, scale, &mut got);
+                for (x, g) in src.iter().zip(&got) {
+                    assert_eq!(
+                        g.to_bits(),
+                        f16::from_f32(x * scale).to_bits(),
+                        "{isa:?} {x} × {scale}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn paged_dot_equals_contiguous_dot_bit_for_bit() {
         // A paged row must sum in exactly the order of the same row stored contiguously.
         let n = 5 * KV_PAGE;
@@ -334,6 +410,35 @@ mod tests {
                     (k.dot_f16_batch())(ff, bb).to_bits(),
                     "{isa:?} tiled len {len}"
                 );
+                // Four rows at a time (the same row shifted by whole pages and by one
+                // element, and a partial last step): each equal to its single product.
+                for tail in [3, 8] {
+                    let m = len - tail;
+                    let bb = &b[..m];
+                    let rows4 = [0, 1, 2, 3].map(|r| PagedRow {
+                        data: &data,
+                        pages: &pages,
+                        page_elems,
+                        offset: KV_PAGE - r * 7,
+                    });
+                    let got = (k.dot_f16_batch_paged_x4())(&rows4, bb);
+                    for (r, row) in rows4.iter().enumerate() {
+                        assert_eq!(
+                            got[r].to_bits(),
+                            (k.dot_f16_batch_paged())(row, bb).to_bits(),
+                            "{isa:?} paged x4 row {r} len {m}"
+                        );
+                    }
+                    let flats = [0, 1, 2, 3].map(|r| &flat[r..r + m]);
+                    let got = (k.dot_f16_batch_x4())(flats, bb);
+                    for (r, f) in flats.iter().enumerate() {
+                        assert_eq!(
+                            got[r].to_bits(),
+                            (k.dot_f16_batch())(f, bb).to_bits(),
+                            "{isa:?} x4 row {r} len {m}"
+                        );
+                    }
+                }
             }
         }
     }

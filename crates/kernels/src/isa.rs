@@ -10,6 +10,11 @@ pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
 /// The same dot product with `a` scattered over KV pages; must sum in exactly the order of the
 /// contiguous `DotF16Fn` of its kind (tested bit for bit).
 pub type DotF16PagedFn = fn(a: &PagedRow<'_>, b: &[f16]) -> f32;
+/// Four f16 dot products against the same `b`, each bit-identical to the single `DotF16Fn` of
+/// its kind (four independent accumulator chains instead of one latency-bound chain).
+pub type DotF16X4Fn = fn(a: [&[f16]; 4], b: &[f16]) -> [f32; 4];
+/// `DotF16X4Fn` over four rows scattered across KV pages.
+pub type DotF16PagedX4Fn = fn(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4];
 /// Four dot products of one weight row with four activation rows. Each result must be
 /// bit-identical to the single `VecDotFn` of the same format (the batch-invariance promise).
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
@@ -17,6 +22,8 @@ pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 /// single dot product of row `r` and token `t` (a 2×4 register tile: weights loaded once for
 /// four tokens, activations once for two rows, scales converted four at a time).
 pub type VecDot2x4Fn = fn(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2];
+/// `dst[i] = f16(src[i] * scale)`: the f32 product, then round-to-nearest-even to f16.
+pub type ScaleToF16Fn = fn(src: &[f32], scale: f32, dst: &mut [f16]);
 /// `x[i] = exp(x[i] - max)` in place, returning the sum.
 pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
 /// `gate[i] = silu(gate[i]) * up[i]` in place.
@@ -75,7 +82,10 @@ pub struct Kernels {
     dot_f16_batch: DotF16Fn,
     dot_f16_paged: DotF16PagedFn,
     dot_f16_batch_paged: DotF16PagedFn,
+    dot_f16_batch_x4: DotF16X4Fn,
+    dot_f16_batch_paged_x4: DotF16PagedX4Fn,
     softmax_exp: SoftmaxExpFn,
+    scale_to_f16: ScaleToF16Fn,
     swiglu: SwigluFn,
     rope_fused: bool,
     overridden: Vec<&'static str>,
@@ -100,7 +110,10 @@ impl Kernels {
             dot_f16_batch: crate::attention::dot_f16_scalar,
             dot_f16_paged: crate::attention::dot_f16_paged_scalar,
             dot_f16_batch_paged: crate::attention::dot_f16_paged_scalar,
+            dot_f16_batch_x4: crate::attention::dot_f16_x4_scalar,
+            dot_f16_batch_paged_x4: crate::attention::dot_f16_paged_x4_scalar,
             softmax_exp: crate::softmax::softmax_exp_scalar,
+            scale_to_f16: crate::attention::scale_to_f16_scalar,
             swiglu: crate::swiglu::swiglu_scalar,
             rope_fused: false,
             overridden: Vec::new(),
@@ -202,6 +215,27 @@ impl Kernels {
         self.overridden.push(name);
     }
 
+    pub(crate) fn set_dot_f16_batch_x4(
+        &mut self,
+        contiguous: DotF16X4Fn,
+        paged: DotF16PagedX4Fn,
+        name: &'static str,
+    ) {
+        self.dot_f16_batch_x4 = contiguous;
+        self.dot_f16_batch_paged_x4 = paged;
+        self.overridden.push(name);
+    }
+
+    /// Four `dot_f16_batch` products sharing their second operand.
+    pub fn dot_f16_batch_x4(&self) -> DotF16X4Fn {
+        self.dot_f16_batch_x4
+    }
+
+    /// Four `dot_f16_batch_paged` products sharing their second operand.
+    pub fn dot_f16_batch_paged_x4(&self) -> DotF16PagedX4Fn {
+        self.dot_f16_batch_paged_x4
+    }
+
     /// `dot_f16` over a row scattered across KV pages (attention's V products).
     pub fn dot_f16_paged(&self) -> DotF16PagedFn {
         self.dot_f16_paged
@@ -221,6 +255,16 @@ impl Kernels {
     pub(crate) fn set_softmax_exp(&mut self, f: SoftmaxExpFn, name: &'static str) {
         self.softmax_exp = f;
         self.overridden.push(name);
+    }
+
+    pub(crate) fn set_scale_to_f16(&mut self, f: ScaleToF16Fn, name: &'static str) {
+        self.scale_to_f16 = f;
+        self.overridden.push(name);
+    }
+
+    /// Scaled f32 → f16 conversion (attention's query and probabilities, KV-cache writes).
+    pub fn scale_to_f16(&self) -> ScaleToF16Fn {
+        self.scale_to_f16
     }
 
     pub(crate) fn set_swiglu(&mut self, f: SwigluFn, name: &'static str) {
