@@ -35,6 +35,7 @@ fn main() {
         GgmlType::Q4_K,
         GgmlType::Q5_K,
         GgmlType::Q6_K,
+        GgmlType::MXFP4,
     ] {
         if !wanted.is_empty()
             && !wanted

@@ -151,6 +151,16 @@ fn linear_is_batch_invariant() {
     }
 }
 
+/// Row lengths for the batched-kernel tests: 1, 3 and 8 super-blocks of 256, and for formats
+/// with smaller blocks also odd block counts (kernels that pair blocks have a tail there).
+fn tile_test_lengths(block_size: usize) -> Vec<usize> {
+    let mut v = vec![256, 3 * 256, 8 * 256];
+    if block_size < 256 {
+        v.extend([block_size, 5 * block_size, 8 * 256 + block_size]);
+    }
+    v
+}
+
 /// Four-token kernels give exactly the bits of the single-token kernel of the same ISA.
 #[test]
 fn x4_kernels_are_bit_identical_to_single_token_kernels() {
@@ -163,8 +173,7 @@ fn x4_kernels_are_bit_identical_to_single_token_kernels() {
             let wq = Kernels::for_isa(Isa::Scalar)
                 .quantize(f.ty)
                 .expect("quantizer");
-            for blocks in [1usize, 3, 8] {
-                let n = blocks * 256;
+            for n in tile_test_lengths(f.block_size) {
                 let mut w = vec![0u8; owl_quant::row_bytes(f.ty, n)];
                 wq(&data(n, 1), &mut w);
                 let acts: Vec<Vec<u8>> = (0..4)
@@ -197,8 +206,7 @@ fn two_by_four_kernels_are_bit_identical_to_single_kernels() {
             let wq = Kernels::for_isa(Isa::Scalar)
                 .quantize(f.ty)
                 .expect("quantizer");
-            for blocks in [1usize, 3, 8] {
-                let n = blocks * 256;
+            for n in tile_test_lengths(f.block_size) {
                 let rows: Vec<Vec<u8>> = (0..2)
                     .map(|r| {
                         let mut w = vec![0u8; owl_quant::row_bytes(f.ty, n)];
@@ -230,6 +238,73 @@ fn two_by_four_kernels_are_bit_identical_to_single_kernels() {
     }
     if Isa::available().contains(&Isa::Avx2) {
         assert!(checked > 0, "no 2x4 kernel was checked on an AVX2 machine");
+    }
+}
+
+/// The batched kernels of the 32-element formats that meet `Q8_0` activations stay bit-identical
+/// to the single kernel on arbitrary value bytes (scales kept finite), where the 8- and 16-bit
+/// integer steps can wrap or saturate: weights from the whole byte range and activations with
+/// -128, which no quantizer writes.
+#[test]
+fn batched_kernels_are_bit_identical_on_arbitrary_bytes() {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut byte = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 32) as u8
+    };
+    for isa in Isa::available() {
+        let k = Kernels::for_isa(isa);
+        for f in formats() {
+            if f.block_size != 32 || f.vec_dot_type != GgmlType::Q8_0 {
+                continue;
+            }
+            let Some(one) = k.vec_dot(f.ty) else {
+                continue;
+            };
+            let (x4, x24) = (k.vec_dot_x4(f.ty), k.vec_dot_2x4(f.ty));
+            let wq = Kernels::for_isa(Isa::Scalar)
+                .quantize(f.ty)
+                .expect("quantizer");
+            for n in tile_test_lengths(f.block_size) {
+                // Quantized rows keep their (finite) scales in the first two bytes of each
+                // block; every other byte is replaced.
+                let mut scramble = |mut row: Vec<u8>, size: usize| {
+                    for block in row.chunks_exact_mut(size) {
+                        block[2..].iter_mut().for_each(|b| *b = byte());
+                    }
+                    row
+                };
+                let rows: Vec<Vec<u8>> = (0..2)
+                    .map(|r| {
+                        let mut w = vec![0u8; owl_quant::row_bytes(f.ty, n)];
+                        wq(&data(n, 7 + r), &mut w);
+                        scramble(w, f.type_size)
+                    })
+                    .collect();
+                let acts: Vec<Vec<u8>> = (0..4)
+                    .map(|j| {
+                        let a = quantize(&k, GgmlType::Q8_0, &data(n, 70 + j));
+                        scramble(a, 34)
+                    })
+                    .collect();
+                let a4 = [&acts[0][..], &acts[1], &acts[2], &acts[3]];
+                for (r, row) in rows.iter().enumerate() {
+                    for (j, act) in a4.iter().enumerate() {
+                        let want = one(n, row, act).to_bits();
+                        if let (Some(x4), 0) = (x4, r) {
+                            let got = x4(n, row, a4)[j].to_bits();
+                            assert_eq!(got, want, "{isa:?} {} x4 n={n} token {j}", f.ty);
+                        }
+                        if let Some(x24) = x24 {
+                            let got = x24(n, [&rows[0], &rows[1]], a4)[r][j].to_bits();
+                            assert_eq!(got, want, "{isa:?} {} 2x4 n={n} row {r} token {j}", f.ty);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -21,8 +21,6 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot(GgmlType::Q8_0, vec_dot_q8_0_q8_0, "q8_0·q8_0/avx2");
     k.set_vec_dot_x4(GgmlType::Q4_1, vec_dot_q4_1_q8_1_x4, "q4_1·q8_1 x4/avx2");
     k.set_vec_dot_2x4(GgmlType::Q4_1, vec_dot_q4_1_q8_1_2x4, "q4_1·q8_1 2x4/avx2");
-    k.set_vec_dot_x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_x4, "q8_0·q8_0 x4/avx2");
-    k.set_vec_dot_2x4(GgmlType::Q8_0, vec_dot_q8_0_q8_0_2x4, "q8_0·q8_0 2x4/avx2");
     k.set_dot_f16(dot_f16, "f16·f16/avx2");
     k.set_vec_dot(GgmlType::F16, vec_dot_f16_f16, "f16 weights·f16/avx2");
     k.set_vec_dot(GgmlType::F32, vec_dot_f32_f32, "f32 weights·f32/avx2");
@@ -636,7 +634,8 @@ unsafe fn vec_dot_q4_1_q8_1_avx2<const T: usize>(
 }
 
 /// Q8_0 · Q8_0 as ggml's AVX2 kernel: per block `d_w * d_a` times the eight 4-product lanes of
-/// the signed bytes, into an 8-lane FMA accumulator.
+/// the signed bytes, into an 8-lane FMA accumulator. (The batched tiles, bit-identical to this,
+/// are in `avx2_tiles`.)
 pub fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     assert!(
@@ -644,116 +643,28 @@ pub fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
         "q8_0·q8_0: short rows"
     );
     // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-    unsafe { vec_dot_q8_0_q8_0_avx2(nb, w.as_ptr(), [a.as_ptr()])[0] }
-}
-
-/// Four tokens against one Q8_0 row, bit-identical per token to `vec_dot_q8_0_q8_0`.
-pub fn vec_dot_q8_0_q8_0_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let nb = n / 32;
-    assert!(
-        w.len() >= nb * 34 && a.iter().all(|r| r.len() >= nb * 34),
-        "q8_0·q8_0 x4: short rows"
-    );
-    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-    unsafe { vec_dot_q8_0_q8_0_avx2(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
-}
-
-/// Two Q8_0 rows against four tokens, bit-identical per (row, token) to `vec_dot_q8_0_q8_0`.
-pub fn vec_dot_q8_0_q8_0_2x4(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2] {
-    let nb = n / 32;
-    assert!(
-        w.iter().all(|r| r.len() >= nb * 34) && a.iter().all(|r| r.len() >= nb * 34),
-        "q8_0·q8_0 2x4: short rows"
-    );
-    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-    unsafe { vec_dot_q8_0_q8_0_2x4_avx2(nb, w.map(|r| r.as_ptr()), a.map(|r| r.as_ptr())) }
-}
-
-/// The four f16 scales at `p[j] + o` as f32 lanes.
-///
-/// # Safety
-/// Each `p[j] + o` points to two readable bytes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_x4(p: [*const u8; 4], o: usize) -> __m128 {
-    // SAFETY: forwarded from the caller; unaligned reads.
-    let h =
-        |j: usize| unsafe { u64::from(u16::from_le(p[j].add(o).cast::<u16>().read_unaligned())) };
-    let bits = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
-    _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
+    unsafe { vec_dot_q8_0_q8_0_avx2(nb, w.as_ptr(), a.as_ptr()) }
 }
 
 /// # Safety
-/// Each of `w` and `a` holds `nb` blocks of 34 bytes.
+/// `w` and `a` hold `nb` blocks of 34 bytes.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn vec_dot_q8_0_q8_0_2x4_avx2(
-    nb: usize,
-    w: [*const u8; 2],
-    a: [*const u8; 4],
-) -> [[f32; 4]; 2] {
-    let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+unsafe fn vec_dot_q8_0_q8_0_avx2(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
     for ib in 0..nb {
         let o = ib * 34;
-        // SAFETY: block ib lies inside every row (caller's contract).
-        let (ad, wd, qx0, qx1) = unsafe {
+        // SAFETY: block ib lies inside both rows (caller's contract); the two scales are
+        // paired into one conversion.
+        let (dd, qx, qy) = unsafe {
             (
-                f16_x4(a, o),
-                f16_pair(w[0].add(o), w[1].add(o)),
-                load32(w[0].add(o + 2)),
-                load32(w[1].add(o + 2)),
+                f16_pair(w.add(o), a.add(o)),
+                load32(w.add(o + 2)),
+                load32(a.add(o + 2)),
             )
         };
-        // d[r][t] = wd[r] * ad[t], the same f32 product the single kernel forms, with the four
-        // tokens' products repeated in both 128-bit halves so that one in-lane shuffle
-        // broadcasts any of them.
-        let ad2 = _mm256_set_m128(ad, ad);
-        let d0 = _mm256_mul_ps(_mm256_set1_ps(lane0(wd)), ad2);
-        let d1 = _mm256_mul_ps(_mm256_set1_ps(lane1(wd)), ad2);
-        let ax0 = _mm256_sign_epi8(qx0, qx0);
-        let ax1 = _mm256_sign_epi8(qx1, qx1);
-        macro_rules! token {
-            ($j:literal) => {{
-                // SAFETY: as above, for token $j.
-                let qy = unsafe { load32(a[$j].add(o + 2)) };
-                let s0 = _mm256_shuffle_ps::<{ $j * 0x55 }>(d0, d0);
-                let s1 = _mm256_shuffle_ps::<{ $j * 0x55 }>(d1, d1);
-                let p0 = mul_sum_us8_pairs_float(ax0, _mm256_sign_epi8(qy, qx0));
-                let p1 = mul_sum_us8_pairs_float(ax1, _mm256_sign_epi8(qy, qx1));
-                acc[0][$j] = _mm256_fmadd_ps(s0, p0, acc[0][$j]);
-                acc[1][$j] = _mm256_fmadd_ps(s1, p1, acc[1][$j]);
-            }};
-        }
-        token!(0);
-        token!(1);
-        token!(2);
-        token!(3);
+        let d = _mm256_set1_ps(lane0(dd) * lane1(dd));
+        let q = mul_sum_us8_pairs_float(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+        acc = _mm256_fmadd_ps(d, q, acc);
     }
-    std::array::from_fn(|r| std::array::from_fn(|j| hsum_float_8(acc[r][j])))
-}
-
-/// `T` tokens (1 or 4) against one Q8_0 row of `nb` blocks.
-///
-/// # Safety
-/// `w` and each `a[j]` hold `nb` blocks of 34 bytes.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn vec_dot_q8_0_q8_0_avx2<const T: usize>(
-    nb: usize,
-    w: *const u8,
-    a: [*const u8; T],
-) -> [f32; T] {
-    let mut acc = [_mm256_setzero_ps(); T];
-    for ib in 0..nb {
-        let o = ib * 34;
-        // SAFETY: block ib lies inside the rows (caller's contract).
-        let qx = unsafe { load32(w.add(o + 2)) };
-        let ax = _mm256_sign_epi8(qx, qx);
-        for j in 0..T {
-            // SAFETY: as above, for token j; the two scales are paired into one conversion.
-            let (dd, qy) = unsafe { (f16_pair(w.add(o), a[j].add(o)), load32(a[j].add(o + 2))) };
-            let d = _mm256_set1_ps(lane0(dd) * lane1(dd));
-            let q = mul_sum_us8_pairs_float(ax, _mm256_sign_epi8(qy, qx));
-            acc[j] = _mm256_fmadd_ps(d, q, acc[j]);
-        }
-    }
-    std::array::from_fn(|j| hsum_float_8(acc[j]))
+    hsum_float_8(acc)
 }

@@ -691,25 +691,35 @@ unsafe fn mxfp4_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
         ib += 2;
     }
     let mut sumf = hsum_float_8(_mm256_add_ps(acc[0], acc[1]));
-    while ib < nb {
+    if ib < nb {
         let (xb, yb) = block(ib);
-        // SAFETY: as above; the block's 17 and 34 bytes are in bounds.
-        let (xs, ys) = unsafe {
-            (
-                std::slice::from_raw_parts(xb, mxfp4::TYPE_SIZE),
-                std::slice::from_raw_parts(yb, q8_0::TYPE_SIZE),
-            )
-        };
-        let (mut sumi1, mut sumi2) = (0i32, 0i32);
-        for j in 0..16 {
-            let q = xs[mxfp4::QS + j];
-            sumi1 += i32::from(ys[q8_0::QS + j] as i8)
-                * i32::from(mxfp4::KVALUES[usize::from(q & 0x0f)]);
-            sumi2 += i32::from(ys[q8_0::QS + 16 + j] as i8)
-                * i32::from(mxfp4::KVALUES[usize::from(q >> 4)]);
-        }
-        sumf += scale(xb, yb) * (sumi1 + sumi2) as f32;
-        ib += 1;
+        // SAFETY: block ib < nb of each row is in bounds.
+        sumf += unsafe { mxfp4_block_scalar(xb, yb) };
     }
     sumf
+}
+
+/// `d_a * d_w * (sumi1 + sumi2)` of one MXFP4 block against one Q8_0 block in scalar code, as
+/// ggml's AVX2 kernel does an odd last block.
+///
+/// # Safety
+/// `xb` points to a whole MXFP4 block and `yb` to a whole Q8_0 block.
+pub(super) unsafe fn mxfp4_block_scalar(xb: *const u8, yb: *const u8) -> f32 {
+    // SAFETY: the block's 17 and 34 bytes are in bounds (caller's contract).
+    let (xs, ys) = unsafe {
+        (
+            std::slice::from_raw_parts(xb, mxfp4::TYPE_SIZE),
+            std::slice::from_raw_parts(yb, q8_0::TYPE_SIZE),
+        )
+    };
+    let (mut sumi1, mut sumi2) = (0i32, 0i32);
+    for j in 0..16 {
+        let q = xs[mxfp4::QS + j];
+        sumi1 +=
+            i32::from(ys[q8_0::QS + j] as i8) * i32::from(mxfp4::KVALUES[usize::from(q & 0x0f)]);
+        sumi2 +=
+            i32::from(ys[q8_0::QS + 16 + j] as i8) * i32::from(mxfp4::KVALUES[usize::from(q >> 4)]);
+    }
+    let d = half::f16::from_bits(u16::from_le_bytes([ys[0], ys[1]])).to_f32();
+    d * mxfp4::e8m0_half(xs[0]) * (sumi1 + sumi2) as f32
 }

@@ -41,6 +41,20 @@ pub(super) unsafe fn f16_pair(x: *const u8, y: *const u8) -> __m128 {
     _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
 }
 
+/// The four f16 scales at `p[j] + o` as f32 lanes.
+///
+/// # Safety
+/// Each `p[j] + o` points to two readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn f16_x4(p: [*const u8; 4], o: usize) -> __m128 {
+    // SAFETY: forwarded from the caller; unaligned reads.
+    let h =
+        |j: usize| unsafe { u64::from(u16::from_le(p[j].add(o).cast::<u16>().read_unaligned())) };
+    let bits = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
+    _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
+}
+
 /// Lane 0 of `v`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
