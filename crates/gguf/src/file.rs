@@ -176,6 +176,15 @@ impl GgufFile {
             .unwrap_or(&[])
     }
 
+    /// Tells the OS that `len` bytes at `offset` into the data section will not be read for a
+    /// while (their contents were copied elsewhere, e.g. repacked): the pages leave this
+    /// process's resident set and are read from the file again if touched. A no-op for owned
+    /// bytes or a range outside the file.
+    pub fn release(&self, offset: usize, len: usize) {
+        self.storage
+            .release(self.data_offset.saturating_add(offset), len);
+    }
+
     /// File offset at which the data section starts.
     pub fn data_offset(&self) -> u64 {
         self.data_offset as u64

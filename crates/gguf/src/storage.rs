@@ -34,6 +34,27 @@ impl Storage {
         }
     }
 
+    /// `madvise(MADV_DONTNEED)` on the whole pages inside `offset..offset + len` of a map.
+    pub(crate) fn release(&self, offset: usize, len: usize) {
+        #[cfg(unix)]
+        if let Storage::Mapped(m) = self {
+            // Only whole pages inside the range: a page shared with a neighbouring tensor stays.
+            let page = 4096;
+            let start = offset.div_ceil(page) * page;
+            let end = offset.saturating_add(len).min(m.len()) / page * page;
+            if start < end {
+                // SAFETY: the map is read-only and private: dropping its pages cannot lose
+                // data, and any later read (through slices that stay valid) faults the same
+                // bytes back in from the file.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (offset, len);
+    }
+
     pub(crate) fn is_mapped(&self) -> bool {
         matches!(self, Storage::Mapped(_))
     }

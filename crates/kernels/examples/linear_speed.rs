@@ -58,24 +58,33 @@ fn main() {
             rows,
             cols,
             bytes: WeightBytes::Owned(std::sync::Arc::new(bytes)),
+            layout: owl_kernels::Layout::Rows,
         };
-        let mut act = ActBuffer::default();
-        let mut line = format!("{ty:>5}");
-        for n_tokens in [1usize, 64] {
-            let x = data(n_tokens * cols, 11);
-            let mut out = vec![0f32; n_tokens * rows];
-            let macs = (rows * cols * n_tokens) as f64;
-            let reps = ((4e8 / macs) as usize).max(3);
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let t = Instant::now();
-                for _ in 0..reps {
-                    linear(&k, &pool, &w, &x, n_tokens, &mut out, &mut act);
-                }
-                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
-            }
-            line += &format!("  t={n_tokens:<3} {:7.2} GMAC/s", macs / best / 1e9);
+        println!("{}", measure(&k, &pool, &w, &format!("{ty:>5}")));
+        if let Some(p) = w.repacked() {
+            println!("{}", measure(&k, &pool, &p, &format!("{ty}×8")));
         }
-        println!("{line}");
     }
+}
+
+/// One line: multiply-accumulates per second for a single token and a 64-token batch.
+fn measure(k: &Kernels, pool: &ThreadPool, w: &QMatrix, label: &str) -> String {
+    let mut act = ActBuffer::default();
+    let mut line = label.to_string();
+    for n_tokens in [1usize, 64] {
+        let x = data(n_tokens * w.cols, 11);
+        let mut out = vec![0f32; n_tokens * w.rows];
+        let macs = (w.rows * w.cols * n_tokens) as f64;
+        let reps = ((4e8 / macs) as usize).max(3);
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..reps {
+                linear(k, pool, w, &x, n_tokens, &mut out, &mut act);
+            }
+            best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        line += &format!("  t={n_tokens:<3} {:7.2} GMAC/s", macs / best / 1e9);
+    }
+    line
 }

@@ -24,6 +24,9 @@ pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 pub type VecDot2x4Fn = fn(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2];
 /// `dst[i] = f16(src[i] * scale)`: the f32 product, then round-to-nearest-even to f16.
 pub type ScaleToF16Fn = fn(src: &[f32], scale: f32, dst: &mut [f16]);
+/// One group of eight repacked weight rows against up to four tokens (`crate::repack`):
+/// `out[t][r]`, bit-identical to the layout's scalar reference.
+pub type GemmX8Fn = fn(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; 8]]);
 /// `x[i] = exp(x[i] - max)` in place, returning the sum.
 pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
 /// `gate[i] = silu(gate[i]) * up[i]` in place.
@@ -78,6 +81,7 @@ pub struct Kernels {
     vec_dot_x4: Vec<(GgmlType, VecDotX4Fn)>,
     vec_dot_2x4: Vec<(GgmlType, VecDot2x4Fn)>,
     quantize: Vec<(GgmlType, QuantFn)>,
+    q4_k_x8: GemmX8Fn,
     dot_f16: DotF16Fn,
     dot_f16_batch: DotF16Fn,
     dot_f16_paged: DotF16PagedFn,
@@ -106,6 +110,7 @@ impl Kernels {
             vec_dot_x4: Vec::new(),
             vec_dot_2x4: Vec::new(),
             quantize: Vec::new(),
+            q4_k_x8: crate::repack::gemm_q4_k_x8_scalar,
             dot_f16: crate::attention::dot_f16_scalar,
             dot_f16_batch: crate::attention::dot_f16_scalar,
             dot_f16_paged: crate::attention::dot_f16_paged_scalar,
@@ -183,6 +188,16 @@ impl Kernels {
             .iter()
             .find(|(t, _)| *t == ty)
             .map(|(_, f)| *f)
+    }
+
+    pub(crate) fn set_q4_k_x8(&mut self, f: GemmX8Fn, name: &'static str) {
+        self.q4_k_x8 = f;
+        self.overridden.push(name);
+    }
+
+    /// The product kernel of the Q4_K×8 repacked layout.
+    pub fn q4_k_x8(&self) -> GemmX8Fn {
+        self.q4_k_x8
     }
 
     pub(crate) fn set_quantize(&mut self, ty: GgmlType, f: QuantFn, name: &'static str) {

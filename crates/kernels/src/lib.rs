@@ -13,11 +13,12 @@ pub mod isa;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod repack;
 pub mod rope;
 pub mod softmax;
 pub mod swiglu;
 mod x86;
 
 pub use isa::{Isa, Kernels};
-pub use matmul::{linear, linear_many, ActBuffer, QMatrix, WeightBytes};
+pub use matmul::{linear, linear_many, ActBuffer, Layout, QMatrix, WeightBytes};
 pub use pool::ThreadPool;

@@ -38,6 +38,16 @@ impl WeightBytes {
     }
 }
 
+/// How a matrix's bytes are arranged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// The file's layout: one row after another, each `row_bytes()` long.
+    #[default]
+    Rows,
+    /// `Q4_K` repacked in groups of eight rows (`crate::repack`), made at load time.
+    Q4KX8,
+}
+
 /// A weight matrix in its stored format: `rows` rows of `cols` elements each (ggml's ne1 × ne0).
 #[derive(Clone)]
 pub struct QMatrix {
@@ -45,16 +55,46 @@ pub struct QMatrix {
     pub rows: usize,
     pub cols: usize,
     pub bytes: WeightBytes,
+    pub layout: Layout,
 }
 
 impl QMatrix {
-    /// Bytes of one row.
+    /// A matrix in the file's row layout.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, bytes: WeightBytes) -> QMatrix {
+        QMatrix {
+            ty,
+            rows,
+            cols,
+            bytes,
+            layout: Layout::Rows,
+        }
+    }
+
+    /// This matrix in a layout `linear` multiplies faster, if there is one for its type and
+    /// shape (the repacked bytes are owned; the source is left untouched). Matrices that are
+    /// also read row by row (embeddings) must stay in `Layout::Rows`.
+    pub fn repacked(&self) -> Option<QMatrix> {
+        if self.layout != Layout::Rows || self.ty != GgmlType::Q4_K {
+            return None;
+        }
+        let bytes = crate::repack::repack_q4_k_x8(self.bytes.as_slice(), self.rows, self.cols)?;
+        Some(QMatrix {
+            bytes: WeightBytes::Owned(Arc::new(bytes)),
+            layout: Layout::Q4KX8,
+            ..self.clone()
+        })
+    }
+
+    /// Bytes of one row (of the row layout).
     pub fn row_bytes(&self) -> usize {
         owl_quant::row_bytes(self.ty, self.cols)
     }
 
-    /// The bytes of row `r`.
+    /// The bytes of row `r` (empty unless the layout is `Layout::Rows`).
     pub fn row(&self, r: usize) -> &[u8] {
+        if self.layout != Layout::Rows {
+            return &[];
+        }
         let rb = self.row_bytes();
         let all = self.bytes.as_slice();
         all.get(r * rb..(r + 1) * rb).unwrap_or(&[])
@@ -111,6 +151,17 @@ pub fn linear_many(
             .expect("linear: weight type has no format")
             .vec_dot_type
     };
+    if jobs.iter().all(|(w, _)| w.layout != Layout::Rows) {
+        linear_repacked(k, pool, x, n_tokens, jobs, act);
+        return;
+    }
+    if jobs.iter().any(|(w, _)| w.layout != Layout::Rows) {
+        // Mixed layouts: one matrix at a time, each through its own kernels.
+        for (w, out) in jobs.iter_mut() {
+            linear_many(k, pool, x, n_tokens, &mut [(*w, &mut **out)], act);
+        }
+        return;
+    }
     let first = &jobs[0].0;
     let (cols, aty) = (first.cols, dot_ty(first));
     if jobs.len() > MAX_FUSED || jobs.iter().any(|(w, _)| w.cols != cols || dot_ty(w) != aty) {
@@ -226,6 +277,104 @@ pub fn linear_many(
         }
     });
 }
+
+/// `linear_many` for matrices in a repacked layout (all of the same `cols`, else one by one):
+/// threads split the groups of eight rows; each group meets the tokens four at a time.
+fn linear_repacked(
+    k: &Kernels,
+    pool: &ThreadPool,
+    x: &[f32],
+    n_tokens: usize,
+    jobs: &mut [(&QMatrix, &mut [f32])],
+    act: &mut ActBuffer,
+) {
+    use crate::repack::X8;
+    let (cols, layout) = (jobs[0].0.cols, jobs[0].0.layout);
+    if jobs.len() > MAX_FUSED
+        || jobs
+            .iter()
+            .any(|(w, _)| w.cols != cols || w.layout != layout)
+    {
+        for (w, out) in jobs.iter_mut() {
+            linear_repacked(k, pool, x, n_tokens, &mut [(*w, &mut **out)], act);
+        }
+        return;
+    }
+    assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
+    let aty = GgmlType::Q8_K;
+    let quantize = k.quantize(aty).expect("linear: no activation quantizer");
+    let a_row = owl_quant::row_bytes(aty, cols);
+    act.bytes.resize(a_row * n_tokens, 0);
+    // Quantize activations once: [n_tokens, a_row] bytes.
+    for (t, dst) in act.bytes.chunks_exact_mut(a_row).enumerate() {
+        quantize(&x[t * cols..(t + 1) * cols], dst);
+    }
+    let gemm = match layout {
+        Layout::Q4KX8 => k.q4_k_x8(),
+        Layout::Rows => unreachable!("linear_repacked: row layout"),
+    };
+    let nb = cols / owl_quant::QK_K;
+    let group_bytes = nb * crate::repack::Q4K_X8_BLOCK;
+
+    struct Part<'a> {
+        w: &'a [u8],
+        rows: usize,
+        out: SharedMut<f32>,
+    }
+    let mut parts: [Option<Part<'_>>; MAX_FUSED] = [None, None, None, None];
+    let mut total_groups = 0;
+    for (slot, (w, out)) in parts.iter_mut().zip(jobs.iter_mut()) {
+        assert_eq!(out.len(), n_tokens * w.rows, "linear: output shape");
+        *slot = Some(Part {
+            w: w.bytes.as_slice(),
+            rows: w.rows,
+            out: SharedMut::new(out),
+        });
+        total_groups += w.rows / X8;
+    }
+    let abuf = &act.bytes[..];
+    let parts = &parts;
+    // Tokens per tile: their activations stay in L2 while the thread's groups pass over them.
+    let tile = (REPACKED_TILE_BYTES / a_row.max(1)).clamp(4, 256) & !3;
+    let (n_chunks, chunk_groups) = chunking(total_groups, pool.n_threads(), 4, 2);
+    pool.run_chunks(n_chunks, |chunk, _thread| {
+        let mine = chunk * chunk_groups..((chunk + 1) * chunk_groups).min(total_groups);
+        let mut acts: [&[u8]; 4] = [&[]; 4];
+        let mut res = [[0f32; X8]; 4];
+        for t0 in (0..n_tokens).step_by(tile) {
+            let t_end = (t0 + tile).min(n_tokens);
+            let mut base = 0;
+            for p in parts.iter().flatten() {
+                let groups = p.rows / X8;
+                let lo = mine.start.max(base) - base;
+                let hi = mine.end.min(base + groups).saturating_sub(base);
+                base += groups;
+                for g in lo..hi {
+                    let w = &p.w[g * group_bytes..(g + 1) * group_bytes];
+                    let mut t = t0;
+                    while t < t_end {
+                        let n = (t_end - t).min(4);
+                        for (j, a) in acts.iter_mut().enumerate().take(n) {
+                            *a = &abuf[(t + j) * a_row..(t + j + 1) * a_row];
+                        }
+                        gemm(nb, w, &acts[..n], &mut res[..n]);
+                        for (j, row) in res.iter().enumerate().take(n) {
+                            for (r, &v) in row.iter().enumerate() {
+                                // SAFETY: (t + j) * rows + 8g + r < n_tokens * rows ==
+                                // out.len(); group g of this matrix belongs to this thread.
+                                unsafe { p.out.write((t + j) * p.rows + X8 * g + r, v) };
+                            }
+                        }
+                        t += n;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Bytes of quantized activations per token tile of the repacked path (a share of L2).
+const REPACKED_TILE_BYTES: usize = 128 * 1024;
 
 /// Bytes of quantized activations per token tile (a share of a 32 KiB L1 data cache).
 const TILE_BYTES: usize = 16 * 1024;

@@ -66,15 +66,42 @@ impl Loader<'_> {
         }
     }
 
-    /// A `rows × cols` matrix (GGUF dims `[cols, rows]`) in a format `linear` supports.
+    /// A `rows × cols` matrix (GGUF dims `[cols, rows]`) in a format `linear` supports, in the
+    /// fastest layout `linear` has for it (see [`Loader::prepared`]).
     pub fn matrix(&self, name: &str, cols: usize, rows: usize) -> Result<QMatrix, ModelError> {
         let info = self.weight(name, vec![cols as u64, rows as u64])?;
-        Ok(QMatrix {
-            ty: info.ty,
+        Ok(self.prepared(QMatrix::new(
+            info.ty,
             rows,
             cols,
-            bytes: self.bytes(info, 0, info.n_bytes as usize),
-        })
+            self.bytes(info, 0, info.n_bytes as usize),
+        )))
+    }
+
+    /// A matrix in the file's row layout (for matrices also read row by row: embeddings).
+    fn row_matrix(&self, name: &str, cols: usize, rows: usize) -> Result<QMatrix, ModelError> {
+        let info = self.weight(name, vec![cols as u64, rows as u64])?;
+        Ok(QMatrix::new(
+            info.ty,
+            rows,
+            cols,
+            self.bytes(info, 0, info.n_bytes as usize),
+        ))
+    }
+
+    /// `m` repacked into a faster layout when one exists for its type and shape (`Q4_K` with
+    /// rows in groups of eight), else `m`. The repacked copy replaces the mapped bytes, whose
+    /// pages are handed back to the OS so resident memory holds the weights once.
+    fn prepared(&self, m: QMatrix) -> QMatrix {
+        match m.repacked() {
+            Some(r) => {
+                if let WeightBytes::Mapped { offset, len, .. } = &m.bytes {
+                    self.file.release(*offset, *len);
+                }
+                r
+            }
+            None => m,
+        }
     }
 
     /// The `n` expert matrices (`rows × cols` each) of a 3-D tensor with GGUF dims
@@ -89,11 +116,13 @@ impl Loader<'_> {
         let info = self.weight(name, vec![cols as u64, rows as u64, n as u64])?;
         let per = owl_quant::row_bytes(info.ty, cols) * rows;
         Ok((0..n)
-            .map(|i| QMatrix {
-                ty: info.ty,
-                rows,
-                cols,
-                bytes: self.bytes(info, i * per, per),
+            .map(|i| {
+                self.prepared(QMatrix::new(
+                    info.ty,
+                    rows,
+                    cols,
+                    self.bytes(info, i * per, per),
+                ))
             })
             .collect())
     }
@@ -151,7 +180,7 @@ impl Loader<'_> {
         n_embd: usize,
         n_vocab: usize,
     ) -> Result<(QMatrix, QMatrix), ModelError> {
-        let token_embd = self.matrix("token_embd.weight", n_embd, n_vocab)?;
+        let token_embd = self.row_matrix("token_embd.weight", n_embd, n_vocab)?;
         let output = if self.has("output.weight") {
             self.matrix("output.weight", n_embd, n_vocab)?
         } else {

@@ -5,6 +5,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_quants;
 #[cfg(target_arch = "x86_64")]
+mod avx2_repacked;
+#[cfg(target_arch = "x86_64")]
 mod avx2_tiles;
 #[cfg(target_arch = "x86_64")]
 mod common;
@@ -15,6 +17,7 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
     {
         avx2::register(k);
         avx2_quants::register(k);
+        avx2_repacked::register(k);
         avx2_tiles::register(k);
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -1,0 +1,133 @@
+//! AVX2 kernels for the repacked layouts of `crate::repack` (Q4_K×8). Each gives exactly the
+//! bits of its scalar reference there: the integer sums are exact, and the float steps are the
+//! same multiplies and fused multiply-adds per (row, token) lane.
+
+use std::arch::x86_64::*;
+
+use owl_quant::q8_k;
+
+use super::common::*;
+use crate::repack::{Q4K_X8_BLOCK, X8};
+use crate::Kernels;
+
+pub(super) fn register(k: &mut Kernels) {
+    k.set_q4_k_x8(gemm_q4_k_x8, "q4_k×8 repacked/avx2");
+}
+
+/// AVX2 twin of [`crate::repack::gemm_q4_k_x8_scalar`].
+fn gemm_q4_k_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    assert!(
+        w.len() >= nb * Q4K_X8_BLOCK
+            && a.len() == out.len()
+            && a.iter().all(|r| r.len() >= nb * q8_k::TYPE_SIZE),
+        "q4_k×8: short operands"
+    );
+    let mut t = 0;
+    while t < a.len() {
+        let n = (a.len() - t).min(4);
+        let p = |i: usize| a[t + i.min(n - 1)].as_ptr();
+        let ptrs = [p(0), p(1), p(2), p(3)];
+        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above
+        // (tokens past `n` repeat the last real one and their results are dropped).
+        let res = unsafe {
+            match n {
+                1 => widen(q4_k_x8::<1>(nb, w.as_ptr(), [ptrs[0]])),
+                2 => widen(q4_k_x8::<2>(nb, w.as_ptr(), [ptrs[0], ptrs[1]])),
+                3 => widen(q4_k_x8::<3>(nb, w.as_ptr(), [ptrs[0], ptrs[1], ptrs[2]])),
+                _ => q4_k_x8::<4>(nb, w.as_ptr(), ptrs),
+            }
+        };
+        out[t..t + n].copy_from_slice(&res[..n]);
+        t += n;
+    }
+}
+
+fn widen<const T: usize>(r: [[f32; X8]; T]) -> [[f32; X8]; 4] {
+    std::array::from_fn(|i| if i < T { r[i] } else { [0.0; X8] })
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `w` holds `nb` Q4_K×8 blocks and each `y[t]` `nb` `Q8_K` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); T];
+    let mut accm = [_mm256_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: block b of the group and of every token is in bounds (caller's contract);
+        // every offset below stays inside its block (see `crate::repack` for the layout).
+        let wb = unsafe { w.add(b * Q4K_X8_BLOCK) };
+        let yb: [*const u8; T] = std::array::from_fn(|t| unsafe { y[t].add(b * q8_k::TYPE_SIZE) });
+        let mut sumi = [_mm256_setzero_si256(); T];
+        for s in 0..8 {
+            // Eight rows' scales of sub-block s, each repeated for its two 16-bit lanes.
+            // SAFETY: 8 bytes at 32 + 8s.
+            let sc = unsafe { _mm_loadl_epi64(wb.add(32 + 8 * s) as *const __m128i) };
+            let scales = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc, sc));
+            let mut acc16 = [_mm256_setzero_si256(); T];
+            for c in 4 * s..4 * s + 4 {
+                // SAFETY: chunk c (32 bytes) at 160 + 32c.
+                let v = unsafe { load32(wb.add(160 + 32 * c)) };
+                let lo = _mm256_and_si256(v, m4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+                for t in 0..T {
+                    // SAFETY: columns 8c..8c + 8 of token t's block (qs at 4).
+                    let (ylo, yhi) = unsafe {
+                        let q = yb[t].add(q8_k::QS + 8 * c);
+                        (
+                            _mm256_set1_epi32(q.cast::<i32>().read_unaligned()),
+                            _mm256_set1_epi32(q.add(4).cast::<i32>().read_unaligned()),
+                        )
+                    };
+                    acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(lo, ylo));
+                    acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(hi, yhi));
+                }
+            }
+            for t in 0..T {
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(acc16[t], scales));
+            }
+        }
+        // SAFETY: d[8] at 0 and dmin[8] at 16 (f16).
+        let (d, dmin) = unsafe {
+            (
+                _mm256_cvtph_ps(load16(wb)),
+                _mm256_cvtph_ps(load16(wb.add(16))),
+            )
+        };
+        for t in 0..T {
+            // Sub-block sums of the activations: B[s] = bsums[2s] + bsums[2s + 1].
+            // SAFETY: d (f32) at 0 and bsums (16 × i16) at BSUMS of token t's block.
+            let (dt, bs) = unsafe {
+                let bsums = load32(yb[t].add(q8_k::BSUMS));
+                (
+                    _mm256_set1_ps(yb[t].cast::<f32>().read_unaligned()),
+                    _mm_hadd_epi16(
+                        _mm256_castsi256_si128(bsums),
+                        _mm256_extracti128_si256::<1>(bsums),
+                    ),
+                )
+            };
+            let mut summ = _mm256_setzero_si256();
+            macro_rules! pair {
+                ($p:literal) => {{
+                    // SAFETY: mins of sub-blocks 2p, 2p + 1 (16 bytes) at 96 + 16p.
+                    let m = unsafe { _mm256_cvtepu8_epi16(load16(wb.add(96 + 16 * $p))) };
+                    let bp = _mm256_broadcastd_epi32(_mm_shuffle_epi32::<{ $p * 0x55 }>(bs));
+                    summ = _mm256_add_epi32(summ, _mm256_madd_epi16(m, bp));
+                }};
+            }
+            pair!(0);
+            pair!(1);
+            pair!(2);
+            pair!(3);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dt), _mm256_cvtepi32_ps(summ), accm[t]);
+        }
+    }
+    std::array::from_fn(|t| {
+        let mut o = [0f32; X8];
+        // SAFETY: `o` holds eight f32; unaligned store.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), _mm256_sub_ps(acc[t], accm[t])) };
+        o
+    })
+}
