@@ -46,6 +46,8 @@ pub enum Layout {
     Rows,
     /// `Q4_K` repacked in groups of eight rows (`crate::repack`), made at load time.
     Q4KX8,
+    /// `Q4_0` repacked in groups of eight rows.
+    Q40X8,
 }
 
 /// A weight matrix in its stored format: `rows` rows of `cols` elements each (ggml's ne1 × ne0).
@@ -74,13 +76,24 @@ impl QMatrix {
     /// shape (the repacked bytes are owned; the source is left untouched). Matrices that are
     /// also read row by row (embeddings) must stay in `Layout::Rows`.
     pub fn repacked(&self) -> Option<QMatrix> {
-        if self.layout != Layout::Rows || self.ty != GgmlType::Q4_K {
+        if self.layout != Layout::Rows {
             return None;
         }
-        let bytes = crate::repack::repack_q4_k_x8(self.bytes.as_slice(), self.rows, self.cols)?;
+        let src = self.bytes.as_slice();
+        let (bytes, layout) = match self.ty {
+            GgmlType::Q4_K => (
+                crate::repack::repack_q4_k_x8(src, self.rows, self.cols)?,
+                Layout::Q4KX8,
+            ),
+            GgmlType::Q4_0 => (
+                crate::repack::repack_q4_0_x8(src, self.rows, self.cols)?,
+                Layout::Q40X8,
+            ),
+            _ => return None,
+        };
         Some(QMatrix {
             bytes: WeightBytes::Owned(Arc::new(bytes)),
-            layout: Layout::Q4KX8,
+            layout,
             ..self.clone()
         })
     }
@@ -301,20 +314,33 @@ fn linear_repacked(
         return;
     }
     assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
-    let aty = GgmlType::Q8_K;
-    let quantize = k.quantize(aty).expect("linear: no activation quantizer");
-    let a_row = owl_quant::row_bytes(aty, cols);
+    use crate::repack::{
+        q8_0_with_sums_bytes, quantize_q8_0_with_sums, Q40_X8_BLOCK, Q4K_X8_BLOCK,
+    };
+    let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
+    // Per layout: its kernel, its columns per block, its bytes per block of eight rows and
+    // its activation rows.
+    let (gemm, block_cols, block_bytes, a_row) = match layout {
+        Layout::Q4KX8 => (
+            k.q4_k_x8(),
+            owl_quant::QK_K,
+            Q4K_X8_BLOCK,
+            owl_quant::row_bytes(GgmlType::Q8_K, cols),
+        ),
+        Layout::Q40X8 => (k.q4_0_x8(), 32, Q40_X8_BLOCK, q8_0_with_sums_bytes(cols)),
+        Layout::Rows => unreachable!("linear_repacked: row layout"),
+    };
     act.bytes.resize(a_row * n_tokens, 0);
     // Quantize activations once: [n_tokens, a_row] bytes.
     for (t, dst) in act.bytes.chunks_exact_mut(a_row).enumerate() {
-        quantize(&x[t * cols..(t + 1) * cols], dst);
+        let x = &x[t * cols..(t + 1) * cols];
+        match layout {
+            Layout::Q40X8 => quantize_q8_0_with_sums(q8(GgmlType::Q8_0), x, dst),
+            _ => q8(GgmlType::Q8_K)(x, dst),
+        }
     }
-    let gemm = match layout {
-        Layout::Q4KX8 => k.q4_k_x8(),
-        Layout::Rows => unreachable!("linear_repacked: row layout"),
-    };
-    let nb = cols / owl_quant::QK_K;
-    let group_bytes = nb * crate::repack::Q4K_X8_BLOCK;
+    let nb = cols / block_cols;
+    let group_bytes = nb * block_bytes;
 
     struct Part<'a> {
         w: &'a [u8],

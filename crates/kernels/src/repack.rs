@@ -1,5 +1,5 @@
-//! Weight layouts repacked at load time for faster matrix products: `Q4_K` in groups of eight
-//! rows ("Q4_K×8").
+//! Weight layouts repacked at load time for faster matrix products: `Q4_K` and `Q4_0` in
+//! groups of eight rows ("Q4_K×8", "Q4_0×8").
 //!
 //! Why: ggml's `Q4_K` dot product keeps one 8-lane accumulator per (row, token) whose lanes are
 //! positions inside a 32-value sub-block, so every sub-block of every (row, token) pair pays
@@ -24,9 +24,16 @@
 //! chunks of 32 bytes at 160: byte `4r + i` of chunk `c` holds, in its low nibble, the value of
 //! row `r` at column `8c + i` and, in its high nibble, the value at column `8c + 4 + i`.
 //! Groups follow each other; super-blocks follow each other inside a group.
+//!
+//! Q4_0×8 ([`Q40_X8_BLOCK`] bytes per 32 columns of eight rows, the size of eight `Q4_0`
+//! blocks): `d[8]: f16` at 0, then 4 chunks of 32 bytes at 16 arranged as Q4_K×8's chunks. Its
+//! activations are `Q8_0` rows followed by each block's integer sum (`i16`, see
+//! [`quantize_q8_0_with_sums`]): per block, `acc = fma(d_row·d_tok, Σ q·y - 8·Σ y, acc)` with
+//! the 4-bit `q` unsigned, so the 4-bit values need no sign handling and the offset costs one
+//! subtraction per eight rows.
 
 use owl_quant::k_common::get_scale_min_k4;
-use owl_quant::{q4_k, q8_k, QK_K};
+use owl_quant::{q4_0, q4_k, q8_0, q8_k, QuantFn, QK_K};
 
 /// Rows per group.
 pub const X8: usize = 8;
@@ -131,6 +138,86 @@ pub fn gemm_q4_k_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
     }
 }
 
+/// Bytes of 32 columns of one group of eight `Q4_0` rows.
+pub const Q40_X8_BLOCK: usize = 16 + 4 * 32;
+
+/// Repacks a `rows × cols` `Q4_0` matrix into the Q4_0×8 layout (`None` if the shape does not
+/// fit or `src` is too short).
+pub fn repack_q4_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
+    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % 32 != 0 {
+        return None;
+    }
+    let nb = cols / 32;
+    let row_bytes = nb * q4_0::TYPE_SIZE;
+    if src.len() < rows * row_bytes {
+        return None;
+    }
+    let mut out = vec![0u8; rows / X8 * nb * Q40_X8_BLOCK];
+    for (g, group) in out.chunks_exact_mut(nb * Q40_X8_BLOCK).enumerate() {
+        for (b, dst) in group.chunks_exact_mut(Q40_X8_BLOCK).enumerate() {
+            for r in 0..X8 {
+                let at = (g * X8 + r) * row_bytes + b * q4_0::TYPE_SIZE;
+                let blk = &src[at..at + q4_0::TYPE_SIZE];
+                dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+                for col in 0..32 {
+                    let byte = blk[2 + col % 16];
+                    let v = if col < 16 { byte & 0x0f } else { byte >> 4 };
+                    let (c, i) = (col / 8, col % 8);
+                    let o = 16 + 32 * c + 4 * r + i % 4;
+                    dst[o] |= if i < 4 { v } else { v << 4 };
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Bytes of one token's activations for Q4_0×8: `Q8_0` blocks, then one `i16` sum per block.
+pub fn q8_0_with_sums_bytes(cols: usize) -> usize {
+    cols / 32 * (q8_0::TYPE_SIZE + 2)
+}
+
+/// `x` quantized to `Q8_0` by `quantize` (any ISA's; they agree bit for bit), followed by the
+/// sum of each block's 32 quantized values as a little-endian `i16`.
+pub fn quantize_q8_0_with_sums(quantize: QuantFn, x: &[f32], dst: &mut [u8]) {
+    let nb = x.len() / 32;
+    let (q, sums) = dst.split_at_mut(nb * q8_0::TYPE_SIZE);
+    quantize(x, q);
+    for (blk, s) in q
+        .chunks_exact(q8_0::TYPE_SIZE)
+        .zip(sums.chunks_exact_mut(2))
+    {
+        let sum: i32 = blk[2..34].iter().map(|&v| i32::from(v as i8)).sum();
+        s.copy_from_slice(&(sum as i16).to_le_bytes());
+    }
+}
+
+/// The Q4_0×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
+/// [`Q40_X8_BLOCK`] bytes) and up to four tokens (`a[t]`: [`quantize_q8_0_with_sums`] rows).
+pub fn gemm_q4_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    for (a, out) in a.iter().zip(out.iter_mut()) {
+        let mut acc = [0f32; X8];
+        for b in 0..nb {
+            let wb = &w[b * Q40_X8_BLOCK..(b + 1) * Q40_X8_BLOCK];
+            let ab = &a[b * q8_0::TYPE_SIZE..(b + 1) * q8_0::TYPE_SIZE];
+            let s = nb * q8_0::TYPE_SIZE + 2 * b;
+            let sum_y = i32::from(i16::from_le_bytes([a[s], a[s + 1]]));
+            let d_tok = half::f16::from_le_bytes([ab[0], ab[1]]).to_f32();
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut dot = 0i32;
+                for col in 0..32 {
+                    let byte = wb[16 + 32 * (col / 8) + 4 * r + col % 4];
+                    let q = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
+                    dot += i32::from(q) * i32::from(ab[2 + col] as i8);
+                }
+                let d = half::f16::from_le_bytes([wb[2 * r], wb[2 * r + 1]]).to_f32();
+                *acc = (d * d_tok).mul_add((dot - 8 * sum_y) as f32, *acc);
+            }
+        }
+        *out = acc;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +277,46 @@ mod tests {
     }
 
     #[test]
+    fn repacked_q4_0_matches_the_row_layout_dot_product() {
+        let (rows, cols) = (16, 5 * 32);
+        let w_f32 = data(rows * cols, 5);
+        let row_bytes = owl_quant::row_bytes(owl_quant::GgmlType::Q4_0, cols);
+        let mut w = vec![0u8; rows * row_bytes];
+        for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
+            q4_0::quantize(&w_f32[r * cols..(r + 1) * cols], dst);
+        }
+        let packed = repack_q4_0_x8(&w, rows, cols).expect("fits");
+        let acts: Vec<Vec<u8>> = (0..3)
+            .map(|t| {
+                let mut a = vec![0u8; q8_0_with_sums_bytes(cols)];
+                quantize_q8_0_with_sums(q8_0::quantize, &data(cols, 200 + t), &mut a);
+                a
+            })
+            .collect();
+        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
+        let nb = cols / 32;
+        for g in 0..rows / X8 {
+            let mut out = vec![[0f32; X8]; a.len()];
+            let gw = &packed[g * nb * Q40_X8_BLOCK..(g + 1) * nb * Q40_X8_BLOCK];
+            gemm_q4_0_x8_scalar(nb, gw, &a, &mut out);
+            for (t, at) in a.iter().enumerate() {
+                for r in 0..X8 {
+                    let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
+                    let want = q4_0::vec_dot(cols, row, &at[..nb * q8_0::TYPE_SIZE]);
+                    let got = out[t][r];
+                    assert!(
+                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "group {g} row {r} token {t}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn shapes_that_do_not_fit_are_refused() {
+        assert!(repack_q4_0_x8(&[0u8; 18 * 4], 4, 32).is_none());
+        assert!(repack_q4_0_x8(&[0u8; 18 * 8], 8, 16).is_none());
         assert!(repack_q4_k_x8(&[0u8; 144 * 4], 4, QK_K).is_none());
         assert!(repack_q4_k_x8(&[0u8; 144 * 8], 8, 128).is_none());
         assert!(repack_q4_k_x8(&[0u8; 144 * 7], 8, QK_K).is_none());

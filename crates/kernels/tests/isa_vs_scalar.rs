@@ -402,96 +402,149 @@ fn odd_block_counts_match_scalar() {
     }
 }
 
-/// The repacked `Q4_K` layout: every ISA's kernel gives the scalar reference's bits for any
-/// number of tokens per call; `linear` on the repacked matrix is batch-invariant, agrees with
-/// the row layout to float rounding, and fused calls (mixed with row-layout matrices, as the
-/// attention projections of a Q4_K_M model are) give what separate calls give.
+/// The repacked layouts (`Q4_K`×8, `Q4_0`×8): every ISA's kernel gives the scalar reference's
+/// bits for any number of tokens per call; `linear` on the repacked matrix is batch-invariant,
+/// agrees with the row layout to float rounding, and fused calls mixing it with a row-layout
+/// matrix (as a Q4_K_M model's attention projections do) give what separate calls give.
 #[test]
-fn repacked_q4_k_matches_its_reference_and_the_row_layout() {
-    use owl_kernels::{ActBuffer, Layout, QMatrix, ThreadPool, WeightBytes};
-    let (rows, cols) = (24, 2 * 256);
-    let row_bytes = owl_quant::row_bytes(GgmlType::Q4_K, cols);
-    let mut bytes = vec![0u8; rows * row_bytes];
+fn repacked_layouts_match_their_reference_and_the_row_layout() {
+    use owl_kernels::repack;
     let scalar = Kernels::for_isa(Isa::Scalar);
-    let wq = scalar.quantize(GgmlType::Q4_K).expect("quantizer");
-    for (r, dst) in bytes.chunks_exact_mut(row_bytes).enumerate() {
-        wq(&data(cols, 7 + r as u64), dst);
-    }
-    let w = QMatrix::new(
-        GgmlType::Q4_K,
-        rows,
-        cols,
-        WeightBytes::Owned(std::sync::Arc::new(bytes)),
-    );
-    let packed = w.repacked().expect("Q4_K 24×512 repacks");
-    assert_eq!(packed.layout, Layout::Q4KX8);
-    let nb = cols / 256;
-    let group = &packed.bytes.as_slice()[..nb * owl_kernels::repack::Q4K_X8_BLOCK];
-    let acts: Vec<Vec<u8>> = (0..7)
-        .map(|t| quantize(&scalar, GgmlType::Q8_K, &data(cols, 300 + t)))
-        .collect();
-    let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
-    let mut want = vec![[0f32; 8]; a.len()];
-    owl_kernels::repack::gemm_q4_k_x8_scalar(nb, group, &a, &mut want);
-    for isa in Isa::available() {
-        let k = Kernels::for_isa(isa);
-        for n in 1..=a.len() {
-            let mut got = vec![[0f32; 8]; n];
-            (k.q4_k_x8())(nb, group, &a[..n], &mut got);
-            for t in 0..n {
-                for r in 0..8 {
-                    assert_eq!(
-                        got[t][r].to_bits(),
-                        want[t][r].to_bits(),
-                        "{isa:?} {n} tokens: token {t} row {r}"
-                    );
+    let q8_0 = scalar.quantize(GgmlType::Q8_0).expect("q8_0");
+    let q4_k_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_K, x);
+    let q4_0_acts = |x: &[f32]| {
+        let mut a = vec![0u8; repack::q8_0_with_sums_bytes(x.len())];
+        repack::quantize_q8_0_with_sums(q8_0, x, &mut a);
+        a
+    };
+    let cases: [Repacked<'_>; 2] = [
+        Repacked {
+            ty: GgmlType::Q4_K,
+            cols: 2 * 256,
+            block_cols: 256,
+            block_bytes: repack::Q4K_X8_BLOCK,
+            acts_of: &q4_k_acts,
+            reference: repack::gemm_q4_k_x8_scalar,
+            kernel: |k| k.q4_k_x8(),
+        },
+        Repacked {
+            ty: GgmlType::Q4_0,
+            cols: 7 * 32,
+            block_cols: 32,
+            block_bytes: repack::Q40_X8_BLOCK,
+            acts_of: &q4_0_acts,
+            reference: repack::gemm_q4_0_x8_scalar,
+            kernel: |k| k.q4_0_x8(),
+        },
+    ];
+    for c in cases {
+        let Repacked {
+            ty,
+            cols,
+            block_cols,
+            block_bytes,
+            acts_of,
+            reference,
+            kernel,
+        } = c;
+        let nb = cols / block_cols;
+        let w = matrix(&scalar, ty, 24, cols);
+        let packed = w.repacked().expect("repacks");
+        let group = &packed.bytes.as_slice()[..nb * block_bytes];
+        let acts: Vec<Vec<u8>> = (0..7).map(|t| acts_of(&data(cols, 300 + t))).collect();
+        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
+        let mut want = vec![[0f32; 8]; a.len()];
+        reference(nb, group, &a, &mut want);
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa);
+            for n in 1..=a.len() {
+                let mut got = vec![[0f32; 8]; n];
+                kernel(&k)(nb, group, &a[..n], &mut got);
+                for t in 0..n {
+                    for r in 0..8 {
+                        assert_eq!(
+                            got[t][r].to_bits(),
+                            want[t][r].to_bits(),
+                            "{ty} {isa:?} {n} tokens: token {t} row {r}"
+                        );
+                    }
                 }
             }
         }
+        check_linear_on_repacked(&w, &packed);
     }
+}
 
+type Gemm = fn(usize, &[u8], &[&[u8]], &mut [[f32; 8]]);
+
+/// One repacked layout under test.
+struct Repacked<'a> {
+    ty: GgmlType,
+    cols: usize,
+    block_cols: usize,
+    block_bytes: usize,
+    acts_of: &'a dyn Fn(&[f32]) -> Vec<u8>,
+    reference: Gemm,
+    kernel: fn(&Kernels) -> Gemm,
+}
+
+/// `rows × cols` weights of type `ty`, quantized from deterministic data.
+fn matrix(k: &Kernels, ty: GgmlType, rows: usize, cols: usize) -> owl_kernels::QMatrix {
+    let rb = owl_quant::row_bytes(ty, cols);
+    let mut b = vec![0u8; rows * rb];
+    for (r, dst) in b.chunks_exact_mut(rb).enumerate() {
+        (k.quantize(ty).expect("quantizer"))(&data(cols, 7 + r as u64), dst);
+    }
+    owl_kernels::QMatrix::new(
+        ty,
+        rows,
+        cols,
+        owl_kernels::WeightBytes::Owned(std::sync::Arc::new(b)),
+    )
+}
+
+fn check_linear_on_repacked(w: &owl_kernels::QMatrix, packed: &owl_kernels::QMatrix) {
+    use owl_kernels::{ActBuffer, QMatrix, ThreadPool};
+    let (rows, cols) = (w.rows, w.cols);
     let k = Kernels::detect();
     let pool = ThreadPool::new(2);
     let mut act = ActBuffer::default();
     let n_tok = 6;
     let x = data(n_tok * cols, 21);
     let run = |m: &QMatrix, x: &[f32], n: usize, act: &mut ActBuffer| {
-        let mut out = vec![0f32; n * rows];
+        let mut out = vec![0f32; n * m.rows];
         owl_kernels::linear(&k, &pool, m, x, n, &mut out, act);
         out
     };
-    let all = run(&packed, &x, n_tok, &mut act);
-    let rows_layout = run(&w, &x, n_tok, &mut act);
+    let all = run(packed, &x, n_tok, &mut act);
+    let rows_layout = run(w, &x, n_tok, &mut act);
     for t in 0..n_tok {
-        let one = run(&packed, &x[t * cols..(t + 1) * cols], 1, &mut act);
-        assert_eq!(&all[t * rows..(t + 1) * rows], &one[..], "token {t}");
+        let one = run(packed, &x[t * cols..(t + 1) * cols], 1, &mut act);
+        assert_eq!(
+            &all[t * rows..(t + 1) * rows],
+            &one[..],
+            "{} token {t}",
+            w.ty
+        );
     }
     for (i, (p, r)) in all.iter().zip(&rows_layout).enumerate() {
-        assert!((p - r).abs() <= 1e-4 * r.abs().max(1.0), "{i}: {p} vs {r}");
+        assert!(
+            (p - r).abs() <= 1e-4 * r.abs().max(1.0),
+            "{} {i}: {p} vs {r}",
+            w.ty
+        );
     }
     // Fused with a row-layout matrix of another type over the same input.
-    let q8 = {
-        let rb = owl_quant::row_bytes(GgmlType::Q8_0, cols);
-        let mut b = vec![0u8; rows * rb];
-        for (r, dst) in b.chunks_exact_mut(rb).enumerate() {
-            (scalar.quantize(GgmlType::Q8_0).expect("q8_0"))(&data(cols, 90 + r as u64), dst);
-        }
-        QMatrix::new(
-            GgmlType::Q8_0,
-            rows,
-            cols,
-            WeightBytes::Owned(std::sync::Arc::new(b)),
-        )
-    };
-    let (mut o1, mut o2) = (vec![0f32; n_tok * rows], vec![0f32; n_tok * rows]);
+    let q8 = matrix(&Kernels::for_isa(Isa::Scalar), GgmlType::Q8_0, 16, cols);
+    let (mut o1, mut o2) = (vec![0f32; n_tok * rows], vec![0f32; n_tok * 16]);
     owl_kernels::linear_many(
         &k,
         &pool,
         &x,
         n_tok,
-        &mut [(&packed, &mut o1), (&q8, &mut o2)],
+        &mut [(packed, &mut o1), (&q8, &mut o2)],
         &mut act,
     );
-    assert_eq!(o1, all);
-    assert_eq!(o2, run(&q8, &x, n_tok, &mut act));
+    assert_eq!(o1, all, "{}", w.ty);
+    assert_eq!(o2, run(&q8, &x, n_tok, &mut act), "{}", w.ty);
 }
