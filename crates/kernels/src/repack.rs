@@ -60,8 +60,16 @@ pub fn repack_q4_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
     if src.len() < rows * row_bytes {
         return None;
     }
+    // Where each of a block's 256 nibbles comes from (ggml's byte 32·(col / 64) + col % 32, low
+    // nibble for even sub-blocks) and goes to (chunk col / 8, byte 4r + col % 4, low nibble
+    // for col % 8 < 4), without the row's 4r.
+    let map: [(u8, u8, u16, u8); QK_K] = std::array::from_fn(|col| {
+        let (src, src_shift) = (32 * (col / 64) + col % 32, 4 * ((col / 32) % 2));
+        let (dst, dst_shift) = (QS + 32 * (col / 8) + col % 4, 4 * ((col % 8) / 4));
+        (src as u8, src_shift as u8, dst as u16, dst_shift as u8)
+    });
     let mut out = vec![0u8; rows / X8 * nb * Q4K_X8_BLOCK];
-    for (g, group) in out.chunks_exact_mut(nb * Q4K_X8_BLOCK).enumerate() {
+    in_parallel(&mut out, nb * Q4K_X8_BLOCK, |g, group| {
         for (b, dst) in group.chunks_exact_mut(Q4K_X8_BLOCK).enumerate() {
             for r in 0..X8 {
                 let at = (g * X8 + r) * row_bytes + b * q4_k::TYPE_SIZE;
@@ -75,22 +83,13 @@ pub fn repack_q4_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
                     dst[MINS + 16 * (s / 2) + 2 * r + s % 2] = m;
                 }
                 let qs = &blk[q4_k::QS..q4_k::QS + 128];
-                for col in 0..QK_K {
-                    // Column `col` of the block: sub-block col / 32, position col % 32; in
-                    // ggml's layout its nibble is in byte 32 * (col / 64) + col % 32.
-                    let byte = qs[32 * (col / 64) + col % 32];
-                    let v = if (col / 32) % 2 == 0 {
-                        byte & 0x0f
-                    } else {
-                        byte >> 4
-                    };
-                    let (c, i) = (col / 8, col % 8);
-                    let o = QS + 32 * c + 4 * r + i % 4;
-                    dst[o] |= if i < 4 { v } else { v << 4 };
+                for &(from, shift, to, to_shift) in &map {
+                    let v = (qs[from as usize] >> shift) & 0x0f;
+                    dst[to as usize + 4 * r] |= v << to_shift;
                 }
             }
         }
-    }
+    });
     Some(out)
 }
 
@@ -138,6 +137,30 @@ pub fn gemm_q4_k_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
     }
 }
 
+/// Runs `f(group index, group bytes)` over the `group_bytes`-long groups of `out`, split across
+/// the machine's threads (repacking happens once, at load, for every big matrix).
+fn in_parallel(out: &mut [u8], group_bytes: usize, f: impl Fn(usize, &mut [u8]) + Sync) {
+    let n_groups = out.len() / group_bytes.max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = n_groups.div_ceil(threads).max(16);
+    if n_groups <= per {
+        for (g, group) in out.chunks_exact_mut(group_bytes).enumerate() {
+            f(g, group);
+        }
+        return;
+    }
+    std::thread::scope(|s| {
+        for (i, part) in out.chunks_mut(per * group_bytes).enumerate() {
+            let f = &f;
+            s.spawn(move || {
+                for (j, group) in part.chunks_exact_mut(group_bytes).enumerate() {
+                    f(i * per + j, group);
+                }
+            });
+        }
+    });
+}
+
 /// Bytes of 32 columns of one group of eight `Q4_0` rows.
 pub const Q40_X8_BLOCK: usize = 16 + 4 * 32;
 
@@ -153,7 +176,7 @@ pub fn repack_q4_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![0u8; rows / X8 * nb * Q40_X8_BLOCK];
-    for (g, group) in out.chunks_exact_mut(nb * Q40_X8_BLOCK).enumerate() {
+    in_parallel(&mut out, nb * Q40_X8_BLOCK, |g, group| {
         for (b, dst) in group.chunks_exact_mut(Q40_X8_BLOCK).enumerate() {
             for r in 0..X8 {
                 let at = (g * X8 + r) * row_bytes + b * q4_0::TYPE_SIZE;
@@ -168,7 +191,7 @@ pub fn repack_q4_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
                 }
             }
         }
-    }
+    });
     Some(out)
 }
 
