@@ -48,6 +48,8 @@ pub enum Layout {
     Q4KX8,
     /// `Q4_0` repacked in groups of eight rows.
     Q40X8,
+    /// `Q8_0` repacked in groups of eight rows.
+    Q80X8,
 }
 
 /// A weight matrix in its stored format: `rows` rows of `cols` elements each (ggml's ne1 × ne0).
@@ -88,6 +90,10 @@ impl QMatrix {
             GgmlType::Q4_0 => (
                 crate::repack::repack_q4_0_x8(src, self.rows, self.cols)?,
                 Layout::Q40X8,
+            ),
+            GgmlType::Q8_0 => (
+                crate::repack::repack_q8_0_x8(src, self.rows, self.cols)?,
+                Layout::Q80X8,
             ),
             _ => return None,
         };
@@ -315,7 +321,7 @@ fn linear_repacked(
     }
     assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
     use crate::repack::{
-        q8_0_with_sums_bytes, quantize_q8_0_with_sums, Q40_X8_BLOCK, Q4K_X8_BLOCK,
+        q8_0_with_sums_bytes, quantize_q8_0_with_sums, Q40_X8_BLOCK, Q4K_X8_BLOCK, Q80_X8_BLOCK,
     };
     let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
     // Per layout: its kernel, its columns per block, its bytes per block of eight rows and
@@ -328,6 +334,12 @@ fn linear_repacked(
             owl_quant::row_bytes(GgmlType::Q8_K, cols),
         ),
         Layout::Q40X8 => (k.q4_0_x8(), 32, Q40_X8_BLOCK, q8_0_with_sums_bytes(cols)),
+        Layout::Q80X8 => (
+            k.q8_0_x8(),
+            32,
+            Q80_X8_BLOCK,
+            owl_quant::row_bytes(GgmlType::Q8_0, cols),
+        ),
         Layout::Rows => unreachable!("linear_repacked: row layout"),
     };
     act.bytes.resize(a_row * n_tokens, 0);
@@ -336,6 +348,7 @@ fn linear_repacked(
         let x = &x[t * cols..(t + 1) * cols];
         match layout {
             Layout::Q40X8 => quantize_q8_0_with_sums(q8(GgmlType::Q8_0), x, dst),
+            Layout::Q80X8 => q8(GgmlType::Q8_0)(x, dst),
             _ => q8(GgmlType::Q8_K)(x, dst),
         }
     }

@@ -1,5 +1,5 @@
-//! Weight layouts repacked at load time for faster matrix products: `Q4_K` and `Q4_0` in
-//! groups of eight rows ("Q4_K×8", "Q4_0×8").
+//! Weight layouts repacked at load time for faster matrix products: `Q4_K`, `Q4_0` and `Q8_0`
+//! in groups of eight rows ("Q4_K×8", "Q4_0×8", "Q8_0×8").
 //!
 //! Why: ggml's `Q4_K` dot product keeps one 8-lane accumulator per (row, token) whose lanes are
 //! positions inside a 32-value sub-block, so every sub-block of every (row, token) pair pays
@@ -31,6 +31,11 @@
 //! [`quantize_q8_0_with_sums`]): per block, `acc = fma(d_row·d_tok, Σ q·y - 8·Σ y, acc)` with
 //! the 4-bit `q` unsigned, so the 4-bit values need no sign handling and the offset costs one
 //! subtraction per eight rows.
+//!
+//! Q8_0×8 ([`Q80_X8_BLOCK`] bytes per 32 columns of eight rows, the size of eight `Q8_0`
+//! blocks): `d[8]: f16` at 0, then 8 groups of 32 bytes at 16, byte `4r + i` of group `g` being
+//! row `r`'s value at column `4g + i`. Per block, `acc = fma(d_row·d_tok, Σ w·y, acc)`; the
+//! signed weights meet `maddubs` through ggml's sign trick (`|w|` times `y` with `w`'s sign).
 
 use owl_quant::k_common::get_scale_min_k4;
 use owl_quant::{q4_0, q4_k, q8_0, q8_k, QuantFn, QK_K};
@@ -241,6 +246,60 @@ pub fn gemm_q4_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
     }
 }
 
+/// Bytes of 32 columns of one group of eight `Q8_0` rows.
+pub const Q80_X8_BLOCK: usize = 16 + 8 * 32;
+
+/// Repacks a `rows × cols` `Q8_0` matrix into the Q8_0×8 layout (`None` if the shape does not
+/// fit or `src` is too short).
+pub fn repack_q8_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
+    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % 32 != 0 {
+        return None;
+    }
+    let nb = cols / 32;
+    let row_bytes = nb * q8_0::TYPE_SIZE;
+    if src.len() < rows * row_bytes {
+        return None;
+    }
+    let mut out = vec![0u8; rows / X8 * nb * Q80_X8_BLOCK];
+    in_parallel(&mut out, nb * Q80_X8_BLOCK, |g, group| {
+        for (b, dst) in group.chunks_exact_mut(Q80_X8_BLOCK).enumerate() {
+            for r in 0..X8 {
+                let at = (g * X8 + r) * row_bytes + b * q8_0::TYPE_SIZE;
+                let blk = &src[at..at + q8_0::TYPE_SIZE];
+                dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+                for (col, &v) in blk[2..34].iter().enumerate() {
+                    dst[16 + 32 * (col / 4) + 4 * r + col % 4] = v;
+                }
+            }
+        }
+    });
+    Some(out)
+}
+
+/// The Q8_0×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
+/// [`Q80_X8_BLOCK`] bytes) and up to four tokens of `Q8_0` activations.
+pub fn gemm_q8_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    for (a, out) in a.iter().zip(out.iter_mut()) {
+        let mut acc = [0f32; X8];
+        for b in 0..nb {
+            let wb = &w[b * Q80_X8_BLOCK..(b + 1) * Q80_X8_BLOCK];
+            let ab = &a[b * q8_0::TYPE_SIZE..(b + 1) * q8_0::TYPE_SIZE];
+            let d_tok = half::f16::from_le_bytes([ab[0], ab[1]]).to_f32();
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let dot: i32 = (0..32)
+                    .map(|col| {
+                        let w = wb[16 + 32 * (col / 4) + 4 * r + col % 4] as i8;
+                        i32::from(w) * i32::from(ab[2 + col] as i8)
+                    })
+                    .sum();
+                let d = half::f16::from_le_bytes([wb[2 * r], wb[2 * r + 1]]).to_f32();
+                *acc = (d * d_tok).mul_add(dot as f32, *acc);
+            }
+        }
+        *out = acc;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,7 +396,45 @@ mod tests {
     }
 
     #[test]
+    fn repacked_q8_0_matches_the_row_layout_dot_product() {
+        let (rows, cols) = (16, 5 * 32);
+        let w_f32 = data(rows * cols, 9);
+        let row_bytes = owl_quant::row_bytes(owl_quant::GgmlType::Q8_0, cols);
+        let mut w = vec![0u8; rows * row_bytes];
+        for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
+            q8_0::quantize(&w_f32[r * cols..(r + 1) * cols], dst);
+        }
+        let packed = repack_q8_0_x8(&w, rows, cols).expect("fits");
+        let acts: Vec<Vec<u8>> = (0..3)
+            .map(|t| {
+                let mut a = vec![0u8; row_bytes];
+                q8_0::quantize(&data(cols, 400 + t), &mut a);
+                a
+            })
+            .collect();
+        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
+        let nb = cols / 32;
+        for g in 0..rows / X8 {
+            let mut out = vec![[0f32; X8]; a.len()];
+            let gw = &packed[g * nb * Q80_X8_BLOCK..(g + 1) * nb * Q80_X8_BLOCK];
+            gemm_q8_0_x8_scalar(nb, gw, &a, &mut out);
+            for (t, at) in a.iter().enumerate() {
+                for r in 0..X8 {
+                    let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
+                    let want = q8_0::vec_dot(cols, row, at);
+                    let got = out[t][r];
+                    assert!(
+                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "group {g} row {r} token {t}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn shapes_that_do_not_fit_are_refused() {
+        assert!(repack_q8_0_x8(&[0u8; 34 * 4], 4, 32).is_none());
         assert!(repack_q4_0_x8(&[0u8; 18 * 4], 4, 32).is_none());
         assert!(repack_q4_0_x8(&[0u8; 18 * 8], 8, 16).is_none());
         assert!(repack_q4_k_x8(&[0u8; 144 * 4], 4, QK_K).is_none());

@@ -402,7 +402,7 @@ fn odd_block_counts_match_scalar() {
     }
 }
 
-/// The repacked layouts (`Q4_K`×8, `Q4_0`×8): every ISA's kernel gives the scalar reference's
+/// The repacked layouts (`Q4_K`×8, `Q4_0`×8, `Q8_0`×8): every ISA's kernel gives the scalar reference's
 /// bits for any number of tokens per call; `linear` on the repacked matrix is batch-invariant,
 /// agrees with the row layout to float rounding, and fused calls mixing it with a row-layout
 /// matrix (as a Q4_K_M model's attention projections do) give what separate calls give.
@@ -417,7 +417,8 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
         repack::quantize_q8_0_with_sums(q8_0, x, &mut a);
         a
     };
-    let cases: [Repacked<'_>; 2] = [
+    let q8_0_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_0, x);
+    let cases: [Repacked<'_>; 3] = [
         Repacked {
             ty: GgmlType::Q4_K,
             cols: 2 * 256,
@@ -435,6 +436,15 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             acts_of: &q4_0_acts,
             reference: repack::gemm_q4_0_x8_scalar,
             kernel: |k| k.q4_0_x8(),
+        },
+        Repacked {
+            ty: GgmlType::Q8_0,
+            cols: 5 * 32,
+            block_cols: 32,
+            block_bytes: repack::Q80_X8_BLOCK,
+            acts_of: &q8_0_acts,
+            reference: repack::gemm_q8_0_x8_scalar,
+            kernel: |k| k.q8_0_x8(),
         },
     ];
     for c in cases {

@@ -1,4 +1,4 @@
-//! AVX2 kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q4_0×8). Each gives exactly the
+//! AVX2 kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q4_0×8, Q8_0×8). Each gives exactly the
 //! bits of its scalar reference there: the integer sums are exact, and the float steps are the
 //! same multiplies and fused multiply-adds per (row, token) lane.
 
@@ -7,12 +7,77 @@ use std::arch::x86_64::*;
 use owl_quant::{q8_0, q8_k};
 
 use super::common::*;
-use crate::repack::{Q40_X8_BLOCK, Q4K_X8_BLOCK, X8};
+use crate::repack::{Q40_X8_BLOCK, Q4K_X8_BLOCK, Q80_X8_BLOCK, X8};
 use crate::Kernels;
 
 pub(super) fn register(k: &mut Kernels) {
     k.set_q4_k_x8(gemm_q4_k_x8, "q4_k×8 repacked/avx2");
     k.set_q4_0_x8(gemm_q4_0_x8, "q4_0×8 repacked/avx2");
+    k.set_q8_0_x8(gemm_q8_0_x8, "q8_0×8 repacked/avx2");
+}
+
+/// AVX2 twin of [`crate::repack::gemm_q8_0_x8_scalar`].
+fn gemm_q8_0_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    assert!(
+        w.len() >= nb * Q80_X8_BLOCK
+            && a.len() == out.len()
+            && a.iter().all(|r| r.len() >= nb * q8_0::TYPE_SIZE),
+        "q8_0×8: short operands"
+    );
+    in_fours(a, out, |y| {
+        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+        unsafe {
+            match y.len() {
+                1 => widen(q8_0_x8::<1>(nb, w.as_ptr(), [y[0]])),
+                2 => widen(q8_0_x8::<2>(nb, w.as_ptr(), [y[0], y[1]])),
+                3 => widen(q8_0_x8::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
+                _ => q8_0_x8::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
+            }
+        }
+    });
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `w` holds `nb` Q8_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: block b of the group and of every token is in bounds (caller's contract).
+        let wb = unsafe { w.add(b * Q80_X8_BLOCK) };
+        let mut sumi = [_mm256_setzero_si256(); T];
+        for g in 0..8 {
+            // SAFETY: group g (32 bytes) at 16 + 32g.
+            let v = unsafe { load32(wb.add(16 + 32 * g)) };
+            let av = _mm256_sign_epi8(v, v);
+            for t in 0..T {
+                // SAFETY: columns 4g..4g + 4 of token t's block b (qs at 2).
+                let yv = unsafe {
+                    let q = y[t].add(b * q8_0::TYPE_SIZE + 2 + 4 * g);
+                    _mm256_set1_epi32(q.cast::<i32>().read_unaligned())
+                };
+                let p = _mm256_maddubs_epi16(av, _mm256_sign_epi8(yv, v));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, ones));
+            }
+        }
+        // SAFETY: d[8] (f16) at 0.
+        let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
+        for t in 0..T {
+            // SAFETY: token t's block b scale (f16 at its start).
+            let dt = unsafe {
+                let blk = y[t].add(b * q8_0::TYPE_SIZE);
+                _mm256_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned()))
+            };
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        }
+    }
+    std::array::from_fn(|t| {
+        let mut o = [0f32; X8];
+        // SAFETY: `o` holds eight f32; unaligned store.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
+        o
+    })
 }
 
 /// AVX2 twin of [`crate::repack::gemm_q4_0_x8_scalar`].
