@@ -402,7 +402,7 @@ fn odd_block_counts_match_scalar() {
     }
 }
 
-/// The repacked layouts (`Q4_K`×8, `Q4_0`×8, `Q8_0`×8): every ISA's kernel gives the scalar reference's
+/// The repacked layouts (`Q4_K`×8, `Q4_0`×8, `Q4_1`×8, `Q8_0`×8): every ISA's kernel gives the scalar reference's
 /// bits for any number of tokens per call; `linear` on the repacked matrix is batch-invariant,
 /// agrees with the row layout to float rounding, and fused calls mixing it with a row-layout
 /// matrix (as a Q4_K_M model's attention projections do) give what separate calls give.
@@ -418,7 +418,8 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
         a
     };
     let q8_0_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_0, x);
-    let cases: [Repacked<'_>; 3] = [
+    let q4_1_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_1, x);
+    let cases: [Repacked<'_>; 4] = [
         Repacked {
             ty: GgmlType::Q4_K,
             cols: 2 * 256,
@@ -445,6 +446,15 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             acts_of: &q8_0_acts,
             reference: repack::gemm_q8_0_x8_scalar,
             kernel: |k| k.q8_0_x8(),
+        },
+        Repacked {
+            ty: GgmlType::Q4_1,
+            cols: 3 * 32,
+            block_cols: 32,
+            block_bytes: repack::Q41_X8_BLOCK,
+            acts_of: &q4_1_acts,
+            reference: repack::gemm_q4_1_x8_scalar,
+            kernel: |k| k.q4_1_x8(),
         },
     ];
     for c in cases {
@@ -557,4 +567,53 @@ fn check_linear_on_repacked(w: &owl_kernels::QMatrix, packed: &owl_kernels::QMat
     );
     assert_eq!(o1, all, "{}", w.ty);
     assert_eq!(o2, run(&q8, &x, n_tok, &mut act), "{}", w.ty);
+}
+
+/// Several repacked matrices of different heights fused in one call (Q, K and V) give what
+/// separate calls give, and each stays close to its row layout.
+#[test]
+fn fused_repacked_matrices_equal_separate_calls() {
+    use owl_kernels::{ActBuffer, ThreadPool};
+    let scalar = Kernels::for_isa(Isa::Scalar);
+    let k = Kernels::detect();
+    let pool = ThreadPool::new(2);
+    let cols = 18 * 32;
+    for ty in [GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0] {
+        let rows = [64usize, 24, 24];
+        let ws: Vec<_> = rows.iter().map(|&r| matrix(&scalar, ty, r, cols)).collect();
+        let ps: Vec<_> = ws.iter().map(|w| w.repacked().expect("repacks")).collect();
+        let n_tok = 9;
+        let x = data(n_tok * cols, 77);
+        let mut act = ActBuffer::default();
+        let mut outs: Vec<Vec<f32>> = rows.iter().map(|&r| vec![0f32; n_tok * r]).collect();
+        {
+            let (a, rest) = outs.split_at_mut(1);
+            let (b, c) = rest.split_at_mut(1);
+            owl_kernels::linear_many(
+                &k,
+                &pool,
+                &x,
+                n_tok,
+                &mut [
+                    (&ps[0], &mut a[0]),
+                    (&ps[1], &mut b[0]),
+                    (&ps[2], &mut c[0]),
+                ],
+                &mut act,
+            );
+        }
+        for i in 0..3 {
+            let mut one = vec![0f32; n_tok * rows[i]];
+            owl_kernels::linear(&k, &pool, &ps[i], &x, n_tok, &mut one, &mut act);
+            assert_eq!(outs[i], one, "{ty} matrix {i}");
+            let mut row = vec![0f32; n_tok * rows[i]];
+            owl_kernels::linear(&k, &pool, &ws[i], &x, n_tok, &mut row, &mut act);
+            for (j, (p, r)) in one.iter().zip(&row).enumerate() {
+                assert!(
+                    (p - r).abs() <= 1e-4 * r.abs().max(1.0),
+                    "{ty} matrix {i} [{j}]: {p} vs {r}"
+                );
+            }
+        }
+    }
 }

@@ -14,6 +14,22 @@ use crate::ModelError;
 pub struct LoadOptions {
     /// Copy weights out of the memory map into owned buffers (default: borrow the map).
     pub copy_weights: bool,
+    /// Keep every matrix in the file's row layout instead of repacking `Q4_0`/`Q4_1`/`Q4_K`/
+    /// `Q8_0` into the faster eight-row layouts: slower, but quantized products then sum in
+    /// exactly the order of ggml's row-layout kernels (llama.cpp's numbers bit for bit where
+    /// llama.cpp itself does not repack). `OWL_NO_REPACK=1` sets it for the CLI and server.
+    pub no_repack: bool,
+}
+
+impl LoadOptions {
+    /// The defaults, with `no_repack` taken from the `OWL_NO_REPACK` environment variable
+    /// (set and not `0`).
+    pub fn from_env() -> LoadOptions {
+        LoadOptions {
+            no_repack: std::env::var_os("OWL_NO_REPACK").is_some_and(|v| !v.is_empty() && v != "0"),
+            ..LoadOptions::default()
+        }
+    }
 }
 
 pub struct Loader<'a> {
@@ -93,6 +109,9 @@ impl Loader<'_> {
     /// rows in groups of eight), else `m`. The repacked copy replaces the mapped bytes, whose
     /// pages are handed back to the OS so resident memory holds the weights once.
     fn prepared(&self, m: QMatrix) -> QMatrix {
+        if self.opts.no_repack {
+            return m;
+        }
         match m.repacked() {
             Some(r) => {
                 if let WeightBytes::Mapped { offset, len, .. } = &m.bytes {

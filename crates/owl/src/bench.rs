@@ -166,7 +166,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             Arc::clone(&file),
             Kernels::detect(),
             threads,
-            &LoadOptions::default(),
+            &LoadOptions::from_env(),
         )
         .with_context(|| format!("cannot load {}", path.display()))?;
         let n_vocab = runner.model.hparams().n_vocab.max(1);

@@ -67,7 +67,7 @@ pub fn load_path(path: &Path, args: &ModelArgs) -> Result<Loaded> {
         Arc::clone(&file),
         Kernels::detect(),
         threads,
-        &LoadOptions::default(),
+        &LoadOptions::from_env(),
     )
     .with_context(|| format!("cannot load {}", path.display()))?;
     if let Some(dir) = std::env::var_os("OWL_TRACE") {

@@ -33,7 +33,7 @@ impl LoadedModel {
             Arc::clone(&file),
             Kernels::detect(),
             opts.threads.max(1),
-            &LoadOptions::default(),
+            &LoadOptions::from_env(),
         )
         .with_context(|| format!("cannot load {}", path.display()))?;
         let n_ctx_train = runner.model.hparams().n_ctx_train.max(1);

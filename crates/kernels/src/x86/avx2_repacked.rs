@@ -1,19 +1,105 @@
-//! AVX2 kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q4_0×8, Q8_0×8). Each gives exactly the
+//! AVX2 kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q4_0×8, Q4_1×8, Q8_0×8). Each gives exactly the
 //! bits of its scalar reference there: the integer sums are exact, and the float steps are the
 //! same multiplies and fused multiply-adds per (row, token) lane.
 
 use std::arch::x86_64::*;
 
-use owl_quant::{q8_0, q8_k};
+use owl_quant::{q8_0, q8_1, q8_k};
 
 use super::common::*;
-use crate::repack::{Q40_X8_BLOCK, Q4K_X8_BLOCK, Q80_X8_BLOCK, X8};
+use crate::repack::{Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q80_X8_BLOCK, X8};
 use crate::Kernels;
 
 pub(super) fn register(k: &mut Kernels) {
     k.set_q4_k_x8(gemm_q4_k_x8, "q4_k×8 repacked/avx2");
     k.set_q4_0_x8(gemm_q4_0_x8, "q4_0×8 repacked/avx2");
     k.set_q8_0_x8(gemm_q8_0_x8, "q8_0×8 repacked/avx2");
+    k.set_q4_1_x8(gemm_q4_1_x8, "q4_1×8 repacked/avx2");
+}
+
+/// AVX2 twin of [`crate::repack::gemm_q4_1_x8_scalar`].
+fn gemm_q4_1_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    assert!(
+        w.len() >= nb * Q41_X8_BLOCK
+            && a.len() == out.len()
+            && a.iter().all(|r| r.len() >= nb * q8_1::TYPE_SIZE),
+        "q4_1×8: short operands"
+    );
+    in_fours(a, out, |y| {
+        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+        unsafe {
+            match y.len() {
+                1 => widen(q4_1_x8::<1>(nb, w.as_ptr(), [y[0]])),
+                2 => widen(q4_1_x8::<2>(nb, w.as_ptr(), [y[0], y[1]])),
+                3 => widen(q4_1_x8::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
+                _ => q4_1_x8::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
+            }
+        }
+    });
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `w` holds `nb` Q4_1×8 blocks and each `y[t]` `nb` `Q8_1` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: block b of the group and of every token is in bounds (caller's contract).
+        let wb = unsafe { w.add(b * Q41_X8_BLOCK) };
+        let mut acc16 = [_mm256_setzero_si256(); T];
+        for c in 0..4 {
+            // SAFETY: chunk c (32 bytes) at 32 + 32c.
+            let v = unsafe { load32(wb.add(32 + 32 * c)) };
+            let lo = _mm256_and_si256(v, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+            for t in 0..T {
+                // SAFETY: columns 8c..8c + 8 of token t's block b (qs at 4).
+                let (ylo, yhi) = unsafe {
+                    let q = y[t].add(b * q8_1::TYPE_SIZE + q8_1::QS + 8 * c);
+                    (
+                        _mm256_set1_epi32(q.cast::<i32>().read_unaligned()),
+                        _mm256_set1_epi32(q.add(4).cast::<i32>().read_unaligned()),
+                    )
+                };
+                acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(lo, ylo));
+                acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(hi, yhi));
+            }
+        }
+        // SAFETY: d[8] and m[8] (f16) at 0 and 16.
+        let (d, m) = unsafe {
+            (
+                _mm256_cvtph_ps(load16(wb)),
+                _mm256_cvtph_ps(load16(wb.add(16))),
+            )
+        };
+        for t in 0..T {
+            // SAFETY: token t's block b: d (f16) at 0, s (f16) at S.
+            let (dt, st) = unsafe {
+                let blk = y[t].add(b * q8_1::TYPE_SIZE);
+                (
+                    _mm256_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned())),
+                    _mm256_cvtph_ps(_mm_set1_epi16(
+                        blk.add(q8_1::S).cast::<i16>().read_unaligned(),
+                    )),
+                )
+            };
+            let dot = _mm256_madd_epi16(acc16[t], ones);
+            let block = _mm256_fmadd_ps(
+                _mm256_mul_ps(d, dt),
+                _mm256_cvtepi32_ps(dot),
+                _mm256_mul_ps(m, st),
+            );
+            acc[t] = _mm256_add_ps(acc[t], block);
+        }
+    }
+    std::array::from_fn(|t| {
+        let mut o = [0f32; X8];
+        // SAFETY: `o` holds eight f32; unaligned store.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
+        o
+    })
 }
 
 /// AVX2 twin of [`crate::repack::gemm_q8_0_x8_scalar`].
