@@ -85,6 +85,7 @@ pub struct Kernels {
     q4_0_x8: GemmX8Fn,
     q8_0_x8: GemmX8Fn,
     q4_1_x8: GemmX8Fn,
+    q5_0_x8: GemmX8Fn,
     dot_f16: DotF16Fn,
     dot_f16_batch: DotF16Fn,
     dot_f16_paged: DotF16PagedFn,
@@ -117,6 +118,7 @@ impl Kernels {
             q4_0_x8: crate::repack::gemm_q4_0_x8_scalar,
             q8_0_x8: crate::repack::gemm_q8_0_x8_scalar,
             q4_1_x8: crate::repack::gemm_q4_1_x8_scalar,
+            q5_0_x8: crate::repack::gemm_q5_0_x8_scalar,
             dot_f16: crate::attention::dot_f16_scalar,
             dot_f16_batch: crate::attention::dot_f16_scalar,
             dot_f16_paged: crate::attention::dot_f16_paged_scalar,
@@ -234,6 +236,16 @@ impl Kernels {
     /// The product kernel of the Q4_1×8 repacked layout.
     pub fn q4_1_x8(&self) -> GemmX8Fn {
         self.q4_1_x8
+    }
+
+    pub(crate) fn set_q5_0_x8(&mut self, f: GemmX8Fn, name: &'static str) {
+        self.q5_0_x8 = f;
+        self.overridden.push(name);
+    }
+
+    /// The product kernel of the Q5_0×8 repacked layout.
+    pub fn q5_0_x8(&self) -> GemmX8Fn {
+        self.q5_0_x8
     }
 
     pub(crate) fn set_quantize(&mut self, ty: GgmlType, f: QuantFn, name: &'static str) {

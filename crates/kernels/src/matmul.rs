@@ -52,6 +52,8 @@ pub enum Layout {
     Q80X8,
     /// `Q4_1` repacked in groups of eight rows.
     Q41X8,
+    /// `Q5_0` repacked in groups of eight rows.
+    Q50X8,
 }
 
 /// A weight matrix in its stored format: `rows` rows of `cols` elements each (ggml's ne1 × ne0).
@@ -100,6 +102,10 @@ impl QMatrix {
             GgmlType::Q4_1 => (
                 crate::repack::repack_q4_1_x8(src, self.rows, self.cols)?,
                 Layout::Q41X8,
+            ),
+            GgmlType::Q5_0 => (
+                crate::repack::repack_q5_0_x8(src, self.rows, self.cols)?,
+                Layout::Q50X8,
             ),
             _ => return None,
         };
@@ -328,7 +334,7 @@ fn linear_repacked(
     assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
     use crate::repack::{
         q8_0_with_sums_bytes, quantize_q8_0_with_sums, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK,
-        Q80_X8_BLOCK,
+        Q50_X8_BLOCK, Q80_X8_BLOCK,
     };
     let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
     // Per layout: its kernel, its columns per block, its bytes per block of eight rows and
@@ -341,6 +347,7 @@ fn linear_repacked(
             owl_quant::row_bytes(GgmlType::Q8_K, cols),
         ),
         Layout::Q40X8 => (k.q4_0_x8(), 32, Q40_X8_BLOCK, q8_0_with_sums_bytes(cols)),
+        Layout::Q50X8 => (k.q5_0_x8(), 32, Q50_X8_BLOCK, q8_0_with_sums_bytes(cols)),
         Layout::Q41X8 => (
             k.q4_1_x8(),
             32,
@@ -360,7 +367,7 @@ fn linear_repacked(
     for (t, dst) in act.bytes.chunks_exact_mut(a_row).enumerate() {
         let x = &x[t * cols..(t + 1) * cols];
         match layout {
-            Layout::Q40X8 => quantize_q8_0_with_sums(q8(GgmlType::Q8_0), x, dst),
+            Layout::Q40X8 | Layout::Q50X8 => quantize_q8_0_with_sums(q8(GgmlType::Q8_0), x, dst),
             Layout::Q80X8 => q8(GgmlType::Q8_0)(x, dst),
             Layout::Q41X8 => q8(GgmlType::Q8_1)(x, dst),
             _ => q8(GgmlType::Q8_K)(x, dst),

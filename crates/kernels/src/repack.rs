@@ -1,5 +1,5 @@
-//! Weight layouts repacked at load time for faster matrix products: `Q4_K`, `Q4_0`, `Q4_1` and
-//! `Q8_0` in groups of eight rows ("Q4_K×8", "Q4_0×8", "Q4_1×8", "Q8_0×8").
+//! Weight layouts repacked at load time for faster matrix products: `Q4_K`, `Q4_0`, `Q4_1`,
+//! `Q5_0` and `Q8_0` in groups of eight rows ("Q4_K×8", "Q4_0×8", ...).
 //!
 //! Why: ggml's `Q4_K` dot product keeps one 8-lane accumulator per (row, token) whose lanes are
 //! positions inside a 32-value sub-block, so every sub-block of every (row, token) pair pays
@@ -38,13 +38,18 @@
 //! which nearly cancel, are combined inside each block (as ggml's reference does) before
 //! anything is accumulated, so no large partial sums lose the small result's bits.
 //!
+//! Q5_0×8 ([`Q50_X8_BLOCK`] bytes, the size of eight `Q5_0` blocks): Q4_0×8's `d` and chunks
+//! (the low four bits), then 32 bytes of fifth bits at 144: bit `2c + h` of byte `k` belongs to
+//! byte `k` of chunk `c`'s low (`h = 0`) or high (`h = 1`) nibbles. Activations and arithmetic
+//! as Q4_0×8 with an offset of 16.
+//!
 //! Q8_0×8 ([`Q80_X8_BLOCK`] bytes per 32 columns of eight rows, the size of eight `Q8_0`
 //! blocks): `d[8]: f16` at 0, then 8 groups of 32 bytes at 16, byte `4r + i` of group `g` being
 //! row `r`'s value at column `4g + i`. Per block, `acc = fma(d_row·d_tok, Σ w·y, acc)`; the
 //! signed weights meet `maddubs` through ggml's sign trick (`|w|` times `y` with `w`'s sign).
 
 use owl_quant::k_common::get_scale_min_k4;
-use owl_quant::{q4_0, q4_1, q4_k, q8_0, q8_1, q8_k, QuantFn, QK_K};
+use owl_quant::{q4_0, q4_1, q4_k, q5_0, q8_0, q8_1, q8_k, QuantFn, QK_K};
 
 /// Rows per group.
 pub const X8: usize = 8;
@@ -313,6 +318,72 @@ pub fn gemm_q4_1_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
     }
 }
 
+/// Bytes of 32 columns of one group of eight `Q5_0` rows.
+pub const Q50_X8_BLOCK: usize = 16 + 4 * 32 + 32;
+
+/// Repacks a `rows × cols` `Q5_0` matrix into the Q5_0×8 layout (`None` if the shape does not
+/// fit or `src` is too short).
+pub fn repack_q5_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
+    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % 32 != 0 {
+        return None;
+    }
+    let nb = cols / 32;
+    let row_bytes = nb * q5_0::TYPE_SIZE;
+    if src.len() < rows * row_bytes {
+        return None;
+    }
+    let mut out = vec![0u8; rows / X8 * nb * Q50_X8_BLOCK];
+    in_parallel(&mut out, nb * Q50_X8_BLOCK, |g, group| {
+        for (b, dst) in group.chunks_exact_mut(Q50_X8_BLOCK).enumerate() {
+            for r in 0..X8 {
+                let at = (g * X8 + r) * row_bytes + b * q5_0::TYPE_SIZE;
+                let blk = &src[at..at + q5_0::TYPE_SIZE];
+                dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+                let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+                for col in 0..32 {
+                    let byte = blk[6 + col % 16];
+                    let v = if col < 16 { byte & 0x0f } else { byte >> 4 };
+                    let high = ((qh >> col) & 1) as u8;
+                    let (c, i) = (col / 8, col % 8);
+                    let k = 4 * r + i % 4;
+                    dst[16 + 32 * c + k] |= if i < 4 { v } else { v << 4 };
+                    dst[144 + k] |= high << (2 * c + i / 4);
+                }
+            }
+        }
+    });
+    Some(out)
+}
+
+/// The Q5_0×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
+/// [`Q50_X8_BLOCK`] bytes) and up to four tokens (`a[t]`: [`quantize_q8_0_with_sums`] rows).
+pub fn gemm_q5_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    for (a, out) in a.iter().zip(out.iter_mut()) {
+        let mut acc = [0f32; X8];
+        for b in 0..nb {
+            let wb = &w[b * Q50_X8_BLOCK..(b + 1) * Q50_X8_BLOCK];
+            let ab = &a[b * q8_0::TYPE_SIZE..(b + 1) * q8_0::TYPE_SIZE];
+            let s = nb * q8_0::TYPE_SIZE + 2 * b;
+            let sum_y = i32::from(i16::from_le_bytes([a[s], a[s + 1]]));
+            let d_tok = half::f16::from_le_bytes([ab[0], ab[1]]).to_f32();
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut dot = 0i32;
+                for col in 0..32 {
+                    let k = 4 * r + col % 4;
+                    let byte = wb[16 + 32 * (col / 8) + k];
+                    let low = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
+                    let high = (wb[144 + k] >> (2 * (col / 8) + (col % 8) / 4)) & 1;
+                    let q = low | (high << 4);
+                    dot += i32::from(q) * i32::from(ab[2 + col] as i8);
+                }
+                let d = half::f16::from_le_bytes([wb[2 * r], wb[2 * r + 1]]).to_f32();
+                *acc = (d * d_tok).mul_add((dot - 16 * sum_y) as f32, *acc);
+            }
+        }
+        *out = acc;
+    }
+}
+
 /// Bytes of 32 columns of one group of eight `Q8_0` rows.
 pub const Q80_X8_BLOCK: usize = 16 + 8 * 32;
 
@@ -526,6 +597,43 @@ mod tests {
                 for r in 0..X8 {
                     let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
                     let want = q4_1::vec_dot(cols, row, at);
+                    let got = out[t][r];
+                    assert!(
+                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "group {g} row {r} token {t}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn repacked_q5_0_matches_the_row_layout_dot_product() {
+        let (rows, cols) = (16, 5 * 32);
+        let w_f32 = data(rows * cols, 15);
+        let row_bytes = owl_quant::row_bytes(owl_quant::GgmlType::Q5_0, cols);
+        let mut w = vec![0u8; rows * row_bytes];
+        for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
+            q5_0::quantize(&w_f32[r * cols..(r + 1) * cols], dst);
+        }
+        let packed = repack_q5_0_x8(&w, rows, cols).expect("fits");
+        let acts: Vec<Vec<u8>> = (0..3)
+            .map(|t| {
+                let mut a = vec![0u8; q8_0_with_sums_bytes(cols)];
+                quantize_q8_0_with_sums(q8_0::quantize, &data(cols, 600 + t), &mut a);
+                a
+            })
+            .collect();
+        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
+        let nb = cols / 32;
+        for g in 0..rows / X8 {
+            let mut out = vec![[0f32; X8]; a.len()];
+            let gw = &packed[g * nb * Q50_X8_BLOCK..(g + 1) * nb * Q50_X8_BLOCK];
+            gemm_q5_0_x8_scalar(nb, gw, &a, &mut out);
+            for (t, at) in a.iter().enumerate() {
+                for r in 0..X8 {
+                    let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
+                    let want = q5_0::vec_dot(cols, row, &at[..nb * q8_0::TYPE_SIZE]);
                     let got = out[t][r];
                     assert!(
                         (got - want).abs() <= 1e-4 * want.abs().max(1.0),

@@ -402,7 +402,7 @@ fn odd_block_counts_match_scalar() {
     }
 }
 
-/// The repacked layouts (`Q4_K`×8, `Q4_0`×8, `Q4_1`×8, `Q8_0`×8): every ISA's kernel gives the scalar reference's
+/// The repacked layouts (`Q4_K`×8, `Q4_0`×8, `Q4_1`×8, `Q5_0`×8, `Q8_0`×8): every ISA's kernel gives the scalar reference's
 /// bits for any number of tokens per call; `linear` on the repacked matrix is batch-invariant,
 /// agrees with the row layout to float rounding, and fused calls mixing it with a row-layout
 /// matrix (as a Q4_K_M model's attention projections do) give what separate calls give.
@@ -419,7 +419,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
     };
     let q8_0_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_0, x);
     let q4_1_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_1, x);
-    let cases: [Repacked<'_>; 4] = [
+    let cases: [Repacked<'_>; 5] = [
         Repacked {
             ty: GgmlType::Q4_K,
             cols: 2 * 256,
@@ -455,6 +455,15 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             acts_of: &q4_1_acts,
             reference: repack::gemm_q4_1_x8_scalar,
             kernel: |k| k.q4_1_x8(),
+        },
+        Repacked {
+            ty: GgmlType::Q5_0,
+            cols: 6 * 32,
+            block_cols: 32,
+            block_bytes: repack::Q50_X8_BLOCK,
+            acts_of: &q4_0_acts,
+            reference: repack::gemm_q5_0_x8_scalar,
+            kernel: |k| k.q5_0_x8(),
         },
     ];
     for c in cases {
@@ -578,7 +587,12 @@ fn fused_repacked_matrices_equal_separate_calls() {
     let k = Kernels::detect();
     let pool = ThreadPool::new(2);
     let cols = 18 * 32;
-    for ty in [GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0] {
+    for ty in [
+        GgmlType::Q4_1,
+        GgmlType::Q4_0,
+        GgmlType::Q5_0,
+        GgmlType::Q8_0,
+    ] {
         let rows = [64usize, 24, 24];
         let ws: Vec<_> = rows.iter().map(|&r| matrix(&scalar, ty, r, cols)).collect();
         let ps: Vec<_> = ws.iter().map(|w| w.repacked().expect("repacks")).collect();

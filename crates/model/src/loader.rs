@@ -14,7 +14,7 @@ use crate::ModelError;
 pub struct LoadOptions {
     /// Copy weights out of the memory map into owned buffers (default: borrow the map).
     pub copy_weights: bool,
-    /// Keep every matrix in the file's row layout instead of repacking `Q4_0`/`Q4_1`/`Q4_K`/
+    /// Keep every matrix in the file's row layout instead of repacking `Q4_0`/`Q4_1`/`Q5_0`/`Q4_K`/
     /// `Q8_0` into the faster eight-row layouts: slower, but quantized products then sum in
     /// exactly the order of ggml's row-layout kernels (llama.cpp's numbers bit for bit where
     /// llama.cpp itself does not repack). `OWL_NO_REPACK=1` sets it for the CLI and server.

@@ -1,4 +1,5 @@
-//! AVX2 kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q4_0×8, Q4_1×8, Q8_0×8). Each gives exactly the
+//! AVX2 kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q4_0×8, Q4_1×8, Q5_0×8,
+//! Q8_0×8). Each gives exactly the
 //! bits of its scalar reference there: the integer sums are exact, and the float steps are the
 //! same multiplies and fused multiply-adds per (row, token) lane.
 
@@ -7,7 +8,7 @@ use std::arch::x86_64::*;
 use owl_quant::{q8_0, q8_1, q8_k};
 
 use super::common::*;
-use crate::repack::{Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q80_X8_BLOCK, X8};
+use crate::repack::{Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q50_X8_BLOCK, Q80_X8_BLOCK, X8};
 use crate::Kernels;
 
 pub(super) fn register(k: &mut Kernels) {
@@ -15,6 +16,119 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_q4_0_x8(gemm_q4_0_x8, "q4_0×8 repacked/avx2");
     k.set_q8_0_x8(gemm_q8_0_x8, "q8_0×8 repacked/avx2");
     k.set_q4_1_x8(gemm_q4_1_x8, "q4_1×8 repacked/avx2");
+    k.set_q5_0_x8(gemm_q5_0_x8, "q5_0×8 repacked/avx2");
+}
+
+/// AVX2 twin of [`crate::repack::gemm_q5_0_x8_scalar`].
+fn gemm_q5_0_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    assert!(
+        w.len() >= nb * Q50_X8_BLOCK
+            && a.len() == out.len()
+            && a.iter().all(|r| r.len() >= nb * (q8_0::TYPE_SIZE + 2)),
+        "q5_0×8: short operands"
+    );
+    in_fours(a, out, |y| {
+        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
+        unsafe {
+            match y.len() {
+                1 => widen(q5_0_x8::<1>(nb, w.as_ptr(), [y[0]])),
+                2 => widen(q5_0_x8::<2>(nb, w.as_ptr(), [y[0], y[1]])),
+                3 => widen(q5_0_x8::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
+                _ => q5_0_x8::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
+            }
+        }
+    });
+}
+
+/// Bit `I` of every byte of `h` moved to bit 4 (the fifth bit of a `Q5_0` value), others 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fifth_bit<const I: i32>(h: __m256i) -> __m256i {
+    let m = _mm256_set1_epi8(0x10);
+    // 16-bit shifts by at most 4 keep bit 4 of each byte inside its byte.
+    let moved = match I {
+        0 => _mm256_slli_epi16::<4>(h),
+        1 => _mm256_slli_epi16::<3>(h),
+        2 => _mm256_slli_epi16::<2>(h),
+        3 => _mm256_slli_epi16::<1>(h),
+        4 => h,
+        5 => _mm256_srli_epi16::<1>(h),
+        6 => _mm256_srli_epi16::<2>(h),
+        _ => _mm256_srli_epi16::<3>(h),
+    };
+    _mm256_and_si256(moved, m)
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `w` holds `nb` Q5_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks
+/// followed by their `nb` sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: block b of the group and of every token is in bounds (caller's contract).
+        let wb = unsafe { w.add(b * Q50_X8_BLOCK) };
+        // SAFETY: the fifth bits (32 bytes) at 144.
+        let h = unsafe { load32(wb.add(144)) };
+        let mut sumi = [_mm256_setzero_si256(); T];
+        // Two halves of two chunks each: at most 4 × 2 products of 31 × 127 per 16-bit lane.
+        for half in 0..2 {
+            let mut acc16 = [_mm256_setzero_si256(); T];
+            for c in 2 * half..2 * half + 2 {
+                // SAFETY: chunk c (32 bytes) at 16 + 32c.
+                let v = unsafe { load32(wb.add(16 + 32 * c)) };
+                let (hl, hh) = match c {
+                    0 => (fifth_bit::<0>(h), fifth_bit::<1>(h)),
+                    1 => (fifth_bit::<2>(h), fifth_bit::<3>(h)),
+                    2 => (fifth_bit::<4>(h), fifth_bit::<5>(h)),
+                    _ => (fifth_bit::<6>(h), fifth_bit::<7>(h)),
+                };
+                let lo = _mm256_or_si256(_mm256_and_si256(v, m4), hl);
+                let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(v), m4), hh);
+                for t in 0..T {
+                    // SAFETY: columns 8c..8c + 8 of token t's block b (qs at 2).
+                    let (ylo, yhi) = unsafe {
+                        let q = y[t].add(b * q8_0::TYPE_SIZE + 2 + 8 * c);
+                        (
+                            _mm256_set1_epi32(q.cast::<i32>().read_unaligned()),
+                            _mm256_set1_epi32(q.add(4).cast::<i32>().read_unaligned()),
+                        )
+                    };
+                    acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(lo, ylo));
+                    acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(hi, yhi));
+                }
+            }
+            for t in 0..T {
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(acc16[t], ones));
+            }
+        }
+        // SAFETY: d[8] (f16) at 0.
+        let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
+        for t in 0..T {
+            // SAFETY: token t's block b scale (f16 at its start) and sum (i16 after all blocks).
+            let (dt, sum16) = unsafe {
+                let blk = y[t].add(b * q8_0::TYPE_SIZE);
+                let s = y[t]
+                    .add(nb * q8_0::TYPE_SIZE + 2 * b)
+                    .cast::<i16>()
+                    .read_unaligned();
+                (
+                    _mm256_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned())),
+                    _mm256_set1_epi32(16 * i32::from(i16::from_le(s))),
+                )
+            };
+            let dot = _mm256_sub_epi32(sumi[t], sum16);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
+        }
+    }
+    std::array::from_fn(|t| {
+        let mut o = [0f32; X8];
+        // SAFETY: `o` holds eight f32; unaligned store.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
+        o
+    })
 }
 
 /// AVX2 twin of [`crate::repack::gemm_q4_1_x8_scalar`].
