@@ -81,11 +81,7 @@ pub struct Kernels {
     vec_dot_x4: Vec<(GgmlType, VecDotX4Fn)>,
     vec_dot_2x4: Vec<(GgmlType, VecDot2x4Fn)>,
     quantize: Vec<(GgmlType, QuantFn)>,
-    q4_k_x8: GemmX8Fn,
-    q4_0_x8: GemmX8Fn,
-    q8_0_x8: GemmX8Fn,
-    q4_1_x8: GemmX8Fn,
-    q5_0_x8: GemmX8Fn,
+    repacked: Vec<(crate::Layout, GemmX8Fn)>,
     dot_f16: DotF16Fn,
     dot_f16_batch: DotF16Fn,
     dot_f16_paged: DotF16PagedFn,
@@ -114,11 +110,10 @@ impl Kernels {
             vec_dot_x4: Vec::new(),
             vec_dot_2x4: Vec::new(),
             quantize: Vec::new(),
-            q4_k_x8: crate::repack::gemm_q4_k_x8_scalar,
-            q4_0_x8: crate::repack::gemm_q4_0_x8_scalar,
-            q8_0_x8: crate::repack::gemm_q8_0_x8_scalar,
-            q4_1_x8: crate::repack::gemm_q4_1_x8_scalar,
-            q5_0_x8: crate::repack::gemm_q5_0_x8_scalar,
+            repacked: crate::repack::PACKED
+                .iter()
+                .map(|p| (p.layout, p.reference))
+                .collect(),
             dot_f16: crate::attention::dot_f16_scalar,
             dot_f16_batch: crate::attention::dot_f16_scalar,
             dot_f16_paged: crate::attention::dot_f16_paged_scalar,
@@ -198,54 +193,19 @@ impl Kernels {
             .map(|(_, f)| *f)
     }
 
-    pub(crate) fn set_q4_k_x8(&mut self, f: GemmX8Fn, name: &'static str) {
-        self.q4_k_x8 = f;
+    pub(crate) fn set_repacked(&mut self, layout: crate::Layout, f: GemmX8Fn, name: &'static str) {
+        if let Some(slot) = self.repacked.iter_mut().find(|(l, _)| *l == layout) {
+            slot.1 = f;
+        }
         self.overridden.push(name);
     }
 
-    /// The product kernel of the Q4_K×8 repacked layout.
-    pub fn q4_k_x8(&self) -> GemmX8Fn {
-        self.q4_k_x8
-    }
-
-    pub(crate) fn set_q4_0_x8(&mut self, f: GemmX8Fn, name: &'static str) {
-        self.q4_0_x8 = f;
-        self.overridden.push(name);
-    }
-
-    /// The product kernel of the Q4_0×8 repacked layout.
-    pub fn q4_0_x8(&self) -> GemmX8Fn {
-        self.q4_0_x8
-    }
-
-    pub(crate) fn set_q8_0_x8(&mut self, f: GemmX8Fn, name: &'static str) {
-        self.q8_0_x8 = f;
-        self.overridden.push(name);
-    }
-
-    /// The product kernel of the Q8_0×8 repacked layout.
-    pub fn q8_0_x8(&self) -> GemmX8Fn {
-        self.q8_0_x8
-    }
-
-    pub(crate) fn set_q4_1_x8(&mut self, f: GemmX8Fn, name: &'static str) {
-        self.q4_1_x8 = f;
-        self.overridden.push(name);
-    }
-
-    /// The product kernel of the Q4_1×8 repacked layout.
-    pub fn q4_1_x8(&self) -> GemmX8Fn {
-        self.q4_1_x8
-    }
-
-    pub(crate) fn set_q5_0_x8(&mut self, f: GemmX8Fn, name: &'static str) {
-        self.q5_0_x8 = f;
-        self.overridden.push(name);
-    }
-
-    /// The product kernel of the Q5_0×8 repacked layout.
-    pub fn q5_0_x8(&self) -> GemmX8Fn {
-        self.q5_0_x8
+    /// The product kernel of a repacked layout (`None` for `Layout::Rows`).
+    pub fn repacked(&self, layout: crate::Layout) -> Option<GemmX8Fn> {
+        self.repacked
+            .iter()
+            .find(|(l, _)| *l == layout)
+            .map(|(_, f)| *f)
     }
 
     pub(crate) fn set_quantize(&mut self, ty: GgmlType, f: QuantFn, name: &'static str) {

@@ -85,30 +85,9 @@ impl QMatrix {
         if self.layout != Layout::Rows {
             return None;
         }
-        let src = self.bytes.as_slice();
-        let (bytes, layout) = match self.ty {
-            GgmlType::Q4_K => (
-                crate::repack::repack_q4_k_x8(src, self.rows, self.cols)?,
-                Layout::Q4KX8,
-            ),
-            GgmlType::Q4_0 => (
-                crate::repack::repack_q4_0_x8(src, self.rows, self.cols)?,
-                Layout::Q40X8,
-            ),
-            GgmlType::Q8_0 => (
-                crate::repack::repack_q8_0_x8(src, self.rows, self.cols)?,
-                Layout::Q80X8,
-            ),
-            GgmlType::Q4_1 => (
-                crate::repack::repack_q4_1_x8(src, self.rows, self.cols)?,
-                Layout::Q41X8,
-            ),
-            GgmlType::Q5_0 => (
-                crate::repack::repack_q5_0_x8(src, self.rows, self.cols)?,
-                Layout::Q50X8,
-            ),
-            _ => return None,
-        };
+        let p = crate::repack::for_type(self.ty)?;
+        let bytes = (p.repack)(self.bytes.as_slice(), self.rows, self.cols)?;
+        let layout = p.layout;
         Some(QMatrix {
             bytes: WeightBytes::Owned(Arc::new(bytes)),
             layout,
@@ -319,7 +298,7 @@ fn linear_repacked(
     jobs: &mut [(&QMatrix, &mut [f32])],
     act: &mut ActBuffer,
 ) {
-    use crate::repack::X8;
+    use crate::repack::{quantize_q8_0_with_sums, Activations, X8};
     let (cols, layout) = (jobs[0].0.cols, jobs[0].0.layout);
     if jobs.len() > MAX_FUSED
         || jobs
@@ -332,45 +311,21 @@ fn linear_repacked(
         return;
     }
     assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
-    use crate::repack::{
-        q8_0_with_sums_bytes, quantize_q8_0_with_sums, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK,
-        Q50_X8_BLOCK, Q80_X8_BLOCK,
-    };
+    // The layout's registry entry: its kernel, block sizes and activation format.
+    let p = crate::repack::for_layout(layout).expect("linear_repacked: a repacked layout");
+    let gemm = k.repacked(layout).expect("linear_repacked: a kernel");
+    let (block_cols, block_bytes) = (p.block_cols, p.block_bytes);
+    let a_row = cols / block_cols * p.acts.block_bytes();
     let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
-    // Per layout: its kernel, its columns per block, its bytes per block of eight rows and
-    // its activation rows.
-    let (gemm, block_cols, block_bytes, a_row) = match layout {
-        Layout::Q4KX8 => (
-            k.q4_k_x8(),
-            owl_quant::QK_K,
-            Q4K_X8_BLOCK,
-            owl_quant::row_bytes(GgmlType::Q8_K, cols),
-        ),
-        Layout::Q40X8 => (k.q4_0_x8(), 32, Q40_X8_BLOCK, q8_0_with_sums_bytes(cols)),
-        Layout::Q50X8 => (k.q5_0_x8(), 32, Q50_X8_BLOCK, q8_0_with_sums_bytes(cols)),
-        Layout::Q41X8 => (
-            k.q4_1_x8(),
-            32,
-            Q41_X8_BLOCK,
-            owl_quant::row_bytes(GgmlType::Q8_1, cols),
-        ),
-        Layout::Q80X8 => (
-            k.q8_0_x8(),
-            32,
-            Q80_X8_BLOCK,
-            owl_quant::row_bytes(GgmlType::Q8_0, cols),
-        ),
-        Layout::Rows => unreachable!("linear_repacked: row layout"),
-    };
     act.bytes.resize(a_row * n_tokens, 0);
     // Quantize activations once: [n_tokens, a_row] bytes.
     for (t, dst) in act.bytes.chunks_exact_mut(a_row).enumerate() {
         let x = &x[t * cols..(t + 1) * cols];
-        match layout {
-            Layout::Q40X8 | Layout::Q50X8 => quantize_q8_0_with_sums(q8(GgmlType::Q8_0), x, dst),
-            Layout::Q80X8 => q8(GgmlType::Q8_0)(x, dst),
-            Layout::Q41X8 => q8(GgmlType::Q8_1)(x, dst),
-            _ => q8(GgmlType::Q8_K)(x, dst),
+        match p.acts {
+            Activations::Q8K => q8(GgmlType::Q8_K)(x, dst),
+            Activations::Q8_0WithSums => quantize_q8_0_with_sums(q8(GgmlType::Q8_0), x, dst),
+            Activations::Q8_0 => q8(GgmlType::Q8_0)(x, dst),
+            Activations::Q8_1 => q8(GgmlType::Q8_1)(x, dst),
         }
     }
     let nb = cols / block_cols;

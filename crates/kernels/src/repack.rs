@@ -49,7 +49,109 @@
 //! signed weights meet `maddubs` through ggml's sign trick (`|w|` times `y` with `w`'s sign).
 
 use owl_quant::k_common::get_scale_min_k4;
+use owl_quant::GgmlType;
+
+use crate::isa::GemmX8Fn;
+use crate::Layout;
 use owl_quant::{q4_0, q4_1, q4_k, q5_0, q8_0, q8_1, q8_k, QuantFn, QK_K};
+
+/// How `linear` quantizes a token's activations for a layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activations {
+    /// `Q8_K` rows.
+    Q8K,
+    /// `Q8_0` rows followed by each block's `i16` sum ([`quantize_q8_0_with_sums`]).
+    Q8_0WithSums,
+    /// `Q8_0` rows.
+    Q8_0,
+    /// `Q8_1` rows.
+    Q8_1,
+}
+
+impl Activations {
+    /// Bytes of one block's activations (per `block_cols` columns).
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Activations::Q8K => q8_k::TYPE_SIZE,
+            Activations::Q8_0WithSums => q8_0::TYPE_SIZE + 2,
+            Activations::Q8_0 => q8_0::TYPE_SIZE,
+            Activations::Q8_1 => q8_1::TYPE_SIZE,
+        }
+    }
+}
+
+/// One repacked layout: the registry `QMatrix::repacked`, `linear` and the kernel table read.
+pub struct Packed {
+    pub layout: Layout,
+    /// The weight type it repacks.
+    pub ty: GgmlType,
+    /// Columns per block, and bytes per block of eight rows.
+    pub block_cols: usize,
+    pub block_bytes: usize,
+    pub acts: Activations,
+    pub repack: fn(&[u8], usize, usize) -> Option<Vec<u8>>,
+    /// The scalar reference (the kernel table's default).
+    pub reference: GemmX8Fn,
+}
+
+/// Every repacked layout.
+pub static PACKED: [Packed; 5] = [
+    Packed {
+        layout: Layout::Q4KX8,
+        ty: GgmlType::Q4_K,
+        block_cols: QK_K,
+        block_bytes: Q4K_X8_BLOCK,
+        acts: Activations::Q8K,
+        repack: repack_q4_k_x8,
+        reference: gemm_q4_k_x8_scalar,
+    },
+    Packed {
+        layout: Layout::Q40X8,
+        ty: GgmlType::Q4_0,
+        block_cols: 32,
+        block_bytes: Q40_X8_BLOCK,
+        acts: Activations::Q8_0WithSums,
+        repack: repack_q4_0_x8,
+        reference: gemm_q4_0_x8_scalar,
+    },
+    Packed {
+        layout: Layout::Q41X8,
+        ty: GgmlType::Q4_1,
+        block_cols: 32,
+        block_bytes: Q41_X8_BLOCK,
+        acts: Activations::Q8_1,
+        repack: repack_q4_1_x8,
+        reference: gemm_q4_1_x8_scalar,
+    },
+    Packed {
+        layout: Layout::Q50X8,
+        ty: GgmlType::Q5_0,
+        block_cols: 32,
+        block_bytes: Q50_X8_BLOCK,
+        acts: Activations::Q8_0WithSums,
+        repack: repack_q5_0_x8,
+        reference: gemm_q5_0_x8_scalar,
+    },
+    Packed {
+        layout: Layout::Q80X8,
+        ty: GgmlType::Q8_0,
+        block_cols: 32,
+        block_bytes: Q80_X8_BLOCK,
+        acts: Activations::Q8_0,
+        repack: repack_q8_0_x8,
+        reference: gemm_q8_0_x8_scalar,
+    },
+];
+
+/// The repacked layout for weights of type `ty`, if there is one.
+pub fn for_type(ty: GgmlType) -> Option<&'static Packed> {
+    PACKED.iter().find(|p| p.ty == ty)
+}
+
+/// The registry entry of `layout` (`None` for `Layout::Rows`).
+pub fn for_layout(layout: Layout) -> Option<&'static Packed> {
+    PACKED.iter().find(|p| p.layout == layout)
+}
 
 /// Rows per group.
 pub const X8: usize = 8;
@@ -177,6 +279,28 @@ fn in_parallel(out: &mut [u8], group_bytes: usize, f: impl Fn(usize, &mut [u8]) 
     });
 }
 
+/// Writes row `r`'s 32 four-bit values, given as `Q4_0`'s 16 bytes (value `j` in the low nibble
+/// of byte `j`, value `j + 16` in its high nibble), into a block's four 32-byte chunks.
+fn place_nibbles(chunks: &mut [u8], r: usize, qs: &[u8]) {
+    for col in 0..32 {
+        let byte = qs[col % 16];
+        let v = if col < 16 { byte & 0x0f } else { byte >> 4 };
+        let i = col % 8;
+        chunks[32 * (col / 8) + 4 * r + i % 4] |= if i < 4 { v } else { v << 4 };
+    }
+}
+
+/// Row `r`'s four-bit value at column `col` of a block's chunks (the inverse of
+/// [`place_nibbles`]).
+fn nibble(chunks: &[u8], r: usize, col: usize) -> u8 {
+    let byte = chunks[32 * (col / 8) + 4 * r + col % 4];
+    if col % 8 < 4 {
+        byte & 0x0f
+    } else {
+        byte >> 4
+    }
+}
+
 /// Bytes of 32 columns of one group of eight `Q4_0` rows.
 pub const Q40_X8_BLOCK: usize = 16 + 4 * 32;
 
@@ -198,13 +322,7 @@ pub fn repack_q4_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
                 let at = (g * X8 + r) * row_bytes + b * q4_0::TYPE_SIZE;
                 let blk = &src[at..at + q4_0::TYPE_SIZE];
                 dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
-                for col in 0..32 {
-                    let byte = blk[2 + col % 16];
-                    let v = if col < 16 { byte & 0x0f } else { byte >> 4 };
-                    let (c, i) = (col / 8, col % 8);
-                    let o = 16 + 32 * c + 4 * r + i % 4;
-                    dst[o] |= if i < 4 { v } else { v << 4 };
-                }
+                place_nibbles(&mut dst[16..144], r, &blk[2..18]);
             }
         }
     });
@@ -245,8 +363,7 @@ pub fn gemm_q4_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
             for (r, acc) in acc.iter_mut().enumerate() {
                 let mut dot = 0i32;
                 for col in 0..32 {
-                    let byte = wb[16 + 32 * (col / 8) + 4 * r + col % 4];
-                    let q = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
+                    let q = nibble(&wb[16..144], r, col);
                     dot += i32::from(q) * i32::from(ab[2 + col] as i8);
                 }
                 let d = half::f16::from_le_bytes([wb[2 * r], wb[2 * r + 1]]).to_f32();
@@ -279,13 +396,7 @@ pub fn repack_q4_1_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
                 let blk = &src[at..at + q4_1::TYPE_SIZE];
                 dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
                 dst[16 + 2 * r..16 + 2 * r + 2].copy_from_slice(&blk[2..4]);
-                for col in 0..32 {
-                    let byte = blk[q4_1::QS + col % 16];
-                    let v = if col < 16 { byte & 0x0f } else { byte >> 4 };
-                    let (c, i) = (col / 8, col % 8);
-                    let o = 32 + 32 * c + 4 * r + i % 4;
-                    dst[o] |= if i < 4 { v } else { v << 4 };
-                }
+                place_nibbles(&mut dst[32..160], r, &blk[q4_1::QS..q4_1::QS + 16]);
             }
         }
     });
@@ -302,16 +413,13 @@ pub fn gemm_q4_1_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
             let wb = &w[b * Q41_X8_BLOCK..(b + 1) * Q41_X8_BLOCK];
             let ab = &a[b * q8_1::TYPE_SIZE..(b + 1) * q8_1::TYPE_SIZE];
             let (d_tok, s_tok) = (f16(ab, 0), f16(ab, q8_1::S));
-            for r in 0..X8 {
+            for (r, acc) in acc.iter_mut().enumerate() {
                 let mut dot = 0i32;
                 for col in 0..32 {
-                    let byte = wb[32 + 32 * (col / 8) + 4 * r + col % 4];
-                    let q = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
+                    let q = nibble(&wb[32..160], r, col);
                     dot += i32::from(q) * i32::from(ab[q8_1::QS + col] as i8);
                 }
-                let block =
-                    (f16(wb, 2 * r) * d_tok).mul_add(dot as f32, f16(wb, 16 + 2 * r) * s_tok);
-                acc[r] += block;
+                *acc += (f16(wb, 2 * r) * d_tok).mul_add(dot as f32, f16(wb, 16 + 2 * r) * s_tok);
             }
         }
         *out = acc;
@@ -339,15 +447,11 @@ pub fn repack_q5_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
                 let at = (g * X8 + r) * row_bytes + b * q5_0::TYPE_SIZE;
                 let blk = &src[at..at + q5_0::TYPE_SIZE];
                 dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+                place_nibbles(&mut dst[16..144], r, &blk[6..22]);
                 let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
                 for col in 0..32 {
-                    let byte = blk[6 + col % 16];
-                    let v = if col < 16 { byte & 0x0f } else { byte >> 4 };
                     let high = ((qh >> col) & 1) as u8;
-                    let (c, i) = (col / 8, col % 8);
-                    let k = 4 * r + i % 4;
-                    dst[16 + 32 * c + k] |= if i < 4 { v } else { v << 4 };
-                    dst[144 + k] |= high << (2 * c + i / 4);
+                    dst[144 + 4 * r + col % 4] |= high << (2 * (col / 8) + (col % 8) / 4);
                 }
             }
         }
@@ -369,10 +473,8 @@ pub fn gemm_q5_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
             for (r, acc) in acc.iter_mut().enumerate() {
                 let mut dot = 0i32;
                 for col in 0..32 {
-                    let k = 4 * r + col % 4;
-                    let byte = wb[16 + 32 * (col / 8) + k];
-                    let low = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
-                    let high = (wb[144 + k] >> (2 * (col / 8) + (col % 8) / 4)) & 1;
+                    let low = nibble(&wb[16..144], r, col);
+                    let high = (wb[144 + 4 * r + col % 4] >> (2 * (col / 8) + (col % 8) / 4)) & 1;
                     let q = low | (high << 4);
                     dot += i32::from(q) * i32::from(ab[2 + col] as i8);
                 }
@@ -459,186 +561,56 @@ mod tests {
             .collect()
     }
 
+    /// Every registered layout: its scalar reference agrees with the row layout's dot product
+    /// (another summation order, so to rounding) for every row of two groups and three tokens.
     #[test]
-    fn repacked_product_matches_the_row_layout_dot_product() {
-        let (rows, cols) = (16, 3 * QK_K);
-        let w_f32 = data(rows * cols, 3);
-        let row_bytes = owl_quant::row_bytes(owl_quant::GgmlType::Q4_K, cols);
-        let mut w = vec![0u8; rows * row_bytes];
-        for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
-            q4_k::quantize(&w_f32[r * cols..(r + 1) * cols], dst);
-        }
-        let packed = repack_q4_k_x8(&w, rows, cols).expect("fits");
-        let acts: Vec<Vec<u8>> = (0..3)
-            .map(|t| {
-                let mut a = vec![0u8; owl_quant::row_bytes(owl_quant::GgmlType::Q8_K, cols)];
-                q8_k::quantize(&data(cols, 100 + t), &mut a);
-                a
-            })
-            .collect();
-        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
-        let nb = cols / QK_K;
-        for g in 0..rows / X8 {
-            let mut out = vec![[0f32; X8]; a.len()];
-            let gw = &packed[g * nb * Q4K_X8_BLOCK..(g + 1) * nb * Q4K_X8_BLOCK];
-            gemm_q4_k_x8_scalar(nb, gw, &a, &mut out);
-            for (t, at) in a.iter().enumerate() {
-                for r in 0..X8 {
-                    let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
-                    let want = q4_k::vec_dot(cols, row, at);
-                    let got = out[t][r];
-                    assert!(
-                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "group {g} row {r} token {t}: {got} vs {want}"
-                    );
-                }
+    fn every_layout_matches_the_row_layout_dot_product() {
+        let (rows, cols) = (16, 2 * QK_K);
+        for p in &PACKED {
+            let f = owl_quant::format(p.ty).expect("format");
+            let quantize = f.quantize.expect("quantizer");
+            let dot = f.vec_dot.expect("dot");
+            let row_bytes = owl_quant::row_bytes(p.ty, cols);
+            let mut w = vec![0u8; rows * row_bytes];
+            let w_f32 = data(rows * cols, 3);
+            for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
+                quantize(&w_f32[r * cols..(r + 1) * cols], dst);
             }
-        }
-    }
-
-    #[test]
-    fn repacked_q4_0_matches_the_row_layout_dot_product() {
-        let (rows, cols) = (16, 5 * 32);
-        let w_f32 = data(rows * cols, 5);
-        let row_bytes = owl_quant::row_bytes(owl_quant::GgmlType::Q4_0, cols);
-        let mut w = vec![0u8; rows * row_bytes];
-        for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
-            q4_0::quantize(&w_f32[r * cols..(r + 1) * cols], dst);
-        }
-        let packed = repack_q4_0_x8(&w, rows, cols).expect("fits");
-        let acts: Vec<Vec<u8>> = (0..3)
-            .map(|t| {
-                let mut a = vec![0u8; q8_0_with_sums_bytes(cols)];
-                quantize_q8_0_with_sums(q8_0::quantize, &data(cols, 200 + t), &mut a);
-                a
-            })
-            .collect();
-        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
-        let nb = cols / 32;
-        for g in 0..rows / X8 {
-            let mut out = vec![[0f32; X8]; a.len()];
-            let gw = &packed[g * nb * Q40_X8_BLOCK..(g + 1) * nb * Q40_X8_BLOCK];
-            gemm_q4_0_x8_scalar(nb, gw, &a, &mut out);
-            for (t, at) in a.iter().enumerate() {
-                for r in 0..X8 {
-                    let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
-                    let want = q4_0::vec_dot(cols, row, &at[..nb * q8_0::TYPE_SIZE]);
-                    let got = out[t][r];
-                    assert!(
-                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "group {g} row {r} token {t}: {got} vs {want}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn repacked_q8_0_matches_the_row_layout_dot_product() {
-        let (rows, cols) = (16, 5 * 32);
-        let w_f32 = data(rows * cols, 9);
-        let row_bytes = owl_quant::row_bytes(owl_quant::GgmlType::Q8_0, cols);
-        let mut w = vec![0u8; rows * row_bytes];
-        for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
-            q8_0::quantize(&w_f32[r * cols..(r + 1) * cols], dst);
-        }
-        let packed = repack_q8_0_x8(&w, rows, cols).expect("fits");
-        let acts: Vec<Vec<u8>> = (0..3)
-            .map(|t| {
-                let mut a = vec![0u8; row_bytes];
-                q8_0::quantize(&data(cols, 400 + t), &mut a);
-                a
-            })
-            .collect();
-        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
-        let nb = cols / 32;
-        for g in 0..rows / X8 {
-            let mut out = vec![[0f32; X8]; a.len()];
-            let gw = &packed[g * nb * Q80_X8_BLOCK..(g + 1) * nb * Q80_X8_BLOCK];
-            gemm_q8_0_x8_scalar(nb, gw, &a, &mut out);
-            for (t, at) in a.iter().enumerate() {
-                for r in 0..X8 {
-                    let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
-                    let want = q8_0::vec_dot(cols, row, at);
-                    let got = out[t][r];
-                    assert!(
-                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "group {g} row {r} token {t}: {got} vs {want}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn repacked_q4_1_matches_the_row_layout_dot_product() {
-        let (rows, cols) = (16, 5 * 32);
-        let w_f32 = data(rows * cols, 13);
-        let row_bytes = owl_quant::row_bytes(owl_quant::GgmlType::Q4_1, cols);
-        let mut w = vec![0u8; rows * row_bytes];
-        for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
-            q4_1::quantize(&w_f32[r * cols..(r + 1) * cols], dst);
-        }
-        let packed = repack_q4_1_x8(&w, rows, cols).expect("fits");
-        let acts: Vec<Vec<u8>> = (0..3)
-            .map(|t| {
-                let mut a = vec![0u8; owl_quant::row_bytes(owl_quant::GgmlType::Q8_1, cols)];
-                q8_1::quantize(&data(cols, 500 + t), &mut a);
-                a
-            })
-            .collect();
-        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
-        let nb = cols / 32;
-        for g in 0..rows / X8 {
-            let mut out = vec![[0f32; X8]; a.len()];
-            let gw = &packed[g * nb * Q41_X8_BLOCK..(g + 1) * nb * Q41_X8_BLOCK];
-            gemm_q4_1_x8_scalar(nb, gw, &a, &mut out);
-            for (t, at) in a.iter().enumerate() {
-                for r in 0..X8 {
-                    let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
-                    let want = q4_1::vec_dot(cols, row, at);
-                    let got = out[t][r];
-                    assert!(
-                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "group {g} row {r} token {t}: {got} vs {want}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn repacked_q5_0_matches_the_row_layout_dot_product() {
-        let (rows, cols) = (16, 5 * 32);
-        let w_f32 = data(rows * cols, 15);
-        let row_bytes = owl_quant::row_bytes(owl_quant::GgmlType::Q5_0, cols);
-        let mut w = vec![0u8; rows * row_bytes];
-        for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
-            q5_0::quantize(&w_f32[r * cols..(r + 1) * cols], dst);
-        }
-        let packed = repack_q5_0_x8(&w, rows, cols).expect("fits");
-        let acts: Vec<Vec<u8>> = (0..3)
-            .map(|t| {
-                let mut a = vec![0u8; q8_0_with_sums_bytes(cols)];
-                quantize_q8_0_with_sums(q8_0::quantize, &data(cols, 600 + t), &mut a);
-                a
-            })
-            .collect();
-        let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
-        let nb = cols / 32;
-        for g in 0..rows / X8 {
-            let mut out = vec![[0f32; X8]; a.len()];
-            let gw = &packed[g * nb * Q50_X8_BLOCK..(g + 1) * nb * Q50_X8_BLOCK];
-            gemm_q5_0_x8_scalar(nb, gw, &a, &mut out);
-            for (t, at) in a.iter().enumerate() {
-                for r in 0..X8 {
-                    let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
-                    let want = q5_0::vec_dot(cols, row, &at[..nb * q8_0::TYPE_SIZE]);
-                    let got = out[t][r];
-                    assert!(
-                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "group {g} row {r} token {t}: {got} vs {want}"
-                    );
+            let packed = (p.repack)(&w, rows, cols).expect("fits");
+            let nb = cols / p.block_cols;
+            // Activations in the layout's format, and the row dot product's own format.
+            let (acts, row_acts): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (0..3)
+                .map(|t| {
+                    let x = data(cols, 100 + t);
+                    let mut row = vec![0u8; owl_quant::row_bytes(f.vec_dot_type, cols)];
+                    (owl_quant::format(f.vec_dot_type).and_then(|v| v.quantize))
+                        .expect("activation quantizer")(&x, &mut row);
+                    let mut a = vec![0u8; nb * p.acts.block_bytes()];
+                    match p.acts {
+                        Activations::Q8_0WithSums => {
+                            quantize_q8_0_with_sums(q8_0::quantize, &x, &mut a)
+                        }
+                        _ => a.copy_from_slice(&row),
+                    }
+                    (a, row)
+                })
+                .unzip();
+            let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
+            for g in 0..rows / X8 {
+                let mut out = vec![[0f32; X8]; a.len()];
+                let gw = &packed[g * nb * p.block_bytes..(g + 1) * nb * p.block_bytes];
+                (p.reference)(nb, gw, &a, &mut out);
+                for (t, at) in row_acts.iter().enumerate() {
+                    for r in 0..X8 {
+                        let row = &w[(g * X8 + r) * row_bytes..(g * X8 + r + 1) * row_bytes];
+                        let want = dot(cols, row, at);
+                        let got = out[t][r];
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{:?} group {g} row {r} token {t}: {got} vs {want}",
+                            p.layout
+                        );
+                    }
                 }
             }
         }

@@ -427,7 +427,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             block_bytes: repack::Q4K_X8_BLOCK,
             acts_of: &q4_k_acts,
             reference: repack::gemm_q4_k_x8_scalar,
-            kernel: |k| k.q4_k_x8(),
+            kernel: |k| k.repacked(owl_kernels::Layout::Q4KX8).expect("kernel"),
         },
         Repacked {
             ty: GgmlType::Q4_0,
@@ -436,7 +436,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             block_bytes: repack::Q40_X8_BLOCK,
             acts_of: &q4_0_acts,
             reference: repack::gemm_q4_0_x8_scalar,
-            kernel: |k| k.q4_0_x8(),
+            kernel: |k| k.repacked(owl_kernels::Layout::Q40X8).expect("kernel"),
         },
         Repacked {
             ty: GgmlType::Q8_0,
@@ -445,7 +445,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             block_bytes: repack::Q80_X8_BLOCK,
             acts_of: &q8_0_acts,
             reference: repack::gemm_q8_0_x8_scalar,
-            kernel: |k| k.q8_0_x8(),
+            kernel: |k| k.repacked(owl_kernels::Layout::Q80X8).expect("kernel"),
         },
         Repacked {
             ty: GgmlType::Q4_1,
@@ -454,7 +454,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             block_bytes: repack::Q41_X8_BLOCK,
             acts_of: &q4_1_acts,
             reference: repack::gemm_q4_1_x8_scalar,
-            kernel: |k| k.q4_1_x8(),
+            kernel: |k| k.repacked(owl_kernels::Layout::Q41X8).expect("kernel"),
         },
         Repacked {
             ty: GgmlType::Q5_0,
@@ -463,7 +463,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             block_bytes: repack::Q50_X8_BLOCK,
             acts_of: &q4_0_acts,
             reference: repack::gemm_q5_0_x8_scalar,
-            kernel: |k| k.q5_0_x8(),
+            kernel: |k| k.repacked(owl_kernels::Layout::Q50X8).expect("kernel"),
         },
     ];
     for c in cases {

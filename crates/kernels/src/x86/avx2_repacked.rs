@@ -1,43 +1,96 @@
 //! AVX2 kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q4_0×8, Q4_1×8, Q5_0×8,
-//! Q8_0×8). Each gives exactly the
-//! bits of its scalar reference there: the integer sums are exact, and the float steps are the
-//! same multiplies and fused multiply-adds per (row, token) lane.
+//! Q8_0×8). Each gives exactly the bits of its scalar reference there: the integer sums are
+//! exact, and the float steps are the same multiplies and fused multiply-adds per (row, token)
+//! lane.
 
 use std::arch::x86_64::*;
 
 use owl_quant::{q8_0, q8_1, q8_k};
 
 use super::common::*;
+use crate::repack::Packed;
 use crate::repack::{Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q50_X8_BLOCK, Q80_X8_BLOCK, X8};
-use crate::Kernels;
+use crate::{Kernels, Layout};
 
 pub(super) fn register(k: &mut Kernels) {
-    k.set_q4_k_x8(gemm_q4_k_x8, "q4_k×8 repacked/avx2");
-    k.set_q4_0_x8(gemm_q4_0_x8, "q4_0×8 repacked/avx2");
-    k.set_q8_0_x8(gemm_q8_0_x8, "q8_0×8 repacked/avx2");
-    k.set_q4_1_x8(gemm_q4_1_x8, "q4_1×8 repacked/avx2");
-    k.set_q5_0_x8(gemm_q5_0_x8, "q5_0×8 repacked/avx2");
+    k.set_repacked(Layout::Q4KX8, gemm_q4_k_x8, "q4_k×8 repacked/avx2");
+    k.set_repacked(Layout::Q40X8, gemm_q4_0_x8, "q4_0×8 repacked/avx2");
+    k.set_repacked(Layout::Q41X8, gemm_q4_1_x8, "q4_1×8 repacked/avx2");
+    k.set_repacked(Layout::Q50X8, gemm_q5_0_x8, "q5_0×8 repacked/avx2");
+    k.set_repacked(Layout::Q80X8, gemm_q8_0_x8, "q8_0×8 repacked/avx2");
 }
 
-/// AVX2 twin of [`crate::repack::gemm_q5_0_x8_scalar`].
-fn gemm_q5_0_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
-    assert!(
-        w.len() >= nb * Q50_X8_BLOCK
-            && a.len() == out.len()
-            && a.iter().all(|r| r.len() >= nb * (q8_0::TYPE_SIZE + 2)),
-        "q5_0×8: short operands"
-    );
-    in_fours(a, out, |y| {
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-        unsafe {
-            match y.len() {
-                1 => widen(q5_0_x8::<1>(nb, w.as_ptr(), [y[0]])),
-                2 => widen(q5_0_x8::<2>(nb, w.as_ptr(), [y[0], y[1]])),
-                3 => widen(q5_0_x8::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
-                _ => q5_0_x8::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
-            }
+/// The table entry for a layout: checks the operands' lengths against the layout's block
+/// sizes, then runs the `const T` kernel on the tokens four at a time.
+macro_rules! entry {
+    ($name:ident, $kernel:ident, $layout:expr) => {
+        /// AVX2 twin of the layout's scalar reference in `crate::repack`.
+        fn $name(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+            let p = packed(&$layout);
+            assert!(
+                w.len() >= nb * p.block_bytes
+                    && a.len() == out.len()
+                    && a.iter().all(|r| r.len() >= nb * p.acts.block_bytes()),
+                "{:?}: short operands",
+                p.layout
+            );
+            in_fours(a, out, |y| {
+                // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked
+                // above.
+                unsafe {
+                    match y.len() {
+                        1 => widen($kernel::<1>(nb, w.as_ptr(), [y[0]])),
+                        2 => widen($kernel::<2>(nb, w.as_ptr(), [y[0], y[1]])),
+                        3 => widen($kernel::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
+                        _ => $kernel::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
+                    }
+                }
+            });
         }
-    });
+    };
+}
+
+entry!(gemm_q4_k_x8, q4_k_x8, Layout::Q4KX8);
+entry!(gemm_q4_0_x8, q4_0_x8, Layout::Q40X8);
+entry!(gemm_q4_1_x8, q4_1_x8, Layout::Q41X8);
+entry!(gemm_q5_0_x8, q5_0_x8, Layout::Q50X8);
+entry!(gemm_q8_0_x8, q8_0_x8, Layout::Q80X8);
+
+/// The registry entry of `layout` (every repacked layout has one).
+fn packed(layout: &Layout) -> &'static Packed {
+    crate::repack::for_layout(*layout).expect("a repacked layout")
+}
+
+/// For four 32-byte chunks of eight rows' 4-bit values (see `crate::repack`) and `T` tokens'
+/// 32 activation bytes: per token, the 16-bit sums (two per row) of value × activation over
+/// the block (at most 8 × 2 × 15 × 128 per lane: no overflow).
+///
+/// # Safety
+/// AVX2 present; `chunks` points to 128 bytes and each `ys[t]` to 32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibble_dots<const T: usize>(chunks: *const u8, ys: [*const u8; T]) -> [__m256i; T] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut acc16 = [_mm256_setzero_si256(); T];
+    for c in 0..4 {
+        // SAFETY: chunk c (32 bytes) is inside the 128 (caller's contract).
+        let v = unsafe { load32(chunks.add(32 * c)) };
+        let lo = _mm256_and_si256(v, m4);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+        for t in 0..T {
+            // SAFETY: columns 8c..8c + 8 of token t's 32 bytes.
+            let (ylo, yhi) = unsafe {
+                let q = ys[t].add(8 * c);
+                (
+                    _mm256_set1_epi32(q.cast::<i32>().read_unaligned()),
+                    _mm256_set1_epi32(q.add(4).cast::<i32>().read_unaligned()),
+                )
+            };
+            acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(lo, ylo));
+            acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(hi, yhi));
+        }
+    }
+    acc16
 }
 
 /// Bit `I` of every byte of `h` moved to bit 4 (the fifth bit of a `Q5_0` value), others 0.
@@ -131,56 +184,18 @@ unsafe fn q5_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
     })
 }
 
-/// AVX2 twin of [`crate::repack::gemm_q4_1_x8_scalar`].
-fn gemm_q4_1_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
-    assert!(
-        w.len() >= nb * Q41_X8_BLOCK
-            && a.len() == out.len()
-            && a.iter().all(|r| r.len() >= nb * q8_1::TYPE_SIZE),
-        "q4_1×8: short operands"
-    );
-    in_fours(a, out, |y| {
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-        unsafe {
-            match y.len() {
-                1 => widen(q4_1_x8::<1>(nb, w.as_ptr(), [y[0]])),
-                2 => widen(q4_1_x8::<2>(nb, w.as_ptr(), [y[0], y[1]])),
-                3 => widen(q4_1_x8::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
-                _ => q4_1_x8::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
-            }
-        }
-    });
-}
-
 /// # Safety
 /// AVX2/FMA/F16C present; `w` holds `nb` Q4_1×8 blocks and each `y[t]` `nb` `Q8_1` blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
-    let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); T];
     for b in 0..nb {
         // SAFETY: block b of the group and of every token is in bounds (caller's contract).
         let wb = unsafe { w.add(b * Q41_X8_BLOCK) };
-        let mut acc16 = [_mm256_setzero_si256(); T];
-        for c in 0..4 {
-            // SAFETY: chunk c (32 bytes) at 32 + 32c.
-            let v = unsafe { load32(wb.add(32 + 32 * c)) };
-            let lo = _mm256_and_si256(v, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
-            for t in 0..T {
-                // SAFETY: columns 8c..8c + 8 of token t's block b (qs at 4).
-                let (ylo, yhi) = unsafe {
-                    let q = y[t].add(b * q8_1::TYPE_SIZE + q8_1::QS + 8 * c);
-                    (
-                        _mm256_set1_epi32(q.cast::<i32>().read_unaligned()),
-                        _mm256_set1_epi32(q.add(4).cast::<i32>().read_unaligned()),
-                    )
-                };
-                acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(lo, ylo));
-                acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(hi, yhi));
-            }
-        }
+        // SAFETY: the chunks at 32 and each token's 32 values (qs at 4 of its block b).
+        let acc16 =
+            unsafe { nibble_dots(wb.add(32), y.map(|p| p.add(b * q8_1::TYPE_SIZE + q8_1::QS))) };
         // SAFETY: d[8] and m[8] (f16) at 0 and 16.
         let (d, m) = unsafe {
             (
@@ -214,27 +229,6 @@ unsafe fn q4_1_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
         unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
         o
     })
-}
-
-/// AVX2 twin of [`crate::repack::gemm_q8_0_x8_scalar`].
-fn gemm_q8_0_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
-    assert!(
-        w.len() >= nb * Q80_X8_BLOCK
-            && a.len() == out.len()
-            && a.iter().all(|r| r.len() >= nb * q8_0::TYPE_SIZE),
-        "q8_0×8: short operands"
-    );
-    in_fours(a, out, |y| {
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-        unsafe {
-            match y.len() {
-                1 => widen(q8_0_x8::<1>(nb, w.as_ptr(), [y[0]])),
-                2 => widen(q8_0_x8::<2>(nb, w.as_ptr(), [y[0], y[1]])),
-                3 => widen(q8_0_x8::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
-                _ => q8_0_x8::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
-            }
-        }
-    });
 }
 
 /// # Safety
@@ -280,27 +274,6 @@ unsafe fn q8_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
     })
 }
 
-/// AVX2 twin of [`crate::repack::gemm_q4_0_x8_scalar`].
-fn gemm_q4_0_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
-    assert!(
-        w.len() >= nb * Q40_X8_BLOCK
-            && a.len() == out.len()
-            && a.iter().all(|r| r.len() >= nb * (q8_0::TYPE_SIZE + 2)),
-        "q4_0×8: short operands"
-    );
-    in_fours(a, out, |y| {
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-        unsafe {
-            match y.len() {
-                1 => widen(q4_0_x8::<1>(nb, w.as_ptr(), [y[0]])),
-                2 => widen(q4_0_x8::<2>(nb, w.as_ptr(), [y[0], y[1]])),
-                3 => widen(q4_0_x8::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
-                _ => q4_0_x8::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
-            }
-        }
-    });
-}
-
 /// Runs `f` on the tokens of `a` four at a time (fewer for the last call) and writes its
 /// results to `out`.
 fn in_fours(a: &[&[u8]], out: &mut [[f32; X8]], f: impl Fn(&[*const u8]) -> [[f32; X8]; 4]) {
@@ -322,31 +295,13 @@ fn in_fours(a: &[&[u8]], out: &mut [[f32; X8]], f: impl Fn(&[*const u8]) -> [[f3
 /// followed by their `nb` sums.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
-    let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); T];
     for b in 0..nb {
         // SAFETY: block b of the group and of every token is in bounds (caller's contract).
         let wb = unsafe { w.add(b * Q40_X8_BLOCK) };
-        let mut acc16 = [_mm256_setzero_si256(); T];
-        for c in 0..4 {
-            // SAFETY: chunk c (32 bytes) at 16 + 32c.
-            let v = unsafe { load32(wb.add(16 + 32 * c)) };
-            let lo = _mm256_and_si256(v, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
-            for t in 0..T {
-                // SAFETY: columns 8c..8c + 8 of token t's block b (qs at 2).
-                let (ylo, yhi) = unsafe {
-                    let q = y[t].add(b * q8_0::TYPE_SIZE + 2 + 8 * c);
-                    (
-                        _mm256_set1_epi32(q.cast::<i32>().read_unaligned()),
-                        _mm256_set1_epi32(q.add(4).cast::<i32>().read_unaligned()),
-                    )
-                };
-                acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(lo, ylo));
-                acc16[t] = _mm256_add_epi16(acc16[t], _mm256_maddubs_epi16(hi, yhi));
-            }
-        }
+        // SAFETY: the chunks at 16 and each token's 32 values (qs at 2 of its block b).
+        let acc16 = unsafe { nibble_dots(wb.add(16), y.map(|p| p.add(b * q8_0::TYPE_SIZE + 2))) };
         // SAFETY: d[8] (f16) at 0.
         let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
         for t in 0..T {
@@ -372,27 +327,6 @@ unsafe fn q4_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
         unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
         o
     })
-}
-
-/// AVX2 twin of [`crate::repack::gemm_q4_k_x8_scalar`].
-fn gemm_q4_k_x8(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
-    assert!(
-        w.len() >= nb * Q4K_X8_BLOCK
-            && a.len() == out.len()
-            && a.iter().all(|r| r.len() >= nb * q8_k::TYPE_SIZE),
-        "q4_k×8: short operands"
-    );
-    in_fours(a, out, |y| {
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked above.
-        unsafe {
-            match y.len() {
-                1 => widen(q4_k_x8::<1>(nb, w.as_ptr(), [y[0]])),
-                2 => widen(q4_k_x8::<2>(nb, w.as_ptr(), [y[0], y[1]])),
-                3 => widen(q4_k_x8::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
-                _ => q4_k_x8::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
-            }
-        }
-    });
 }
 
 fn widen<const T: usize>(r: [[f32; X8]; T]) -> [[f32; X8]; 4] {
