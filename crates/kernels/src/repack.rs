@@ -162,22 +162,9 @@ const SCALES: usize = 32;
 const MINS: usize = 96;
 const QS: usize = 160;
 
-/// Whether a `rows × cols` `Q4_K` matrix can be repacked.
-pub fn q4_k_x8_fits(rows: usize, cols: usize) -> bool {
-    rows > 0 && rows % X8 == 0 && cols > 0 && cols % QK_K == 0
-}
-
 /// Repacks a `rows × cols` `Q4_K` matrix (rows of `cols / 256` blocks of 144 bytes) into the
 /// Q4_K×8 layout. `None` when the shape does not fit or `src` is too short.
 pub fn repack_q4_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
-    if !q4_k_x8_fits(rows, cols) {
-        return None;
-    }
-    let nb = cols / QK_K;
-    let row_bytes = nb * q4_k::TYPE_SIZE;
-    if src.len() < rows * row_bytes {
-        return None;
-    }
     // Where each of a block's 256 nibbles comes from (ggml's byte 32·(col / 64) + col % 32, low
     // nibble for even sub-blocks) and goes to (chunk col / 8, byte 4r + col % 4, low nibble
     // for col % 8 < 4), without the row's 4r.
@@ -186,25 +173,50 @@ pub fn repack_q4_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
         let (dst, dst_shift) = (QS + 32 * (col / 8) + col % 4, 4 * ((col % 8) / 4));
         (src as u8, src_shift as u8, dst as u16, dst_shift as u8)
     });
-    let mut out = vec![0u8; rows / X8 * nb * Q4K_X8_BLOCK];
-    in_parallel(&mut out, nb * Q4K_X8_BLOCK, |g, group| {
-        for (b, dst) in group.chunks_exact_mut(Q4K_X8_BLOCK).enumerate() {
+    let (from, to) = (q4_k::TYPE_SIZE, Q4K_X8_BLOCK);
+    repack_with(src, rows, cols, QK_K, from, to, |dst, r, blk| {
+        dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+        dst[DMIN + 2 * r..DMIN + 2 * r + 2].copy_from_slice(&blk[2..4]);
+        let sm = &blk[q4_k::SCALES..q4_k::SCALES + 12];
+        for s in 0..8 {
+            let (sc, m) = get_scale_min_k4(s, sm);
+            dst[SCALES + 8 * s + r] = sc;
+            dst[MINS + 16 * (s / 2) + 2 * r + s % 2] = m;
+        }
+        let qs = &blk[q4_k::QS..q4_k::QS + 128];
+        for &(from, shift, to, to_shift) in &map {
+            let v = (qs[from as usize] >> shift) & 0x0f;
+            dst[to as usize + 4 * r] |= v << to_shift;
+        }
+    })
+}
+
+/// The shared frame of every repacker: checks that the shape fits (rows in groups of eight,
+/// whole blocks of `block_cols`) and `src` is long enough, then calls `place(dst block, r,
+/// source block of row r)` for every block of every row, groups split across threads.
+fn repack_with(
+    src: &[u8],
+    rows: usize,
+    cols: usize,
+    block_cols: usize,
+    from_bytes: usize,
+    to_bytes: usize,
+    place: impl Fn(&mut [u8], usize, &[u8]) + Sync,
+) -> Option<Vec<u8>> {
+    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % block_cols != 0 {
+        return None;
+    }
+    let nb = cols / block_cols;
+    let row_bytes = nb * from_bytes;
+    if src.len() < rows * row_bytes {
+        return None;
+    }
+    let mut out = vec![0u8; rows / X8 * nb * to_bytes];
+    in_parallel(&mut out, nb * to_bytes, |g, group| {
+        for (b, dst) in group.chunks_exact_mut(to_bytes).enumerate() {
             for r in 0..X8 {
-                let at = (g * X8 + r) * row_bytes + b * q4_k::TYPE_SIZE;
-                let blk = &src[at..at + q4_k::TYPE_SIZE];
-                dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
-                dst[DMIN + 2 * r..DMIN + 2 * r + 2].copy_from_slice(&blk[2..4]);
-                let sm = &blk[q4_k::SCALES..q4_k::SCALES + 12];
-                for s in 0..8 {
-                    let (sc, m) = get_scale_min_k4(s, sm);
-                    dst[SCALES + 8 * s + r] = sc;
-                    dst[MINS + 16 * (s / 2) + 2 * r + s % 2] = m;
-                }
-                let qs = &blk[q4_k::QS..q4_k::QS + 128];
-                for &(from, shift, to, to_shift) in &map {
-                    let v = (qs[from as usize] >> shift) & 0x0f;
-                    dst[to as usize + 4 * r] |= v << to_shift;
-                }
+                let at = (g * X8 + r) * row_bytes + b * from_bytes;
+                place(dst, r, &src[at..at + from_bytes]);
             }
         }
     });
@@ -307,26 +319,11 @@ pub const Q40_X8_BLOCK: usize = 16 + 4 * 32;
 /// Repacks a `rows × cols` `Q4_0` matrix into the Q4_0×8 layout (`None` if the shape does not
 /// fit or `src` is too short).
 pub fn repack_q4_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
-    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % 32 != 0 {
-        return None;
-    }
-    let nb = cols / 32;
-    let row_bytes = nb * q4_0::TYPE_SIZE;
-    if src.len() < rows * row_bytes {
-        return None;
-    }
-    let mut out = vec![0u8; rows / X8 * nb * Q40_X8_BLOCK];
-    in_parallel(&mut out, nb * Q40_X8_BLOCK, |g, group| {
-        for (b, dst) in group.chunks_exact_mut(Q40_X8_BLOCK).enumerate() {
-            for r in 0..X8 {
-                let at = (g * X8 + r) * row_bytes + b * q4_0::TYPE_SIZE;
-                let blk = &src[at..at + q4_0::TYPE_SIZE];
-                dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
-                place_nibbles(&mut dst[16..144], r, &blk[2..18]);
-            }
-        }
-    });
-    Some(out)
+    let (from, to) = (q4_0::TYPE_SIZE, Q40_X8_BLOCK);
+    repack_with(src, rows, cols, 32, from, to, |dst, r, blk| {
+        dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+        place_nibbles(&mut dst[16..144], r, &blk[2..18]);
+    })
 }
 
 /// Bytes of one token's activations for Q4_0×8: `Q8_0` blocks, then one `i16` sum per block.
@@ -380,27 +377,12 @@ pub const Q41_X8_BLOCK: usize = 32 + 4 * 32;
 /// Repacks a `rows × cols` `Q4_1` matrix into the Q4_1×8 layout (`None` if the shape does not
 /// fit or `src` is too short).
 pub fn repack_q4_1_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
-    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % 32 != 0 {
-        return None;
-    }
-    let nb = cols / 32;
-    let row_bytes = nb * q4_1::TYPE_SIZE;
-    if src.len() < rows * row_bytes {
-        return None;
-    }
-    let mut out = vec![0u8; rows / X8 * nb * Q41_X8_BLOCK];
-    in_parallel(&mut out, nb * Q41_X8_BLOCK, |g, group| {
-        for (b, dst) in group.chunks_exact_mut(Q41_X8_BLOCK).enumerate() {
-            for r in 0..X8 {
-                let at = (g * X8 + r) * row_bytes + b * q4_1::TYPE_SIZE;
-                let blk = &src[at..at + q4_1::TYPE_SIZE];
-                dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
-                dst[16 + 2 * r..16 + 2 * r + 2].copy_from_slice(&blk[2..4]);
-                place_nibbles(&mut dst[32..160], r, &blk[q4_1::QS..q4_1::QS + 16]);
-            }
-        }
-    });
-    Some(out)
+    let (from, to) = (q4_1::TYPE_SIZE, Q41_X8_BLOCK);
+    repack_with(src, rows, cols, 32, from, to, |dst, r, blk| {
+        dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+        dst[16 + 2 * r..16 + 2 * r + 2].copy_from_slice(&blk[2..4]);
+        place_nibbles(&mut dst[32..160], r, &blk[q4_1::QS..q4_1::QS + 16]);
+    })
 }
 
 /// The Q4_1×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
@@ -432,31 +414,16 @@ pub const Q50_X8_BLOCK: usize = 16 + 4 * 32 + 32;
 /// Repacks a `rows × cols` `Q5_0` matrix into the Q5_0×8 layout (`None` if the shape does not
 /// fit or `src` is too short).
 pub fn repack_q5_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
-    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % 32 != 0 {
-        return None;
-    }
-    let nb = cols / 32;
-    let row_bytes = nb * q5_0::TYPE_SIZE;
-    if src.len() < rows * row_bytes {
-        return None;
-    }
-    let mut out = vec![0u8; rows / X8 * nb * Q50_X8_BLOCK];
-    in_parallel(&mut out, nb * Q50_X8_BLOCK, |g, group| {
-        for (b, dst) in group.chunks_exact_mut(Q50_X8_BLOCK).enumerate() {
-            for r in 0..X8 {
-                let at = (g * X8 + r) * row_bytes + b * q5_0::TYPE_SIZE;
-                let blk = &src[at..at + q5_0::TYPE_SIZE];
-                dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
-                place_nibbles(&mut dst[16..144], r, &blk[6..22]);
-                let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
-                for col in 0..32 {
-                    let high = ((qh >> col) & 1) as u8;
-                    dst[144 + 4 * r + col % 4] |= high << (2 * (col / 8) + (col % 8) / 4);
-                }
-            }
+    let (from, to) = (q5_0::TYPE_SIZE, Q50_X8_BLOCK);
+    repack_with(src, rows, cols, 32, from, to, |dst, r, blk| {
+        dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+        place_nibbles(&mut dst[16..144], r, &blk[6..22]);
+        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+        for col in 0..32 {
+            let high = ((qh >> col) & 1) as u8;
+            dst[144 + 4 * r + col % 4] |= high << (2 * (col / 8) + (col % 8) / 4);
         }
-    });
-    Some(out)
+    })
 }
 
 /// The Q5_0×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
@@ -492,28 +459,13 @@ pub const Q80_X8_BLOCK: usize = 16 + 8 * 32;
 /// Repacks a `rows × cols` `Q8_0` matrix into the Q8_0×8 layout (`None` if the shape does not
 /// fit or `src` is too short).
 pub fn repack_q8_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
-    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % 32 != 0 {
-        return None;
-    }
-    let nb = cols / 32;
-    let row_bytes = nb * q8_0::TYPE_SIZE;
-    if src.len() < rows * row_bytes {
-        return None;
-    }
-    let mut out = vec![0u8; rows / X8 * nb * Q80_X8_BLOCK];
-    in_parallel(&mut out, nb * Q80_X8_BLOCK, |g, group| {
-        for (b, dst) in group.chunks_exact_mut(Q80_X8_BLOCK).enumerate() {
-            for r in 0..X8 {
-                let at = (g * X8 + r) * row_bytes + b * q8_0::TYPE_SIZE;
-                let blk = &src[at..at + q8_0::TYPE_SIZE];
-                dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
-                for (col, &v) in blk[2..34].iter().enumerate() {
-                    dst[16 + 32 * (col / 4) + 4 * r + col % 4] = v;
-                }
-            }
+    let (from, to) = (q8_0::TYPE_SIZE, Q80_X8_BLOCK);
+    repack_with(src, rows, cols, 32, from, to, |dst, r, blk| {
+        dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+        for (col, &v) in blk[2..34].iter().enumerate() {
+            dst[16 + 32 * (col / 4) + 4 * r + col % 4] = v;
         }
-    });
-    Some(out)
+    })
 }
 
 /// The Q8_0×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
