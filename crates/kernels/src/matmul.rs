@@ -5,6 +5,10 @@
 //! for each row, every token of the batch, so a weight row is read from memory once per call and
 //! reused from cache across tokens. Each (row, token) result comes from the same dot-product
 //! function in the same order regardless of the batch size, which keeps outputs batch-invariant.
+//!
+//! Matrices repacked at load (`Layout` other than `Rows`, see `crate::repack`) go through
+//! `linear_repacked`: threads split groups of eight rows, each group meets the tokens four at a
+//! time, and every (row, token) result is again the same whatever the batch.
 
 use std::sync::Arc;
 
