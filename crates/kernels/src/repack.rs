@@ -349,22 +349,37 @@ pub fn quantize_q8_0_with_sums(quantize: QuantFn, x: &[f32], dst: &mut [u8]) {
 /// The Q4_0×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
 /// [`Q40_X8_BLOCK`] bytes) and up to four tokens (`a[t]`: [`quantize_q8_0_with_sums`] rows).
 pub fn gemm_q4_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    offset_reference(nb, w, a, out, Q40_X8_BLOCK, 8, |wb, r, col| {
+        nibble(&wb[16..144], r, col)
+    });
+}
+
+/// The reference of the layouts whose unsigned values `q` stand for `q - offset` against
+/// [`quantize_q8_0_with_sums`] activations (Q4_0×8, Q5_0×8): per block,
+/// `acc = fma(d_row·d_tok, Σ q·y - offset·Σ y, acc)`; `value(block, r, col)` reads `q`.
+fn offset_reference(
+    nb: usize,
+    w: &[u8],
+    a: &[&[u8]],
+    out: &mut [[f32; X8]],
+    block_bytes: usize,
+    offset: i32,
+    value: impl Fn(&[u8], usize, usize) -> u8,
+) {
     for (a, out) in a.iter().zip(out.iter_mut()) {
         let mut acc = [0f32; X8];
         for b in 0..nb {
-            let wb = &w[b * Q40_X8_BLOCK..(b + 1) * Q40_X8_BLOCK];
+            let wb = &w[b * block_bytes..(b + 1) * block_bytes];
             let ab = &a[b * q8_0::TYPE_SIZE..(b + 1) * q8_0::TYPE_SIZE];
             let s = nb * q8_0::TYPE_SIZE + 2 * b;
             let sum_y = i32::from(i16::from_le_bytes([a[s], a[s + 1]]));
             let d_tok = half::f16::from_le_bytes([ab[0], ab[1]]).to_f32();
             for (r, acc) in acc.iter_mut().enumerate() {
-                let mut dot = 0i32;
-                for col in 0..32 {
-                    let q = nibble(&wb[16..144], r, col);
-                    dot += i32::from(q) * i32::from(ab[2 + col] as i8);
-                }
+                let dot: i32 = (0..32)
+                    .map(|col| i32::from(value(wb, r, col)) * i32::from(ab[2 + col] as i8))
+                    .sum();
                 let d = half::f16::from_le_bytes([wb[2 * r], wb[2 * r + 1]]).to_f32();
-                *acc = (d * d_tok).mul_add((dot - 8 * sum_y) as f32, *acc);
+                *acc = (d * d_tok).mul_add((dot - offset * sum_y) as f32, *acc);
             }
         }
         *out = acc;
@@ -429,28 +444,10 @@ pub fn repack_q5_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
 /// The Q5_0×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
 /// [`Q50_X8_BLOCK`] bytes) and up to four tokens (`a[t]`: [`quantize_q8_0_with_sums`] rows).
 pub fn gemm_q5_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
-    for (a, out) in a.iter().zip(out.iter_mut()) {
-        let mut acc = [0f32; X8];
-        for b in 0..nb {
-            let wb = &w[b * Q50_X8_BLOCK..(b + 1) * Q50_X8_BLOCK];
-            let ab = &a[b * q8_0::TYPE_SIZE..(b + 1) * q8_0::TYPE_SIZE];
-            let s = nb * q8_0::TYPE_SIZE + 2 * b;
-            let sum_y = i32::from(i16::from_le_bytes([a[s], a[s + 1]]));
-            let d_tok = half::f16::from_le_bytes([ab[0], ab[1]]).to_f32();
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let mut dot = 0i32;
-                for col in 0..32 {
-                    let low = nibble(&wb[16..144], r, col);
-                    let high = (wb[144 + 4 * r + col % 4] >> (2 * (col / 8) + (col % 8) / 4)) & 1;
-                    let q = low | (high << 4);
-                    dot += i32::from(q) * i32::from(ab[2 + col] as i8);
-                }
-                let d = half::f16::from_le_bytes([wb[2 * r], wb[2 * r + 1]]).to_f32();
-                *acc = (d * d_tok).mul_add((dot - 16 * sum_y) as f32, *acc);
-            }
-        }
-        *out = acc;
-    }
+    offset_reference(nb, w, a, out, Q50_X8_BLOCK, 16, |wb, r, col| {
+        let high = (wb[144 + 4 * r + col % 4] >> (2 * (col / 8) + (col % 8) / 4)) & 1;
+        nibble(&wb[16..144], r, col) | (high << 4)
+    });
 }
 
 /// Bytes of 32 columns of one group of eight `Q8_0` rows.

@@ -93,6 +93,29 @@ unsafe fn nibble_dots<const T: usize>(chunks: *const u8, ys: [*const u8; T]) -> 
     acc16
 }
 
+/// Each token's eight row results, out of their registers.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_of<const T: usize>(acc: [__m256; T]) -> [[f32; X8]; T] {
+    std::array::from_fn(|t| {
+        let mut o = [0f32; X8];
+        // SAFETY: `o` holds eight f32; unaligned store.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
+        o
+    })
+}
+
+/// The little-endian f16 at `p` as f32 in all eight lanes.
+///
+/// # Safety
+/// `p` points to two readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_broadcast(p: *const u8) -> __m256 {
+    // SAFETY: two bytes at `p` (caller's contract); unaligned read.
+    _mm256_cvtph_ps(_mm_set1_epi16(unsafe { p.cast::<i16>().read_unaligned() }))
+}
+
 /// Bit `I` of every byte of `h` moved to bit 4 (the fifth bit of a `Q5_0` value), others 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -168,7 +191,7 @@ unsafe fn q5_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
                     .cast::<i16>()
                     .read_unaligned();
                 (
-                    _mm256_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned())),
+                    f16_broadcast(blk),
                     _mm256_set1_epi32(16 * i32::from(i16::from_le(s))),
                 )
             };
@@ -176,12 +199,7 @@ unsafe fn q5_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
         }
     }
-    std::array::from_fn(|t| {
-        let mut o = [0f32; X8];
-        // SAFETY: `o` holds eight f32; unaligned store.
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
-        o
-    })
+    rows_of(acc)
 }
 
 /// # Safety
@@ -207,12 +225,7 @@ unsafe fn q4_1_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
             // SAFETY: token t's block b: d (f16) at 0, s (f16) at S.
             let (dt, st) = unsafe {
                 let blk = y[t].add(b * q8_1::TYPE_SIZE);
-                (
-                    _mm256_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned())),
-                    _mm256_cvtph_ps(_mm_set1_epi16(
-                        blk.add(q8_1::S).cast::<i16>().read_unaligned(),
-                    )),
-                )
+                (f16_broadcast(blk), f16_broadcast(blk.add(q8_1::S)))
             };
             let dot = _mm256_madd_epi16(acc16[t], ones);
             let block = _mm256_fmadd_ps(
@@ -223,12 +236,7 @@ unsafe fn q4_1_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
             acc[t] = _mm256_add_ps(acc[t], block);
         }
     }
-    std::array::from_fn(|t| {
-        let mut o = [0f32; X8];
-        // SAFETY: `o` holds eight f32; unaligned store.
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
-        o
-    })
+    rows_of(acc)
 }
 
 /// # Safety
@@ -261,17 +269,12 @@ unsafe fn q8_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
             // SAFETY: token t's block b scale (f16 at its start).
             let dt = unsafe {
                 let blk = y[t].add(b * q8_0::TYPE_SIZE);
-                _mm256_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned()))
+                f16_broadcast(blk)
             };
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
         }
     }
-    std::array::from_fn(|t| {
-        let mut o = [0f32; X8];
-        // SAFETY: `o` holds eight f32; unaligned store.
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
-        o
-    })
+    rows_of(acc)
 }
 
 /// Runs `f` on the tokens of `a` four at a time (fewer for the last call) and writes its
@@ -313,7 +316,7 @@ unsafe fn q4_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
                     .cast::<i16>()
                     .read_unaligned();
                 (
-                    _mm256_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned())),
+                    f16_broadcast(blk),
                     _mm256_set1_epi32(8 * i32::from(i16::from_le(s))),
                 )
             };
@@ -321,12 +324,7 @@ unsafe fn q4_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
         }
     }
-    std::array::from_fn(|t| {
-        let mut o = [0f32; X8];
-        // SAFETY: `o` holds eight f32; unaligned store.
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[t]) };
-        o
-    })
+    rows_of(acc)
 }
 
 fn widen<const T: usize>(r: [[f32; X8]; T]) -> [[f32; X8]; 4] {
@@ -411,10 +409,5 @@ unsafe fn q4_k_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
             accm[t] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dt), _mm256_cvtepi32_ps(summ), accm[t]);
         }
     }
-    std::array::from_fn(|t| {
-        let mut o = [0f32; X8];
-        // SAFETY: `o` holds eight f32; unaligned store.
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), _mm256_sub_ps(acc[t], accm[t])) };
-        o
-    })
+    rows_of(std::array::from_fn(|t| _mm256_sub_ps(acc[t], accm[t])))
 }
