@@ -14,39 +14,10 @@ use owl_model::Runner;
 use owl_text::Tokenizer;
 
 use crate::api::{EngineStats, Request, RequestStream, SubmitError};
-use crate::scheduler::{Command, Scheduler};
+use crate::command::Command;
+use crate::config::EngineConfig;
+use crate::scheduler::Scheduler;
 use crate::EngineError;
-
-/// Sizes of the serving engine.
-#[derive(Clone, Debug)]
-pub struct EngineConfig {
-    /// Positions one sequence may hold (prompt + generated).
-    pub n_ctx: usize,
-    /// Sequences advanced together in one forward pass.
-    pub parallel: usize,
-    /// KV cache budget in positions, shared by all sequences (rounded up to whole pages).
-    /// `None`: `n_ctx * parallel`.
-    pub kv_tokens: Option<usize>,
-    /// Most tokens in one forward pass (decode tokens plus prefill chunks).
-    pub n_batch: usize,
-    /// Most requests waiting to start.
-    pub queue: usize,
-    /// Finished sequences kept (with their KV pages, evictable) for prefix reuse.
-    pub cache_slots: usize,
-}
-
-impl EngineConfig {
-    pub fn new(n_ctx: usize, parallel: usize) -> EngineConfig {
-        EngineConfig {
-            n_ctx,
-            parallel,
-            kv_tokens: None,
-            n_batch: 512,
-            queue: 256,
-            cache_slots: parallel.max(4),
-        }
-    }
-}
 
 pub struct Engine;
 

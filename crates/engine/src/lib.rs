@@ -1,27 +1,35 @@
 //! owl-engine: turning prompts into tokens with a model, a KV cache and a sampler.
 //!
-//! A `Session` owns one KV-cache slot and remembers which tokens it holds, so the next turn of a
-//! chat only evaluates what is new (prefix reuse). Prompts are prefilled in chunks of `n_batch`
-//! tokens as one ragged batch each; decoding then runs one token per forward pass. Nothing in the
-//! decode loop allocates: the batch, the logits and the model's scratch are reused.
+//! There is one generation loop and every front end uses it: `owl serve` with many sequences,
+//! `owl run` and `owl chat` with one. [`ModelBundle::open`] opens a model once (runner,
+//! tokenizer, template, context cap); [`ModelBundle::start`] moves the runner into the engine
+//! thread, which owns the model, the paged KV cache and every sequence, and advances all
+//! running sequences in one ragged batch per step (continuous batching with chunked prefill,
+//! prefix reuse and pre-emption). Other threads talk to it only through an [`EngineHandle`]
+//! and per-request event channels, so nothing a client does can touch engine state directly.
 //!
-//! The serving engine (`Engine::start`) runs many sequences at once: one thread owns the model,
-//! the paged KV cache and every sequence, and advances all running sequences in one ragged
-//! batch per step (continuous batching with chunked prefill, prefix reuse and pre-emption, see
-//! `scheduler`). Other threads talk to it only through an `EngineHandle` and per-request event
-//! channels, so nothing an HTTP client does can touch engine state directly.
+//! Module map, leaves first: `api` (requests and events), `config` (sizes), `command` (what
+//! the handle sends), `pages` (page accounting as a trait), `prefix_cache` (slots, LRU),
+//! `plan` (the pure scheduling policy), `stop` (stop strings), `scheduler` (the thread: plan →
+//! execute → commit), `handle` (starting it, submitting), `bundle` (opening a model).
 
 pub mod api;
+mod bundle;
+mod command;
+mod config;
 mod handle;
+mod pages;
+mod plan;
+mod prefix_cache;
 mod scheduler;
-mod session;
 pub mod stop;
 
 pub use api::{
     EngineStats, Event, Finish, FinishReason, Request, RequestStream, SubmitError, TokenLogprob,
 };
-pub use handle::{Engine, EngineConfig, EngineHandle};
-pub use session::{GenerateParams, GenerateStats, Session, StopReason};
+pub use bundle::{default_threads, ModelBundle, OpenOptions, RunningModel, DEFAULT_CTX_CAP};
+pub use config::EngineConfig;
+pub use handle::{Engine, EngineHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -33,6 +41,8 @@ pub enum EngineError {
     PromptTooLong { prompt: usize, n_ctx: usize },
     #[error("the prompt is empty")]
     EmptyPrompt,
+    #[error("cannot load {path}: {reason}")]
+    Open { path: String, reason: String },
     #[error("bad engine configuration: {0}")]
     BadConfig(String),
 }

@@ -1,92 +1,50 @@
-//! The engine thread: continuous batching over a paged KV cache.
+//! The engine thread: one step at a time, plan → execute → commit.
 //!
-//! Each step builds one ragged batch: a token for every decoding sequence, then prompt chunks
-//! of sequences still prefilling, up to `n_batch` tokens (less while others decode, so a long
-//! prompt never stalls their streams for long). New requests join between steps. KV pages are
-//! claimed oldest sequence first; when the pool runs dry the engine first drops cached
-//! prefixes, then pre-empts the youngest running sequence (its pages are freed, it waits at the
-//! head of the queue and later recomputes its tokens). Recomputation reproduces the original
-//! bits: every prompt position is computed with the prompt attention order and every generated
-//! position with the decode order, whatever chunks they land in.
+//! * **plan** (`plan.rs`): admission, prefix reuse, page budget and pre-emption decide which
+//!   sequences advance and by how many tokens; pure, tested without a model.
+//! * **execute**: the planned work becomes one ragged batch (prompt positions and generated
+//!   positions in separate chunks, so each keeps its attention order) and one forward pass.
+//! * **commit**: computed positions are recorded, a token is sampled for every sequence whose
+//!   pending tokens are all computed, text is released through its stop-string filter, events
+//!   go out, and finished sequences leave their slots as cached prefixes.
 //!
-//! Slots are KV-cache page tables. A finished sequence leaves its slot as a cached prefix
-//! (pages kept, evictable, least recently used first); a new request whose tokens start the
-//! same way takes that slot over and skips recomputing the shared part.
+//! Recomputation after pre-emption reproduces the original bits: every prompt position is
+//! computed with the prompt attention order and every generated position with the decode
+//! order, whatever chunks they land in. The same loop serves `owl serve` (many sequences) and
+//! `owl run` / `owl chat` (one sequence): there is no other generation loop.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use owl_model::{Batch, KvCache, Logits, LogitsWanted, ModelError, Runner};
+use owl_model::{Batch, KvCache, Logits, LogitsWanted, Runner};
 use owl_sample::{top_logprobs, Sampler};
 use owl_text::Tokenizer;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::api::{EngineStats, Event, Finish, FinishReason, Request, TokenLogprob};
-use crate::handle::EngineConfig;
+use crate::command::Command;
+use crate::config::EngineConfig;
+use crate::plan::{Limits, Plan, Planner, SeqId, SeqState, Work};
 use crate::stop::{Released, StopText};
 use crate::EngineError;
 
-pub(crate) enum Command {
-    Submit {
-        req: Box<Request>,
-        events: UnboundedSender<Event>,
-        cancel: Arc<AtomicBool>,
-    },
-    Shutdown {
-        grace: Duration,
-    },
-}
-
-/// One request's sequence.
-struct Seq {
+/// The request side of a sequence: what the planner does not need.
+struct Client {
     req: Box<Request>,
     events: UnboundedSender<Event>,
     cancel: Arc<AtomicBool>,
     sampler: Sampler,
-    /// Prompt then generated tokens.
-    tokens: Vec<u32>,
-    prompt_len: usize,
-    /// Positions of `tokens` whose K/V rows are in the slot.
-    n_computed: usize,
-    slot: usize,
-    cached_tokens: usize,
-    generated: usize,
     text: StopText,
     prompt_logprobs: Option<Vec<Option<TokenLogprob>>>,
 }
 
-impl Seq {
+impl Client {
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed) || self.events.is_closed()
     }
-
-    fn pending(&self) -> usize {
-        self.tokens.len() - self.n_computed
-    }
-
-    fn decoding(&self) -> bool {
-        self.pending() == 1 && self.n_computed >= self.prompt_len
-    }
-}
-
-enum SlotState {
-    Free,
-    Busy,
-    /// A finished sequence's tokens, whose K/V rows the slot still holds.
-    Cached {
-        tokens: Vec<u32>,
-        last_used: u64,
-    },
-}
-
-/// One planned piece of work for a sequence in this step.
-struct Work {
-    /// Index into `running`.
-    seq: usize,
-    len: usize,
 }
 
 pub(crate) struct Scheduler {
@@ -96,18 +54,19 @@ pub(crate) struct Scheduler {
     stats: Arc<EngineStats>,
     queued: Arc<AtomicU64>,
     kv: KvCache,
-    slots: Vec<SlotState>,
-    waiting: VecDeque<Seq>,
-    running: Vec<Seq>,
+    planner: Planner,
+    clients: HashMap<SeqId, Client>,
+    next_id: SeqId,
     batch: Batch,
     logits: Logits,
-    clock: u64,
+    plan: Plan,
     deadline: Option<Instant>,
     last_step_end: Option<Instant>,
     /// `OWL_DEBUG_STEPS` was set at start: print each step's size and time.
     debug_steps: bool,
-    /// This step's plan, kept between steps so planning allocates nothing once warm.
-    work: Vec<Work>,
+    /// Scratch of the commit phase, kept so a warm step allocates nothing.
+    finished: Vec<(usize, FinishReason)>,
+    removed: Vec<SeqState>,
 }
 
 impl Scheduler {
@@ -118,8 +77,7 @@ impl Scheduler {
         stats: Arc<EngineStats>,
         queued: Arc<AtomicU64>,
     ) -> Result<Scheduler, EngineError> {
-        let budget = cfg.kv_tokens.unwrap_or(cfg.n_ctx * cfg.parallel);
-        let n_pages = owl_model::kv_cache::pages_for(budget.max(1));
+        let n_pages = owl_model::kv_cache::pages_for(cfg.kv_budget());
         let n_slots = cfg.parallel + cfg.cache_slots;
         let kv = runner.model.new_paged_cache(cfg.n_ctx, n_slots, n_pages);
         stats
@@ -128,29 +86,34 @@ impl Scheduler {
         stats
             .kv_page_size
             .store(owl_kernels::attention::KV_PAGE as u64, Ordering::Relaxed);
+        let limits = Limits {
+            parallel: cfg.parallel,
+            n_batch: cfg.n_batch,
+        };
         Ok(Scheduler {
             runner,
             tok,
             stats,
             queued,
             kv,
-            slots: (0..n_slots).map(|_| SlotState::Free).collect(),
-            waiting: VecDeque::new(),
-            running: Vec::new(),
+            planner: Planner::new(limits, n_slots, cfg.cache_slots),
+            clients: HashMap::new(),
+            next_id: 0,
             batch: Batch::new(),
             logits: Logits::default(),
-            clock: 0,
+            plan: Plan::default(),
             deadline: None,
             last_step_end: None,
             debug_steps: std::env::var_os("OWL_DEBUG_STEPS").is_some(),
-            work: Vec::new(),
+            finished: Vec::new(),
+            removed: Vec::new(),
             cfg,
         })
     }
 
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Command>) {
         loop {
-            let idle = self.running.is_empty() && self.waiting.is_empty();
+            let idle = self.planner.is_idle();
             if idle && self.deadline.is_some() {
                 break;
             }
@@ -175,11 +138,10 @@ impl Scheduler {
                 self.deadline = Some(Instant::now());
             }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                self.cancel_all();
+                self.end_where(|_| true, FinishReason::Cancelled);
                 break;
             }
             self.drop_cancelled();
-            self.admit();
             self.step();
             self.publish();
         }
@@ -204,22 +166,19 @@ impl Scheduler {
                         return;
                     }
                 };
-                let prompt_logprobs = req.prompt_logprobs.then(|| vec![None]);
-                let seq = Seq {
-                    tokens: req.prompt.clone(),
-                    prompt_len: req.prompt.len(),
+                let id = self.next_id;
+                self.next_id += 1;
+                let seq = SeqState::new(id, req.prompt.clone(), req.prompt_logprobs);
+                let client = Client {
                     text: StopText::new(&req.stop, req.render_special),
+                    prompt_logprobs: req.prompt_logprobs.then(|| vec![None]),
                     req,
                     events,
                     cancel,
                     sampler,
-                    n_computed: 0,
-                    slot: usize::MAX,
-                    cached_tokens: 0,
-                    generated: 0,
-                    prompt_logprobs,
                 };
-                self.waiting.push_back(seq);
+                self.clients.insert(id, client);
+                self.planner.enqueue(seq);
             }
             Command::Shutdown { grace } => {
                 self.deadline = Some(Instant::now() + grace);
@@ -230,297 +189,110 @@ impl Scheduler {
     fn publish(&self) {
         let s = &self.stats;
         s.waiting
-            .store(self.waiting.len() as u64, Ordering::Relaxed);
+            .store(self.planner.waiting.len() as u64, Ordering::Relaxed);
         s.running
-            .store(self.running.len() as u64, Ordering::Relaxed);
+            .store(self.planner.running.len() as u64, Ordering::Relaxed);
         s.kv_pages_used.store(
             (self.kv.n_pages() - self.kv.free_pages()) as u64,
             Ordering::Relaxed,
         );
     }
 
-    fn cancel_all(&mut self) {
-        let all: Vec<Seq> = self
-            .running
-            .drain(..)
-            .chain(self.waiting.drain(..))
-            .collect();
-        for seq in all {
-            self.end(seq, FinishReason::Cancelled, false);
-        }
-    }
-
+    /// Ends the sequences whose clients cancelled or went away.
     fn drop_cancelled(&mut self) {
-        let mut i = 0;
-        while i < self.running.len() {
-            if self.running[i].cancelled() {
-                let seq = self.running.remove(i);
-                self.end(seq, FinishReason::Cancelled, false);
-            } else {
-                i += 1;
-            }
+        if !self.clients.values().any(Client::cancelled) {
+            return;
         }
-        let mut i = 0;
-        while i < self.waiting.len() {
-            if self.waiting[i].cancelled() {
-                if let Some(seq) = self.waiting.remove(i) {
-                    self.end(seq, FinishReason::Cancelled, false);
-                }
-            } else {
-                i += 1;
-            }
+        let mut removed = std::mem::take(&mut self.removed);
+        let clients = &self.clients;
+        self.planner.remove_where(
+            |id| clients.get(&id).is_none_or(Client::cancelled),
+            &mut self.kv,
+            &mut removed,
+        );
+        for seq in removed.drain(..) {
+            self.report_end(seq, FinishReason::Cancelled);
         }
+        self.removed = removed;
     }
 
-    /// Sends `Done` and frees the sequence's slot (kept as a cached prefix when `cache`).
-    fn end(&mut self, mut seq: Seq, reason: FinishReason, cache: bool) {
+    /// Ends every sequence for which `gone` holds with `reason` (no prefix kept).
+    fn end_where(&mut self, gone: impl FnMut(SeqId) -> bool, reason: FinishReason) {
+        let mut removed = std::mem::take(&mut self.removed);
+        self.planner.remove_where(gone, &mut self.kv, &mut removed);
+        for seq in removed.drain(..) {
+            self.report_end(seq, reason.clone());
+        }
+        self.removed = removed;
+    }
+
+    /// Sends `Done` for a sequence that has left the planner.
+    fn report_end(&mut self, seq: SeqState, reason: FinishReason) {
+        let Some(mut c) = self.clients.remove(&seq.id) else {
+            return;
+        };
         let text = match reason {
-            FinishReason::Stop | FinishReason::Length => seq.text.finish(),
+            FinishReason::Stop | FinishReason::Length => c.text.finish(),
             _ => String::new(),
         };
-        let _ = seq.events.send(Event::Done(Finish {
+        let _ = c.events.send(Event::Done(Finish {
             reason,
             text,
             prompt_tokens: seq.prompt_len,
             cached_tokens: seq.cached_tokens,
             completion_tokens: seq.generated,
-            prompt_logprobs: seq.prompt_logprobs.take(),
+            prompt_logprobs: c.prompt_logprobs.take(),
         }));
-        if seq.slot != usize::MAX {
-            self.free_slot(
-                seq.slot,
-                cache.then(|| seq.tokens[..seq.n_computed].to_vec()),
-            );
-        }
     }
 
-    fn free_slot(&mut self, slot: usize, cached: Option<Vec<u32>>) {
-        match cached {
-            Some(tokens) if !tokens.is_empty() => {
-                self.clock += 1;
-                self.slots[slot] = SlotState::Cached {
-                    tokens,
-                    last_used: self.clock,
-                };
-                // Keep at most `cache_slots` cached prefixes.
-                let n_cached = self
-                    .slots
-                    .iter()
-                    .filter(|s| matches!(s, SlotState::Cached { .. }))
-                    .count();
-                if n_cached > self.cfg.cache_slots {
-                    self.evict_lru();
-                }
-            }
-            _ => {
-                self.kv.release(slot);
-                self.slots[slot] = SlotState::Free;
-            }
-        }
-    }
-
-    /// Drops the least recently used cached prefix; false when there is none.
-    fn evict_lru(&mut self) -> bool {
-        let lru = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                SlotState::Cached { last_used, .. } => Some((*last_used, i)),
-                _ => None,
-            })
-            .min();
-        match lru {
-            Some((_, i)) => {
-                self.kv.release(i);
-                self.slots[i] = SlotState::Free;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Starts waiting requests while there is room, each in the slot that shares the longest
-    /// prefix with it (or a free one, or the least recently used cached one).
-    fn admit(&mut self) {
-        while self.running.len() < self.cfg.parallel {
-            let Some(mut seq) = self.waiting.pop_front() else {
-                break;
-            };
-            // Logits of every prompt position are needed for prompt logprobs: reuse nothing.
-            let max_reuse = if seq.prompt_logprobs.as_ref().is_some_and(|v| v.len() == 1) {
-                0
-            } else {
-                seq.tokens.len() - 1
-            };
-            let mut best: Option<(usize, usize)> = None; // (common prefix, slot)
-            for (i, s) in self.slots.iter().enumerate() {
-                if let SlotState::Cached { tokens, .. } = s {
-                    let common = tokens
-                        .iter()
-                        .zip(&seq.tokens)
-                        .take_while(|(a, b)| a == b)
-                        .count()
-                        .min(max_reuse);
-                    if common > 0 && best.is_none_or(|(c, _)| common > c) {
-                        best = Some((common, i));
-                    }
-                }
-            }
-            let slot = match best {
-                Some((common, i)) => {
-                    self.kv.truncate(i, common);
-                    seq.n_computed = common;
-                    if seq.generated == 0 {
-                        seq.cached_tokens = common;
-                        self.stats
-                            .prompt_tokens_cached
-                            .fetch_add(common as u64, Ordering::Relaxed);
-                    }
-                    i
-                }
-                None => {
-                    let free = self.slots.iter().position(|s| matches!(s, SlotState::Free));
-                    match free {
-                        Some(i) => i,
-                        None => {
-                            if !self.evict_lru() {
-                                // Cannot happen: slots outnumber running sequences.
-                                self.waiting.push_front(seq);
-                                break;
-                            }
-                            match self.slots.iter().position(|s| matches!(s, SlotState::Free)) {
-                                Some(i) => i,
-                                None => {
-                                    self.waiting.push_front(seq);
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            self.slots[slot] = SlotState::Busy;
-            seq.slot = slot;
-            self.running.push(seq);
-        }
-    }
-
-    /// Frees pages until `need` are free: cached prefixes first, then running sequences,
-    /// youngest first, down to (not including) index `keep`. False if impossible.
-    fn make_room(&mut self, need: usize, keep: usize) -> bool {
-        while self.kv.free_pages() < need {
-            if self.evict_lru() {
-                continue;
-            }
-            if self.running.len() <= keep + 1 {
-                return false;
-            }
-            if let Some(seq) = self.running.pop() {
-                self.preempt(seq);
-            }
-        }
-        true
-    }
-
-    /// Frees a running sequence's pages and puts it back at the head of the queue.
-    fn preempt(&mut self, mut seq: Seq) {
-        self.kv.release(seq.slot);
-        self.slots[seq.slot] = SlotState::Free;
-        seq.slot = usize::MAX;
-        seq.n_computed = 0;
-        self.stats.preemptions.fetch_add(1, Ordering::Relaxed);
-        self.waiting.push_front(seq);
-    }
-
-    /// Plans, runs and samples one forward pass.
+    /// One step: plan, execute, commit.
     fn step(&mut self) {
-        let mut work = std::mem::take(&mut self.work);
-        work.clear();
-        self.plan_and_run(&mut work);
-        self.work = work;
+        let mut plan = std::mem::take(&mut self.plan);
+        self.planner.schedule(&mut self.kv, &mut plan);
+        self.stats
+            .prompt_tokens_cached
+            .fetch_add(plan.reused, Ordering::Relaxed);
+        self.stats
+            .preemptions
+            .fetch_add(plan.preempted, Ordering::Relaxed);
+        for (seq, reason) in plan.ended.drain(..) {
+            self.report_end(seq, reason);
+        }
+        if !plan.work.is_empty() {
+            match self.execute(&plan.work) {
+                Ok(()) => self.commit(&plan.work),
+                Err(msg) => {
+                    // Fail the sequences of this batch; the others go on.
+                    let mut idx: Vec<usize> = plan.work.iter().map(|w| w.seq).collect();
+                    idx.sort_unstable();
+                    for &i in idx.iter().rev() {
+                        let seq = self.planner.finish(i, false, &mut self.kv);
+                        self.report_end(seq, FinishReason::Error(msg.clone()));
+                    }
+                }
+            }
+        }
+        self.plan = plan;
     }
 
-    fn plan_and_run(&mut self, work: &mut Vec<Work>) {
-        if self.running.is_empty() {
-            return;
-        }
-        let any_decoding = self.running.iter().any(Seq::decoding);
-        let mut budget = self.cfg.n_batch;
-        let prefill_cap = if any_decoding {
-            (self.cfg.n_batch / 4).max(32)
-        } else {
-            self.cfg.n_batch
-        };
-        let mut prefill_used = 0;
-        let mut i = 0;
-        while i < self.running.len() {
-            let s = &self.running[i];
-            let len = if s.decoding() {
-                1
-            } else {
-                s.pending().min(prefill_cap - prefill_used)
-            };
-            let len = len.min(budget);
-            if len == 0 {
-                i += 1;
-                continue;
-            }
-            let need = self.kv.pages_needed(s.slot, s.n_computed + len);
-            if need > 0 && !self.make_room(need, i) {
-                let seq = self.running.remove(i);
-                if i > 0 {
-                    // Older sequences hold the pages: wait for them.
-                    self.preempt(seq);
-                } else {
-                    // Even alone this sequence cannot get the pages: the memory budget is
-                    // smaller than its context. End it as if the context were full.
-                    self.end(seq, FinishReason::Length, false);
-                }
-                continue;
-            }
-            if i >= self.running.len() {
-                break;
-            }
-            let s = &self.running[i];
-            if self.kv.ensure(s.slot, s.n_computed + len).is_err() {
-                let seq = self.running.remove(i);
-                self.end(
-                    seq,
-                    FinishReason::Error("KV cache bookkeeping failed".into()),
-                    false,
-                );
-                continue;
-            }
-            if !s.decoding() {
-                prefill_used += len;
-            }
-            budget -= len;
-            work.push(Work { seq: i, len });
-            i += 1;
-        }
-        if work.is_empty() {
-            return;
-        }
+    /// Builds the ragged batch of the planned work and runs the forward pass.
+    fn execute(&mut self, work: &[Work]) -> Result<(), String> {
         self.batch.clear();
-        for w in work.iter() {
-            let s = &self.running[w.seq];
+        for w in work {
+            let s = &self.planner.running[w.seq];
+            let slot = s.slot.unwrap_or(usize::MAX);
             let (p0, end) = (s.n_computed, s.n_computed + w.len);
             let last = end == s.tokens.len();
-            let all = s
-                .prompt_logprobs
-                .as_ref()
-                .is_some_and(|v| v.len() < s.prompt_len);
             // Prompt positions and generated positions go in separate chunks (attention order).
             let split = s.prompt_len.clamp(p0, end);
             if split > p0 {
-                let wants = match (all, last && split == end) {
+                let wants = match (s.wants_prompt_logits, last && split == end) {
                     (true, _) => LogitsWanted::All,
                     (false, true) => LogitsWanted::Last,
                     (false, false) => LogitsWanted::None,
                 };
                 self.batch
-                    .push_with_order(s.slot, p0, &s.tokens[p0..split], wants, true);
+                    .push_with_order(slot, p0, &s.tokens[p0..split], wants, true);
             }
             if end > split {
                 let wants = if last {
@@ -529,7 +301,7 @@ impl Scheduler {
                     LogitsWanted::None
                 };
                 self.batch
-                    .push_with_order(s.slot, split, &s.tokens[split..end], wants, false);
+                    .push_with_order(slot, split, &s.tokens[split..end], wants, false);
             }
         }
         let t0 = Instant::now();
@@ -548,44 +320,37 @@ impl Scheduler {
         }
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
         self.last_step_end = Some(Instant::now());
-        let failure = match result {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(model_error(e)),
-            Err(_) => Some("internal error: the forward pass panicked".to_string()),
-        };
-        if let Some(msg) = failure {
-            // Fail the sequences of this batch; the others go on.
-            let mut idx: Vec<usize> = work.iter().map(|w| w.seq).collect();
-            idx.sort_unstable();
-            for &i in idx.iter().rev() {
-                let seq = self.running.remove(i);
-                self.end(seq, FinishReason::Error(msg.clone()), false);
-            }
-            return;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("model error: {e}")),
+            Err(_) => Err("internal error: the forward pass panicked".to_string()),
         }
-        self.after_forward(work);
     }
 
-    /// Advances every sequence of the batch: records computed positions, samples, reports.
-    fn after_forward(&mut self, work: &[Work]) {
-        let mut finished: Vec<(usize, FinishReason)> = Vec::new();
+    /// Records computed positions, samples, reports, and ends finished sequences.
+    fn commit(&mut self, work: &[Work]) {
+        let mut finished = std::mem::take(&mut self.finished);
+        finished.clear();
         // Chunk index in the batch where each work item starts.
         let mut chunk = 0;
         for w in work {
-            let s = &mut self.running[w.seq];
+            let s = &mut self.planner.running[w.seq];
+            let Some(c) = self.clients.get_mut(&s.id) else {
+                finished.push((w.seq, FinishReason::Error("lost request".into())));
+                continue;
+            };
             let (p0, end) = (s.n_computed, s.n_computed + w.len);
             let split = s.prompt_len.clamp(p0, end);
             let n_chunks = usize::from(split > p0) + usize::from(end > split);
-            let prompt_evaluated = split - p0;
             self.stats
                 .prompt_tokens_evaluated
-                .fetch_add(prompt_evaluated.min(s.prompt_len) as u64, Ordering::Relaxed);
+                .fetch_add((split - p0) as u64, Ordering::Relaxed);
             // Prompt logprobs: row r of the prompt chunk predicts token p0 + r + 1.
-            if split > p0 {
-                if let Some(pl) = s.prompt_logprobs.as_mut() {
-                    let n_top = s.req.logprobs.unwrap_or(0);
-                    for (i, &(c, r)) in self.logits.rows.iter().enumerate() {
-                        if c != chunk {
+            if split > p0 && s.wants_prompt_logits {
+                if let Some(pl) = c.prompt_logprobs.as_mut() {
+                    let n_top = c.req.logprobs.unwrap_or(0);
+                    for (i, &(ch, r)) in self.logits.rows.iter().enumerate() {
+                        if ch != chunk {
                             continue;
                         }
                         let next = p0 + r + 1;
@@ -593,6 +358,9 @@ impl Scheduler {
                             let (lp, top) = top_logprobs(self.logits.row(i), s.tokens[next], n_top);
                             pl.push(Some(TokenLogprob { logprob: lp, top }));
                         }
+                    }
+                    if pl.len() >= s.prompt_len {
+                        s.wants_prompt_logits = false;
                     }
                 }
             }
@@ -609,32 +377,32 @@ impl Scheduler {
                 ));
                 continue;
             };
-            if s.generated >= s.req.max_tokens {
+            if s.generated >= c.req.max_tokens {
                 finished.push((w.seq, FinishReason::Length));
                 continue;
             }
-            let tok = s.sampler.sample(row, &s.tokens);
-            if s.req.stop_at_eog && self.tok.is_eog(tok) {
+            let tok = c.sampler.sample(row, &s.tokens);
+            if c.req.stop_at_eog && self.tok.is_eog(tok) {
                 finished.push((w.seq, FinishReason::Stop));
                 continue;
             }
-            let logprob = s.req.logprobs.map(|n| {
+            let logprob = c.req.logprobs.map(|n| {
                 let (lp, top) = top_logprobs(row, tok, n);
                 TokenLogprob { logprob: lp, top }
             });
             s.tokens.push(tok);
             s.generated += 1;
             self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-            match s.text.push(&self.tok, tok) {
+            match c.text.push(&self.tok, tok) {
                 Released::Text(text) => {
-                    let _ = s.events.send(Event::Token {
+                    let _ = c.events.send(Event::Token {
                         id: tok,
                         text,
                         logprob,
                     });
                 }
                 Released::Stop(before) => {
-                    let _ = s.events.send(Event::Token {
+                    let _ = c.events.send(Event::Token {
                         id: tok,
                         text: before,
                         logprob,
@@ -643,21 +411,18 @@ impl Scheduler {
                     continue;
                 }
             }
-            if s.generated >= s.req.max_tokens || s.tokens.len() >= self.cfg.n_ctx {
+            if s.generated >= c.req.max_tokens || s.tokens.len() >= self.cfg.n_ctx {
                 finished.push((w.seq, FinishReason::Length));
             }
         }
         finished.sort_by_key(|(i, _)| *i);
-        for (i, reason) in finished.into_iter().rev() {
-            let seq = self.running.remove(i);
+        for (i, reason) in finished.drain(..).rev() {
             let cache = !matches!(reason, FinishReason::Error(_));
-            self.end(seq, reason, cache);
+            let seq = self.planner.finish(i, cache, &mut self.kv);
+            self.report_end(seq, reason);
         }
+        self.finished = finished;
     }
-}
-
-fn model_error(e: ModelError) -> String {
-    format!("model error: {e}")
 }
 
 fn finish_only(req: &Request, reason: FinishReason) -> Finish {

@@ -10,22 +10,23 @@
 //! llama-bench's layout and the JSON objects carry llama-bench's field names (plus a few owl
 //! extras: `isa`, `n_ctx`, `peak_rss_bytes`, `owl_version`), so one script reads both tools.
 //!
-//! The model is driven directly through `Runner::forward` instead of `owl_engine::Session`: a
-//! session keeps prefix reuse and sampling state that a benchmark must not measure. Arguments
+//! The model is opened like everywhere else (`owl_engine::ModelBundle`), then driven directly
+//! through `Runner::forward` instead of the engine: a benchmark measures forward passes, not
+//! the engine's prefix reuse or sampling. Arguments
 //! are validated before the model loads, so a bad flag costs nothing and fails with one line.
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use owl_engine::{ModelBundle, OpenOptions};
 use owl_gguf::GgufFile;
 use owl_kernels::Kernels;
-use owl_model::{Batch, KvCache, LoadOptions, Logits, LogitsWanted, Runner};
+use owl_model::{Batch, KvCache, Logits, LogitsWanted, Runner};
 use serde_json::{json, Value};
 
-use crate::{generate, show, store};
+use crate::{show, store};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -111,15 +112,19 @@ struct Plan {
 pub fn run(a: BenchArgs) -> Result<()> {
     let plan = plan(&a)?;
     let path = store::resolve(a.model.as_deref(), true)?;
-    let file =
-        Arc::new(GgufFile::open(&path).with_context(|| format!("cannot load {}", path.display()))?);
-    let info = model_info(&file, &path);
-    // BOS leads a prompt when the model asks for it, as in llama-bench; a vocabulary owl cannot
-    // build only loses that detail, not the benchmark.
-    let bos = owl_text::Tokenizer::from_gguf(&file)
-        .ok()
-        .filter(|t| t.add_bos())
-        .and_then(|t| t.bos());
+    let open =
+        |threads: usize| ModelBundle::open(&path, &OpenOptions::from_env(Some(threads), None));
+    // The model is opened once per thread count; the first opening also describes it.
+    let mut first = Some(open(plan.threads[0])?);
+    let info = first
+        .as_ref()
+        .map(|b| model_info(&b.file, &path))
+        .context("no model")?;
+    // BOS leads a prompt when the model asks for it, as in llama-bench.
+    let bos = first
+        .as_ref()
+        .filter(|b| b.tokenizer.add_bos())
+        .and_then(|b| b.tokenizer.bos());
     let cpu = show::cpu_model();
     let isa = Kernels::detect().isa().name();
 
@@ -162,13 +167,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut results = Vec::new();
     let mut rng = Rng(0x5eed_0b1e_5eed_0b1e);
     for &threads in &plan.threads {
-        let mut runner = Runner::new(
-            Arc::clone(&file),
-            Kernels::detect(),
-            threads,
-            &LoadOptions::from_env(),
-        )
-        .with_context(|| format!("cannot load {}", path.display()))?;
+        let mut runner = match first.take() {
+            Some(b) => b.runner,
+            None => open(threads)?.runner,
+        };
         let n_vocab = runner.model.hparams().n_vocab.max(1);
         for &test in &plan.tests {
             let n_ctx = plan.ctx_size.unwrap_or(test.n_tokens()).max(1);
@@ -268,7 +270,7 @@ fn plan(a: &BenchArgs) -> Result<Plan> {
     let n_gen = list("--n-gen", &a.n_gen)?;
     let threads = match &a.threads {
         Some(t) => list("--threads", t)?,
-        None => vec![generate::default_threads()],
+        None => vec![owl_engine::default_threads()],
     };
     if threads.contains(&0) {
         bail!("--threads must be at least 1");

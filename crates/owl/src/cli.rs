@@ -88,6 +88,16 @@ pub struct SamplingArgs {
     /// Keep generating past end-of-generation tokens (for benchmarks).
     #[arg(long)]
     pub ignore_eos: bool,
+    /// End the reply where this text appears (not included); repeat for several.
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+    /// Report each generated token's logprob and its N best alternatives (shown with
+    /// --verbose, or in the --json lines).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=20))]
+    pub logprobs: Option<u16>,
+    /// Write the reply as JSON lines on stdout: one per token, then a summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl SamplingArgs {

@@ -1,109 +1,47 @@
-//! `owl run` and `owl chat`: load a model, render the conversation, stream the reply.
+//! `owl run` and `owl chat`: open a model, render the conversation, stream the reply.
+//!
+//! Both run on the serving engine (`owl_engine`, one sequence): a turn is a `Request`
+//! submitted to an in-process engine thread, and the reply is read from the same events the
+//! server reads, so `owl run` and `owl serve` give the same tokens for the same request (same
+//! sampling, stop strings, end-of-generation and context handling). `owl chat` keeps the
+//! engine between turns; its prefix cache reuses the conversation's K/V rows, so a turn only
+//! evaluates what is new (`--verbose` says how many prompt tokens were reused).
 
 use std::io::{BufRead, IsTerminal, Read, Write};
-use std::path::Path;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use owl_engine::{GenerateParams, GenerateStats, Session};
-use owl_gguf::GgufFile;
-use owl_kernels::Kernels;
-use owl_model::{LoadOptions, Runner};
-use owl_text::{ChatMessage, ChatTemplate, ReplySplitter, StreamDecoder, Tokenizer};
+use owl_engine::{
+    EngineConfig, Event, Finish, FinishReason, ModelBundle, OpenOptions, Request, RunningModel,
+    TokenLogprob,
+};
+use owl_text::{ChatMessage, ChatPrompt, ReplySplitter, TemplateVars};
+use serde_json::json;
 
 use crate::cli::{ChatArgs, ModelArgs, RunArgs, SamplingArgs};
 use crate::store;
 
-/// Prompt tokens per prefill pass.
-const N_BATCH: usize = 512;
-/// Default context cap, so a 128k-context model does not reserve a huge cache by default.
-const DEFAULT_CTX_CAP: usize = 4096;
-
-/// Everything needed to generate with one model.
-pub struct Loaded {
-    pub session: Session,
-    pub tokenizer: Tokenizer,
-    pub template: Option<ChatTemplate>,
-}
-
-/// Physical cores this process may use (affinity and cgroup quota respected by std).
-pub fn default_threads() -> usize {
-    let avail = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let physical = physical_cores().unwrap_or(avail);
-    physical.min(avail).max(1)
-}
-
-fn physical_cores() -> Option<usize> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let mut cores = std::collections::HashSet::new();
-    let mut phys = "";
-    for line in info.lines() {
-        if let Some(v) = line.strip_prefix("physical id") {
-            phys = v.trim_start_matches([' ', '\t', ':']);
-        } else if let Some(v) = line.strip_prefix("core id") {
-            cores.insert((
-                phys.to_string(),
-                v.trim_start_matches([' ', '\t', ':']).to_string(),
-            ));
-        }
-    }
-    (!cores.is_empty()).then_some(cores.len())
-}
-
-pub fn load(args: &ModelArgs) -> Result<Loaded> {
+/// Opens the model named by `args` and starts a one-sequence engine for it.
+pub fn open(args: &ModelArgs) -> Result<RunningModel> {
     let path = store::resolve(args.model.as_deref(), true)?;
-    load_path(&path, args)
+    let bundle = ModelBundle::open(&path, &OpenOptions::from_env(args.threads, args.ctx_size))?;
+    let n_ctx = bundle.n_ctx;
+    Ok(bundle.start(EngineConfig::single(n_ctx))?)
 }
 
-pub fn load_path(path: &Path, args: &ModelArgs) -> Result<Loaded> {
-    let file =
-        Arc::new(GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?);
-    let tokenizer = Tokenizer::from_gguf(&file).context("cannot build the tokenizer")?;
-    let template = ChatTemplate::from_gguf(&file).context("cannot read the chat template")?;
-    let threads = args.threads.unwrap_or_else(default_threads).max(1);
-    let mut runner = Runner::new(
-        Arc::clone(&file),
-        Kernels::detect(),
-        threads,
-        &LoadOptions::from_env(),
-    )
-    .with_context(|| format!("cannot load {}", path.display()))?;
-    if let Some(dir) = std::env::var_os("OWL_TRACE") {
-        runner.set_trace(Some(trace_to_dir(dir.into())?));
-    }
-    let n_ctx_train = runner.model.hparams().n_ctx_train.max(1);
-    let n_ctx = args
-        .ctx_size
-        .unwrap_or(n_ctx_train.min(DEFAULT_CTX_CAP))
-        .max(16);
-    Ok(Loaded {
-        session: Session::new(runner, n_ctx, N_BATCH),
-        tokenizer,
-        template,
-    })
-}
-
-/// A tracer that writes each intermediate tensor to `dir/NAME.f32` (debugging aid: compare with
-/// llama.cpp using scripts/trace_llama_cpp.py and scripts/compare_trace.py).
-fn trace_to_dir(dir: std::path::PathBuf) -> Result<Box<owl_model::scratch::TraceFn>> {
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(Box::new(move |name: &str, data: &[f32]| {
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        if let Err(e) = std::fs::write(dir.join(format!("{name}.f32")), bytes) {
-            eprintln!("owl: trace write failed: {e}");
-        }
-    }))
-}
-
-fn gen_params(s: &SamplingArgs) -> Result<GenerateParams> {
+/// The engine request for `prompt` with the command line's settings.
+fn request(prompt: &ChatPrompt, s: &SamplingArgs) -> Result<Request> {
     let sampling = s.params();
     sampling.validate().context("invalid sampling option")?;
-    Ok(GenerateParams {
+    Ok(Request {
+        prompt: prompt.ids.clone(),
         max_tokens: s.max_tokens,
         sampling,
+        stop: s.stop.clone(),
         stop_at_eog: !s.ignore_eos,
+        logprobs: s.logprobs.map(usize::from),
+        prompt_logprobs: false,
+        render_special: prompt.needs_special_tokens(),
     })
 }
 
@@ -174,66 +112,232 @@ impl ReplySink<'_> {
 const DIM_ON: &str = "\x1b[2m";
 const DIM_OFF: &str = "\x1b[0m";
 
-/// Streams the reply; returns the answer (without a reasoning model's thinking).
-fn stream_reply(
-    m: &mut Loaded,
-    prompt: &Prompt,
-    params: &GenerateParams,
+/// What one turn did, for `--verbose`.
+struct TurnStats {
+    finish: Finish,
+    /// Submission to the first token (prompt evaluation and the first sample).
+    prompt_time: Duration,
+    /// First token to the end.
+    gen_time: Duration,
+    /// Generated tokens with their logprobs (when asked for).
+    logprobs: Vec<(u32, TokenLogprob)>,
+}
+
+/// How a turn is written: the reply as text (thinking per `ThinkingDisplay`), or every event
+/// as a JSON line.
+#[derive(Clone, Copy)]
+struct Output {
     thinking: ThinkingDisplay,
+    json: bool,
+}
+
+/// Submits `prompt` and streams the reply to `out`; returns the answer (without a reasoning
+/// model's thinking) and what the turn did.
+fn stream_reply(
+    m: &RunningModel,
+    prompt: &ChatPrompt,
+    s: &SamplingArgs,
+    how: Output,
     out: &mut dyn Write,
     to_terminal: bool,
-) -> Result<(String, GenerateStats)> {
-    let splitter = prompt.splitter.clone();
-    let mut decoder = StreamDecoder::with_special(
-        splitter
-            .as_ref()
-            .is_some_and(ReplySplitter::needs_special_tokens),
-    );
-    let mut text = String::new();
-    let mut write_err = None;
-    let tok = &m.tokenizer;
+) -> Result<(String, TurnStats)> {
+    let t0 = Instant::now();
+    let mut stream = m
+        .engine
+        .submit(request(prompt, s)?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut sink = ReplySink {
         out,
-        splitter,
-        show: !thinking.hide,
+        splitter: prompt.splitter.clone(),
+        show: !how.thinking.hide,
         to_terminal,
         in_dim: false,
     };
-    let stats = m
-        .session
-        .generate(&prompt.ids, params, &|id| tok.is_eog(id), &mut |id| {
-            let piece = decoder.push(tok, id);
-            if let Err(e) = sink.write(&piece, &mut text) {
-                write_err = Some(e);
-                return false;
+    let mut text = String::new();
+    // Everything the engine released, for the JSON summary.
+    let mut raw = String::new();
+    let mut first: Option<Instant> = None;
+    let mut logprobs = Vec::new();
+    let finish = loop {
+        let Some(ev) = stream.next_blocking() else {
+            bail!("the engine stopped before the reply finished");
+        };
+        let written = match ev {
+            Event::Token {
+                id,
+                text: piece,
+                logprob,
+            } => {
+                first.get_or_insert_with(Instant::now);
+                raw.push_str(&piece);
+                let r = if how.json {
+                    json_line(sink.out, &token_json(m, id, &piece, logprob.as_ref()))
+                } else {
+                    sink.write(&piece, &mut text)
+                };
+                if let Some(lp) = logprob {
+                    logprobs.push((id, lp));
+                }
+                r
             }
-            true
-        })?;
-    let rest = decoder.finish();
-    sink.finish(&rest, &mut text).ok();
-    if let Some(e) = write_err {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e).context("writing the reply");
+            Event::Done(f) => {
+                raw.push_str(&f.text);
+                let r = if how.json {
+                    Ok(())
+                } else {
+                    sink.finish(&f.text, &mut text)
+                };
+                if let Err(e) = r {
+                    write_failed(e)?;
+                }
+                break f;
+            }
+        };
+        if let Err(e) = written {
+            // Dropping the stream cancels the request; a closed pipe is a normal end.
+            drop(stream);
+            write_failed(e)?;
+            return Ok((text, no_stats(prompt)));
         }
+    };
+    match &finish.reason {
+        FinishReason::Error(e) => bail!("generation failed: {e}"),
+        FinishReason::Cancelled => bail!("generation was cancelled"),
+        FinishReason::Stop | FinishReason::Length => {}
     }
-    Ok((text, stats))
+    let end = Instant::now();
+    let first = first.unwrap_or(end);
+    if how.json {
+        let (reasoning, content) = split_all(prompt.splitter.clone(), &raw);
+        json_line(
+            sink.out,
+            &json!({
+                "finish_reason": finish_name(&finish.reason),
+                "content": content,
+                "reasoning_content": reasoning,
+                "usage": {
+                    "prompt_tokens": finish.prompt_tokens,
+                    "cached_tokens": finish.cached_tokens,
+                    "completion_tokens": finish.completion_tokens,
+                },
+            }),
+        )
+        .or_else(write_failed)?;
+        text = content;
+    }
+    Ok((
+        text,
+        TurnStats {
+            prompt_time: first - t0,
+            gen_time: end - first,
+            finish,
+            logprobs,
+        },
+    ))
 }
 
-fn report(stats: &GenerateStats) {
-    let pt = stats.prompt_time.as_secs_f64();
-    let gt = stats.gen_time.as_secs_f64();
-    let evaluated = stats.prompt_tokens - stats.reused_tokens;
+/// Stats of a turn cut short by a closed output.
+fn no_stats(prompt: &ChatPrompt) -> TurnStats {
+    TurnStats {
+        finish: Finish {
+            reason: FinishReason::Cancelled,
+            text: String::new(),
+            prompt_tokens: prompt.ids.len(),
+            cached_tokens: 0,
+            completion_tokens: 0,
+            prompt_logprobs: None,
+        },
+        prompt_time: Duration::ZERO,
+        gen_time: Duration::ZERO,
+        logprobs: Vec::new(),
+    }
+}
+
+/// A broken pipe ends the output quietly; other write errors are errors.
+fn write_failed(e: std::io::Error) -> Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e).context("writing the reply")
+    }
+}
+
+fn json_line(out: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()> {
+    writeln!(out, "{v}")?;
+    out.flush()
+}
+
+fn split_all(splitter: Option<ReplySplitter>, text: &str) -> (Option<String>, String) {
+    match splitter {
+        None => (None, text.to_string()),
+        Some(mut sp) => {
+            let (mut r, mut c) = sp.push(text);
+            let (r2, c2) = sp.finish();
+            r.push_str(&r2);
+            c.push_str(&c2);
+            (Some(r), c)
+        }
+    }
+}
+
+fn finish_name(r: &FinishReason) -> &'static str {
+    match r {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::Cancelled => "cancelled",
+        FinishReason::Error(_) => "error",
+    }
+}
+
+fn token_json(
+    m: &RunningModel,
+    id: u32,
+    text: &str,
+    lp: Option<&TokenLogprob>,
+) -> serde_json::Value {
+    let piece = |t: u32| m.tokenizer.decode(&[t], true);
+    let mut v = json!({ "token": id, "text": text });
+    if let Some(lp) = lp {
+        v["logprob"] = json!(lp.logprob);
+        v["top_logprobs"] = lp
+            .top
+            .iter()
+            .map(|&(t, l)| json!({ "token": t, "text": piece(t), "logprob": l }))
+            .collect();
+    }
+    v
+}
+
+fn report(m: &RunningModel, st: &TurnStats) {
+    let f = &st.finish;
+    let pt = st.prompt_time.as_secs_f64();
+    let gt = st.gen_time.as_secs_f64();
+    let evaluated = f.prompt_tokens - f.cached_tokens;
     eprintln!(
-        "owl: prompt {} tokens ({} reused) in {:.3}s = {:.1} tok/s; generated {} tokens in {:.3}s = {:.1} tok/s; stop: {:?}",
-        stats.prompt_tokens,
-        stats.reused_tokens,
+        "owl: prompt {} tokens ({} reused) in {:.3}s = {:.1} tok/s; generated {} tokens in {:.3}s = {:.1} tok/s; stop: {}",
+        f.prompt_tokens,
+        f.cached_tokens,
         pt,
         evaluated as f64 / pt.max(1e-9),
-        stats.generated,
+        f.completion_tokens,
         gt,
-        stats.generated.saturating_sub(1) as f64 / gt.max(1e-9),
-        stats.stop
+        f.completion_tokens.saturating_sub(1) as f64 / gt.max(1e-9),
+        finish_name(&f.reason)
     );
+    for (id, lp) in &st.logprobs {
+        let alts: Vec<String> = lp
+            .top
+            .iter()
+            .map(|&(t, l)| format!("{:?} {l:.3}", m.tokenizer.decode(&[t], true)))
+            .collect();
+        eprintln!(
+            "owl: {:>6} {:<16} {:>8.3}  [{}]",
+            id,
+            format!("{:?}", m.tokenizer.decode(&[*id], true)),
+            lp.logprob,
+            alts.join(", ")
+        );
+    }
 }
 
 fn read_prompt(arg: Option<&str>) -> Result<String> {
@@ -253,95 +357,81 @@ fn read_stdin() -> Result<String> {
     Ok(s)
 }
 
-/// A tokenized prompt, and for a reasoning model whether it leaves a thinking block open.
-struct Prompt {
-    ids: Vec<u32>,
-    /// How a reasoning model's reply splits into thinking and answer.
-    splitter: Option<ReplySplitter>,
-}
-
-fn render(m: &Loaded, messages: &[ChatMessage], no_thinking: bool) -> Result<Prompt> {
+fn render(m: &RunningModel, messages: &[ChatMessage], no_thinking: bool) -> Result<ChatPrompt> {
     let Some(t) = &m.template else {
         bail!("this model has no chat template; use `owl run --raw` for plain text completion");
     };
-    let mut extra = serde_json::Map::new();
+    let mut vars = TemplateVars::new();
     if no_thinking {
-        extra.insert("enable_thinking".into(), serde_json::Value::Bool(false));
+        vars.insert("enable_thinking".into(), serde_json::Value::Bool(false));
     }
-    let text = t.render_with(messages, true, &extra)?;
-    Ok(Prompt {
-        ids: m.tokenizer.encode(&text, true, true)?,
-        splitter: t.reasoning().map(|f| ReplySplitter::new(f, &text)),
-    })
+    Ok(ChatPrompt::render(t, &m.tokenizer, messages, &vars)?)
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
     let prompt = read_prompt(a.prompt.as_deref())?;
-    let params = gen_params(&a.sampling)?;
-    let mut m = load(&a.model)?;
+    a.sampling
+        .params()
+        .validate()
+        .context("invalid sampling option")?;
+    let m = open(&a.model)?;
     let prompt = if a.raw {
-        Prompt {
+        ChatPrompt {
             ids: m.tokenizer.encode(&prompt, true, false)?,
             splitter: None,
         }
     } else {
         let mut msgs = Vec::new();
         if let Some(s) = &a.system {
-            msgs.push(ChatMessage {
-                role: "system".into(),
-                content: s.clone(),
-            });
+            msgs.push(ChatMessage::new("system", s.clone()));
         }
-        msgs.push(ChatMessage {
-            role: "user".into(),
-            content: prompt,
-        });
+        msgs.push(ChatMessage::new("user", prompt));
         render(&m, &msgs, a.thinking.no_thinking)?
     };
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
     let mut out = stdout.lock();
-    let (text, stats) = stream_reply(
-        &mut m,
-        &prompt,
-        &params,
-        a.thinking.display(),
-        &mut out,
-        tty,
-    )?;
-    if !text.ends_with('\n') {
+    let how = Output {
+        thinking: a.thinking.display(),
+        json: a.sampling.json,
+    };
+    let (text, stats) = stream_reply(&m, &prompt, &a.sampling, how, &mut out, tty)?;
+    if !how.json && !text.ends_with('\n') {
         out.write_all(b"\n").ok();
     }
     out.flush().ok();
     if a.model.verbose {
-        report(&stats);
+        report(&m, &stats);
     }
     Ok(())
 }
 
 pub fn chat(a: ChatArgs) -> Result<()> {
-    let params = gen_params(&a.sampling)?;
-    let mut m = load(&a.model)?;
+    a.sampling
+        .params()
+        .validate()
+        .context("invalid sampling option")?;
+    let m = open(&a.model)?;
     if m.template.is_none() {
         bail!("this model has no chat template; use `owl run --raw` for plain text completion");
     }
     let system: Vec<ChatMessage> = a
         .system
         .iter()
-        .map(|s| ChatMessage {
-            role: "system".into(),
-            content: s.clone(),
-        })
+        .map(|s| ChatMessage::new("system", s.clone()))
         .collect();
     let mut history = system.clone();
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         eprintln!(
-            "owl: chatting ({} threads, context {}). /reset clears history, /bye or Ctrl-D leaves.",
-            m.session.runner().n_threads(),
-            m.session.n_ctx()
+            "owl: chatting (context {}). /reset clears history, /bye or Ctrl-D leaves.",
+            m.n_ctx()
         );
     }
+    let how = Output {
+        thinking: a.thinking.display(),
+        json: a.sampling.json,
+    };
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let stdout = std::io::stdout();
@@ -357,44 +447,32 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             "/bye" | "/exit" | "/quit" => break,
             "/reset" | "/clear" => {
                 history = system.clone();
-                m.session.reset();
                 eprintln!("owl: history cleared");
                 continue;
             }
             _ => {}
         }
-        history.push(ChatMessage {
-            role: "user".into(),
-            content: msg.to_string(),
-        });
+        history.push(ChatMessage::new("user", msg.to_string()));
         let prompt = render(&m, &history, a.thinking.no_thinking)?;
-        if prompt.ids.len() >= m.session.n_ctx() {
+        if prompt.ids.len() >= m.n_ctx() {
             history.pop();
             eprintln!(
                 "owl: the conversation ({} tokens) no longer fits the context ({}); /reset to start over",
                 prompt.ids.len(),
-                m.session.n_ctx()
+                m.n_ctx()
             );
             continue;
         }
         let tty = stdout.is_terminal();
         let mut out = stdout.lock();
-        let (text, stats) = stream_reply(
-            &mut m,
-            &prompt,
-            &params,
-            a.thinking.display(),
-            &mut out,
-            tty,
-        )?;
-        out.write_all(b"\n").ok();
+        let (text, stats) = stream_reply(&m, &prompt, &a.sampling, how, &mut out, tty)?;
+        if !how.json {
+            out.write_all(b"\n").ok();
+        }
         out.flush().ok();
-        history.push(ChatMessage {
-            role: "assistant".into(),
-            content: text.trim().to_string(),
-        });
+        history.push(ChatMessage::new("assistant", text.trim().to_string()));
         if a.model.verbose {
-            report(&stats);
+            report(&m, &stats);
         }
     }
     Ok(())

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use owl_server::{ModelOptions, ServeOptions};
 
 use crate::cli::ServeArgs;
-use crate::{generate, store};
+use crate::store;
 
 pub fn run(a: ServeArgs) -> Result<()> {
     if a.parallel == 0 {
@@ -28,7 +28,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     owl_server::run(ServeOptions {
         model: ModelOptions {
             path,
-            threads: a.threads.unwrap_or_else(generate::default_threads).max(1),
+            threads: a.threads.unwrap_or_else(owl_engine::default_threads).max(1),
             ctx_size: a.ctx_size,
             parallel: a.parallel,
             queue: a.queue,

@@ -109,10 +109,7 @@ pub fn system() {
         k.isa().name(),
         Isa::available()
     );
-    println!(
-        "threads       {} (default)",
-        crate::generate::default_threads()
-    );
+    println!("threads       {} (default)", owl_engine::default_threads());
     if k.overridden().is_empty() {
         println!("kernels       scalar reference only");
     } else {

@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use owl_engine::Session;
 use owl_gguf::GgufFile;
 use owl_kernels::{Isa, Kernels};
 use owl_model::{Batch, LoadOptions, Logits, LogitsWanted, Runner};
+use owl_testkit::Stepper;
 
 /// Largest allowed |owl - llama.cpp| on a reference logit after a whole-prompt prefill. The
 /// weights are F16 (and F32 routers): llama.cpp's prompt path multiplies them with its tiled
@@ -74,7 +74,7 @@ fn argmax(l: &[f32]) -> u32 {
 fn check_arch(arch: &str) -> f32 {
     let tolerance = TOLERANCE;
     let r = reference(arch);
-    let mut s = Session::new(runner(arch, Isa::detect()), 256, 512);
+    let mut s = Stepper::new(runner(arch, Isa::detect()), 256);
     let mut worst = 0.0f32;
     for case in r["cases"].as_array().expect("cases") {
         let prompt = ids(&case["prompt_tokens"]);
@@ -82,11 +82,11 @@ fn check_arch(arch: &str) -> f32 {
         // Free-running greedy.
         s.reset();
         let mut got = Vec::new();
-        let mut logits = s.prefill(&prompt).expect("prefill").0.to_vec();
+        let mut logits = s.prefill(&prompt).to_vec();
         for _ in 0..want.len() {
             let t = argmax(&logits);
             got.push(t);
-            logits = s.decode(t).expect("decode").to_vec();
+            logits = s.decode(t).to_vec();
         }
         assert_eq!(
             got, want,
@@ -95,7 +95,7 @@ fn check_arch(arch: &str) -> f32 {
         );
         // Logits along llama.cpp's tokens.
         s.reset();
-        let mut logits = s.prefill(&prompt).expect("prefill").0.to_vec();
+        let mut logits = s.prefill(&prompt).to_vec();
         for (step, top) in case["top_logits"]
             .as_array()
             .expect("top")
@@ -114,7 +114,7 @@ fn check_arch(arch: &str) -> f32 {
                 );
             }
             if step + 1 < want.len() {
-                logits = s.decode(want[step]).expect("decode").to_vec();
+                logits = s.decode(want[step]).to_vec();
             }
         }
     }
@@ -147,7 +147,7 @@ fn one_by_one_tolerance() -> f32 {
 fn every_architecture_matches_llama_cpp_token_by_token() {
     for arch in ARCHS {
         let r = reference(arch);
-        let mut s = Session::new(runner(arch, Isa::detect()), 256, 512);
+        let mut s = Stepper::new(runner(arch, Isa::detect()), 256);
         let mut worst = 0.0f32;
         for case in r["cases"].as_array().expect("cases") {
             let prompt = ids(&case["prompt_tokens"]);
@@ -159,9 +159,9 @@ fn every_architecture_matches_llama_cpp_token_by_token() {
                 "{arch}: reference without one-by-one logits"
             );
             s.reset();
-            let mut logits = s.prefill(&prompt[..1]).expect("prefill").0.to_vec();
+            let mut logits = s.prefill(&prompt[..1]).to_vec();
             for &t in &prompt[1..] {
-                logits = s.decode(t).expect("decode").to_vec();
+                logits = s.decode(t).to_vec();
             }
             for (step, top) in steps.iter().enumerate() {
                 let top = top.as_array().expect("pairs");
@@ -177,7 +177,7 @@ fn every_architecture_matches_llama_cpp_token_by_token() {
                     );
                 }
                 let next = top[0][0].as_u64().expect("id") as u32;
-                logits = s.decode(next).expect("decode").to_vec();
+                logits = s.decode(next).to_vec();
             }
         }
         eprintln!("{arch}: decode path max |logit diff| {worst:.2e}");

@@ -3,7 +3,7 @@
 //! test, and bad arguments fail with one line before any model loads. Speeds are never
 //! compared with thresholds: the machines that run this are shared.
 
-mod common;
+use owl_testkit as common;
 
 use std::process::{Command, Output};
 

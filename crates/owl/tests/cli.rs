@@ -1,6 +1,6 @@
 //! The `owl` binary end to end: clean stdout, clear one-line errors, non-zero exits.
 
-mod common;
+use owl_testkit as common;
 
 use std::io::Write;
 use std::path::Path;
@@ -68,7 +68,7 @@ fn assert_clean_failure(out: &Output, needle: &str) {
 
 #[test]
 fn greedy_raw_run_prints_only_the_completion() {
-    let doc = common::fixture("generation.json");
+    let doc = common::reference("generation.json");
     let case = doc["cases"]
         .as_array()
         .expect("cases")

@@ -9,15 +9,13 @@
 //! 2. teacher-forced along llama.cpp's tokens, every step's top-10 logits must be within
 //!    `LOGIT_TOL` of llama.cpp's, and the top-5 sets must agree at the first step.
 
-mod common;
+use owl_testkit as common;
 
-use std::sync::Arc;
-
-use owl_engine::{GenerateParams, Session};
-use owl_gguf::GgufFile;
+use owl_engine::{EngineConfig, Event, ModelBundle, OpenOptions, Request, RunningModel};
 use owl_kernels::Kernels;
-use owl_model::{LoadOptions, Runner};
+use owl_model::LoadOptions;
 use owl_sample::SamplingParams;
+use owl_testkit::Stepper;
 
 /// Largest accepted |owl - llama.cpp| for a reference top-10 logit with weights in the file's
 /// layout. The references come from llama.cpp's AVX2 build, whose float operations owl's AVX2
@@ -32,16 +30,53 @@ fn logit_tol() -> f32 {
 }
 const NEAR_TIE: f64 = 1e-3;
 
-/// A session on the default model with weights in the file's layout (`exact`, llama.cpp's
-/// summation order) or repacked (what `owl` runs by default).
-fn session(threads: usize, exact: bool) -> Session {
-    let file = Arc::new(GgufFile::open(&common::default_model()).expect("open default model"));
-    let opts = LoadOptions {
-        no_repack: exact,
-        ..LoadOptions::default()
+/// A forward-pass driver on the default model with weights in the file's layout (`exact`,
+/// llama.cpp's summation order) or repacked (what `owl` runs by default).
+fn session(threads: usize, exact: bool) -> Stepper {
+    let runner = owl_testkit::runner(&common::default_model(), Kernels::detect(), threads, exact);
+    Stepper::new(runner, 2048)
+}
+
+/// The default model on the engine `owl run` uses (one sequence), weights in the file's layout.
+fn engine() -> RunningModel {
+    let opts = OpenOptions {
+        threads: Some(2),
+        ctx_size: Some(2048),
+        load: LoadOptions {
+            no_repack: true,
+            ..LoadOptions::default()
+        },
+        trace_dir: None,
     };
-    let runner = Runner::new(file, Kernels::detect(), threads, &opts).expect("load default model");
-    Session::new(runner, 2048, 512)
+    let bundle = ModelBundle::open(&common::default_model(), &opts).expect("open default model");
+    bundle
+        .start(EngineConfig::single(2048))
+        .expect("start engine")
+}
+
+/// Greedy tokens from the engine, not stopping at end-of-generation.
+fn generate(m: &RunningModel, prompt: &[u32], max_tokens: usize) -> Vec<u32> {
+    let mut stream = m
+        .engine
+        .submit(Request {
+            prompt: prompt.to_vec(),
+            max_tokens,
+            sampling: SamplingParams::greedy(),
+            stop: Vec::new(),
+            stop_at_eog: false,
+            logprobs: None,
+            prompt_logprobs: false,
+            render_special: false,
+        })
+        .expect("submit");
+    let mut got = Vec::new();
+    while let Some(ev) = stream.next_blocking() {
+        match ev {
+            Event::Token { id, .. } => got.push(id),
+            Event::Done(_) => break,
+        }
+    }
+    got
 }
 
 struct RefCase {
@@ -53,7 +88,7 @@ struct RefCase {
 }
 
 fn cases() -> Vec<RefCase> {
-    let doc = common::fixture("generation.json");
+    let doc = common::reference("generation.json");
     doc["cases"]
         .as_array()
         .expect("cases")
@@ -87,22 +122,11 @@ fn cases() -> Vec<RefCase> {
 fn greedy_generation_equals_llama_cpp() {
     let cases = cases();
     assert!(cases.len() >= 12, "expected at least 12 reference prompts");
-    let mut s = session(2, true);
-    let params = GenerateParams {
-        max_tokens: 48,
-        sampling: SamplingParams::greedy(),
-        stop_at_eog: false,
-    };
+    let m = engine();
     let mut failures = Vec::new();
     let mut ties = Vec::new();
     for c in &cases {
-        s.reset();
-        let mut got = Vec::new();
-        s.generate(&c.prompt, &params, &|_| false, &mut |t| {
-            got.push(t);
-            true
-        })
-        .expect("generate");
+        let got = generate(&m, &c.prompt, 48);
         assert_eq!(got.len(), c.tokens.len(), "{}: generated length", c.name);
         if let Some(step) = got.iter().zip(&c.tokens).position(|(a, b)| a != b) {
             let top = &c.top[step];
@@ -150,11 +174,11 @@ const ORDER_TOL: f32 = 1.6;
 /// The greedy choice must be llama.cpp's wherever its top two logits are this far apart.
 const ORDER_GAP: f64 = 1.0;
 
-fn check_logits(s: &mut Session, tol: f32, check_argmax: bool) {
+fn check_logits(s: &mut Stepper, tol: f32, check_argmax: bool) {
     let mut worst = (0.0f32, String::new());
     for c in &cases() {
         s.reset();
-        let mut logits = s.prefill(&c.prompt).expect("prefill").0.to_vec();
+        let mut logits = s.prefill(&c.prompt).to_vec();
         for (step, top) in c.top.iter().enumerate() {
             if step == 0 && tol == 0.0 {
                 let mut ours: Vec<(usize, f32)> = logits.iter().copied().enumerate().collect();
@@ -190,7 +214,7 @@ fn check_logits(s: &mut Session, tol: f32, check_argmax: bool) {
                 );
             }
             if step + 1 < c.tokens.len() {
-                logits = s.decode(c.tokens[step]).expect("decode").to_vec();
+                logits = s.decode(c.tokens[step]).to_vec();
             }
         }
     }

@@ -1,7 +1,7 @@
 //! owl's tokenizer for the default model against llama.cpp's (`llama_tokenize` and
 //! `llama_token_to_piece`), on the committed tricky strings and on every reference prompt.
 
-mod common;
+use owl_testkit as common;
 
 use owl_gguf::GgufFile;
 use owl_text::{StreamDecoder, Tokenizer};
@@ -18,7 +18,7 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn tricky_strings_tokenize_like_llama_cpp() {
     let t = tokenizer();
-    let doc = common::fixture("tokenize.json");
+    let doc = common::reference("tokenize.json");
     let cases = doc["tokenize"]["cases"].as_array().expect("cases");
     assert!(cases.len() >= 20);
     let mut failures = Vec::new();
@@ -41,7 +41,7 @@ fn tricky_strings_tokenize_like_llama_cpp() {
 #[test]
 fn reference_prompts_tokenize_like_llama_cpp() {
     let t = tokenizer();
-    let doc = common::fixture("generation.json");
+    let doc = common::reference("generation.json");
     for c in doc["cases"].as_array().expect("cases") {
         let got = t
             .encode(
@@ -57,7 +57,7 @@ fn reference_prompts_tokenize_like_llama_cpp() {
 #[test]
 fn pieces_and_streaming_match_llama_cpp() {
     let t = tokenizer();
-    let doc = common::fixture("tokenize.json");
+    let doc = common::reference("tokenize.json");
     for c in doc["detokenize"]["cases"].as_array().expect("detokenize") {
         let ids = common::ids(&c["tokens"]);
         for (special, key) in [(false, "pieces_hex_plain"), (true, "pieces_hex_special")] {

@@ -11,7 +11,7 @@ pub const MAX_TOP_LOGPROBS: i64 = 20;
 /// Most alternatives per token for legacy completions `logprobs`.
 pub const MAX_LEGACY_LOGPROBS: i64 = 5;
 /// Default per-sequence context cap, so a 128k-context model does not reserve a huge cache.
-pub const DEFAULT_CTX_CAP: usize = 4096;
+pub use owl_engine::DEFAULT_CTX_CAP;
 /// How long in-flight requests may run on after SIGINT/SIGTERM.
 pub const SHUTDOWN_GRACE_SECS: u64 = 5;
 

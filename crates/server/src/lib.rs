@@ -20,7 +20,7 @@
 //!   call it with `tower::ServiceExt::oneshot`, no sockets. [`layers::apply`] is the middleware
 //!   stack alone, so tests can wrap their own routes in it.
 //! * **Small files, one concept each:** `config` (options, limits), `state` (shared state),
-//!   `model` (loading), `openai` (wire types), `body` (parsing), `params` (sampling fields),
+//!   `model` (opening the model through the engine's bundle), `openai` (wire types), `body` (parsing), `params` (sampling fields),
 //!   `generation` (submitting and tracking a request), `logprobs`, `sse`, `metrics`, `error`,
 //!   `layers` (middleware), `routes/*` (one endpoint each), `serve` (sockets, signals).
 
@@ -42,7 +42,7 @@ pub mod state;
 
 pub use config::{HttpConfig, ModelOptions, ServeOptions};
 pub use error::ApiError;
-pub use model::LoadedModel;
+pub use model::{load, LoadedModel};
 pub use serve::{run, serve};
 pub use state::AppState;
 

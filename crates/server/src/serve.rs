@@ -15,7 +15,6 @@ use tokio::sync::watch;
 
 use crate::config::{HttpConfig, ServeOptions, SHUTDOWN_GRACE_SECS};
 use crate::ids::unix_now;
-use crate::model::LoadedModel;
 use crate::state::AppState;
 
 /// Why the server is stopping.
@@ -95,7 +94,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let load_stop = stop_tx.clone();
     tokio::spawn(async move {
         let t0 = std::time::Instant::now();
-        let r = tokio::task::spawn_blocking(move || LoadedModel::load(&mopts)).await;
+        let r = tokio::task::spawn_blocking(move || crate::model::load(&mopts)).await;
         match r {
             Ok(Ok(m)) => {
                 eprintln!(

@@ -21,23 +21,8 @@ use tower::ServiceExt;
 
 const ID: &str = "SmolLM2-135M-Instruct.Q4_1";
 
-/// The default model's file: `$OWL_TEST_MODEL`, else the store (`$OWL_HOME` or `~/.owl`),
-/// as `crates/owl/tests/common/mod.rs` finds it. Panics with instructions when absent.
 fn default_model() -> PathBuf {
-    if let Some(p) = std::env::var_os("OWL_TEST_MODEL").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("OWL_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".owl")))
-        .expect("neither OWL_HOME nor HOME is set");
-    let p = home.join("models").join(format!("{ID}.gguf"));
-    assert!(
-        p.is_file(),
-        "the default model is not at {}: run `owl pull` first (scripts/test.sh does)",
-        p.display()
-    );
-    p
+    owl_testkit::default_model()
 }
 
 fn config(api_key: Option<&str>) -> HttpConfig {
@@ -50,7 +35,7 @@ fn config(api_key: Option<&str>) -> HttpConfig {
 }
 
 fn load(parallel: usize, queue: usize, threads: usize, ctx: Option<usize>) -> LoadedModel {
-    LoadedModel::load(&ModelOptions {
+    owl_server::load(&ModelOptions {
         path: default_model(),
         threads,
         ctx_size: ctx,

@@ -32,6 +32,7 @@ mod error;
 pub mod harmony;
 mod partition;
 mod pretokenize;
+mod prompt;
 mod pyjson;
 pub mod reasoning;
 mod spec;
@@ -43,6 +44,7 @@ mod tokenizer;
 mod vocab;
 
 pub use error::TextError;
+pub use prompt::{ChatPrompt, ChatPromptError, TemplateVars};
 pub use reasoning::{ReasoningFormat, ReplySplitter, ThinkSplitter};
 pub use spec::VocabSpec;
 pub use stream::StreamDecoder;

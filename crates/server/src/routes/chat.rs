@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use owl_engine::{Request, TokenLogprob};
-use owl_text::{ChatMessage, ReplySplitter, Tokenizer};
+use owl_text::{ChatMessage, ChatPrompt, ChatPromptError, ReplySplitter, Tokenizer};
 use std::sync::Arc;
 
 use crate::body;
@@ -139,19 +139,17 @@ pub async fn chat(
             .template
             .as_ref()
             .ok_or_else(|| ApiError::server("no template"))?;
-        let text = t.render_with(&msgs, true, &extra).map_err(|e| {
-            ApiError::bad_param("messages", format!("cannot apply the chat template: {e}"))
-        })?;
-        // A reasoning model's reply is split into thinking and answer.
-        let splitter = t.reasoning().map(|f| ReplySplitter::new(f, &text));
-        let ids = m
-            .tokenizer
-            .encode(&text, true, true)
-            .map_err(|e| ApiError::bad_request(format!("cannot tokenize the prompt: {e}")))?;
-        Ok::<_, ApiError>((ids, splitter))
+        ChatPrompt::render(t, &m.tokenizer, &msgs, &extra).map_err(|e| match e {
+            ChatPromptError::Template(_) => ApiError::bad_param("messages", e.to_string()),
+            ChatPromptError::Tokenize(_) => ApiError::bad_request(e.to_string()),
+        })
     })
     .await?;
-    let (prompt, mut splitter) = prompt;
+    let render_special = prompt.needs_special_tokens();
+    let ChatPrompt {
+        ids: prompt,
+        mut splitter,
+    } = prompt;
     let max_tokens = match req.max_completion_tokens {
         Some(v) => params::max_tokens(
             Some(v),
@@ -176,9 +174,7 @@ pub async fn chat(
         stop_at_eog: settings.stop_at_eog,
         logprobs,
         prompt_logprobs: false,
-        render_special: splitter
-            .as_ref()
-            .is_some_and(ReplySplitter::needs_special_tokens),
+        render_special,
     };
     let mut tracked = Tracked::submit(&state, model, request, log.map(|Extension(l)| l))?;
     let id = new_id("chatcmpl-");

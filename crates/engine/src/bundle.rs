@@ -1,0 +1,179 @@
+//! Opening a model, written once: file → runner, tokenizer, chat template and the defaults that
+//! come with the model (its context cap), for `owl run`, `chat`, `serve`, `bench` and
+//! `perplexity` alike.
+//!
+//! A [`ModelBundle`] is everything a front end needs before it generates: the runner (weights
+//! loaded, kernels picked, threads started), the tokenizer and the template. `start` moves the
+//! runner into an engine thread and keeps the text side ([`RunningModel`]) for the caller, so
+//! the server never links the model crates just to load a model.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use owl_gguf::GgufFile;
+use owl_kernels::Kernels;
+use owl_model::{LoadOptions, Runner};
+use owl_text::{ChatTemplate, Tokenizer};
+
+use crate::config::EngineConfig;
+use crate::handle::{Engine, EngineHandle};
+use crate::EngineError;
+
+/// Default context cap, so a 128k-context model does not reserve a huge cache by default.
+pub const DEFAULT_CTX_CAP: usize = 4096;
+/// The smallest context a model is opened with.
+const MIN_CTX: usize = 16;
+
+/// How to open a model.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Compute threads (`None`: the physical cores this process may use).
+    pub threads: Option<usize>,
+    /// Positions per sequence (`None`: the model's training context capped at
+    /// [`DEFAULT_CTX_CAP`]).
+    pub ctx_size: Option<usize>,
+    /// How weights are laid out in memory ([`LoadOptions::from_env`] reads `OWL_NO_REPACK`).
+    pub load: LoadOptions,
+    /// Write every intermediate tensor of every pass to `DIR/NAME.f32` (`OWL_TRACE`).
+    pub trace_dir: Option<PathBuf>,
+}
+
+impl OpenOptions {
+    /// Options with the environment's settings (`OWL_NO_REPACK`, `OWL_TRACE`).
+    pub fn from_env(threads: Option<usize>, ctx_size: Option<usize>) -> OpenOptions {
+        OpenOptions {
+            threads,
+            ctx_size,
+            load: LoadOptions::from_env(),
+            trace_dir: std::env::var_os("OWL_TRACE").map(PathBuf::from),
+        }
+    }
+}
+
+/// A model, opened.
+pub struct ModelBundle {
+    pub path: PathBuf,
+    /// The name clients use: the file name without `.gguf`.
+    pub id: String,
+    pub file: Arc<GgufFile>,
+    pub runner: Runner,
+    pub tokenizer: Arc<Tokenizer>,
+    pub template: Option<ChatTemplate>,
+    /// Positions per sequence.
+    pub n_ctx: usize,
+}
+
+impl ModelBundle {
+    /// Reads the file, builds tokenizer and template, loads the weights. Slow (reads and
+    /// repacks the weights): call it from a blocking context.
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<ModelBundle, EngineError> {
+        let shown = path.display().to_string();
+        let file = Arc::new(GgufFile::open(path).map_err(|e| EngineError::Open {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?);
+        let tokenizer = Arc::new(Tokenizer::from_gguf(&file).map_err(|e| EngineError::Open {
+            path: shown.clone(),
+            reason: format!("cannot build the tokenizer: {e}"),
+        })?);
+        let template = ChatTemplate::from_gguf(&file).map_err(|e| EngineError::Open {
+            path: shown.clone(),
+            reason: format!("cannot read the chat template: {e}"),
+        })?;
+        let threads = opts.threads.unwrap_or_else(default_threads).max(1);
+        let mut runner = Runner::new(Arc::clone(&file), Kernels::detect(), threads, &opts.load)
+            .map_err(|e| EngineError::Open {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        if let Some(dir) = &opts.trace_dir {
+            runner.set_trace(Some(trace_to_dir(dir.clone())?));
+        }
+        let n_ctx_train = runner.model.hparams().n_ctx_train.max(1);
+        let n_ctx = opts
+            .ctx_size
+            .unwrap_or(n_ctx_train.min(DEFAULT_CTX_CAP))
+            .max(MIN_CTX);
+        let id = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".to_string());
+        Ok(ModelBundle {
+            path: path.to_path_buf(),
+            id,
+            file,
+            runner,
+            tokenizer,
+            template,
+            n_ctx,
+        })
+    }
+
+    /// Starts an engine thread that owns the runner; `cfg.n_ctx` is this bundle's context.
+    pub fn start(self, mut cfg: EngineConfig) -> Result<RunningModel, EngineError> {
+        cfg.n_ctx = self.n_ctx;
+        let engine = Engine::start(self.runner, Arc::clone(&self.tokenizer), cfg)?;
+        Ok(RunningModel {
+            engine,
+            tokenizer: self.tokenizer,
+            template: self.template,
+            id: self.id,
+            path: self.path,
+        })
+    }
+}
+
+/// A model whose runner lives in an engine thread: what front ends hold.
+pub struct RunningModel {
+    pub engine: EngineHandle,
+    pub tokenizer: Arc<Tokenizer>,
+    pub template: Option<ChatTemplate>,
+    pub id: String,
+    pub path: PathBuf,
+}
+
+impl RunningModel {
+    /// Positions one sequence may hold (prompt + generated).
+    pub fn n_ctx(&self) -> usize {
+        self.engine.n_ctx()
+    }
+}
+
+/// Physical cores this process may use (affinity and cgroup quota respected by std).
+pub fn default_threads() -> usize {
+    let avail = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let physical = physical_cores().unwrap_or(avail);
+    physical.min(avail).max(1)
+}
+
+fn physical_cores() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mut cores = std::collections::HashSet::new();
+    let mut phys = "";
+    for line in info.lines() {
+        if let Some(v) = line.strip_prefix("physical id") {
+            phys = v.trim_start_matches([' ', '\t', ':']);
+        } else if let Some(v) = line.strip_prefix("core id") {
+            cores.insert((
+                phys.to_string(),
+                v.trim_start_matches([' ', '\t', ':']).to_string(),
+            ));
+        }
+    }
+    (!cores.is_empty()).then_some(cores.len())
+}
+
+/// A tracer that writes each intermediate tensor to `dir/NAME.f32` (debugging aid: compare with
+/// llama.cpp using scripts/trace_llama_cpp.py and scripts/compare_trace.py).
+fn trace_to_dir(dir: PathBuf) -> Result<Box<owl_model::scratch::TraceFn>, EngineError> {
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| EngineError::BadConfig(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(Box::new(move |name: &str, data: &[f32]| {
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        if let Err(e) = std::fs::write(dir.join(format!("{name}.f32")), bytes) {
+            eprintln!("owl: trace write failed: {e}");
+        }
+    }))
+}

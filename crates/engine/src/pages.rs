@@ -1,0 +1,84 @@
+//! The page accounting the planner needs, as a trait: the real paged KV cache implements it,
+//! and the planner's tests use a counter that holds no K/V rows at all, so admission, prefix
+//! reuse, budgets and pre-emption are tested without a model.
+
+use owl_model::KvCache;
+
+/// Pages of a KV pool, handed to slots (page tables).
+pub(crate) trait PagePool {
+    /// Pages no slot holds.
+    fn free_pages(&self) -> usize;
+    /// Free pages `slot` would need to hold `n` positions.
+    fn pages_needed(&self, slot: usize, n: usize) -> usize;
+    /// Gives `slot` the pages for positions `0..n`; false (nothing changed) if it cannot.
+    fn ensure(&mut self, slot: usize, n: usize) -> bool;
+    /// Keeps the pages `slot` needs for `0..n` and frees the rest.
+    fn truncate(&mut self, slot: usize, n: usize);
+    /// Frees every page of `slot`.
+    fn release(&mut self, slot: usize) {
+        self.truncate(slot, 0);
+    }
+}
+
+impl PagePool for KvCache {
+    fn free_pages(&self) -> usize {
+        KvCache::free_pages(self)
+    }
+    fn pages_needed(&self, slot: usize, n: usize) -> usize {
+        KvCache::pages_needed(self, slot, n)
+    }
+    fn ensure(&mut self, slot: usize, n: usize) -> bool {
+        KvCache::ensure(self, slot, n).is_ok()
+    }
+    fn truncate(&mut self, slot: usize, n: usize) {
+        KvCache::truncate(self, slot, n);
+    }
+}
+
+/// Page accounting with no K/V rows behind it: the same rules as the KV cache (a slot holds
+/// `ceil(n / page)` pages for `n` positions, at most `n_ctx` positions).
+#[cfg(test)]
+pub(crate) struct CountingPages {
+    pub page: usize,
+    pub n_ctx: usize,
+    pub total: usize,
+    pub held: Vec<usize>,
+}
+
+#[cfg(test)]
+impl CountingPages {
+    pub fn new(n_slots: usize, total: usize, page: usize, n_ctx: usize) -> CountingPages {
+        CountingPages {
+            page,
+            n_ctx,
+            total,
+            held: vec![0; n_slots],
+        }
+    }
+
+    fn pages_for(&self, n: usize) -> usize {
+        n.div_ceil(self.page)
+    }
+}
+
+#[cfg(test)]
+impl PagePool for CountingPages {
+    fn free_pages(&self) -> usize {
+        self.total - self.held.iter().sum::<usize>()
+    }
+    fn pages_needed(&self, slot: usize, n: usize) -> usize {
+        self.pages_for(n).saturating_sub(self.held[slot])
+    }
+    fn ensure(&mut self, slot: usize, n: usize) -> bool {
+        let need = self.pages_needed(slot, n);
+        if n > self.n_ctx || need > self.free_pages() {
+            return false;
+        }
+        self.held[slot] += need;
+        true
+    }
+    fn truncate(&mut self, slot: usize, n: usize) {
+        let keep = self.pages_for(n);
+        self.held[slot] = self.held[slot].min(keep);
+    }
+}
