@@ -55,7 +55,8 @@ def raw(server, method, path, body=None, headers=None, auth=True):
         try:
             conn.request(method, path, body=body, headers=h)
         except (BrokenPipeError, ConnectionResetError):
-            # The server may answer (e.g. 413) and close before a huge body is fully sent.
+            # The server reads and drops an unwanted body only up to 64 MiB; past that it may
+            # answer (413) and close before the body is fully sent.
             pass
         r = conn.getresponse()
         data = r.read()

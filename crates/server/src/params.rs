@@ -167,9 +167,18 @@ pub fn settings(c: &CommonFields, n_vocab: usize) -> Result<Settings, ApiError> 
         logit_bias,
         seed,
     };
-    sampling
-        .validate()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A backstop: the checks above already cover what `validate` refuses.
+    sampling.validate().map_err(|e| match &e {
+        owl_sample::SampleError::InvalidParam { field, .. } => {
+            let name = if *field == "repeat_penalty" {
+                rp_name
+            } else {
+                field
+            };
+            ApiError::bad_param(name, e.to_string())
+        }
+        _ => ApiError::bad_request(e.to_string()),
+    })?;
     let stream = c.stream.unwrap_or(false);
     let include_usage = c
         .stream_options
