@@ -55,7 +55,8 @@ def raw(server, method, path, body=None, headers=None, auth=True):
         try:
             conn.request(method, path, body=body, headers=h)
         except (BrokenPipeError, ConnectionResetError):
-            # The server may answer (e.g. 413) and close before a huge body is fully sent.
+            # The server reads and drops an unwanted body only up to 64 MiB; past that it may
+            # answer (413) and close before the body is fully sent.
             pass
         r = conn.getresponse()
         data = r.read()
@@ -372,3 +373,77 @@ def test_metrics(server):
                  "owl_time_to_first_token_seconds_bucket", "owl_time_per_output_token_seconds_count"]:
         assert name in text, name
     assert metric(server, "owl_generated_tokens_total") > 0
+
+
+def _send_all(server, body_chunks, extra_headers, path="/v1/chat/completions"):
+    """Sends a whole body with plain http.client, which stops at the first write error and
+    only then reads the response: a server that answers and closes while the client is still
+    sending makes this raise BrokenPipeError/ConnectionResetError instead of returning.
+    Returns (status, headers, parsed JSON) and checks the connection for a second request."""
+    u = urllib.parse.urlparse(server.base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    headers = {"Content-Type": "application/json",
+               "Authorization": f"Bearer {server.api_key}", **extra_headers}
+    try:
+        conn.putrequest("POST", path)
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        for chunk in body_chunks:
+            conn.send(chunk)
+        r = conn.getresponse()
+        data = r.read()
+        status, hdrs = r.status, dict(r.getheaders())
+        if hdrs.get("connection", "").lower() != "close":
+            # The body was read to its end, so the connection is still usable.
+            conn.request("GET", "/health")
+            assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    return status, hdrs, json.loads(data)
+
+
+TWELVE_MB = b'{"messages": [{"role": "user", "content": "' + b"a" * (12 << 20) + b'"}]}'
+
+
+def test_twelve_megabyte_body_gets_413_json_not_a_dropped_connection(server, model_id):
+    # Declared length: the whole 12 MB is sent before the response is read.
+    status, hdrs, body = _send_all(server, [TWELVE_MB[i:i + (1 << 20)]
+                                            for i in range(0, len(TWELVE_MB), 1 << 20)],
+                                   {"Content-Length": str(len(TWELVE_MB))})
+    assert_openai_error(status, body, 413)
+    assert "4194304" in body["error"]["message"]
+    # Chunked transfer encoding, no declared length.
+    chunks = [b"%x\r\n" % len(c) + c + b"\r\n"
+              for c in (TWELVE_MB[i:i + (1 << 20)] for i in range(0, len(TWELVE_MB), 1 << 20))]
+    status, hdrs, body = _send_all(server, chunks + [b"0\r\n\r\n"],
+                                   {"Transfer-Encoding": "chunked"})
+    assert_openai_error(status, body, 413)
+    # Without the API key: a 401, again after the whole body.
+    status, hdrs, body = _send_all(server, [TWELVE_MB], {"Content-Length": str(len(TWELVE_MB)),
+                                                         "Authorization": "Bearer wrong"})
+    assert_openai_error(status, body, 401)
+    # The official client gets its usual exception with the JSON error.
+    from openai import OpenAI
+    c = OpenAI(base_url=server.base + "/v1", api_key=server.api_key, max_retries=0, timeout=60)
+    with pytest.raises(openai.APIStatusError) as e:
+        c.chat.completions.create(model=model_id,
+                                  messages=[{"role": "user", "content": "a" * (12 << 20)}])
+    assert e.value.status_code == 413
+    assert e.value.body["message"].startswith("the request body is larger than the limit")
+    assert server.alive()
+
+
+def test_long_stop_and_low_top_k_are_400(client, model_id):
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(client, model_id, "hi", stop=["x" * 100_000])
+    assert e.value.body["param"] == "stop"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=model_id, prompt="hi", max_tokens=2, stop="x" * 2000)
+    assert e.value.body["param"] == "stop"
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(client, model_id, "hi", extra_body={"top_k": -2})
+    assert e.value.body["param"] == "top_k"
+    for k in (-1, 0):
+        r = chat(client, model_id, "hi", max_tokens=2, extra_body={"top_k": k})
+        assert r.choices[0].finish_reason in ("stop", "length")

@@ -6,6 +6,14 @@ use std::path::PathBuf;
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Most stop strings in one request (OpenAI allows 4; more get 400).
 pub const MAX_STOP: usize = 16;
+/// Longest stop string in bytes (UTF-8); longer ones get 400.
+pub const MAX_STOP_LEN: usize = 1024;
+/// Most bytes of a request body the server reads at all. A body over [`BODY_LIMIT`] is read
+/// and discarded up to this many bytes before the 413 goes out, so a client still sending
+/// sees the answer instead of a reset connection; past it the connection is closed.
+pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+/// Longest the server keeps reading an unwanted request body before closing instead.
+pub const DRAIN_TIMEOUT_SECS: u64 = 30;
 /// Most alternatives per token for chat `top_logprobs`.
 pub const MAX_TOP_LOGPROBS: i64 = 20;
 /// Most alternatives per token for legacy completions `logprobs`.

@@ -14,21 +14,32 @@
 //!
 //! With `--cors-origin`, a CORS layer wraps all of them, so browsers' preflight `OPTIONS`
 //! requests are answered before the API key is checked.
+//!
+//! Outside everything, `drain_body` reads whatever of the request body the handler left unread
+//! (a body refused with 413 or 401, say) and discards it, up to [`DRAIN_LIMIT`] bytes and
+//! [`DRAIN_TIMEOUT_SECS`], before the response goes out. Without it hyper answers and closes
+//! the connection while the client is still sending; the unread bytes make the kernel reset
+//! the connection, and clients see a broken pipe or reset instead of the error. Past the limit
+//! (or a declared `Content-Length` over it) the response says `Connection: close` and the
+//! connection is closed.
 
 use std::any::Any;
-use std::time::Instant;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::BODY_LIMIT;
+use crate::config::{BODY_LIMIT, DRAIN_LIMIT, DRAIN_TIMEOUT_SECS};
 use crate::error::ApiError;
 use crate::generation::RequestLog;
 use crate::state::AppState;
@@ -42,10 +53,11 @@ pub fn apply(router: Router, state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(state, log_requests))
         .layer(middleware::from_fn(json_errors));
-    match cors {
+    let router = match cors {
         Some(c) => router.layer(c),
         None => router,
-    }
+    };
+    router.layer(middleware::from_fn(drain_body))
 }
 
 /// CORS for the configured origins (`*`: any); `None` when there are none. Origins that are
@@ -217,4 +229,112 @@ async fn json_errors(req: Request, next: Next) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR
     };
     out
+}
+
+/// The request body as the handler sees it, and how far it got; shared by [`SharedBody`] (in
+/// the request) and [`drain_body`], so the unread rest outlives the handler dropping its body.
+struct BodyState {
+    rest: Option<BodyDataStream>,
+    /// Bytes read so far.
+    read: u64,
+    /// Read to its end (or broken: nothing more will come).
+    done: bool,
+    /// Read at all (so hyper has sent `100 Continue` if the client asked for it).
+    polled: bool,
+}
+
+fn lock(s: &Mutex<BodyState>) -> MutexGuard<'_, BodyState> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The body handed to the handler: reads from the shared [`BodyState`].
+struct SharedBody(Arc<Mutex<BodyState>>);
+
+impl Stream for SharedBody {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut st = lock(&self.0);
+        st.polled = true;
+        let Some(rest) = st.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let r = rest.poll_next_unpin(cx);
+        match &r {
+            Poll::Ready(Some(Ok(b))) => st.read += b.len() as u64,
+            Poll::Ready(Some(Err(_)) | None) => st.done = true,
+            Poll::Pending => {}
+        }
+        r
+    }
+}
+
+/// Reads and drops `rest` up to `budget` bytes; true when it ended (or broke) within it.
+async fn discard(mut rest: BodyDataStream, budget: u64) -> bool {
+    let mut left = budget;
+    while let Some(chunk) = rest.next().await {
+        match chunk {
+            Ok(b) => match left.checked_sub(b.len() as u64) {
+                Some(l) => left = l,
+                None => return false,
+            },
+            // The client is gone or sent a malformed body; the connection ends either way.
+            Err(_) => return true,
+        }
+    }
+    true
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+async fn drain_body(req: Request, next: Next) -> Response {
+    let declared = declared_length(req.headers());
+    let wants_continue = expects_continue(req.headers());
+    let (parts, body) = req.into_parts();
+    let state = Arc::new(Mutex::new(BodyState {
+        rest: Some(body.into_data_stream()),
+        read: 0,
+        done: false,
+        polled: false,
+    }));
+    let req = Request::from_parts(parts, Body::from_stream(SharedBody(Arc::clone(&state))));
+    let mut resp = next.run(req).await;
+    let (rest, read) = {
+        let mut st = lock(&state);
+        // A client waiting for `100 Continue` has not sent the body, and will not now.
+        if st.done || (wants_continue && !st.polled) {
+            return resp;
+        }
+        (st.rest.take(), st.read)
+    };
+    let Some(rest) = rest else {
+        return resp;
+    };
+    let budget = DRAIN_LIMIT.saturating_sub(read);
+    let drained = declared.is_none_or(|n| n <= DRAIN_LIMIT)
+        && tokio::time::timeout(
+            Duration::from_secs(DRAIN_TIMEOUT_SECS),
+            discard(rest, budget),
+        )
+        .await
+        .unwrap_or(false);
+    if !drained {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }

@@ -6,7 +6,7 @@
 
 use owl_sample::SamplingParams;
 
-use crate::config::MAX_STOP;
+use crate::config::{MAX_STOP, MAX_STOP_LEN};
 use crate::error::ApiError;
 use crate::openai::{CommonFields, StopField};
 
@@ -85,8 +85,18 @@ pub fn settings(c: &CommonFields, n_vocab: usize) -> Result<Settings, ApiError> 
         (None, v) => ("repeat_penalty", v),
     };
     let repeat_penalty = ranged(rp_name, rp, 1.0, |x| x > 0.0 && x <= 100.0, "in (0, 100]")?;
-    // top_k <= 0 means off, as in llama.cpp.
-    let top_k = c.top_k.unwrap_or(0).max(0) as usize;
+    // 0 and -1 mean off (llama.cpp's and vLLM's conventions); anything lower is a mistake.
+    let top_k = match c.top_k {
+        None => 0,
+        Some(k) if k >= 0 => usize::try_from(k).unwrap_or(usize::MAX),
+        Some(-1) => 0,
+        Some(k) => {
+            return Err(ApiError::bad_param(
+                "top_k",
+                format!("`top_k` must be a positive integer, or 0 or -1 for off, got {k}"),
+            ))
+        }
+    };
     let seed = match &c.seed {
         None => None,
         Some(n) => Some(
@@ -131,6 +141,19 @@ pub fn settings(c: &CommonFields, n_vocab: usize) -> Result<Settings, ApiError> 
             ),
         ));
     }
+    if let Some((i, s)) = stop
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.len() > MAX_STOP_LEN)
+    {
+        return Err(ApiError::bad_param(
+            "stop",
+            format!(
+                "stop strings may be at most {MAX_STOP_LEN} bytes long, but stop string {i} has {}",
+                s.len()
+            ),
+        ));
+    }
     let stop: Vec<String> = stop.into_iter().filter(|s| !s.is_empty()).collect();
     let sampling = SamplingParams {
         temperature,
@@ -144,9 +167,18 @@ pub fn settings(c: &CommonFields, n_vocab: usize) -> Result<Settings, ApiError> 
         logit_bias,
         seed,
     };
-    sampling
-        .validate()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A backstop: the checks above already cover what `validate` refuses.
+    sampling.validate().map_err(|e| match &e {
+        owl_sample::SampleError::InvalidParam { field, .. } => {
+            let name = if *field == "repeat_penalty" {
+                rp_name
+            } else {
+                field
+            };
+            ApiError::bad_param(name, e.to_string())
+        }
+        _ => ApiError::bad_request(e.to_string()),
+    })?;
     let stream = c.stream.unwrap_or(false);
     let include_usage = c
         .stream_options

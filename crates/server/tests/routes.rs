@@ -1047,3 +1047,163 @@ async fn plain_templates_have_no_reasoning_field() {
         .get("reasoning_content")
         .is_none());
 }
+
+#[tokio::test]
+async fn over_long_stop_strings_are_400_on_both_routes() {
+    use owl_server::config::MAX_STOP_LEN;
+    let long = "x".repeat(MAX_STOP_LEN + 1);
+    let huge = "y".repeat(100_000);
+    let cases = [
+        json!(long),
+        json!(huge),
+        json!(["fine", long]),
+        // Multi-byte: 342 × 3 bytes = 1026 bytes, though only 342 characters.
+        json!("€".repeat(MAX_STOP_LEN / 3 + 1)),
+    ];
+    for stop in cases {
+        let r = post(
+            app(),
+            "/v1/chat/completions",
+            chat_body(json!({"stop": stop.clone()})),
+        )
+        .await;
+        let e = assert_error(&r, StatusCode::BAD_REQUEST);
+        assert_eq!(e["param"], "stop", "{e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains(&MAX_STOP_LEN.to_string()),
+            "{e}"
+        );
+        let body = json!({"prompt": "Once upon a time", "max_tokens": 2, "stop": stop});
+        let r = post(app(), "/v1/completions", body).await;
+        assert_eq!(
+            assert_error(&r, StatusCode::BAD_REQUEST)["param"],
+            "stop",
+            "{}",
+            r.text()
+        );
+    }
+    // Exactly at the limit is fine.
+    let at = "z".repeat(MAX_STOP_LEN);
+    let r = post(
+        app(),
+        "/v1/chat/completions",
+        chat_body(json!({"stop": [at.clone()], "max_tokens": 2})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let body = json!({"prompt": "Once upon a time", "max_tokens": 2, "stop": at});
+    let r = post(app(), "/v1/completions", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test]
+async fn top_k_below_minus_one_is_400_and_zero_or_minus_one_is_off() {
+    for k in [-2i64, -40, i64::MIN] {
+        let r = post(
+            app(),
+            "/v1/chat/completions",
+            chat_body(json!({"top_k": k})),
+        )
+        .await;
+        assert_eq!(
+            assert_error(&r, StatusCode::BAD_REQUEST)["param"],
+            "top_k",
+            "{}",
+            r.text()
+        );
+        let body = json!({"prompt": "Once upon a time", "max_tokens": 2, "top_k": k});
+        let r = post(app(), "/v1/completions", body).await;
+        assert_eq!(
+            assert_error(&r, StatusCode::BAD_REQUEST)["param"],
+            "top_k",
+            "{}",
+            r.text()
+        );
+    }
+    // Off (both conventions) and on give 200; greedy decoding is unaffected by top_k.
+    let greedy = post(app(), "/v1/chat/completions", chat_body(json!({}))).await;
+    assert_eq!(greedy.status, StatusCode::OK, "{}", greedy.text());
+    let want = greedy.json()["choices"][0]["message"]["content"].clone();
+    for k in [-1i64, 0, 1, 40] {
+        let r = post(
+            app(),
+            "/v1/chat/completions",
+            chat_body(json!({"top_k": k})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "top_k={k}: {}", r.text());
+        assert_eq!(
+            r.json()["choices"][0]["message"]["content"],
+            want,
+            "top_k={k}"
+        );
+        let body = json!({"prompt": "Once upon a time", "max_tokens": 2, "top_k": k});
+        let r = post(app(), "/v1/completions", body).await;
+        assert_eq!(r.status, StatusCode::OK, "top_k={k}: {}", r.text());
+    }
+}
+
+/// A streamed request body that counts the bytes taken from it.
+fn counted_body(mib: usize, taken: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Body {
+    use std::sync::atomic::Ordering;
+    let chunks = futures_util::stream::iter((0..mib).map(move |_| {
+        taken.fetch_add(1 << 20, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 1 << 20]))
+    }));
+    Body::from_stream(chunks)
+}
+
+#[tokio::test]
+async fn an_unread_body_is_drained_before_the_answer_up_to_the_hard_cap() {
+    use owl_server::config::{BODY_LIMIT, DRAIN_LIMIT};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let drain_mib = (DRAIN_LIMIT >> 20) as usize;
+    assert!(BODY_LIMIT < 12 << 20 && 12 < drain_mib);
+    // 413: the handler stops at the limit; the rest is read and dropped, so a client still
+    // sending sees the answer (and the connection may stay open).
+    let app = owl_server::router(AppState::loading(config(None)));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/chat/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(counted_body(12, Arc::clone(&taken)))
+        .unwrap();
+    let r = send(app.clone(), req).await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(taken.load(Ordering::SeqCst), 12 << 20);
+    assert!(
+        r.headers.get(header::CONNECTION).is_none(),
+        "{:?}",
+        r.headers
+    );
+    // 401 before the body is read at all: drained too.
+    let keyed = owl_server::router(AppState::loading(config(Some("sekret"))));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/chat/completions")
+        .body(counted_body(12, Arc::clone(&taken)))
+        .unwrap();
+    assert_error(&send(keyed, req).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(taken.load(Ordering::SeqCst), 12 << 20);
+    // Past the hard cap the server stops reading and closes the connection.
+    let taken = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/chat/completions")
+        .body(counted_body(drain_mib + 16, Arc::clone(&taken)))
+        .unwrap();
+    let r = send(app.clone(), req).await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(taken.load(Ordering::SeqCst) <= (drain_mib + 1) << 20);
+    assert_eq!(r.headers[header::CONNECTION], "close");
+    // A declared length over the cap is not read on.
+    let taken = Arc::new(AtomicUsize::new(0));
+    let req = Request::post("/v1/chat/completions")
+        .header(header::CONTENT_LENGTH, (drain_mib + 16) << 20)
+        .body(counted_body(drain_mib + 16, Arc::clone(&taken)))
+        .unwrap();
+    let r = send(app, req).await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(taken.load(Ordering::SeqCst) <= ((BODY_LIMIT >> 20) + 1) << 20);
+    assert_eq!(r.headers[header::CONNECTION], "close");
+}
