@@ -30,6 +30,18 @@ impl HParams {
         self.n_head * self.head_dim
     }
 
+    /// The width of the dense FFN layers: `feed_forward_length`, required once a model has
+    /// a dense layer.
+    pub fn dense_ff(&self) -> Result<usize, ModelError> {
+        if self.n_ff == 0 {
+            return Err(ModelError::MissingKey(format!(
+                "{}.feed_forward_length",
+                self.arch
+            )));
+        }
+        Ok(self.n_ff)
+    }
+
     /// Reads the hyper-parameters of architecture `arch` (whose RoPE pairing is `order`).
     pub fn from_gguf(g: &GgufFile, arch: &str, order: RopeOrder) -> Result<HParams, ModelError> {
         let key = |k: &str| format!("{arch}.{k}");
@@ -48,7 +60,13 @@ impl HParams {
         };
         let n_layer = req("block_count")?;
         let n_embd = req("embedding_length")?;
-        let n_ff = req("feed_forward_length")?;
+        // Optional, as in llama.cpp (0 when absent): a model whose every layer is a mixture
+        // of experts has no dense FFN to size. Dense layers ask `dense_ff`.
+        let n_ff = if g.get(&key("feed_forward_length")).is_some() {
+            req("feed_forward_length")?
+        } else {
+            0
+        };
         let n_head = req("attention.head_count")?;
         let n_head_kv = if g.get(&key("attention.head_count_kv")).is_some() {
             req("attention.head_count_kv")?
