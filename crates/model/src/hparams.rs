@@ -266,6 +266,25 @@ mod tests {
     }
 
     #[test]
+    fn feed_forward_length_is_needed_only_by_dense_layers() {
+        let mut kvs = vec![
+            ("t.block_count", Value::U32(2)),
+            ("t.embedding_length", Value::U32(32)),
+            ("t.attention.head_count", Value::U32(4)),
+            ("t.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
+            ("t.vocab_size", Value::U32(256)),
+        ];
+        let hp = HParams::from_gguf(&file(&kvs), "t", RopeOrder::Normal).expect("no n_ff");
+        assert_eq!(hp.n_ff, 0);
+        assert!(
+            matches!(hp.dense_ff(), Err(ModelError::MissingKey(k)) if k == "t.feed_forward_length")
+        );
+        kvs.push(("t.feed_forward_length", Value::U32(96)));
+        let hp = HParams::from_gguf(&file(&kvs), "t", RopeOrder::Normal).expect("n_ff");
+        assert_eq!(hp.dense_ff().expect("n_ff"), 96);
+    }
+
+    #[test]
     fn swa_pattern_as_llama_cpp_sets_it() {
         let g = file(&[]);
         // gpt-oss: load_swa_pattern(ml, 2): even layers slide.
