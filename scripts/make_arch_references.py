@@ -3,15 +3,18 @@
 
 For each architecture owl supports, this writes a tiny random-weight F16 GGUF (2 layers, 4
 for gpt-oss, hidden size 32, the SmolLM2 vocabulary, the metadata keys and tensor names
-llama.cpp's converter writes; see make_bench_models.py; VARIANTS are copies with some tensors
-requantized, e.g. gpt-oss with MXFP4 experts) into ``tests/fixtures/arch/`` and next to it a
-JSON reference: for 3 prompts, llama.cpp's tokenization, 32 greedy steps (not stopping at
-end-of-generation) and the top-10 logits at every step, computed with llama-cpp-python 0.3.36
-(llama.cpp 0c1e570) in the same settings as make_references.py (F16 KV cache, no flash
-attention, the whole prompt in one batch, then one token per decode call).
+llama.cpp's converter writes; see make_bench_models.py) into ``tests/fixtures/arch/``, and the
+VARIANTS: each architecture again in other shapes, tensor types and metadata (another layer
+count, experts as wide as the embedding, a quantized token embedding and output, absent
+optional keys; gpt-oss with MXFP4 experts). Next to each, a JSON reference: for 3 prompts,
+llama.cpp's tokenization, 32 greedy steps (not stopping at end-of-generation) and the top-10
+logits at every step, computed with llama-cpp-python 0.3.36 (llama.cpp 0c1e570) in the same
+settings as make_references.py (F16 KV cache, no flash attention, the whole prompt in one
+batch, then one token per decode call; for the variants the prompt's micro-batches are single
+tokens, see VARIANT_UBATCH).
 
-    python3 scripts/make_arch_references.py            # every architecture
-    python3 scripts/make_arch_references.py qwen3      # one
+    python3 scripts/make_arch_references.py                  # every model
+    python3 scripts/make_arch_references.py qwen3 llama-3l-q8  # some
 
 Developer machines only (needs llama-cpp-python); CI only reads the committed files.
 """
@@ -19,8 +22,10 @@ Developer machines only (needs llama-cpp-python); CI only reads the committed fi
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +81,86 @@ ARCHS = {
 }
 
 
-# Copies of a tiny model with some tensors requantized: name -> (base, name suffix, type).
-# gpt-oss-mxfp4 holds its experts in MXFP4, as the real gpt-oss files do.
+Q = mbm.gguf.GGMLQuantizationType
+# Variants: the same architecture in other shapes, tensor types and metadata, so that a loader
+# that only works for the base model's choices fails a reference. name -> dict(base=arch,
+# quant={tensor-name pattern (fnmatch): type} (requantized by gguf-py, first match wins),
+# drop=[metadata keys left out], seed_index=pinned index, and any spec keys overriding the
+# base's). A variant without spec overrides is a requantized copy of the base's fixture; one
+# with overrides is generated afresh (its own seed index) and then requantized.
 VARIANTS = {
-    "gpt-oss-mxfp4": ("gpt-oss", "_exps.weight", mbm.gguf.GGMLQuantizationType.MXFP4),
+    # gpt-oss with its experts in MXFP4, as the real gpt-oss files hold them.
+    "gpt-oss-mxfp4": dict(base="gpt-oss", quant={"*_exps.weight": Q.MXFP4}),
+    # The rest: per architecture, another layer count, experts as wide as the embedding, a
+    # quantized token embedding (Q8_0 where it is 32 wide, smaller types where it is 64, to
+    # keep the files small) with an untied quantized output or a tied one, and optional keys
+    # left out (llama.cpp's defaults then apply). Seed indices from 101, apart from the
+    # architectures'.
+    # gpt-oss: 2 layers, 4 experts as wide as the embedding, MXFP4 experts, Q8_0 token
+    # embedding and output, no YaRN betas (llama.cpp then uses 32 and 1).
+    "gpt-oss-2l-q8": dict(base="gpt-oss", seed_index=101, n_layer=2, n_expert=4, n_ff_exp=32,
+                          quant={"*_exps.weight": Q.MXFP4, "token_embd.weight": Q.Q8_0,
+                                 "output.weight": Q.Q8_0},
+                          drop=["gpt-oss.rope.scaling.yarn_beta_fast",
+                                "gpt-oss.rope.scaling.yarn_beta_slow"]),
+    # llama: 3 layers, as many KV heads as heads, untied Q8_0 embedding and output; no vocab
+    # size, RoPE dimension count, KV head count or frequency base (10000) keys.
+    "llama-3l-q8": dict(base="llama", seed_index=102, n_layer=3, n_head_kv=4, tied=False,
+                        quant={"token_embd.weight": Q.Q8_0, "output.weight": Q.Q8_0},
+                        drop=["llama.vocab_size", "llama.rope.dimension_count",
+                              "llama.attention.head_count_kv", "llama.rope.freq_base"]),
+    # qwen2: 1 layer, Q4_1 embedding tied to the output, no KV head count key. (Not Q4_0:
+    # llama.cpp repacks a Q4_0 output head to Q4_0x8 on AVX2 machines and sums it in another
+    # order than its row kernel, so the decode path could not be compared bit for bit.)
+    "qwen2-1l-q4_1": dict(base="qwen2", seed_index=103, n_layer=1, n_head_kv=4,
+                        quant={"token_embd.weight": Q.Q4_1},
+                        drop=["qwen2.attention.head_count_kv"]),
+    # qwen3: 3 layers, heads of n_embd / n_head with no key/value length keys, Q8_0 embedding
+    # tied to the output.
+    "qwen3-3l-q8": dict(base="qwen3", seed_index=104, n_layer=3, head_dim=8,
+                        quant={"token_embd.weight": Q.Q8_0},
+                        drop=["qwen3.attention.key_length", "qwen3.attention.value_length"]),
+    # qwen3moe: 3 layers, 4 experts as wide as the embedding (Q8_0), untied Q8_0 embedding and
+    # output, no feed_forward_length (no dense FFN to size; llama.cpp does not need it).
+    "qwen3moe-3l-q8": dict(base="qwen3moe", seed_index=105, n_layer=3, n_expert=4, n_ff_exp=32,
+                           tied=False,
+                           quant={"*_exps.weight": Q.Q8_0, "token_embd.weight": Q.Q8_0,
+                                  "output.weight": Q.Q8_0},
+                           drop=["qwen3moe.feed_forward_length"]),
+    # deepseek2: 2 layers (1 dense, 1 MoE), 4 experts as wide as the embedding, softmax
+    # routing by default (no gating key), no groups, selection bias, weight normalisation or
+    # YaRN keys, Q5_0 embedding tied to the output.
+    "deepseek2-2l-q5": dict(base="deepseek2", seed_index=106, n_layer=2, n_expert=4,
+                            n_ff_exp=64, n_group=0, exp_probs_b=False,
+                            expert_weights_norm=False, sigmoid=False,
+                            quant={"token_embd.weight": Q.Q5_0},
+                            drop=["deepseek2.expert_gating_func",
+                                  "deepseek2.rope.scaling.type", "deepseek2.rope.scaling.factor",
+                                  "deepseek2.rope.scaling.original_context_length",
+                                  "deepseek2.rope.scaling.yarn_log_multiplier"]),
+    # glm4moe: 2 layers (1 dense, 1 MoE), 4 experts as wide as the embedding, sigmoid routing
+    # by default (no gating key), Q5_0 embedding tied to the output.
+    "glm4moe-2l-q5": dict(base="glm4moe", seed_index=107, n_layer=2, n_expert=4, n_ff_exp=64,
+                          quant={"token_embd.weight": Q.Q5_0},
+                          drop=["glm4moe.expert_gating_func"]),
+    # ernie4_5-moe: 2 layers, both MoE (no leading dense block count nor feed_forward_length
+    # key), 4 experts as wide as the embedding, Q4_1 embedding tied to the output.
+    "ernie4_5-moe-2l-q4_1": dict(base="ernie4_5-moe", seed_index=108, n_layer=2, n_dense_lead=0,
+                               n_expert=4, n_ff_exp=64, quant={"token_embd.weight": Q.Q4_1},
+                               drop=["ernie4_5-moe.leading_dense_block_count",
+                                     "ernie4_5-moe.feed_forward_length"]),
 }
+VARIANT_KEYS = ("base", "quant", "drop", "seed_index")
+# The variants' references feed the prompt to llama.cpp one token per micro-batch, i.e. through
+# its decode path (the prompt still in one llama_decode call): its whole-prompt path multiplies
+# with llamafile's tiled GEMM, another summation order, and through these random models that
+# alone moves llama.cpp's own logits by up to 4e-2 from its decode path's (measured on the
+# variants: prompt-path top logits against one_by_one_top_logits), past the prompt tolerance
+# and across near-ties of the greedy runs. owl's decode path is llama.cpp's bit for bit, so
+# this keeps the check tight on what the variants are for: shapes, types and keys. The
+# architectures' own fixtures (and the copies in WHOLE_PROMPT) keep the whole-prompt batch.
+VARIANT_UBATCH = 1
+WHOLE_PROMPT = {"gpt-oss-mxfp4"}
 
 
 # A model's random stream follows its seed index. These are pinned (they are the positions the
@@ -105,20 +185,25 @@ THINKING_TEMPLATE = (
 )
 
 
-def requantized(src: Path, dst: Path, suffix: str, qtype) -> Path:
-    """`src` with the tensors whose names end in `suffix` quantized to `qtype` by gguf-py (the
-    reference quantizer), all metadata and other tensors copied unchanged."""
+def requantized(src: Path, dst: Path, quant: dict, drop=()) -> Path:
+    """`src` with the tensors whose names match a pattern of `quant` quantized to its type by
+    gguf-py (the reference quantizer) and the metadata keys in `drop` left out; all other
+    metadata and tensors copied unchanged."""
     gguf = mbm.gguf
     r = gguf.GGUFReader(src)
     w = gguf.GGUFWriter(dst, r.get_field("general.architecture").contents())
+    unknown = [k for k in drop if r.get_field(k) is None]
+    if unknown:
+        raise KeyError(f"{src.name} has no {', '.join(unknown)} to drop")
     for f in r.fields.values():
-        if f.name.startswith("GGUF.") or f.name == "general.architecture":
+        if f.name.startswith("GGUF.") or f.name == "general.architecture" or f.name in drop:
             continue
         sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
         w.add_key_value(f.name, f.contents(), f.types[0], sub)
     for t in r.tensors:
         data = np.array(t.data)
-        if t.name.endswith(suffix):
+        qtype = next((q for pat, q in quant.items() if fnmatch.fnmatchcase(t.name, pat)), None)
+        if qtype is not None:
             q = gguf.quants.quantize(data.astype(np.float32), qtype)
             w.add_tensor(t.name, q, raw_dtype=qtype)
         else:
@@ -132,11 +217,22 @@ def requantized(src: Path, dst: Path, suffix: str, qtype) -> Path:
 
 def make_model(name: str, tok: dict) -> Path:
     if name in VARIANTS:
-        base, suffix, qtype = VARIANTS[name]
-        src = OUT / f"tiny-{base}.gguf"
-        if not src.is_file():
-            make_model(base, tok)
-        return requantized(src, OUT / f"tiny-{name}.gguf", suffix, qtype)
+        v = VARIANTS[name]
+        base, spec = v["base"], {k: x for k, x in v.items() if k not in VARIANT_KEYS}
+        if not spec:
+            src = OUT / f"tiny-{base}.gguf"
+            if not src.is_file():
+                make_model(base, tok)
+            return requantized(src, OUT / f"tiny-{name}.gguf", v.get("quant", {}),
+                               v.get("drop", ()))
+        mbm.MODELS[f"tiny-{name}"] = {**TINY, **ARCHS[base], **spec,
+                                      "file": f"tiny-{name}-f16.gguf",
+                                      "name": f"tiny {name} (random weights)",
+                                      "seed_index": v["seed_index"]}
+        with tempfile.TemporaryDirectory() as tmp:
+            src = mbm.write_model(f"tiny-{name}", Path(tmp), tok, seed=7)
+            return requantized(src, OUT / f"tiny-{name}.gguf", v.get("quant", {}),
+                               v.get("drop", ()))
     if name == "qwen3":
         tok = dict(tok, chat_template=THINKING_TEMPLATE)
     return mbm.write_model(f"tiny-{name}", OUT, tok, seed=7)
@@ -166,7 +262,18 @@ def one_by_one(model, n_vocab: int, toks: list[int]) -> list:
     return top
 
 
-def reference(path: Path) -> dict:
+def reference(path: Path, n_ubatch: int | None = None) -> dict:
+    """llama.cpp's references for the model at `path`; `n_ubatch` (default: make_references'
+    whole-prompt batch) splits the prompt into micro-batches of that many tokens."""
+    default_ubatch = mr.N_UBATCH
+    mr.N_UBATCH = n_ubatch or default_ubatch
+    try:
+        return _reference(path, n_ubatch)
+    finally:
+        mr.N_UBATCH = default_ubatch
+
+
+def _reference(path: Path, n_ubatch: int | None) -> dict:
     L.llama_backend_init()
     mr.quiet_logs(False)
     mp = L.llama_model_default_params()
@@ -184,7 +291,9 @@ def reference(path: Path) -> dict:
                       "top_logits": g["top_logits"],
                       "one_by_one_top_logits": one_by_one(model, n_vocab, toks)})
     L.llama_model_free(model)
+    ubatch = {} if n_ubatch is None else {"n_ubatch": n_ubatch}
     return {
+        **ubatch,
         "llama_cpp_python": mr.llama_cpp.__version__,
         "llama_cpp_commit": mr.VENDORED_LLAMA_CPP_COMMIT.get(mr.llama_cpp.__version__),
         "generated_on": datetime.date.today().isoformat(),
@@ -205,7 +314,8 @@ def main() -> int:
     tok = mbm.read_tokenizer(src)
     for name in names:
         path = make_model(name, tok)
-        ref = reference(path)
+        ref = reference(path, VARIANT_UBATCH if name in VARIANTS and name not in WHOLE_PROMPT
+                        else None)
         mr.write_json(OUT / f"tiny-{name}.json", ref)
         print(f"{name}: {path.stat().st_size / 1e6:.1f} MB, references written", flush=True)
     return 0

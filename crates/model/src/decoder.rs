@@ -1,7 +1,7 @@
 //! The pre-norm decoder-only transformer shared by the dense architectures:
 //! `x += attn(norm(x)); x += ffn(norm(x))` per layer, then a final norm and the output head.
 
-use owl_kernels::{linear, QMatrix};
+use owl_kernels::{linear, Layout, QMatrix};
 
 use crate::batch::{Batch, Logits};
 use crate::blocks::ffn::{FfnScratch, SwiGluFfn};
@@ -153,7 +153,11 @@ impl Model for Decoder {
         }
         buf.reserve(n, &self.dims(kv.n_ctx_pad(), cx.pool.n_threads()));
 
-        // [n, n_embd] token embeddings
+        // [n, n_embd] token embeddings, read row by row: only the file's row layout serves
+        // that (a repacked matrix has no rows to give and would embed every token as zeros).
+        if self.token_embd.layout != Layout::Rows {
+            return Err(ModelError::NotRowLayout("token_embd.weight"));
+        }
         for (row, &t) in batch.tokens.iter().enumerate() {
             self.token_embd
                 .dequantize_row(t as usize, &mut buf.x[row * e..(row + 1) * e]);

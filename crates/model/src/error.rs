@@ -30,6 +30,8 @@ pub enum ModelError {
     ContextFull { pos: usize, n_ctx: usize },
     #[error("the KV cache is full: {need} more pages needed, {free} free")]
     KvFull { need: usize, free: usize },
+    #[error("tensor '{0}' is read row by row but was loaded in a repacked layout")]
+    NotRowLayout(&'static str),
     #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]
     BadToken { id: u32, n_vocab: usize },
 }

@@ -30,6 +30,18 @@ impl HParams {
         self.n_head * self.head_dim
     }
 
+    /// The width of the dense FFN layers: `feed_forward_length`, required once a model has
+    /// a dense layer.
+    pub fn dense_ff(&self) -> Result<usize, ModelError> {
+        if self.n_ff == 0 {
+            return Err(ModelError::MissingKey(format!(
+                "{}.feed_forward_length",
+                self.arch
+            )));
+        }
+        Ok(self.n_ff)
+    }
+
     /// Reads the hyper-parameters of architecture `arch` (whose RoPE pairing is `order`).
     pub fn from_gguf(g: &GgufFile, arch: &str, order: RopeOrder) -> Result<HParams, ModelError> {
         let key = |k: &str| format!("{arch}.{k}");
@@ -48,7 +60,13 @@ impl HParams {
         };
         let n_layer = req("block_count")?;
         let n_embd = req("embedding_length")?;
-        let n_ff = req("feed_forward_length")?;
+        // Optional, as in llama.cpp (0 when absent): a model whose every layer is a mixture
+        // of experts has no dense FFN to size. Dense layers ask `dense_ff`.
+        let n_ff = if g.get(&key("feed_forward_length")).is_some() {
+            req("feed_forward_length")?
+        } else {
+            0
+        };
         let n_head = req("attention.head_count")?;
         let n_head_kv = if g.get(&key("attention.head_count_kv")).is_some() {
             req("attention.head_count_kv")?
@@ -245,6 +263,25 @@ mod tests {
     fn rope(kvs: &[(&str, Value)]) -> Result<RopeConfig, ModelError> {
         let yarn = YarnParams::default();
         rope_from_gguf(&file(kvs), "t", 64, 150000.0, RopeOrder::Neox, 131072, yarn)
+    }
+
+    #[test]
+    fn feed_forward_length_is_needed_only_by_dense_layers() {
+        let mut kvs = vec![
+            ("t.block_count", Value::U32(2)),
+            ("t.embedding_length", Value::U32(32)),
+            ("t.attention.head_count", Value::U32(4)),
+            ("t.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
+            ("t.vocab_size", Value::U32(256)),
+        ];
+        let hp = HParams::from_gguf(&file(&kvs), "t", RopeOrder::Normal).expect("no n_ff");
+        assert_eq!(hp.n_ff, 0);
+        assert!(
+            matches!(hp.dense_ff(), Err(ModelError::MissingKey(k)) if k == "t.feed_forward_length")
+        );
+        kvs.push(("t.feed_forward_length", Value::U32(96)));
+        let hp = HParams::from_gguf(&file(&kvs), "t", RopeOrder::Normal).expect("n_ff");
+        assert_eq!(hp.dense_ff().expect("n_ff"), 96);
     }
 
     #[test]

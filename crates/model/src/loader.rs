@@ -192,6 +192,13 @@ impl Loader<'_> {
         })
     }
 
+    /// `token_embd.weight`, kept in the file's row layout: the decoder reads it row by row
+    /// (`QMatrix::dequantize_row`), which a repacked layout cannot serve. Every architecture
+    /// loads its token embedding through here, never through [`Loader::matrix`].
+    pub fn token_embd(&self, n_embd: usize, n_vocab: usize) -> Result<QMatrix, ModelError> {
+        self.row_matrix("token_embd.weight", n_embd, n_vocab)
+    }
+
     /// `token_embd` and the output head, which shares its bytes when the file has no
     /// `output.weight` (tied embeddings).
     pub fn embeddings(
@@ -199,7 +206,7 @@ impl Loader<'_> {
         n_embd: usize,
         n_vocab: usize,
     ) -> Result<(QMatrix, QMatrix), ModelError> {
-        let token_embd = self.row_matrix("token_embd.weight", n_embd, n_vocab)?;
+        let token_embd = self.token_embd(n_embd, n_vocab)?;
         let output = if self.has("output.weight") {
             self.matrix("output.weight", n_embd, n_vocab)?
         } else {

@@ -114,7 +114,7 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
     if ld.has("rope_freqs.weight") {
         hp.rope.freq_factors = Some(ld.vector("rope_freqs.weight", hp.rope.n_dims / 2)?);
     }
-    let (e, ff) = (hp.n_embd, hp.n_ff);
+    let e = hp.n_embd;
     let (token_embd, output) = ld.embeddings(e, hp.n_vocab)?;
     let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
@@ -163,6 +163,7 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
                     n_used,
                 )))
             } else {
+                let ff = hp.dense_ff()?;
                 FfnBlock::Dense(SwiGluFfn {
                     gate: ld.matrix(&t("ffn_gate"), e, ff)?,
                     up: ld.matrix(&t("ffn_up"), e, ff)?,

@@ -87,7 +87,9 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
         });
     }
     Ok(Box::new(Decoder {
-        token_embd: ld.matrix("token_embd.weight", e, hp.n_vocab)?,
+        // Row layout (read row by row); a repacked Q8_0/Q4_0/... embedding would read as
+        // nothing. The output head is required here (llama.cpp's flag 0): never tied.
+        token_embd: ld.token_embd(e, hp.n_vocab)?,
         output: ld.matrix("output.weight", e, hp.n_vocab)?,
         output_norm: norm("output_norm.weight")?,
         layers,

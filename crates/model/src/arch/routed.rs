@@ -105,10 +105,11 @@ impl RoutedSpec {
         let t = |s: &str| format!("blk.{i}.{s}.weight");
         let e = hp.n_embd;
         if i < self.n_dense || (i + 1) % self.moe_step.max(1) != 0 {
+            let ff = hp.dense_ff()?;
             return Ok(FfnBlock::Dense(SwiGluFfn {
-                gate: ld.matrix(&t("ffn_gate"), e, hp.n_ff)?,
-                up: ld.matrix(&t("ffn_up"), e, hp.n_ff)?,
-                down: ld.matrix(&t("ffn_down"), hp.n_ff, e)?,
+                gate: ld.matrix(&t("ffn_gate"), e, ff)?,
+                up: ld.matrix(&t("ffn_up"), e, ff)?,
+                down: ld.matrix(&t("ffn_down"), ff, e)?,
             }));
         }
         let (n_expert, n_used, ffe) = moe_dims(ld, self.arch)?;
