@@ -13,10 +13,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use owl_engine::Session;
 use owl_gguf::GgufFile;
 use owl_kernels::{Isa, Kernels};
 use owl_model::{Batch, KvCache, LoadOptions, Logits, LogitsWanted, Runner};
+use owl_testkit::Stepper;
 
 /// Largest allowed |owl - llama.cpp| on a reference logit after a whole-prompt prefill. The
 /// weights are F16 (and F32 routers): llama.cpp's prompt path multiplies them with its tiled
@@ -252,7 +252,7 @@ fn every_architecture_matches_llama_cpp_token_by_token() {
             no_repack: true,
             ..LoadOptions::default()
         };
-        let mut s = Session::new(runner_with(&arch, Isa::detect(), &opts), 256, 512);
+        let mut s = Stepper::new(runner_with(&arch, Isa::detect(), &opts), 256);
         let mut worst = 0.0f32;
         for case in r["cases"].as_array().expect("cases") {
             let prompt = ids(&case["prompt_tokens"]);
@@ -264,9 +264,9 @@ fn every_architecture_matches_llama_cpp_token_by_token() {
                 "{arch}: reference without one-by-one logits"
             );
             s.reset();
-            let mut logits = s.prefill(&prompt[..1]).expect("prefill").0.to_vec();
+            let mut logits = s.prefill(&prompt[..1]).to_vec();
             for &t in &prompt[1..] {
-                logits = s.decode(t).expect("decode").to_vec();
+                logits = s.decode(t).to_vec();
             }
             for (step, top) in steps.iter().enumerate() {
                 let top = top.as_array().expect("pairs");
@@ -282,7 +282,7 @@ fn every_architecture_matches_llama_cpp_token_by_token() {
                     );
                 }
                 let next = top[0][0].as_u64().expect("id") as u32;
-                logits = s.decode(next).expect("decode").to_vec();
+                logits = s.decode(next).to_vec();
             }
         }
         eprintln!("{arch}: decode path max |logit diff| {worst:.2e}");
