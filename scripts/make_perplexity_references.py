@@ -6,10 +6,12 @@
     # at the last line break before --bytes
     python3 scripts/make_perplexity_references.py text --bytes 65536 --out /tmp/owl-ppl.txt
 
-    # the committed test fixture: tests/fixtures/perplexity/text.txt (the first 6 KB of
+    # the committed test fixtures: tests/fixtures/perplexity/text.txt (the first 6 KB of
     # llama.cpp's docs/speculative.md, MIT licensed) scored by llama-perplexity on
-    # tests/fixtures/arch/tiny-llama.gguf, written to tests/fixtures/perplexity/tiny-llama.json
-    python3 scripts/make_perplexity_references.py fixture
+    # tests/fixtures/arch/tiny-llama.gguf (F16) -> tests/fixtures/perplexity/tiny-llama.json, and
+    # on its Q4_1 quantization by `owl quantize` (token embedding Q8_0: 32 columns)
+    # tests/fixtures/perplexity/tiny-llama-q4_1.gguf -> tiny-llama-q4_1.json
+    cargo build --release -p owl && python3 scripts/make_perplexity_references.py fixture
 
 llama-perplexity is llama.cpp 0c1e570 built for AVX2 only (GGML_NATIVE=OFF, GGML_AVX2=ON,
 no AVX-512), the build owl's exact path (OWL_NO_REPACK=1) equals bit for bit; it runs with
@@ -35,6 +37,8 @@ LLAMA_CPP_DIR = Path(os.environ.get(
     "LLAMA_CPP_DIR", "/work/llama/llama_cpp_python-0.3.36/vendor/llama.cpp"))
 FIXTURE_DIR = REPO_ROOT / "tests" / "fixtures" / "perplexity"
 FIXTURE_MODEL = REPO_ROOT / "tests" / "fixtures" / "arch" / "tiny-llama.gguf"
+FIXTURE_Q4_1 = FIXTURE_DIR / "tiny-llama-q4_1.gguf"
+OWL = REPO_ROOT / "target" / "release" / "owl"
 FIXTURE_CTX = 128
 FIXTURE_BYTES = 6000
 
@@ -109,25 +113,27 @@ def main() -> None:
     text = cut((LLAMA_CPP_DIR / "docs" / "speculative.md").read_text(encoding="utf-8"),
                FIXTURE_BYTES)
     text_path.write_text(text, encoding="utf-8")
-    ref = llama_perplexity(FIXTURE_MODEL, text_path, FIXTURE_CTX, args.threads)
-    ref.pop("short")
-    ref["command"] = ref["command"].replace(str(REPO_ROOT) + "/", "")
-    out = {
-        "llama_cpp_commit": "0c1e570",
-        "build": "AVX2 only, -fa off",
-        "generated_on": datetime.date.today().isoformat(),
-        "cpu": cpu_name(),
-        "model": FIXTURE_MODEL.name,
-        "model_sha256": sha256(FIXTURE_MODEL),
-        "text": text_path.name,
-        "text_sha256": sha256(text_path),
-        "n_ctx": FIXTURE_CTX,
-        **ref,
-    }
-    dest = FIXTURE_DIR / "tiny-llama.json"
-    dest.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"{dest}: {ref['n_chunks']} chunks, PPL {ref['ppl']} +/- {ref['ppl_error']}")
-
+    subprocess.run([str(OWL), "quantize", "-t", "1", str(FIXTURE_MODEL), str(FIXTURE_Q4_1),
+                    "Q4_1"], check=True)
+    for model in (FIXTURE_MODEL, FIXTURE_Q4_1):
+        ref = llama_perplexity(model, text_path, FIXTURE_CTX, args.threads)
+        ref.pop("short")
+        ref["command"] = ref["command"].replace(str(REPO_ROOT) + "/", "")
+        out = {
+            "llama_cpp_commit": "0c1e570",
+            "build": "AVX2 only, -fa off",
+            "generated_on": datetime.date.today().isoformat(),
+            "cpu": cpu_name(),
+            "model": model.name,
+            "model_sha256": sha256(model),
+            "text": text_path.name,
+            "text_sha256": sha256(text_path),
+            "n_ctx": FIXTURE_CTX,
+            **ref,
+        }
+        dest = FIXTURE_DIR / (model.stem + ".json")
+        dest.write_text(json.dumps(out, indent=2) + "\n")
+        print(f"{dest}: {ref['n_chunks']} chunks, PPL {ref['ppl']} +/- {ref['ppl_error']}")
 
 if __name__ == "__main__":
     main()
