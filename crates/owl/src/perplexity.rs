@@ -680,6 +680,8 @@ impl KlStats {
 struct BaseWriter {
     out: BufWriter<File>,
     path: PathBuf,
+    /// One row's bytes: [4 × n_vocab].
+    bytes: Vec<u8>,
 }
 
 impl BaseWriter {
@@ -694,6 +696,7 @@ impl BaseWriter {
         let mut w = BaseWriter {
             out: BufWriter::with_capacity(1 << 20, f),
             path: path.to_path_buf(),
+            bytes: Vec::with_capacity(4 * n_vocab),
         };
         let mut head = Vec::with_capacity(24 + 4 * tokens.len());
         head.extend_from_slice(OWL_MAGIC);
@@ -715,8 +718,11 @@ impl BaseWriter {
 
     /// One scored position's log-probabilities, [n_vocab].
     fn row(&mut self, logp: &[f32]) -> Result<()> {
-        let bytes: Vec<u8> = logp.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.write(&bytes)
+        self.bytes.clear();
+        self.bytes.extend(logp.iter().flat_map(|v| v.to_le_bytes()));
+        self.out
+            .write_all(&self.bytes)
+            .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     fn finish(mut self) -> Result<()> {
