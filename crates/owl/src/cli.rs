@@ -38,6 +38,8 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Serve an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, …).
     Serve(ServeArgs),
+    /// Perplexity of a model on a text, or its KL divergence from a saved run (llama-perplexity's protocol).
+    Perplexity(crate::perplexity::PerplexityArgs),
 }
 
 #[derive(Args, Clone)]
@@ -241,6 +243,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Quantize(a) => crate::quantize::run(a),
         Command::Bench(a) => crate::bench::run(a),
         Command::Serve(a) => crate::serve::run(a),
+        Command::Perplexity(a) => crate::perplexity::run(a),
         Command::List => {
             let dir = store::models_dir()?;
             for e in store::CATALOG {

@@ -7,6 +7,7 @@
 mod bench;
 mod cli;
 mod generate;
+mod perplexity;
 mod quantize;
 mod serve;
 mod show;
