@@ -46,9 +46,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use owl_gguf::GgufFile;
-use owl_kernels::Kernels;
-use owl_model::{Batch, LoadOptions, Logits, LogitsWanted, Runner};
+use owl_engine::{ModelBundle, OpenOptions};
+use owl_model::{Batch, Logits, LogitsWanted, Runner};
 use owl_text::Tokenizer;
 
 /// llama-perplexity's default context.
@@ -306,18 +305,12 @@ fn kl_divergence(a: &PerplexityArgs, path: &Path) -> Result<()> {
     Ok(())
 }
 
-// The lead replaces this with the shared model bundle.
-fn open(model: Option<&str>, threads: Option<usize>) -> Result<(Runner, Tokenizer)> {
+/// Opens the model the way every command does (`ModelBundle`); perplexity drives the runner
+/// directly (it scores given tokens; it does not generate).
+fn open(model: Option<&str>, threads: Option<usize>) -> Result<(Runner, Arc<Tokenizer>)> {
     let path = crate::store::resolve(model, true)?;
-    let file =
-        Arc::new(GgufFile::open(&path).with_context(|| format!("cannot load {}", path.display()))?);
-    let tokenizer = Tokenizer::from_gguf(&file).context("cannot build the tokenizer")?;
-    let threads = threads
-        .unwrap_or_else(crate::generate::default_threads)
-        .max(1);
-    let runner = Runner::new(file, Kernels::detect(), threads, &LoadOptions::from_env())
-        .with_context(|| format!("cannot load {}", path.display()))?;
-    Ok((runner, tokenizer))
+    let b = ModelBundle::open(&path, &OpenOptions::from_env(threads, None))?;
+    Ok((b.runner, b.tokenizer))
 }
 
 fn read_text(path: &Path) -> Result<String> {
