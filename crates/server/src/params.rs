@@ -99,6 +99,8 @@ pub fn settings(c: &CommonFields, n_vocab: usize) -> Result<Settings, ApiError> 
     };
     let seed = match &c.seed {
         None => None,
+        // llama.cpp's convention: -1 asks for a random seed, not for seed 2^64 - 1.
+        Some(n) if n.as_i64() == Some(-1) => None,
         Some(n) => Some(
             n.as_u64()
                 .or_else(|| n.as_i64().map(|v| v as u64))
@@ -180,6 +182,12 @@ pub fn settings(c: &CommonFields, n_vocab: usize) -> Result<Settings, ApiError> 
         _ => ApiError::bad_request(e.to_string()),
     })?;
     let stream = c.stream.unwrap_or(false);
+    if c.stream_options.is_some() && !stream {
+        return Err(ApiError::bad_param(
+            "stream_options",
+            "`stream_options` is only allowed when `stream` is true",
+        ));
+    }
     let include_usage = c
         .stream_options
         .as_ref()

@@ -436,6 +436,32 @@ async fn chat_penalties_bias_seed_are_accepted() {
     );
 }
 
+#[tokio::test]
+async fn stream_options_without_stream_is_400() {
+    let body = chat_body(json!({"stream_options": {"include_usage": true}}));
+    let r = post(app(), "/v1/chat/completions", body).await;
+    let e = assert_error(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(e["param"], "stream_options");
+}
+
+#[tokio::test]
+async fn seed_minus_one_means_a_random_seed() {
+    // llama.cpp's convention. The tiny model's random weights spread probability over the
+    // whole vocabulary, so two unseeded 16-token samples at temperature 1 differ.
+    let body = chat_body(
+        json!({"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+                                "seed": -1, "max_tokens": 16}),
+    );
+    let a = post(app(), "/v1/chat/completions", body.clone())
+        .await
+        .json();
+    let b = post(app(), "/v1/chat/completions", body).await.json();
+    assert_ne!(
+        a["choices"][0]["message"]["content"],
+        b["choices"][0]["message"]["content"]
+    );
+}
+
 // ---- completions ----
 
 #[tokio::test]
