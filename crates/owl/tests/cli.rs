@@ -364,3 +364,110 @@ fn a_reasoning_models_thinking_goes_to_stderr_or_nowhere() {
     assert!(answer.status.success());
     assert!(!text(&answer.stdout).trim().is_empty());
 }
+
+fn tiny() -> String {
+    owl_testkit::tiny_model("llama")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn json_lines_carry_every_token_with_its_logprobs_and_a_summary() {
+    let m = tiny();
+    let out = owl(
+        &[
+            "run",
+            "--model",
+            &m,
+            "--temperature",
+            "0",
+            "-n",
+            "8",
+            "--ignore-eos",
+            "--json",
+            "--logprobs",
+            "2",
+            "Hello",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 9, "8 tokens and a summary");
+    let mut joined = String::new();
+    for t in &lines[..8] {
+        let top = t["top_logprobs"].as_array().expect("top_logprobs");
+        assert_eq!(top.len(), 2);
+        // Greedy: the chosen token is the best alternative, with the same logprob.
+        assert_eq!(top[0]["token"], t["token"]);
+        assert_eq!(top[0]["logprob"], t["logprob"]);
+        assert!(t["logprob"].as_f64().expect("logprob") <= 0.0);
+        joined.push_str(t["text"].as_str().expect("text"));
+    }
+    let s = &lines[8];
+    assert_eq!(s["finish_reason"], "length");
+    assert_eq!(s["usage"]["completion_tokens"], 8);
+    assert_eq!(s["content"], joined.as_str());
+}
+
+#[test]
+fn stop_strings_end_the_reply_before_them() {
+    let m = tiny();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--raw",
+            "--model",
+            &m,
+            "--temperature",
+            "0",
+            "-n",
+            "24",
+            "--ignore-eos",
+        ];
+        args.extend_from_slice(extra);
+        args.push("Once upon a time");
+        let out = owl(&args, None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let free = run(&[]);
+    let chars: Vec<char> = free.chars().collect();
+    assert!(chars.len() > 12, "{free:?}");
+    let stop: String = chars[8..11].iter().collect();
+    let cut = run(&["--stop", "never-there", "--stop", &stop]);
+    let want = &free[..free.find(&stop).expect("stop in the free reply")];
+    assert_eq!(cut.strip_suffix('\n').unwrap_or(&cut), want);
+}
+
+#[test]
+fn chat_reuses_the_previous_turn_and_says_so() {
+    let m = tiny();
+    let out = owl(
+        &[
+            "chat",
+            "--model",
+            &m,
+            "--temperature",
+            "0",
+            "-n",
+            "6",
+            "--verbose",
+        ],
+        Some("first question\nsecond question\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let reused: Vec<usize> = err
+        .lines()
+        .filter_map(|l| l.split(" tokens (").nth(1))
+        .filter_map(|r| r.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(reused.len(), 2, "{err}");
+    assert_eq!(reused[0], 0);
+    // The second turn's prompt starts with the whole first exchange.
+    assert!(reused[1] > 10, "{err}");
+}

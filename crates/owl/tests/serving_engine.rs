@@ -318,3 +318,49 @@ fn logprobs_and_seeded_sampling() {
     assert_eq!(a.tokens, b.tokens);
     e.shutdown(Duration::from_secs(1));
 }
+
+/// Prompt scoring (`/v1/completions` with `echo` and `logprobs`) is exact: each prompt token's
+/// logprob equals the one computed from a single forward pass over the whole prompt, however
+/// the engine chunks the prompt across steps.
+#[test]
+fn prompt_logprobs_equal_one_forward_pass_over_the_prompt() {
+    let m = model();
+    let prompt = chat_prompt(&m, "Score every token of this prompt, exactly.");
+    assert!(prompt.len() > 20);
+    // The reference: one pass, all rows.
+    let mut run = owl_testkit::runner(&m.path, owl_kernels::Kernels::detect(), 2, false);
+    let mut kv = run.model.new_cache(512, 1);
+    let mut batch = owl_model::Batch::new();
+    batch.push(0, 0, &prompt, owl_model::LogitsWanted::All);
+    let mut logits = owl_model::Logits::default();
+    run.forward(&batch, &mut kv, &mut logits).expect("forward");
+    let want: Vec<(f32, Vec<(u32, f32)>)> = (1..prompt.len())
+        .map(|i| owl_sample::top_logprobs(logits.row(i - 1), prompt[i], 3))
+        .collect();
+    for n_batch in [512, 7] {
+        let mut cfg = EngineConfig::new(512, 2);
+        cfg.n_batch = n_batch;
+        let e = start(&m, cfg);
+        let mut r = request(prompt.clone(), 1);
+        r.logprobs = Some(3);
+        r.prompt_logprobs = true;
+        let mut s = e.submit(r).expect("submit");
+        let got = loop {
+            match s.next_blocking().expect("event") {
+                Event::Done(f) => break f.prompt_logprobs.expect("prompt logprobs"),
+                Event::Token { .. } => {}
+            }
+        };
+        assert_eq!(got.len(), prompt.len());
+        for (i, (lp, top)) in want.iter().enumerate() {
+            let g = got[i + 1].as_ref().expect("logprob");
+            assert_eq!(
+                (g.logprob, &g.top),
+                (*lp, top),
+                "n_batch {n_batch} token {}",
+                i + 1
+            );
+        }
+        e.shutdown(Duration::from_secs(1));
+    }
+}
