@@ -16,8 +16,8 @@ use owl_model::{LoadOptions, Runner};
 use owl_text::{ChatTemplate, Tokenizer};
 
 use crate::config::EngineConfig;
+use crate::error::EngineError;
 use crate::handle::{Engine, EngineHandle};
-use crate::EngineError;
 
 /// Default context cap, so a 128k-context model does not reserve a huge cache by default.
 pub const DEFAULT_CTX_CAP: usize = 4096;

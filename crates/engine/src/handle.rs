@@ -16,8 +16,8 @@ use owl_text::Tokenizer;
 use crate::api::{EngineStats, Request, RequestStream, SubmitError};
 use crate::command::Command;
 use crate::config::EngineConfig;
+use crate::error::EngineError;
 use crate::scheduler::Scheduler;
-use crate::EngineError;
 
 pub struct Engine;
 

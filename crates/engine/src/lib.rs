@@ -8,7 +8,7 @@
 //! prefix reuse and pre-emption). Other threads talk to it only through an [`EngineHandle`]
 //! and per-request event channels, so nothing a client does can touch engine state directly.
 //!
-//! Module map, leaves first: `api` (requests and events), `config` (sizes), `command` (what
+//! Module map, leaves first: `api` (requests and events), `error`, `config` (sizes), `command` (what
 //! the handle sends), `pages` (page accounting as a trait), `prefix_cache` (slots, LRU),
 //! `plan` (the pure scheduling policy), `stop` (stop strings), `scheduler` (the thread: plan →
 //! execute → commit), `handle` (starting it, submitting), `bundle` (opening a model).
@@ -17,6 +17,7 @@ pub mod api;
 mod bundle;
 mod command;
 mod config;
+mod error;
 mod handle;
 mod pages;
 mod plan;
@@ -29,20 +30,5 @@ pub use api::{
 };
 pub use bundle::{default_threads, ModelBundle, OpenOptions, RunningModel, DEFAULT_CTX_CAP};
 pub use config::EngineConfig;
+pub use error::EngineError;
 pub use handle::{Engine, EngineHandle};
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Model(#[from] owl_model::ModelError),
-    #[error(transparent)]
-    Sample(#[from] owl_sample::SampleError),
-    #[error("the prompt has {prompt} tokens but the context holds {n_ctx}; use a shorter prompt or a larger --ctx-size")]
-    PromptTooLong { prompt: usize, n_ctx: usize },
-    #[error("the prompt is empty")]
-    EmptyPrompt,
-    #[error("cannot load {path}: {reason}")]
-    Open { path: String, reason: String },
-    #[error("bad engine configuration: {0}")]
-    BadConfig(String),
-}

@@ -27,9 +27,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::api::{EngineStats, Event, Finish, FinishReason, Request, TokenLogprob};
 use crate::command::Command;
 use crate::config::EngineConfig;
+use crate::error::EngineError;
 use crate::plan::{Limits, Plan, Planner, SeqId, SeqState, Work};
 use crate::stop::{Released, StopText};
-use crate::EngineError;
 
 /// The request side of a sequence: what the planner does not need.
 struct Client {
