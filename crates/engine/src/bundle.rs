@@ -52,10 +52,7 @@ impl OpenOptions {
 
 /// A model, opened.
 pub struct ModelBundle {
-    pub path: PathBuf,
-    /// The name clients use: the file name without `.gguf`.
-    pub id: String,
-    pub file: Arc<GgufFile>,
+    /// The loaded weights; `runner.file` is the GGUF file they came from.
     pub runner: Runner,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
@@ -94,14 +91,7 @@ impl ModelBundle {
             .ctx_size
             .unwrap_or(n_ctx_train.min(DEFAULT_CTX_CAP))
             .max(MIN_CTX);
-        let id = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".to_string());
         Ok(ModelBundle {
-            path: path.to_path_buf(),
-            id,
-            file,
             runner,
             tokenizer,
             template,
@@ -117,8 +107,6 @@ impl ModelBundle {
             engine,
             tokenizer: self.tokenizer,
             template: self.template,
-            id: self.id,
-            path: self.path,
         })
     }
 }
@@ -128,8 +116,6 @@ pub struct RunningModel {
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
-    pub id: String,
-    pub path: PathBuf,
 }
 
 impl RunningModel {

@@ -138,7 +138,7 @@ impl Scheduler {
                 self.deadline = Some(Instant::now());
             }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                self.end_where(|_| true, FinishReason::Cancelled);
+                self.end_where(|_, _| true, FinishReason::Cancelled);
                 break;
             }
             self.drop_cancelled();
@@ -200,26 +200,24 @@ impl Scheduler {
 
     /// Ends the sequences whose clients cancelled or went away.
     fn drop_cancelled(&mut self) {
-        if !self.clients.values().any(Client::cancelled) {
-            return;
+        if self.clients.values().any(Client::cancelled) {
+            self.end_where(
+                |id, clients| clients.get(&id).is_none_or(Client::cancelled),
+                FinishReason::Cancelled,
+            );
         }
-        let mut removed = std::mem::take(&mut self.removed);
-        let clients = &self.clients;
-        self.planner.remove_where(
-            |id| clients.get(&id).is_none_or(Client::cancelled),
-            &mut self.kv,
-            &mut removed,
-        );
-        for seq in removed.drain(..) {
-            self.report_end(seq, FinishReason::Cancelled);
-        }
-        self.removed = removed;
     }
 
     /// Ends every sequence for which `gone` holds with `reason` (no prefix kept).
-    fn end_where(&mut self, gone: impl FnMut(SeqId) -> bool, reason: FinishReason) {
+    fn end_where(
+        &mut self,
+        gone: impl Fn(SeqId, &HashMap<SeqId, Client>) -> bool,
+        reason: FinishReason,
+    ) {
         let mut removed = std::mem::take(&mut self.removed);
-        self.planner.remove_where(gone, &mut self.kv, &mut removed);
+        let clients = &self.clients;
+        self.planner
+            .remove_where(|id| gone(id, clients), &mut self.kv, &mut removed);
         for seq in removed.drain(..) {
             self.report_end(seq, reason.clone());
         }

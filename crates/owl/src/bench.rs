@@ -118,7 +118,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut first = Some(open(plan.threads[0])?);
     let info = first
         .as_ref()
-        .map(|b| model_info(&b.file, &path))
+        .map(|b| model_info(&b.runner.file, &path))
         .context("no model")?;
     // BOS leads a prompt when the model asks for it, as in llama-bench.
     let bos = first

@@ -208,7 +208,13 @@ fn stream_reply(
     let end = Instant::now();
     let first = first.unwrap_or(end);
     if how.json {
-        let (reasoning, content) = split_all(prompt.splitter.clone(), &raw);
+        let (reasoning, content) = match prompt.splitter.clone() {
+            None => (None, raw),
+            Some(mut sp) => {
+                let (r, c) = sp.split_whole(&raw);
+                (Some(r), c)
+            }
+        };
         json_line(
             sink.out,
             &json!({
@@ -265,19 +271,6 @@ fn write_failed(e: std::io::Error) -> Result<()> {
 fn json_line(out: &mut dyn Write, v: &serde_json::Value) -> std::io::Result<()> {
     writeln!(out, "{v}")?;
     out.flush()
-}
-
-fn split_all(splitter: Option<ReplySplitter>, text: &str) -> (Option<String>, String) {
-    match splitter {
-        None => (None, text.to_string()),
-        Some(mut sp) => {
-            let (mut r, mut c) = sp.push(text);
-            let (r2, c2) = sp.finish();
-            r.push_str(&r2);
-            c.push_str(&c2);
-            (Some(r), c)
-        }
-    }
 }
 
 fn finish_name(r: &FinishReason) -> &'static str {

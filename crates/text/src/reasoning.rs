@@ -78,6 +78,15 @@ impl ReplySplitter {
             ReplySplitter::Harmony(s) => s.finish(),
         }
     }
+
+    /// A whole reply at once: `push` then `finish`, as (reasoning, content).
+    pub fn split_whole(&mut self, text: &str) -> (String, String) {
+        let (mut reasoning, mut content) = self.push(text);
+        let (r, c) = self.finish();
+        reasoning.push_str(&r);
+        content.push_str(&c);
+        (reasoning, content)
+    }
 }
 
 /// Whether a rendered prompt leaves the model inside an open thinking block.

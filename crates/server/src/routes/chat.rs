@@ -229,10 +229,7 @@ fn split_message(text: String, splitter: Option<&mut ReplySplitter>) -> Assistan
             reasoning_content: None,
         },
         Some(s) => {
-            let (mut r, mut c) = s.push(&text);
-            let (r2, c2) = s.finish();
-            r.push_str(&r2);
-            c.push_str(&c2);
+            let (r, c) = s.split_whole(&text);
             AssistantMessage {
                 role: "assistant",
                 content: c,
