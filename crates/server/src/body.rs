@@ -38,3 +38,22 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("malformed JSON in the request body: {e}")))?;
     Ok(value)
 }
+
+/// Refuses a body field outside `known` with a 400 naming it, so a request never silently
+/// loses a field that would change its output; fields in `ignored` (harmless ones such as
+/// `user` or `metadata`) are accepted and dropped. Call after [`parse`] succeeded on the body.
+pub fn check_fields(bytes: &[u8], known: &[&str], ignored: &[&str]) -> Result<(), ApiError> {
+    let Ok(map) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+    else {
+        return Ok(());
+    };
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) && !ignored.contains(&key.as_str()) {
+            return Err(ApiError::bad_param(
+                key,
+                format!("the field `{key}` is not supported by this server; remove it (see docs/SERVER.md for the fields owl accepts)"),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -38,6 +38,7 @@ pub mod params;
 pub mod routes;
 pub mod serve;
 pub mod sse;
+pub mod turn;
 pub mod state;
 
 pub use config::{HttpConfig, ModelOptions, ServeOptions};

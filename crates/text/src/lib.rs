@@ -39,6 +39,7 @@ mod spec;
 mod spm;
 mod stream;
 pub mod strftime;
+pub mod tools;
 mod template;
 mod tokenizer;
 mod vocab;
