@@ -57,7 +57,8 @@ pub struct ServeOptions {
     pub model: ModelOptions,
     pub host: String,
     pub port: u16,
-    /// When set, every route but `/health` wants `Authorization: Bearer <key>`.
+    /// When set, every route but `/health` wants `Authorization: Bearer <key>` (or
+    /// `x-api-key: <key>`, as Anthropic's clients send it).
     pub api_key: Option<String>,
     /// Origins browsers may call from (CORS); `*` for any; empty: no CORS headers.
     pub cors_origins: Vec<String>,

@@ -67,7 +67,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
-            "invalid or missing API key: send `Authorization: Bearer <key>`",
+            "invalid or missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
         )
         .with_code("invalid_api_key")
     }

@@ -9,7 +9,9 @@
 //!    line is printed when the body ends or is dropped (client gone), so it has the final
 //!    token counts.
 //! 3. `CatchPanicLayer`: a panicking handler becomes a 500 OpenAI error; the server goes on.
-//! 4. `require_key`: with `--api-key`, everything but `/health` needs `Authorization: Bearer`.
+//! 4. `require_key`: with `--api-key`, everything but `/health` needs the key, as
+//!    `Authorization: Bearer` (OpenAI's clients) or `x-api-key` (Anthropic's); the 401 of a
+//!    Messages route is in Anthropic's error shape.
 //! 5. `DefaultBodyLimit`: bodies over [`BODY_LIMIT`] are refused (413) as they are read.
 //!
 //! With `--cors-origin`, a CORS layer wraps all of them, so browsers' preflight `OPTIONS`
@@ -80,7 +82,12 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static(X_API_KEY),
+                header::HeaderName::from_static("anthropic-version"),
+            ])
             .max_age(std::time::Duration::from_secs(3600)),
     )
 }
@@ -100,21 +107,31 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Anthropic's clients send the key as `x-api-key`, OpenAI's as `Authorization: Bearer`.
+const X_API_KEY: &str = "x-api-key";
+
 fn key_ok(headers: &HeaderMap, key: &str) -> bool {
-    let Some(v) = headers.get(header::AUTHORIZATION) else {
-        return false;
-    };
-    let v = v.as_bytes();
-    let token = v
-        .strip_prefix(b"Bearer ")
-        .or_else(|| v.strip_prefix(b"bearer "));
-    token.is_some_and(|t| same(t.trim_ascii(), key.as_bytes()))
+    let bearer = headers.get(header::AUTHORIZATION).is_some_and(|v| {
+        let v = v.as_bytes();
+        let token = v
+            .strip_prefix(b"Bearer ")
+            .or_else(|| v.strip_prefix(b"bearer "));
+        token.is_some_and(|t| same(t.trim_ascii(), key.as_bytes()))
+    });
+    let x_key = headers
+        .get(X_API_KEY)
+        .is_some_and(|v| same(v.as_bytes().trim_ascii(), key.as_bytes()));
+    bearer || x_key
 }
 
 async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(key) = &state.config().api_key {
         if req.uri().path() != "/health" && !key_ok(req.headers(), key) {
-            return ApiError::unauthorized().into_response();
+            let e = ApiError::unauthorized();
+            if crate::anthropic::error::is_messages_path(req.uri().path()) {
+                return crate::anthropic::error::AnthropicError(e).into_response();
+            }
+            return e.into_response();
         }
     }
     next.run(req).await

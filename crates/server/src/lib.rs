@@ -23,9 +23,14 @@
 //!   `model` (opening the model through the engine's bundle), `openai` (wire types), `body` (parsing), `params` (sampling fields),
 //!   `generation` (submitting and tracking a request), `logprobs`, `sse`, `metrics`, `error`,
 //!   `layers` (middleware), `routes/*` (one endpoint each), `serve` (sockets, signals).
+//!   `turn` is one chat turn in no API's shape; `anthropic` (Messages) and `responses_api`
+//!   (Responses) translate their APIs to and from it, with `convo` (their conversations as
+//!   chat messages), `turn_sse` (named-event streams) and `turn_count` (prompt sizes).
 
+pub mod anthropic;
 pub mod body;
 pub mod config;
+pub mod convo;
 pub mod error;
 pub mod generation;
 pub mod ids;
@@ -35,11 +40,14 @@ pub mod metrics;
 pub mod model;
 pub mod openai;
 pub mod params;
+pub mod responses_api;
 pub mod routes;
 pub mod serve;
 pub mod sse;
-pub mod turn;
 pub mod state;
+pub mod turn;
+pub mod turn_count;
+pub mod turn_sse;
 
 pub use config::{HttpConfig, ModelOptions, ServeOptions};
 pub use error::ApiError;

@@ -1,5 +1,5 @@
-//! [`AppState`]: what every handler shares: configuration, the model once it is loaded, and
-//! the metrics.
+//! [`AppState`]: what every handler shares: configuration, the model once it is loaded, the
+//! metrics, and the stored Responses API responses.
 //!
 //! The model sits in a `OnceLock` so the server can answer (`/health` 503, other routes 503)
 //! before loading has finished; handlers ask [`AppState::model`] and get a 503 error until it
@@ -11,6 +11,7 @@ use crate::config::HttpConfig;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::model::LoadedModel;
+use crate::responses_api::store::ResponseStore;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,6 +22,8 @@ struct Shared {
     config: HttpConfig,
     model: OnceLock<LoadedModel>,
     metrics: Metrics,
+    /// Responses API responses kept for `previous_response_id`.
+    responses: ResponseStore,
 }
 
 impl AppState {
@@ -31,6 +34,7 @@ impl AppState {
                 config,
                 model: OnceLock::new(),
                 metrics: Metrics::new(),
+                responses: ResponseStore::default(),
             }),
         }
     }
@@ -62,6 +66,10 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub fn responses(&self) -> &ResponseStore {
+        &self.inner.responses
     }
 
     /// 404 unless `model` is absent, empty, or names the served model (its id, or its file

@@ -10,8 +10,10 @@ use crate::state::AppState;
 pub mod chat;
 pub mod completions;
 pub mod health;
+pub mod messages;
 pub mod metrics;
 pub mod models;
+pub mod responses;
 pub mod tokenize;
 
 /// Every route, with a JSON 404 for anything else.
@@ -22,6 +24,10 @@ pub fn table() -> Router<AppState> {
         .route("/v1/models", get(models::list))
         .route("/v1/chat/completions", post(chat::chat))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::get))
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
         .fallback(not_found)

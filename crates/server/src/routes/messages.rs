@@ -1,0 +1,66 @@
+//! `POST /v1/messages` (Anthropic's Messages API) and `POST /v1/messages/count_tokens`.
+//!
+//! The request becomes the same [`crate::turn::Turn`] a chat completion does (see
+//! `anthropic::convert`), so both APIs render, constrain and parse replies identically; this
+//! file only checks the body and picks the answer's form (a message or its event stream).
+//! Every error, including a bad body or an unknown model, is in Anthropic's shape.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+
+use crate::anthropic::convert::{convert, Converted};
+use crate::anthropic::error::AnthropicError;
+use crate::anthropic::reply;
+use crate::anthropic::request::{MessagesRequest, IGNORED, KNOWN, KNOWN_COUNT};
+use crate::anthropic::stream::MessageStream;
+use crate::body;
+use crate::generation::RequestLog;
+use crate::ids::new_id;
+use crate::state::AppState;
+use crate::{turn, turn_count, turn_sse};
+
+/// Parses and checks a body against the fields `known` for the route.
+fn request(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    known: &[&str],
+) -> Result<MessagesRequest, AnthropicError> {
+    let bytes = body::bytes(body)?;
+    let req: MessagesRequest = body::parse(&bytes)?;
+    body::check_fields(&bytes, known, IGNORED)?;
+    state.check_model(req.model.as_deref())?;
+    Ok(req)
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    log: Option<Extension<RequestLog>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AnthropicError> {
+    let req = request(&state, body, KNOWN)?;
+    let n_vocab = state.model()?.engine.n_vocab();
+    let Converted { turn, stream } = convert(req, n_vocab, false)?;
+    let running = turn::start(&state, turn, log.map(|Extension(l)| l)).await?;
+    let id = new_id("msg_");
+    let model = state.config().model_id.clone();
+    if stream {
+        return Ok(turn_sse::response(running, MessageStream::new(id, model)));
+    }
+    let done = turn::complete(running).await?;
+    Ok(Json(reply::message(id, model, done)).into_response())
+}
+
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AnthropicError> {
+    let req = request(&state, body, KNOWN_COUNT)?;
+    let n_vocab = state.model()?.engine.n_vocab();
+    let Converted { turn, .. } = convert(req, n_vocab, true)?;
+    let n = turn_count::prompt_tokens(&state, turn).await?;
+    Ok(Json(json!({ "input_tokens": n })).into_response())
+}
