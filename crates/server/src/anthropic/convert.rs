@@ -186,12 +186,14 @@ fn tool_choice(
             }
             ToolChoice::Function(name)
         }
-        other => return Err(ApiError::bad_param(
-            "tool_choice.type",
-            format!(
+        other => {
+            return Err(ApiError::bad_param(
+                "tool_choice.type",
+                format!(
                 "`tool_choice.type` must be \"auto\", \"any\", \"tool\" or \"none\", got {other:?}"
             ),
-        )),
+            ))
+        }
     };
     if tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) {
         return Err(ApiError::bad_param(

@@ -32,11 +32,16 @@ pub fn kind(status: StatusCode) -> &'static str {
     }
 }
 
-/// The error object (the `data` of a mid-stream `error` event, too).
+/// The error object (the `data` of a mid-stream `error` event, too). Anthropic's errors have
+/// no `param`, so the field's path leads the message when the message does not name it.
 pub fn body(e: &ApiError) -> serde_json::Value {
+    let message = match &e.param {
+        Some(p) if !e.message.contains(p.as_str()) => format!("{p}: {}", e.message),
+        _ => e.message.clone(),
+    };
     json!({
         "type": "error",
-        "error": {"type": kind(e.status), "message": e.message},
+        "error": {"type": kind(e.status), "message": message},
     })
 }
 

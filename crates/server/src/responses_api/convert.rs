@@ -281,36 +281,37 @@ fn format(text: Option<TextConfig>) -> Result<(Option<Constraint>, Value), ApiEr
             json!({"format": {"type": "text"}, "verbosity": verbosity}),
         ));
     };
-    let (constraint, echo) =
-        match f.kind.as_deref() {
-            Some("text") => (None, json!({"type": "text"})),
-            Some("json_object") => (Some(Constraint::JsonObject), json!({"type": "json_object"})),
-            Some("json_schema") => {
-                let schema = f.schema.filter(Value::is_object).ok_or_else(|| {
-                    ApiError::bad_param(
-                        "text.format.schema",
-                        "a json_schema format needs `schema` (a JSON Schema object)",
-                    )
-                })?;
-                let name = f.name.ok_or_else(|| {
-                    ApiError::bad_param("text.format.name", "a json_schema format needs a `name`")
-                })?;
-                let echo = json!({
-                    "type": "json_schema",
-                    "name": name,
-                    "schema": schema,
-                    "strict": f.strict.unwrap_or(false),
-                    "description": f.description,
-                });
-                (Some(Constraint::JsonSchema(schema)), echo)
-            }
-            other => return Err(ApiError::bad_param(
+    let (constraint, echo) = match f.kind.as_deref() {
+        Some("text") => (None, json!({"type": "text"})),
+        Some("json_object") => (Some(Constraint::JsonObject), json!({"type": "json_object"})),
+        Some("json_schema") => {
+            let schema = f.schema.filter(Value::is_object).ok_or_else(|| {
+                ApiError::bad_param(
+                    "text.format.schema",
+                    "a json_schema format needs `schema` (a JSON Schema object)",
+                )
+            })?;
+            let name = f.name.ok_or_else(|| {
+                ApiError::bad_param("text.format.name", "a json_schema format needs a `name`")
+            })?;
+            let echo = json!({
+                "type": "json_schema",
+                "name": name,
+                "schema": schema,
+                "strict": f.strict.unwrap_or(false),
+                "description": f.description,
+            });
+            (Some(Constraint::JsonSchema(schema)), echo)
+        }
+        other => {
+            return Err(ApiError::bad_param(
                 "text.format.type",
                 format!(
                     "`text.format.type` must be text, json_object or json_schema, got {other:?}"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     Ok((constraint, json!({"format": echo, "verbosity": verbosity})))
 }
 
