@@ -38,8 +38,8 @@ pub mod params;
 pub mod routes;
 pub mod serve;
 pub mod sse;
-pub mod turn;
 pub mod state;
+pub mod turn;
 
 pub use config::{HttpConfig, ModelOptions, ServeOptions};
 pub use error::ApiError;

@@ -42,7 +42,11 @@ pub enum Piece {
     /// Answer text.
     Text(String),
     /// A tool call opens: its id and function name come first.
-    CallBegin { index: usize, id: String, name: String },
+    CallBegin {
+        index: usize,
+        id: String,
+        name: String,
+    },
     /// More of call `index`'s arguments (a JSON text, in pieces).
     CallArgs { index: usize, text: String },
 }

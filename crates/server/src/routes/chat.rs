@@ -175,6 +175,7 @@ pub async fn chat(
         logprobs,
         prompt_logprobs: false,
         render_special,
+        constraint: None,
     };
     let mut tracked = Tracked::submit(&state, model, request, log.map(|Extension(l)| l))?;
     let id = new_id("chatcmpl-");

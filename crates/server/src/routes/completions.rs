@@ -158,6 +158,7 @@ pub async fn completions(
         logprobs,
         prompt_logprobs: echo && logprobs.is_some() && !settings.stream,
         render_special: false,
+        constraint: None,
     };
     let mut tracked = Tracked::submit(&state, model, request, log.map(|Extension(l)| l))?;
     let id = new_id("cmpl-");
