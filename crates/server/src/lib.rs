@@ -39,6 +39,7 @@ pub mod routes;
 pub mod serve;
 pub mod sse;
 pub mod state;
+pub mod tool_params;
 pub mod turn;
 
 pub use config::{HttpConfig, ModelOptions, ServeOptions};
