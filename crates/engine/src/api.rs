@@ -32,6 +32,9 @@ pub struct Request {
     /// Decode special tokens into the reported text (gpt-oss's channel markers, which the
     /// HTTP side splits into reasoning and answer).
     pub render_special: bool,
+    /// A grammar the reply must follow (JSON Schema, regex, Lark, a tool call), compiled
+    /// for this model by [`owl_grammar::Grammars`]; `None` for free text.
+    pub constraint: Option<owl_grammar::TokenConstraint>,
 }
 
 /// A token's logprob and the best alternatives (token id, logprob), best first.

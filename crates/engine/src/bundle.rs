@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use owl_gguf::GgufFile;
+use owl_grammar::{GrammarError, Grammars};
 use owl_kernels::Kernels;
 use owl_model::{LoadOptions, Runner};
 use owl_text::{ChatTemplate, Tokenizer};
@@ -107,6 +108,7 @@ impl ModelBundle {
             engine,
             tokenizer: self.tokenizer,
             template: self.template,
+            grammars: std::sync::OnceLock::new(),
         })
     }
 }
@@ -116,9 +118,19 @@ pub struct RunningModel {
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
+    /// The constraint compiler, built on first use (a trie of the vocabulary).
+    grammars: std::sync::OnceLock<Result<Grammars, GrammarError>>,
 }
 
 impl RunningModel {
+    /// The model's constraint compiler (built once, on the first constrained request).
+    pub fn grammars(&self) -> Result<&Grammars, GrammarError> {
+        self.grammars
+            .get_or_init(|| Grammars::new(Arc::clone(&self.tokenizer), self.engine.n_vocab()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     /// Positions one sequence may hold (prompt + generated).
     pub fn n_ctx(&self) -> usize {
         self.engine.n_ctx()

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
+use owl_grammar::{GrammarError, Mask, TokenConstraint};
 use owl_model::{Batch, KvCache, Logits, LogitsWanted, Runner};
 use owl_sample::{top_logprobs, Sampler};
 use owl_text::Tokenizer;
@@ -39,6 +40,9 @@ struct Client {
     sampler: Sampler,
     text: StopText,
     prompt_logprobs: Option<Vec<Option<TokenLogprob>>>,
+    /// The grammar the reply follows, and the mask for the next token once computed.
+    constraint: Option<TokenConstraint>,
+    mask: Option<Result<Mask, GrammarError>>,
 }
 
 impl Client {
@@ -67,6 +71,8 @@ pub(crate) struct Scheduler {
     /// Scratch of the commit phase, kept so a warm step allocates nothing.
     finished: Vec<(usize, FinishReason)>,
     removed: Vec<SeqState>,
+    /// A constrained sequence's logits with the disallowed tokens at −∞.
+    masked: Vec<f32>,
 }
 
 impl Scheduler {
@@ -107,6 +113,7 @@ impl Scheduler {
             debug_steps: std::env::var_os("OWL_DEBUG_STEPS").is_some(),
             finished: Vec::new(),
             removed: Vec::new(),
+            masked: Vec::new(),
             cfg,
         })
     }
@@ -169,7 +176,11 @@ impl Scheduler {
                 let id = self.next_id;
                 self.next_id += 1;
                 let seq = SeqState::new(id, req.prompt.clone(), req.prompt_logprobs);
+                let mut req = req;
+                let constraint = req.constraint.take();
                 let client = Client {
+                    constraint,
+                    mask: None,
                     text: StopText::new(&req.stop, req.render_special),
                     prompt_logprobs: req.prompt_logprobs.then(|| vec![None]),
                     req,
@@ -257,7 +268,7 @@ impl Scheduler {
             self.report_end(seq, reason);
         }
         if !plan.work.is_empty() {
-            match self.execute(&plan.work) {
+            match self.execute_and_mask(&plan.work) {
                 Ok(()) => self.commit(&plan.work),
                 Err(msg) => {
                     // Fail the sequences of this batch; the others go on.
@@ -271,6 +282,52 @@ impl Scheduler {
             }
         }
         self.plan = plan;
+    }
+
+    /// Runs the forward pass while the grammar masks of the constrained sequences that sample
+    /// this step are computed beside it, one thread each: a mask depends only on the tokens
+    /// accepted so far, so it never waits for the logits, and constrained sequences neither
+    /// serialise the step nor slow the unconstrained ones in the batch.
+    fn execute_and_mask(&mut self, work: &[Work]) -> Result<(), String> {
+        let mut jobs = Vec::new();
+        for w in work {
+            let s = &self.planner.running[w.seq];
+            if s.n_computed + w.len < s.tokens.len() {
+                continue;
+            }
+            if let Some(c) = self.clients.get_mut(&s.id) {
+                if c.mask.is_none() {
+                    if let Some(tc) = c.constraint.take() {
+                        jobs.push((s.id, tc));
+                    }
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return self.execute(work);
+        }
+        std::thread::scope(|scope| {
+            let running: Vec<_> = jobs
+                .into_iter()
+                .map(|(id, mut tc)| {
+                    scope.spawn(move || {
+                        let m = tc.mask();
+                        (id, tc, m)
+                    })
+                })
+                .collect();
+            let result = self.execute(work);
+            for h in running {
+                // llguidance catches its own panics; a panic here is a bug, not a grammar.
+                if let Ok((id, tc, m)) = h.join() {
+                    if let Some(c) = self.clients.get_mut(&id) {
+                        c.constraint = Some(tc);
+                        c.mask = Some(m);
+                    }
+                }
+            }
+            result
+        })
     }
 
     /// Builds the ragged batch of the planned work and runs the forward pass.
@@ -379,10 +436,42 @@ impl Scheduler {
                 finished.push((w.seq, FinishReason::Length));
                 continue;
             }
+            // A constrained sequence samples from its logits with the grammar's mask applied.
+            let row = match c.constraint.as_mut() {
+                None => row,
+                Some(tc) => {
+                    let mask = c.mask.take().unwrap_or_else(|| tc.mask());
+                    match mask {
+                        Ok(m) if m.count() > 0 => {
+                            self.masked.clear();
+                            self.masked.extend_from_slice(row);
+                            m.apply(&mut self.masked);
+                            &self.masked[..]
+                        }
+                        Ok(_) => {
+                            finished.push((
+                                w.seq,
+                                FinishReason::Error("the grammar allows no next token".into()),
+                            ));
+                            continue;
+                        }
+                        Err(e) => {
+                            finished.push((w.seq, FinishReason::Error(e.to_string())));
+                            continue;
+                        }
+                    }
+                }
+            };
             let tok = c.sampler.sample(row, &s.tokens);
             if c.req.stop_at_eog && self.tok.is_eog(tok) {
                 finished.push((w.seq, FinishReason::Stop));
                 continue;
+            }
+            if let Some(tc) = c.constraint.as_mut() {
+                if let Err(e) = tc.accept(tok) {
+                    finished.push((w.seq, FinishReason::Error(e.to_string())));
+                    continue;
+                }
             }
             let logprob = c.req.logprobs.map(|n| {
                 let (lp, top) = top_logprobs(row, tok, n);
@@ -409,7 +498,12 @@ impl Scheduler {
                     continue;
                 }
             }
-            if s.generated >= c.req.max_tokens || s.tokens.len() >= self.cfg.n_ctx {
+            if c.constraint
+                .as_ref()
+                .is_some_and(TokenConstraint::is_finished)
+            {
+                finished.push((w.seq, FinishReason::Stop));
+            } else if s.generated >= c.req.max_tokens || s.tokens.len() >= self.cfg.n_ctx {
                 finished.push((w.seq, FinishReason::Length));
             }
         }

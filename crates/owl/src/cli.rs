@@ -134,6 +134,24 @@ pub struct RunArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub thinking: ThinkingArgs,
+    #[command(flatten)]
+    pub constraint: ConstraintArgs,
+}
+
+/// Constrained output: the reply must match a JSON Schema, a regular expression or a Lark
+/// grammar (llguidance's dialect).
+#[derive(Args, Clone, Default)]
+#[group(multiple = false)]
+pub struct ConstraintArgs {
+    /// The reply is JSON valid under this schema: a file, or the schema itself as JSON.
+    #[arg(long, value_name = "FILE|JSON")]
+    pub json_schema: Option<String>,
+    /// The reply matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub regex: Option<String>,
+    /// The reply follows the Lark grammar in this file.
+    #[arg(long, value_name = "FILE")]
+    pub grammar: Option<std::path::PathBuf>,
 }
 
 /// Reasoning models (Qwen3, DeepSeek-R1): their thinking is shown dimmed (on stderr when

@@ -15,10 +15,11 @@ use owl_engine::{
     EngineConfig, Event, Finish, FinishReason, ModelBundle, OpenOptions, Request, RunningModel,
     TokenLogprob,
 };
+use owl_grammar::{Constraint, TokenConstraint};
 use owl_text::{ChatMessage, ChatPrompt, ReplySplitter, TemplateVars};
 use serde_json::json;
 
-use crate::cli::{ChatArgs, ModelArgs, RunArgs, SamplingArgs};
+use crate::cli::{ChatArgs, ConstraintArgs, ModelArgs, RunArgs, SamplingArgs};
 use crate::store;
 
 /// Opens the model named by `args` and starts a one-sequence engine for it.
@@ -30,7 +31,11 @@ pub fn open(args: &ModelArgs) -> Result<RunningModel> {
 }
 
 /// The engine request for `prompt` with the command line's settings.
-fn request(prompt: &ChatPrompt, s: &SamplingArgs) -> Result<Request> {
+fn request(
+    prompt: &ChatPrompt,
+    s: &SamplingArgs,
+    constraint: Option<TokenConstraint>,
+) -> Result<Request> {
     let sampling = s.params();
     sampling.validate().context("invalid sampling option")?;
     Ok(Request {
@@ -42,7 +47,43 @@ fn request(prompt: &ChatPrompt, s: &SamplingArgs) -> Result<Request> {
         logprobs: s.logprobs.map(usize::from),
         prompt_logprobs: false,
         render_special: prompt.needs_special_tokens(),
+        constraint,
     })
+}
+
+/// The constraint the command line asks for, read and compiled for `m`'s vocabulary.
+fn constraint(m: &RunningModel, a: &ConstraintArgs) -> Result<Option<TokenConstraint>> {
+    let c = if let Some(js) = &a.json_schema {
+        let text = if js.trim_start().starts_with('{') {
+            js.clone()
+        } else {
+            std::fs::read_to_string(js).with_context(|| format!("cannot read {js}"))?
+        };
+        let schema: serde_json::Value =
+            serde_json::from_str(&text).context("--json-schema is not valid JSON")?;
+        Constraint::JsonSchema(schema)
+    } else if let Some(r) = &a.regex {
+        Constraint::Regex(r.clone())
+    } else if let Some(path) = &a.grammar {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Constraint::Lark(text)
+    } else {
+        return Ok(None);
+    };
+    let grammars = m.grammars()?;
+    let compiled = grammars
+        .compile(&c)
+        .with_context(|| format!("invalid --{}", flag_of(&c)))?;
+    Ok(Some(compiled))
+}
+
+fn flag_of(c: &Constraint) -> &'static str {
+    match c {
+        Constraint::Regex(_) => "regex",
+        Constraint::Lark(_) => "grammar",
+        _ => "json-schema",
+    }
 }
 
 /// Generates a reply to `prompt_ids`, streaming text to `out`; returns the text and stats.
@@ -137,6 +178,7 @@ fn stream_reply(
     m: &RunningModel,
     prompt: &ChatPrompt,
     s: &SamplingArgs,
+    constraint: Option<TokenConstraint>,
     how: Output,
     out: &mut dyn Write,
     to_terminal: bool,
@@ -144,7 +186,7 @@ fn stream_reply(
     let t0 = Instant::now();
     let mut stream = m
         .engine
-        .submit(request(prompt, s)?)
+        .submit(request(prompt, s, constraint)?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut sink = ReplySink {
         out,
@@ -388,7 +430,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         thinking: a.thinking.display(),
         json: a.sampling.json,
     };
-    let (text, stats) = stream_reply(&m, &prompt, &a.sampling, how, &mut out, tty)?;
+    let c = constraint(&m, &a.constraint)?;
+    let (text, stats) = stream_reply(&m, &prompt, &a.sampling, c, how, &mut out, tty)?;
     if !how.json && !text.ends_with('\n') {
         out.write_all(b"\n").ok();
     }
@@ -458,7 +501,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
         }
         let tty = stdout.is_terminal();
         let mut out = stdout.lock();
-        let (text, stats) = stream_reply(&m, &prompt, &a.sampling, how, &mut out, tty)?;
+        let (text, stats) = stream_reply(&m, &prompt, &a.sampling, None, how, &mut out, tty)?;
         if !how.json {
             out.write_all(b"\n").ok();
         }

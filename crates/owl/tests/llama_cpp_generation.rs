@@ -67,6 +67,7 @@ fn generate(m: &RunningModel, prompt: &[u32], max_tokens: usize) -> Vec<u32> {
             logprobs: None,
             prompt_logprobs: false,
             render_special: false,
+            constraint: None,
         })
         .expect("submit");
     let mut got = Vec::new();

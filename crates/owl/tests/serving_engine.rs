@@ -54,6 +54,7 @@ fn request(prompt: Vec<u32>, max_tokens: usize) -> Request {
         logprobs: None,
         prompt_logprobs: false,
         render_special: false,
+        constraint: None,
     }
 }
 

@@ -93,23 +93,14 @@ impl Convo {
 
 /// An assistant message with its tool calls (rendered through the model's template).
 pub fn assistant_message(text: String, calls: Vec<ToolCall>) -> ChatMessage {
-    // Until owl-text's ChatMessage carries calls, a call is kept as its JSON text.
-    let mut content = text;
-    for c in calls {
-        if !content.is_empty() {
-            content.push('\n');
-        }
-        content.push_str(&format!(
-            "{{\"name\": {}, \"arguments\": {}}}",
-            serde_json::Value::String(c.name),
-            c.arguments
-        ));
+    if calls.is_empty() {
+        ChatMessage::new("assistant", text)
+    } else {
+        ChatMessage::assistant_calls(text, calls)
     }
-    ChatMessage::new("assistant", content)
 }
 
 /// A `tool` message answering call `call_id` of function `name`.
 pub fn tool_message(call_id: &str, name: Option<String>, content: String) -> ChatMessage {
-    let _ = (call_id, name);
-    ChatMessage::new("tool", content)
+    ChatMessage::tool_result(call_id, name, content)
 }

@@ -25,7 +25,7 @@
 //!   `layers` (middleware), `routes/*` (one endpoint each), `serve` (sockets, signals).
 //!   `turn` is one chat turn in no API's shape; `anthropic` (Messages) and `responses_api`
 //!   (Responses) translate their APIs to and from it, with `convo` (their conversations as
-//!   chat messages), `turn_sse` (named-event streams) and `turn_count` (prompt sizes).
+//!   chat messages) and `turn_sse` (named-event streams).
 
 pub mod anthropic;
 pub mod body;
@@ -45,8 +45,8 @@ pub mod routes;
 pub mod serve;
 pub mod sse;
 pub mod state;
+pub mod tool_params;
 pub mod turn;
-pub mod turn_count;
 pub mod turn_sse;
 
 pub use config::{HttpConfig, ModelOptions, ServeOptions};

@@ -65,6 +65,43 @@ pub struct ContentPart {
 pub struct ChatMessageIn {
     pub role: String,
     pub content: Option<MessageContent>,
+    /// An assistant turn's tool calls.
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+    /// A `tool` message's answer to this call.
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A tool call in an assistant message of the conversation.
+#[derive(Deserialize, Debug)]
+pub struct ToolCallIn {
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub function: FunctionCallIn,
+}
+
+#[derive(Deserialize, Debug)]
+pub struct FunctionCallIn {
+    pub name: String,
+    /// A JSON text (OpenAI); an object is accepted too.
+    pub arguments: Option<serde_json::Value>,
+}
+
+/// `tools[i]`: `{"type": "function", "function": {name, description, parameters, strict}}`.
+#[derive(Deserialize, Debug)]
+pub struct ToolIn {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub function: Option<FunctionIn>,
+}
+
+#[derive(Deserialize, Debug)]
+pub struct FunctionIn {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub parameters: Option<serde_json::Value>,
+    pub strict: Option<bool>,
 }
 
 /// `/v1/chat/completions` fields besides [`CommonFields`].
@@ -79,6 +116,14 @@ pub struct ChatRequest {
     pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
     /// Shorthand for `chat_template_kwargs.enable_thinking`.
     pub enable_thinking: Option<bool>,
+    pub tools: Option<Vec<ToolIn>>,
+    /// Checked by hand (a string or an object).
+    pub tool_choice: Option<serde_json::Value>,
+    pub parallel_tool_calls: Option<bool>,
+    /// Checked by hand (`text`, `json_object`, `json_schema`, `regex`, `grammar`).
+    pub response_format: Option<serde_json::Value>,
+    /// gpt-oss's `reasoning_effort` template variable (`low`, `medium`, `high`).
+    pub reasoning_effort: Option<String>,
 }
 
 /// `/v1/completions` fields besides [`CommonFields`]; `prompt` is checked by hand because it
@@ -158,10 +203,47 @@ pub struct ChatLogprobs {
 #[derive(Serialize, Debug)]
 pub struct AssistantMessage {
     pub role: &'static str,
-    pub content: String,
+    /// `null` when the reply is only tool calls.
+    pub content: Option<String>,
     /// A reasoning model's thinking (DeepSeek's API field), when the template thinks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallOut>,
+}
+
+/// A tool call in a reply: `{"id", "type": "function", "function": {"name", "arguments"}}`.
+#[derive(Serialize, Debug, Clone)]
+pub struct ToolCallOut {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionOut,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct FunctionOut {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A streamed piece of a tool call: `index` always; `id`, `type` and the name first, then
+/// the arguments in pieces.
+#[derive(Serialize, Debug, Clone)]
+pub struct ToolCallDelta {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub function: FunctionDelta,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct FunctionDelta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub arguments: String,
 }
 
 #[derive(Serialize, Debug)]
@@ -191,6 +273,8 @@ pub struct Delta {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallDelta>,
 }
 
 #[derive(Serialize, Debug)]

@@ -347,7 +347,7 @@ async fn refusals_name_the_field() {
         ),
         (
             json!({"text": {"format": {"type": "json_schema", "name": "x"}}}),
-            "text.format.schema",
+            "text.format",
         ),
         (json!({"background": true}), "background"),
         (json!({"temperature": 3}), "temperature"),

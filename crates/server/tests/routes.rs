@@ -263,7 +263,7 @@ async fn chat_accepts_content_parts_and_no_model() {
         ],
         "max_completion_tokens": 4,
         "user": "ignored",
-        "some_unknown_field": {"x": 1}
+        "metadata": {"x": "harmless"}
     });
     let r = post(app(), "/v1/chat/completions", body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -1238,4 +1238,179 @@ async fn an_unread_body_is_drained_before_the_answer_up_to_the_hard_cap() {
     assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(taken.load(Ordering::SeqCst) <= ((BODY_LIMIT >> 20) + 1) << 20);
     assert_eq!(r.headers[header::CONNECTION], "close");
+}
+
+#[tokio::test]
+async fn unknown_fields_are_400_naming_them() {
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            chat_body(json!({"some_unknown_field": 1})),
+        ),
+        (
+            "/v1/chat/completions",
+            chat_body(json!({"audio": {"voice": "x"}})),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "x", "max_tokens": 1, "modalities": ["text"]}),
+        ),
+    ] {
+        let r = post(app(), path, body.clone()).await;
+        let e = assert_error(&r, StatusCode::BAD_REQUEST);
+        let field = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| ["some_unknown_field", "audio", "modalities"].contains(&k.as_str()))
+            .unwrap()
+            .clone();
+        assert_eq!(e["param"], json!(field), "{e}");
+        assert!(e["message"].as_str().unwrap().contains(&field));
+    }
+}
+
+/// A schema whose every value is bounded, so even random weights finish it within the budget.
+fn bounded_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "ok": {"type": "boolean"},
+            "n": {"type": "integer", "minimum": 0, "maximum": 9},
+            "color": {"enum": ["red", "green", "blue"]}
+        },
+        "required": ["ok", "n", "color"],
+        "additionalProperties": false
+    })
+}
+
+#[tokio::test]
+async fn response_format_json_schema_constrains_the_reply() {
+    let body = chat_body(json!({
+        "max_tokens": 64,
+        "temperature": 0,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "t", "schema": bounded_schema(), "strict": true}}
+    }));
+    let r = post(app(), "/v1/chat/completions", body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["choices"][0]["finish_reason"], "stop", "{v}");
+    let content = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parsed: Value = serde_json::from_str(&content).unwrap_or_else(|e| panic!("{e}: {content}"));
+    assert!(
+        parsed["ok"].is_boolean() && parsed["n"].as_u64().unwrap() <= 9,
+        "{parsed}"
+    );
+    assert!(["red", "green", "blue"].contains(&parsed["color"].as_str().unwrap()));
+    // Streamed, the same greedy reply arrives in pieces.
+    let mut sb = body;
+    sb["stream"] = json!(true);
+    let r = post(app(), "/v1/chat/completions", sb).await;
+    let streamed: String = sse_data(&r.text())
+        .iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(streamed, content);
+}
+
+#[tokio::test]
+async fn response_format_json_object_regex_and_grammar() {
+    let r = post(
+        app(),
+        "/v1/chat/completions",
+        chat_body(json!({"max_tokens": 24, "temperature": 0, "response_format": {"type": "regex", "regex": "(yes|no)-[0-9]{2}"}})),
+    )
+    .await;
+    let v = r.json();
+    let c = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        c.len() == 5 && (c.starts_with("yes-") || c.starts_with("no-")) || c.len() == 6,
+        "{c}"
+    );
+    let r = post(
+        app(),
+        "/v1/chat/completions",
+        chat_body(json!({"max_tokens": 8, "temperature": 0, "response_format": {"type": "grammar", "grammar": "start: \"A\" | \"B\""}})),
+    )
+    .await;
+    let v = r.json();
+    let c = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(c == "A" || c == "B", "{v}");
+    let r = post(
+        app(),
+        "/v1/chat/completions",
+        chat_body(json!({"max_tokens": 3, "response_format": {"type": "json_object"}})),
+    )
+    .await;
+    let v = r.json();
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with('{'),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn bad_formats_and_tools_are_400_naming_the_field() {
+    let cases = [
+        (
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}}),
+            "response_format",
+        ),
+        (
+            json!({"response_format": {"type": "regex", "regex": "("}}),
+            "response_format",
+        ),
+        (
+            json!({"response_format": {"type": "xml"}}),
+            "response_format.type",
+        ),
+        (
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}),
+            "response_format.json_schema.schema",
+        ),
+        (json!({"tool_choice": "required"}), "tool_choice"),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}),
+            "tool_choice",
+        ),
+        (json!({"tools": [{"type": "web_search"}]}), "tools[0].type"),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "has space"}}]}),
+            "tools[0].function",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": [1]}}]}),
+            "tools[0].function",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}]}),
+            "tools",
+        ),
+        (
+            json!({"tool_choice": "sometimes", "tools": [{"type": "function", "function": {"name": "f"}}]}),
+            "tool_choice",
+        ),
+        (json!({"reasoning_effort": "extreme"}), "reasoning_effort"),
+        (
+            json!({"messages": [{"role": "tool", "content": "42"}]}),
+            "messages[0].tool_call_id",
+        ),
+    ];
+    for (extra, param) in cases {
+        let r = post(app(), "/v1/chat/completions", chat_body(extra.clone())).await;
+        let e = assert_error(&r, StatusCode::BAD_REQUEST);
+        assert_eq!(e["param"], json!(param), "{extra}: {e}");
+    }
 }

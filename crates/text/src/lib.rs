@@ -39,9 +39,9 @@ mod spec;
 mod spm;
 mod stream;
 pub mod strftime;
-pub mod tools;
 mod template;
 mod tokenizer;
+pub mod tools;
 mod vocab;
 
 pub use error::TextError;

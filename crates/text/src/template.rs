@@ -38,6 +38,8 @@ pub struct ChatTemplate {
     thinks: bool,
     /// gpt-oss's channel format.
     harmony: bool,
+    /// The Jinja source (tool formats are recognised from it).
+    source: String,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -123,7 +125,13 @@ impl ChatTemplate {
             eos_token: eos_token.to_string(),
             thinks: source.contains(crate::reasoning::THINK_CLOSE),
             harmony: source.contains(crate::harmony::CHANNEL),
+            source: source.to_string(),
         })
+    }
+
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Whether the template belongs to a reasoning model that thinks inside `<think>` tags.

@@ -16,6 +16,7 @@ use crate::convo::Convo;
 use crate::error::ApiError;
 use crate::openai::{CommonFields, StopField};
 use crate::params;
+use crate::tool_params;
 use crate::turn::Turn;
 
 /// What the request asks for besides the turn itself.
@@ -101,6 +102,7 @@ pub fn convert(
             tool_choice,
             parallel_tool_calls: parallel,
             output,
+            output_field: "output_config.format",
             settings,
             max_tokens,
             max_tokens_field: "max_tokens",
@@ -122,40 +124,34 @@ fn rename_stop(mut e: ApiError) -> ApiError {
 }
 
 fn tools(input: Vec<ToolIn>) -> Result<Vec<ToolSpec>, ApiError> {
-    input
+    let tools = input
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
+            let field = format!("tools[{i}]");
             if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
                 return Err(ApiError::bad_param(
-                    &format!("tools[{i}].type"),
+                    &format!("{field}.type"),
                     format!("server tools ({kind:?}) are not supported; define client tools with `name` and `input_schema`"),
                 ));
             }
-            let name = t
-                .name
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| ApiError::bad_param(&format!("tools[{i}].name"), "a tool needs a `name`"))?;
-            let schema = t.input_schema.ok_or_else(|| {
-                ApiError::bad_param(
-                    &format!("tools[{i}].input_schema"),
-                    "a tool needs an `input_schema` (a JSON Schema object)",
-                )
-            })?;
-            if !schema.is_object() {
+            if t.input_schema.is_none() {
                 return Err(ApiError::bad_param(
-                    &format!("tools[{i}].input_schema"),
-                    "`input_schema` must be a JSON Schema object",
+                    &format!("{field}.input_schema"),
+                    "a tool needs an `input_schema` (a JSON Schema object)",
                 ));
             }
-            Ok(ToolSpec {
-                name,
-                description: t.description,
-                parameters: schema,
-                strict: t.strict.unwrap_or(false),
-            })
+            tool_params::tool(
+                &field,
+                t.name.as_deref(),
+                t.description.as_deref(),
+                t.input_schema.as_ref(),
+                t.strict.unwrap_or(false),
+            )
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    tool_params::unique(&tools, "tools")?;
+    Ok(tools)
 }
 
 /// `tool_choice` and whether parallel calls are allowed.
@@ -171,37 +167,24 @@ fn tool_choice(
         Some("auto") => ToolChoice::Auto,
         Some("none") => ToolChoice::None,
         Some("any") => ToolChoice::Required,
-        Some("tool") => {
-            let name = c.name.clone().ok_or_else(|| {
-                ApiError::bad_param(
-                    "tool_choice.name",
-                    "`tool_choice` of type \"tool\" needs a `name`",
-                )
-            })?;
-            if !tools.iter().any(|t| t.name == name) {
-                return Err(ApiError::bad_param(
-                    "tool_choice.name",
-                    format!("`tool_choice` names the tool {name:?}, which is not in `tools`"),
-                ));
-            }
-            ToolChoice::Function(name)
-        }
-        other => {
-            return Err(ApiError::bad_param(
-                "tool_choice.type",
-                format!(
+        Some("tool") => ToolChoice::Function(c.name.clone().ok_or_else(|| {
+            ApiError::bad_param(
+                "tool_choice.name",
+                "`tool_choice` of type \"tool\" needs a `name`",
+            )
+        })?),
+        other => return Err(ApiError::bad_param(
+            "tool_choice.type",
+            format!(
                 "`tool_choice.type` must be \"auto\", \"any\", \"tool\" or \"none\", got {other:?}"
             ),
-            ))
-        }
+        )),
     };
-    if tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) {
-        return Err(ApiError::bad_param(
-            "tool_choice",
-            "`tool_choice` asks for a tool call but the request has no `tools`",
-        ));
-    }
-    Ok((choice, parallel))
+    let field = match choice {
+        ToolChoice::Function(_) if !tools.is_empty() => "tool_choice.name",
+        _ => "tool_choice",
+    };
+    Ok((tool_params::choice(choice, tools, field)?, parallel))
 }
 
 fn conversation(

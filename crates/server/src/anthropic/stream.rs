@@ -25,16 +25,19 @@ enum Open {
 pub struct MessageStream {
     id: String,
     model: String,
+    /// Prompt tokens, for `message_start` (`message_delta` splits off the cached ones).
+    prompt_tokens: usize,
     open: Option<Open>,
     /// Index of the open block, or of the next one when none is open.
     index: usize,
 }
 
 impl MessageStream {
-    pub fn new(id: String, model: String) -> MessageStream {
+    pub fn new(id: String, model: String, prompt_tokens: usize) -> MessageStream {
         MessageStream {
             id,
             model,
+            prompt_tokens,
             open: None,
             index: 0,
         }
@@ -73,7 +76,6 @@ impl MessageStream {
 
 impl EventFormat for MessageStream {
     fn opening(&mut self) -> String {
-        // The prompt's size is known at the end; `message_delta` carries it.
         let message = Message {
             id: self.id.clone(),
             kind: "message",
@@ -82,7 +84,10 @@ impl EventFormat for MessageStream {
             content: Vec::new(),
             stop_reason: None,
             stop_sequence: None,
-            usage: Usage::default(),
+            usage: Usage {
+                input_tokens: self.prompt_tokens,
+                ..Usage::default()
+            },
         };
         event(
             "message_start",

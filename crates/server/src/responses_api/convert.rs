@@ -19,6 +19,7 @@ use crate::convo::Convo;
 use crate::error::ApiError;
 use crate::openai::CommonFields;
 use crate::params;
+use crate::tool_params;
 use crate::turn::Turn;
 
 /// What a response needs besides the turn.
@@ -115,6 +116,7 @@ pub fn convert(
             tool_choice,
             parallel_tool_calls: parallel,
             output,
+            output_field: "text.format",
             settings,
             max_tokens: req.max_output_tokens,
             max_tokens_field: "max_output_tokens",
@@ -184,44 +186,38 @@ fn echo(
 }
 
 fn tools(input: Vec<ToolIn>) -> Result<Vec<ToolSpec>, ApiError> {
-    input
+    let tools = input
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
+            let field = format!("tools[{i}]");
             match t.kind.as_deref() {
                 Some("function") => {}
                 other => {
                     return Err(ApiError::bad_param(
-                        &format!("tools[{i}].type"),
+                        &format!("{field}.type"),
                         format!("only function tools are supported (`\"type\": \"function\"`), got {other:?}"),
                     ))
                 }
             }
-            let name = t.name.filter(|n| !n.is_empty()).ok_or_else(|| {
-                ApiError::bad_param(&format!("tools[{i}].name"), "a function tool needs a `name`")
-            })?;
-            let parameters = match t.parameters {
-                None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
-                Some(p) if p.is_object() => p,
-                Some(_) => {
-                    return Err(ApiError::bad_param(
-                        &format!("tools[{i}].parameters"),
-                        "`parameters` must be a JSON Schema object",
-                    ))
-                }
-            };
-            Ok(ToolSpec {
-                name,
-                description: t.description,
-                parameters,
-                // The API's default is strict; owl constrains calls to the schema either way.
-                strict: t.strict.unwrap_or(true),
-            })
+            // The API's default is strict; owl holds calls to the schema either way.
+            tool_params::tool(
+                &field,
+                t.name.as_deref(),
+                t.description.as_deref(),
+                t.parameters.as_ref(),
+                t.strict.unwrap_or(true),
+            )
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    tool_params::unique(&tools, "tools")?;
+    Ok(tools)
 }
 
+/// `"auto" | "none" | "required"` or `{"type": "function", "name": …}` (flat, unlike Chat
+/// Completions).
 fn tool_choice(c: Option<&Value>, tools: &[ToolSpec]) -> Result<ToolChoice, ApiError> {
+    const F: &str = "tool_choice";
     let choice = match c {
         None | Some(Value::Null) => ToolChoice::Auto,
         Some(Value::String(s)) => match s.as_str() {
@@ -230,7 +226,7 @@ fn tool_choice(c: Option<&Value>, tools: &[ToolSpec]) -> Result<ToolChoice, ApiE
             "required" => ToolChoice::Required,
             other => {
                 return Err(ApiError::bad_param(
-                    "tool_choice",
+                    F,
                     format!("`tool_choice` must be \"auto\", \"none\", \"required\" or {{\"type\": \"function\", \"name\": …}}, got {other:?}"),
                 ))
             }
@@ -246,73 +242,41 @@ fn tool_choice(c: Option<&Value>, tools: &[ToolSpec]) -> Result<ToolChoice, ApiE
                 }
             }
             let name = o.get("name").and_then(Value::as_str).ok_or_else(|| {
-                ApiError::bad_param("tool_choice.name", "`tool_choice` of type function needs a `name`")
-            })?;
-            if !tools.iter().any(|t| t.name == name) {
-                return Err(ApiError::bad_param(
+                ApiError::bad_param(
                     "tool_choice.name",
-                    format!("`tool_choice` names the function {name:?}, which is not in `tools`"),
-                ));
-            }
+                    "`tool_choice` of type function needs a `name`",
+                )
+            })?;
             ToolChoice::Function(name.to_string())
         }
         Some(_) => {
             return Err(ApiError::bad_param(
-                "tool_choice",
+                F,
                 "`tool_choice` must be a string or an object",
             ))
         }
     };
-    if tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) {
-        return Err(ApiError::bad_param(
-            "tool_choice",
-            "`tool_choice` asks for a function call but the request has no `tools`",
-        ));
-    }
-    Ok(choice)
+    let field = match choice {
+        ToolChoice::Function(_) if !tools.is_empty() => "tool_choice.name",
+        _ => F,
+    };
+    tool_params::choice(choice, tools, field)
 }
 
 /// `text.format` as a constraint, and the `text` object to echo.
 fn format(text: Option<TextConfig>) -> Result<(Option<Constraint>, Value), ApiError> {
-    let verbosity = text.as_ref().and_then(|t| t.verbosity.clone());
-    let Some(f) = text.and_then(|t| t.format) else {
-        return Ok((
-            None,
-            json!({"format": {"type": "text"}, "verbosity": verbosity}),
-        ));
+    let (format, verbosity) = match text {
+        None => (None, None),
+        Some(t) => (t.format, t.verbosity),
     };
-    let (constraint, echo) = match f.kind.as_deref() {
-        Some("text") => (None, json!({"type": "text"})),
-        Some("json_object") => (Some(Constraint::JsonObject), json!({"type": "json_object"})),
-        Some("json_schema") => {
-            let schema = f.schema.filter(Value::is_object).ok_or_else(|| {
-                ApiError::bad_param(
-                    "text.format.schema",
-                    "a json_schema format needs `schema` (a JSON Schema object)",
-                )
-            })?;
-            let name = f.name.ok_or_else(|| {
-                ApiError::bad_param("text.format.name", "a json_schema format needs a `name`")
-            })?;
-            let echo = json!({
-                "type": "json_schema",
-                "name": name,
-                "schema": schema,
-                "strict": f.strict.unwrap_or(false),
-                "description": f.description,
-            });
-            (Some(Constraint::JsonSchema(schema)), echo)
-        }
-        other => {
-            return Err(ApiError::bad_param(
-                "text.format.type",
-                format!(
-                    "`text.format.type` must be text, json_object or json_schema, got {other:?}"
-                ),
-            ))
-        }
-    };
-    Ok((constraint, json!({"format": echo, "verbosity": verbosity})))
+    let constraint = tool_params::output_format(format.as_ref(), "text.format")?;
+    let format = format
+        .filter(|f| !f.is_null())
+        .unwrap_or_else(|| json!({"type": "text"}));
+    Ok((
+        constraint,
+        json!({"format": format, "verbosity": verbosity}),
+    ))
 }
 
 fn input(convo: &mut Convo, input: Option<InputField>) -> Result<(), ApiError> {

@@ -113,21 +113,12 @@ pub struct ToolIn {
     pub strict: Option<bool>,
 }
 
-/// `text`: the output format (`verbosity` is accepted and has no effect).
+/// `text`: the output format (checked by `tool_params::output_format`; `verbosity` is
+/// accepted and has no effect).
 #[derive(Deserialize, Debug)]
 pub struct TextConfig {
-    pub format: Option<FormatIn>,
+    pub format: Option<Value>,
     pub verbosity: Option<String>,
-}
-
-#[derive(Deserialize, Debug)]
-pub struct FormatIn {
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    pub schema: Option<Value>,
-    pub strict: Option<bool>,
-    pub description: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]

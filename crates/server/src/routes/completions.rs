@@ -86,6 +86,32 @@ fn one_prompt(v: Option<Value>, n_vocab: usize) -> Result<Prompt, ApiError> {
     }
 }
 
+/// Every field this route reads; anything else but the harmless ones is refused with a 400.
+const KNOWN: &[&str] = &[
+    "prompt",
+    "model",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+    "repeat_penalty",
+    "logit_bias",
+    "n",
+    "stream",
+    "stream_options",
+    "ignore_eos",
+    "echo",
+    "logprobs",
+    "suffix",
+    "best_of",
+];
+
 pub async fn completions(
     State(state): State<AppState>,
     log: Option<Extension<RequestLog>>,
@@ -94,6 +120,7 @@ pub async fn completions(
     let bytes = body::bytes(body)?;
     let common: CommonFields = body::parse(&bytes)?;
     let req: CompletionRequest = body::parse(&bytes)?;
+    body::check_fields(&bytes, KNOWN, crate::routes::chat::HARMLESS)?;
     state.check_model(common.model.as_deref())?;
     let model = state.model()?;
     let settings = params::settings(&common, model.engine.n_vocab())?;
@@ -158,6 +185,7 @@ pub async fn completions(
         logprobs,
         prompt_logprobs: echo && logprobs.is_some() && !settings.stream,
         render_special: false,
+        constraint: None,
     };
     let mut tracked = Tracked::submit(&state, model, request, log.map(|Extension(l)| l))?;
     let id = new_id("cmpl-");

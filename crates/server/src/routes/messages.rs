@@ -21,7 +21,7 @@ use crate::body;
 use crate::generation::RequestLog;
 use crate::ids::new_id;
 use crate::state::AppState;
-use crate::{turn, turn_count, turn_sse};
+use crate::{turn, turn_sse};
 
 /// Parses and checks a body against the fields `known` for the route.
 fn request(
@@ -48,7 +48,8 @@ pub async fn messages(
     let id = new_id("msg_");
     let model = state.config().model_id.clone();
     if stream {
-        return Ok(turn_sse::response(running, MessageStream::new(id, model)));
+        let fmt = MessageStream::new(id, model, running.prompt_tokens());
+        return Ok(turn_sse::response(running, fmt));
     }
     let done = turn::complete(running).await?;
     Ok(Json(reply::message(id, model, done)).into_response())
@@ -61,6 +62,6 @@ pub async fn count_tokens(
     let req = request(&state, body, KNOWN_COUNT)?;
     let n_vocab = state.model()?.engine.n_vocab();
     let Converted { turn, .. } = convert(req, n_vocab, true)?;
-    let n = turn_count::prompt_tokens(&state, turn).await?;
+    let n = turn::prompt_tokens(&state, turn).await?;
     Ok(Json(json!({ "input_tokens": n })).into_response())
 }
