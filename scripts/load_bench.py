@@ -6,6 +6,8 @@ sequences on the same model, runs N client threads that each stream `--requests`
 completions of `--max-tokens` tokens (end-of-generation ignored so both servers generate the
 same number of tokens), and reports aggregate generated tokens/s, time to first token (p50,
 p99) and errors. Servers alternate per N so drift on a shared machine hits both alike.
+With `--json-schema` every request carries `response_format` json_schema (a list of strings
+long enough to fill the token budget), which measures constrained decoding on both servers.
 This is a benchmark, not a test: nothing here passes or fails.
 
     python3 scripts/load_bench.py --model ~/.owl/models/SmolLM2-135M-Instruct.Q4_1.gguf \\
@@ -85,12 +87,24 @@ def model_id(port):
     return data["data"][0]["id"]
 
 
+SCHEMA = {
+    "type": "object",
+    "properties": {"steps": {"type": "array", "items": {"type": "string"}}},
+    "required": ["steps"],
+}
+CONSTRAINED = False
+
+
 def one_request(port, i, max_tokens, out, model):
-    body = json.dumps({
+    req = {
         "model": model, "stream": True, "max_tokens": max_tokens, "temperature": 0,
         "ignore_eos": True, "stream_options": {"include_usage": True},
         "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
-    })
+    }
+    if CONSTRAINED:
+        req["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": "steps", "schema": SCHEMA}}
+    body = json.dumps(req)
     t0 = time.perf_counter()
     ttft = None
     tokens = 0
@@ -167,11 +181,16 @@ def main():
     ap.add_argument("--ctx", type=int, default=512, help="context per sequence")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-o", "--json", help="write the results here as JSON")
+    ap.add_argument("--json-schema", action="store_true",
+                    help="constrain every reply with a JSON schema (response_format)")
     args = ap.parse_args()
+    global CONSTRAINED
+    CONSTRAINED = args.json_schema
     args.model = os.path.expanduser(args.model)
     kinds = ["owl"] + (["llama.cpp"] if args.llama_server else [])
     print(f"# {cpu_model()}, {args.threads} threads, model {Path(args.model).name}, "
-          f"{args.requests} requests/client, {args.max_tokens} tokens each", flush=True)
+          f"{args.requests} requests/client, {args.max_tokens} tokens each"
+          f"{', json_schema' if CONSTRAINED else ''}", flush=True)
     rows = []
     for n in args.clients:
         for kind in kinds:

@@ -17,7 +17,7 @@ echo "== tests"
 OWL_TEST_MODEL="$MODEL" cargo test --release --locked --workspace
 
 echo "== end-to-end: the official openai client against a real owl serve"
-PY_DEPS=(openai==3.54.0 pytest==9.2.0)
+PY_DEPS=(openai==3.54.0 pytest==9.2.0 jsonschema==4.26.0)
 python3 -m pip install --quiet --disable-pip-version-check "${PY_DEPS[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${PY_DEPS[@]}"
 OWL_TEST_MODEL="$MODEL" OWL_BIN="$PWD/target/release/owl" python3 -m pytest -q tests/e2e

@@ -365,3 +365,79 @@ fn prompt_logprobs_equal_one_forward_pass_over_the_prompt() {
         e.shutdown(Duration::from_secs(1));
     }
 }
+
+/// A schema every value of which is bounded, so random weights finish it well within budget.
+fn bounded_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "ok": {"type": "boolean"},
+            "n": {"type": "integer", "minimum": 0, "maximum": 99},
+            "color": {"enum": ["red", "green", "blue"]}
+        },
+        "required": ["ok", "n", "color"],
+        "additionalProperties": false
+    })
+}
+
+#[test]
+fn constrained_sequences_batch_and_resume_like_the_others() {
+    let m = model();
+    let grammars = owl_grammar::Grammars::new(std::sync::Arc::clone(&m.tok), m.tok.vocab_size())
+        .expect("grammars");
+    let constraint = grammars
+        .compile(&owl_grammar::Constraint::JsonSchema(bounded_schema()))
+        .expect("compile");
+    // Every other request is constrained.
+    let requests: Vec<Request> = QUESTIONS
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let mut r = request(chat_prompt(&m, q), 40);
+            if i % 2 == 0 {
+                r.constraint = Some(constraint.clone());
+            }
+            r
+        })
+        .collect();
+    let e = start(&m, EngineConfig::new(512, 1));
+    let solo: Vec<Outcome> = requests
+        .iter()
+        .map(|r| collect(e.submit(r.clone()).expect("submit")))
+        .collect();
+    e.shutdown(Duration::from_secs(1));
+    for (i, o) in solo.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        let v: serde_json::Value = serde_json::from_str(&o.text)
+            .unwrap_or_else(|err| panic!("request {i}: {err}: {:?}", o.text));
+        assert!(
+            v["ok"].is_boolean() && v["n"].as_u64().is_some_and(|n| n <= 99),
+            "{v}"
+        );
+        assert_eq!(o.reason, FinishReason::Stop, "the grammar ends the reply");
+    }
+    // Unconstrained requests are untouched by their constrained neighbours.
+    let plain = solo_outputs(&m, 40);
+    for i in (1..QUESTIONS.len()).step_by(2) {
+        assert_eq!(solo[i].tokens, plain[i].tokens, "request {i}");
+    }
+    for (name, kv_tokens) in [("batched", None), ("pre-empted", Some(6 * 32))] {
+        let mut cfg = EngineConfig::new(512, 6);
+        cfg.n_batch = 48;
+        cfg.kv_tokens = kv_tokens;
+        cfg.cache_slots = 0;
+        let e = start(&m, cfg);
+        let streams: Vec<_> = requests
+            .iter()
+            .map(|r| e.submit(r.clone()).expect("submit"))
+            .collect();
+        let outs: Vec<Outcome> = streams.into_iter().map(collect).collect();
+        if kv_tokens.is_some() {
+            assert!(owl_engine::EngineStats::get(&e.stats().preemptions) > 0);
+        }
+        for (i, (b, s)) in outs.iter().zip(&solo).enumerate() {
+            assert_eq!(b.tokens, s.tokens, "{name} vs solo, request {i}");
+            assert_eq!(b.reason, s.reason, "{name}, request {i}");
+        }
+        e.shutdown(Duration::from_secs(1));
+    }
+}
