@@ -149,6 +149,7 @@ async fn a_stream_is_the_response_event_sequence() {
 }
 
 #[tokio::test]
+#[ignore = "needs owl-text's tool formats (tools branch); un-ignore when they are merged"]
 async fn a_required_function_call_is_a_function_call_item() {
     let r = post(
         app(),
@@ -177,6 +178,7 @@ async fn a_required_function_call_is_a_function_call_item() {
 }
 
 #[tokio::test]
+#[ignore = "needs owl-text's tool formats (tools branch); un-ignore when they are merged"]
 async fn a_streamed_function_call_sends_argument_deltas() {
     let r = post(
         app(),

@@ -173,12 +173,14 @@ fn tool_choice(
                 "`tool_choice` of type \"tool\" needs a `name`",
             )
         })?),
-        other => return Err(ApiError::bad_param(
-            "tool_choice.type",
-            format!(
+        other => {
+            return Err(ApiError::bad_param(
+                "tool_choice.type",
+                format!(
                 "`tool_choice.type` must be \"auto\", \"any\", \"tool\" or \"none\", got {other:?}"
             ),
-        )),
+            ))
+        }
     };
     let field = match choice {
         ToolChoice::Function(_) if !tools.is_empty() => "tool_choice.name",
