@@ -16,8 +16,8 @@ MODEL="$(./target/release/owl pull 2>/dev/null | tail -n 1)"
 echo "== tests"
 OWL_TEST_MODEL="$MODEL" cargo test --release --locked --workspace
 
-echo "== end-to-end: the official openai client against a real owl serve"
-PY_DEPS=(openai==3.54.0 pytest==9.2.0 jsonschema==4.26.0)
+echo "== end-to-end: the official openai and anthropic clients against a real owl serve"
+PY_DEPS=(openai==3.54.0 anthropic==2.16.0 pytest==9.2.0 jsonschema==4.26.0)
 python3 -m pip install --quiet --disable-pip-version-check "${PY_DEPS[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${PY_DEPS[@]}"
 OWL_TEST_MODEL="$MODEL" OWL_BIN="$PWD/target/release/owl" python3 -m pytest -q tests/e2e
