@@ -92,18 +92,20 @@ pub fn convert(
     messages.extend(history.iter().cloned());
     let mut template_vars = TemplateVars::new();
     let effort = req.reasoning.as_ref().and_then(|r| r.effort.clone());
+    // As `reasoning_effort` in Chat Completions: the template reads it (gpt-oss); `none` and
+    // `minimal` turn thinking off where the template can (Qwen3's `enable_thinking`).
     match effort.as_deref() {
         None => {}
         Some("none" | "minimal") => {
             template_vars.insert("enable_thinking".into(), Value::Bool(false));
         }
-        Some("low" | "medium" | "high" | "xhigh") => {
-            template_vars.insert("enable_thinking".into(), Value::Bool(true));
+        Some(e @ ("low" | "medium" | "high")) => {
+            template_vars.insert("reasoning_effort".into(), Value::String(e.to_string()));
         }
         Some(other) => {
             return Err(ApiError::bad_param(
                 "reasoning.effort",
-                format!("`reasoning.effort` must be none, minimal, low, medium, high or xhigh, got {other:?}"),
+                format!("`reasoning.effort` must be none, minimal, low, medium or high, got {other:?}"),
             ))
         }
     }
