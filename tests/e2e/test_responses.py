@@ -33,7 +33,8 @@ def create(client, model_id, **kw):
 
 
 def test_a_string_input_is_answered(client, model_id):
-    r = create(client, model_id, input="What is the capital of France?")
+    r = create(client, model_id, input="What is the capital of France?",
+               instructions="You answer in one short sentence.")
     assert r.object == "response" and r.id.startswith("resp_")
     assert r.status in ("completed", "incomplete")
     assert "Paris" in r.output_text, r.output_text
@@ -81,11 +82,11 @@ def test_streamed_deltas_assemble_to_the_output_text(client, model_id):
 SCHEMA = {
     "type": "object",
     "properties": {
-        "city": {"type": "string"},
-        "country": {"type": "string"},
-        "population_millions": {"type": "number"},
+        "city": {"type": "string", "maxLength": 40},
+        "country": {"type": "string", "maxLength": 40},
+        "is_capital": {"type": "boolean"},
     },
-    "required": ["city", "country", "population_millions"],
+    "required": ["city", "country", "is_capital"],
     "additionalProperties": False,
 }
 
@@ -96,6 +97,12 @@ def test_json_schema_output_parses_and_validates(client, model_id):
     assert r.status == "completed", r
     jsonschema.validate(json.loads(r.output_text), SCHEMA)
     assert r.text.format.type == "json_schema"
+    # Streamed, the same text.
+    with client.responses.stream(model=model_id, input="Describe Paris as JSON.", temperature=0,
+                                 max_output_tokens=120,
+                                 text={"format": {"type": "json_schema", "name": "city",
+                                                  "schema": SCHEMA, "strict": True}}) as s:
+        assert s.get_final_response().output_text == r.output_text
 
 
 def test_a_required_function_call_has_valid_arguments(client, model_id):

@@ -57,3 +57,8 @@ pub fn check_fields(bytes: &[u8], known: &[&str], ignored: &[&str]) -> Result<()
     }
     Ok(())
 }
+
+/// An optional string field's value for an error message: quoted, or `nothing` when absent.
+pub fn shown(v: Option<&str>) -> String {
+    v.map_or_else(|| "nothing".to_string(), |s| format!("{s:?}"))
+}

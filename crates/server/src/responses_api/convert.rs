@@ -105,7 +105,9 @@ pub fn convert(
         Some(other) => {
             return Err(ApiError::bad_param(
                 "reasoning.effort",
-                format!("`reasoning.effort` must be none, minimal, low, medium or high, got {other:?}"),
+                format!(
+                    "`reasoning.effort` must be none, minimal, low, medium or high, got {other:?}"
+                ),
             ))
         }
     }
@@ -198,7 +200,7 @@ fn tools(input: Vec<ToolIn>) -> Result<Vec<ToolSpec>, ApiError> {
                 other => {
                     return Err(ApiError::bad_param(
                         &format!("{field}.type"),
-                        format!("only function tools are supported (`\"type\": \"function\"`), got {other:?}"),
+                        format!("`{field}.type`: only function tools are supported (`\"type\": \"function\"`), got {}", crate::body::shown(other)),
                     ))
                 }
             }
@@ -239,7 +241,7 @@ fn tool_choice(c: Option<&Value>, tools: &[ToolSpec]) -> Result<ToolChoice, ApiE
                 other => {
                     return Err(ApiError::bad_param(
                         "tool_choice.type",
-                        format!("only `{{\"type\": \"function\", \"name\": …}}` is supported as an object `tool_choice`, got type {other:?}"),
+                        format!("only `{{\"type\": \"function\", \"name\": …}}` is supported as an object `tool_choice`, got type {}", crate::body::shown(other)),
                     ))
                 }
             }
@@ -356,7 +358,10 @@ fn message(convo: &mut Convo, item: Item, at: &str) -> Result<(), ApiError> {
         other => {
             return Err(ApiError::bad_param(
                 &format!("{at}.role"),
-                format!("`role` must be user, assistant, system or developer, got {other:?}"),
+                format!(
+                    "`role` must be user, assistant, system or developer, got {}",
+                    crate::body::shown(other)
+                ),
             ))
         }
     }
@@ -388,7 +393,8 @@ fn text(c: Content, at: &str) -> Result<String, ApiError> {
                 return Err(ApiError::bad_param(
                     &format!("{here}.type"),
                     format!(
-                        "content parts of type {other:?} are not supported{why}; use input_text"
+                        "content parts of type {} are not supported{why}; use input_text",
+                        crate::body::shown(other)
                     ),
                 ));
             }
