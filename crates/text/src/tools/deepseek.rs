@@ -80,6 +80,7 @@ pub const V3_GRAMMAR: Family = Family {
     sep: "\"\\n\"",
     call: v3_call,
     auto: Auto::Special,
+    rules: "",
 };
 
 /// Grammar pieces for V3.1.
@@ -89,6 +90,7 @@ pub const V31_GRAMMAR: Family = Family {
     sep: "\"\"",
     call: v31_call,
     auto: Auto::Special,
+    rules: "",
 };
 
 const CALLS_BEGIN_SPECIAL: &str = "<｜tool▁calls▁begin｜>";

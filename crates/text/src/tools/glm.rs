@@ -49,16 +49,17 @@ pub const GRAMMAR: Family = Family {
     sep: "\"\\n\"",
     call,
     auto: Auto::Marker(OPEN),
+    // A string value runs to the first close tag (lazy: the shortest match).
+    rules: "arg_str[lazy]: /(.|\\n)*<\\/arg_value>/\n",
 };
 
 fn call(tool: &ToolSpec) -> String {
     let mut g = format!("{} {}", lit(OPEN), lit(&tool.name));
     for (key, schema, required) in properties(tool) {
         let item = format!(
-            "{} {} {}",
+            "{} {}",
             lit(&format!("\n<arg_key>{key}</arg_key>\n<arg_value>")),
-            value_rule(&schema),
-            lit("</arg_value>")
+            value_rule(&schema, "arg_str", "</arg_value>")
         );
         if required {
             g.push_str(&format!(" {item}"));

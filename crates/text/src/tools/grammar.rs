@@ -31,6 +31,8 @@ pub struct Family {
     pub call: fn(&ToolSpec) -> String,
     /// How `auto` text is kept apart from calls.
     pub auto: Auto,
+    /// Extra rules the calls refer to.
+    pub rules: &'static str,
 }
 
 /// How free text and calls are told apart under `auto`.
@@ -148,6 +150,7 @@ fn build(family: &Family, tools: &[&ToolSpec], required: bool, parallel: bool) -
     for (name, tool) in names.iter().zip(tools) {
         g.push_str(&format!("{name}: {}\n", (family.call)(tool)));
     }
+    g.push_str(family.rules);
     g
 }
 

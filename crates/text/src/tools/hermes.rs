@@ -50,6 +50,7 @@ pub const GRAMMAR: Family = Family {
     sep: "\"\\n\"",
     call,
     auto: Auto::Marker(OPEN),
+    rules: "",
 };
 
 fn call(tool: &ToolSpec) -> String {

@@ -40,6 +40,7 @@ pub const GRAMMAR: Family = Family {
     sep: "\"\"",
     call,
     auto: Auto::Special,
+    rules: "",
 };
 
 fn call(tool: &ToolSpec) -> String {

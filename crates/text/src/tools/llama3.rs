@@ -80,6 +80,7 @@ pub const GRAMMAR: Family = Family {
     sep: "\"; \"",
     call,
     auto: Auto::Start('{'),
+    rules: "",
 };
 
 fn call(tool: &ToolSpec) -> String {

@@ -1,15 +1,17 @@
 //! Mistral calls: `[TOOL_CALLS][{"name": NAME, "arguments": {…}, "id": "abcDEF123"}, …]`
-//! (Nemo, Small 3.x), or `[TOOL_CALLS]NAME[ARGS]{…}` (newer tokenizers, Devstral, Magistral).
+//! (Nemo, Small 3.1), or `[TOOL_CALLS]NAME[ARGS]{…}` (newer tokenizers: Small 3.2, Devstral,
+//! Magistral; their templates add `[CALL_ID]ID` before `[ARGS]` in the history).
 //! `[TOOL_CALLS]` is a control token. Mistral's templates insist on 9-character call ids,
 //! which `prepare` derives from the OpenAI ids.
 
 use super::grammar::{args_json, lit, Auto, Family};
 use super::parser::{Partial, Scan, StartOpen};
-use super::scan::{call_object, json_value_len, partial_marker, ws, Probe};
+use super::scan::{call_object, json_value_len, ws, Probe};
 use super::ToolSpec;
 
 pub const TOOL_CALLS: &str = "[TOOL_CALLS]";
 pub const ARGS: &str = "[ARGS]";
+pub const CALL_ID: &str = "[CALL_ID]";
 pub const OPENERS: &[&str] = &[TOOL_CALLS];
 
 /// A reply that is a bare call array (`[{"name"…`) is calls too (the grammar writes it so).
@@ -75,16 +77,20 @@ pub fn scan(region: &str, eof: bool) -> Scan {
         }
         // `NAME[ARGS]{…}`
         let Some(name_len) = rest.find(ARGS) else {
-            let plausible = rest
-                .chars()
-                .all(|c| c.is_alphanumeric() || "_-.".contains(c))
-                || partial_marker(rest, &[ARGS]) > 0;
+            // A name, maybe `[CALL_ID]…`, and `[ARGS]` still to come.
+            let plausible = !rest.contains(char::is_whitespace) && rest.len() < 256;
             if plausible && !eof {
                 return scan;
             }
             return fail(scan, at);
         };
-        let name = rest[..name_len].trim().to_string();
+        // `NAME[CALL_ID]ID[ARGS]` in histories rendered by newer templates.
+        let name = rest[..name_len]
+            .split(CALL_ID)
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         let args_at = at + name_len + ARGS.len();
         let args_text = region[args_at..].trim_start();
         let lead = region.len() - args_at - args_text.len();
@@ -129,6 +135,7 @@ pub const GRAMMAR: Family = Family {
     sep: "\", \"",
     call,
     auto: Auto::Start('['),
+    rules: "",
 };
 
 fn call(tool: &ToolSpec) -> String {

@@ -61,6 +61,8 @@ pub const GRAMMAR: Family = Family {
     sep: "\"\\n\"",
     call,
     auto: Auto::Marker(OPEN),
+    // A string value runs to the first close tag (lazy: the shortest match).
+    rules: "param_str[lazy]: /(.|\\n)*\\n<\\/parameter>\\n/\n",
 };
 
 /// `<tool_call>\n<function=NAME>\n` then each schema property in order (those not required
@@ -73,12 +75,8 @@ fn call(tool: &ToolSpec) -> String {
         lit(&format!("\n<function={}>\n", tool.name))
     );
     for (key, schema, required) in properties(tool) {
-        let value = value_rule(&schema);
-        let item = format!(
-            "{} {value} {}",
-            lit(&format!("<parameter={key}>\n")),
-            lit("\n</parameter>\n")
-        );
+        let value = value_rule(&schema, "param_str", "\n</parameter>\n");
+        let item = format!("{} {value}", lit(&format!("<parameter={key}>\n")));
         if required {
             g.push_str(&format!(" {item}"));
         } else {
@@ -108,12 +106,13 @@ pub fn properties(tool: &ToolSpec) -> Vec<(String, serde_json::Value, bool)> {
         .unwrap_or_default()
 }
 
-/// A parameter value: free text (no `<`) for strings, JSON of its schema otherwise.
-pub fn value_rule(schema: &serde_json::Value) -> String {
+/// A parameter value and its close tag: free text up to the close tag (the lazy rule
+/// `text_rule`) for strings, JSON of its schema then `close` otherwise.
+pub fn value_rule(schema: &serde_json::Value, text_rule: &str, close: &str) -> String {
     if schema.get("type").and_then(|t| t.as_str()) == Some("string") && schema.get("enum").is_none()
     {
-        "/[^<]*/".to_string()
+        text_rule.to_string()
     } else {
-        format!("%json {schema}")
+        format!("%json {schema} {}", lit(close))
     }
 }
