@@ -54,14 +54,10 @@ impl Params {
             }
             let Some(after_key) = rest.strip_prefix(self.key_open) else {
                 let waiting = self.key_open.starts_with(rest) || self.list_close.starts_with(rest);
-                if !(waiting && !eof) {
-                    // Stray text: the call ends here, unterminated.
-                    return ParamScan {
-                        call,
-                        end: if eof { None } else { Some(at) },
-                    };
-                }
-                return ParamScan { call, end: None };
+                // Stray text ends the call here, unterminated (at the end of the reply the
+                // parser decides what to do with it).
+                let end = (!waiting && !eof).then_some(at);
+                return ParamScan { call, end };
             };
             let Some(key_len) = after_key.find(self.key_close) else {
                 return ParamScan { call, end: None };
