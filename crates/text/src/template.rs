@@ -22,7 +22,8 @@ use owl_gguf::GgufFile;
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: String,
-    #[serde(default)]
+    /// `null` (an assistant turn that only calls) reads as empty.
+    #[serde(default, deserialize_with = "crate::template_calls::null_as_empty")]
     pub content: String,
     /// Calls an assistant turn made.
     #[serde(

@@ -87,3 +87,8 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ToolCall>, D::
         })
         .collect())
 }
+
+/// Reads a string that may be `null` (OpenAI's `content` of a calling assistant turn).
+pub fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}

@@ -70,3 +70,28 @@ fn text_after_a_call_is_content() {
     );
     assert_eq!((text.as_str(), calls.len()), ("Done.", 1));
 }
+
+#[test]
+fn messages_read_openai_shapes() {
+    let m: owl_text::ChatMessage = serde_json::from_value(json!({
+        "role": "assistant", "content": null,
+        "tool_calls": [{"id": "call_1", "type": "function",
+                        "function": {"name": "f", "arguments": "{\"x\": 1}"}}]
+    }))
+    .unwrap();
+    assert_eq!(m.content, "");
+    assert_eq!(m.tool_calls[0].arguments, "{\"x\": 1}");
+    // Templates see the arguments as an object.
+    let shown = serde_json::to_value(&m).unwrap();
+    assert_eq!(
+        shown["tool_calls"][0]["function"]["arguments"],
+        json!({"x": 1})
+    );
+    assert_eq!(shown["tool_calls"][0]["type"], "function");
+    assert!(
+        serde_json::to_value(owl_text::ChatMessage::new("user", "hi"))
+            .unwrap()
+            .get("tool_calls")
+            .is_none()
+    );
+}
