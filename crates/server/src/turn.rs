@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use owl_engine::{Event, Request, TokenLogprob};
 use owl_grammar::{Constraint, GrammarError, TokenConstraint};
-use owl_text::tools::{ReplyPiece, ToolCall, ToolCallParser, ToolChoice, ToolFormat, ToolSpec};
+use owl_text::tools::{ReplyPiece, ToolCall, ToolCallParser, ToolChoice, ToolSpec};
 use owl_text::{ChatMessage, ChatPrompt, ChatPromptError, ReplySplitter, TemplateVars};
 
 use crate::error::ApiError;
@@ -126,9 +126,10 @@ fn prepare(state: &AppState, turn: &mut Turn) -> Result<Prepared, ApiError> {
     let template = m.template.as_ref().ok_or_else(|| {
         ApiError::bad_request("this model has no chat template; use /v1/completions")
     })?;
-    let format = ToolFormat::detect(template.source());
+    let format = template.tool_format();
     let calls_allowed = !turn.tools.is_empty() && turn.tool_choice != ToolChoice::None;
-    let messages = std::mem::take(&mut turn.messages);
+    let mut messages = std::mem::take(&mut turn.messages);
+    name_tool_results(&mut messages);
     let (messages, mut vars) = if turn.tools.is_empty() {
         (messages, TemplateVars::new())
     } else {
@@ -176,13 +177,36 @@ fn prepare(state: &AppState, turn: &mut Turn) -> Result<Prepared, ApiError> {
     };
     let render_special =
         prompt.needs_special_tokens() || (calls_allowed && format.needs_special_tokens());
+    let mut splitter = prompt.splitter;
+    if calls_allowed {
+        if let Some(s) = splitter.as_mut() {
+            // gpt-oss: calls (messages to `functions.NAME`) go to the tool parser.
+            s.keep_tool_calls();
+        }
+    }
     Ok(Prepared {
         ids: prompt.ids,
-        splitter: prompt.splitter,
+        splitter,
         parser: calls_allowed.then(|| format.parser(&turn.tools)),
         constraint,
         render_special,
     })
+}
+
+/// Gives each `tool` result without a function name the name of the call it answers (OpenAI
+/// sends only the call id; several templates print the name).
+fn name_tool_results(messages: &mut [ChatMessage]) {
+    let mut names: Vec<(String, String)> = Vec::new();
+    for m in messages.iter_mut() {
+        for c in &m.tool_calls {
+            names.push((c.id.clone(), c.name.clone()));
+        }
+        if m.role == "tool" && m.name.as_deref().is_none_or(str::is_empty) {
+            if let Some(id) = &m.tool_call_id {
+                m.name = names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone());
+            }
+        }
+    }
 }
 
 /// Checks, renders and submits `turn`. Errors are the request's (4xx) or the server's.

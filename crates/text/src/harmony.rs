@@ -7,13 +7,19 @@
 //! everything else (`final`, tool-call `commentary`) is the answer. The splitter reads the reply
 //! text with special tokens rendered, as it streams, and holds back a possible partial marker
 //! at a chunk boundary, so neither a marker nor half of one ever reaches a client.
+//!
+//! Tool calls are messages with a recipient (`to=functions.NAME` in the header). By default
+//! their bodies are content like any other. In tool mode ([`HarmonySplitter::keep_tool_calls`])
+//! each is passed on as `<|start|>assistant to=RECIPIENT<|message|>BODY<|call|>`, the one form
+//! the tool-call parser (`tools/harmony.rs`) reads, so the recipient is not lost.
 
 /// Text that marks a harmony chat template.
 pub const CHANNEL: &str = "<|channel|>";
 const MESSAGE: &str = "<|message|>";
 const START: &str = "<|start|>";
+const CALL: &str = "<|call|>";
 /// Markers that end a message body.
-const ENDS: [&str; 3] = ["<|end|>", "<|return|>", "<|call|>"];
+const ENDS: [&str; 3] = ["<|end|>", "<|return|>", CALL];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
@@ -21,6 +27,8 @@ enum State {
     Header,
     /// Inside a message body of the named channel.
     Body(String),
+    /// Inside the body of a message addressed to a recipient (tool mode only).
+    Call,
 }
 
 /// Streaming splitter of harmony reply text into (reasoning, content).
@@ -30,6 +38,8 @@ pub struct HarmonySplitter {
     held: String,
     /// Header text read so far (between `<|start|>`/message end and `<|message|>`).
     header: String,
+    /// Tool mode: addressed messages go to content with their recipient.
+    tool_calls: bool,
 }
 
 impl Default for HarmonySplitter {
@@ -45,7 +55,14 @@ impl HarmonySplitter {
             state: State::Header,
             held: String::new(),
             header: String::new(),
+            tool_calls: false,
         }
+    }
+
+    /// Tool mode: a message with a recipient (`to=functions.NAME`) reaches content as
+    /// `<|start|>assistant to=functions.NAME<|message|>BODY<|call|>`.
+    pub fn keep_tool_calls(&mut self) {
+        self.tool_calls = true;
     }
 
     /// Adds reply text; returns the reasoning and the content it releases.
@@ -59,8 +76,15 @@ impl HarmonySplitter {
                         self.header.push_str(&self.held[..at]);
                         self.held.drain(..at + MESSAGE.len());
                         let channel = channel_of(&self.header);
+                        let recipient = recipient_of(&self.header);
                         self.header.clear();
-                        self.state = State::Body(channel);
+                        self.state = match recipient {
+                            Some(to) if self.tool_calls => {
+                                content.push_str(&format!("{START}assistant to={to}{MESSAGE}"));
+                                State::Call
+                            }
+                            _ => State::Body(channel),
+                        };
                     }
                     None => {
                         // A model that skips the header entirely writes plain text: once the
@@ -76,6 +100,28 @@ impl HarmonySplitter {
                         break;
                     }
                 },
+                State::Call => {
+                    let end = ENDS
+                        .iter()
+                        .chain([START].iter())
+                        .filter_map(|m| self.held.find(m).map(|at| (at, m.len())))
+                        .min();
+                    match end {
+                        Some((at, len)) => {
+                            content.push_str(&self.held[..at]);
+                            content.push_str(CALL);
+                            self.held.drain(..at + len);
+                            self.state = State::Header;
+                        }
+                        None => {
+                            let keep = partial_marker(&self.held);
+                            let cut = self.held.len() - keep;
+                            content.push_str(&self.held[..cut]);
+                            self.held.drain(..cut);
+                            break;
+                        }
+                    }
+                }
                 State::Body(channel) => {
                     let end = ENDS
                         .iter()
@@ -115,7 +161,7 @@ impl HarmonySplitter {
         let held = std::mem::take(&mut self.held);
         match &self.state {
             State::Body(c) if c == "analysis" => (held, String::new()),
-            State::Body(_) => (String::new(), held),
+            State::Body(_) | State::Call => (String::new(), held),
             // An unfinished header is not text anyone wrote for the user.
             State::Header => (String::new(), String::new()),
         }
@@ -133,6 +179,17 @@ fn channel_of(header: &str) -> String {
             .to_string(),
         None => "final".to_string(),
     }
+}
+
+/// The recipient named in a header (`… to=functions.get_weather <|constrain|>json` →
+/// `functions.get_weather`), if any.
+fn recipient_of(header: &str) -> Option<String> {
+    let at = header.find("to=")?;
+    let name: String = header[at + 3..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '<')
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// Whether `s` may still be the start of a header (it begins with a marker or a role name
@@ -207,6 +264,24 @@ mod tests {
         assert_eq!(
             split(&[reply]),
             ("Need weather.".into(), "{\"city\":\"Paris\"}".into())
+        );
+    }
+
+    #[test]
+    fn tool_mode_keeps_the_recipient() {
+        let reply = "<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant\
+            <|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>\
+            {\"city\":\"Paris\"}<|call|>";
+        let mut s = HarmonySplitter::new();
+        s.keep_tool_calls();
+        let (mut r, mut c) = s.push(reply);
+        let (a, b) = s.finish();
+        r += &a;
+        c += &b;
+        assert_eq!(r, "Need weather.");
+        assert_eq!(
+            c,
+            "<|start|>assistant to=functions.get_weather<|message|>{\"city\":\"Paris\"}<|call|>"
         );
     }
 

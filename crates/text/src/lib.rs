@@ -24,6 +24,9 @@
 //! * **Chat templates run on minijinja** configured like HF's jinja2 environment
 //!   (trim/lstrip blocks, loop controls, `raise_exception`, `strftime_now`, Python-style
 //!   `tojson` and string methods), checked against Python jinja2 output for real templates.
+//! * **Tool calling is per family** ([`tools`]): each model family's markup is detected from
+//!   its template, rendered by the template itself, parsed from the streaming reply and, when
+//!   asked, enforced by an llguidance grammar.
 
 mod bpe;
 mod bytelevel;
@@ -40,6 +43,7 @@ mod spm;
 mod stream;
 pub mod strftime;
 mod template;
+mod template_calls;
 mod tokenizer;
 pub mod tools;
 mod vocab;

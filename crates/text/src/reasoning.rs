@@ -58,6 +58,14 @@ impl ReplySplitter {
         }
     }
 
+    /// Tool mode: gpt-oss's addressed (tool-call) messages reach content in the form the
+    /// Harmony tool-call parser reads (see `harmony.rs`); `<think>` splitting is unaffected.
+    pub fn keep_tool_calls(&mut self) {
+        if let ReplySplitter::Harmony(s) = self {
+            s.keep_tool_calls();
+        }
+    }
+
     /// Whether the reply text must include rendered special tokens.
     pub fn needs_special_tokens(&self) -> bool {
         matches!(self, ReplySplitter::Harmony(_))

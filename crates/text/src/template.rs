@@ -8,16 +8,37 @@
 //! `pycompat` provides; `None`/`True`/`False` print the Python way.
 
 use crate::strftime::Tm;
+use crate::tools::ToolCall;
 use crate::{pyjson, TextError};
 use minijinja::value::ValueKind;
 use minijinja::{Environment, Error, ErrorKind, Value};
 use owl_gguf::GgufFile;
 
 /// One chat turn.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// Its serde form is what templates see: OpenAI's message shape, with `tool_calls`,
+/// `tool_call_id` and `name` present only when set (templates test `'tool_calls' in
+/// message`). See `template_calls.rs` for how calls are shown to templates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: String,
+    /// `null` (an assistant turn that only calls) reads as empty.
+    #[serde(default, deserialize_with = "crate::template_calls::null_as_empty")]
     pub content: String,
+    /// Calls an assistant turn made.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "crate::template_calls::serialize",
+        deserialize_with = "crate::template_calls::deserialize"
+    )]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a `tool` turn answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// The function a `tool` turn's result comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ChatMessage {
@@ -25,6 +46,28 @@ impl ChatMessage {
         ChatMessage {
             role: role.into(),
             content: content.into(),
+            ..ChatMessage::default()
+        }
+    }
+
+    /// An assistant turn that made `calls` (content may be empty).
+    pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        ChatMessage {
+            tool_calls: calls,
+            ..ChatMessage::new("assistant", content)
+        }
+    }
+
+    /// A `tool` turn: the result of call `id` of function `name`.
+    pub fn tool_result(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        content: impl Into<String>,
+    ) -> Self {
+        ChatMessage {
+            tool_call_id: Some(id.into()),
+            name: Some(name.into()),
+            ..ChatMessage::new("tool", content)
         }
     }
 }
@@ -32,14 +75,14 @@ impl ChatMessage {
 /// A compiled chat template with the model's BOS/EOS texts.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// The Jinja source (tool-call format detection reads it).
+    source: String,
     bos_token: String,
     eos_token: String,
     /// The template writes `<think>` blocks (a reasoning model: Qwen3, DeepSeek-R1, …).
     thinks: bool,
     /// gpt-oss's channel format.
     harmony: bool,
-    /// The Jinja source (tool formats are recognised from it).
-    source: String,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -121,17 +164,12 @@ impl ChatTemplate {
         env.add_template_owned(NAME, source.to_string())?;
         Ok(ChatTemplate {
             env,
+            source: source.to_string(),
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
             thinks: source.contains(crate::reasoning::THINK_CLOSE),
             harmony: source.contains(crate::harmony::CHANNEL),
-            source: source.to_string(),
         })
-    }
-
-    /// The template's Jinja source.
-    pub fn source(&self) -> &str {
-        &self.source
     }
 
     /// Whether the template belongs to a reasoning model that thinks inside `<think>` tags.
@@ -187,6 +225,16 @@ impl ChatTemplate {
         let ctx: Value = ctx.into_iter().collect();
         let tmpl = self.env.get_template(NAME)?;
         Ok(tmpl.render(ctx)?)
+    }
+
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The tool-call markup this template's model uses.
+    pub fn tool_format(&self) -> crate::tools::ToolFormat {
+        crate::tools::ToolFormat::detect(&self.source)
     }
 
     pub fn bos_token(&self) -> &str {

@@ -154,7 +154,11 @@ fn messages(input: Option<Vec<ChatMessageIn>>) -> Result<Vec<ChatMessage>, ApiEr
                             "a tool message needs the `tool_call_id` it answers",
                         )
                     })?;
-                    Ok(ChatMessage::tool_result(id, m.name, content))
+                    Ok(ChatMessage::tool_result(
+                        id,
+                        m.name.unwrap_or_default(),
+                        content,
+                    ))
                 }
                 _ => Ok(ChatMessage::new(role, content)),
             }
