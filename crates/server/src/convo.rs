@@ -102,5 +102,5 @@ pub fn assistant_message(text: String, calls: Vec<ToolCall>) -> ChatMessage {
 
 /// A `tool` message answering call `call_id` of function `name`.
 pub fn tool_message(call_id: &str, name: Option<String>, content: String) -> ChatMessage {
-    ChatMessage::tool_result(call_id, name, content)
+    ChatMessage::tool_result(call_id, name.unwrap_or_default(), content)
 }

@@ -64,18 +64,19 @@ pub fn convert(
     let messages = conversation(req.system, req.messages)?;
     let mut template_vars = TemplateVars::new();
     if let Some(t) = &req.thinking {
-        let on =
-            match t.kind.as_deref() {
-                Some("enabled" | "adaptive") => true,
-                Some("disabled") => false,
-                other => return Err(ApiError::bad_param(
+        let on = match t.kind.as_deref() {
+            Some("enabled" | "adaptive") => true,
+            Some("disabled") => false,
+            other => {
+                return Err(ApiError::bad_param(
                     "thinking.type",
                     format!(
                         "`thinking.type` must be \"enabled\", \"adaptive\" or \"disabled\", got {}",
                         crate::body::shown(other)
                     ),
-                )),
-            };
+                ))
+            }
+        };
         template_vars.insert("enable_thinking".into(), Value::Bool(on));
     }
     let output = match req.output_config.and_then(|o| o.format) {
@@ -168,25 +169,26 @@ fn tool_choice(
         return Ok((ToolChoice::Auto, true));
     };
     let parallel = !c.disable_parallel_tool_use.unwrap_or(false);
-    let choice =
-        match c.kind.as_deref() {
-            Some("auto") => ToolChoice::Auto,
-            Some("none") => ToolChoice::None,
-            Some("any") => ToolChoice::Required,
-            Some("tool") => ToolChoice::Function(c.name.clone().ok_or_else(|| {
-                ApiError::bad_param(
-                    "tool_choice.name",
-                    "`tool_choice` of type \"tool\" needs a `name`",
-                )
-            })?),
-            other => return Err(ApiError::bad_param(
+    let choice = match c.kind.as_deref() {
+        Some("auto") => ToolChoice::Auto,
+        Some("none") => ToolChoice::None,
+        Some("any") => ToolChoice::Required,
+        Some("tool") => ToolChoice::Function(c.name.clone().ok_or_else(|| {
+            ApiError::bad_param(
+                "tool_choice.name",
+                "`tool_choice` of type \"tool\" needs a `name`",
+            )
+        })?),
+        other => {
+            return Err(ApiError::bad_param(
                 "tool_choice.type",
                 format!(
                     "`tool_choice.type` must be \"auto\", \"any\", \"tool\" or \"none\", got {}",
                     crate::body::shown(other)
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let field = match choice {
         ToolChoice::Function(_) if !tools.is_empty() => "tool_choice.name",
         _ => "tool_choice",
