@@ -1,4 +1,5 @@
-//! owl-server: the HTTP side of `owl serve`, an OpenAI-compatible API over the serving engine.
+//! owl-server: the HTTP side of `owl serve`, OpenAI's APIs (Chat Completions, Completions,
+//! Responses) and Anthropic's Messages API over the serving engine.
 //!
 //! # Why it is built this way
 //!

@@ -121,12 +121,10 @@ impl EventFormat for MessageStream {
                         &mut out,
                     );
                 }
-                Piece::CallArgs { index, text } => {
-                    // Arguments always follow their call's begin; one that does not (a
-                    // parser bug) still goes to the open call rather than being lost.
-                    if self.open != Some(Open::Tool(index))
-                        && !matches!(self.open, Some(Open::Tool(_)))
-                    {
+                Piece::CallArgs { text, .. } => {
+                    // Arguments follow their call's begin, so the open block is that call;
+                    // arguments with no open call (never produced by the turn) are dropped.
+                    if !matches!(self.open, Some(Open::Tool(_))) {
                         continue;
                     }
                     self.delta(
