@@ -237,9 +237,15 @@ def test_seed_determinism(client, model_id):
 def test_sampling_fields_are_accepted(client, model_id):
     r = chat(client, model_id, QUESTIONS[4], temperature=0.7, top_p=0.9, seed=3,
              presence_penalty=0.5, frequency_penalty=0.5, logit_bias={"42": -100},
-             user="e2e", extra_body={"top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1,
-                                     "some_unknown_field": 1})
+             user="e2e", metadata={"run": "e2e"}, store=False,
+             extra_body={"top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1})
     assert r.choices[0].message.content is not None
+
+
+def test_unknown_fields_are_refused_by_name(client, model_id):
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(client, model_id, QUESTIONS[4], extra_body={"some_unknown_field": 1})
+    assert "some_unknown_field" in str(e.value)
 
 
 def test_tokenize_detokenize_round_trip(server):

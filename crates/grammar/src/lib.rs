@@ -22,6 +22,7 @@
 
 mod constraint;
 mod error;
+mod lark;
 mod matcher;
 pub mod vocab;
 

@@ -1,5 +1,6 @@
 //! Compiling constraints for one model and following them token by token.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use llguidance::{Matcher, ParserFactory};
@@ -15,6 +16,8 @@ use crate::{Constraint, GrammarError};
 pub struct Grammars {
     factory: Arc<ParserFactory>,
     n_vocab: usize,
+    /// Special tokens shaped `<…>`, by text, for [`crate::lark::special_literals`].
+    specials: Arc<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for Grammars {
@@ -28,22 +31,36 @@ impl std::fmt::Debug for Grammars {
 impl Grammars {
     /// The compiler for `tokenizer`, with masks of `n_vocab` entries (the model's logits).
     pub fn new(tokenizer: Arc<Tokenizer>, n_vocab: usize) -> Result<Grammars, GrammarError> {
-        let env: TokEnv = Arc::new(OwlTokEnv::new(tokenizer, n_vocab)?);
+        let owl_env = OwlTokEnv::new(tokenizer, n_vocab)?;
+        let specials: HashMap<String, u32> = owl_env
+            .specials()
+            .iter()
+            .filter(|(t, _)| t.starts_with('<') && t.ends_with('>'))
+            .cloned()
+            .collect();
+        let env: TokEnv = Arc::new(owl_env);
         let mut factory =
             ParserFactory::new_simple(&env).map_err(|e| GrammarError::Vocabulary(e.to_string()))?;
         factory.quiet();
         Ok(Grammars {
             factory: Arc::new(factory),
             n_vocab,
+            specials: Arc::new(specials),
         })
     }
 
     /// Compiles `c` into the state one sequence follows; a bad schema, regex or grammar is
     /// [`GrammarError::Invalid`] with llguidance's explanation.
     pub fn compile(&self, c: &Constraint) -> Result<TokenConstraint, GrammarError> {
+        let grammar = match c {
+            Constraint::Lark(text) => {
+                Constraint::Lark(crate::lark::special_literals(text, &self.specials)).to_grammar()
+            }
+            other => other.to_grammar(),
+        };
         let parser = self
             .factory
-            .create_parser(c.to_grammar())
+            .create_parser(grammar)
             .map_err(|e| GrammarError::Invalid(e.to_string()))?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(e) = matcher.get_error() {

@@ -5,9 +5,11 @@
 //! the grammar. Ordinary tokens are their raw bytes (SentencePiece's `▁` already a space,
 //! byte-fallback tokens their byte). Control tokens (`<|im_end|>`, `<|python_tag|>`) are
 //! written as llguidance's special-token marker byte `0xFF` followed by their text, so free
-//! text can never produce them and a grammar names them as `<|python_tag|>`. User-defined
-//! added tokens (Qwen's `<tool_call>`) are plain text: owl's tokenizer matches them in any
-//! text, and so may the grammar. Ids past the tokenizer's vocabulary (padding rows of the
+//! text can never produce them and a grammar names them as `<|python_tag|>`. So are added
+//! tokens shaped like `<|…|>` or `<｜…｜>`, which llama.cpp keeps user-defined (gpt-oss's
+//! `<|channel|>`, DeepSeek's and Kimi's tool-call markers): they are structure, not text.
+//! Other user-defined tokens (Qwen's `<tool_call>`) are plain text: owl's tokenizer matches
+//! them in any text, and so may the grammar. Ids past the tokenizer's vocabulary (padding rows of the
 //! output matrix) are empty, which llguidance never allows.
 
 use std::sync::Arc;
@@ -21,6 +23,8 @@ use crate::GrammarError;
 pub struct OwlTokEnv {
     trie: TokTrie,
     tokenizer: Arc<Tokenizer>,
+    /// Text and id of every special token.
+    specials: Vec<(String, u32)>,
 }
 
 impl OwlTokEnv {
@@ -31,7 +35,7 @@ impl OwlTokEnv {
             .map(|id| {
                 if id as usize >= n_tok {
                     Vec::new()
-                } else if tokenizer.is_control(id) {
+                } else if is_special(&tokenizer, id) {
                     let text = tokenizer.token_to_piece(id, true);
                     if text.is_empty() {
                         Vec::new()
@@ -67,8 +71,37 @@ impl OwlTokEnv {
             ends.push(eos);
         }
         let trie = TokTrie::from(&info, &words).with_eos_tokens(&ends);
-        Ok(OwlTokEnv { trie, tokenizer })
+        let specials = words
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.first() == Some(&TokTrie::SPECIAL_TOKEN_MARKER))
+            .map(|(id, w)| (String::from_utf8_lossy(&w[1..]).into_owned(), id as u32))
+            .collect();
+        Ok(OwlTokEnv {
+            trie,
+            tokenizer,
+            specials,
+        })
     }
+
+    /// Text and id of every special token.
+    pub fn specials(&self) -> &[(String, u32)] {
+        &self.specials
+    }
+}
+
+/// Whether token `id` is special for the grammar (see the module docs).
+pub fn is_special(tokenizer: &Tokenizer, id: u32) -> bool {
+    if tokenizer.is_control(id) {
+        return true;
+    }
+    if !tokenizer.is_user_defined(id) {
+        return false;
+    }
+    let text = tokenizer.token_to_piece(id, true);
+    let text = String::from_utf8_lossy(&text);
+    (text.starts_with("<|") && text.ends_with("|>"))
+        || (text.starts_with("<｜") && text.ends_with("｜>"))
 }
 
 impl TokenizerEnv for OwlTokEnv {

@@ -471,3 +471,74 @@ fn chat_reuses_the_previous_turn_and_says_so() {
     // The second turn's prompt starts with the whole first exchange.
     assert!(reused[1] > 10, "{err}");
 }
+
+#[test]
+fn constrained_output_flags() {
+    let m = tiny();
+    let schema = r#"{"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["ok", "n"], "additionalProperties": false}"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema_file = dir.path().join("schema.json");
+    std::fs::write(&schema_file, schema).expect("write schema");
+    let grammar_file = dir.path().join("g.lark");
+    std::fs::write(
+        &grammar_file,
+        "start: \"It is \" ANSWER \".\"\nANSWER: /(yes|no)/\n",
+    )
+    .expect("write grammar");
+    let run = |flag: &str, value: &str| {
+        let out = owl(
+            &[
+                "run",
+                "--model",
+                &m,
+                "--temperature",
+                "0.9",
+                "--seed",
+                "3",
+                "-n",
+                "40",
+                flag,
+                value,
+                "Hello",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{flag}: {}", text(&out.stderr));
+        text(&out.stdout).trim_end().to_string()
+    };
+    for value in [schema, schema_file.to_str().expect("utf-8 path")] {
+        let reply = run("--json-schema", value);
+        let v: serde_json::Value =
+            serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply:?}"));
+        assert!(
+            v["ok"].is_boolean() && v["n"].as_u64().is_some_and(|n| n <= 9),
+            "{v}"
+        );
+    }
+    let reply = run("--regex", "[A-C]{3}-[0-9]");
+    assert!(reply.len() == 5 && reply.as_bytes()[3] == b'-', "{reply:?}");
+    let reply = run("--grammar", grammar_file.to_str().expect("utf-8 path"));
+    assert!(reply == "It is yes." || reply == "It is no.", "{reply:?}");
+    // A bad constraint is a one-line error naming the flag, and a non-zero exit.
+    let out = owl(&["run", "--model", &m, "--regex", "(", "Hello"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--regex"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = owl(
+        &[
+            "run",
+            "--model",
+            &m,
+            "--regex",
+            "a",
+            "--json-schema",
+            "{}",
+            "Hello",
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "the flags exclude each other");
+}

@@ -210,6 +210,11 @@ impl Tokenizer {
         self.vocab.attr(id) & (attr::CONTROL | attr::UNKNOWN) != 0
     }
 
+    /// A user-defined (added) token: matched in any text, rendered always.
+    pub fn is_user_defined(&self, id: u32) -> bool {
+        self.vocab.attr(id) & attr::USER_DEFINED != 0
+    }
+
     pub fn add_bos(&self) -> bool {
         self.vocab.add_bos
     }
