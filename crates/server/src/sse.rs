@@ -118,7 +118,15 @@ pub fn response<F: ChunkFormat>(tracked: Tracked, fmt: F, include_usage: bool) -
             .await
             .map(|b| (Ok::<Bytes, Infallible>(b), s))
     });
-    let mut resp = Response::new(Body::from_stream(stream));
+    event_stream(stream)
+}
+
+/// A 200 `text/event-stream` response (not cached) whose body is `frames`; every streaming
+/// endpoint answers with one.
+pub fn event_stream(
+    frames: impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    let mut resp = Response::new(Body::from_stream(frames));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(

@@ -9,8 +9,7 @@
 
 use std::convert::Infallible;
 
-use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::body::Bytes;
 use axum::response::Response;
 use serde::Serialize;
 
@@ -81,18 +80,9 @@ pub fn response<F: EventFormat>(turn: TurnStream, fmt: F) -> Response {
         fmt,
         started: false,
     };
-    let stream = futures_util::stream::unfold(driver, |mut d| async move {
+    crate::sse::event_stream(futures_util::stream::unfold(driver, |mut d| async move {
         d.next_frames()
             .await
             .map(|b| (Ok::<Bytes, Infallible>(b), d))
-    });
-    let mut resp = Response::new(Body::from_stream(stream));
-    *resp.status_mut() = StatusCode::OK;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
+    }))
 }

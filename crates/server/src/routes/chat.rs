@@ -6,10 +6,9 @@
 //! model (else 404). `max_tokens` / `max_completion_tokens` default to, and are capped at,
 //! what the context leaves after the prompt.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use owl_engine::TokenLogprob;
@@ -30,7 +29,7 @@ use crate::openai::{
     MessageContent, ToolCallDelta, ToolCallOut, ToolIn, Usage,
 };
 use crate::params;
-use crate::sse::{frame, DONE};
+use crate::sse::{event_stream, frame, DONE};
 use crate::state::AppState;
 use crate::tool_params;
 use crate::turn::{self, Ending, Piece, Turn, TurnEvent, TurnStream};
@@ -481,22 +480,10 @@ impl ChatSse {
     }
 
     fn response(self) -> Response {
-        let body = futures_util::stream::unfold(self, |mut s| async move {
+        event_stream(futures_util::stream::unfold(self, |mut s| async move {
             s.next_frames()
                 .await
                 .map(|b| (Ok::<Bytes, Infallible>(b), s))
-        });
-        let mut resp = Response::new(Body::from_stream(body));
-        *resp.status_mut() = StatusCode::OK;
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-cache"),
-        );
-        resp
+        }))
     }
 }
