@@ -175,3 +175,30 @@ fn trace_to_dir(dir: PathBuf) -> Result<Box<owl_model::scratch::TraceFn>, Engine
         }
     }))
 }
+
+/// What a model's header says about its size, read without loading the weights (to plan
+/// memory before a load).
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderFacts {
+    pub n_layer: usize,
+    /// Width of one position's K (and V) rows over all KV heads.
+    pub kv_dim: usize,
+    pub n_ctx_train: usize,
+}
+
+/// [`HeaderFacts`] of the GGUF at `path`, or `None` if the header lacks them.
+pub fn gguf_header(path: &Path) -> Option<HeaderFacts> {
+    let g = GgufFile::open(path).ok()?;
+    let arch = g.get_str("general.architecture")?;
+    let get = |k: &str| g.get_u64(&format!("{arch}.{k}")).map(|v| v as usize);
+    let n_layer = get("block_count")?;
+    let n_embd = get("embedding_length")?;
+    let n_head = get("attention.head_count").filter(|&h| h > 0)?;
+    let n_head_kv = get("attention.head_count_kv").unwrap_or(n_head);
+    let head_dim = get("attention.key_length").unwrap_or(n_embd / n_head);
+    Some(HeaderFacts {
+        n_layer,
+        kv_dim: n_head_kv * head_dim,
+        n_ctx_train: get("context_length").unwrap_or(2048),
+    })
+}

@@ -16,6 +16,11 @@ pub(crate) enum Command {
         events: UnboundedSender<Event>,
         cancel: Arc<AtomicBool>,
     },
+    /// Embed `tokens` (mean of the final-normed hidden states, L2-normalised) between steps.
+    Embed {
+        tokens: Vec<u32>,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<f32>, String>>,
+    },
     /// Stop taking requests; cancel what is still running after `grace`.
     Shutdown { grace: Duration },
 }

@@ -1,6 +1,8 @@
 //! How big the serving engine is: one plain struct, read by the handle (to refuse requests that
 //! cannot fit) and by the scheduler (to size the KV cache and each step).
 
+use crate::gate::ComputeGate;
+
 /// Sizes of the serving engine.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -17,6 +19,9 @@ pub struct EngineConfig {
     pub queue: usize,
     /// Finished sequences kept (with their KV pages, evictable) for prefix reuse.
     pub cache_slots: usize,
+    /// Shared with the other engines of the process, so only one computes at a time
+    /// (`None`: this engine has the cores to itself).
+    pub gate: Option<ComputeGate>,
 }
 
 impl EngineConfig {
@@ -29,6 +34,7 @@ impl EngineConfig {
             n_batch: 512,
             queue: 256,
             cache_slots: parallel.max(4),
+            gate: None,
         }
     }
 

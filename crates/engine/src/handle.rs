@@ -44,6 +44,7 @@ impl Engine {
             stats.clone(),
             queued.clone(),
         )?;
+        let kv_bytes = sched.kv_bytes();
         let thread = std::thread::Builder::new()
             .name("owl-engine".into())
             .spawn(move || sched.run(rx))
@@ -59,6 +60,7 @@ impl Engine {
                 n_vocab,
                 queue: cfg.queue,
                 parallel: cfg.parallel,
+                kv_bytes,
             }),
         })
     }
@@ -75,6 +77,7 @@ struct Inner {
     n_vocab: usize,
     queue: usize,
     parallel: usize,
+    kv_bytes: usize,
 }
 
 /// A handle to the engine thread; clone it freely.
@@ -135,6 +138,42 @@ impl EngineHandle {
         })
     }
 
+    /// Queues an embedding of `tokens` (see the scheduler's `embed`); the answer comes on the
+    /// returned channel once the engine reaches it, between two steps.
+    pub fn embed(
+        &self,
+        tokens: Vec<u32>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<f32>, String>>, SubmitError> {
+        let i = &self.inner;
+        if i.closed.load(Ordering::Relaxed) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if tokens.is_empty() {
+            return Err(SubmitError::EmptyPrompt);
+        }
+        if tokens.len() > i.n_ctx {
+            return Err(SubmitError::PromptTooLong {
+                prompt: tokens.len(),
+                n_ctx: i.n_ctx,
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= i.n_vocab) {
+            return Err(SubmitError::BadToken {
+                id,
+                n_vocab: i.n_vocab,
+            });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = match i.cmd.lock() {
+            Ok(c) => c.send(Command::Embed { tokens, reply: tx }).is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            return Err(SubmitError::ShuttingDown);
+        }
+        Ok(rx)
+    }
+
     pub fn stats(&self) -> &EngineStats {
         &self.inner.stats
     }
@@ -146,6 +185,11 @@ impl EngineHandle {
 
     pub fn n_vocab(&self) -> usize {
         self.inner.n_vocab
+    }
+
+    /// Bytes of the KV cache the engine allocated.
+    pub fn kv_bytes(&self) -> usize {
+        self.inner.kv_bytes
     }
 
     pub fn parallel(&self) -> usize {

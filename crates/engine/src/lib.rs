@@ -8,7 +8,7 @@
 //! prefix reuse and pre-emption). Other threads talk to it only through an [`EngineHandle`]
 //! and per-request event channels, so nothing a client does can touch engine state directly.
 //!
-//! Module map, leaves first: `api` (requests and events), `error`, `config` (sizes), `command` (what
+//! Module map, leaves first: `api` (requests and events), `error`, `config` (sizes), `gate` (turns on the cores between engines), `command` (what
 //! the handle sends), `pages` (page accounting as a trait), `prefix_cache` (slots, LRU),
 //! `plan` (the pure scheduling policy), `stop` (stop strings), `scheduler` (the thread: plan →
 //! execute → commit), `handle` (starting it, submitting), `bundle` (opening a model).
@@ -18,6 +18,7 @@ mod bundle;
 mod command;
 mod config;
 mod error;
+mod gate;
 mod handle;
 mod pages;
 mod plan;
@@ -28,7 +29,11 @@ pub mod stop;
 pub use api::{
     EngineStats, Event, Finish, FinishReason, Request, RequestStream, SubmitError, TokenLogprob,
 };
-pub use bundle::{default_threads, ModelBundle, OpenOptions, RunningModel, DEFAULT_CTX_CAP};
+pub use bundle::{
+    default_threads, gguf_header, HeaderFacts, ModelBundle, OpenOptions, RunningModel,
+    DEFAULT_CTX_CAP,
+};
 pub use config::EngineConfig;
 pub use error::EngineError;
+pub use gate::{ComputeGate, GatePass};
 pub use handle::{Engine, EngineHandle};

@@ -93,6 +93,9 @@ impl Batch {
 /// Logits of the rows a batch asked for: [n_rows, n_vocab], in `Batch::logit_rows` order.
 #[derive(Default)]
 pub struct Logits {
+    /// Set by the caller for embeddings: each requested row then holds the final-normed hidden
+    /// state instead ([n_rows, n_embd], and `n_vocab` is n_embd); the output head is skipped.
+    pub hidden: bool,
     pub n_vocab: usize,
     pub data: Vec<f32>,
     /// (chunk index, row within chunk) of each row of `data`.

@@ -224,6 +224,12 @@ impl Model for Decoder {
             logits.rows.push((ci, r));
             n_out += 1;
         }
+        if logits.hidden {
+            logits.n_vocab = e;
+            logits.data.clear();
+            logits.data.extend_from_slice(&buf.out_rows[..n_out * e]);
+            return Ok(());
+        }
         let nv = self.hp.n_vocab;
         logits.n_vocab = nv;
         if logits.data.len() < n_out * nv {

@@ -189,9 +189,20 @@ pub struct ChatArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Path to a .gguf file, or a model name from the store (default: smollm2-135m-instruct).
+    /// A model to serve besides the store's, by path or name (repeatable). The first is the
+    /// default for requests that name none, and is loaded at start (default:
+    /// smollm2-135m-instruct).
     #[arg(short, long)]
-    pub model: Option<String>,
+    pub model: Vec<String>,
+    /// How long an idle model stays loaded: "5m", "1h", "30s", "0" (unload after each
+    /// request), "-1" (forever). Requests may set their own (Ollama's `keep_alive`).
+    #[arg(long, default_value = "5m")]
+    pub keep_alive: String,
+    /// Memory all loaded models may take together (weights plus KV caches), e.g. "8G",
+    /// "512M" (default: 75% of the memory available at start). Past it, the least recently
+    /// used idle model is unloaded.
+    #[arg(long)]
+    pub max_memory: Option<String>,
     /// Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,

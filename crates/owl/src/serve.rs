@@ -1,7 +1,9 @@
-//! `owl serve`: resolve the model and options, then hand over to `owl-server`.
+//! `owl serve`: resolve the models and options, then hand over to `owl-server`.
 
-use anyhow::{bail, Result};
-use owl_server::{ModelOptions, ServeOptions};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use owl_server::{FileCatalog, KeepAlive, ModelOptions, ServeOptions};
 
 use crate::cli::ServeArgs;
 use crate::store;
@@ -24,19 +26,68 @@ pub fn run(a: ServeArgs) -> Result<()> {
             bail!("--cors-origin {o:?}: give a scheme and host like https://app.example (no path, no trailing slash), or *");
         }
     }
-    let path = store::resolve(a.model.as_deref(), true)?;
+    let keep_alive =
+        KeepAlive::parse(&a.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
+    let max_memory = match &a.max_memory {
+        Some(m) => parse_bytes(m).with_context(|| format!("--max-memory {m:?}"))?,
+        None => available_memory().map_or(u64::MAX, |b| b / 4 * 3),
+    };
+    let mut paths = Vec::new();
+    if a.model.is_empty() {
+        paths.push(store::resolve(None, true)?);
+    }
+    for m in &a.model {
+        paths.push(store::resolve(Some(m), true)?);
+    }
+    let default_model = paths.first().map(|p| owl_server::catalog::file_id(p));
     owl_server::run(ServeOptions {
-        model: ModelOptions {
-            path,
+        engine: ModelOptions {
+            path: paths[0].clone(),
             threads: a.threads.unwrap_or_else(owl_engine::default_threads).max(1),
             ctx_size: a.ctx_size,
             parallel: a.parallel,
             queue: a.queue,
             kv_tokens: a.kv_tokens,
         },
+        catalog: Arc::new(FileCatalog::new(&paths)),
+        default_model,
+        keep_alive,
+        max_memory,
         host: a.host,
         port: a.port,
         api_key: a.api_key.filter(|k| !k.is_empty()),
         cors_origins: a.cors_origins,
     })
+}
+
+/// Parses a byte count such as `8G`, `512M`, `1.5GiB`, `1000000`.
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("give a size such as 8G or 512M"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => bail!("unknown unit {u:?}: use K, M, G or T"),
+    };
+    if !v.is_finite() || v <= 0.0 {
+        bail!("the size must be positive");
+    }
+    Ok((v * mult as f64) as u64)
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

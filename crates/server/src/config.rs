@@ -1,6 +1,10 @@
 //! What `owl serve` is configured with, and the fixed limits of the HTTP side.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::pool::KeepAlive;
 
 /// Largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -44,17 +48,37 @@ pub struct ModelOptions {
 impl ModelOptions {
     /// The id clients use for the model: the file name without `.gguf`.
     pub fn model_id(&self) -> String {
-        self.path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".to_string())
+        crate::catalog::file_id(&self.path)
+    }
+}
+
+impl Default for ModelOptions {
+    fn default() -> ModelOptions {
+        ModelOptions {
+            path: PathBuf::new(),
+            threads: owl_engine::default_threads(),
+            ctx_size: None,
+            parallel: 1,
+            queue: 64,
+            kv_tokens: None,
+        }
     }
 }
 
 /// Everything `owl serve` needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServeOptions {
-    pub model: ModelOptions,
+    /// Engine sizes of every model (`path` unused).
+    pub engine: ModelOptions,
+    /// What requests may name.
+    pub catalog: Arc<dyn Catalog>,
+    /// The model a request without `model` gets, loaded at start (the server reports
+    /// healthy once it is); `None`: nothing is loaded before it is asked for.
+    pub default_model: Option<String>,
+    /// How long an idle model stays loaded.
+    pub keep_alive: KeepAlive,
+    /// Bytes all loaded models may take together.
+    pub max_memory: u64,
     pub host: String,
     pub port: u16,
     /// When set, every route but `/health` wants `Authorization: Bearer <key>` (or
@@ -64,10 +88,10 @@ pub struct ServeOptions {
     pub cors_origins: Vec<String>,
 }
 
-/// The HTTP side's own settings (what the router needs besides the model).
+/// The HTTP side's own settings (what the router needs besides the models).
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
-    /// The id `/v1/models` lists and requests must name (if they name one).
+    /// The default model's id (listed while it loads).
     pub model_id: String,
     /// Unix time reported as the model's `created`.
     pub created: u64,

@@ -12,7 +12,7 @@ use std::time::Instant;
 use owl_engine::{Event, Finish, FinishReason, Request, RequestStream, TokenLogprob};
 
 use crate::error::ApiError;
-use crate::model::LoadedModel;
+use crate::pool::Lease;
 use crate::state::AppState;
 
 /// Token counts of one HTTP request, shared between the handler (or its SSE stream) and the
@@ -43,6 +43,8 @@ impl RequestLog {
 /// A submitted request with its bookkeeping.
 pub struct Tracked {
     stream: RequestStream,
+    /// Keeps the model loaded until the request ends.
+    _lease: Lease,
     state: AppState,
     log: RequestLog,
     submitted: Instant,
@@ -55,7 +57,7 @@ impl Tracked {
     /// Submits `req`; refusals (queue full, prompt too long, …) become API errors.
     pub fn submit(
         state: &AppState,
-        model: &LoadedModel,
+        model: &Lease,
         req: Request,
         log: Option<RequestLog>,
     ) -> Result<Tracked, ApiError> {
@@ -70,6 +72,7 @@ impl Tracked {
             .fetch_add(prompt, Ordering::Relaxed);
         Ok(Tracked {
             stream,
+            _lease: model.share(),
             state: state.clone(),
             log,
             submitted: Instant::now(),

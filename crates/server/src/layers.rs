@@ -131,6 +131,9 @@ async fn require_key(State(state): State<AppState>, req: Request, next: Next) ->
             if crate::anthropic::error::is_messages_path(req.uri().path()) {
                 return crate::anthropic::error::AnthropicError(e).into_response();
             }
+            if crate::ollama::error::is_ollama_path(req.uri().path()) {
+                return crate::ollama::OllamaError(e).into_response();
+            }
             return e.into_response();
         }
     }
@@ -216,6 +219,7 @@ async fn log_requests(State(state): State<AppState>, mut req: Request, next: Nex
 }
 
 async fn json_errors(req: Request, next: Next) -> Response {
+    let ollama = crate::ollama::error::is_ollama_path(req.uri().path());
     let resp = next.run(req).await;
     let status = resp.status();
     if status.as_u16() < 400 {
@@ -233,7 +237,12 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let mut out = ApiError::from_status(status, &detail).into_response();
+    let e = ApiError::from_status(status, &detail);
+    let mut out = if ollama {
+        crate::ollama::OllamaError(e).into_response()
+    } else {
+        e.into_response()
+    };
     // Keep headers such as `Allow` on a 405.
     for (k, v) in parts.headers.iter() {
         if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {

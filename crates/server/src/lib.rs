@@ -30,6 +30,7 @@
 
 pub mod anthropic;
 pub mod body;
+pub mod catalog;
 pub mod config;
 pub mod convo;
 pub mod error;
@@ -39,8 +40,10 @@ pub mod layers;
 pub mod logprobs;
 pub mod metrics;
 pub mod model;
+pub mod ollama;
 pub mod openai;
 pub mod params;
+pub mod pool;
 pub mod responses_api;
 pub mod routes;
 pub mod serve;
@@ -50,9 +53,11 @@ pub mod tool_params;
 pub mod turn;
 pub mod turn_sse;
 
+pub use catalog::{Catalog, CatalogError, FileCatalog, ModelDefaults, ModelSpec};
 pub use config::{HttpConfig, ModelOptions, ServeOptions};
 pub use error::ApiError;
 pub use model::{load, LoadedModel};
+pub use pool::{KeepAlive, Lease, ModelPool, PoolOptions};
 pub use serve::{run, serve};
 pub use state::AppState;
 

@@ -110,7 +110,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition; engine gauges only once the model is loaded.
-    pub fn render(&self, engine: Option<&EngineStats>) -> String {
+    /// The metrics, with the engine figures summed over `engines` (the loaded models).
+    pub fn render(&self, engines: &[&EngineStats]) -> String {
         let mut out = String::new();
         out.push_str("# HELP owl_requests_total HTTP requests answered, by route and status.\n");
         out.push_str("# TYPE owl_requests_total counter\n");
@@ -135,21 +136,29 @@ impl Metrics {
             "Tokens generated for clients.",
             self.generated_tokens.load(Ordering::Relaxed),
         );
-        if let Some(s) = engine {
-            let g = EngineStats::get;
+        {
+            let g = |f: fn(&EngineStats) -> &std::sync::atomic::AtomicU64| -> u64 {
+                engines.iter().map(|s| EngineStats::get(f(s))).sum()
+            };
+            gauge(
+                &mut out,
+                "owl_models_loaded",
+                "Models loaded in memory.",
+                engines.len() as f64,
+            );
             gauge(
                 &mut out,
                 "owl_queue_depth",
                 "Requests waiting to start.",
-                g(&s.waiting) as f64,
+                g(|s| &s.waiting) as f64,
             );
             gauge(
                 &mut out,
                 "owl_running_sequences",
                 "Sequences being prefilled or decoded.",
-                g(&s.running) as f64,
+                g(|s| &s.running) as f64,
             );
-            let (used, total) = (g(&s.kv_pages_used), g(&s.kv_pages_total));
+            let (used, total) = (g(|s| &s.kv_pages_used), g(|s| &s.kv_pages_total));
             gauge(
                 &mut out,
                 "owl_kv_cache_pages_used",
@@ -177,25 +186,25 @@ impl Metrics {
                 &mut out,
                 "owl_preemptions_total",
                 "Sequences pre-empted for lack of KV pages.",
-                g(&s.preemptions),
+                g(|s| &s.preemptions),
             );
             counter(
                 &mut out,
                 "owl_prompt_tokens_evaluated_total",
                 "Prompt tokens the engine computed.",
-                g(&s.prompt_tokens_evaluated),
+                g(|s| &s.prompt_tokens_evaluated),
             );
             counter(
                 &mut out,
                 "owl_prompt_tokens_cached_total",
                 "Prompt tokens reused from the prefix cache.",
-                g(&s.prompt_tokens_cached),
+                g(|s| &s.prompt_tokens_cached),
             );
             counter(
                 &mut out,
                 "owl_engine_steps_total",
                 "Forward passes run by the engine.",
-                g(&s.steps),
+                g(|s| &s.steps),
             );
         }
         self.ttft.render(

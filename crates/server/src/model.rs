@@ -1,17 +1,22 @@
-//! Loading the model and starting the serving engine (done once, on a blocking thread), through
-//! the engine's one way of opening a model (`owl_engine::ModelBundle`).
+//! Loading a model and starting its serving engine (slow: call it on a blocking thread),
+//! through the engine's one way of opening a model (`owl_engine::ModelBundle`).
 
 use anyhow::{Context, Result};
-use owl_engine::{EngineConfig, ModelBundle, OpenOptions, RunningModel};
+use owl_engine::{ComputeGate, EngineConfig, ModelBundle, OpenOptions, RunningModel};
 
 use crate::config::ModelOptions;
 
 /// The loaded model: the engine that runs it and what turns text into its tokens.
 pub type LoadedModel = RunningModel;
 
-/// Opens the model and starts the engine thread. Slow (reads and repacks the weights): call it
-/// from a blocking task.
+/// Opens the model and starts its engine, which has the cores to itself.
 pub fn load(opts: &ModelOptions) -> Result<LoadedModel> {
+    load_gated(opts, None)
+}
+
+/// Opens the model and starts its engine; engines given the same `gate` take turns on the
+/// cores (see `owl_engine::ComputeGate`).
+pub fn load_gated(opts: &ModelOptions, gate: Option<ComputeGate>) -> Result<LoadedModel> {
     let bundle = ModelBundle::open(
         &opts.path,
         &OpenOptions::from_env(Some(opts.threads.max(1)), opts.ctx_size),
@@ -19,5 +24,6 @@ pub fn load(opts: &ModelOptions) -> Result<LoadedModel> {
     let mut cfg = EngineConfig::new(bundle.n_ctx, opts.parallel.max(1));
     cfg.queue = opts.queue;
     cfg.kv_tokens = opts.kv_tokens;
+    cfg.gate = gate;
     bundle.start(cfg).context("cannot start the engine")
 }

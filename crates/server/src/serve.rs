@@ -1,4 +1,4 @@
-//! Running the server: bind first, load the model in the background, serve until SIGINT or
+//! Running the server: bind first, load the default model in the background, serve until SIGINT or
 //! SIGTERM, then shut down gracefully.
 //!
 //! Binding before loading lets orchestrators see the port open at once and poll `/health`
@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::config::{HttpConfig, ServeOptions, SHUTDOWN_GRACE_SECS};
 use crate::ids::unix_now;
+use crate::pool::{ModelPool, PoolOptions};
 use crate::state::AppState;
 
 /// Why the server is stopping.
@@ -74,42 +75,52 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     };
     eprintln!("owl serve: listening on http://{host}:{port}");
 
-    let model_id = opts.model.model_id();
-    let created = std::fs::metadata(&opts.model.path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or_else(unix_now, |d| d.as_secs());
-    let state = AppState::loading(HttpConfig {
-        model_id: model_id.clone(),
-        created,
-        api_key: opts.api_key.clone(),
-        cors_origins: opts.cors_origins.clone(),
-    });
+    let model_id = opts
+        .default_model
+        .clone()
+        .unwrap_or_else(|| "owl".to_string());
+    let created = opts
+        .default_model
+        .as_deref()
+        .and_then(|m| opts.catalog.resolve(m).ok())
+        .map_or_else(unix_now, |s| s.modified);
+    let pool = ModelPool::new(
+        PoolOptions {
+            engine: opts.engine.clone(),
+            keep_alive: opts.keep_alive,
+            max_memory: opts.max_memory,
+            default_model: opts.default_model.clone(),
+        },
+        Some(opts.catalog.clone()),
+    );
+    pool.spawn_reaper();
+    let state = AppState::with_pool(
+        HttpConfig {
+            model_id: model_id.clone(),
+            created,
+            api_key: opts.api_key.clone(),
+            cors_origins: opts.cors_origins.clone(),
+        },
+        pool.clone(),
+    );
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
 
-    // Load in the background; the server answers 503 meanwhile.
-    let mopts = opts.model.clone();
-    let load_state = state.clone();
+    // Load the default model in the background; requests wait for it, /health says 503.
     let load_stop = stop_tx.clone();
+    let load_pool = pool.clone();
+    let default = opts.default_model.clone();
     tokio::spawn(async move {
-        let t0 = std::time::Instant::now();
-        let r = tokio::task::spawn_blocking(move || crate::model::load(&mopts)).await;
-        match r {
-            Ok(Ok(m)) => {
-                eprintln!(
-                    "owl serve: model {model_id} ready in {:.1}s (context {} per sequence, {} parallel)",
-                    t0.elapsed().as_secs_f64(),
-                    m.n_ctx(),
-                    m.engine.parallel()
-                );
-                load_state.set_model(m);
-            }
-            Ok(Err(e)) => {
-                let _ = load_stop.send(Stop::LoadFailed(format!("{e:#}")));
+        let Some(name) = default else {
+            load_pool.set_ready();
+            return;
+        };
+        match load_pool.preload(Some(&name), None).await {
+            Ok(spec) => {
+                eprintln!("owl serve: serving {} by default", spec.id);
+                load_pool.set_ready();
             }
             Err(e) => {
-                let _ = load_stop.send(Stop::LoadFailed(format!("loading panicked: {e}")));
+                let _ = load_stop.send(Stop::LoadFailed(e.to_string()));
             }
         }
     });
@@ -128,9 +139,9 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         eprintln!("owl serve: shutting down");
         // Let running requests finish (their connections drain), then cancel the rest.
         tokio::task::spawn_blocking(move || {
-            if let Ok(m) = engine_state.model() {
-                m.engine.shutdown(Duration::from_secs(SHUTDOWN_GRACE_SECS));
-            }
+            engine_state
+                .pool()
+                .shutdown(Duration::from_secs(SHUTDOWN_GRACE_SECS));
             let _ = engine_done_tx.send(());
         });
     });

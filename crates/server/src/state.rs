@@ -1,16 +1,19 @@
-//! [`AppState`]: what every handler shares: configuration, the model once it is loaded, the
-//! metrics, and the stored Responses API responses.
+//! [`AppState`]: what every handler shares: configuration, the pool of models, the metrics,
+//! and the stored Responses API responses.
 //!
-//! The model sits in a `OnceLock` so the server can answer (`/health` 503, other routes 503)
-//! before loading has finished; handlers ask [`AppState::model`] and get a 503 error until it
-//! is there.
+//! Handlers ask [`AppState::model`] for the model a request names and hold the returned
+//! [`Lease`] for as long as they (or their stream) use it; the pool loads models on demand
+//! and answers 503 (`loading`) while a server started without a catalog is still loading its
+//! one model.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use crate::config::HttpConfig;
+use crate::catalog::{file_spec, ModelSpec};
+use crate::config::{HttpConfig, ModelOptions};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::model::LoadedModel;
+use crate::pool::{KeepAlive, Lease, ModelPool, PoolOptions};
 use crate::responses_api::store::ResponseStore;
 
 #[derive(Clone)]
@@ -20,44 +23,69 @@ pub struct AppState {
 
 struct Shared {
     config: HttpConfig,
-    model: OnceLock<LoadedModel>,
+    pool: ModelPool,
     metrics: Metrics,
     /// Responses API responses kept for `previous_response_id`.
     responses: ResponseStore,
 }
 
 impl AppState {
-    /// A state whose model is still loading (see [`AppState::set_model`]).
-    pub fn loading(config: HttpConfig) -> AppState {
+    /// A state over `pool`.
+    pub fn with_pool(config: HttpConfig, pool: ModelPool) -> AppState {
         AppState {
             inner: Arc::new(Shared {
                 config,
-                model: OnceLock::new(),
+                pool,
                 metrics: Metrics::new(),
                 responses: ResponseStore::default(),
             }),
         }
     }
 
-    /// A state with its model loaded.
+    /// A state whose one model is still loading (see [`AppState::set_model`]): requests get
+    /// 503 until it is installed.
+    pub fn loading(config: HttpConfig) -> AppState {
+        let pool = ModelPool::new(
+            PoolOptions {
+                engine: ModelOptions::default(),
+                keep_alive: KeepAlive::Forever,
+                max_memory: u64::MAX,
+                default_model: Some(config.model_id.clone()),
+            },
+            None,
+        );
+        Self::with_pool(config, pool)
+    }
+
+    /// A state with its one model loaded (kept for the life of the state).
     pub fn ready(config: HttpConfig, model: LoadedModel) -> AppState {
         let s = Self::loading(config);
         s.set_model(model);
         s
     }
 
-    /// Installs the loaded model; later calls are ignored.
+    /// Installs a loaded model under the configured id; it is never unloaded.
     pub fn set_model(&self, model: LoadedModel) {
-        let _ = self.inner.model.set(model);
+        let c = &self.inner.config;
+        let spec = ModelSpec {
+            id: c.model_id.clone(),
+            modified: c.created,
+            ..file_spec(std::path::Path::new(&c.model_id))
+        };
+        self.inner.pool.install(spec, model);
     }
 
-    /// The model, or 503 while it loads.
-    pub fn model(&self) -> Result<&LoadedModel, ApiError> {
-        self.inner.model.get().ok_or_else(ApiError::loading)
+    /// The model `name` names (the default model when absent or empty), loaded on demand.
+    pub async fn model(&self, name: Option<&str>) -> Result<Lease, ApiError> {
+        self.inner.pool.get(name, None).await
+    }
+
+    pub fn pool(&self) -> &ModelPool {
+        &self.inner.pool
     }
 
     pub fn is_ready(&self) -> bool {
-        self.inner.model.get().is_some()
+        self.inner.pool.is_ready()
     }
 
     pub fn config(&self) -> &HttpConfig {
@@ -70,17 +98,5 @@ impl AppState {
 
     pub fn responses(&self) -> &ResponseStore {
         &self.inner.responses
-    }
-
-    /// 404 unless `model` is absent, empty, or names the served model (its id, or its file
-    /// name with `.gguf`).
-    pub fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
-        let id = &self.inner.config.model_id;
-        match model {
-            None => Ok(()),
-            Some(m) if m.is_empty() || m == id => Ok(()),
-            Some(m) if m.strip_suffix(".gguf") == Some(id.as_str()) => Ok(()),
-            Some(m) => Err(ApiError::model_not_found(m, id)),
-        }
     }
 }

@@ -15,7 +15,9 @@ use owl_text::{ChatMessage, ChatPrompt, ChatPromptError, ReplySplitter, Template
 
 use crate::error::ApiError;
 use crate::generation::{finish_error, RequestLog, Tracked};
+use crate::model::LoadedModel;
 use crate::params::{self, Settings};
+use crate::pool::Lease;
 use crate::routes::blocking;
 use crate::state::AppState;
 
@@ -121,8 +123,7 @@ struct Prepared {
 }
 
 /// Renders the conversation (tools in the model's own format) and compiles the constraint.
-fn prepare(state: &AppState, turn: &mut Turn) -> Result<Prepared, ApiError> {
-    let m = state.model()?;
+fn prepare(m: &LoadedModel, turn: &mut Turn) -> Result<Prepared, ApiError> {
     let template = m.template.as_ref().ok_or_else(|| {
         ApiError::bad_request("this model has no chat template; use /v1/completions")
     })?;
@@ -212,13 +213,14 @@ fn name_tool_results(messages: &mut [ChatMessage]) {
 /// Checks, renders and submits `turn`. Errors are the request's (4xx) or the server's.
 pub async fn start(
     state: &AppState,
+    model: &Lease,
     mut turn: Turn,
     log: Option<RequestLog>,
 ) -> Result<TurnStream, ApiError> {
-    let model = state.model()?;
-    let st = state.clone();
+    with_default_system(model, &mut turn);
+    let m = model.share();
     let (p, turn) = blocking(move || {
-        let p = prepare(&st, &mut turn)?;
+        let p = prepare(&m, &mut turn)?;
         Ok((p, turn))
     })
     .await?;
@@ -253,12 +255,84 @@ pub async fn start(
     })
 }
 
+/// Submits a plain completion of `prompt` (no chat template: Ollama's `raw` mode), tokenized
+/// with the model's BOS and control tokens parsed, as llama-server does.
+pub async fn start_raw(
+    state: &AppState,
+    model: &Lease,
+    prompt: String,
+    settings: Settings,
+    max_tokens: (Option<i64>, &'static str),
+    output: Option<(Constraint, &'static str)>,
+    log: Option<RequestLog>,
+) -> Result<TurnStream, ApiError> {
+    let m = model.share();
+    let (ids, constraint) = blocking(move || {
+        let ids = m.tokenizer.encode(&prompt, true, true).map_err(|e| {
+            ApiError::bad_param("prompt", format!("cannot tokenize the prompt: {e}"))
+        })?;
+        let constraint = match output {
+            None => None,
+            Some((c, field)) => {
+                let g = m.grammars().map_err(|e| {
+                    ApiError::server(format!("constrained decoding is unavailable: {e}"))
+                })?;
+                Some(g.compile(&c).map_err(|e| match e {
+                    GrammarError::Invalid(msg) => {
+                        ApiError::bad_param(field, format!("invalid `{field}`: {msg}"))
+                    }
+                    other => ApiError::server(other.to_string()),
+                })?)
+            }
+        };
+        Ok((ids, constraint))
+    })
+    .await?;
+    if ids.is_empty() {
+        return Err(ApiError::bad_param("prompt", "the prompt is empty"));
+    }
+    let max_tokens = params::max_tokens(max_tokens.0, max_tokens.1, 1, ids.len(), model.n_ctx())?;
+    let prompt_tokens = ids.len();
+    let request = Request {
+        prompt: ids,
+        max_tokens,
+        sampling: settings.sampling,
+        stop: settings.stop,
+        stop_at_eog: settings.stop_at_eog,
+        logprobs: None,
+        prompt_logprobs: false,
+        render_special: false,
+        constraint,
+    };
+    let tracked = Tracked::submit(state, model, request, log)?;
+    Ok(TurnStream {
+        tracked: Some(tracked),
+        splitter: None,
+        parser: None,
+        pending: Vec::new(),
+        queue: VecDeque::new(),
+        calls: 0,
+        prompt_tokens,
+    })
+}
+
 /// Prompt tokens of `turn`, rendered exactly as [`start`] renders it (tools included), for
 /// Anthropic's `count_tokens`. The reply constraint is not compiled: it changes no prompt.
-pub async fn prompt_tokens(state: &AppState, mut turn: Turn) -> Result<usize, ApiError> {
+pub async fn prompt_tokens(model: &Lease, mut turn: Turn) -> Result<usize, ApiError> {
     turn.output = None;
-    let st = state.clone();
-    blocking(move || prepare(&st, &mut turn).map(|p| p.ids.len())).await
+    with_default_system(model, &mut turn);
+    let m = model.share();
+    blocking(move || prepare(&m, &mut turn).map(|p| p.ids.len())).await
+}
+
+/// A derived model's system prompt opens a conversation that has none.
+fn with_default_system(model: &Lease, turn: &mut Turn) {
+    if let Some(system) = &model.spec().defaults.system {
+        if !turn.messages.iter().any(|m| m.role == "system") {
+            turn.messages
+                .insert(0, ChatMessage::new("system", system.clone()));
+        }
+    }
 }
 
 impl TurnStream {

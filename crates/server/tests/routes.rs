@@ -947,12 +947,15 @@ async fn dropping_a_stream_cancels_the_request() {
     assert!(first.is_data());
     drop(b);
     let stats = || {
-        let m = state.model().unwrap();
-        let s = m.engine.stats();
-        (
-            owl_engine::EngineStats::get(&s.running),
-            owl_engine::EngineStats::get(&s.generated_tokens),
-        )
+        let mut out = (0, 0);
+        state.pool().each_loaded(|l| {
+            let s = l.model.engine.stats();
+            out = (
+                owl_engine::EngineStats::get(&s.running),
+                owl_engine::EngineStats::get(&s.generated_tokens),
+            );
+        });
+        out
     };
     let mut settled = false;
     for _ in 0..200 {

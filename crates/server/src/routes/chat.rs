@@ -241,8 +241,7 @@ pub async fn chat(
     let common: CommonFields = body::parse(&bytes)?;
     let req: ChatRequest = body::parse(&bytes)?;
     body::check_fields(&bytes, KNOWN, HARMLESS)?;
-    state.check_model(common.model.as_deref())?;
-    let model = state.model()?;
+    let model = state.model(common.model.as_deref()).await?;
     let settings = params::settings(&common, model.engine.n_vocab())?;
     let logprobs = logprobs_wanted(&req)?;
     let msgs = messages(req.messages)?;
@@ -287,10 +286,10 @@ pub async fn chat(
         logprobs,
         template_vars: vars,
     };
-    let stream = turn::start(&state, turn, log.map(|Extension(l)| l)).await?;
+    let stream = turn::start(&state, &model, turn, log.map(|Extension(l)| l)).await?;
     let id = new_id("chatcmpl-");
     let created = unix_now();
-    let model_id = state.config().model_id.clone();
+    let model_id = model.spec().id.clone();
     if stream_wanted {
         let sse = ChatSse {
             stream: Some(stream),

@@ -121,8 +121,7 @@ pub async fn completions(
     let common: CommonFields = body::parse(&bytes)?;
     let req: CompletionRequest = body::parse(&bytes)?;
     body::check_fields(&bytes, KNOWN, crate::routes::chat::HARMLESS)?;
-    state.check_model(common.model.as_deref())?;
-    let model = state.model()?;
+    let model = state.model(common.model.as_deref()).await?;
     let settings = params::settings(&common, model.engine.n_vocab())?;
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::bad_param("suffix", "`suffix` is not supported"));
@@ -147,9 +146,8 @@ pub async fn completions(
     };
     let echo = req.echo.unwrap_or(false);
     let prompt = one_prompt(req.prompt, model.engine.n_vocab())?;
-    let st = state.clone();
+    let tok = std::sync::Arc::clone(&model.tokenizer);
     let (ids, echo_text) = blocking(move || {
-        let tok = &st.model()?.tokenizer;
         Ok(match prompt {
             Prompt::Text(s) => {
                 let ids = tok.encode(&s, true, true).map_err(|e| {
@@ -187,10 +185,10 @@ pub async fn completions(
         render_special: false,
         constraint: None,
     };
-    let mut tracked = Tracked::submit(&state, model, request, log.map(|Extension(l)| l))?;
+    let mut tracked = Tracked::submit(&state, &model, request, log.map(|Extension(l)| l))?;
     let id = new_id("cmpl-");
     let created = unix_now();
-    let model_id = state.config().model_id.clone();
+    let model_id = model.spec().id.clone();
     let tokenizer = Arc::clone(&model.tokenizer);
     let echo_text = echo.then_some(echo_text);
     let mut builder = LegacyBuilder::new();

@@ -25,14 +25,12 @@ use crate::{turn, turn_sse};
 
 /// Parses and checks a body against the fields `known` for the route.
 fn request(
-    state: &AppState,
     body: Result<Bytes, BytesRejection>,
     known: &[&str],
 ) -> Result<MessagesRequest, AnthropicError> {
     let bytes = body::bytes(body)?;
     let req: MessagesRequest = body::parse(&bytes)?;
     body::check_fields(&bytes, known, IGNORED)?;
-    state.check_model(req.model.as_deref())?;
     Ok(req)
 }
 
@@ -41,12 +39,13 @@ pub async fn messages(
     log: Option<Extension<RequestLog>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AnthropicError> {
-    let req = request(&state, body, KNOWN)?;
-    let n_vocab = state.model()?.engine.n_vocab();
+    let req = request(body, KNOWN)?;
+    let model = state.model(req.model.as_deref()).await?;
+    let n_vocab = model.engine.n_vocab();
     let Converted { turn, stream } = convert(req, n_vocab, false)?;
-    let running = turn::start(&state, turn, log.map(|Extension(l)| l)).await?;
+    let running = turn::start(&state, &model, turn, log.map(|Extension(l)| l)).await?;
     let id = new_id("msg_");
-    let model = state.config().model_id.clone();
+    let model = model.spec().id.clone();
     if stream {
         let fmt = MessageStream::new(id, model, running.prompt_tokens());
         return Ok(turn_sse::response(running, fmt));
@@ -59,9 +58,10 @@ pub async fn count_tokens(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AnthropicError> {
-    let req = request(&state, body, KNOWN_COUNT)?;
-    let n_vocab = state.model()?.engine.n_vocab();
+    let req = request(body, KNOWN_COUNT)?;
+    let model = state.model(req.model.as_deref()).await?;
+    let n_vocab = model.engine.n_vocab();
     let Converted { turn, .. } = convert(req, n_vocab, true)?;
-    let n = turn::prompt_tokens(&state, turn).await?;
+    let n = turn::prompt_tokens(&model, turn).await?;
     Ok(Json(json!({ "input_tokens": n })).into_response())
 }

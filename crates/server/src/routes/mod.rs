@@ -5,6 +5,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ApiError;
+use crate::ollama;
 use crate::state::AppState;
 
 pub mod chat;
@@ -29,12 +30,86 @@ pub fn table() -> Router<AppState> {
         .route("/v1/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::get))
         .route("/tokenize", post(tokenize::tokenize))
+        .route("/api/chat", post(ollama::chat::chat))
+        .route("/api/generate", post(ollama::generate::generate))
+        .route("/api/embed", post(ollama::embed::embed))
+        .route("/api/embeddings", post(ollama::embed::embeddings))
+        .route("/api/tags", get(ollama::models::tags))
+        .route("/api/show", post(ollama::models::show))
+        .route("/api/ps", get(ollama::models::ps))
+        .route("/api/version", get(ollama::models::version))
+        .route("/api/pull", post(ollama::store::pull))
+        .route("/api/delete", axum::routing::delete(ollama::store::delete))
+        .route("/api/copy", post(ollama::store::copy))
+        .route("/api/create", post(ollama::store::create))
         .route("/detokenize", post(tokenize::detokenize))
         .fallback(not_found)
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::route_not_found(method.as_str(), uri.path())
+}
+
+/// Every model a client may name: the catalog's plus the loaded ones, sorted by id, the
+/// default model first.
+pub async fn all_models(state: &AppState) -> Vec<crate::catalog::ModelSpec> {
+    let pool = state.pool().clone();
+    let mut specs = match pool.catalog().cloned() {
+        Some(c) => tokio::task::spawn_blocking(move || c.list())
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    for l in state.pool().loaded() {
+        if !specs.iter().any(|s| s.id == l.spec.id) {
+            specs.push(l.spec);
+        }
+    }
+    if specs.is_empty() {
+        // Still loading its one model: list it already.
+        let c = state.config();
+        specs.push(crate::catalog::ModelSpec {
+            id: c.model_id.clone(),
+            modified: c.created,
+            ..Default::default()
+        });
+    }
+    let default = state.pool().options().default_model.clone();
+    specs.sort_by(|a, b| {
+        let da = default
+            .as_deref()
+            .is_some_and(|d| crate::catalog::same_name(&a.id, d));
+        let db = default
+            .as_deref()
+            .is_some_and(|d| crate::catalog::same_name(&b.id, d));
+        db.cmp(&da).then_with(|| a.id.cmp(&b.id))
+    });
+    specs
+}
+
+/// The model `name` names: loaded, or as the catalog resolves it (404 otherwise).
+pub async fn find_model(
+    state: &AppState,
+    name: &str,
+) -> Result<crate::catalog::ModelSpec, ApiError> {
+    if let Some(l) = state
+        .pool()
+        .loaded()
+        .into_iter()
+        .find(|l| crate::catalog::same_name(&l.spec.id, name))
+    {
+        return Ok(l.spec);
+    }
+    let Some(c) = state.pool().catalog().cloned() else {
+        return Err(ApiError::model_not_found(name, &state.config().model_id));
+    };
+    let n = name.to_string();
+    match tokio::task::spawn_blocking(move || c.resolve(&n)).await {
+        Ok(r) => r.map_err(|e| e.into_api(name)),
+        Err(e) => Err(ApiError::server(format!(
+            "looking up the model failed: {e}"
+        ))),
+    }
 }
 
 /// Runs CPU-heavy request preparation (template rendering, tokenizing a large prompt) off the

@@ -1,4 +1,5 @@
-//! `GET /v1/models`: the one model this server serves (listed while it loads, too).
+//! `GET /v1/models`: every model a request may name: the catalog's (the store, found in
+//! place, and the files given on the command line) and whatever is loaded.
 
 use axum::extract::State;
 use axum::Json;
@@ -7,14 +8,17 @@ use crate::openai::{ModelEntry, ModelList};
 use crate::state::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
-    let c = state.config();
     Json(ModelList {
         object: "list",
-        data: vec![ModelEntry {
-            id: c.model_id.clone(),
-            object: "model",
-            created: c.created,
-            owned_by: "owl",
-        }],
+        data: crate::routes::all_models(&state)
+            .await
+            .into_iter()
+            .map(|s| ModelEntry {
+                id: s.id,
+                object: "model",
+                created: s.modified,
+                owned_by: "owl",
+            })
+            .collect(),
     })
 }

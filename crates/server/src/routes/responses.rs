@@ -42,8 +42,8 @@ pub async fn create(
     let bytes = body::bytes(body)?;
     let req: ResponsesRequest = body::parse(&bytes)?;
     body::check_fields(&bytes, KNOWN, IGNORED)?;
-    state.check_model(req.model.as_deref())?;
-    let n_vocab = state.model()?.engine.n_vocab();
+    let lease = state.model(req.model.as_deref()).await?;
+    let n_vocab = lease.engine.n_vocab();
     let previous = match req.previous_response_id.as_deref() {
         None => None,
         Some(id) => Some(
@@ -54,10 +54,10 @@ pub async fn create(
         ),
     };
     let Converted { turn, meta, stream } = convert(req, previous.as_deref(), n_vocab)?;
-    let running = turn::start(&state, turn, log.map(|Extension(l)| l)).await?;
+    let running = turn::start(&state, &lease, turn, log.map(|Extension(l)| l)).await?;
     let id = new_id("resp_");
     let created_at = unix_now();
-    let model = state.config().model_id.clone();
+    let model = lease.spec().id.clone();
     if stream {
         let fmt = ResponseStream::new(state.clone(), id, created_at, model, meta);
         return Ok(turn_sse::response(running, fmt));

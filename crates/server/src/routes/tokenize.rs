@@ -26,13 +26,12 @@ pub async fn tokenize(
     let content = req
         .content
         .ok_or_else(|| ApiError::bad_param("content", "`content` is required"))?;
-    state.model()?;
+    let model = state.model(None).await?;
     let add_special = req.add_special.unwrap_or(false);
     let parse_special = req.parse_special.unwrap_or(true);
     let with_pieces = req.with_pieces.unwrap_or(false);
-    let st = state.clone();
+    let tok = std::sync::Arc::clone(&model.tokenizer);
     blocking(move || {
-        let tok = &st.model()?.tokenizer;
         let ids = tok
             .encode(&content, add_special, parse_special)
             .map_err(|e| ApiError::bad_request(format!("cannot tokenize: {e}")))?;
@@ -64,7 +63,7 @@ pub async fn detokenize(
     let tokens = req
         .tokens
         .ok_or_else(|| ApiError::bad_param("tokens", "`tokens` is required"))?;
-    let model = state.model()?;
+    let model = state.model(None).await?;
     let n_vocab = model.tokenizer.vocab_size();
     let mut ids = Vec::with_capacity(tokens.len());
     for t in tokens {
