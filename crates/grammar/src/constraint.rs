@@ -32,7 +32,9 @@ impl Constraint {
             Constraint::JsonObject => {
                 TopLevelGrammar::from_json_schema(with_layout(json!({"type": "object"})))
             }
-            Constraint::JsonSchema(s) => TopLevelGrammar::from_json_schema(with_layout(s.clone())),
+            Constraint::JsonSchema(s) => {
+                TopLevelGrammar::from_json_schema(with_layout(closed(s.clone())))
+            }
             Constraint::Regex(r) => TopLevelGrammar::from_regex(r),
             Constraint::Lark(g) => TopLevelGrammar::from_lark(g.clone()),
         }
@@ -62,9 +64,67 @@ fn with_layout(schema: Value) -> Value {
     }
 }
 
+/// `schema` with every object that lists `properties` but says nothing of
+/// `additionalProperties` closed to other properties, as llama.cpp's schema converter (and so
+/// llama-server and Ollama) reads it. JSON Schema would allow extra keys, and a small model
+/// given that freedom invents them until it runs out of tokens; clients that switch from those
+/// servers (pydantic's schemas omit the keyword) expect exactly the listed fields.
+pub fn closed(schema: Value) -> Value {
+    match schema {
+        Value::Object(mut m) => {
+            if m.contains_key("properties") && !m.contains_key("additionalProperties") {
+                m.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            for (k, v) in m.iter_mut() {
+                match k.as_str() {
+                    "properties" | "$defs" | "definitions" | "patternProperties" => {
+                        if let Value::Object(inner) = v {
+                            for s in inner.values_mut() {
+                                *s = closed(std::mem::take(s));
+                            }
+                        }
+                    }
+                    "items" | "additionalProperties" | "not" | "contains" => {
+                        *v = closed(std::mem::take(v));
+                    }
+                    "anyOf" | "oneOf" | "allOf" | "prefixItems" => {
+                        if let Value::Array(a) = v {
+                            for s in a.iter_mut() {
+                                *s = closed(std::mem::take(s));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Value::Object(m)
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_with_properties_are_closed_unless_they_say_otherwise() {
+        let s = json!({
+            "type": "object",
+            "properties": {"a": {"type": "object", "properties": {"b": {"type": "integer"}}},
+                           "c": {"type": "array", "items": {"type": "object", "properties": {}}}},
+            "$defs": {"D": {"type": "object", "properties": {"x": {}}, "additionalProperties": true}},
+            "anyOf": [{"type": "object", "properties": {"y": {}}}],
+        });
+        let c = closed(s);
+        assert_eq!(c["additionalProperties"], false);
+        assert_eq!(c["properties"]["a"]["additionalProperties"], false);
+        assert_eq!(c["properties"]["c"]["items"]["additionalProperties"], false);
+        assert_eq!(c["$defs"]["D"]["additionalProperties"], true);
+        assert_eq!(c["anyOf"][0]["additionalProperties"], false);
+        // A bare object schema stays open.
+        assert_eq!(closed(json!({"type": "object"})), json!({"type": "object"}));
+    }
 
     #[test]
     fn layout_is_added_but_never_overrides() {
