@@ -337,3 +337,61 @@ async fn ollama_routes_over_the_pool() {
     assert!(v.contains("version"));
     p.shutdown(Duration::ZERO);
 }
+
+/// `/api/embed` equals llama-embedding (`--pooling mean --embd-normalize 2`) on the same
+/// files (tests/fixtures/reference/embeddings.json, made by
+/// scripts/make_embedding_references.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_match_llama_cpp() {
+    let refs = owl_testkit::reference("embeddings.json");
+    let p = pool(KeepAlive::Forever, u64::MAX);
+    let app = owl_server::router(state(p.clone()));
+    let mut n = 0;
+    for case in refs["cases"].as_array().unwrap() {
+        let want: Vec<f64> = case["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let (s, body) = call(
+            &app,
+            "POST",
+            "/api/embed",
+            json!({"model": case["model"], "input": case["prompt"]}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let got: Value = serde_json::from_str(&body).unwrap();
+        let got: Vec<f64> = got["embeddings"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), want.len());
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let cos: f64 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
+        eprintln!(
+            "{} {:?}: max diff {worst:.2e}, cosine {cos:.8}",
+            case["model"], case["prompt"]
+        );
+        // llama.cpp runs the prompt through its batched GEMM and owl through its own kernels:
+        // the same products summed in another order (on these random tiny models llama.cpp's
+        // own prompt and decode paths differ by more). A different computation would be far
+        // off (a wrong pooling or a missing norm moves every component).
+        assert!(
+            worst < 2e-3 && cos > 0.99999,
+            "{} {:?}: max |owl - llama.cpp| = {worst}, cosine {cos}",
+            case["model"],
+            case["prompt"]
+        );
+        n += 1;
+    }
+    assert_eq!(n, 6);
+    p.shutdown(Duration::ZERO);
+}
