@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod models;
 pub mod responses;
 pub mod tokenize;
+pub mod web;
 
 /// Every route, with a JSON 404 for anything else.
 pub fn table() -> Router<AppState> {
@@ -30,6 +31,7 @@ pub fn table() -> Router<AppState> {
         .route("/v1/responses/{id}", get(responses::get))
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
+        .merge(web::router())
         .fallback(not_found)
 }
 
