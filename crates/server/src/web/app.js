@@ -16,19 +16,24 @@ const store = {
 const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
   .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 
-function inline(s) {
-  const codes = [];
-  s = s.replace(/`([^`\n]+)`/g, (_, c) => { codes.push(c); return "\u0000" + (codes.length - 1) + "\u0000"; });
-  s = s.replace(/\[([^\]\n]+)\]\(((?:https?:\/\/|mailto:)[^\s()]+)\)/g,
-    (_, t, u) => '<a href="' + u + '" target="_blank" rel="noopener noreferrer">' + t + "</a>");
+function emphasis(s) {
   s = s.replace(/\*\*(?=\S)([^*]*?\S)\*\*|__(?=\S)([^_]*?\S)__/g, (_, a, b) => "<strong>" + (a || b) + "</strong>");
-  s = s.replace(/\*(?=\S)([^*]*?\S)\*|(^|[^\w])_(?=\S)([^_]*?\S)_(?!\w)/g,
+  return s.replace(/\*(?=\S)([^*]*?\S)\*|(^|[^\w])_(?=\S)([^_]*?\S)_(?!\w)/g,
     (_, a, pre, b) => a !== undefined ? "<em>" + a + "</em>" : pre + "<em>" + b + "</em>");
-  return s.replace(/\u0000(\d+)\u0000/g, (_, i) => "<code>" + codes[+i] + "</code>");
+}
+
+// Code spans and links become placeholders first, so emphasis never reaches into them.
+function inline(s) {
+  const held = [];
+  const hold = (html) => { held.push(html); return "\u0000" + (held.length - 1) + "\u0000"; };
+  s = s.replace(/`([^`\n]+)`/g, (_, c) => hold("<code>" + c + "</code>"));
+  s = s.replace(/\[([^\]\n]+)\]\(((?:https?:\/\/|mailto:)[^\s()]+)\)/g,
+    (_, t, u) => hold('<a href="' + u + '" target="_blank" rel="noopener noreferrer">' + emphasis(t) + "</a>"));
+  return emphasis(s).replace(/\u0000(\d+)\u0000/g, (_, i) => held[+i]);
 }
 
 function markdown(src) {
-  const lines = esc(src).split("\n");
+  const lines = esc(src.replace(/\u0000/g, "")).split("\n");
   const out = [];
   let para = [], list = null;
   const flushPara = () => { if (para.length) out.push("<p>" + inline(para.join("\n")).replace(/\n/g, "<br>") + "</p>"); para = []; };
