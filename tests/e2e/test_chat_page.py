@@ -66,6 +66,7 @@ def test_chat_page(server, browser, tmp_path):
     page.set_default_timeout(30_000)
     crashes = []
     page.on("pageerror", lambda e: crashes.append(str(e)))
+    page.on("console", lambda m: "Content Security Policy" in m.text and crashes.append(m.text))
     posted = []
 
     def on_request(r):
@@ -99,7 +100,7 @@ def test_chat_page(server, browser, tmp_path):
     # First turn: Enter sends, the reply streams in (aria-busy while it does).
     page.evaluate(RECORDER)
     box = page.get_by_label("Message", exact=True)
-    box.fill("What is the capital of France?")
+    box.fill("Describe Paris in three sentences.")
     box.press("Enter")
     expect(page.locator(USER)).to_have_count(1)
     page.wait_for_function(replies_done(1))
@@ -124,7 +125,7 @@ def test_chat_page(server, browser, tmp_path):
     assert [m["role"] for m in req2["messages"]] == ["system", "user", "assistant", "user"]
     stored = page.evaluate("JSON.parse(localStorage.getItem('owl.convos'))")
     first_reply = stored[0]["messages"][1]["content"]
-    assert req2["messages"][1]["content"] == "What is the capital of France?"
+    assert req2["messages"][1]["content"] == "Describe Paris in three sentences."
     assert req2["messages"][2]["content"] == first_reply and first_reply.strip()
     assert page.locator(ASSISTANT).nth(1).locator(".body").inner_text().strip()
 
