@@ -8,6 +8,7 @@ model cannot be relied on to write (code blocks, reasoning) is fed from a canned
 
 import json
 import os
+import re
 import time
 import urllib.request
 
@@ -58,6 +59,21 @@ def models(server) -> list:
                                  headers={"Authorization": f"Bearer {server.api_key}"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return [m["id"] for m in json.load(r)["data"]]
+
+
+def stopped_early(server, offset: int) -> bool:
+    """Whether the server's log line for the stopped request shows it ended early."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with open(server.log, "rb") as f:
+            f.seek(offset)
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines()
+                     if "POST /v1/chat/completions" in ln]
+        if lines:
+            m = re.search(r"generated=(\d+)", lines[0])
+            return bool(m) and int(m.group(1)) < 500
+        time.sleep(0.1)
+    return False
 
 
 def test_chat_page(server, browser, tmp_path):
@@ -138,7 +154,8 @@ def test_chat_page(server, browser, tmp_path):
     assert len(posted) == 2
     expect(page.locator(USER)).to_have_count(2)
 
-    # Stop ends a long reply and keeps what arrived.
+    # Stop ends a long reply (about 1000 tokens, until the context is full) and keeps what arrived.
+    log_from = server.log.stat().st_size
     box.fill("Write a very long story about a dragon who learns to fly, in twenty paragraphs.")
     box.press("Enter")
     third = page.locator(ASSISTANT).nth(2)
@@ -153,6 +170,7 @@ def test_chat_page(server, browser, tmp_path):
     page.wait_for_timeout(300)
     assert third.locator(".body").inner_text() == kept
     expect(page.get_by_role("button", name="Send", exact=True)).to_be_visible()
+    assert stopped_early(server, log_from), "the server did not stop generating"
 
     texts = [page.locator(ASSISTANT).nth(i).locator(".body").inner_text() for i in range(3)]
     shot = tmp_path / "chat.png"

@@ -34,8 +34,16 @@ async fn the_page_is_served_without_the_key() {
 #[tokio::test]
 async fn assets_are_served_without_the_key_with_their_types() {
     for (path, ty, needle) in [
-        ("/web/app.js", "text/javascript; charset=utf-8", "/v1/chat/completions"),
-        ("/web/style.css", "text/css; charset=utf-8", "prefers-color-scheme"),
+        (
+            "/web/app.js",
+            "text/javascript; charset=utf-8",
+            "/v1/chat/completions",
+        ),
+        (
+            "/web/style.css",
+            "text/css; charset=utf-8",
+            "prefers-color-scheme",
+        ),
     ] {
         let r = get(keyed(), path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");

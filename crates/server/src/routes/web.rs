@@ -58,7 +58,11 @@ static ASSETS: [Asset; 3] = [
         "text/javascript; charset=utf-8",
         "../web/app.js"
     ),
-    asset!("/web/style.css", "text/css; charset=utf-8", "../web/style.css"),
+    asset!(
+        "/web/style.css",
+        "text/css; charset=utf-8",
+        "../web/style.css"
+    ),
 ];
 
 /// The page's policy: its own script and style only, API calls to this origin only.
@@ -92,7 +96,10 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
             asset.body,
         )
             .into_response()
