@@ -17,7 +17,15 @@ echo "== tests"
 OWL_TEST_MODEL="$MODEL" cargo test --release --locked --workspace
 
 echo "== end-to-end: the official openai and anthropic clients against a real owl serve"
-PY_DEPS=(openai==3.54.0 anthropic==2.16.0 pytest==9.2.0 jsonschema==4.26.0)
+# The chat page's test drives Debian's chromium through Playwright (never Playwright's browsers).
+if [ ! -x /usr/bin/chromium ]; then
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+PY_DEPS=(openai==3.54.0 anthropic==2.16.0 pytest==9.2.0 jsonschema==4.26.0 playwright==1.65.2)
 python3 -m pip install --quiet --disable-pip-version-check "${PY_DEPS[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${PY_DEPS[@]}"
 OWL_TEST_MODEL="$MODEL" OWL_BIN="$PWD/target/release/owl" python3 -m pytest -q tests/e2e

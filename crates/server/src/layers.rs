@@ -9,7 +9,8 @@
 //!    line is printed when the body ends or is dropped (client gone), so it has the final
 //!    token counts.
 //! 3. `CatchPanicLayer`: a panicking handler becomes a 500 OpenAI error; the server goes on.
-//! 4. `require_key`: with `--api-key`, everything but `/health` needs the key, as
+//! 4. `require_key`: with `--api-key`, everything but `/health` and the chat page (`/` and its
+//!    assets, `routes::web::is_public`) needs the key, as
 //!    `Authorization: Bearer` (OpenAI's clients) or `x-api-key` (Anthropic's); the 401 of a
 //!    Messages route is in Anthropic's error shape.
 //! 5. `DefaultBodyLimit`: bodies over [`BODY_LIMIT`] are refused (413) as they are read.
@@ -126,7 +127,9 @@ fn key_ok(headers: &HeaderMap, key: &str) -> bool {
 
 async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(key) = &state.config().api_key {
-        if req.uri().path() != "/health" && !key_ok(req.headers(), key) {
+        let path = req.uri().path();
+        let open = path == "/health" || crate::routes::web::is_public(path);
+        if !open && !key_ok(req.headers(), key) {
             let e = ApiError::unauthorized();
             if crate::anthropic::error::is_messages_path(req.uri().path()) {
                 return crate::anthropic::error::AnthropicError(e).into_response();

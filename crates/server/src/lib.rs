@@ -26,7 +26,8 @@
 //!   `layers` (middleware), `routes/*` (one endpoint each), `serve` (sockets, signals).
 //!   `turn` is one chat turn in no API's shape; `anthropic` (Messages) and `responses_api`
 //!   (Responses) translate their APIs to and from it, with `convo` (their conversations as
-//!   chat messages) and `turn_sse` (named-event streams).
+//!   chat messages) and `turn_sse` (named-event streams). `routes/web` serves the chat page
+//!   at `/`, whose files (`web/`) are compiled in.
 
 pub mod anthropic;
 pub mod body;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod models;
 pub mod responses;
 pub mod tokenize;
+pub mod web;
 
 /// Every route, with a JSON 404 for anything else.
 pub fn table() -> Router<AppState> {
@@ -43,6 +44,7 @@ pub fn table() -> Router<AppState> {
         .route("/api/copy", post(ollama::store::copy))
         .route("/api/create", post(ollama::store::create))
         .route("/detokenize", post(tokenize::detokenize))
+        .merge(web::router())
         .fallback(not_found)
 }
 
