@@ -25,7 +25,7 @@ if [ ! -x /usr/bin/chromium ]; then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-PY_DEPS=(openai==3.54.0 anthropic==2.16.0 pytest==9.2.0 jsonschema==4.26.0 playwright==1.65.2)
+PY_DEPS=(openai==3.54.0 anthropic==2.16.0 ollama==0.6.3 pytest==9.2.0 jsonschema==4.26.0 playwright==1.65.2)
 python3 -m pip install --quiet --disable-pip-version-check "${PY_DEPS[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${PY_DEPS[@]}"
 OWL_TEST_MODEL="$MODEL" OWL_BIN="$PWD/target/release/owl" python3 -m pytest -q tests/e2e
