@@ -238,3 +238,59 @@ pub fn max_tokens(
         None => room,
     })
 }
+
+/// Fills the sampling fields a request left out from a derived model's parameters (Ollama's
+/// names: `temperature`, `top_k`, `top_p`, `min_p`, `seed`, `stop`, `repeat_penalty`,
+/// `presence_penalty`, `frequency_penalty`, `num_predict` → `max_tokens`). What the request
+/// says always wins.
+pub fn with_model_defaults(
+    c: &mut CommonFields,
+    params: &std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    use serde_json::Value;
+    let num = |k: &str| params.get(k).and_then(Value::as_f64);
+    if c.temperature.is_none() {
+        c.temperature = num("temperature");
+    }
+    if c.top_p.is_none() {
+        c.top_p = num("top_p");
+    }
+    if c.top_k.is_none() {
+        c.top_k = params.get("top_k").and_then(Value::as_i64);
+    }
+    if c.min_p.is_none() {
+        c.min_p = num("min_p");
+    }
+    if c.seed.is_none() {
+        c.seed = match params.get("seed") {
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|s| s >= 0) => Some(n.clone()),
+            _ => None,
+        };
+    }
+    if c.repeat_penalty.is_none() && c.repetition_penalty.is_none() {
+        c.repeat_penalty = num("repeat_penalty");
+    }
+    if c.presence_penalty.is_none() {
+        c.presence_penalty = num("presence_penalty");
+    }
+    if c.frequency_penalty.is_none() {
+        c.frequency_penalty = num("frequency_penalty");
+    }
+    if c.max_tokens.is_none() {
+        c.max_tokens = params
+            .get("num_predict")
+            .and_then(Value::as_i64)
+            .filter(|&n| n > 0);
+    }
+    if c.stop.is_none() {
+        c.stop = match params.get("stop") {
+            Some(Value::String(s)) => Some(StopField::One(s.clone())),
+            Some(Value::Array(a)) => Some(StopField::Many(
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+            )),
+            _ => None,
+        };
+    }
+}

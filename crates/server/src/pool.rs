@@ -508,9 +508,27 @@ impl ModelPool {
             let t0 = Instant::now();
             let id = spec.id.clone();
             eprintln!("owl serve: loading {id}");
-            let r =
-                tokio::task::spawn_blocking(move || crate::model::load_gated(&opts, Some(gate)))
-                    .await;
+            let template = spec.defaults.template.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let mut m = crate::model::load_gated(&opts, Some(gate))?;
+                if let Some(source) = template {
+                    // A derived model's template replaces the file's.
+                    let piece = |id: Option<u32>| {
+                        id.map(|i| {
+                            String::from_utf8_lossy(&m.tokenizer.token_to_piece(i, true))
+                                .into_owned()
+                        })
+                        .unwrap_or_default()
+                    };
+                    let (bos, eos) = (piece(m.tokenizer.bos()), piece(m.tokenizer.eos()));
+                    let t = owl_text::ChatTemplate::new(&source, &bos, &eos).map_err(|e| {
+                        anyhow::anyhow!("the model's chat template does not compile: {e}")
+                    })?;
+                    m.template = Some(t);
+                }
+                Ok::<_, anyhow::Error>(m)
+            })
+            .await;
             let outcome = match r {
                 Ok(Ok(model)) => {
                     let bytes = spec.size + model.engine.kv_bytes() as u64;

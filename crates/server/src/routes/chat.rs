@@ -242,6 +242,8 @@ pub async fn chat(
     let req: ChatRequest = body::parse(&bytes)?;
     body::check_fields(&bytes, KNOWN, HARMLESS)?;
     let model = state.model(common.model.as_deref()).await?;
+    let mut common = common;
+    params::with_model_defaults(&mut common, &model.spec().defaults.params);
     let settings = params::settings(&common, model.engine.n_vocab())?;
     let logprobs = logprobs_wanted(&req)?;
     let msgs = messages(req.messages)?;

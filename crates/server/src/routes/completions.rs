@@ -122,6 +122,8 @@ pub async fn completions(
     let req: CompletionRequest = body::parse(&bytes)?;
     body::check_fields(&bytes, KNOWN, crate::routes::chat::HARMLESS)?;
     let model = state.model(common.model.as_deref()).await?;
+    let mut common = common;
+    params::with_model_defaults(&mut common, &model.spec().defaults.params);
     let settings = params::settings(&common, model.engine.n_vocab())?;
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::bad_param("suffix", "`suffix` is not supported"));
