@@ -17,6 +17,25 @@ use crate::{PullEvent, StoreError};
 
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// Which Hub to pull from, and as whom.
+#[derive(Debug, Clone, Default)]
+pub struct Hub {
+    /// `HF_ENDPOINT`; `https://huggingface.co` when `None`.
+    pub endpoint: Option<String>,
+    /// `HF_TOKEN`; when `None`, the token file next to the cache (`$HF_HOME/token`) if any.
+    pub token: Option<String>,
+}
+
+impl Hub {
+    pub fn from_env() -> Hub {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Hub {
+            endpoint: var("HF_ENDPOINT"),
+            token: var("HF_TOKEN"),
+        }
+    }
+}
+
 /// Turns `hf-hub`'s progress calls into `PullEvent`s.
 struct Reporter<'a> {
     sink: &'a mut dyn FnMut(&PullEvent),
@@ -58,6 +77,7 @@ fn wanted_for_dir(f: &str) -> bool {
 /// Downloads `spec` (`ORG/REPO[:QUANT|:FILE]`) into the cache at `hub_root`; returns the GGUF
 /// file, or the snapshot directory of a safetensors repository.
 pub fn pull(
+    hub: &Hub,
     hub_root: &Path,
     spec: &str,
     progress: &mut dyn FnMut(&PullEvent),
@@ -68,21 +88,18 @@ pub fn pull(
         name: name.clone(),
         reason,
     };
-    let endpoint = std::env::var("HF_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+    let endpoint = hub.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
     let mut builder = ApiBuilder::from_cache(Cache::new(hub_root.to_path_buf()))
         .with_progress(false)
         .with_endpoint(endpoint.trim_end_matches('/').to_string());
-    if let Some(token) = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()) {
-        builder = builder.with_token(Some(token));
+    if let Some(token) = &hub.token {
+        builder = builder.with_token(Some(token.clone()));
     }
     let api = builder.build().map_err(|e| fail(e.to_string()))?;
     let repo = api.repo(Repo::new(repo_id.clone(), RepoType::Model));
     progress(&PullEvent::Status(format!(
         "looking up {repo_id} on {}",
-        api_host(&endpoint)
+        api_host(endpoint)
     )));
     let info = repo
         .info()

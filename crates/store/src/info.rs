@@ -57,7 +57,8 @@ pub struct ModelInfo {
     pub format: ModelFormat,
     /// `general.architecture`.
     pub family: Option<String>,
-    /// e.g. "Q4_1": `general.file_type`, else the tensor type holding most bytes.
+    /// e.g. "Q4_1": `general.file_type` when the weights agree, else the tensor type holding
+    /// most weights.
     pub quant: Option<String>,
     pub parameters: Option<u64>,
     pub modified: SystemTime,
@@ -81,11 +82,17 @@ pub fn gguf_facts(path: &Path) -> GgufFacts {
         return GgufFacts::default();
     };
     let family = g.get_str("general.architecture").map(str::to_string);
-    let quant = g
-        .get_u64("general.file_type")
-        .and_then(file_type_name)
-        .map(str::to_string)
-        .or_else(|| dominant_type(&g));
+    let dominant = dominant_type(&g);
+    // `general.file_type` is more specific (Q4_K_M, not Q4_K) but some writers leave it stale
+    // (a quantized file still saying F16): trust it only when the weights agree.
+    let quant = match (
+        g.get_u64("general.file_type").and_then(file_type_name),
+        dominant,
+    ) {
+        (Some(ft), Some(d)) if ft.starts_with(d.as_str()) => Some(ft.to_string()),
+        (Some(ft), None) => Some(ft.to_string()),
+        (_, d) => d,
+    };
     let counted: u64 = g.tensors().iter().map(|t| t.n_elements).sum();
     let parameters = g
         .get_u64("general.parameter_count")
@@ -137,11 +144,11 @@ fn file_type_name(id: u64) -> Option<&'static str> {
     })
 }
 
-/// The tensor type holding the most bytes among 2-D (matrix) tensors, or all tensors.
+/// The tensor type holding the most weights.
 fn dominant_type(g: &GgufFile) -> Option<String> {
     let mut bytes: BTreeMap<&'static str, u64> = BTreeMap::new();
     for t in g.tensors() {
-        *bytes.entry(t.ty.name()).or_default() += t.n_bytes;
+        *bytes.entry(t.ty.name()).or_default() += t.n_elements;
     }
     bytes
         .into_iter()

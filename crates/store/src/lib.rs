@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 pub use catalog::{find_entry, CatalogEntry, Source, CATALOG, DEFAULT_MODEL};
 pub use derived::{DerivedSpec, KNOWN_PARAMS};
 pub use error::StoreError;
+pub use hf_pull::Hub;
 pub use info::{ModelFormat, ModelInfo, Origin};
 pub use names::{strip_latest, validate_new as validate_name, HF_PREFIX, OLLAMA_PREFIX};
 pub use resolved::{Defaults, Resolved};
@@ -86,15 +87,26 @@ impl Roots {
 #[derive(Debug, Clone)]
 pub struct Store {
     roots: Roots,
+    hub: Hub,
 }
 
 impl Store {
     pub fn from_env() -> Result<Store, StoreError> {
-        Ok(Store::new(Roots::from_env()?))
+        Ok(Store::new(Roots::from_env()?).with_hub(Hub::from_env()))
     }
 
+    /// A store over `roots`, pulling from huggingface.co (see [`Store::with_hub`]).
     pub fn new(roots: Roots) -> Store {
-        Store { roots }
+        Store {
+            roots,
+            hub: Hub::default(),
+        }
+    }
+
+    /// The Hub `pull hf:…` downloads from (`from_env` reads `HF_ENDPOINT` and `HF_TOKEN`).
+    pub fn with_hub(mut self, hub: Hub) -> Store {
+        self.hub = hub;
+        self
     }
 
     pub fn roots(&self) -> &Roots {
@@ -334,7 +346,7 @@ impl Store {
             let root = self.roots.hf.as_deref().ok_or_else(|| {
                 StoreError::not_found(name, "no Hugging Face cache directory is configured")
             })?;
-            let path = hf_pull::pull(root, rest, progress)?;
+            let path = hf_pull::pull(&self.hub, root, rest, progress)?;
             if path.is_file() {
                 if let Ok(r) = self.resolve(name) {
                     if r.path == path {
