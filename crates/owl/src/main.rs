@@ -6,12 +6,13 @@
 
 mod bench;
 mod cli;
+mod defaults;
 mod generate;
+mod models;
 mod perplexity;
 mod quantize;
 mod serve;
 mod show;
-mod store;
 
 use clap::Parser;
 

@@ -4,7 +4,6 @@ use anyhow::{bail, Result};
 use owl_server::{ModelOptions, ServeOptions};
 
 use crate::cli::ServeArgs;
-use crate::store;
 
 pub fn run(a: ServeArgs) -> Result<()> {
     if a.parallel == 0 {
@@ -24,7 +23,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             bail!("--cors-origin {o:?}: give a scheme and host like https://app.example (no path, no trailing slash), or *");
         }
     }
-    let path = store::resolve(a.model.as_deref(), true)?;
+    let path = crate::models::resolve_path(a.model.as_deref())?;
     owl_server::run(ServeOptions {
         model: ModelOptions {
             path,
