@@ -116,6 +116,29 @@ pub struct SamplingArgs {
     pub json: bool,
 }
 
+impl RunArgs {
+    /// Splits the positionals into the model (moved into `--model`) and the prompt.
+    pub fn take_prompt(&mut self) -> anyhow::Result<Option<String>> {
+        let mut args = std::mem::take(&mut self.args);
+        let prompt = args.pop();
+        if let Some(name) = args.pop() {
+            merge_model(&mut self.model, name)?;
+        }
+        Ok(prompt)
+    }
+}
+
+/// A model named as a positional argument, unless --model names another.
+pub fn merge_model(m: &mut ModelArgs, name: String) -> anyhow::Result<()> {
+    match &m.model {
+        Some(other) if *other != name => {
+            anyhow::bail!("two models given: '{name}' and --model '{other}'")
+        }
+        _ => m.model = Some(name),
+    }
+    Ok(())
+}
+
 impl SamplingArgs {
     pub fn params(&self) -> SamplingParams {
         SamplingParams {
@@ -138,8 +161,10 @@ impl SamplingArgs {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The prompt; `-` (or nothing, with stdin not a terminal) reads it from stdin.
-    pub prompt: Option<String>,
+    /// `[MODEL] PROMPT`: the prompt; `-` (or nothing, with stdin not a terminal) reads it
+    /// from stdin. With two values the first names the model (like --model).
+    #[arg(value_name = "[MODEL] PROMPT", num_args = 0..=2)]
+    pub args: Vec<String>,
     /// Plain text completion: no chat template.
     #[arg(long)]
     pub raw: bool,
@@ -194,6 +219,9 @@ impl ThinkingArgs {
 
 #[derive(Args)]
 pub struct ChatArgs {
+    /// The model (like --model).
+    #[arg(value_name = "MODEL")]
+    pub name: Option<String>,
     /// System message for the conversation.
     #[arg(long)]
     pub system: Option<String>,

@@ -34,8 +34,13 @@ pub fn open(
     let ctx = args.ctx_size.or(num_ctx);
     let mut bundle = ModelBundle::open(&r.path, &OpenOptions::from_env(args.threads, ctx))?;
     if let Some(source) = &r.defaults.template {
-        let t = owl_text::ChatTemplate::with_source(&bundle.runner.file, source)
-            .with_context(|| format!("model '{}': its chat template does not compile", r.name))?;
+        let t = owl_text::ChatTemplate::with_source(&bundle.runner.file, source).map_err(|e| {
+            anyhow::anyhow!(
+                "model '{}': its chat template does not compile: {}",
+                r.name,
+                crate::models::first_line(&e.to_string())
+            )
+        })?;
         bundle.template = Some(t);
     }
     let n_ctx = bundle.n_ctx;
@@ -416,7 +421,8 @@ fn render(m: &RunningModel, messages: &[ChatMessage], no_thinking: bool) -> Resu
 }
 
 pub fn run(mut a: RunArgs) -> Result<()> {
-    let prompt = read_prompt(a.prompt.as_deref())?;
+    let prompt = a.take_prompt()?;
+    let prompt = read_prompt(prompt.as_deref())?;
     a.sampling
         .params()
         .validate()
@@ -456,6 +462,9 @@ pub fn run(mut a: RunArgs) -> Result<()> {
 }
 
 pub fn chat(mut a: ChatArgs) -> Result<()> {
+    if let Some(name) = a.name.take() {
+        crate::cli::merge_model(&mut a.model, name)?;
+    }
     a.sampling
         .params()
         .validate()

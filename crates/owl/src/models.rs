@@ -200,10 +200,18 @@ pub fn create(a: &crate::cli::CreateArgs) -> Result<()> {
         }
     }
     let template = match &a.template {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read the template {}", f.display()))?,
-        ),
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the template {}", f.display()))?;
+            if let Err(e) = owl_text::ChatTemplate::new(&text, "", "") {
+                bail!(
+                    "--template {}: does not compile: {}",
+                    f.display(),
+                    first_line(&e.to_string())
+                );
+            }
+            Some(text)
+        }
         None => None,
     };
     let spec = DerivedSpec {
@@ -239,4 +247,9 @@ fn ago(now: SystemTime, t: SystemTime) -> String {
         3600..=86_399 => format!("{} hours ago", s / 3600),
         _ => format!("{} days ago", s / 86_400),
     }
+}
+
+/// The first line of a multi-line message (template errors come with a source excerpt).
+pub fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
 }

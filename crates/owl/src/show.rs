@@ -116,7 +116,10 @@ fn print_defaults(d: &owl_store::Defaults) {
         println!("param         {k} = {v}");
     }
     if let Some(t) = &d.template {
-        println!("template src  derived ({} chars; replaces the file's)", t.len());
+        println!(
+            "template src  derived ({} chars; replaces the file's)",
+            t.len()
+        );
     }
     for a in &d.adapters {
         println!("adapter       {} (not supported yet)", a.display());

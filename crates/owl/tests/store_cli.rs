@@ -123,7 +123,10 @@ fn list_create_cp_show_rm() {
 
     let list = e.ok(&["list"]);
     let lines: Vec<&str> = list.lines().collect();
-    assert!(lines[0].starts_with("NAME") && lines[0].contains("ORIGIN"), "{list}");
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("ORIGIN"),
+        "{list}"
+    );
     let row = |name: &str| {
         lines
             .iter()
@@ -131,7 +134,10 @@ fn list_create_cp_show_rm() {
             .unwrap_or_else(|| panic!("{name} not in {list}"))
             .to_string()
     };
-    assert!(row("tiny").contains("llama") && row("tiny").ends_with("owl"), "{list}");
+    assert!(
+        row("tiny").contains("llama") && row("tiny").ends_with("owl"),
+        "{list}"
+    );
     let o = row("ollama:tinyllama:latest");
     assert!(o.contains("Q8_0") && o.ends_with("ollama"), "{o}");
     assert!(row("hf:org/tiny-GGUF:tiny-Q8_0.gguf").ends_with("hf:org/tiny-GGUF"));
@@ -142,7 +148,10 @@ fn list_create_cp_show_rm() {
         &["temprature", "top_k"],
     );
     e.fails(&["create", "x", "--from", "nothing"], &["nothing"]);
-    e.fails(&["create", "a b", "--from", "tiny"], &["invalid model name"]);
+    e.fails(
+        &["create", "a b", "--from", "tiny"],
+        &["invalid model name"],
+    );
     e.ok(&[
         "create",
         "helper",
@@ -164,7 +173,10 @@ fn list_create_cp_show_rm() {
     let show = e.ok(&["show", "me/helper:v2"]);
     let base = e.p("owl/models/tiny.gguf");
     assert!(
-        show.contains(&format!("me/helper:v2 ← helper ← tiny ← {}", base.display())),
+        show.contains(&format!(
+            "me/helper:v2 ← helper ← tiny ← {}",
+            base.display()
+        )),
         "{show}"
     );
     assert!(show.contains("system        Be brief."), "{show}");
@@ -175,7 +187,10 @@ fn list_create_cp_show_rm() {
     let show = e.ok(&["show", "hf:org/tiny-GGUF:Q8_0"]);
     assert!(show.contains(&link.display().to_string()), "{show}");
 
-    e.fails(&["rm", "ollama:tinyllama"], &["Ollama", "ollama rm tinyllama"]);
+    e.fails(
+        &["rm", "ollama:tinyllama"],
+        &["Ollama", "ollama rm tinyllama"],
+    );
     e.fails(&["rm", "hf:org/tiny-GGUF:Q8_0"], &["Hugging Face cache"]);
     e.fails(&["rm", "helper"], &["me/helper:v2"]);
     e.ok(&["rm", "me/helper:v2", "helper"]);
@@ -233,19 +248,45 @@ fn run_applies_a_derived_models_defaults_and_flags_override_them() {
     // --template replaces the GGUF's chat template.
     let tpl = e.p("plain.jinja");
     std::fs::write(&tpl, "{% for m in messages %}{{ m.content }}\n{% endfor %}").expect("write");
-    e.ok(&["create", "plain", "--from", "brief", "--template", tpl.to_str().expect("utf8")]);
+    e.ok(&[
+        "create",
+        "plain",
+        "--from",
+        "brief",
+        "--template",
+        tpl.to_str().expect("utf8"),
+    ]);
     let plain = summary(&e.ok(&["run", "plain", "--ignore-eos", "--json", "Hello"]));
     let prompt = |v: &serde_json::Value| v["usage"]["prompt_tokens"].as_u64().expect("n");
     assert!(prompt(&plain) < prompt(&derived), "{plain} vs {derived}");
     std::fs::write(&tpl, "{% for m in messages %}").expect("write");
-    e.ok(&["create", "broken", "--from", "brief", "--template", tpl.to_str().expect("utf8")]);
-    e.fails(&["run", "broken", "Hello"], &["broken", "template"]);
+    e.fails(
+        &[
+            "create",
+            "broken",
+            "--from",
+            "brief",
+            "--template",
+            tpl.to_str().expect("utf8"),
+        ],
+        &["plain.jinja", "does not compile"],
+    );
 
     // Adapters are refused, not ignored.
     let adapter = e.p("adapter.gguf");
     std::fs::write(&adapter, b"GGUF").expect("write");
-    e.ok(&["create", "tuned", "--from", "brief", "--adapter", adapter.to_str().expect("utf8")]);
-    e.fails(&["run", "tuned", "Hello"], &["tuned", "LoRA adapters", "not support"]);
+    e.ok(&[
+        "create",
+        "tuned",
+        "--from",
+        "brief",
+        "--adapter",
+        adapter.to_str().expect("utf8"),
+    ]);
+    e.fails(
+        &["run", "tuned", "Hello"],
+        &["tuned", "LoRA adapters", "not support"],
+    );
 }
 
 #[test]
