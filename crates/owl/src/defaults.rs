@@ -80,17 +80,15 @@ pub fn apply(r: &Resolved, s: &mut SamplingArgs) -> Result<Option<usize>> {
                 Some(x) if x > 0 => ctx = Some(x as usize),
                 _ => bad("a positive whole number")?,
             },
-            "stop" => {
-                if s.stop.is_empty() {
-                    s.stop = match v {
-                        Value::String(t) => vec![t.clone()],
-                        Value::Array(a) if a.iter().all(Value::is_string) => a
-                            .iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect(),
-                        _ => return bad("a string or a list of strings").map(|_| None),
-                    };
-                }
+            "stop" if s.stop.is_empty() => {
+                s.stop = match v {
+                    Value::String(t) => vec![t.clone()],
+                    Value::Array(a) if a.iter().all(Value::is_string) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect(),
+                    _ => return bad("a string or a list of strings").map(|_| None),
+                };
             }
             // Other Ollama params (num_keep, mirostat, …) have no owl equivalent.
             _ => {}
