@@ -7,8 +7,10 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("invalid model name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
-    #[error("model '{name}' not found{hint}")]
+    #[error("unknown model '{name}'{hint}")]
     NotFound { name: String, hint: String },
+    #[error("model file '{}' not found", path.display())]
+    NoFile { path: PathBuf },
     #[error("model '{name}' is not in the store; run `owl pull {name}`")]
     NotPulled { name: String },
     #[error("model '{name}' is a safetensors directory ({}): owl runs GGUF files only for now; convert it to GGUF or pull a GGUF repository", path.display())]

@@ -302,6 +302,9 @@ impl Store {
                 return Ok(plain(name.to_string(), p));
             }
         }
+        if name.starts_with(['/', '.']) || name.to_ascii_lowercase().ends_with(".gguf") {
+            return Err(StoreError::NoFile { path: name.into() });
+        }
         let known: Vec<&str> = CATALOG.iter().map(|e| e.name).collect();
         Err(StoreError::not_found(
             name,
