@@ -91,6 +91,8 @@ pub fn pull(
     let endpoint = hub.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
     let mut builder = ApiBuilder::from_cache(Cache::new(hub_root.to_path_buf()))
         .with_progress(false)
+        // A dropped connection mid-file continues from where it stopped (Range request).
+        .with_retries(3)
         .with_endpoint(endpoint.trim_end_matches('/').to_string());
     if let Some(token) = &hub.token {
         builder = builder.with_token(Some(token.clone()));
