@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use owl_store::{Hub, ModelFormat, PullEvent, Roots, Store};
@@ -44,6 +45,8 @@ type Repos = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
 struct TestHub {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// When set, the next download stops halfway (the connection drops).
+    cut: Arc<AtomicBool>,
 }
 
 fn serve(repos: Repos) -> TestHub {
@@ -51,21 +54,29 @@ fn serve(repos: Repos) -> TestHub {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut_flag = Arc::clone(&cut);
     let repos = Arc::new(repos);
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
             let repos = Arc::clone(&repos);
             let log = Arc::clone(&log);
+            let cut = Arc::clone(&cut_flag);
             std::thread::spawn(move || {
-                let _ = handle(conn, &repos, &log);
+                let _ = handle(conn, &repos, &log, &cut);
             });
         }
     });
-    TestHub { url, seen }
+    TestHub { url, seen, cut }
 }
 
-fn handle(conn: TcpStream, repos: &Repos, log: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
+fn handle(
+    conn: TcpStream,
+    repos: &Repos,
+    log: &Mutex<Vec<Seen>>,
+    cut: &AtomicBool,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -147,6 +158,22 @@ fn handle(conn: TcpStream, repos: &Repos, log: &Mutex<Vec<Seen>>) -> std::io::Re
                 "Content-Range".into(),
                 format!("bytes {start}-{end}/{total}"),
             ));
+            let whole_rest = end + 1 - start > 1;
+            if whole_rest && cut.swap(false, Ordering::SeqCst) {
+                // Promise the rest, send half of it, drop the connection.
+                let mut head = format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    end + 1 - start
+                );
+                for (k, v) in &headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                out.write_all(head.as_bytes())?;
+                out.write_all(&bytes[start..start + (end + 1 - start) / 2])?;
+                out.flush()?;
+                return out.shutdown(std::net::Shutdown::Both);
+            }
             return reply(
                 &mut out,
                 "206 Partial Content",
@@ -303,4 +330,32 @@ fn pulls_a_safetensors_repository_as_a_directory() {
     assert_eq!(list[0].format, ModelFormat::SafetensorsDir);
     let e = s.resolve("hf:org/st").expect_err("not runnable");
     assert!(e.to_string().contains("safetensors"), "{e}");
+}
+
+#[test]
+fn a_download_cut_off_halfway_continues_where_it_stopped() {
+    let hub = serve(repos());
+    hub.cut.store(true, Ordering::SeqCst);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (s, _) = store(tmp.path(), &hub, None);
+    let want = fixture("tiny-qwen2-1l-q4_1.gguf");
+    let r = s
+        .pull("hf:org/tiny-GGUF:tiny-qwen2-Q4_1.gguf", &mut |_| {})
+        .expect("pull");
+    assert_eq!(
+        std::fs::read(&r.path).expect("read"),
+        want,
+        "byte-identical"
+    );
+    assert!(
+        !hub.cut.load(Ordering::SeqCst),
+        "the first download was cut"
+    );
+    let half = want.len() / 2;
+    let seen = hub.seen.lock().expect("log").clone();
+    assert!(
+        seen.iter()
+            .any(|q| q.range.as_deref() == Some(&format!("bytes={half}-"))),
+        "continued from byte {half}: {seen:?}"
+    );
 }
