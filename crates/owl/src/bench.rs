@@ -26,7 +26,7 @@ use owl_kernels::Kernels;
 use owl_model::{Batch, KvCache, Logits, LogitsWanted, Runner};
 use serde_json::{json, Value};
 
-use crate::{show, store};
+use crate::show;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -111,7 +111,7 @@ struct Plan {
 
 pub fn run(a: BenchArgs) -> Result<()> {
     let plan = plan(&a)?;
-    let path = store::resolve(a.model.as_deref(), true)?;
+    let path = crate::models::resolve_path(a.model.as_deref())?;
     let open =
         |threads: usize| ModelBundle::open(&path, &OpenOptions::from_env(Some(threads), None));
     // The model is opened once per thread count; the first opening also describes it.

@@ -1,10 +1,10 @@
 //! Command-line arguments and dispatch.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use owl_sample::SamplingParams;
 
-use crate::{generate, show, store};
+use crate::{generate, models, show};
 
 #[derive(Parser)]
 #[command(
@@ -25,19 +25,43 @@ pub enum Command {
     Chat(ChatArgs),
     /// Describe a model: architecture, parameters, formats, context, template, license.
     Show(ShowArgs),
-    /// Fetch a model into the store ($OWL_HOME/models, default ~/.owl/models).
+    /// Fetch a catalogue model into $OWL_HOME/models, or hf:ORG/REPO[:QUANT|:FILE] from the
+    /// Hugging Face Hub into the HF cache; prints the stored path last.
     Pull {
-        /// Model name (see `owl list`).
+        /// Model name (see `owl list`) or hf:ORG/REPO[:QUANT|:FILE].
         model: Option<String>,
     },
-    /// List catalogued models and what is in the store.
+    /// List every model found: owl's, derived, Ollama's and the Hugging Face cache's.
+    #[command(alias = "ls")]
     List,
+    /// Remove owl's own model files and derived models (not Ollama's or the HF cache's).
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Make TO a derived model of FROM (a manifest; the weights are not copied).
+    Cp { from: String, to: String },
+    /// Create a derived model: a base model with its own system prompt, params and template.
+    Create(CreateArgs),
     /// Convert an F32/F16/BF16 GGUF to a quantized format (Q4_0 … Q8_0, Q4_K_M, Q5_K_M).
     Quantize(crate::quantize::QuantizeArgs),
     /// Measure prompt and generation speed (llama-bench style).
     Bench(crate::bench::BenchArgs),
-    /// Serve an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, …).
+    /// Serve every model over OpenAI's, Anthropic's and Ollama's APIs, with a chat page at /.
     Serve(ServeArgs),
+    /// Show what a running `owl serve` has loaded, its size, and until when it stays.
+    Ps {
+        /// The server's address.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The server's port.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The server's API key (or OWL_API_KEY).
+        #[arg(long, env = "OWL_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
     /// Perplexity of a model on a text, or its KL divergence from a saved run (llama-perplexity's protocol).
     Perplexity(crate::perplexity::PerplexityArgs),
 }
@@ -60,33 +84,35 @@ pub struct ModelArgs {
 
 #[derive(Args, Clone)]
 pub struct SamplingArgs {
-    /// Sampling temperature; 0 = greedy.
-    #[arg(long, default_value_t = 0.8)]
-    pub temperature: f32,
-    /// Keep the k most likely tokens (0 = off).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
-    /// Nucleus sampling threshold (1 = off).
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Drop tokens below min_p × the top probability (0 = off).
-    #[arg(long, default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Penalty for repeating recent tokens (1 = off).
-    #[arg(long, default_value_t = 1.0)]
-    pub repeat_penalty: f32,
-    /// Subtract presence_penalty from tokens already generated (0 = off).
-    #[arg(long, default_value_t = 0.0)]
-    pub presence_penalty: f32,
-    /// Subtract frequency_penalty × count from tokens already generated (0 = off).
-    #[arg(long, default_value_t = 0.0)]
-    pub frequency_penalty: f32,
+    // Unset flags take the model's defaults (a derived or Ollama model's params), then
+    // owl's; the defaults shown are owl's.
+    /// Sampling temperature; 0 = greedy [default: 0.8].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Keep the k most likely tokens (0 = off) [default: 40].
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Nucleus sampling threshold (1 = off) [default: 0.95].
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Drop tokens below min_p × the top probability (0 = off) [default: 0.05].
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    /// Penalty for repeating recent tokens (1 = off) [default: 1].
+    #[arg(long)]
+    pub repeat_penalty: Option<f32>,
+    /// Subtract presence_penalty from tokens already generated (0 = off) [default: 0].
+    #[arg(long)]
+    pub presence_penalty: Option<f32>,
+    /// Subtract frequency_penalty × count from tokens already generated (0 = off) [default: 0].
+    #[arg(long)]
+    pub frequency_penalty: Option<f32>,
     /// Random seed (same seed and input give the same output).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Maximum tokens to generate.
-    #[arg(short = 'n', long, default_value_t = 512)]
-    pub max_tokens: usize,
+    /// Maximum tokens to generate [default: 512].
+    #[arg(short = 'n', long)]
+    pub max_tokens: Option<usize>,
     /// Keep generating past end-of-generation tokens (for benchmarks).
     #[arg(long)]
     pub ignore_eos: bool,
@@ -102,26 +128,55 @@ pub struct SamplingArgs {
     pub json: bool,
 }
 
+impl RunArgs {
+    /// Splits the positionals into the model (moved into `--model`) and the prompt.
+    pub fn take_prompt(&mut self) -> anyhow::Result<Option<String>> {
+        let mut args = std::mem::take(&mut self.args);
+        let prompt = args.pop();
+        if let Some(name) = args.pop() {
+            merge_model(&mut self.model, name)?;
+        }
+        Ok(prompt)
+    }
+}
+
+/// A model named as a positional argument, unless --model names another.
+pub fn merge_model(m: &mut ModelArgs, name: String) -> anyhow::Result<()> {
+    match &m.model {
+        Some(other) if *other != name => {
+            anyhow::bail!("two models given: '{name}' and --model '{other}'")
+        }
+        _ => m.model = Some(name),
+    }
+    Ok(())
+}
+
 impl SamplingArgs {
     pub fn params(&self) -> SamplingParams {
         SamplingParams {
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            min_p: self.min_p,
-            repeat_penalty: self.repeat_penalty,
-            frequency_penalty: self.frequency_penalty,
-            presence_penalty: self.presence_penalty,
+            temperature: self.temperature.unwrap_or(0.8),
+            top_k: self.top_k.unwrap_or(40),
+            top_p: self.top_p.unwrap_or(0.95),
+            min_p: self.min_p.unwrap_or(0.05),
+            repeat_penalty: self.repeat_penalty.unwrap_or(1.0),
+            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
+            presence_penalty: self.presence_penalty.unwrap_or(0.0),
             seed: self.seed,
             ..SamplingParams::default()
         }
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens.unwrap_or(512)
     }
 }
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The prompt; `-` (or nothing, with stdin not a terminal) reads it from stdin.
-    pub prompt: Option<String>,
+    /// `[MODEL] PROMPT`: the prompt; `-` (or nothing, with stdin not a terminal) reads it
+    /// from stdin. With two values the first names the model (like --model).
+    #[arg(value_name = "[MODEL] PROMPT", num_args = 0..=2)]
+    pub args: Vec<String>,
     /// Plain text completion: no chat template.
     #[arg(long)]
     pub raw: bool,
@@ -176,6 +231,9 @@ impl ThinkingArgs {
 
 #[derive(Args)]
 pub struct ChatArgs {
+    /// The model (like --model).
+    #[arg(value_name = "MODEL")]
+    pub name: Option<String>,
     /// System message for the conversation.
     #[arg(long)]
     pub system: Option<String>,
@@ -235,6 +293,29 @@ pub struct ServeArgs {
 }
 
 #[derive(Args)]
+pub struct CreateArgs {
+    /// The new model's name.
+    pub name: String,
+    /// The base model (any name `owl run` accepts).
+    #[arg(long)]
+    pub from: String,
+    /// A LoRA adapter (GGUF) to apply; repeat for several. (Not supported by `owl run` yet.)
+    #[arg(long = "adapter", value_name = "PATH")]
+    pub adapters: Vec<std::path::PathBuf>,
+    /// The default system prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// A default parameter, KEY=VALUE (VALUE as JSON when it parses, else a string): temperature,
+    /// top_k, top_p, min_p, num_predict, num_ctx, seed, stop, repeat_penalty, presence_penalty,
+    /// frequency_penalty. Repeat for several.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// A Jinja chat template file replacing the model's.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<std::path::PathBuf>,
+}
+
+#[derive(Args)]
 pub struct ShowArgs {
     /// Model path or name.
     pub model: Option<String>,
@@ -255,36 +336,23 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 show::model(a.model.as_deref())
             }
         }
-        Command::Pull { model } => {
-            let name = model.as_deref().unwrap_or(store::DEFAULT_MODEL);
-            let Some(entry) = store::find_entry(name) else {
-                bail!("unknown model '{name}'; `owl list` shows the models owl can fetch");
-            };
-            let path = store::models_dir()?.join(entry.file_name);
-            if path.is_file() {
-                eprintln!("owl: {} is already in the store", entry.name);
-            } else {
-                store::pull(entry)?;
-            }
-            println!("{}", path.display());
-            Ok(())
-        }
+        Command::Pull { model } => models::pull(model.as_deref()),
+        Command::Rm { names } => models::remove(&names),
+        Command::Cp { from, to } => models::copy(&from, &to),
+        Command::Create(a) => models::create(&a),
         Command::Quantize(a) => crate::quantize::run(a),
         Command::Bench(a) => crate::bench::run(a),
         Command::Serve(a) => crate::serve::run(a),
+        Command::Ps {
+            host,
+            port,
+            api_key,
+        } => crate::ps::run(crate::ps::PsArgs {
+            host,
+            port,
+            api_key,
+        }),
         Command::Perplexity(a) => crate::perplexity::run(a),
-        Command::List => {
-            let dir = store::models_dir()?;
-            for e in store::CATALOG {
-                let have = dir.join(e.file_name).is_file();
-                println!(
-                    "{:<24} {:<10} {}",
-                    e.name,
-                    if have { "stored" } else { "-" },
-                    e.description
-                );
-            }
-            Ok(())
-        }
+        Command::List => models::list(),
     }
 }

@@ -20,14 +20,31 @@ use owl_text::{ChatMessage, ChatPrompt, ReplySplitter, TemplateVars};
 use serde_json::json;
 
 use crate::cli::{ChatArgs, ConstraintArgs, ModelArgs, RunArgs, SamplingArgs};
-use crate::store;
 
-/// Opens the model named by `args` and starts a one-sequence engine for it.
-pub fn open(args: &ModelArgs) -> Result<RunningModel> {
-    let path = store::resolve(args.model.as_deref(), true)?;
-    let bundle = ModelBundle::open(&path, &OpenOptions::from_env(args.threads, args.ctx_size))?;
+/// Opens the model named by `args` and starts a one-sequence engine for it, applying the
+/// defaults its name carries (a derived or Ollama model's params fill the unset `sampling`
+/// flags, its template replaces the file's); returns them for the system prompt.
+pub fn open(
+    args: &ModelArgs,
+    sampling: &mut SamplingArgs,
+) -> Result<(RunningModel, owl_store::Defaults)> {
+    let r = crate::models::resolve(args.model.as_deref())?;
+    crate::models::refuse_adapters(&r)?;
+    let num_ctx = crate::defaults::apply(&r, sampling)?;
+    let ctx = args.ctx_size.or(num_ctx);
+    let mut bundle = ModelBundle::open(&r.path, &OpenOptions::from_env(args.threads, ctx))?;
+    if let Some(source) = &r.defaults.template {
+        let t = owl_text::ChatTemplate::with_source(&bundle.runner.file, source).map_err(|e| {
+            anyhow::anyhow!(
+                "model '{}': its chat template does not compile: {}",
+                r.name,
+                crate::models::first_line(&e.to_string())
+            )
+        })?;
+        bundle.template = Some(t);
+    }
     let n_ctx = bundle.n_ctx;
-    Ok(bundle.start(EngineConfig::single(n_ctx))?)
+    Ok((bundle.start(EngineConfig::single(n_ctx))?, r.defaults))
 }
 
 /// The engine request for `prompt` with the command line's settings.
@@ -40,7 +57,7 @@ fn request(
     sampling.validate().context("invalid sampling option")?;
     Ok(Request {
         prompt: prompt.ids.clone(),
-        max_tokens: s.max_tokens,
+        max_tokens: s.max_tokens(),
         sampling,
         stop: s.stop.clone(),
         stop_at_eog: !s.ignore_eos,
@@ -403,13 +420,15 @@ fn render(m: &RunningModel, messages: &[ChatMessage], no_thinking: bool) -> Resu
     Ok(ChatPrompt::render(t, &m.tokenizer, messages, &vars)?)
 }
 
-pub fn run(a: RunArgs) -> Result<()> {
-    let prompt = read_prompt(a.prompt.as_deref())?;
+pub fn run(mut a: RunArgs) -> Result<()> {
+    let prompt = a.take_prompt()?;
+    let prompt = read_prompt(prompt.as_deref())?;
     a.sampling
         .params()
         .validate()
         .context("invalid sampling option")?;
-    let m = open(&a.model)?;
+    let (m, defaults) = open(&a.model, &mut a.sampling)?;
+    let system = a.system.clone().or(defaults.system);
     let prompt = if a.raw {
         ChatPrompt {
             ids: m.tokenizer.encode(&prompt, true, false)?,
@@ -417,7 +436,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
     } else {
         let mut msgs = Vec::new();
-        if let Some(s) = &a.system {
+        if let Some(s) = &system {
             msgs.push(ChatMessage::new("system", s.clone()));
         }
         msgs.push(ChatMessage::new("user", prompt));
@@ -442,12 +461,16 @@ pub fn run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn chat(a: ChatArgs) -> Result<()> {
+pub fn chat(mut a: ChatArgs) -> Result<()> {
+    if let Some(name) = a.name.take() {
+        crate::cli::merge_model(&mut a.model, name)?;
+    }
     a.sampling
         .params()
         .validate()
         .context("invalid sampling option")?;
-    let m = open(&a.model)?;
+    let (m, defaults) = open(&a.model, &mut a.sampling)?;
+    a.system = a.system.take().or(defaults.system);
     if m.template.is_none() {
         bail!("this model has no chat template; use `owl run --raw` for plain text completion");
     }

@@ -6,12 +6,15 @@
 
 mod bench;
 mod cli;
+mod defaults;
 mod generate;
+mod models;
 mod perplexity;
+mod ps;
 mod quantize;
 mod serve;
+mod serve_catalog;
 mod show;
-mod store;
 
 use clap::Parser;
 

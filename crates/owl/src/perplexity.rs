@@ -308,7 +308,7 @@ fn kl_divergence(a: &PerplexityArgs, path: &Path) -> Result<()> {
 /// Opens the model the way every command does (`ModelBundle`); perplexity drives the runner
 /// directly (it scores given tokens; it does not generate).
 fn open(model: Option<&str>, threads: Option<usize>) -> Result<(Runner, Arc<Tokenizer>)> {
-    let path = crate::store::resolve(model, true)?;
+    let path = crate::models::resolve_path(model)?;
     let b = ModelBundle::open(&path, &OpenOptions::from_env(threads, None))?;
     Ok((b.runner, b.tokenizer))
 }

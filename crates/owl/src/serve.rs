@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use owl_server::{FileCatalog, KeepAlive, ModelOptions, ServeOptions};
+use owl_server::{KeepAlive, ModelOptions, ServeOptions};
 
 use crate::cli::ServeArgs;
-use crate::store;
+use crate::serve_catalog::{served_id, StoreCatalog};
 
 pub fn run(a: ServeArgs) -> Result<()> {
     if a.parallel == 0 {
@@ -32,24 +32,29 @@ pub fn run(a: ServeArgs) -> Result<()> {
         Some(m) => parse_bytes(m).with_context(|| format!("--max-memory {m:?}"))?,
         None => available_memory().map_or(u64::MAX, |b| b / 4 * 3),
     };
-    let mut paths = Vec::new();
+    let store = crate::models::store()?;
+    let mut named = Vec::new();
     if a.model.is_empty() {
-        paths.push(store::resolve(None, true)?);
+        let r = crate::models::resolve(None)?;
+        named.push((r.name.clone(), r));
     }
     for m in &a.model {
-        paths.push(store::resolve(Some(m), true)?);
+        let r = crate::models::resolve(Some(m))?;
+        crate::models::refuse_adapters(&r)?;
+        named.push((served_id(m, &r), r));
     }
-    let default_model = paths.first().map(|p| owl_server::catalog::file_id(p));
+    let default_model = named.first().map(|(id, _)| id.clone());
+    let first_path = named.first().map(|(_, r)| r.path.clone()).unwrap_or_default();
     owl_server::run(ServeOptions {
         engine: ModelOptions {
-            path: paths[0].clone(),
+            path: first_path,
             threads: a.threads.unwrap_or_else(owl_engine::default_threads).max(1),
             ctx_size: a.ctx_size,
             parallel: a.parallel,
             queue: a.queue,
             kv_tokens: a.kv_tokens,
         },
-        catalog: Arc::new(FileCatalog::new(&paths)),
+        catalog: Arc::new(StoreCatalog::new(store, named)),
         default_model,
         keep_alive,
         max_memory,

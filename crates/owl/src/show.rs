@@ -6,14 +6,16 @@ use anyhow::{Context, Result};
 use owl_gguf::GgufFile;
 use owl_kernels::{Isa, Kernels};
 
-use crate::store;
-
 pub fn model(name: Option<&str>) -> Result<()> {
-    let path = store::resolve(name, false)?;
+    let store = crate::models::store()?;
+    let r = store.resolve(name.unwrap_or(owl_store::DEFAULT_MODEL))?;
+    let path = r.path.clone();
     let g = GgufFile::open(&path).with_context(|| format!("cannot load {}", path.display()))?;
     let arch = g.get_str("general.architecture").unwrap_or("?");
     let key = |k: &str| format!("{arch}.{k}");
+    println!("model         {}", lineage(&r));
     println!("file          {}", path.display());
+    print_defaults(&r.defaults);
     println!("name          {}", g.get_str("general.name").unwrap_or("-"));
     println!("architecture  {arch}");
     let params: u64 = g.tensors().iter().map(|t| t.n_elements).sum();
@@ -91,6 +93,37 @@ pub fn model(name: Option<&str>) -> Result<()> {
         None => println!("template      none (use `owl run --raw`)"),
     }
     Ok(())
+}
+
+/// `NAME ← parent ← … ← base file`.
+fn lineage(r: &owl_store::Resolved) -> String {
+    let mut parts = r.lineage.clone();
+    let file = r.path.display().to_string();
+    if parts.last() != Some(&file) {
+        parts.push(file);
+    }
+    parts.join(" ← ")
+}
+
+/// A derived (or Ollama) model's defaults, one line each.
+fn print_defaults(d: &owl_store::Defaults) {
+    if let Some(sys) = &d.system {
+        let first = sys.lines().next().unwrap_or("");
+        let more = if sys.lines().count() > 1 { " …" } else { "" };
+        println!("system        {first}{more}");
+    }
+    for (k, v) in &d.params {
+        println!("param         {k} = {v}");
+    }
+    if let Some(t) = &d.template {
+        println!(
+            "template src  derived ({} chars; replaces the file's)",
+            t.len()
+        );
+    }
+    for a in &d.adapters {
+        println!("adapter       {} (not supported yet)", a.display());
+    }
 }
 
 fn human(n: u64) -> String {

@@ -150,6 +150,14 @@ impl ChatTemplate {
         ChatTemplate::new(source, &bos, &eos).map(Some)
     }
 
+    /// Compiles `source` in place of the file's own template (a derived model's `--template`),
+    /// with the file's BOS and EOS tokens.
+    pub fn with_source(g: &GgufFile, source: &str) -> Result<ChatTemplate, TextError> {
+        let bos = token_text(g, "tokenizer.ggml.bos_token_id");
+        let eos = token_text(g, "tokenizer.ggml.eos_token_id");
+        ChatTemplate::new(source, &bos, &eos)
+    }
+
     /// Compiles `source`; `bos_token`/`eos_token` are exposed to the template by those names.
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<ChatTemplate, TextError> {
         let mut env = Environment::new();
