@@ -51,8 +51,7 @@
 use owl_quant::k_common::get_scale_min_k4;
 use owl_quant::GgmlType;
 
-use crate::isa::GemmX8Fn;
-use crate::Layout;
+use crate::types::{GemmX8Fn, Layout};
 use owl_quant::{q4_0, q4_1, q4_k, q5_0, q8_0, q8_1, q8_k, QuantFn, QK_K};
 
 /// How `linear` quantizes a token's activations for a layout.
