@@ -202,7 +202,7 @@ fn repack_with(
     to_bytes: usize,
     place: impl Fn(&mut [u8], usize, &[u8]) + Sync,
 ) -> Option<Vec<u8>> {
-    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % block_cols != 0 {
+    if rows == 0 || !rows.is_multiple_of(X8) || cols == 0 || !cols.is_multiple_of(block_cols) {
         return None;
     }
     let nb = cols / block_cols;

@@ -76,7 +76,7 @@ pub struct Kernels {
     softmax_exp: Single<SoftmaxExpFn>,
     scale_to_f16: Single<ScaleToF16Fn>,
     swiglu: Single<SwigluFn>,
-    rope_fused: bool,
+    rope_fused: Option<&'static str>,
     overridden: Vec<&'static str>,
 }
 
@@ -98,7 +98,7 @@ impl Kernels {
             softmax_exp: None,
             scale_to_f16: None,
             swiglu: None,
-            rope_fused: false,
+            rope_fused: None,
             overridden: Vec::new(),
         }
     }
@@ -146,6 +146,7 @@ impl Kernels {
             ("softmax exp", self.softmax_exp.map(|s| s.1)),
             ("scale to f16", self.scale_to_f16.map(|s| s.1)),
             ("swiglu", self.swiglu.map(|s| s.1)),
+            ("rope", Some(self.rope_fused.unwrap_or("scalar"))),
         ];
         for (what, name) in singles {
             if let Some(n) = name {
@@ -277,7 +278,7 @@ impl Kernels {
     }
 
     pub(crate) fn set_rope_fused(&mut self, name: &'static str) {
-        self.rope_fused = true;
+        self.rope_fused = Some(name);
         self.note(name);
     }
 
@@ -293,7 +294,7 @@ impl Kernels {
 
     /// Whether RoPE rotates with fused multiply-adds (see `RopeConfig::apply`).
     pub fn rope_fused(&self) -> bool {
-        self.rope_fused
+        self.rope_fused.is_some()
     }
 
     /// The f16 · f16 dot product used by attention.

@@ -200,3 +200,36 @@ fn the_registry_lists_every_level_in_order() {
         }
     }
 }
+
+/// The row-layout Q8_0 dot product of every level above AVX2 gives AVX2's bits (the same i32
+/// lanes and float steps, so llama.cpp's AVX2 numbers hold on those levels too), for many
+/// lengths and for extreme values.
+#[test]
+fn row_q8_0_dot_is_avx2s_on_every_higher_level() {
+    if !Isa::AVX2.supported() {
+        return;
+    }
+    let avx2 = Kernels::for_isa(Isa::AVX2);
+    let q = avx2.quantize(GgmlType::Q8_0).expect("q8_0");
+    let quant = |x: &[f32]| {
+        let mut out = vec![0u8; owl_quant::row_bytes(GgmlType::Q8_0, x.len())];
+        q(x, &mut out);
+        out
+    };
+    let want_dot = avx2.vec_dot(GgmlType::Q8_0).expect("dot");
+    for isa in Isa::available().into_iter().filter(|i| *i > Isa::AVX2) {
+        let k = Kernels::for_isa(isa);
+        let dot = k.vec_dot(GgmlType::Q8_0).expect("dot");
+        for nb in [1usize, 2, 3, 7, 18, 64] {
+            for seed in 0..5u64 {
+                let n = nb * 32;
+                let (w, a) = (quant(&data(n, seed)), quant(&data(n, 90 + seed)));
+                assert_eq!(
+                    dot(n, &w, &a).to_bits(),
+                    want_dot(n, &w, &a).to_bits(),
+                    "{isa:?} nb {nb} seed {seed}"
+                );
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@
 
 use std::arch::x86_64::*;
 
-use owl_quant::{q8_0, q8_1, q8_k};
+use owl_quant::{q8_0, q8_1, q8_k, GgmlType};
 
 use super::avx2_repacked::{f16_broadcast, fifth_bit, rows_of};
 use super::common::*;
@@ -38,6 +38,50 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_repacked(Layout::Q41X8, gemm_q4_1_x8, "q4_1×8 repacked/avx512vnni");
     k.set_repacked(Layout::Q50X8, gemm_q5_0_x8, "q5_0×8 repacked/avx512vnni");
     k.set_repacked(Layout::Q80X8, gemm_q8_0_x8, "q8_0×8 repacked/avx512vnni");
+    k.set_vec_dot(GgmlType::Q8_0, vec_dot_q8_0_q8_0, "q8_0·q8_0/avx512vnni");
+}
+
+/// Q8_0 · Q8_0 in the row layout (a tied output matrix, which stays in rows because it is also
+/// the embedding table, is the largest matrix of a small model's decoding step): AVX2's kernel
+/// (`x86::avx2::vec_dot_q8_0_q8_0`, ggml's lane structure) with its `maddubs` + `madd` pair
+/// replaced by one `vpdpbusd`. The i32 lanes are the same sums (`maddubs` cannot saturate
+/// here: |x| ≤ 128 and |y| ≤ 127 give pairs of at most 32512), so every float step, and the
+/// result, are AVX2's bit for bit, and AVX2's batched tiles stay bit-identical to it.
+pub fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 32;
+    assert!(
+        w.len() >= nb * 34 && a.len() >= nb * 34,
+        "q8_0·q8_0: short rows"
+    );
+    // SAFETY: registered only after AVX-512 VNNI/VL and AVX2 were detected; lengths checked.
+    unsafe { vec_dot_q8_0_q8_0_vnni(nb, w.as_ptr(), a.as_ptr()) }
+}
+
+/// # Safety
+/// AVX-512 VNNI/VL and AVX2/FMA/F16C present; `w` and `a` hold `nb` blocks of 34 bytes.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn vec_dot_q8_0_q8_0_vnni(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for ib in 0..nb {
+        let o = ib * 34;
+        // SAFETY: block ib lies inside both rows (caller's contract); the two scales are
+        // paired into one conversion, as in the AVX2 kernel.
+        let (dd, qx, qy) = unsafe {
+            (
+                f16_pair(w.add(o), a.add(o)),
+                load32(w.add(o + 2)),
+                load32(a.add(o + 2)),
+            )
+        };
+        let d = _mm256_set1_ps(lane0(dd) * lane1(dd));
+        let sums = _mm256_dpbusd_epi32(
+            _mm256_setzero_si256(),
+            _mm256_sign_epi8(qx, qx),
+            _mm256_sign_epi8(qy, qx),
+        );
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
+    }
+    hsum_float_8(acc)
 }
 
 repacked_entry!(gemm_q4_k_x8, q4_k_x8, Layout::Q4KX8);
