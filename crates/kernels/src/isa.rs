@@ -8,7 +8,7 @@
 //!
 //! Detection happens at run time (`is_x86_feature_detected!`), never from `target-cpu`: one
 //! binary runs everywhere and picks its kernels on the machine it runs on. `OWL_ISA` (a name
-//! from the registry, e.g. `OWL_ISA=avx2`) caps the level `Kernels::detect` picks, so any
+//! from the registry: `scalar`, `avx2`, `avxvnni`, `avx512`) caps the level `Kernels::detect` picks, so any
 //! lower path can be run and measured on a machine that has a higher one.
 
 use crate::types::Isa;
@@ -27,8 +27,9 @@ pub struct IsaDef {
 }
 
 /// Every level, lowest first. Each entry's `detect` implies those of the entries it is
-/// registered on top of (AVX-512 checks AVX2's features too).
-pub static ISAS: [IsaDef; 3] = [
+/// registered on top of (AVX-512 checks AVX2's features too). A level the CPU lacks is
+/// skipped: on Zen 4 (AVX-512 VNNI, no AVX-VNNI) the `avx512` table is scalar, AVX2, AVX-512.
+pub static ISAS: [IsaDef; 4] = [
     IsaDef {
         name: "scalar",
         features: "portable Rust",
@@ -40,6 +41,12 @@ pub static ISAS: [IsaDef; 3] = [
         features: "avx2+fma+f16c",
         detect: crate::x86::detect_avx2,
         register: crate::x86::register_avx2,
+    },
+    IsaDef {
+        name: "avxvnni",
+        features: "avx2+fma+f16c+avxvnni",
+        detect: crate::x86::detect_avx_vnni,
+        register: crate::x86::register_avx_vnni,
     },
     IsaDef {
         name: "avx512",
@@ -54,8 +61,10 @@ impl Isa {
     pub const SCALAR: Isa = Isa(0);
     /// x86-64 with AVX2, FMA and F16C.
     pub const AVX2: Isa = Isa(1);
+    /// x86-64 with AVX-VNNI (the VEX form of `vpdpbusd`, on top of AVX2's).
+    pub const AVX_VNNI: Isa = Isa(2);
     /// x86-64 with AVX-512 F/BW/VL and VNNI (on top of AVX2's).
-    pub const AVX512: Isa = Isa(2);
+    pub const AVX512: Isa = Isa(3);
 
     /// Every level of the registry, supported here or not.
     pub fn all() -> impl Iterator<Item = Isa> {

@@ -192,12 +192,19 @@ fn the_registry_lists_every_level_in_order() {
     for p in &PACKED {
         assert_eq!(s.repacked_name(p.layout), Some("scalar"));
     }
-    if Isa::AVX512.supported() {
-        let k = Kernels::for_isa(Isa::AVX512);
-        for p in &PACKED {
-            let name = k.repacked_name(p.layout).expect("kernel");
-            assert!(name.ends_with("/avx512vnni"), "{:?}: {name}", p.layout);
+    for (isa, tag) in [(Isa::AVX_VNNI, "/avxvnni"), (Isa::AVX512, "/avx512vnni")] {
+        if isa.supported() {
+            let k = Kernels::for_isa(isa);
+            assert_eq!(k.isa(), isa);
+            for p in &PACKED {
+                let name = k.repacked_name(p.layout).expect("kernel");
+                assert!(name.ends_with(tag), "{:?}: {name}", p.layout);
+            }
         }
+    }
+    // A level the CPU lacks is skipped, not half-registered.
+    for isa in Isa::all().filter(|i| !i.supported()) {
+        assert!(Kernels::for_isa(isa).isa() < isa);
     }
 }
 

@@ -208,7 +208,7 @@ macro_rules! repacked_entry {
     ($name:ident, $kernel:ident, $layout:expr) => {
         /// SIMD twin of the layout's scalar reference in `crate::repack`.
         fn $name(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
-            let p = super::common::packed(&$layout);
+            let p = $crate::x86::common::packed(&$layout);
             assert!(
                 w.len() >= nb * p.block_bytes
                     && a.len() == out.len()
@@ -216,14 +216,18 @@ macro_rules! repacked_entry {
                 "{:?}: short operands",
                 p.layout
             );
-            super::common::in_fours(a, out, |y| {
+            $crate::x86::common::in_fours(a, out, |y| {
                 // SAFETY: registered only after the kernel's ISA was detected (see
                 // `crate::isa::ISAS`); lengths checked above.
                 unsafe {
                     match y.len() {
-                        1 => super::common::widen($kernel::<1>(nb, w.as_ptr(), [y[0]])),
-                        2 => super::common::widen($kernel::<2>(nb, w.as_ptr(), [y[0], y[1]])),
-                        3 => super::common::widen($kernel::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
+                        1 => $crate::x86::common::widen($kernel::<1>(nb, w.as_ptr(), [y[0]])),
+                        2 => $crate::x86::common::widen($kernel::<2>(nb, w.as_ptr(), [y[0], y[1]])),
+                        3 => $crate::x86::common::widen($kernel::<3>(
+                            nb,
+                            w.as_ptr(),
+                            [y[0], y[1], y[2]],
+                        )),
                         _ => $kernel::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
                     }
                 }

@@ -1,7 +1,8 @@
 //! x86-64 SIMD overrides, registered only when the CPU reports the features at run time.
 //!
-//! Two registry entries live here (`crate::isa::ISAS`): AVX2 (with FMA and F16C), and AVX-512
-//! with VNNI, registered on top of AVX2's and overriding only the repacked-layout products.
+//! Three registry entries live here (`crate::isa::ISAS`): AVX2 (with FMA and F16C); AVX-VNNI
+//! and AVX-512 with VNNI, each registered on top of AVX2's and overriding the repacked-layout
+//! products and the row-layout Q8_0 dot product with the same `vpdpbusd` code (`vnni.rs`).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -12,9 +13,9 @@ mod avx2_repacked;
 #[cfg(target_arch = "x86_64")]
 mod avx2_tiles;
 #[cfg(target_arch = "x86_64")]
-mod avx512_vnni;
-#[cfg(target_arch = "x86_64")]
 mod common;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 /// Whether the CPU has AVX2, FMA and F16C.
 pub(crate) fn detect_avx2() -> bool {
@@ -55,10 +56,28 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
     let _ = k;
 }
 
+/// Whether the CPU has AVX2's features and AVX-VNNI (the VEX form, without AVX-512).
+pub(crate) fn detect_avx_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        detect_avx2() && std::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Installs the AVX-VNNI kernels into `k` (over AVX2's); a no-op on other architectures.
+pub(crate) fn register_avx_vnni(k: &mut crate::Kernels) {
+    #[cfg(target_arch = "x86_64")]
+    vnni::avx::register(k);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = k;
+}
+
 /// Installs the AVX-512 VNNI kernels into `k` (over AVX2's); a no-op on other architectures.
 pub(crate) fn register_avx512(k: &mut crate::Kernels) {
     #[cfg(target_arch = "x86_64")]
-    avx512_vnni::register(k);
+    vnni::avx512::register(k);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
 }
