@@ -6,9 +6,9 @@
 //! Adding an ISA is one folder of kernels plus one entry here; nothing else names the levels
 //! (`owl show --system` lists them from here, tests iterate `Isa::available()`).
 //!
-//! Detection happens at run time (`is_x86_feature_detected!`), never from `target-cpu`: one
-//! binary runs everywhere and picks its kernels on the machine it runs on. `OWL_ISA` (a name
-//! from the registry: `scalar`, `avx2`, `avxvnni`, `avx512`) caps the level `Kernels::detect` picks, so any
+//! Detection happens at run time (`is_x86_feature_detected!`), never from `target-cpu`: one binary
+//! runs everywhere and picks its kernels on the machine it runs on. `OWL_ISA` (a name from the
+//! registry: `scalar`, `avx2`, `avxvnni`, `avx512`) caps the level `Kernels::detect` picks, so any
 //! lower path can be run and measured on a machine that has a higher one.
 
 use crate::types::Isa;

@@ -13,12 +13,12 @@
 //! one row's four bytes, so its i32 lane `r` *is* row `r`'s partial dot product, and the layout
 //! needs no change.
 //!
-//! Why 256-bit (`vpdpbusd ymm`; with AVX-512, the AVX512VL form) and not zmm: a zmm would hold sixteen rows'
-//! four bytes, which needs a 16-row repack (a new layout, a new reference, new tests), or two
-//! tokens' activations side by side, which costs a shuffle per product to build. On Zen 4
-//! (this project's machine) 512-bit integer operations issue as two 256-bit halves, so neither
-//! would do more products per cycle than two ymm `vpdpbusd`s; keeping the 8-row layout keeps
-//! one layout and one scalar reference per format for every ISA.
+//! Why 256-bit (`vpdpbusd ymm`; with AVX-512, the AVX512VL form) and not zmm: a zmm would hold
+//! sixteen rows' four bytes, which needs a 16-row repack (a new layout, a new reference, new
+//! tests), or two tokens' activations side by side, which costs a shuffle per product to build. On
+//! Zen 4 (this project's machine) 512-bit integer operations issue as two 256-bit halves, so
+//! neither would do more products per cycle than two ymm `vpdpbusd`s; keeping the 8-row layout
+//! keeps one layout and one scalar reference per format for every ISA.
 //!
 //! Bit-identity with the scalar reference (and so with AVX2): every integer sum is exact in
 //! i32 (at most 32 × 31 × 128 per block and lane, or × 63 for Q4_K's scales over 256 values),
@@ -76,12 +76,13 @@ macro_rules! vnni_kernels {
             );
         }
 
-        /// Q8_0 · Q8_0 in the row layout (a tied output matrix, which stays in rows because it is also
-        /// the embedding table, is the largest matrix of a small model's decoding step): AVX2's kernel
-        /// (`x86::avx2::vec_dot_q8_0_q8_0`, ggml's lane structure) with its `maddubs` + `madd` pair
-        /// replaced by one `vpdpbusd`. The i32 lanes are the same sums (`maddubs` cannot saturate
-        /// here: |x| ≤ 128 and |y| ≤ 127 give pairs of at most 32512), so every float step, and the
-        /// result, are AVX2's bit for bit, and AVX2's batched tiles stay bit-identical to it.
+        /// Q8_0 · Q8_0 in the row layout (a tied output matrix, which stays in rows because it is
+        /// also the embedding table, is the largest matrix of a small model's decoding step):
+        /// AVX2's kernel (`x86::avx2::vec_dot_q8_0_q8_0`, ggml's lane structure) with its
+        /// `maddubs` and `madd` pair replaced by one `vpdpbusd`. The i32 lanes are the same sums (`maddubs`
+        /// cannot saturate here: |x| ≤ 128 and |y| ≤ 127 give pairs of at most 32512), so every
+        /// float step, and the result, are AVX2's bit for bit, and AVX2's batched tiles stay
+        /// bit-identical to it.
         pub fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
             let nb = n / 32;
             assert!(
@@ -137,8 +138,8 @@ macro_rules! vnni_kernels {
         }
 
         /// Per token, row `r`'s dot product (i32 lane `r`) of one block's 32 values, given as four
-        /// 32-byte chunks of low/high nibble pairs already split into `lo[c]` and `hi[c]` (unsigned,
-        /// at most 31), with the token's 32 activation bytes at `ys[t]`.
+        /// 32-byte chunks of low/high nibble pairs already split into `lo[c]` and `hi[c]`
+        /// (unsigned, at most 31), with the token's 32 activation bytes at `ys[t]`.
         ///
         /// # Safety
         /// The level's features present; each `ys[t]` points to 32 readable bytes.
@@ -162,8 +163,8 @@ macro_rules! vnni_kernels {
             })
         }
 
-        /// A block's four chunks of eight rows' 4-bit values (see `crate::repack`) split into low and
-        /// high nibbles.
+        /// A block's four chunks of eight rows' 4-bit values (see `crate::repack`) split into low
+        /// and high nibbles.
         ///
         /// # Safety
         /// AVX2 present; `chunks` points to 128 readable bytes.
