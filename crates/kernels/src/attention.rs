@@ -31,24 +31,7 @@ pub fn pad_kv(n: usize) -> usize {
     n.div_ceil(KV_PAD) * KV_PAD
 }
 
-/// One row scattered over KV pages: segment `s` (of `KV_PAGE` halves) starts at
-/// `data[pages[s] * page_elems + offset]`.
-#[derive(Clone, Copy)]
-pub struct PagedRow<'a> {
-    pub data: &'a [f16],
-    pub pages: &'a [u32],
-    pub page_elems: usize,
-    pub offset: usize,
-}
-
-impl<'a> PagedRow<'a> {
-    /// Segment `s`, `len` halves long (at most `KV_PAGE`).
-    #[inline]
-    pub fn segment(&self, s: usize, len: usize) -> &'a [f16] {
-        let at = self.pages[s] as usize * self.page_elems + self.offset;
-        &self.data[at..at + len]
-    }
-}
+pub use crate::types::PagedRow;
 
 /// One KV head of one layer of a sequence in a paged cache. Within a page, position `j`'s K
 /// row is `k[page * page_elems + k_offset + j * k_stride ..][..head_dim]`, and V is stored

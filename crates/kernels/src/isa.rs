@@ -1,351 +1,151 @@
-//! CPU feature detection and the kernel table.
+//! The registry of instruction sets: one entry per ISA owl has kernels for, in order, each
+//! with a name, a run-time detection function and a `register` that fills the kernel table.
+//!
+//! Why a table: building the kernels for an ISA is "start from the scalar references, then let
+//! every detected ISA up to the one asked for override what it has" — a loop over this list.
+//! Adding an ISA is one folder of kernels plus one entry here; nothing else names the levels
+//! (`owl show --system` lists them from here, tests iterate `Isa::available()`).
+//!
+//! Detection happens at run time (`is_x86_feature_detected!`), never from `target-cpu`: one binary
+//! runs everywhere and picks its kernels on the machine it runs on. `OWL_ISA` (a name from the
+//! registry: `scalar`, `avx2`, `avxvnni`, `avx512`) caps the level `Kernels::detect` picks, so any
+//! lower path can be run and measured on a machine that has a higher one.
 
-use half::f16;
-use owl_quant::{GgmlType, QuantFn, VecDotFn};
+use crate::types::Isa;
+use crate::Kernels;
 
-use crate::attention::PagedRow;
-
-/// Dot product of two f16 vectors of equal length (attention scores and outputs).
-pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
-/// The same dot product with `a` scattered over KV pages; must sum in exactly the order of the
-/// contiguous `DotF16Fn` of its kind (tested bit for bit).
-pub type DotF16PagedFn = fn(a: &PagedRow<'_>, b: &[f16]) -> f32;
-/// Four f16 dot products against the same `b`, each bit-identical to the single `DotF16Fn` of
-/// its kind (four independent accumulator chains instead of one latency-bound chain).
-pub type DotF16X4Fn = fn(a: [&[f16]; 4], b: &[f16]) -> [f32; 4];
-/// `DotF16X4Fn` over four rows scattered across KV pages.
-pub type DotF16PagedX4Fn = fn(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4];
-/// Four dot products of one weight row with four activation rows. Each result must be
-/// bit-identical to the single `VecDotFn` of the same format (the batch-invariance promise).
-pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
-/// Two weight rows against four tokens' activations: `out[r][t]`, each bit-identical to the
-/// single dot product of row `r` and token `t` (a 2×4 register tile: weights loaded once for
-/// four tokens, activations once for two rows, scales converted four at a time).
-pub type VecDot2x4Fn = fn(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2];
-/// `dst[i] = f16(src[i] * scale)`: the f32 product, then round-to-nearest-even to f16.
-pub type ScaleToF16Fn = fn(src: &[f32], scale: f32, dst: &mut [f16]);
-/// One group of eight repacked weight rows against up to four tokens (`crate::repack`):
-/// `out[t][r]`, bit-identical to the layout's scalar reference.
-pub type GemmX8Fn = fn(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; 8]]);
-/// `x[i] = exp(x[i] - max)` in place, returning the sum.
-pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
-/// `gate[i] = silu(gate[i]) * up[i]` in place.
-pub type SwigluFn = fn(gate: &mut [f32], up: &[f32]);
-
-/// Instruction-set levels owl has kernels for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Isa {
-    /// Portable Rust: the reference every other level is tested against.
-    Scalar,
-    /// x86-64 with AVX2, FMA and F16C.
-    Avx2,
+/// One instruction-set level.
+pub struct IsaDef {
+    /// The name `OWL_ISA` takes and `owl show --system` prints.
+    pub name: &'static str,
+    /// The CPU features it needs, for people.
+    pub features: &'static str,
+    /// Whether this CPU has those features (checked at run time).
+    pub detect: fn() -> bool,
+    /// Installs its kernels over those of the entries before it.
+    pub register: fn(&mut Kernels),
 }
 
+/// Every level, lowest first. Each entry's `detect` implies those of the entries it is
+/// registered on top of (AVX-512 checks AVX2's features too). A level the CPU lacks is
+/// skipped: on Zen 4 (AVX-512 VNNI, no AVX-VNNI) the `avx512` table is scalar, AVX2, AVX-512.
+pub static ISAS: [IsaDef; 4] = [
+    IsaDef {
+        name: "scalar",
+        features: "portable Rust",
+        detect: || true,
+        register: crate::scalar::register,
+    },
+    IsaDef {
+        name: "avx2",
+        features: "avx2+fma+f16c",
+        detect: crate::x86::detect_avx2,
+        register: crate::x86::register_avx2,
+    },
+    IsaDef {
+        name: "avxvnni",
+        features: "avx2+fma+f16c+avxvnni",
+        detect: crate::x86::detect_avx_vnni,
+        register: crate::x86::register_avx_vnni,
+    },
+    IsaDef {
+        name: "avx512",
+        features: "avx512f+bw+vl+vnni",
+        detect: crate::x86::detect_avx512,
+        register: crate::x86::register_avx512,
+    },
+];
+
 impl Isa {
-    /// The best level this CPU supports.
+    /// Portable Rust: the reference every other level is tested against.
+    pub const SCALAR: Isa = Isa(0);
+    /// x86-64 with AVX2, FMA and F16C.
+    pub const AVX2: Isa = Isa(1);
+    /// x86-64 with AVX-VNNI (the VEX form of `vpdpbusd`, on top of AVX2's).
+    pub const AVX_VNNI: Isa = Isa(2);
+    /// x86-64 with AVX-512 F/BW/VL and VNNI (on top of AVX2's).
+    pub const AVX512: Isa = Isa(3);
+
+    /// Every level of the registry, supported here or not.
+    pub fn all() -> impl Iterator<Item = Isa> {
+        (0..ISAS.len()).map(|i| Isa(i as u8))
+    }
+
+    /// The registry entry.
+    pub fn def(self) -> &'static IsaDef {
+        &ISAS[usize::from(self.0)]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    /// The level named `name` (as `OWL_ISA` spells it).
+    pub fn by_name(name: &str) -> Option<Isa> {
+        Isa::all().find(|i| i.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether this CPU can run the level's kernels.
+    pub fn supported(self) -> bool {
+        (self.def().detect)()
+    }
+
+    /// The best level this CPU supports, capped by `OWL_ISA` when it names a level.
     pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c")
-            {
-                return Isa::Avx2;
-            }
+        let best = Isa::best_supported();
+        match std::env::var("OWL_ISA") {
+            Ok(v) if !v.is_empty() => match Isa::by_name(&v) {
+                Some(want) => want.min(best),
+                None => {
+                    let names: Vec<_> = Isa::all().map(Isa::name).collect();
+                    eprintln!(
+                        "owl: OWL_ISA={v} is not one of {names:?}; using {}",
+                        best.name()
+                    );
+                    best
+                }
+            },
+            _ => best,
         }
-        Isa::Scalar
+    }
+
+    /// The best level this CPU supports, whatever `OWL_ISA` says.
+    pub fn best_supported() -> Isa {
+        Isa::all()
+            .filter(|i| i.supported())
+            .last()
+            .unwrap_or(Isa::SCALAR)
     }
 
     /// Every level this CPU can run (for tests that compare each against the scalar one).
     pub fn available() -> Vec<Isa> {
-        let best = Isa::detect();
-        [Isa::Scalar, Isa::Avx2]
-            .into_iter()
-            .filter(|i| *i <= best)
-            .collect()
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2+fma+f16c",
-        }
+        Isa::all().filter(|i| i.supported()).collect()
     }
 }
 
-/// The functions chosen for one ISA: scalar references first, then ISA overrides.
-#[derive(Clone)]
-pub struct Kernels {
-    isa: Isa,
-    vec_dot: Vec<(GgmlType, VecDotFn)>,
-    vec_dot_x4: Vec<(GgmlType, VecDotX4Fn)>,
-    vec_dot_2x4: Vec<(GgmlType, VecDot2x4Fn)>,
-    quantize: Vec<(GgmlType, QuantFn)>,
-    repacked: Vec<(crate::Layout, GemmX8Fn)>,
-    dot_f16: DotF16Fn,
-    dot_f16_batch: DotF16Fn,
-    dot_f16_paged: DotF16PagedFn,
-    dot_f16_batch_paged: DotF16PagedFn,
-    dot_f16_batch_x4: DotF16X4Fn,
-    dot_f16_batch_paged_x4: DotF16PagedX4Fn,
-    softmax_exp: SoftmaxExpFn,
-    scale_to_f16: ScaleToF16Fn,
-    swiglu: SwigluFn,
-    rope_fused: bool,
-    overridden: Vec<&'static str>,
+impl std::fmt::Debug for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Kernels {
-    /// Kernels for the best ISA of this CPU.
+    /// Kernels for the best ISA of this CPU (capped by `OWL_ISA`).
     pub fn detect() -> Kernels {
         Kernels::for_isa(Isa::detect())
     }
 
-    /// Kernels for `isa` (falls back to scalar for anything the ISA does not override).
-    /// Asking for an ISA the CPU lacks gives the scalar table.
+    /// Kernels for `isa`: the scalar references, then every level up to `isa` that this CPU
+    /// supports, each overriding what it has. Asking for a level the CPU lacks gives the table
+    /// of the best one below it.
     pub fn for_isa(isa: Isa) -> Kernels {
-        let mut k = Kernels {
-            isa: Isa::Scalar,
-            vec_dot: Vec::new(),
-            vec_dot_x4: Vec::new(),
-            vec_dot_2x4: Vec::new(),
-            quantize: Vec::new(),
-            repacked: crate::repack::PACKED
-                .iter()
-                .map(|p| (p.layout, p.reference))
-                .collect(),
-            dot_f16: crate::attention::dot_f16_scalar,
-            dot_f16_batch: crate::attention::dot_f16_scalar,
-            dot_f16_paged: crate::attention::dot_f16_paged_scalar,
-            dot_f16_batch_paged: crate::attention::dot_f16_paged_scalar,
-            dot_f16_batch_x4: crate::attention::dot_f16_x4_scalar,
-            dot_f16_batch_paged_x4: crate::attention::dot_f16_paged_x4_scalar,
-            softmax_exp: crate::softmax::softmax_exp_scalar,
-            scale_to_f16: crate::attention::scale_to_f16_scalar,
-            swiglu: crate::swiglu::swiglu_scalar,
-            rope_fused: false,
-            overridden: Vec::new(),
-        };
-        for f in owl_quant::formats() {
-            if let Some(dot) = f.vec_dot {
-                k.vec_dot.push((f.ty, dot));
+        let mut k = Kernels::empty();
+        for level in Isa::all().take_while(|l| *l <= isa) {
+            if level.supported() {
+                k.isa = level;
+                (level.def().register)(&mut k);
             }
-            if let Some(q) = f.quantize {
-                k.quantize.push((f.ty, q));
-            }
-        }
-        if isa >= Isa::Avx2 && Isa::detect() >= Isa::Avx2 {
-            k.isa = Isa::Avx2;
-            crate::x86::register_avx2(&mut k);
         }
         k
-    }
-
-    pub fn isa(&self) -> Isa {
-        self.isa
-    }
-
-    /// Names of the kernels the ISA overrides (for `owl show --system`).
-    pub fn overridden(&self) -> &[&'static str] {
-        &self.overridden
-    }
-
-    pub(crate) fn set_vec_dot(&mut self, ty: GgmlType, f: VecDotFn, name: &'static str) {
-        if let Some(slot) = self.vec_dot.iter_mut().find(|(t, _)| *t == ty) {
-            slot.1 = f;
-        } else {
-            self.vec_dot.push((ty, f));
-        }
-        self.overridden.push(name);
-    }
-
-    pub(crate) fn set_vec_dot_x4(&mut self, ty: GgmlType, f: VecDotX4Fn, name: &'static str) {
-        if let Some(slot) = self.vec_dot_x4.iter_mut().find(|(t, _)| *t == ty) {
-            slot.1 = f;
-        } else {
-            self.vec_dot_x4.push((ty, f));
-        }
-        self.overridden.push(name);
-    }
-
-    /// The four-token dot product of `ty`, where an ISA provides one.
-    pub(crate) fn set_vec_dot_2x4(&mut self, ty: GgmlType, f: VecDot2x4Fn, name: &'static str) {
-        if let Some(slot) = self.vec_dot_2x4.iter_mut().find(|(t, _)| *t == ty) {
-            slot.1 = f;
-        } else {
-            self.vec_dot_2x4.push((ty, f));
-        }
-        self.overridden.push(name);
-    }
-
-    /// The 2-row × 4-token micro-kernel for weights of type `ty`, if this ISA has one.
-    pub fn vec_dot_2x4(&self, ty: GgmlType) -> Option<VecDot2x4Fn> {
-        self.vec_dot_2x4
-            .iter()
-            .find(|(t, _)| *t == ty)
-            .map(|(_, f)| *f)
-    }
-
-    pub fn vec_dot_x4(&self, ty: GgmlType) -> Option<VecDotX4Fn> {
-        self.vec_dot_x4
-            .iter()
-            .find(|(t, _)| *t == ty)
-            .map(|(_, f)| *f)
-    }
-
-    pub(crate) fn set_repacked(&mut self, layout: crate::Layout, f: GemmX8Fn, name: &'static str) {
-        if let Some(slot) = self.repacked.iter_mut().find(|(l, _)| *l == layout) {
-            slot.1 = f;
-        }
-        self.overridden.push(name);
-    }
-
-    /// The product kernel of a repacked layout (`None` for `Layout::Rows`).
-    pub fn repacked(&self, layout: crate::Layout) -> Option<GemmX8Fn> {
-        self.repacked
-            .iter()
-            .find(|(l, _)| *l == layout)
-            .map(|(_, f)| *f)
-    }
-
-    pub(crate) fn set_quantize(&mut self, ty: GgmlType, f: QuantFn, name: &'static str) {
-        if let Some(slot) = self.quantize.iter_mut().find(|(t, _)| *t == ty) {
-            slot.1 = f;
-        } else {
-            self.quantize.push((ty, f));
-        }
-        self.overridden.push(name);
-    }
-
-    pub(crate) fn set_dot_f16(&mut self, f: DotF16Fn, name: &'static str) {
-        self.dot_f16 = f;
-        self.overridden.push(name);
-    }
-
-    pub(crate) fn set_dot_f16_batch(&mut self, f: DotF16Fn, name: &'static str) {
-        self.dot_f16_batch = f;
-        self.overridden.push(name);
-    }
-
-    pub(crate) fn set_dot_f16_paged(
-        &mut self,
-        decode: DotF16PagedFn,
-        batch: DotF16PagedFn,
-        name: &'static str,
-    ) {
-        self.dot_f16_paged = decode;
-        self.dot_f16_batch_paged = batch;
-        self.overridden.push(name);
-    }
-
-    pub(crate) fn set_dot_f16_batch_x4(
-        &mut self,
-        contiguous: DotF16X4Fn,
-        paged: DotF16PagedX4Fn,
-        name: &'static str,
-    ) {
-        self.dot_f16_batch_x4 = contiguous;
-        self.dot_f16_batch_paged_x4 = paged;
-        self.overridden.push(name);
-    }
-
-    /// Four `dot_f16_batch` products sharing their second operand.
-    pub fn dot_f16_batch_x4(&self) -> DotF16X4Fn {
-        self.dot_f16_batch_x4
-    }
-
-    /// Four `dot_f16_batch_paged` products sharing their second operand.
-    pub fn dot_f16_batch_paged_x4(&self) -> DotF16PagedX4Fn {
-        self.dot_f16_batch_paged_x4
-    }
-
-    /// `dot_f16` over a row scattered across KV pages (attention's V products).
-    pub fn dot_f16_paged(&self) -> DotF16PagedFn {
-        self.dot_f16_paged
-    }
-
-    /// `dot_f16_batch` over a row scattered across KV pages.
-    pub fn dot_f16_batch_paged(&self) -> DotF16PagedFn {
-        self.dot_f16_batch_paged
-    }
-
-    /// The f16 · f16 dot product attention uses for a prompt chunk of two or more tokens
-    /// (llama.cpp switches to its tiled GEMM there, which sums in another order).
-    pub fn dot_f16_batch(&self) -> DotF16Fn {
-        self.dot_f16_batch
-    }
-
-    pub(crate) fn set_softmax_exp(&mut self, f: SoftmaxExpFn, name: &'static str) {
-        self.softmax_exp = f;
-        self.overridden.push(name);
-    }
-
-    pub(crate) fn set_scale_to_f16(&mut self, f: ScaleToF16Fn, name: &'static str) {
-        self.scale_to_f16 = f;
-        self.overridden.push(name);
-    }
-
-    /// Scaled f32 → f16 conversion (attention's query and probabilities, KV-cache writes).
-    pub fn scale_to_f16(&self) -> ScaleToF16Fn {
-        self.scale_to_f16
-    }
-
-    pub(crate) fn set_swiglu(&mut self, f: SwigluFn, name: &'static str) {
-        self.swiglu = f;
-        self.overridden.push(name);
-    }
-
-    pub(crate) fn set_rope_fused(&mut self, name: &'static str) {
-        self.rope_fused = true;
-        self.overridden.push(name);
-    }
-
-    /// The softmax exponentiation step.
-    pub fn softmax_exp(&self) -> SoftmaxExpFn {
-        self.softmax_exp
-    }
-
-    /// SwiGLU activation.
-    pub fn swiglu(&self) -> SwigluFn {
-        self.swiglu
-    }
-
-    /// Whether RoPE rotates with fused multiply-adds (see `RopeConfig::apply`).
-    pub fn rope_fused(&self) -> bool {
-        self.rope_fused
-    }
-
-    /// The f16 · f16 dot product used by attention.
-    pub fn dot_f16(&self) -> DotF16Fn {
-        self.dot_f16
-    }
-
-    /// Dot product of a weight row of type `ty` with an activation row in its `vec_dot_type`.
-    pub fn vec_dot(&self, ty: GgmlType) -> Option<VecDotFn> {
-        self.vec_dot.iter().find(|(t, _)| *t == ty).map(|(_, f)| *f)
-    }
-
-    /// Row quantizer into `ty` (used for activations).
-    pub fn quantize(&self, ty: GgmlType) -> Option<QuantFn> {
-        self.quantize
-            .iter()
-            .find(|(t, _)| *t == ty)
-            .map(|(_, f)| *f)
-    }
-
-    /// Whether `linear` can multiply weights of type `ty`.
-    pub fn supports(&self, ty: GgmlType) -> bool {
-        owl_quant::format(ty)
-            .map(|f| self.vec_dot(ty).is_some() && self.quantize(f.vec_dot_type).is_some())
-            .unwrap_or(false)
-    }
-}
-
-impl std::fmt::Debug for Kernels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kernels")
-            .field("isa", &self.isa)
-            .field("overridden", &self.overridden)
-            .finish()
     }
 }

@@ -42,23 +42,7 @@ impl WeightBytes {
     }
 }
 
-/// How a matrix's bytes are arranged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Layout {
-    /// The file's layout: one row after another, each `row_bytes()` long.
-    #[default]
-    Rows,
-    /// `Q4_K` repacked in groups of eight rows (`crate::repack`), made at load time.
-    Q4KX8,
-    /// `Q4_0` repacked in groups of eight rows.
-    Q40X8,
-    /// `Q8_0` repacked in groups of eight rows.
-    Q80X8,
-    /// `Q4_1` repacked in groups of eight rows.
-    Q41X8,
-    /// `Q5_0` repacked in groups of eight rows.
-    Q50X8,
-}
+pub use crate::types::Layout;
 
 /// A weight matrix in its stored format: `rows` rows of `cols` elements each (ggml's ne1 × ne0).
 #[derive(Clone)]
@@ -198,8 +182,8 @@ pub fn linear_many(
         w_row: usize,
         rows: usize,
         vec_dot: owl_quant::VecDotFn,
-        x4: Option<crate::isa::VecDotX4Fn>,
-        x2x4: Option<crate::isa::VecDot2x4Fn>,
+        x4: Option<crate::types::VecDotX4Fn>,
+        x2x4: Option<crate::types::VecDot2x4Fn>,
         out: SharedMut<f32>,
     }
     let mut parts: [Option<Part<'_>>; MAX_FUSED] = [None, None, None, None];

@@ -51,8 +51,7 @@
 use owl_quant::k_common::get_scale_min_k4;
 use owl_quant::GgmlType;
 
-use crate::isa::GemmX8Fn;
-use crate::Layout;
+use crate::types::{GemmX8Fn, Layout};
 use owl_quant::{q4_0, q4_1, q4_k, q5_0, q8_0, q8_1, q8_k, QuantFn, QK_K};
 
 /// How `linear` quantizes a token's activations for a layout.
@@ -203,7 +202,7 @@ fn repack_with(
     to_bytes: usize,
     place: impl Fn(&mut [u8], usize, &[u8]) + Sync,
 ) -> Option<Vec<u8>> {
-    if rows == 0 || rows % X8 != 0 || cols == 0 || cols % block_cols != 0 {
+    if rows == 0 || !rows.is_multiple_of(X8) || cols == 0 || !cols.is_multiple_of(block_cols) {
         return None;
     }
     let nb = cols / block_cols;

@@ -20,13 +20,13 @@ const TYPES: [GgmlType; 8] = [
 
 /// The AVX2 and scalar tables, or `None` (test skipped) on a CPU without AVX2.
 fn tables() -> Option<(Kernels, Kernels)> {
-    if Isa::detect() < Isa::Avx2 {
+    if !Isa::AVX2.supported() {
         eprintln!("no AVX2/FMA/F16C on this CPU: skipped");
         return None;
     }
-    let fast = Kernels::for_isa(Isa::Avx2);
-    assert_eq!(fast.isa(), Isa::Avx2);
-    Some((fast, Kernels::for_isa(Isa::Scalar)))
+    let fast = Kernels::for_isa(Isa::AVX2);
+    assert_eq!(fast.isa(), Isa::AVX2);
+    Some((fast, Kernels::for_isa(Isa::SCALAR)))
 }
 
 /// Deterministic pseudo-random numbers.

@@ -31,7 +31,7 @@ fn quantize(k: &Kernels, ty: GgmlType, x: &[f32]) -> Vec<u8> {
 /// reduction order may differ, so the bound is relative to the sum of absolute products.
 #[test]
 fn vec_dot_matches_scalar_for_every_format() {
-    let scalar = Kernels::for_isa(Isa::Scalar);
+    let scalar = Kernels::for_isa(Isa::SCALAR);
     for isa in Isa::available() {
         let fast = Kernels::for_isa(isa);
         for f in formats() {
@@ -69,7 +69,7 @@ fn vec_dot_matches_scalar_for_every_format() {
 /// dequantized rows agree within one quantization step.
 #[test]
 fn activation_quantizers_match_scalar() {
-    let scalar = Kernels::for_isa(Isa::Scalar);
+    let scalar = Kernels::for_isa(Isa::SCALAR);
     for isa in Isa::available() {
         let fast = Kernels::for_isa(isa);
         for ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K] {
@@ -171,7 +171,7 @@ fn x4_kernels_are_bit_identical_to_single_token_kernels() {
             let (Some(x4), Some(one)) = (k.vec_dot_x4(f.ty), k.vec_dot(f.ty)) else {
                 continue;
             };
-            let wq = Kernels::for_isa(Isa::Scalar)
+            let wq = Kernels::for_isa(Isa::SCALAR)
                 .quantize(f.ty)
                 .expect("quantizer");
             for n in tile_test_lengths(f.block_size) {
@@ -204,7 +204,7 @@ fn two_by_four_kernels_are_bit_identical_to_single_kernels() {
             let (Some(x24), Some(one)) = (k.vec_dot_2x4(f.ty), k.vec_dot(f.ty)) else {
                 continue;
             };
-            let wq = Kernels::for_isa(Isa::Scalar)
+            let wq = Kernels::for_isa(Isa::SCALAR)
                 .quantize(f.ty)
                 .expect("quantizer");
             for n in tile_test_lengths(f.block_size) {
@@ -237,7 +237,7 @@ fn two_by_four_kernels_are_bit_identical_to_single_kernels() {
             }
         }
     }
-    if Isa::available().contains(&Isa::Avx2) {
+    if Isa::available().contains(&Isa::AVX2) {
         assert!(checked > 0, "no 2x4 kernel was checked on an AVX2 machine");
     }
 }
@@ -265,7 +265,7 @@ fn batched_kernels_are_bit_identical_on_arbitrary_bytes() {
                 continue;
             };
             let (x4, x24) = (k.vec_dot_x4(f.ty), k.vec_dot_2x4(f.ty));
-            let wq = Kernels::for_isa(Isa::Scalar)
+            let wq = Kernels::for_isa(Isa::SCALAR)
                 .quantize(f.ty)
                 .expect("quantizer");
             for n in tile_test_lengths(f.block_size) {
@@ -373,7 +373,7 @@ fn linear_many_equals_separate_linears() {
 /// finish the last one apart), against the scalar kernel.
 #[test]
 fn odd_block_counts_match_scalar() {
-    let scalar = Kernels::for_isa(Isa::Scalar);
+    let scalar = Kernels::for_isa(Isa::SCALAR);
     for isa in Isa::available() {
         let fast = Kernels::for_isa(isa);
         for f in formats().iter().filter(|f| f.block_size == 32) {
@@ -409,7 +409,7 @@ fn odd_block_counts_match_scalar() {
 #[test]
 fn repacked_layouts_match_their_reference_and_the_row_layout() {
     use owl_kernels::repack;
-    let scalar = Kernels::for_isa(Isa::Scalar);
+    let scalar = Kernels::for_isa(Isa::SCALAR);
     let q8_0 = scalar.quantize(GgmlType::Q8_0).expect("q8_0");
     let q4_k_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_K, x);
     let q4_0_acts = |x: &[f32]| {
@@ -564,7 +564,7 @@ fn check_linear_on_repacked(w: &owl_kernels::QMatrix, packed: &owl_kernels::QMat
         );
     }
     // Fused with a row-layout matrix of another type over the same input.
-    let q8 = matrix(&Kernels::for_isa(Isa::Scalar), GgmlType::Q8_0, 16, cols);
+    let q8 = matrix(&Kernels::for_isa(Isa::SCALAR), GgmlType::Q8_0, 16, cols);
     let (mut o1, mut o2) = (vec![0f32; n_tok * rows], vec![0f32; n_tok * 16]);
     owl_kernels::linear_many(
         &k,
@@ -583,7 +583,7 @@ fn check_linear_on_repacked(w: &owl_kernels::QMatrix, packed: &owl_kernels::QMat
 #[test]
 fn fused_repacked_matrices_equal_separate_calls() {
     use owl_kernels::{ActBuffer, ThreadPool};
-    let scalar = Kernels::for_isa(Isa::Scalar);
+    let scalar = Kernels::for_isa(Isa::SCALAR);
     let k = Kernels::detect();
     let pool = ThreadPool::new(2);
     let cols = 18 * 32;

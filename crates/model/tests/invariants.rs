@@ -150,7 +150,7 @@ fn prefill_equals_token_by_token() {
                 let mut b = Batch::new();
                 b.push(0, pos, &[t], LogitsWanted::Last);
                 r.forward(&b, &mut kv, &mut logits).expect("forward");
-                if isa == Isa::Scalar {
+                if isa == Isa::SCALAR {
                     assert_eq!(logits.row(0), &all[pos][..], "{ty} pos {pos}");
                 } else {
                     let d = max_diff(logits.row(0), &all[pos]);
@@ -203,7 +203,7 @@ fn thread_count_and_isa_do_not_change_results_beyond_bounds() {
     let one = prefill_all(&mut runner(&file, Isa::detect(), 1));
     let three = prefill_all(&mut runner(&file, Isa::detect(), 3));
     assert_eq!(one, three, "thread count changed the logits");
-    let scalar = prefill_all(&mut runner(&file, Isa::Scalar, 2));
+    let scalar = prefill_all(&mut runner(&file, Isa::SCALAR, 2));
     for (a, b) in one.iter().zip(&scalar) {
         // Activation quantizers may round an exact tie differently per ISA; one flipped Q8 step
         // in the head's input moves a logit by about amax/127 × |w| (seen: 0.093 of 15.6), so

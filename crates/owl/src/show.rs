@@ -137,16 +137,24 @@ fn human(n: u64) -> String {
 pub fn system() {
     let k = Kernels::detect();
     println!("cpu           {}", cpu_model());
-    println!(
-        "isa           {} (available: {:?})",
-        k.isa().name(),
-        Isa::available()
-    );
     println!("threads       {} (default)", owl_engine::default_threads());
-    if k.overridden().is_empty() {
-        println!("kernels       scalar reference only");
-    } else {
-        println!("kernels       {}", k.overridden().join(", "));
+    println!(
+        "isa           {} (OWL_ISA caps it: {})",
+        k.isa().name(),
+        Isa::all().map(Isa::name).collect::<Vec<_>>().join("|")
+    );
+    for isa in Isa::all() {
+        let def = isa.def();
+        let state = match (isa.supported(), isa <= k.isa()) {
+            (true, true) => "detected, in use",
+            (true, false) => "detected, not used (OWL_ISA)",
+            (false, _) => "not detected",
+        };
+        println!("  {:<10}  {:<22} {state}", def.name, def.features);
+    }
+    println!("kernels");
+    for (what, name) in k.chosen() {
+        println!("  {what:<28} {name}");
     }
 }
 

@@ -235,7 +235,7 @@ fn every_architecture_matches_llama_cpp() {
 /// variants' types; it does repack Q4_0, which is why no variant has a Q4_0 output). The
 /// scalar fallback sums in another order and gets the prompt tolerance.
 fn one_by_one_tolerance() -> f32 {
-    if Isa::detect() == Isa::Scalar {
+    if Isa::detect() == Isa::SCALAR {
         TOLERANCE
     } else {
         0.0
@@ -297,7 +297,7 @@ fn every_architecture_is_prefill_and_batch_invariant() {
         let other = ids(&r["cases"][1]["prompt_tokens"]);
         let n = prompt.len();
         // Scalar kernels: one summation order everywhere, so prefill == token by token exactly.
-        let mut run = runner(&arch, Isa::Scalar);
+        let mut run = runner(&arch, Isa::SCALAR);
         let mut logits = Logits::default();
         let mut kv = run.model.new_cache(64, 2);
         let mut b = Batch::new();

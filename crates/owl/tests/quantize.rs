@@ -292,7 +292,7 @@ fn logits(path: &Path) -> Vec<f32> {
     let file = Arc::new(GgufFile::open(path).expect("open"));
     let mut r = Runner::new(
         file,
-        Kernels::for_isa(Isa::Scalar),
+        Kernels::for_isa(Isa::SCALAR),
         1,
         &LoadOptions::default(),
     )

@@ -396,7 +396,7 @@ fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 fn vec_dot_q4_k_q8_k_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let nb = n / 256;
     assert!(
-        n % 256 == 0
+        n.is_multiple_of(256)
             && w.len() >= nb * q4_k::TYPE_SIZE
             && a.iter().all(|r| r.len() >= nb * q8_k::TYPE_SIZE),
         "q4_k·q8_k x4: short rows"
@@ -558,7 +558,7 @@ fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 fn vec_dot_q6_k_q8_k_x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let nb = n / 256;
     assert!(
-        n % 256 == 0
+        n.is_multiple_of(256)
             && w.len() >= nb * q6_k::TYPE_SIZE
             && a.iter().all(|r| r.len() >= nb * q8_k::TYPE_SIZE),
         "q6_k·q8_k x4: short rows"

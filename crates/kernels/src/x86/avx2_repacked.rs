@@ -8,7 +8,6 @@ use std::arch::x86_64::*;
 use owl_quant::{q8_0, q8_1, q8_k};
 
 use super::common::*;
-use crate::repack::Packed;
 use crate::repack::{Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q50_X8_BLOCK, Q80_X8_BLOCK, X8};
 use crate::{Kernels, Layout};
 
@@ -20,46 +19,11 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_repacked(Layout::Q80X8, gemm_q8_0_x8, "q8_0×8 repacked/avx2");
 }
 
-/// The table entry for a layout: checks the operands' lengths against the layout's block
-/// sizes, then runs the `const T` kernel on the tokens four at a time.
-macro_rules! entry {
-    ($name:ident, $kernel:ident, $layout:expr) => {
-        /// AVX2 twin of the layout's scalar reference in `crate::repack`.
-        fn $name(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
-            let p = packed(&$layout);
-            assert!(
-                w.len() >= nb * p.block_bytes
-                    && a.len() == out.len()
-                    && a.iter().all(|r| r.len() >= nb * p.acts.block_bytes()),
-                "{:?}: short operands",
-                p.layout
-            );
-            in_fours(a, out, |y| {
-                // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths checked
-                // above.
-                unsafe {
-                    match y.len() {
-                        1 => widen($kernel::<1>(nb, w.as_ptr(), [y[0]])),
-                        2 => widen($kernel::<2>(nb, w.as_ptr(), [y[0], y[1]])),
-                        3 => widen($kernel::<3>(nb, w.as_ptr(), [y[0], y[1], y[2]])),
-                        _ => $kernel::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
-                    }
-                }
-            });
-        }
-    };
-}
-
-entry!(gemm_q4_k_x8, q4_k_x8, Layout::Q4KX8);
-entry!(gemm_q4_0_x8, q4_0_x8, Layout::Q40X8);
-entry!(gemm_q4_1_x8, q4_1_x8, Layout::Q41X8);
-entry!(gemm_q5_0_x8, q5_0_x8, Layout::Q50X8);
-entry!(gemm_q8_0_x8, q8_0_x8, Layout::Q80X8);
-
-/// The registry entry of `layout` (every repacked layout has one).
-fn packed(layout: &Layout) -> &'static Packed {
-    crate::repack::for_layout(*layout).expect("a repacked layout")
-}
+repacked_entry!(gemm_q4_k_x8, q4_k_x8, Layout::Q4KX8);
+repacked_entry!(gemm_q4_0_x8, q4_0_x8, Layout::Q40X8);
+repacked_entry!(gemm_q4_1_x8, q4_1_x8, Layout::Q41X8);
+repacked_entry!(gemm_q5_0_x8, q5_0_x8, Layout::Q50X8);
+repacked_entry!(gemm_q8_0_x8, q8_0_x8, Layout::Q80X8);
 
 /// For four 32-byte chunks of eight rows' 4-bit values (see `crate::repack`) and `T` tokens'
 /// 32 activation bytes: per token, the 16-bit sums (two per row) of value × activation over
@@ -96,7 +60,7 @@ unsafe fn nibble_dots<const T: usize>(chunks: *const u8, ys: [*const u8; T]) -> 
 /// Each token's eight row results, out of their registers.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn rows_of<const T: usize>(acc: [__m256; T]) -> [[f32; X8]; T] {
+pub(super) fn rows_of<const T: usize>(acc: [__m256; T]) -> [[f32; X8]; T] {
     std::array::from_fn(|t| {
         let mut o = [0f32; X8];
         // SAFETY: `o` holds eight f32; unaligned store.
@@ -111,7 +75,7 @@ fn rows_of<const T: usize>(acc: [__m256; T]) -> [[f32; X8]; T] {
 /// `p` points to two readable bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_broadcast(p: *const u8) -> __m256 {
+pub(super) unsafe fn f16_broadcast(p: *const u8) -> __m256 {
     // SAFETY: two bytes at `p` (caller's contract); unaligned read.
     _mm256_cvtph_ps(_mm_set1_epi16(unsafe { p.cast::<i16>().read_unaligned() }))
 }
@@ -119,7 +83,7 @@ unsafe fn f16_broadcast(p: *const u8) -> __m256 {
 /// Bit `I` of every byte of `h` moved to bit 4 (the fifth bit of a `Q5_0` value), others 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fifth_bit<const I: i32>(h: __m256i) -> __m256i {
+pub(super) fn fifth_bit<const I: i32>(h: __m256i) -> __m256i {
     let m = _mm256_set1_epi8(0x10);
     // 16-bit shifts by at most 4 keep bit 4 of each byte inside its byte.
     let moved = match I {
@@ -277,22 +241,6 @@ unsafe fn q8_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
     rows_of(acc)
 }
 
-/// Runs `f` on the tokens of `a` four at a time (fewer for the last call) and writes its
-/// results to `out`.
-fn in_fours(a: &[&[u8]], out: &mut [[f32; X8]], f: impl Fn(&[*const u8]) -> [[f32; X8]; 4]) {
-    let mut t = 0;
-    while t < a.len() {
-        let n = (a.len() - t).min(4);
-        let mut ptrs = [std::ptr::null(); 4];
-        for (p, r) in ptrs.iter_mut().zip(&a[t..t + n]) {
-            *p = r.as_ptr();
-        }
-        let res = f(&ptrs[..n]);
-        out[t..t + n].copy_from_slice(&res[..n]);
-        t += n;
-    }
-}
-
 /// # Safety
 /// AVX2/FMA/F16C present; `w` holds `nb` Q4_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks
 /// followed by their `nb` sums.
@@ -325,10 +273,6 @@ unsafe fn q4_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
         }
     }
     rows_of(acc)
-}
-
-fn widen<const T: usize>(r: [[f32; X8]; T]) -> [[f32; X8]; 4] {
-    std::array::from_fn(|i| if i < T { r[i] } else { [0.0; X8] })
 }
 
 /// # Safety

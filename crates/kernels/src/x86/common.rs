@@ -3,6 +3,9 @@
 
 use std::arch::x86_64::*;
 
+use crate::repack::{Packed, X8};
+use crate::types::Layout;
+
 /// The two little-endian f16 at `p` and `p + 2`, widened with F16C into lanes 0 and 1.
 ///
 /// Scales are converted in pairs where a block has two (and the weight and activation scales
@@ -172,4 +175,69 @@ pub(super) unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
     let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x32 as i32), shuf);
     let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
     _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+/// Runs `f` on the tokens of `a` four at a time (fewer for the last call) and writes its
+/// results to `out`.
+pub(super) fn in_fours(
+    a: &[&[u8]],
+    out: &mut [[f32; X8]],
+    f: impl Fn(&[*const u8]) -> [[f32; X8]; 4],
+) {
+    let mut t = 0;
+    while t < a.len() {
+        let n = (a.len() - t).min(4);
+        let mut ptrs = [std::ptr::null(); 4];
+        for (p, r) in ptrs.iter_mut().zip(&a[t..t + n]) {
+            *p = r.as_ptr();
+        }
+        let res = f(&ptrs[..n]);
+        out[t..t + n].copy_from_slice(&res[..n]);
+        t += n;
+    }
+}
+
+/// The `T` token results of a repacked kernel, padded to four.
+pub(super) fn widen<const T: usize>(r: [[f32; X8]; T]) -> [[f32; X8]; 4] {
+    std::array::from_fn(|i| if i < T { r[i] } else { [0.0; X8] })
+}
+
+/// The table entry for a layout: checks the operands' lengths against the layout's block
+/// sizes, then runs the `const T` kernel on the tokens four at a time.
+macro_rules! repacked_entry {
+    ($name:ident, $kernel:ident, $layout:expr) => {
+        /// SIMD twin of the layout's scalar reference in `crate::repack`.
+        fn $name(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+            let p = $crate::x86::common::packed(&$layout);
+            assert!(
+                w.len() >= nb * p.block_bytes
+                    && a.len() == out.len()
+                    && a.iter().all(|r| r.len() >= nb * p.acts.block_bytes()),
+                "{:?}: short operands",
+                p.layout
+            );
+            $crate::x86::common::in_fours(a, out, |y| {
+                // SAFETY: registered only after the kernel's ISA was detected (see
+                // `crate::isa::ISAS`); lengths checked above.
+                unsafe {
+                    match y.len() {
+                        1 => $crate::x86::common::widen($kernel::<1>(nb, w.as_ptr(), [y[0]])),
+                        2 => $crate::x86::common::widen($kernel::<2>(nb, w.as_ptr(), [y[0], y[1]])),
+                        3 => $crate::x86::common::widen($kernel::<3>(
+                            nb,
+                            w.as_ptr(),
+                            [y[0], y[1], y[2]],
+                        )),
+                        _ => $kernel::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
+                    }
+                }
+            });
+        }
+    };
+}
+pub(super) use repacked_entry;
+
+/// The registry entry of `layout` (every repacked layout has one).
+pub(super) fn packed(layout: &Layout) -> &'static Packed {
+    crate::repack::for_layout(*layout).expect("a repacked layout")
 }

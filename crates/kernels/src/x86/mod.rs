@@ -1,4 +1,8 @@
 //! x86-64 SIMD overrides, registered only when the CPU reports the features at run time.
+//!
+//! Three registry entries live here (`crate::isa::ISAS`): AVX2 (with FMA and F16C); AVX-VNNI
+//! and AVX-512 with VNNI, each registered on top of AVX2's and overriding the repacked-layout
+//! products and the row-layout Q8_0 dot product with the same `vpdpbusd` code (`vnni.rs`).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -10,6 +14,34 @@ mod avx2_repacked;
 mod avx2_tiles;
 #[cfg(target_arch = "x86_64")]
 mod common;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
+
+/// Whether the CPU has AVX2, FMA and F16C.
+pub(crate) fn detect_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether the CPU has AVX2's features and AVX-512 F/BW/VL with VNNI.
+pub(crate) fn detect_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        detect_avx2()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
 
 /// Installs the AVX2 kernels into `k`; a no-op on other architectures.
 pub(crate) fn register_avx2(k: &mut crate::Kernels) {
@@ -20,6 +52,32 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
         avx2_repacked::register(k);
         avx2_tiles::register(k);
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = k;
+}
+
+/// Whether the CPU has AVX2's features and AVX-VNNI (the VEX form, without AVX-512).
+pub(crate) fn detect_avx_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        detect_avx2() && std::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Installs the AVX-VNNI kernels into `k` (over AVX2's); a no-op on other architectures.
+pub(crate) fn register_avx_vnni(k: &mut crate::Kernels) {
+    #[cfg(target_arch = "x86_64")]
+    vnni::avx::register(k);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = k;
+}
+
+/// Installs the AVX-512 VNNI kernels into `k` (over AVX2's); a no-op on other architectures.
+pub(crate) fn register_avx512(k: &mut crate::Kernels) {
+    #[cfg(target_arch = "x86_64")]
+    vnni::avx512::register(k);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
 }

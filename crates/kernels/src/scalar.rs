@@ -1,0 +1,40 @@
+//! The scalar entry of the ISA registry: every slot of the kernel table gets its portable
+//! reference. Every other ISA is registered on top of this and is tested against it.
+//!
+//! Why an entry like the others rather than the table's defaults: the table then knows nothing
+//! of attention, softmax or the formats, so those modules can use the table without the table
+//! using them back, and "scalar" is listed, detected and forced (`OWL_ISA=scalar`) the same way
+//! as every other level.
+
+use crate::Kernels;
+
+/// Fills every slot of `k` with its scalar reference.
+pub(crate) fn register(k: &mut Kernels) {
+    for f in owl_quant::formats() {
+        if let Some(dot) = f.vec_dot {
+            k.set_vec_dot(f.ty, dot, "scalar");
+        }
+        if let Some(q) = f.quantize {
+            k.set_quantize(f.ty, q, "scalar");
+        }
+    }
+    for p in &crate::repack::PACKED {
+        k.set_repacked(p.layout, p.reference, "scalar");
+    }
+    use crate::attention as att;
+    k.set_dot_f16(att::dot_f16_scalar, "scalar");
+    k.set_dot_f16_batch(att::dot_f16_scalar, "scalar");
+    k.set_dot_f16_paged(
+        att::dot_f16_paged_scalar,
+        att::dot_f16_paged_scalar,
+        "scalar",
+    );
+    k.set_dot_f16_batch_x4(
+        att::dot_f16_x4_scalar,
+        att::dot_f16_paged_x4_scalar,
+        "scalar",
+    );
+    k.set_softmax_exp(crate::softmax::softmax_exp_scalar, "scalar");
+    k.set_scale_to_f16(att::scale_to_f16_scalar, "scalar");
+    k.set_swiglu(crate::swiglu::swiglu_scalar, "scalar");
+}

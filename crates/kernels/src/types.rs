@@ -1,0 +1,80 @@
+//! The vocabulary every other module of the crate shares: the kernel function-pointer types,
+//! the weight `Layout`s and the paged KV row attention reads.
+//!
+//! Why a module of its own: the kernel table (`table`), the ISA registry (`isa`), the repacked
+//! layouts (`repack`) and the SIMD kernels (`x86`) all speak these types. Were they defined in
+//! any one of those, the others would import it and it would import them back (the registry
+//! names the x86 kernels, the x86 kernels name the layouts, the layouts name the kernel type).
+//! This module imports nothing from the crate, so the crate's modules form no cycle.
+
+use half::f16;
+
+/// One row scattered over KV pages: segment `s` (of `KV_PAGE` halves) starts at
+/// `data[pages[s] * page_elems + offset]`.
+#[derive(Clone, Copy)]
+pub struct PagedRow<'a> {
+    pub data: &'a [f16],
+    pub pages: &'a [u32],
+    pub page_elems: usize,
+    pub offset: usize,
+}
+
+impl<'a> PagedRow<'a> {
+    /// Segment `s`, `len` halves long (at most `KV_PAGE`).
+    #[inline]
+    pub fn segment(&self, s: usize, len: usize) -> &'a [f16] {
+        let at = self.pages[s] as usize * self.page_elems + self.offset;
+        &self.data[at..at + len]
+    }
+}
+
+/// Dot product of two f16 vectors of equal length (attention scores and outputs).
+pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
+/// The same dot product with `a` scattered over KV pages; must sum in exactly the order of the
+/// contiguous `DotF16Fn` of its kind (tested bit for bit).
+pub type DotF16PagedFn = fn(a: &PagedRow<'_>, b: &[f16]) -> f32;
+/// Four f16 dot products against the same `b`, each bit-identical to the single `DotF16Fn` of
+/// its kind (four independent accumulator chains instead of one latency-bound chain).
+pub type DotF16X4Fn = fn(a: [&[f16]; 4], b: &[f16]) -> [f32; 4];
+/// `DotF16X4Fn` over four rows scattered across KV pages.
+pub type DotF16PagedX4Fn = fn(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4];
+/// Four dot products of one weight row with four activation rows. Each result must be
+/// bit-identical to the single `VecDotFn` of the same format (the batch-invariance promise).
+pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
+/// Two weight rows against four tokens' activations: `out[r][t]`, each bit-identical to the
+/// single dot product of row `r` and token `t` (a 2×4 register tile: weights loaded once for
+/// four tokens, activations once for two rows, scales converted four at a time).
+pub type VecDot2x4Fn = fn(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2];
+/// `dst[i] = f16(src[i] * scale)`: the f32 product, then round-to-nearest-even to f16.
+pub type ScaleToF16Fn = fn(src: &[f32], scale: f32, dst: &mut [f16]);
+/// One group of eight repacked weight rows against up to four tokens (`crate::repack`):
+/// `out[t][r]`, bit-identical to the layout's scalar reference.
+pub type GemmX8Fn = fn(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; 8]]);
+/// `x[i] = exp(x[i] - max)` in place, returning the sum.
+pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
+/// `gate[i] = silu(gate[i]) * up[i]` in place.
+pub type SwigluFn = fn(gate: &mut [f32], up: &[f32]);
+
+/// How a matrix's bytes are arranged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// The file's layout: one row after another, each `row_bytes()` long.
+    #[default]
+    Rows,
+    /// `Q4_K` repacked in groups of eight rows (`crate::repack`), made at load time.
+    Q4KX8,
+    /// `Q4_0` repacked in groups of eight rows.
+    Q40X8,
+    /// `Q8_0` repacked in groups of eight rows.
+    Q80X8,
+    /// `Q4_1` repacked in groups of eight rows.
+    Q41X8,
+    /// `Q5_0` repacked in groups of eight rows.
+    Q50X8,
+}
+
+/// An instruction-set level owl has kernels for: an index into the registry
+/// `crate::isa::ISAS` (`Isa::SCALAR`, `Isa::AVX2`, ...). Levels are ordered as the registry
+/// is: a later one is registered on top of the earlier ones it builds on.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Isa(pub(crate) u8);
