@@ -44,7 +44,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
         named.push((served_id(m, &r), r));
     }
     let default_model = named.first().map(|(id, _)| id.clone());
-    let first_path = named.first().map(|(_, r)| r.path.clone()).unwrap_or_default();
+    let first_path = named
+        .first()
+        .map(|(_, r)| r.path.clone())
+        .unwrap_or_default();
     owl_server::run(ServeOptions {
         engine: ModelOptions {
             path: first_path,

@@ -26,7 +26,12 @@ impl StoreCatalog {
         self.store.list().into_iter().find(|i| i.path == path)
     }
 
-    fn spec(&self, id: &str, r: &Resolved, info: Option<ModelInfo>) -> Result<ModelSpec, CatalogError> {
+    fn spec(
+        &self,
+        id: &str,
+        r: &Resolved,
+        info: Option<ModelInfo>,
+    ) -> Result<ModelSpec, CatalogError> {
         if !r.defaults.adapters.is_empty() {
             return Err(CatalogError::Unusable(format!(
                 "model '{id}' has LoRA adapters, which owl does not support yet"
@@ -41,7 +46,11 @@ impl StoreCatalog {
             system: r.defaults.system.clone(),
             params: r.defaults.params.clone(),
             template: r.defaults.template.clone(),
-            lineage: if r.lineage.is_empty() { vec![id.to_string()] } else { r.lineage.clone() },
+            lineage: if r.lineage.is_empty() {
+                vec![id.to_string()]
+            } else {
+                r.lineage.clone()
+            },
         };
         Ok(s)
     }
@@ -111,10 +120,12 @@ impl Catalog for StoreCatalog {
                 if is_derived(i) {
                     // A derived model's defaults come with its resolution.
                     match self.store.resolve(&i.name) {
-                        Ok(r) if r.defaults.adapters.is_empty() => match self.spec(&i.name, &r, Some(i.clone())) {
-                            Ok(d) => s = d,
-                            Err(_) => continue,
-                        },
+                        Ok(r) if r.defaults.adapters.is_empty() => {
+                            match self.spec(&i.name, &r, Some(i.clone())) {
+                                Ok(d) => s = d,
+                                Err(_) => continue,
+                            }
+                        }
                         _ => continue,
                     }
                 }
@@ -124,13 +135,21 @@ impl Catalog for StoreCatalog {
         out
     }
 
-    fn pull(&self, name: &str, progress: &mut dyn FnMut(PullProgress)) -> Result<ModelSpec, CatalogError> {
+    fn pull(
+        &self,
+        name: &str,
+        progress: &mut dyn FnMut(PullProgress),
+    ) -> Result<ModelSpec, CatalogError> {
         let r = self
             .store
             .pull(name, &mut |e| {
                 progress(match e {
                     PullEvent::Status(s) => PullProgress::Status(s.clone()),
-                    PullEvent::Progress { file, completed, total } => PullProgress::Bytes {
+                    PullEvent::Progress {
+                        file,
+                        completed,
+                        total,
+                    } => PullProgress::Bytes {
                         file: file.clone(),
                         completed: *completed,
                         total: *total,
@@ -159,10 +178,17 @@ impl Catalog for StoreCatalog {
 
     fn copy(&self, from: &str, to: &str) -> Result<(), CatalogError> {
         let from = self.canonical(from);
-        self.store.copy(&from, to).map(|_| ()).map_err(catalog_error)
+        self.store
+            .copy(&from, to)
+            .map(|_| ())
+            .map_err(catalog_error)
     }
 
-    fn create(&self, name: &str, req: &owl_server::catalog::CreateRequest) -> Result<ModelSpec, CatalogError> {
+    fn create(
+        &self,
+        name: &str,
+        req: &owl_server::catalog::CreateRequest,
+    ) -> Result<ModelSpec, CatalogError> {
         if let Some(t) = &req.template {
             owl_text::ChatTemplate::new(t, "", "").map_err(|e| {
                 CatalogError::Unusable(format!("`template` must be a Jinja chat template (owl renders templates with minijinja, not Go templates): {e}"))
