@@ -239,3 +239,16 @@ def test_copy_create_delete(store_server):
     with pytest.raises(ollama.ResponseError) as e:
         c.delete("never-existed")
     assert e.value.status_code == 404
+
+
+def test_owl_ps_lists_loaded_models(store_server):
+    c = store_server["client"]
+    c.generate(model="ollama:tinyq", prompt="", keep_alive="10m")
+    port = c._client.base_url.port
+    binary = os.environ.get("OWL_BIN", str(ROOT / "target" / "release" / "owl"))
+    out = subprocess.run([binary, "ps", "--port", str(port)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "ollama:tinyq" in out.stdout and "MiB" in out.stdout, out.stdout
+    c.generate(model="ollama:tinyq", prompt="", keep_alive=0)
+    out = subprocess.run([binary, "ps", "--port", str(port)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "ollama:tinyq" not in out.stdout, out.stdout

@@ -104,3 +104,29 @@ def test_errors_in_ollama_shape(oc, model_id):
     with pytest.raises(ollama.ResponseError) as e:
         bad.list()
     assert e.value.status_code == 401
+
+
+def test_tools_round_trip(oc, model_id):
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    msgs = [{"role": "user", "content": "What is the weather in Paris? Use the tool."}]
+    r = oc.chat(model=model_id, messages=msgs, tools=tools, options={**GREEDY, "num_predict": 80})
+    calls = r.message.tool_calls or []
+    for c in calls:
+        assert c.function.name == "get_weather"
+        assert isinstance(c.function.arguments, dict) and isinstance(c.function.arguments.get("city"), str)
+    if calls:
+        # The answer to the call goes back as a `tool` message; the model then replies.
+        msgs += [{"role": "assistant", "content": "", "tool_calls": [c.model_dump() for c in calls]},
+                 {"role": "tool", "tool_name": "get_weather", "content": '{"temp_c": 18}'}]
+    else:
+        assert r.message.content
+        msgs += [{"role": "assistant", "content": r.message.content},
+                 {"role": "user", "content": "Thanks."}]
+    r2 = oc.chat(model=model_id, messages=msgs, tools=tools, options={**GREEDY, "num_predict": 20})
+    assert r2.done
+    # Streamed, calls come whole in one line before the last.
+    parts = list(oc.chat(model=model_id, messages=msgs[:1], tools=tools, options={**GREEDY, "num_predict": 80}, stream=True))
+    streamed = [c for p in parts for c in (p.message.tool_calls or [])]
+    assert [c.function.arguments for c in streamed] == [c.function.arguments for c in calls]
