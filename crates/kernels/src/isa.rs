@@ -8,8 +8,9 @@
 //!
 //! Detection happens at run time (`is_x86_feature_detected!`), never from `target-cpu`: one binary
 //! runs everywhere and picks its kernels on the machine it runs on. `OWL_ISA` (a name from the
-//! registry: `scalar`, `avx2`, `avxvnni`, `avx512`) caps the level `Kernels::detect` picks, so any
-//! lower path can be run and measured on a machine that has a higher one.
+//! registry: `scalar`, `avx2`, `avxvnni`, `avx512`) names the level `Kernels::detect` picks (capped
+//! by what the CPU has), so any path can be run and measured; without it the best level marked
+//! `by_default` is used.
 
 use crate::types::Isa;
 use crate::Kernels;
@@ -24,6 +25,9 @@ pub struct IsaDef {
     pub detect: fn() -> bool,
     /// Installs its kernels over those of the entries before it.
     pub register: fn(&mut Kernels),
+    /// Picked without `OWL_ISA` when the CPU has it. A level is opt-in (`OWL_ISA=name`) until
+    /// it is measured faster than the one below it on whole models, not only on kernels.
+    pub by_default: bool,
 }
 
 /// Every level, lowest first. Each entry's `detect` implies those of the entries it is
@@ -35,24 +39,28 @@ pub static ISAS: [IsaDef; 4] = [
         features: "portable Rust",
         detect: || true,
         register: crate::scalar::register,
+        by_default: true,
     },
     IsaDef {
         name: "avx2",
         features: "avx2+fma+f16c",
         detect: crate::x86::detect_avx2,
         register: crate::x86::register_avx2,
+        by_default: true,
     },
     IsaDef {
         name: "avxvnni",
         features: "avx2+fma+f16c+avxvnni",
         detect: crate::x86::detect_avx_vnni,
         register: crate::x86::register_avx_vnni,
+        by_default: false,
     },
     IsaDef {
         name: "avx512",
         features: "avx512f+bw+vl+vnni",
         detect: crate::x86::detect_avx512,
         register: crate::x86::register_avx512,
+        by_default: false,
     },
 ];
 
@@ -90,9 +98,15 @@ impl Isa {
         (self.def().detect)()
     }
 
-    /// The best level this CPU supports, capped by `OWL_ISA` when it names a level.
+    /// The best default level this CPU supports; `OWL_ISA` names another (capped by what the
+    /// CPU supports). The VNNI levels are opt-in for now: on Zen 4 their kernels win alone
+    /// (1.1–1.6×) but a whole pp512 of the default model ran 0.80× of AVX2's (docs/PERFORMANCE.md).
     pub fn detect() -> Isa {
         let best = Isa::best_supported();
+        let default = Isa::all()
+            .filter(|i| i.supported() && i.def().by_default)
+            .last()
+            .unwrap_or(Isa::SCALAR);
         match std::env::var("OWL_ISA") {
             Ok(v) if !v.is_empty() => match Isa::by_name(&v) {
                 Some(want) => want.min(best),
@@ -100,12 +114,12 @@ impl Isa {
                     let names: Vec<_> = Isa::all().map(Isa::name).collect();
                     eprintln!(
                         "owl: OWL_ISA={v} is not one of {names:?}; using {}",
-                        best.name()
+                        default.name()
                     );
-                    best
+                    default
                 }
             },
-            _ => best,
+            _ => default,
         }
     }
 

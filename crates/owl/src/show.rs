@@ -139,7 +139,7 @@ pub fn system() {
     println!("cpu           {}", cpu_model());
     println!("threads       {} (default)", owl_engine::default_threads());
     println!(
-        "isa           {} (OWL_ISA caps it: {})",
+        "isa           {} (OWL_ISA picks another: {})",
         k.isa().name(),
         Isa::all().map(Isa::name).collect::<Vec<_>>().join("|")
     );
@@ -147,6 +147,7 @@ pub fn system() {
         let def = isa.def();
         let state = match (isa.supported(), isa <= k.isa()) {
             (true, true) => "detected, in use",
+            (true, false) if !def.by_default => "detected, opt-in (OWL_ISA)",
             (true, false) => "detected, not used (OWL_ISA)",
             (false, _) => "not detected",
         };
