@@ -11,7 +11,6 @@ use serde_json::{json, Map, Value};
 
 use crate::body;
 use crate::catalog::ModelSpec;
-use crate::error::ApiError;
 use crate::ollama::time;
 use crate::ollama::OllamaError;
 use crate::state::AppState;
@@ -107,11 +106,7 @@ pub async fn show(
     let bytes = body::bytes(body)?;
     let req: ShowIn = body::parse(&bytes)?;
     body::check_fields(&bytes, &["model", "name", "verbose"], &[])?;
-    let name = req
-        .model
-        .or(req.name)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_param("model", "`model` is required"))?;
+    let name = crate::ollama::store::required(req.model.or(req.name), "model")?;
     let spec = crate::routes::find_model(&state, &name).await?;
     let path = spec.path.clone();
     let verbose = req.verbose.unwrap_or(false);

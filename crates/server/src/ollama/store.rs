@@ -28,6 +28,26 @@ fn catalog(state: &AppState) -> Result<std::sync::Arc<dyn crate::catalog::Catalo
         .ok_or_else(|| ApiError::bad_request("this server has no model store"))
 }
 
+/// A required name field (`model`, or its older name `name`): present and not empty.
+pub fn required(v: Option<String>, field: &str) -> Result<String, ApiError> {
+    v.filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_param(field, format!("`{field}` is required")))
+}
+
+/// Runs a store operation on a blocking thread; its failure is about model `name`.
+async fn on_store<T: Send + 'static>(
+    state: &AppState,
+    name: &str,
+    what: &'static str,
+    f: impl FnOnce(&dyn crate::catalog::Catalog) -> Result<T, CatalogError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let cat = catalog(state)?;
+    tokio::task::spawn_blocking(move || f(cat.as_ref()))
+        .await
+        .map_err(|e| ApiError::server(format!("{what} failed: {e}")))?
+        .map_err(|e| e.into_api(name))
+}
+
 #[derive(Deserialize)]
 struct PullIn {
     model: Option<String>,
@@ -44,11 +64,7 @@ pub async fn pull(
     let bytes = body::bytes(body)?;
     let req: PullIn = body::parse(&bytes)?;
     body::check_fields(&bytes, &["model", "name", "insecure", "stream"], &[])?;
-    let name = req
-        .model
-        .or(req.name)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_param("model", "`model` is required"))?;
+    let name = required(req.model.or(req.name), "model")?;
     let cat = catalog(&state)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let n = name.clone();
@@ -128,19 +144,12 @@ pub async fn delete(
     let bytes = body::bytes(body)?;
     let req: DeleteIn = body::parse(&bytes)?;
     body::check_fields(&bytes, &["model", "name"], &[])?;
-    let name = req
-        .model
-        .or(req.name)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_param("model", "`model` is required"))?;
-    let cat = catalog(&state)?;
+    let name = required(req.model.or(req.name), "model")?;
+    catalog(&state)?;
     // A loaded model goes first (at once if idle, else when its last request ends).
     state.pool().unload(&name);
     let n = name.clone();
-    tokio::task::spawn_blocking(move || cat.remove(&n))
-        .await
-        .map_err(|e| ApiError::server(format!("delete failed: {e}")))?
-        .map_err(|e| e.into_api(&name))?;
+    on_store(&state, &name, "delete", move |c| c.remove(&n)).await?;
     Ok(Json(json!({})).into_response())
 }
 
@@ -157,20 +166,10 @@ pub async fn copy(
     let bytes = body::bytes(body)?;
     let req: CopyIn = body::parse(&bytes)?;
     body::check_fields(&bytes, &["source", "destination"], &[])?;
-    let from = req
-        .source
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_param("source", "`source` is required"))?;
-    let to = req
-        .destination
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_param("destination", "`destination` is required"))?;
-    let cat = catalog(&state)?;
+    let from = required(req.source, "source")?;
+    let to = required(req.destination, "destination")?;
     let f = from.clone();
-    tokio::task::spawn_blocking(move || cat.copy(&f, &to))
-        .await
-        .map_err(|e| ApiError::server(format!("copy failed: {e}")))?
-        .map_err(|e| e.into_api(&from))?;
+    on_store(&state, &from, "copy", move |c| c.copy(&f, &to)).await?;
     Ok(Json(json!({})).into_response())
 }
 
@@ -206,10 +205,7 @@ pub async fn create(
         ],
         &[],
     )?;
-    let name = req
-        .model
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_param("model", "`model` is required"))?;
+    let name = required(req.model, "model")?;
     let from = req
         .from
         .filter(|n| !n.is_empty())
@@ -240,12 +236,8 @@ pub async fn create(
         template: req.template,
         adapters,
     };
-    let cat = catalog(&state)?;
     let n = name.clone();
-    tokio::task::spawn_blocking(move || cat.create(&n, &spec))
-        .await
-        .map_err(|e| ApiError::server(format!("create failed: {e}")))?
-        .map_err(|e| e.into_api(&name))?;
+    on_store(&state, &name, "create", move |c| c.create(&n, &spec)).await?;
     if req.stream.unwrap_or(true) {
         let body = format!(
             "{}\n{}\n",
