@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use owl_server::catalog::{file_spec, same_name, PullProgress};
 use owl_server::{Catalog, CatalogError, ModelDefaults, ModelSpec};
-use owl_store::{DerivedSpec, ModelFormat, ModelInfo, PullEvent, Resolved, Store, StoreError};
+use owl_store::{
+    DerivedSpec, ModelFormat, ModelInfo, Origin, PullEvent, Resolved, Store, StoreError,
+};
 
 /// The store plus the models named on the command line (`(id, resolved)`, the first being
 /// the default).
@@ -37,6 +39,8 @@ impl StoreCatalog {
                 "model '{id}' has LoRA adapters, which owl does not support yet"
             )));
         }
+        // A file outside the store: its header still gives family, quant and size.
+        let info = info.or_else(|| owl_store::gguf_info(id.to_string(), &r.path, Origin::Owl));
         let mut s = match info {
             Some(i) => from_info(&i),
             None => file_spec(&r.path),
@@ -217,7 +221,7 @@ impl StoreCatalog {
 }
 
 fn is_derived(i: &ModelInfo) -> bool {
-    matches!(i.origin, owl_store::Origin::Derived { .. })
+    matches!(i.origin, Origin::Derived { .. })
 }
 
 /// The id a `--model` argument is served as: the file name without `.gguf` for a path, the

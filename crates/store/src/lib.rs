@@ -26,7 +26,7 @@ pub use catalog::{find_entry, CatalogEntry, Source, CATALOG, DEFAULT_MODEL};
 pub use derived::{DerivedSpec, KNOWN_PARAMS};
 pub use error::StoreError;
 pub use hf_pull::Hub;
-pub use info::{ModelFormat, ModelInfo, Origin};
+pub use info::{gguf_info, ModelFormat, ModelInfo, Origin};
 pub use names::{strip_latest, validate_new as validate_name, HF_PREFIX, OLLAMA_PREFIX};
 pub use resolved::{Defaults, Resolved};
 
