@@ -46,6 +46,27 @@ impl GgufFile {
         GgufFile::parse(Storage::Owned(bytes))
     }
 
+    /// A file put together by [`crate::GgufAssembler`], whose parts were checked as added.
+    pub(crate) fn assembled(
+        metadata: Vec<(String, Value)>,
+        kv_index: HashMap<String, usize>,
+        tensors: Vec<TensorInfo>,
+        tensor_index: HashMap<String, usize>,
+        storage: Storage,
+        alignment: u64,
+    ) -> GgufFile {
+        GgufFile {
+            version: 3,
+            alignment,
+            storage,
+            metadata,
+            kv_index,
+            tensors,
+            tensor_index,
+            data_offset: 0,
+        }
+    }
+
     fn parse(storage: Storage) -> Result<GgufFile, GgufError> {
         let bytes = storage.as_slice();
         let mut c = Cursor::new(bytes);
@@ -160,15 +181,23 @@ impl GgufFile {
     /// The bytes of a tensor of this file, without copying. Infos of this file were checked
     /// at open; an info from elsewhere that does not fit yields an empty slice.
     pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
-        let data = self.data_section();
-        let range = usize::try_from(info.offset).ok().and_then(|start| {
-            let end = start.checked_add(usize::try_from(info.n_bytes).ok()?)?;
-            data.get(start..end)
-        });
-        range.unwrap_or(&[])
+        match (usize::try_from(info.offset), usize::try_from(info.n_bytes)) {
+            (Ok(offset), Ok(len)) => self.data_bytes(offset, len),
+            _ => &[],
+        }
     }
 
-    /// Everything from the (aligned) start of the data section to the end of the file.
+    /// `len` bytes at `offset` into the data section, without copying; empty when the range
+    /// is outside it (or, in an assembled file, spans two of its parts).
+    pub fn data_bytes(&self, offset: usize, len: usize) -> &[u8] {
+        offset
+            .checked_add(self.data_offset)
+            .and_then(|o| self.storage.get(o, len))
+            .unwrap_or(&[])
+    }
+
+    /// Everything from the (aligned) start of the data section to the end of the file; empty
+    /// for an assembled file, whose data lives in several buffers (use [`Self::data_bytes`]).
     pub fn data_section(&self) -> &[u8] {
         self.storage
             .as_slice()
@@ -190,8 +219,9 @@ impl GgufFile {
         self.data_offset as u64
     }
 
+    /// Bytes of the file (of its tensors, for an assembled file).
     pub fn file_size(&self) -> u64 {
-        self.storage.as_slice().len() as u64
+        self.storage.len() as u64
     }
 
     /// Whether the bytes are a memory map (from [`GgufFile::open`]) rather than owned.

@@ -22,6 +22,7 @@
 //!
 //! Only little-endian files are supported; big-endian ones are recognised and refused.
 
+mod assemble;
 mod error;
 mod file;
 mod kv;
@@ -32,6 +33,7 @@ pub mod types;
 mod value;
 mod writer;
 
+pub use assemble::{GgufAssembler, MapId};
 pub use error::GgufError;
 pub use file::{GgufFile, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 pub use tensor::{TensorInfo, MAX_DIMS};

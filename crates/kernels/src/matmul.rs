@@ -32,11 +32,7 @@ pub enum WeightBytes {
 impl WeightBytes {
     pub fn as_slice(&self) -> &[u8] {
         match self {
-            WeightBytes::Mapped { file, offset, len } => {
-                let data = file.data_section();
-                data.get(*offset..offset.saturating_add(*len))
-                    .unwrap_or(&[])
-            }
+            WeightBytes::Mapped { file, offset, len } => file.data_bytes(*offset, *len),
             WeightBytes::Owned(v) => v,
         }
     }
