@@ -1,0 +1,73 @@
+//! The architectures a Hugging Face directory can hold, as a table: for each, the
+//! `config.json` architecture names it answers to, the GGUF architecture it becomes, the
+//! hyper-parameter keys it writes and how its checkpoint tensor names map to llama.cpp's.
+//! Adding one is one entry and, when its names differ from the shared ones, one small file.
+
+use owl_gguf::GgufAssembler;
+
+use crate::config::Config;
+use crate::{bert, decoder, HfError};
+
+/// What a checkpoint tensor must go through on its way to the GGUF view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// Read in place.
+    AsIs,
+    /// llama.cpp's Q/K row order for `n_head` heads (its converter's `permute`): HF rotates
+    /// halves of a head, llama.cpp's `llama` RoPE rotates adjacent pairs.
+    PermuteRows { n_head: usize },
+}
+
+/// A checkpoint tensor's GGUF name and transform; `None` drops it (unused by inference).
+pub type Mapped = Option<(String, Transform)>;
+
+pub struct HfArch {
+    /// `config.json` `architectures[0]` values.
+    pub hf: &'static [&'static str],
+    /// The GGUF `general.architecture` it becomes.
+    pub gguf: &'static str,
+    /// Writes the `{gguf}.*` keys (and any tensors the converter derives, like `rope_freqs`).
+    pub keys: fn(&Config, &mut GgufAssembler) -> Result<(), HfError>,
+    /// Maps one checkpoint tensor name.
+    pub tensor: fn(&str, &Config) -> Result<Mapped, HfError>,
+}
+
+pub const ARCHS: &[HfArch] = &[
+    HfArch {
+        hf: &["LlamaForCausalLM", "MistralForCausalLM"],
+        gguf: "llama",
+        keys: decoder::llama_keys,
+        tensor: decoder::llama_tensor,
+    },
+    HfArch {
+        hf: &["Qwen2ForCausalLM"],
+        gguf: "qwen2",
+        keys: decoder::qwen2_keys,
+        tensor: decoder::plain_tensor,
+    },
+    HfArch {
+        hf: &["Qwen3ForCausalLM"],
+        gguf: "qwen3",
+        keys: decoder::qwen3_keys,
+        tensor: decoder::plain_tensor,
+    },
+    HfArch {
+        hf: &[
+            "BertModel",
+            "BertForMaskedLM",
+            "BertForSequenceClassification",
+        ],
+        gguf: "bert",
+        keys: bert::keys,
+        tensor: bert::tensor,
+    },
+];
+
+/// The names owl can read, for error messages.
+pub fn names() -> String {
+    ARCHS
+        .iter()
+        .flat_map(|a| a.hf.iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

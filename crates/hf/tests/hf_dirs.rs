@@ -1,0 +1,187 @@
+//! Hugging Face directories against their GGUF conversions.
+//!
+//! `tests/fixtures/hf/tiny-{llama,qwen2}` were made by `scripts/make_hf_fixtures.py` from the
+//! committed `tests/fixtures/arch/tiny-*.gguf`, and llama.cpp's own `convert_hf_to_gguf.py`
+//! turns each directory back into that GGUF (the script checks this with `--check-convert`).
+//! So owl's view of a directory must carry the GGUF's metadata and tensor bytes, and give its
+//! logits bit for bit; llama.cpp's logits on the GGUF are checked by the arch references.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use owl_gguf::{GgufFile, Value};
+use owl_kernels::Kernels;
+use owl_model::{LoadOptions, Runner};
+use owl_testkit::Stepper;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn pair(name: &str) -> (GgufFile, GgufFile) {
+    let dir = repo()
+        .join("tests/fixtures/hf")
+        .join(format!("tiny-{name}"));
+    let view = owl_hf::open_model(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let gguf = repo().join(format!("tests/fixtures/arch/tiny-{name}.gguf"));
+    (view, GgufFile::open(&gguf).expect("fixture"))
+}
+
+/// Equal values, integers compared by value (writers differ on widths).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        },
+    }
+}
+
+#[test]
+fn directories_carry_their_gguf_conversions_metadata_and_tensors() {
+    for name in ["llama", "qwen2"] {
+        let (view, gguf) = pair(name);
+        let relevant = |k: &str| !k.starts_with("general.");
+        for (k, v) in gguf.metadata().iter().filter(|(k, _)| relevant(k)) {
+            let got = view
+                .get(k)
+                .unwrap_or_else(|| panic!("{name}: view lacks `{k}`"));
+            assert!(same(got, v), "{name}: `{k}` differs");
+        }
+        for (k, _) in view.metadata().iter().filter(|(k, _)| relevant(k)) {
+            assert!(gguf.get(k).is_some(), "{name}: view adds `{k}`");
+        }
+        assert_eq!(view.tensors().len(), gguf.tensors().len(), "{name}");
+        for t in gguf.tensors() {
+            let v = view
+                .tensor(&t.name)
+                .unwrap_or_else(|| panic!("{name}: view lacks {}", t.name));
+            assert_eq!((&v.dims, v.ty), (&t.dims, t.ty), "{name}: {}", t.name);
+            assert!(
+                view.tensor_data(v) == gguf.tensor_data(t),
+                "{name}: {} bytes differ",
+                t.name
+            );
+        }
+        // Weights are read in place: only Llama's permuted Q/K rows are copies.
+        assert!(view.is_mapped());
+    }
+}
+
+#[test]
+fn directories_give_their_ggufs_logits_bit_for_bit() {
+    for name in ["llama", "qwen2"] {
+        let (view, gguf) = pair(name);
+        let tok = owl_text::Tokenizer::from_gguf(&view).expect("tokenizer");
+        let prompt = tok
+            .encode("The capital of France is", true, false)
+            .expect("encode");
+        let run = |file: GgufFile| {
+            let runner = Runner::new(
+                Arc::new(file),
+                Kernels::detect(),
+                2,
+                &LoadOptions::default(),
+            )
+            .expect("load");
+            let mut s = Stepper::new(runner, 64);
+            let mut out = s.prefill(&prompt).to_vec();
+            out.extend_from_slice(s.decode(42));
+            out
+        };
+        let (a, b) = (run(view), run(gguf));
+        assert_eq!(a.len(), b.len());
+        assert!(a == b, "{name}: logits differ");
+    }
+}
+
+/// A copy of the llama fixture directory to break.
+fn scratch_copy() -> tempfile::TempDir {
+    let src = repo().join("tests/fixtures/hf/tiny-llama");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(&src).expect("fixture dir") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, dir.path().join(p.file_name().expect("name"))).expect("copy");
+    }
+    dir
+}
+
+fn error_of(dir: &Path) -> String {
+    match owl_hf::open_model(dir) {
+        Ok(_) => panic!("{} opened", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn broken_directories_get_errors_that_name_the_problem() {
+    let d = scratch_copy();
+    std::fs::remove_file(d.path().join("tokenizer.json")).expect("rm");
+    assert!(
+        error_of(d.path()).contains("tokenizer.json"),
+        "{}",
+        error_of(d.path())
+    );
+
+    let d = scratch_copy();
+    let weights = d.path().join("model.safetensors");
+    let bytes = std::fs::read(&weights).expect("read");
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).expect("truncate");
+    assert!(
+        error_of(d.path()).contains("model.safetensors"),
+        "{}",
+        error_of(d.path())
+    );
+
+    let d = scratch_copy();
+    let cfg = d.path().join("config.json");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("LlamaForCausalLM", "MambaForCausalLM")).expect("w");
+    let e = error_of(d.path());
+    assert!(
+        e.contains("MambaForCausalLM") && e.contains("LlamaForCausalLM"),
+        "{e}"
+    );
+
+    std::fs::write(
+        &cfg,
+        text.replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": -2"),
+    )
+    .expect("w");
+    assert!(
+        error_of(d.path()).contains("num_hidden_layers"),
+        "{}",
+        error_of(d.path())
+    );
+
+    std::fs::write(&cfg, "{ not json").expect("w");
+    assert!(
+        error_of(d.path()).contains("config.json"),
+        "{}",
+        error_of(d.path())
+    );
+
+    let d = scratch_copy();
+    std::fs::write(
+        d.path().join("model.safetensors"),
+        b"\x08\0\0\0\0\0\0\0{}      ",
+    )
+    .expect("w");
+    // A checkpoint without the tensors the architecture needs fails at model load, by name.
+    let view = owl_hf::open_model(d.path()).expect("an empty checkpoint still opens");
+    let e = Runner::new(
+        Arc::new(view),
+        Kernels::detect(),
+        1,
+        &LoadOptions::default(),
+    )
+    .err()
+    .expect("load fails")
+    .to_string();
+    assert!(e.contains("token_embd"), "{e}");
+}
