@@ -90,12 +90,16 @@ impl GgufAssembler {
         start: usize,
     ) -> Result<(), GgufError> {
         let info = TensorInfo::new(name.to_string(), dims, ty, 0)?;
-        let map = self.maps.get(id.0).cloned().ok_or(GgufError::TensorOutOfRange {
-            tensor: name.to_string(),
-            offset: start as u64,
-            n_bytes: info.n_bytes,
-            data_len: 0,
-        })?;
+        let map = self
+            .maps
+            .get(id.0)
+            .cloned()
+            .ok_or(GgufError::TensorOutOfRange {
+                tensor: name.to_string(),
+                offset: start as u64,
+                n_bytes: info.n_bytes,
+                data_len: 0,
+            })?;
         let len = usize::try_from(info.n_bytes).unwrap_or(usize::MAX);
         if start.checked_add(len).is_none_or(|end| end > map.len()) {
             return Err(GgufError::TensorOutOfRange {
@@ -144,7 +148,8 @@ impl GgufAssembler {
         self.segments.end = base.saturating_add(info.n_bytes as usize);
         self.segments.bases.push(base);
         self.segments.parts.push(seg);
-        self.tensor_index.insert(info.name.clone(), self.tensors.len());
+        self.tensor_index
+            .insert(info.name.clone(), self.tensors.len());
         self.tensors.push(info);
         Ok(())
     }
@@ -166,6 +171,7 @@ impl GgufAssembler {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::io::Write;
 
@@ -178,12 +184,18 @@ mod tests {
         a.set("general.architecture", Value::String("llama".into()));
         let id = a.map(f.path()).unwrap();
         a.add_mapped("a", vec![4], GgmlType::F32, id, 3).unwrap();
-        a.add_owned("b", vec![2], GgmlType::F16, vec![9, 8, 7, 6]).unwrap();
-        a.add_mapped("c", vec![2, 3], GgmlType::F16, id, 100).unwrap();
+        a.add_owned("b", vec![2], GgmlType::F16, vec![9, 8, 7, 6])
+            .unwrap();
+        a.add_mapped("c", vec![2, 3], GgmlType::F16, id, 100)
+            .unwrap();
         // Out of the file, wrong length, duplicate name.
         assert!(a.add_mapped("d", vec![4], GgmlType::F32, id, 250).is_err());
-        assert!(a.add_owned("e", vec![4], GgmlType::F32, vec![0; 3]).is_err());
-        assert!(a.add_owned("b", vec![2], GgmlType::F16, vec![0; 4]).is_err());
+        assert!(a
+            .add_owned("e", vec![4], GgmlType::F32, vec![0; 3])
+            .is_err());
+        assert!(a
+            .add_owned("b", vec![2], GgmlType::F16, vec![0; 4])
+            .is_err());
         let g = a.build();
         assert_eq!(g.get_str("general.architecture"), Some("llama"));
         assert_eq!(g.tensor_data(g.tensor("a").unwrap()), &bytes[3..19]);

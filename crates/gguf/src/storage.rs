@@ -47,7 +47,10 @@ pub(crate) struct Segments {
 impl Segments {
     /// The segment holding virtual `offset`, and the offset inside it.
     fn locate(&self, offset: usize) -> Option<(&Segment, usize)> {
-        let i = self.bases.partition_point(|&b| b <= offset).checked_sub(1)?;
+        let i = self
+            .bases
+            .partition_point(|&b| b <= offset)
+            .checked_sub(1)?;
         Some((&self.parts[i], offset - self.bases[i]))
     }
 
@@ -115,10 +118,7 @@ impl Storage {
         match self {
             Storage::Mapped(_) => true,
             Storage::Owned(_) => false,
-            Storage::Segments(s) => s
-                .parts
-                .iter()
-                .any(|p| matches!(p, Segment::Mapped { .. })),
+            Storage::Segments(s) => s.parts.iter().any(|p| matches!(p, Segment::Mapped { .. })),
         }
     }
 }

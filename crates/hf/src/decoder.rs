@@ -228,6 +228,7 @@ pub fn plain_tensor(name: &str, _c: &Config) -> Result<Mapped, HfError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

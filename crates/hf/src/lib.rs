@@ -163,6 +163,7 @@ fn permute_rows(src: &[u8], rows: usize, n_head: usize) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
