@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use owl_gguf::GgufFile;
 use owl_grammar::{GrammarError, Grammars};
 use owl_kernels::Kernels;
 use owl_model::{LoadOptions, Runner};
@@ -66,7 +65,8 @@ impl ModelBundle {
     /// repacks the weights): call it from a blocking context.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<ModelBundle, EngineError> {
         let shown = path.display().to_string();
-        let file = Arc::new(GgufFile::open(path).map_err(|e| EngineError::Open {
+        // A GGUF file, or a Hugging Face directory read as the GGUF it converts to.
+        let file = Arc::new(owl_hf::open_model(path).map_err(|e| EngineError::Open {
             path: shown.clone(),
             reason: e.to_string(),
         })?);
@@ -188,7 +188,7 @@ pub struct HeaderFacts {
 
 /// [`HeaderFacts`] of the GGUF at `path`, or `None` if the header lacks them.
 pub fn gguf_header(path: &Path) -> Option<HeaderFacts> {
-    let g = GgufFile::open(path).ok()?;
+    let g = owl_hf::open_model(path).ok()?;
     let arch = g.get_str("general.architecture")?;
     let get = |k: &str| g.get_u64(&format!("{arch}.{k}")).map(|v| v as usize);
     let n_layer = get("block_count")?;

@@ -3,14 +3,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use owl_gguf::GgufFile;
 use owl_kernels::{Isa, Kernels};
 
 pub fn model(name: Option<&str>) -> Result<()> {
     let store = crate::models::store()?;
     let r = store.resolve(name.unwrap_or(owl_store::DEFAULT_MODEL))?;
     let path = r.path.clone();
-    let g = GgufFile::open(&path).with_context(|| format!("cannot load {}", path.display()))?;
+    let g = owl_hf::open_model(&path).with_context(|| format!("cannot load {}", path.display()))?;
     let arch = g.get_str("general.architecture").unwrap_or("?");
     let key = |k: &str| format!("{arch}.{k}");
     println!("model         {}", lineage(&r));

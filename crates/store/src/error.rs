@@ -13,8 +13,6 @@ pub enum StoreError {
     NoFile { path: PathBuf },
     #[error("model '{name}' is not in the store; run `owl pull {name}`")]
     NotPulled { name: String },
-    #[error("model '{name}' is a safetensors directory ({}): owl runs GGUF files only for now; convert it to GGUF or pull a GGUF repository", path.display())]
-    Unsupported { name: String, path: PathBuf },
     #[error("'{name}' is ambiguous: {reason}")]
     Ambiguous { name: String, reason: String },
     #[error("cannot remove '{name}': it belongs to {owner}; {how}")]

@@ -27,14 +27,6 @@ impl HfModel {
         }
     }
 
-    pub fn format(&self) -> ModelFormat {
-        if self.file.is_some() {
-            ModelFormat::Gguf
-        } else {
-            ModelFormat::SafetensorsDir
-        }
-    }
-
     pub fn info(&self) -> Option<ModelInfo> {
         let origin = Origin::HuggingFace {
             repo: self.repo.clone(),
@@ -43,6 +35,7 @@ impl HfModel {
             return gguf_info(self.name(), &self.path, origin);
         }
         let (_, modified) = stat(&self.path)?;
+        let facts = crate::info::dir_facts(&self.path);
         let size = walk(&self.path)
             .iter()
             .filter_map(|(_, p)| stat(p))
@@ -53,8 +46,8 @@ impl HfModel {
             path: self.path.clone(),
             size,
             format: ModelFormat::SafetensorsDir,
-            family: None,
-            quant: None,
+            family: facts.family,
+            quant: facts.quant,
             parameters: None,
             modified,
             origin,

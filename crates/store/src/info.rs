@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 pub enum ModelFormat {
     /// One GGUF file: owl runs these.
     Gguf,
-    /// A Hugging Face directory of `config.json` and `*.safetensors` (owl cannot run these yet).
+    /// A Hugging Face directory of `config.json` and `*.safetensors`, which owl reads as the
+    /// GGUF it converts to (`owl-hf`).
     SafetensorsDir,
 }
 
@@ -101,6 +102,32 @@ pub fn gguf_facts(path: &Path) -> GgufFacts {
         family,
         quant,
         parameters,
+    }
+}
+
+/// Family (`model_type`) and weight type (`torch_dtype`) of a Hugging Face directory, from its
+/// `config.json`; `None`s when it cannot be read.
+pub fn dir_facts(dir: &Path) -> GgufFacts {
+    let Some(cfg) = std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return GgufFacts::default();
+    };
+    let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let quant = s("torch_dtype").or_else(|| s("dtype")).map(|d| {
+        match d.as_str() {
+            "bfloat16" => "BF16",
+            "float16" => "F16",
+            "float32" => "F32",
+            other => other,
+        }
+        .to_string()
+    });
+    GgufFacts {
+        family: s("model_type"),
+        quant,
+        parameters: None,
     }
 }
 

@@ -247,12 +247,6 @@ impl Store {
                 StoreError::not_found(name, "no Hugging Face cache directory is configured")
             })?;
             let m = hf_cache::find(root, rest)?;
-            if m.format() == ModelFormat::SafetensorsDir {
-                return Err(StoreError::Unsupported {
-                    name: m.name(),
-                    path: m.path,
-                });
-            }
             return Ok(plain(m.name(), m.path));
         }
         if let Some(m) = derived::read(&self.roots.owl, n)? {
@@ -535,17 +529,11 @@ impl Store {
     }
 }
 
-/// A GGUF file at `name`, if it is one; a safetensors directory is refused clearly.
+/// A GGUF file at `name`, or a Hugging Face directory (one with `config.json`), if it is one.
 fn path_model(name: &str) -> Result<Option<PathBuf>, StoreError> {
     let p = Path::new(name);
-    if p.is_file() {
+    if p.is_file() || (p.is_dir() && p.join("config.json").is_file()) {
         return Ok(Some(p.to_path_buf()));
-    }
-    if p.is_dir() && p.join("config.json").is_file() {
-        return Err(StoreError::Unsupported {
-            name: name.to_string(),
-            path: p.to_path_buf(),
-        });
     }
     Ok(None)
 }

@@ -250,9 +250,13 @@ fn hf_cache_models_are_found_in_place() {
     assert!(matches!(e, StoreError::Ambiguous { .. }), "{e}");
     let e = s.resolve("hf:org/tiny-GGUF:Q5_K").expect_err("none");
     assert!(e.to_string().contains("Q5_K"), "{e}");
-    let e = s.resolve("hf:org/st").expect_err("safetensors");
-    assert!(matches!(e, StoreError::Unsupported { .. }));
-    assert!(e.to_string().contains("safetensors"), "{e}");
+    // A safetensors directory resolves to the directory (owl-hf reads it as a GGUF view).
+    let st = s.resolve("hf:org/st").expect("safetensors directory");
+    assert!(
+        st.path.join("config.json").is_file(),
+        "{}",
+        st.path.display()
+    );
     let e = s.remove("hf:org/one").expect_err("not owl's");
     assert!(e.to_string().contains("Hugging Face cache"), "{e}");
     assert!(s.resolve("hf:../x").is_err());
