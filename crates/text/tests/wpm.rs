@@ -163,3 +163,35 @@ fn every_code_point_is_classified_like_llama_cpp() {
         failures.join("\n")
     );
 }
+
+/// The same tokenizer agrees with the `tokenizers` package on all-MiniLM-L6-v2's reference
+/// sentences (`tests/fixtures/reference/minilm_embeddings.json`, whose ids came from HF's
+/// `tokenizer.json`): what the embedding reference was computed on is what owl will feed.
+#[test]
+fn matches_hf_ids_of_the_minilm_reference() {
+    let tok = tokenizer();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/reference/minilm_embeddings.json");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let max = usize::try_from(r["header"]["max_seq_length"].as_u64().unwrap()).unwrap();
+    let rows: Vec<&Value> = r["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(r["batch"].as_array().unwrap())
+        .collect();
+    assert!(rows.len() >= 19);
+    for row in rows {
+        let want = ids(&row["ids"]);
+        let mut got = tok
+            .encode(row["text"].as_str().unwrap(), true, false)
+            .unwrap();
+        if row["name"] == "long_truncated_256" {
+            // sentence-transformers keeps the first max-1 ids and the closing [SEP]
+            assert!(got.len() > max);
+            got.truncate(max - 1);
+            got.push(tok.sep().unwrap());
+        }
+        assert_eq!(got, want, "{}", row["text"]);
+    }
+}
