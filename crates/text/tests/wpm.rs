@@ -195,3 +195,17 @@ fn matches_hf_ids_of_the_minilm_reference() {
         assert_eq!(got, want, "{}", row["text"]);
     }
 }
+
+/// llama.cpp's own test vectors for `bert` vocabularies (`models/ggml-vocab-bert-bge.gguf.inp`
+/// / `.out`, which its test-tokenizer-0 passes). BGE's vocabulary is bert-base-uncased, the
+/// same words as all-MiniLM-L6-v2's (that old file only leaves `[unusedN]` without `▁`,
+/// which no input touches), so they run on this fixture.
+#[test]
+fn llama_cpp_bert_bge_vectors() {
+    let tok = tokenizer();
+    let cases = common::cases_at("wpm/ggml-vocab-bert-bge.gguf");
+    assert!(cases.len() > 30);
+    for (text, want) in &cases {
+        assert_eq!(&tok.encode(text, false, false).unwrap(), want, "{text:?}");
+    }
+}
