@@ -22,7 +22,10 @@ What it makes (both under crates/text/tests/fixtures/wpm/):
 * ``tokenize.json`` -- llama.cpp's ``llama_tokenize`` of each text with add_special on and off
   and parse_special on and off, and ``llama_detokenize`` of the result (remove_special and
   unparse_special both ways), through llama-cpp-python 0.3.36 (llama.cpp 0c1e57098), vocab only.
-  ``crates/text/tests/wpm.rs`` checks owl's tokenizer against it.
+  ``crates/text/tests/wpm.rs`` checks owl's tokenizer against it. ``ids_nolower`` and
+  ``ids_nolower_strip`` are the same vocabulary with ``tokenizer.ggml.normalizer.lowercase =
+  false`` (so ``strip_accents`` defaults to false) and with ``strip_accents = true`` added
+  (add_special and parse_special off): how cased BERT vocabularies tokenize.
 
 How to run (developer machines only; CI only reads the committed files):
 
@@ -149,7 +152,7 @@ def build_tokens(tok_json: dict, vocab_size: int) -> tuple[list[str], list[int]]
     return tokens, types
 
 
-def write_gguf(model_dir: Path, path: Path) -> None:
+def write_gguf(model_dir: Path, path: Path, normalizer: dict[str, bool] | None = None) -> None:
     config = json.loads((model_dir / "config.json").read_text())
     tok_json = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     tokens, types = build_tokens(tok_json, config["vocab_size"])
@@ -169,6 +172,8 @@ def write_gguf(model_dir: Path, path: Path) -> None:
     w.add_token_list(tokens)
     w.add_token_types(types)
     gguf.SpecialVocab(model_dir, n_vocab=len(tokens)).add_to_gguf(w)
+    for key, value in (normalizer or {}).items():
+        w.add_bool(f"tokenizer.ggml.normalizer.{key}", value)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -194,18 +199,35 @@ def main() -> None:
     L.llama_backend_init()
     mp = L.llama_model_default_params()
     mp.vocab_only = True
-    model = L.llama_model_load_from_file(str(gguf_path).encode(), mp)
-    if not model:
-        sys.exit(f"llama.cpp could not load {gguf_path}")
+
+    def load(path: Path):
+        m = L.llama_model_load_from_file(str(path).encode(), mp)
+        if not m:
+            sys.exit(f"llama.cpp could not load {path}")
+        return m
+
+    model = load(gguf_path)
     vocab = L.llama_model_get_vocab(model)
+    variants = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, norm in (("ids_nolower", {"lowercase": False}),
+                          ("ids_nolower_strip", {"lowercase": False, "strip_accents": True})):
+            path = Path(tmp) / f"{key}.gguf"
+            write_gguf(args.model_dir, path, norm)
+            m = load(path)
+            v = L.llama_model_get_vocab(m)
+            variants[key] = [mr.tokenize(v, t, False, False) for t in TEXTS]
+            L.llama_model_free(m)
 
     cases = []
-    for text in TEXTS:
+    for ti, text in enumerate(TEXTS):
         case = {"text": text}
         for add_special in (False, True):
             for parse_special in (False, True):
                 ids = mr.tokenize(vocab, text, add_special, parse_special)
                 case[f"ids_add{int(add_special)}_parse{int(parse_special)}"] = ids
+        for key, per_text in variants.items():
+            case[key] = per_text[ti]
         ids = case["ids_add1_parse0"]
         for remove_special in (False, True):
             for unparse_special in (False, True):

@@ -209,3 +209,26 @@ fn llama_cpp_bert_bge_vectors() {
         assert_eq!(&tok.encode(text, false, false).unwrap(), want, "{text:?}");
     }
 }
+
+/// Cased vocabularies: `tokenizer.ggml.normalizer.lowercase = false` (accents then kept too,
+/// as llama.cpp defaults `strip_accents` to `lowercase`), and with `strip_accents = true`.
+#[test]
+fn normalizer_options_match_llama_cpp() {
+    let g = owl_gguf::GgufFile::open(&common::fixture("wpm/all-minilm-l6-v2-vocab.gguf")).unwrap();
+    let r = reference();
+    for (key, strip) in [("ids_nolower", None), ("ids_nolower_strip", Some(true))] {
+        let mut spec = owl_text::VocabSpec::from_gguf(&g).unwrap();
+        spec.normalizer_lowercase = Some(false);
+        spec.normalizer_strip_accents = strip;
+        let tok = Tokenizer::from_spec(spec).unwrap();
+        for case in r["cases"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let want = ids(&case[key]);
+            assert_eq!(
+                tok.encode(text, false, false).unwrap(),
+                want,
+                "{key} {text:?}"
+            );
+        }
+    }
+}
