@@ -161,12 +161,6 @@ impl Catalog for StoreCatalog {
                 })
             })
             .map_err(catalog_error)?;
-        if r.path.is_dir() {
-            return Err(CatalogError::Unusable(format!(
-                "pulled '{name}' as a safetensors directory ({}); owl serves GGUF files only for now",
-                r.path.display()
-            )));
-        }
         let info = self.info(&r.path);
         self.spec(&r.name, &r, info)
     }

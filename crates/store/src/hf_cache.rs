@@ -79,7 +79,7 @@ pub fn current_snapshot(repo_dir: &Path) -> Option<PathBuf> {
 }
 
 /// Every file under `dir`: (path relative to `dir` with `/`, full path).
-fn walk(dir: &Path) -> Vec<(String, PathBuf)> {
+pub(crate) fn walk(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), dir.to_path_buf())];
     while let Some((rel, p)) = stack.pop() {

@@ -17,6 +17,7 @@ mod info;
 mod names;
 mod ollama;
 mod resolved;
+mod unzip;
 
 use std::path::{Path, PathBuf};
 
@@ -120,7 +121,12 @@ impl Store {
 
     /// Whether the catalogue model `entry` has been pulled.
     pub fn is_stored(&self, entry: &CatalogEntry) -> bool {
-        self.models_dir().join(entry.file_name).is_file()
+        let p = self.models_dir().join(entry.file_name);
+        if entry.is_dir() {
+            p.join("config.json").is_file()
+        } else {
+            p.is_file()
+        }
     }
 
     /// Every model found, sorted by name.
@@ -157,6 +163,30 @@ impl Store {
                 None => (file[..file.len() - 5].to_string(), Origin::Owl),
             };
             out.extend(info::gguf_info(name, &e.path(), origin));
+        }
+        // Catalogue models that are Hugging Face directories (listed, not runnable yet).
+        for entry in CATALOG.iter().filter(|e| e.is_dir() && self.is_stored(e)) {
+            let path = self.models_dir().join(entry.file_name);
+            let Some((_, modified)) = info::stat(&path) else {
+                continue;
+            };
+            let size = hf_cache::walk(&path)
+                .iter()
+                .filter_map(|(_, p)| info::stat(p))
+                .map(|(s, _)| s)
+                .sum();
+            out.push(ModelInfo {
+                name: entry.name.to_string(),
+                digest: info::cheap_digest(&path, size, modified),
+                path,
+                size,
+                format: ModelFormat::SafetensorsDir,
+                family: None,
+                quant: None,
+                parameters: None,
+                modified,
+                origin: Origin::Catalog,
+            });
         }
         out
     }
@@ -266,7 +296,8 @@ impl Store {
         }
         if let Some(entry) = find_entry(n) {
             let path = self.models_dir().join(entry.file_name);
-            if path.is_file() {
+            // A directory entry (a Hugging Face model, read by owl-hf) or a GGUF file.
+            if (entry.is_dir() && self.is_stored(entry)) || (!entry.is_dir() && path.is_file()) {
                 return Ok(plain(entry.name.to_string(), path));
             }
             return Err(StoreError::NotPulled {
@@ -333,7 +364,8 @@ impl Store {
     }
 
     /// Fetches a catalogue model or `hf:ORG/REPO[:QUANT|:FILE]`; for a safetensors repository
-    /// `path` is its snapshot directory (owl cannot run it yet).
+    /// (or a catalogue model that is a Hugging Face directory, e.g. `all-minilm`) `path` is its
+    /// directory (owl cannot run it yet).
     pub fn pull(
         &self,
         name: &str,
@@ -372,6 +404,16 @@ impl Store {
             } else {
                 catalog::fetch(entry, &self.models_dir(), progress)?;
             }
+            if entry.is_dir() {
+                // A Hugging Face directory: pulled and listed, not resolvable to a GGUF.
+                let name = entry.name.to_string();
+                return Ok(Resolved {
+                    lineage: vec![name.clone()],
+                    name,
+                    path: self.models_dir().join(entry.file_name),
+                    defaults: Defaults::default(),
+                });
+            }
             return self.resolve(entry.name);
         }
         match self.resolve_or_fetch(Some(name), progress) {
@@ -403,7 +445,11 @@ impl Store {
             let mut names = vec![entry.name];
             names.extend(entry.aliases);
             self.refuse_if_used(entry.name, &names)?;
-            Some(self.models_dir().join(entry.file_name))
+            let p = self.models_dir().join(entry.file_name);
+            if entry.is_dir() && p.is_dir() {
+                return std::fs::remove_dir_all(&p).map_err(|e| StoreError::io("remove", p, e));
+            }
+            Some(p)
         } else if !n.is_empty() && !n.contains(['/', '\\']) && !n.contains("..") {
             self.refuse_if_used(n, &[n])?;
             [format!("{n}.gguf"), n.to_string()]

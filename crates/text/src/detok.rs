@@ -13,7 +13,8 @@ pub(crate) fn piece_table(vocab: &Vocab) -> Vec<Vec<u8>> {
                 text.as_bytes().to_vec()
             } else if a & attr::NORMAL != 0 {
                 match vocab.kind {
-                    Kind::Spm => text.replace('▁', " ").into_bytes(),
+                    // llama_unescape_whitespace: WordPiece word starts carry `▁` too.
+                    Kind::Spm | Kind::Wpm => text.replace('▁', " ").into_bytes(),
                     Kind::Bpe => bytelevel::decode(text),
                 }
             } else if a & attr::BYTE != 0 {

@@ -7,7 +7,7 @@ pub enum TextError {
     #[error("GGUF tokenizer metadata: {0}")]
     Metadata(String),
     /// `tokenizer.ggml.model` names a tokenizer family this crate does not implement.
-    #[error("unsupported tokenizer model '{0}' (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece)")]
+    #[error("unsupported tokenizer model '{0}' (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece, 'bert' WordPiece)")]
     UnsupportedModel(String),
     /// The vocabulary is internally inconsistent (bad merge, missing byte token, ...).
     #[error("invalid vocabulary: {0}")]

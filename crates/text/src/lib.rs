@@ -11,7 +11,10 @@
 //! * **The heavy lifting is the `tokenizers` crate.** Byte-level BPE is its `Split` +
 //!   `ByteLevel` + `BPE` pipeline; SentencePiece vocabularies become a `BPE` with merges
 //!   derived from the scores and byte fallback (the same construction HF uses to convert
-//!   them). We do not run our own merge loops.
+//!   them). We do not run our own merge loops for those. WordPiece (`bert`, embedding
+//!   models) is the exception: llama.cpp's normalisation differs from HF's `BertNormalizer`
+//!   on typed text, so `wpm.rs` follows llama.cpp's greedy longest match with its Unicode
+//!   tables.
 //! * **Special tokens are split out by us, not by `tokenizers`.** llama.cpp matches control
 //!   tokens only when asked to (`parse_special`), user-defined tokens always, longest first,
 //!   with lstrip/rstrip attributes. Doing that partition ourselves keeps one `tokenizers`
@@ -47,6 +50,8 @@ mod template_calls;
 mod tokenizer;
 pub mod tools;
 mod vocab;
+mod wpm;
+mod wpm_unicode;
 
 pub use error::TextError;
 pub use prompt::{ChatPrompt, ChatPromptError, TemplateVars};

@@ -13,7 +13,8 @@ use owl_gguf::GgufFile;
 /// same defaults llama.cpp does for the tokenizer model and pre-tokenizer.
 #[derive(Clone, Debug, Default)]
 pub struct VocabSpec {
-    /// `tokenizer.ggml.model`: `"gpt2"` (byte-level BPE) or `"llama"` (SentencePiece).
+    /// `tokenizer.ggml.model`: `"gpt2"` (byte-level BPE), `"llama"` (SentencePiece) or `"bert"`
+    /// (WordPiece).
     pub model: String,
     /// `tokenizer.ggml.pre`: selects the pre-tokenizer regexes for `gpt2` vocabularies.
     pub pre: Option<String>,
@@ -48,6 +49,10 @@ pub struct VocabSpec {
     pub add_eos: Option<bool>,
     /// `tokenizer.ggml.add_space_prefix` (SentencePiece's leading `▁`).
     pub add_space_prefix: Option<bool>,
+    /// `tokenizer.ggml.normalizer.lowercase` (`bert` only; llama.cpp's default: true).
+    pub normalizer_lowercase: Option<bool>,
+    /// `tokenizer.ggml.normalizer.strip_accents` (`bert` only; default: as `lowercase`).
+    pub normalizer_strip_accents: Option<bool>,
 }
 
 const P: &str = "tokenizer.ggml.";
@@ -119,6 +124,8 @@ impl VocabSpec {
             add_bos: flag("add_bos_token"),
             add_eos: flag("add_eos_token"),
             add_space_prefix: flag("add_space_prefix"),
+            normalizer_lowercase: flag("normalizer.lowercase"),
+            normalizer_strip_accents: flag("normalizer.strip_accents"),
         })
     }
 }

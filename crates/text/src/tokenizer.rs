@@ -3,16 +3,26 @@
 use crate::detok;
 use crate::partition::{partition, Fragment};
 use crate::vocab::{attr, Kind, Vocab};
+use crate::wpm::Wpm;
 use crate::{bpe, spm, TextError, VocabSpec};
+
+/// The algorithm that turns a raw-text fragment into ids.
+enum Model {
+    /// A `tokenizers` pipeline (byte-level BPE, SentencePiece as BPE).
+    Hf(Box<tokenizers::Tokenizer>),
+    /// llama.cpp's WordPiece.
+    Wpm(Wpm),
+}
 
 /// A model's tokenizer, built from its GGUF metadata.
 ///
 /// Encoding splits special-token text out first (llama.cpp's rules), then runs the remaining
-/// text through a `tokenizers` pipeline with no added tokens. Decoding uses a per-token piece
-/// table, so it works on arbitrary (even partial-character) token sequences.
+/// text through a `tokenizers` pipeline with no added tokens (or, for WordPiece, through
+/// llama.cpp's longest match). Decoding uses a per-token piece table, so it works on arbitrary
+/// (even partial-character) token sequences.
 pub struct Tokenizer {
     vocab: Vocab,
-    model: tokenizers::Tokenizer,
+    model: Model,
     pieces: Vec<Vec<u8>>,
 }
 
@@ -37,8 +47,9 @@ impl Tokenizer {
     pub fn from_spec(spec: VocabSpec) -> Result<Tokenizer, TextError> {
         let vocab = Vocab::build(&spec)?;
         let model = match vocab.kind {
-            Kind::Bpe => bpe::build(&vocab, &spec.merges)?,
-            Kind::Spm => spm::build(&vocab, &spec.scores)?,
+            Kind::Bpe => Model::Hf(Box::new(bpe::build(&vocab, &spec.merges)?)),
+            Kind::Spm => Model::Hf(Box::new(spm::build(&vocab, &spec.scores)?)),
+            Kind::Wpm => Model::Wpm(Wpm::new(&vocab, vocab.normalizer)),
         };
         let pieces = detok::piece_table(&vocab);
         Ok(Tokenizer {
@@ -51,6 +62,8 @@ impl Tokenizer {
     /// Tokenizes `text`.
     ///
     /// * `add_special`: prepend BOS / append EOS when the model's `add_bos` / `add_eos` say so.
+    ///   WordPiece (`bert`) vocabularies always get `[CLS]` (BOS) first and `[SEP]` last, as
+    ///   llama.cpp does whatever the flags say.
     /// * `parse_special`: text of control tokens (e.g. `<|im_start|>`) becomes that token;
     ///   otherwise it is tokenized as plain text. As in llama.cpp (and HF), user-defined
     ///   tokens are always matched, whatever this flag says.
@@ -62,6 +75,25 @@ impl Tokenizer {
     ) -> Result<Vec<u32>, TextError> {
         let v = &self.vocab;
         let mut out = Vec::new();
+        if let Model::Wpm(wpm) = &self.model {
+            if add_special {
+                out.push(
+                    v.ids
+                        .bos
+                        .ok_or(TextError::MissingSpecialToken("BOS ([CLS])"))?,
+                );
+            }
+            for frag in partition(v, text, parse_special) {
+                match frag {
+                    Fragment::Token(id) => out.push(id),
+                    Fragment::Text(t) => wpm.tokenize(v, t, &mut out)?,
+                }
+            }
+            if add_special {
+                out.push(v.ids.sep.ok_or(TextError::MissingSpecialToken("SEP"))?);
+            }
+            return Ok(out);
+        }
         if add_special && v.add_bos {
             out.push(v.ids.bos.ok_or(TextError::MissingSpecialToken("BOS"))?);
         }
@@ -92,9 +124,14 @@ impl Tokenizer {
     }
 
     fn encode_plain(&self, text: &str, out: &mut Vec<u32>) -> Result<(), TextError> {
-        let enc = self.model.encode(text, false)?;
-        out.extend_from_slice(enc.get_ids());
-        Ok(())
+        match &self.model {
+            Model::Hf(model) => {
+                let enc = model.encode(text, false)?;
+                out.extend_from_slice(enc.get_ids());
+                Ok(())
+            }
+            Model::Wpm(wpm) => wpm.tokenize(&self.vocab, text, out),
+        }
     }
 
     /// The raw bytes of one token, as llama.cpp's `token_to_piece(.., special)`: control and
@@ -223,9 +260,19 @@ impl Tokenizer {
         self.vocab.add_eos
     }
 
-    /// `true` for SentencePiece (`llama`) vocabularies, `false` for byte-level BPE.
+    /// `true` for SentencePiece (`llama`) vocabularies, `false` for byte-level BPE and WordPiece.
     pub fn is_sentencepiece(&self) -> bool {
         self.vocab.kind == Kind::Spm
+    }
+
+    /// `true` for WordPiece (`bert`) vocabularies, those of BERT-style embedding models.
+    pub fn is_wordpiece(&self) -> bool {
+        self.vocab.kind == Kind::Wpm
+    }
+
+    /// Separator token (`[SEP]`), which WordPiece vocabularies append to every sequence.
+    pub fn sep(&self) -> Option<u32> {
+        self.vocab.ids.sep
     }
 
     /// The llama.cpp pre-tokenizer type in use (`"default"` for SentencePiece vocabularies).

@@ -3,6 +3,7 @@
 //! cache used to split special text out of the input.
 
 use crate::pretokenize::{self, PreConfig};
+use crate::wpm::Normalizer;
 use crate::{TextError, VocabSpec};
 use std::collections::{HashMap, HashSet};
 
@@ -25,6 +26,8 @@ pub(crate) enum Kind {
     Bpe,
     /// `tokenizer.ggml.model == "llama"`: SentencePiece, score-driven merges, byte fallback.
     Spm,
+    /// `tokenizer.ggml.model == "bert"`: WordPiece, greedy longest match (`wpm.rs`).
+    Wpm,
 }
 
 /// Special token ids after defaults and metadata are applied.
@@ -35,6 +38,8 @@ pub(crate) struct SpecialIds {
     pub eot: Option<u32>,
     pub eom: Option<u32>,
     pub unk: Option<u32>,
+    /// Separator (`[SEP]`): WordPiece vocabularies end every sequence with it.
+    pub sep: Option<u32>,
     pub pad: Option<u32>,
     pub fim_pad: Option<u32>,
     pub fim_rep: Option<u32>,
@@ -57,6 +62,8 @@ pub(crate) struct Vocab {
     pub add_eos: bool,
     pub add_space_prefix: bool,
     pub clean_spaces: bool,
+    /// WordPiece normalisation (llama.cpp reads it for every vocabulary; only `bert` uses it).
+    pub normalizer: Normalizer,
 }
 
 /// Texts llama.cpp treats as end-of-turn / end-of-generation markers.
@@ -156,11 +163,22 @@ impl Vocab {
                 };
                 (Kind::Bpe, ids, pre, resolved.is_some())
             }
+            "bert" => {
+                let ids = SpecialIds {
+                    bos: Some(101),
+                    unk: Some(100),
+                    sep: Some(102),
+                    pad: Some(0),
+                    ..SpecialIds::default()
+                };
+                (Kind::Wpm, ids, pretokenize::DEFAULT, true)
+            }
             other => return Err(TextError::UnsupportedModel(other.to_string())),
         };
         let (mut add_bos, mut add_eos, mut add_space_prefix, clean_spaces) = match kind {
             Kind::Spm => (true, false, true, false),
             Kind::Bpe => (pre.add_bos, false, false, pre.clean_spaces),
+            Kind::Wpm => (true, false, false, true),
         };
         if let Some(v) = spec.add_space_prefix {
             add_space_prefix = v;
@@ -192,7 +210,8 @@ impl Vocab {
         ids.unk = pick(ids.unk, spec.unk);
         ids.eot = in_range(spec.eot);
         ids.eom = in_range(spec.eom);
-        ids.pad = in_range(spec.pad);
+        ids.sep = pick(ids.sep, spec.sep);
+        ids.pad = pick(ids.pad, spec.pad);
         ids.fim_pad = in_range(spec.fim_pad);
         ids.fim_rep = in_range(spec.fim_rep);
         ids.fim_sep = in_range(spec.fim_sep);
@@ -202,6 +221,11 @@ impl Vocab {
         if let Some(v) = spec.add_eos {
             add_eos = v;
         }
+        let lowercase = spec.normalizer_lowercase.unwrap_or(true);
+        let normalizer = Normalizer {
+            lowercase,
+            strip_accents: spec.normalizer_strip_accents.unwrap_or(lowercase),
+        };
 
         let mut v = Vocab {
             kind,
@@ -217,6 +241,7 @@ impl Vocab {
             add_eos,
             add_space_prefix,
             clean_spaces,
+            normalizer,
         };
         v.detect_special_by_text();
         v.build_eog();

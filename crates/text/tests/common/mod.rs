@@ -19,10 +19,14 @@ pub fn vocab(name: &str) -> Tokenizer {
 
 /// llama.cpp's `.inp`/`.out` pairs (tests/test-tokenizer-0.cpp `read_tests`).
 pub fn cases(name: &str) -> Vec<(String, Vec<u32>)> {
-    let inp =
-        std::fs::read_to_string(fixture(&format!("vocab/ggml-vocab-{name}.gguf.inp"))).unwrap();
-    let out =
-        std::fs::read_to_string(fixture(&format!("vocab/ggml-vocab-{name}.gguf.out"))).unwrap();
+    cases_at(&format!("vocab/ggml-vocab-{name}.gguf"))
+}
+
+/// The `.inp`/`.out` pair at `fixtures/{stem}.inp` and `.out`.
+pub fn cases_at(stem: &str) -> Vec<(String, Vec<u32>)> {
+    let name = stem;
+    let inp = std::fs::read_to_string(fixture(&format!("{stem}.inp"))).unwrap();
+    let out = std::fs::read_to_string(fixture(&format!("{stem}.out"))).unwrap();
     let sep = "\n__ggml_vocab_test__\n";
     let mut inputs = Vec::new();
     let mut rest = inp.as_str();
