@@ -9,8 +9,10 @@
 //! gemma template, 48 greedy steps each with the top-10 logits). Teacher-forced along
 //! llama.cpp's tokens, owl's top-1 must be llama.cpp's at >= 95 % of the steps, and its logits
 //! for llama.cpp's top-10 tokens within `LOGIT_TOL`. Not bit for bit: llama.cpp repacks this
-//! file's Q4_K matrices (its Q4_Kx8 path sums in its own order) and owl keeps the row layout
-//! here, so the two differ by float rounding that 18 layers carry to the logits.
+//! file's Q4_K matrices (its Q4_Kx8 path sums in its own order) and multiplies a prompt's
+//! K-quants in another order than its decode path, so the two differ by float rounding that 18
+//! layers carry to the logits (with its repacking off, its decode path is owl's bit for bit:
+//! docs/FIDELITY.md).
 
 use owl_kernels::Kernels;
 use owl_testkit::{ids, reference, runner, Stepper};
@@ -19,7 +21,7 @@ use owl_testkit::{ids, reference, runner, Stepper};
 const MIN_AGREEMENT: f64 = 0.95;
 /// Largest accepted |owl - llama.cpp| on one of llama.cpp's top-10 logits, and on average.
 /// Measured 2026-12-04 (AVX2 kernels): largest 1.839 / mean 0.228 in the row layout, 1.761 /
-/// 0.250 repacked (a layer-by-layer trace shows every op bit-identical but the K-quant
+/// 0.250 repacked (a layer-by-layer trace shows every op bit-identical but llama.cpp's K-quant
 /// products, docs/FIDELITY.md); the bounds leave room for other machines' kernels.
 const LOGIT_TOL: f32 = 2.5;
 const MEAN_LOGIT_TOL: f64 = 0.35;
