@@ -13,9 +13,13 @@ import numpy as np
 ref = np.load(sys.argv[1])
 d = sys.argv[2]
 n_layer = int(sys.argv[3]) if len(sys.argv) > 3 else 30
-names = ["attn_norm", "Qcur", "Kcur", "Vcur", "kqv_out", "attn_out", "ffn_inp", "ffn_norm",
-         "ffn_gate", "ffn_up", "ffn_swiglu", "ffn_out", "l_out"]
-order = [f"{n}-{i}" for i in range(n_layer) for n in names] + ["result_norm", "result_output"]
+# Gemma 3 adds the scaled embeddings, Q/K norms, post-norms (attn_post_norm, ffn_post_norm),
+# sa_out (its ffn_inp) and ffn_geglu; names a graph does not have are skipped.
+names = ["attn_norm", "Qcur_normed", "Kcur_normed", "Qcur", "Kcur", "Vcur", "kqv_out",
+         "attn_out", "attn_post_norm", "ffn_inp", "sa_out", "ffn_norm", "ffn_gate", "ffn_up",
+         "ffn_swiglu", "ffn_geglu", "ffn_out", "ffn_post_norm", "l_out"]
+order = (["inp_scaled"] + [f"{n}-{i}" for i in range(n_layer) for n in names]
+         + ["result_norm", "result_output"])
 for name in order:
     p = os.path.join(d, name + ".f32")
     if name not in ref or not os.path.exists(p):

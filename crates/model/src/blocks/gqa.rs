@@ -2,7 +2,8 @@
 //!
 //! Options cover the dense families: optional Q/K/V biases (Qwen2) and the RoPE pairing order;
 //! and gpt-oss: an output bias, per-head attention sinks and a sliding window (a token sees
-//! itself and the `window - 1` positions before it, llama.cpp's LLAMA_SWA_TYPE_STANDARD).
+//! itself and the `window - 1` positions before it, llama.cpp's LLAMA_SWA_TYPE_STANDARD);
+//! and Gemma 3: Q scaled before attention instead of the scores.
 //! Each (token, head) pair is an independent task for the thread pool; a token attends over its
 //! own sequence's cache rows `0..=pos`, so the batch may mix sequences freely.
 
@@ -33,6 +34,10 @@ pub struct Gqa {
     pub sinks: Option<Vec<f32>>,
     /// Sliding window: keys at positions `pos - window` and older are masked.
     pub window: Option<usize>,
+    /// Q is multiplied by this after RoPE and the scores are not scaled again (Gemma 3's
+    /// `f_attention_scale`, applied by llama.cpp with `ggml_scale` before Q meets the cache);
+    /// `None`: the scores are scaled by `1/sqrt(head_dim)`.
+    pub q_scale: Option<f32>,
     pub n_head: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
@@ -153,13 +158,18 @@ impl Gqa {
         cx.trace("Qcur", Some(layer), q);
         cx.trace("Kcur", Some(layer), k);
         cx.trace("Vcur", Some(layer), v);
+        if let Some(qs) = self.q_scale {
+            for x in q.iter_mut() {
+                *x *= qs;
+            }
+        }
         let attn = &mut s.attn[..n * q_dim];
         let group = self.n_head / self.n_head_kv;
         let tasks = HeadTasks {
             n_head: self.n_head,
             q_width: hd,
             out_width: hd,
-            scale: 1.0 / (hd as f32).sqrt(),
+            scale: self.q_scale.map_or(1.0 / (hd as f32).sqrt(), |_| 1.0),
             n_pad: kv.n_ctx_pad(),
         };
         let kv = &*kv;

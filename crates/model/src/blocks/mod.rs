@@ -2,6 +2,7 @@
 
 pub mod attend;
 pub mod ffn;
+pub mod geglu;
 pub mod gqa;
 pub mod mla;
 pub mod moe;

@@ -1,0 +1,48 @@
+//! The GELU-gated feed-forward block of Gemma: `down(gelu(gate(x)) * up(x))`, GELU in its tanh
+//! form through ggml's f16 lookup table (`owl_kernels::gelu::geglu`, llama.cpp's
+//! `ggml_geglu_split` for LLM_FFN_GELU + LLM_FFN_PAR). The same weights and scratch as
+//! `SwiGluFfn`; only the activation differs.
+
+use owl_kernels::gelu::geglu;
+use owl_kernels::{linear, linear_many, QMatrix};
+
+use crate::blocks::ffn::FfnScratch;
+use crate::scratch::Compute;
+
+pub struct GeGluFfn {
+    /// [n_ff, n_embd]
+    pub gate: QMatrix,
+    /// [n_ff, n_embd]
+    pub up: QMatrix,
+    /// [n_embd, n_ff]
+    pub down: QMatrix,
+}
+
+impl GeGluFfn {
+    /// `x`: [n, n_embd] (normalized input); `out`: [n, n_embd].
+    pub fn forward(
+        &self,
+        cx: &Compute<'_>,
+        x: &[f32],
+        n: usize,
+        out: &mut [f32],
+        s: FfnScratch<'_>,
+    ) {
+        let n_ff = self.gate.rows;
+        let gate = &mut s.gate[..n * n_ff];
+        let up = &mut s.up[..n * n_ff];
+        linear_many(
+            cx.kernels,
+            cx.pool,
+            x,
+            n,
+            &mut [(&self.gate, &mut *gate), (&self.up, &mut *up)],
+            s.act,
+        );
+        cx.trace("ffn_gate", Some(s.layer), gate);
+        cx.trace("ffn_up", Some(s.layer), up);
+        geglu(gate, up);
+        cx.trace("ffn_geglu", Some(s.layer), gate);
+        linear(cx.kernels, cx.pool, &self.down, gate, n, out, s.act);
+    }
+}
