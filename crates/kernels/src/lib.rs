@@ -10,7 +10,9 @@
 //! and solo generation give bit-identical logits.
 
 pub mod attention;
+pub mod gelu;
 pub mod isa;
+pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
 pub mod pool;

@@ -1,5 +1,6 @@
 //! The architecture registry: one entry per GGUF `general.architecture` value.
 
+mod bert;
 mod deepseek2;
 mod dense;
 mod ernie45moe;
@@ -57,6 +58,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "ernie4_5-moe",
         load: ernie45moe::load,
+    },
+    ArchEntry {
+        gguf_arch: "bert",
+        load: bert::load,
     },
 ];
 
