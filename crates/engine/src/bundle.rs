@@ -88,10 +88,15 @@ impl ModelBundle {
             runner.set_trace(Some(trace_to_dir(dir.clone())?));
         }
         let n_ctx_train = runner.model.hparams().n_ctx_train.max(1);
-        let n_ctx = opts
+        let mut n_ctx = opts
             .ctx_size
             .unwrap_or(n_ctx_train.min(DEFAULT_CTX_CAP))
             .max(MIN_CTX);
+        if runner.model.is_encoder() {
+            // Absolute position embeddings: an encoder has no positions past its training
+            // context, whatever --ctx-size says.
+            n_ctx = n_ctx.min(n_ctx_train);
+        }
         Ok(ModelBundle {
             runner,
             tokenizer,

@@ -17,6 +17,7 @@ pub mod api;
 mod bundle;
 mod command;
 mod config;
+mod embed;
 mod error;
 mod gate;
 mod handle;
@@ -36,4 +37,5 @@ pub use bundle::{
 pub use config::EngineConfig;
 pub use error::EngineError;
 pub use gate::{ComputeGate, GatePass};
-pub use handle::{Engine, EngineHandle};
+pub use handle::{EmbedResult, Engine, EngineHandle};
+pub use owl_model::Pooling;
