@@ -16,9 +16,10 @@ use owl_model::{Batch, LoadOptions, Logits, LogitsWanted, Pooling, Runner};
 const MIN_COSINE: f64 = 0.9999;
 /// Largest |owl - llama.cpp| / max(1, |llama.cpp|) allowed on any pooled value (F16 weights, values of order 1;
 /// llama.cpp's prompt GEMM sums in another order than owl's dot products).
-/// Rank scores pass through a classification head that widens differences (measured 2.7e-3 on
-/// a score of -3.2): for them the bound is relative to `max(1, |score|)`.
 const MAX_ABS: f32 = 2e-3;
+/// The same for rank scores, which pass through a classification head (64 → 64 → tanh → 1,
+/// weights of 0.25 and 0.5) that widens the hidden states' differences (measured 2.7e-3).
+const RANK_MAX_ABS: f32 = 5e-3;
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/bert")
@@ -104,7 +105,8 @@ fn check(name: &str, isa: Isa) {
     }
     eprintln!("{name} ({}): min cosine {worst_cos:.9}, max |diff| / max(1, |ref|) {worst_abs:.2e}", isa.name());
     assert!(worst_cos >= MIN_COSINE, "{name}: cosine {worst_cos}");
-    assert!(worst_abs <= MAX_ABS, "{name}: max |diff| {worst_abs}");
+    let bound = if want[0].len() == 1 { RANK_MAX_ABS } else { MAX_ABS };
+    assert!(worst_abs <= bound, "{name}: max |diff| {worst_abs}");
     // Alone == among the others, bit for bit.
     for (i, t) in inputs.iter().enumerate() {
         let alone = encode(&mut r, std::slice::from_ref(t));
@@ -138,7 +140,7 @@ fn bert_reranker_scores_match_llama_cpp() {
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g.len(), 1);
         assert!(
-            (g[0] - w).abs() <= MAX_ABS * w.abs().max(1.0),
+            (g[0] - w).abs() <= RANK_MAX_ABS * w.abs().max(1.0),
             "score {} vs {w}",
             g[0]
         );
