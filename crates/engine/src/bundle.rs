@@ -19,6 +19,7 @@ use owl_text::{ChatTemplate, Tokenizer};
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::handle::{Engine, EngineHandle};
+use crate::pair::PairLayout;
 
 /// Default context cap, so a 128k-context model does not reserve a huge cache by default.
 pub const DEFAULT_CTX_CAP: usize = 4096;
@@ -59,6 +60,8 @@ pub struct ModelBundle {
     pub template: Option<ChatTemplate>,
     /// Positions per sequence.
     pub n_ctx: usize,
+    /// The special tokens of a reranker's (query, document) input.
+    pub pair: PairLayout,
 }
 
 impl ModelBundle {
@@ -97,11 +100,13 @@ impl ModelBundle {
             // context, whatever --ctx-size says.
             n_ctx = n_ctx.min(n_ctx_train);
         }
+        let pair = PairLayout::from_gguf(&file, &tokenizer);
         Ok(ModelBundle {
             runner,
             tokenizer,
             template,
             n_ctx,
+            pair,
         })
     }
 
@@ -111,6 +116,7 @@ impl ModelBundle {
         let engine = Engine::start(self.runner, Arc::clone(&self.tokenizer), cfg)?;
         Ok(RunningModel {
             engine,
+            pair: self.pair,
             tokenizer: self.tokenizer,
             template: self.template,
             grammars: std::sync::OnceLock::new(),
@@ -121,6 +127,8 @@ impl ModelBundle {
 /// A model whose runner lives in an engine thread: what front ends hold.
 pub struct RunningModel {
     pub engine: EngineHandle,
+    /// The special tokens of a reranker's (query, document) input.
+    pub pair: PairLayout,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
     /// The constraint compiler, built on first use (a trie of the vocabulary).
