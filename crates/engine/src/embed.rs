@@ -31,7 +31,9 @@ pub(crate) fn embed(
         encode_all(runner, gate, n_batch, inputs)?
     } else {
         if pooling == Pooling::Rank {
-            return Err("ranking with a decoder model (Qwen3-Reranker style) is not supported yet".into());
+            return Err(
+                "ranking with a decoder model (Qwen3-Reranker style) is not supported yet".into(),
+            );
         }
         inputs
             .iter()
@@ -151,7 +153,11 @@ fn first_row(out: &Logits, e: usize) -> Result<Vec<f32>, String> {
 
 /// `v / |v|` (f64 sums), left as is when zero.
 pub(crate) fn l2_normalise(v: &mut [f32]) {
-    let norm = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+    let norm = v
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt();
     if norm > 0.0 {
         let s = 1.0 / norm;
         v.iter_mut().for_each(|x| *x = (*x as f64 * s) as f32);

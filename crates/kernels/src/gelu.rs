@@ -52,13 +52,18 @@ mod tests {
             .iter()
             .map(|&v| {
                 let v = v as f64;
-                0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
+                0.5 * v
+                    * (1.0
+                        + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
             })
             .collect();
         gelu_in_place(&mut x);
         for (i, (&got, &w)) in x.iter().zip(&want).enumerate() {
             // f16 rounding of input and output: about 1e-3 relative.
-            assert!((got as f64 - w).abs() <= 2e-3 * w.abs().max(1.0), "{i}: {got} vs {w}");
+            assert!(
+                (got as f64 - w).abs() <= 2e-3 * w.abs().max(1.0),
+                "{i}: {got} vs {w}"
+            );
         }
         let mut edge = [-10.0f32, -20.0, 10.0, 31.5];
         gelu_in_place(&mut edge);

@@ -46,7 +46,11 @@ mod tests {
         let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
         for i in 0..97 {
             let want = (x[i] as f64 - mean) / (var + 1e-12).sqrt() * w[i] as f64 + b[i] as f64;
-            assert!((out[i] as f64 - want).abs() < 1e-5, "{i}: {} vs {want}", out[i]);
+            assert!(
+                (out[i] as f64 - want).abs() < 1e-5,
+                "{i}: {} vs {want}",
+                out[i]
+            );
         }
         // The normalised row (before weight and bias) has mean 0 and variance 1.
         let ones = vec![1.0; 97];
@@ -54,6 +58,9 @@ mod tests {
         layer_norm(&x, &ones, &zeros, 0.0, &mut out);
         let m = out.iter().map(|&v| v as f64).sum::<f64>() / n;
         let v = out.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n;
-        assert!(m.abs() < 1e-6 && (v - 1.0).abs() < 1e-5, "mean {m}, var {v}");
+        assert!(
+            m.abs() < 1e-6 && (v - 1.0).abs() < 1e-5,
+            "mean {m}, var {v}"
+        );
     }
 }

@@ -202,7 +202,7 @@ impl Model for Encoder {
                 }
                 self.pos_embd.dequantize_row(c.pos0 + r, &mut pos_row);
                 for (a, &b) in x.iter_mut().zip(&pos_row) {
-                    *a = b + *a;
+                    *a += b;
                 }
             }
         }
@@ -214,7 +214,11 @@ impl Model for Encoder {
         for (li, l) in self.layers.iter().enumerate() {
             let x = &mut buf.x[..n * e];
             {
-                let (q, k, v) = (&mut buf.q[..n * e], &mut buf.k[..n * e], &mut buf.v[..n * e]);
+                let (q, k, v) = (
+                    &mut buf.q[..n * e],
+                    &mut buf.k[..n * e],
+                    &mut buf.v[..n * e],
+                );
                 linear_many(
                     cx.kernels,
                     cx.pool,

@@ -99,7 +99,12 @@ pub fn rerank(a: RerankArgs) -> Result<()> {
         if a.truncate && frame + dt.len() > n_ctx {
             dt.truncate(n_ctx.saturating_sub(frame));
         }
-        pairs.push(fit(m.pair.join(&q, &dt), n_ctx, false, &format!("document {i}"))?);
+        pairs.push(fit(
+            m.pair.join(&q, &dt),
+            n_ctx,
+            false,
+            &format!("document {i}"),
+        )?);
     }
     let scores = run(&m, pairs, false)?;
     let mut ranked: Vec<(usize, f32)> = scores

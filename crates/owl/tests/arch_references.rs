@@ -81,7 +81,9 @@ fn encoder_fixture_exists(arch: &str) -> bool {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../../tests/fixtures/bert/tiny-{arch}.gguf"));
     p.is_file()
-        && GgufFile::open(&p).expect("encoder fixture").get_str("general.architecture")
+        && GgufFile::open(&p)
+            .expect("encoder fixture")
+            .get_str("general.architecture")
             == Some(arch)
 }
 

@@ -103,14 +103,24 @@ fn check(name: &str, isa: Isa) {
             worst_cos = worst_cos.min(cosine(g, w));
         }
     }
-    eprintln!("{name} ({}): min cosine {worst_cos:.9}, max |diff| / max(1, |ref|) {worst_abs:.2e}", isa.name());
+    eprintln!(
+        "{name} ({}): min cosine {worst_cos:.9}, max |diff| / max(1, |ref|) {worst_abs:.2e}",
+        isa.name()
+    );
     assert!(worst_cos >= MIN_COSINE, "{name}: cosine {worst_cos}");
-    let bound = if want[0].len() == 1 { RANK_MAX_ABS } else { MAX_ABS };
+    let bound = if want[0].len() == 1 {
+        RANK_MAX_ABS
+    } else {
+        MAX_ABS
+    };
     assert!(worst_abs <= bound, "{name}: max |diff| {worst_abs}");
     // Alone == among the others, bit for bit.
     for (i, t) in inputs.iter().enumerate() {
         let alone = encode(&mut r, std::slice::from_ref(t));
-        assert_eq!(alone[0], got[i], "{name} input {i}: alone differs from batched");
+        assert_eq!(
+            alone[0], got[i],
+            "{name} input {i}: alone differs from batched"
+        );
     }
 }
 
@@ -160,7 +170,11 @@ fn fixture_vocabulary_tokenizes_as_llama_cpp() {
             .iter()
             .map(|x| x.as_u64().expect("id") as u32)
             .collect();
-        assert_eq!(tok.encode(text, true, false).expect("encode"), want, "{text:?}");
+        assert_eq!(
+            tok.encode(text, true, false).expect("encode"),
+            want,
+            "{text:?}"
+        );
     }
 }
 
@@ -176,5 +190,8 @@ fn over_long_input_is_an_error_not_a_panic() {
     let mut kv = r.model.new_cache(16, 1);
     let mut b = Batch::new();
     b.push(0, 0, &[1, 2], LogitsWanted::Last);
-    assert!(r.forward(&b, &mut kv, &mut out).is_err(), "an encoder does not generate");
+    assert!(
+        r.forward(&b, &mut kv, &mut out).is_err(),
+        "an encoder does not generate"
+    );
 }

@@ -17,7 +17,10 @@ fn fixture(name: &str) -> String {
 fn owl(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_owl"))
         .args(args)
-        .env("OWL_HOME", std::env::temp_dir().join("owl-embed-cli-test-home"))
+        .env(
+            "OWL_HOME",
+            std::env::temp_dir().join("owl-embed-cli-test-home"),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -79,15 +82,24 @@ fn embed_writes_one_unit_vector_per_text() {
     // stdin, one text per line, gives the same vectors; --normalize false does not normalise.
     let piped = lines(&owl(&["embed", "-m", &m], Some("hello world\na\n")));
     assert_eq!(piped, out);
-    let raw = lines(&owl(&["embed", "-m", &m, "--normalize", "false", "a"], None));
+    let raw = lines(&owl(
+        &["embed", "-m", &m, "--normalize", "false", "a"],
+        None,
+    ));
     let v = floats(&raw[0]["embedding"]);
     let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
     assert!((n - 1.0).abs() > 1e-2, "not normalised: norm {n}");
     // Over-long input: an error naming the limit, or cut with --truncate.
     let long = "word ".repeat(40);
     failure(&owl(&["embed", "-m", &m, &long], None), "limit of 64");
-    assert_eq!(lines(&owl(&["embed", "-m", &m, "--truncate", &long], None)).len(), 1);
-    failure(&owl(&["rerank", "-m", &m, "-q", "q", "d"], None), "not a reranker");
+    assert_eq!(
+        lines(&owl(&["embed", "-m", &m, "--truncate", &long], None)).len(),
+        1
+    );
+    failure(
+        &owl(&["rerank", "-m", &m, "-q", "q", "d"], None),
+        "not a reranker",
+    );
     failure(&owl(&["run", "-m", &m, "hi"], None), "owl embed");
 }
 
@@ -122,8 +134,5 @@ fn rerank_prints_llama_cpp_scores_best_first() {
     }
     args.extend(["--top-n", "1"]);
     assert_eq!(lines(&owl(&args, None)).len(), 1);
-    failure(
-        &owl(&["embed", "-m", &m, "x"], None),
-        "reranker",
-    );
+    failure(&owl(&["embed", "-m", &m, "x"], None), "reranker");
 }

@@ -32,7 +32,9 @@ pub fn parse_input(v: Option<&Value>) -> Result<Vec<RawInput>, ApiError> {
             .map(|x| {
                 x.as_u64()
                     .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| ApiError::bad_param(field, "token ids must be non-negative integers"))
+                    .ok_or_else(|| {
+                        ApiError::bad_param(field, "token ids must be non-negative integers")
+                    })
             })
             .collect()
     };
@@ -124,7 +126,12 @@ pub async fn to_ids(
 
 /// `ids` if they fit in `n_ctx` positions; cut to them when `truncate`; else a 400 naming the
 /// limit. Empty input is a 400 too.
-pub fn fit(mut ids: Vec<u32>, n_ctx: usize, truncate: bool, field: &str) -> Result<Vec<u32>, ApiError> {
+pub fn fit(
+    mut ids: Vec<u32>,
+    n_ctx: usize,
+    truncate: bool,
+    field: &str,
+) -> Result<Vec<u32>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::bad_param(field, "the input is empty"));
     }
@@ -157,7 +164,9 @@ pub async fn run(
         .map_err(|_| ApiError::server("the engine stopped before the embeddings were done"))?
         .map_err(|e| ApiError::server(format!("embedding failed: {e}")))?;
     if out.len() != n {
-        return Err(ApiError::server("the engine returned the wrong number of vectors"));
+        return Err(ApiError::server(
+            "the engine returned the wrong number of vectors",
+        ));
     }
     Ok(out)
 }

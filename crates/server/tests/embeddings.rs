@@ -157,15 +157,24 @@ async fn embeddings_match_llama_cpp_in_every_input_form() {
     let (_, by_ids) = post(&app, "/v1/embeddings", json!({"input": case["tokens"]})).await;
     let (s, by_text) = post(&app, "/v1/embeddings", json!({"input": case["text"]})).await;
     assert_eq!(s, StatusCode::OK, "{by_text}");
-    assert_eq!(by_text["data"][0]["embedding"], by_ids["data"][0]["embedding"]);
+    assert_eq!(
+        by_text["data"][0]["embedding"],
+        by_ids["data"][0]["embedding"]
+    );
     let (_, listed) = post(
         &app,
         "/v1/embeddings",
         json!({"input": [rf["texts"][0]["text"], case["text"]]}),
     )
     .await;
-    assert_eq!(listed["data"][1]["embedding"], by_ids["data"][0]["embedding"]);
-    assert_ne!(listed["data"][0]["embedding"], listed["data"][1]["embedding"]);
+    assert_eq!(
+        listed["data"][1]["embedding"],
+        by_ids["data"][0]["embedding"]
+    );
+    assert_ne!(
+        listed["data"][0]["embedding"],
+        listed["data"][1]["embedding"]
+    );
 
     // base64: the same floats, little-endian f32.
     let (s, b64) = post(
@@ -183,9 +192,19 @@ async fn embeddings_match_llama_cpp_in_every_input_form() {
     assert_eq!(decoded, as_f32);
 
     // `dimensions`: the model's own width is fine, anything else is refused.
-    let (s, _) = post(&app, "/v1/embeddings", json!({"input": "a", "dimensions": 64})).await;
+    let (s, _) = post(
+        &app,
+        "/v1/embeddings",
+        json!({"input": "a", "dimensions": 64}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, e) = post(&app, "/v1/embeddings", json!({"input": "a", "dimensions": 32})).await;
+    let (s, e) = post(
+        &app,
+        "/v1/embeddings",
+        json!({"input": "a", "dimensions": 32}),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"]["param"], "dimensions", "{e}");
     let (s, e) = post(
@@ -196,7 +215,14 @@ async fn embeddings_match_llama_cpp_in_every_input_form() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"]["param"], "encoding_format");
-    for bad in [json!([]), json!(""), json!([[]]), json!({"a": 1}), json!([-1]), json!([9999])] {
+    for bad in [
+        json!([]),
+        json!(""),
+        json!([[]]),
+        json!({"a": 1}),
+        json!([-1]),
+        json!([9999]),
+    ] {
         let (s, e) = post(&app, "/v1/embeddings", json!({"input": bad})).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
     }
@@ -268,7 +294,11 @@ async fn rerank_scores_match_llama_cpp_best_first() {
             let score = x["relevance_score"].as_f64().unwrap();
             assert!(score <= last, "not sorted: {r}");
             last = score;
-            assert!((score - want[i]).abs() < 5e-3, "doc {i}: {score} vs {}", want[i]);
+            assert!(
+                (score - want[i]).abs() < 5e-3,
+                "doc {i}: {score} vs {}",
+                want[i]
+            );
             assert_eq!(x["document"]["text"], rr["documents"][i]);
         }
         let n_tokens: usize = rr["pairs"]
@@ -277,7 +307,10 @@ async fn rerank_scores_match_llama_cpp_best_first() {
             .iter()
             .map(|p| p.as_array().unwrap().len())
             .sum();
-        assert_eq!(r["usage"]["total_tokens"], n_tokens, "pairs laid out as llama.cpp's");
+        assert_eq!(
+            r["usage"]["total_tokens"], n_tokens,
+            "pairs laid out as llama.cpp's"
+        );
     }
     // top_n, Cohere's document objects, documents left out by default.
     let docs: Vec<Value> = rr["documents"]
@@ -328,7 +361,10 @@ async fn rerank_scores_match_llama_cpp_best_first() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(e["error"]["message"].as_str().unwrap().contains("not a reranker"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a reranker"));
     let (s, e) = post(
         &app,
         "/v1/embeddings",
@@ -336,7 +372,10 @@ async fn rerank_scores_match_llama_cpp_best_first() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(e["error"]["message"].as_str().unwrap().contains("/v1/rerank"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/rerank"));
     let (s, _) = post(
         &app,
         "/v1/rerank",

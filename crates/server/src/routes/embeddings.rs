@@ -36,7 +36,13 @@ pub async fn embeddings(
     let req: EmbeddingsIn = body::parse(&bytes)?;
     body::check_fields(
         &bytes,
-        &["model", "input", "encoding_format", "dimensions", "truncate"],
+        &[
+            "model",
+            "input",
+            "encoding_format",
+            "dimensions",
+            "truncate",
+        ],
         &["user"],
     )?;
     let base64 = match req.encoding_format.as_deref() {
