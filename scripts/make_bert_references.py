@@ -72,6 +72,7 @@ def tokenizer() -> dict:
 def write(name: str, spec: dict) -> Path:
     d = DIMS
     e, ff = d["n_embd"], d["n_ff"]
+    ws = spec.get("w_scale", 1.0)  # multiplies every layer matrix's scale (benchmark shapes)
     rng = np.random.default_rng(spec["seed"])
     path = OUT / f"{name}.gguf"
     w = gguf.GGUFWriter(path, "bert")
@@ -107,13 +108,13 @@ def write(name: str, spec: dict) -> Path:
     for i in range(d["n_layer"]):
         b = f"blk.{i}"
         for t in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            w.add_tensor(f"{b}.{t}.weight", mat(e, e, 0.25))
+            w.add_tensor(f"{b}.{t}.weight", mat(e, e, 0.25 * ws))
             w.add_tensor(f"{b}.{t}.bias", vec(e, 0.1))
         w.add_tensor(f"{b}.attn_output_norm.weight", vec(e, 0.2, 1.0))
         w.add_tensor(f"{b}.attn_output_norm.bias", vec(e, 0.1))
-        w.add_tensor(f"{b}.ffn_up.weight", mat(ff, e, 0.25))
+        w.add_tensor(f"{b}.ffn_up.weight", mat(ff, e, 0.25 * ws))
         w.add_tensor(f"{b}.ffn_up.bias", vec(ff, 0.1))
-        w.add_tensor(f"{b}.ffn_down.weight", mat(e, ff, 0.15))
+        w.add_tensor(f"{b}.ffn_down.weight", mat(e, ff, 0.15 * ws))
         w.add_tensor(f"{b}.ffn_down.bias", vec(e, 0.1))
         w.add_tensor(f"{b}.layer_output_norm.weight", vec(e, 0.2, 1.0))
         w.add_tensor(f"{b}.layer_output_norm.bias", vec(e, 0.1))
