@@ -453,3 +453,28 @@ def test_long_stop_and_low_top_k_are_400(client, model_id):
     for k in (-1, 0):
         r = chat(client, model_id, "hi", max_tokens=2, extra_body={"top_k": k})
         assert r.choices[0].finish_reason in ("stop", "length")
+
+
+def test_embeddings_create(client, model_id, server):
+    """`client.embeddings.create` on the default (decoder) model: mean pooling, unit vectors,
+    one per input in order, `usage`; the client's default base64 transport decodes to the
+    same floats as `encoding_format="float"`; token-id input equals its text's tokens."""
+    texts = ["The capital of France is Paris.", "Bees make honey.", "The capital of France is Paris."]
+    r = client.embeddings.create(model=model_id, input=texts)
+    assert [d.index for d in r.data] == [0, 1, 2]
+    vecs = [d.embedding for d in r.data]
+    for v in vecs:
+        assert abs(sum(x * x for x in v) ** 0.5 - 1.0) < 1e-4
+    assert vecs[0] == vecs[2] and vecs[0] != vecs[1]
+    assert r.usage.prompt_tokens > 0 and r.usage.total_tokens == r.usage.prompt_tokens
+    f = client.embeddings.create(model=model_id, input=texts[0], encoding_format="float")
+    assert f.data[0].embedding == vecs[0]
+    status, tok = raw(server, "POST", "/tokenize", {"content": texts[0], "add_special": True})
+    assert status == 200
+    ids = client.embeddings.create(model=model_id, input=tok["tokens"], encoding_format="float")
+    assert ids.data[0].embedding == vecs[0]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model=model_id, input="hi", dimensions=3)
+    assert e.value.body["param"] == "dimensions"
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model=model_id, input="")

@@ -101,6 +101,8 @@ pub enum SubmitError {
     BadSampling(String),
     #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]
     BadToken { id: u32, n_vocab: usize },
+    #[error("this is an embedding model (an encoder): it embeds and ranks, it does not generate text; use /v1/embeddings or /v1/rerank")]
+    EncoderOnly,
 }
 
 /// The receiving end of one request. Dropping it cancels the request.

@@ -18,6 +18,7 @@ use owl_text::{ChatTemplate, Tokenizer};
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::handle::{Engine, EngineHandle};
+use crate::pair::PairLayout;
 
 /// Default context cap, so a 128k-context model does not reserve a huge cache by default.
 pub const DEFAULT_CTX_CAP: usize = 4096;
@@ -58,6 +59,8 @@ pub struct ModelBundle {
     pub template: Option<ChatTemplate>,
     /// Positions per sequence.
     pub n_ctx: usize,
+    /// The special tokens of a reranker's (query, document) input.
+    pub pair: PairLayout,
 }
 
 impl ModelBundle {
@@ -88,15 +91,22 @@ impl ModelBundle {
             runner.set_trace(Some(trace_to_dir(dir.clone())?));
         }
         let n_ctx_train = runner.model.hparams().n_ctx_train.max(1);
-        let n_ctx = opts
+        let mut n_ctx = opts
             .ctx_size
             .unwrap_or(n_ctx_train.min(DEFAULT_CTX_CAP))
             .max(MIN_CTX);
+        if runner.model.is_encoder() {
+            // Absolute position embeddings: an encoder has no positions past its training
+            // context, whatever --ctx-size says.
+            n_ctx = n_ctx.min(n_ctx_train);
+        }
+        let pair = PairLayout::from_gguf(&file, &tokenizer);
         Ok(ModelBundle {
             runner,
             tokenizer,
             template,
             n_ctx,
+            pair,
         })
     }
 
@@ -106,6 +116,7 @@ impl ModelBundle {
         let engine = Engine::start(self.runner, Arc::clone(&self.tokenizer), cfg)?;
         Ok(RunningModel {
             engine,
+            pair: self.pair,
             tokenizer: self.tokenizer,
             template: self.template,
             grammars: std::sync::OnceLock::new(),
@@ -116,6 +127,8 @@ impl ModelBundle {
 /// A model whose runner lives in an engine thread: what front ends hold.
 pub struct RunningModel {
     pub engine: EngineHandle,
+    /// The special tokens of a reranker's (query, document) input.
+    pub pair: PairLayout,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
     /// The constraint compiler, built on first use (a trie of the vocabulary).

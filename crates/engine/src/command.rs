@@ -16,10 +16,12 @@ pub(crate) enum Command {
         events: UnboundedSender<Event>,
         cancel: Arc<AtomicBool>,
     },
-    /// Embed `tokens` (mean of the final-normed hidden states, L2-normalised) between steps.
+    /// Embed every input (pooled as the model says, L2-normalised when `normalize`) between
+    /// steps; one vector per input, in order.
     Embed {
-        tokens: Vec<u32>,
-        reply: tokio::sync::oneshot::Sender<Result<Vec<f32>, String>>,
+        inputs: Vec<Vec<u32>>,
+        normalize: bool,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, String>>,
     },
     /// Stop taking requests; cancel what is still running after `grace`.
     Shutdown { grace: Duration },

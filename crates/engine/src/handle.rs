@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use owl_model::Runner;
+use owl_model::{Pooling, Runner};
 use owl_text::Tokenizer;
 
 use crate::api::{EngineStats, Request, RequestStream, SubmitError};
@@ -18,6 +18,9 @@ use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::scheduler::Scheduler;
+
+/// One vector per input, or why the engine could not embed them.
+pub type EmbedResult = Result<Vec<Vec<f32>>, String>;
 
 pub struct Engine;
 
@@ -37,6 +40,8 @@ impl Engine {
         let queued = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel();
         let n_vocab = runner.model.hparams().n_vocab;
+        let encoder = runner.model.is_encoder();
+        let pooling = runner.model.pooling();
         let sched = Scheduler::new(
             runner,
             tokenizer,
@@ -58,6 +63,8 @@ impl Engine {
                 thread: Mutex::new(Some(thread)),
                 n_ctx: cfg.n_ctx,
                 n_vocab,
+                encoder,
+                pooling,
                 queue: cfg.queue,
                 parallel: cfg.parallel,
                 kv_bytes,
@@ -75,6 +82,8 @@ struct Inner {
     thread: Mutex<Option<JoinHandle<()>>>,
     n_ctx: usize,
     n_vocab: usize,
+    encoder: bool,
+    pooling: Pooling,
     queue: usize,
     parallel: usize,
     kv_bytes: usize,
@@ -93,6 +102,9 @@ impl EngineHandle {
         let i = &self.inner;
         if i.closed.load(Ordering::Relaxed) {
             return Err(SubmitError::ShuttingDown);
+        }
+        if i.encoder {
+            return Err(SubmitError::EncoderOnly);
         }
         if req.prompt.is_empty() {
             return Err(SubmitError::EmptyPrompt);
@@ -138,40 +150,60 @@ impl EngineHandle {
         })
     }
 
-    /// Queues an embedding of `tokens` (see the scheduler's `embed`); the answer comes on the
-    /// returned channel once the engine reaches it, between two steps.
+    /// Queues the embedding of every input (see the scheduler's `embed`): one vector per
+    /// input, L2-normalised when `normalize` (rank pooling gives scores, never normalised).
+    /// The answer comes on the returned channel once the engine reaches it, between two steps.
     pub fn embed(
         &self,
-        tokens: Vec<u32>,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<f32>, String>>, SubmitError> {
+        inputs: Vec<Vec<u32>>,
+        normalize: bool,
+    ) -> Result<tokio::sync::oneshot::Receiver<EmbedResult>, SubmitError> {
         let i = &self.inner;
         if i.closed.load(Ordering::Relaxed) {
             return Err(SubmitError::ShuttingDown);
         }
-        if tokens.is_empty() {
+        if inputs.is_empty() || inputs.iter().any(|t| t.is_empty()) {
             return Err(SubmitError::EmptyPrompt);
         }
-        if tokens.len() > i.n_ctx {
-            return Err(SubmitError::PromptTooLong {
-                prompt: tokens.len(),
-                n_ctx: i.n_ctx,
-            });
-        }
-        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= i.n_vocab) {
-            return Err(SubmitError::BadToken {
-                id,
-                n_vocab: i.n_vocab,
-            });
+        for tokens in &inputs {
+            if tokens.len() > i.n_ctx {
+                return Err(SubmitError::PromptTooLong {
+                    prompt: tokens.len(),
+                    n_ctx: i.n_ctx,
+                });
+            }
+            if let Some(&id) = tokens.iter().find(|&&t| t as usize >= i.n_vocab) {
+                return Err(SubmitError::BadToken {
+                    id,
+                    n_vocab: i.n_vocab,
+                });
+            }
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = match i.cmd.lock() {
-            Ok(c) => c.send(Command::Embed { tokens, reply: tx }).is_ok(),
+            Ok(c) => c
+                .send(Command::Embed {
+                    inputs,
+                    normalize,
+                    reply: tx,
+                })
+                .is_ok(),
             Err(_) => false,
         };
         if !sent {
             return Err(SubmitError::ShuttingDown);
         }
         Ok(rx)
+    }
+
+    /// The model is an encoder (BERT): it embeds and ranks; `submit` refuses it.
+    pub fn is_encoder(&self) -> bool {
+        self.inner.encoder
+    }
+
+    /// How the model pools an input into its embedding ([`Pooling::Rank`]: a reranker).
+    pub fn pooling(&self) -> Pooling {
+        self.inner.pooling
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -196,55 +196,24 @@ impl Scheduler {
                 self.clients.insert(id, client);
                 self.planner.enqueue(seq);
             }
-            Command::Embed { tokens, reply } => {
-                let _ = reply.send(self.embed(&tokens));
+            Command::Embed {
+                inputs,
+                normalize,
+                reply,
+            } => {
+                let gate = self.cfg.gate.clone();
+                let _ = reply.send(crate::embed::embed(
+                    &mut self.runner,
+                    gate.as_ref(),
+                    self.cfg.n_batch,
+                    &inputs,
+                    normalize,
+                ));
             }
             Command::Shutdown { grace } => {
                 self.deadline = Some(Instant::now() + grace);
             }
         }
-    }
-
-    /// The embedding of `tokens`: the mean of their final-normed hidden states, L2-normalised
-    /// (llama.cpp's mean pooling with `--embd-normalize 2`). Runs in a KV cache of its own, in
-    /// `n_batch` chunks, between two steps (holding the gate like a step).
-    fn embed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, String> {
-        if tokens.is_empty() {
-            return Err("nothing to embed".into());
-        }
-        let mut kv = self.runner.model.new_cache(tokens.len(), 1);
-        let mut out = Logits {
-            hidden: true,
-            ..Logits::default()
-        };
-        let mut sum: Vec<f64> = Vec::new();
-        let mut batch = Batch::new();
-        let gate = self.cfg.gate.clone();
-        for (i, chunk) in tokens.chunks(self.cfg.n_batch).enumerate() {
-            batch.clear();
-            batch.push(0, i * self.cfg.n_batch, chunk, LogitsWanted::All);
-            let pass = gate.as_ref().map(|g| g.enter());
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                self.runner.forward(&batch, &mut kv, &mut out)
-            }));
-            drop(pass);
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("model error: {e}")),
-                Err(_) => return Err("internal error: the forward pass panicked".into()),
-            }
-            let e = out.n_vocab;
-            sum.resize(e, 0.0);
-            for row in out.data.chunks_exact(e) {
-                for (s, &x) in sum.iter_mut().zip(row) {
-                    *s += x as f64;
-                }
-            }
-        }
-        let n = tokens.len() as f64;
-        let norm = sum.iter().map(|s| (s / n) * (s / n)).sum::<f64>().sqrt();
-        let scale = if norm > 0.0 { 1.0 / (n * norm) } else { 0.0 };
-        Ok(sum.iter().map(|s| (s * scale) as f32).collect())
     }
 
     fn publish(&self) {

@@ -52,6 +52,19 @@ pub fn geglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// `ggml_vec_gelu_f32` in place (BERT's ungated FFN): `x = gelu(x)` looked up in `table()` by
+/// the f16 rounding of `x` (0 at or below -10, the identity at or above 10).
+pub fn gelu_in_place(x: &mut [f32]) {
+    let t = table();
+    for v in x.iter_mut() {
+        if *v <= -10.0 {
+            *v = 0.0;
+        } else if *v < 10.0 {
+            *v = f16::from_bits(t[usize::from(f16::from_f32(*v).to_bits())]).to_f32();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 pub mod attention;
 pub mod gelu;
 pub mod isa;
+pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
 pub mod pool;

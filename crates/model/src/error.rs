@@ -34,4 +34,10 @@ pub enum ModelError {
     NotRowLayout(&'static str),
     #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]
     BadToken { id: u32, n_vocab: usize },
+    #[error("'{0}' is an encoder model: it embeds and ranks, it does not generate text")]
+    EncoderOnly(String),
+    #[error("'{0}' is not an encoder model")]
+    NotEncoder(String),
+    #[error("input of {len} tokens is longer than the model's {n_pos} positions")]
+    TooLong { len: usize, n_pos: usize },
 }

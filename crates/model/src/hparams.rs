@@ -19,6 +19,8 @@ pub struct HParams {
     pub n_ctx_train: usize,
     pub rms_eps: f32,
     pub rope: RopeConfig,
+    /// `{arch}.pooling_type`, when the file states one (embedding models).
+    pub pooling: Option<crate::pooling::Pooling>,
 }
 
 impl HParams {
@@ -127,6 +129,7 @@ impl HParams {
             n_ctx_train,
             rms_eps,
             rope,
+            pooling: crate::pooling::Pooling::from_gguf(g, arch)?,
         })
     }
 }

@@ -14,10 +14,12 @@ pub mod arch;
 pub mod batch;
 pub mod blocks;
 pub mod decoder;
+pub mod encoder;
 mod error;
 pub mod hparams;
 pub mod kv_cache;
 pub mod loader;
+pub mod pooling;
 mod runner;
 pub mod scratch;
 
@@ -28,6 +30,7 @@ pub use error::ModelError;
 pub use hparams::HParams;
 pub use kv_cache::KvCache;
 pub use loader::LoadOptions;
+pub use pooling::Pooling;
 pub use runner::Runner;
 
 use owl_gguf::GgufFile;
@@ -58,6 +61,32 @@ pub trait Model: Send + Sync {
 
     /// The weight matrices, by role (for `owl show` and benchmarks).
     fn weights(&self) -> Vec<(&'static str, &QMatrix)>;
+
+    /// How an input's hidden states become its embedding: the file's `{arch}.pooling_type`,
+    /// else the mean.
+    fn pooling(&self) -> Pooling {
+        self.hparams().pooling.unwrap_or(Pooling::Mean)
+    }
+
+    /// An encoder (BERT): no KV cache, no logits; inputs go through [`Model::encode`].
+    fn is_encoder(&self) -> bool {
+        false
+    }
+
+    /// Encoders only: runs every chunk of `batch` as one whole input (positions from 0,
+    /// attention within the chunk in both directions) and writes one pooled row per chunk to
+    /// `out` (`out.rows[i] = (chunk, 0)`, `out.n_vocab` the row width: `n_embd`, or the
+    /// number of classifier outputs for [`Pooling::Rank`]).
+    fn encode(
+        &self,
+        cx: &Compute<'_>,
+        batch: &Batch,
+        buf: &mut Buffers,
+        out: &mut Logits,
+    ) -> Result<(), ModelError> {
+        let _ = (cx, batch, buf, out);
+        Err(ModelError::NotEncoder(self.hparams().arch.clone()))
+    }
 }
 
 /// Loads the model in `file` with the architecture its metadata names.

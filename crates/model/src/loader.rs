@@ -199,6 +199,12 @@ impl Loader<'_> {
         self.row_matrix("token_embd.weight", n_embd, n_vocab)
     }
 
+    /// `position_embd.weight` (absolute position embeddings of encoders), in the row layout
+    /// like `token_embd`: it is read row by row.
+    pub fn position_embd(&self, n_embd: usize, n_pos: usize) -> Result<QMatrix, ModelError> {
+        self.row_matrix("position_embd.weight", n_embd, n_pos)
+    }
+
     /// `token_embd` and the output head, which shares its bytes when the file has no
     /// `output.weight` (tied embeddings).
     pub fn embeddings(

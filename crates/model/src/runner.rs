@@ -63,4 +63,15 @@ impl Runner {
         };
         self.model.forward(&cx, batch, kv, &mut self.buf, logits)
     }
+
+    /// One encoder pass (see [`Model::encode`]): every chunk of `batch` a whole input, one
+    /// pooled row per chunk in `out`.
+    pub fn encode(&mut self, batch: &Batch, out: &mut Logits) -> Result<(), ModelError> {
+        let cx = Compute {
+            kernels: &self.kernels,
+            pool: &self.pool,
+            trace: self.trace.as_deref(),
+        };
+        self.model.encode(&cx, batch, &mut self.buf, out)
+    }
 }

@@ -62,6 +62,10 @@ pub enum Command {
         #[arg(long, env = "OWL_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
     },
+    /// Embed each TEXT (or each line of stdin): one JSON line per text, {"index","embedding"}.
+    Embed(EmbedArgs),
+    /// Score each DOC against --query with a reranker: JSON lines, best first.
+    Rerank(RerankArgs),
     /// Perplexity of a model on a text, or its KL divergence from a saved run (llama-perplexity's protocol).
     Perplexity(crate::perplexity::PerplexityArgs),
 }
@@ -80,6 +84,38 @@ pub struct ModelArgs {
     /// Print prompt and generation speed to stderr.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// L2-normalise each embedding (as the server does).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub normalize: bool,
+    /// Cut inputs longer than the model's positions instead of refusing them.
+    #[arg(long)]
+    pub truncate: bool,
+    /// The texts to embed (none: one per line of stdin).
+    pub texts: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+pub struct RerankArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The query the documents are scored against.
+    #[arg(long, short)]
+    pub query: String,
+    /// Print only the best N documents.
+    #[arg(long)]
+    pub top_n: Option<usize>,
+    /// Cut documents that do not fit the model's positions instead of refusing them.
+    #[arg(long)]
+    pub truncate: bool,
+    /// The documents to score.
+    #[arg(required = true)]
+    pub docs: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -353,6 +389,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             api_key,
         }),
         Command::Perplexity(a) => crate::perplexity::run(a),
+        Command::Embed(a) => crate::embed::embed(a),
+        Command::Rerank(a) => crate::embed::rerank(a),
         Command::List => models::list(),
     }
 }

@@ -33,6 +33,12 @@ pub fn open(
     let num_ctx = crate::defaults::apply(&r, sampling)?;
     let ctx = args.ctx_size.or(num_ctx);
     let mut bundle = ModelBundle::open(&r.path, &OpenOptions::from_env(args.threads, ctx))?;
+    if bundle.runner.model.is_encoder() {
+        bail!(
+            "'{}' is an embedding model (an encoder): it does not generate text; use `owl embed` or `owl rerank`",
+            r.name
+        );
+    }
     if let Some(source) = &r.defaults.template {
         let t = owl_text::ChatTemplate::with_source(&bundle.runner.file, source).map_err(|e| {
             anyhow::anyhow!(

@@ -7,6 +7,7 @@
 mod bench;
 mod cli;
 mod defaults;
+mod embed;
 mod generate;
 mod models;
 mod perplexity;

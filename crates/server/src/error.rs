@@ -144,6 +144,9 @@ impl From<SubmitError> for ApiError {
             }
             SubmitError::BadSampling(_) => ApiError::bad_request(msg),
             SubmitError::BadToken { .. } => ApiError::bad_param("prompt", msg),
+            SubmitError::EncoderOnly => {
+                ApiError::bad_param("model", msg).with_code("model_not_generative")
+            }
         }
     }
 }

@@ -30,10 +30,12 @@
 //!   at `/`, whose files (`web/`) are compiled in.
 
 pub mod anthropic;
+pub mod base64;
 pub mod body;
 pub mod catalog;
 pub mod config;
 pub mod convo;
+pub mod embed_inputs;
 pub mod error;
 pub mod generation;
 pub mod ids;

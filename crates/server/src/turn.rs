@@ -124,6 +124,9 @@ struct Prepared {
 
 /// Renders the conversation (tools in the model's own format) and compiles the constraint.
 fn prepare(m: &LoadedModel, turn: &mut Turn) -> Result<Prepared, ApiError> {
+    if m.engine.is_encoder() {
+        return Err(owl_engine::SubmitError::EncoderOnly.into());
+    }
     let template = m.template.as_ref().ok_or_else(|| {
         ApiError::bad_request("this model has no chat template; use /v1/completions")
     })?;

@@ -1,5 +1,6 @@
 //! The architecture registry: one entry per GGUF `general.architecture` value.
 
+mod bert;
 mod deepseek2;
 mod dense;
 mod ernie45moe;
@@ -62,6 +63,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "gemma3",
         load: gemma3::load,
+    },
+    ArchEntry {
+        gguf_arch: "bert",
+        load: bert::load,
     },
 ];
 

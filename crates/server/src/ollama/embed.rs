@@ -156,11 +156,13 @@ async fn one(
         ids.truncate(n_ctx);
     }
     let n = ids.len();
-    let rx = model.engine.embed(ids)?;
+    let rx = model.engine.embed(vec![ids], true)?;
     let e = rx
         .await
         .map_err(|_| ApiError::server("the engine stopped before the embedding was done"))?
-        .map_err(|e| ApiError::server(format!("embedding failed: {e}")))?;
+        .map_err(|e| ApiError::server(format!("embedding failed: {e}")))?
+        .pop()
+        .ok_or_else(|| ApiError::server("the engine returned no embedding"))?;
     Ok((e, n))
 }
 

@@ -10,10 +10,12 @@ use crate::state::AppState;
 
 pub mod chat;
 pub mod completions;
+pub mod embeddings;
 pub mod health;
 pub mod messages;
 pub mod metrics;
 pub mod models;
+pub mod rerank;
 pub mod responses;
 pub mod tokenize;
 pub mod web;
@@ -26,6 +28,9 @@ pub fn table() -> Router<AppState> {
         .route("/v1/models", get(models::list))
         .route("/v1/chat/completions", post(chat::chat))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/rerank", post(rerank::rerank))
+        .route("/rerank", post(rerank::rerank))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/responses", post(responses::create))
