@@ -47,19 +47,7 @@ impl HParams {
     /// Reads the hyper-parameters of architecture `arch` (whose RoPE pairing is `order`).
     pub fn from_gguf(g: &GgufFile, arch: &str, order: RopeOrder) -> Result<HParams, ModelError> {
         let key = |k: &str| format!("{arch}.{k}");
-        let req = |k: &str| -> Result<usize, ModelError> {
-            let full = key(k);
-            let v = g
-                .get_u64(&full)
-                .ok_or(ModelError::MissingKey(full.clone()))?;
-            usize::try_from(v)
-                .ok()
-                .filter(|&v| v > 0 && v < (1 << 24))
-                .ok_or(ModelError::BadKey {
-                    key: full,
-                    why: format!("{v} is out of range"),
-                })
-        };
+        let req = |k: &str| positive_dim(g, &key(k));
         let n_layer = req("block_count")?;
         let n_embd = req("embedding_length")?;
         // Optional, as in llama.cpp (0 when absent): a model whose every layer is a mixture
@@ -132,6 +120,21 @@ impl HParams {
             pooling: crate::pooling::Pooling::from_gguf(g, arch)?,
         })
     }
+}
+
+/// The required key `key` as a count or width: present, above 0 and below 2^24 (the range every
+/// shape key is checked against before anything is sized by it).
+pub(crate) fn positive_dim(g: &GgufFile, key: &str) -> Result<usize, ModelError> {
+    let v = g
+        .get_u64(key)
+        .ok_or_else(|| ModelError::MissingKey(key.to_string()))?;
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v > 0 && v < (1 << 24))
+        .ok_or_else(|| ModelError::BadKey {
+            key: key.to_string(),
+            why: format!("{v} is out of range"),
+        })
 }
 
 /// RoPE scaling as llama.cpp derives it (`llama_model::load_hparams`, `llama_context`): the

@@ -10,7 +10,7 @@ use owl_kernels::rope::{RopeConfig, RopeOrder};
 
 use crate::blocks::layer_norm::LayerNorm;
 use crate::encoder::{Affine, Encoder, EncoderLayer};
-use crate::hparams::HParams;
+use crate::hparams::{positive_dim, HParams};
 use crate::loader::Loader;
 use crate::pooling::Pooling;
 use crate::{Model, ModelError};
@@ -20,19 +20,7 @@ const ARCH: &str = "bert";
 pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     let g = ld.file;
     let key = |k: &str| format!("{ARCH}.{k}");
-    let req = |k: &str| -> Result<usize, ModelError> {
-        let full = key(k);
-        let v = g
-            .get_u64(&full)
-            .ok_or(ModelError::MissingKey(full.clone()))?;
-        usize::try_from(v)
-            .ok()
-            .filter(|&v| v > 0 && v < (1 << 24))
-            .ok_or(ModelError::BadKey {
-                key: full,
-                why: format!("{v} is out of range"),
-            })
-    };
+    let req = |k: &str| positive_dim(g, &key(k));
     let n_layer = req("block_count")?;
     let n_embd = req("embedding_length")?;
     let n_ff = req("feed_forward_length")?;

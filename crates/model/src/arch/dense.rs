@@ -8,7 +8,7 @@ use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::gqa::{Gqa, QkNorm};
 use crate::blocks::moe::MoeFfn;
 use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
-use crate::hparams::HParams;
+use crate::hparams::{positive_dim, HParams};
 use crate::loader::Loader;
 use crate::{Model, ModelError};
 
@@ -30,20 +30,7 @@ pub struct DenseSpec {
 
 /// Expert counts and sizes of a mixture-of-experts model.
 pub(super) fn moe_dims(ld: &Loader<'_>, arch: &str) -> Result<(usize, usize, usize), ModelError> {
-    let get = |k: &str| -> Result<usize, ModelError> {
-        let key = format!("{arch}.{k}");
-        let v = ld
-            .file
-            .get_u64(&key)
-            .ok_or(ModelError::MissingKey(key.clone()))?;
-        usize::try_from(v)
-            .ok()
-            .filter(|&v| v > 0 && v < (1 << 24))
-            .ok_or(ModelError::BadKey {
-                key,
-                why: format!("{v} is out of range"),
-            })
-    };
+    let get = |k: &str| positive_dim(ld.file, &format!("{arch}.{k}"));
     let (n_expert, n_used, n_ff) = (
         get("expert_count")?,
         get("expert_used_count")?,

@@ -29,21 +29,39 @@ impl SwiGluFfn {
         out: &mut [f32],
         s: FfnScratch<'_>,
     ) {
-        let n_ff = self.gate.rows;
-        let gate = &mut s.gate[..n * n_ff];
-        let up = &mut s.up[..n * n_ff];
-        linear_many(
-            cx.kernels,
-            cx.pool,
-            x,
-            n,
-            &mut [(&self.gate, &mut *gate), (&self.up, &mut *up)],
-            s.act,
-        );
-        cx.trace("ffn_gate", Some(s.layer), gate);
-        cx.trace("ffn_up", Some(s.layer), up);
-        (cx.kernels.swiglu())(gate, up);
-        cx.trace("ffn_swiglu", Some(s.layer), gate);
-        linear(cx.kernels, cx.pool, &self.down, gate, n, out, s.act);
+        let weights = [&self.gate, &self.up, &self.down];
+        gated_forward(weights, cx.kernels.swiglu(), "ffn_swiglu", cx, x, n, out, s);
     }
+}
+
+/// `down(act(gate(x), up(x)))` for `[gate, up, down]`, the body every gated FFN shares:
+/// `act` overwrites `gate` with the gated product (`swiglu`, ggml's `geglu`), traced as `name`.
+/// `x`: [n, n_embd]; `out`: [n, n_embd].
+#[allow(clippy::too_many_arguments)]
+pub fn gated_forward(
+    [w_gate, w_up, w_down]: [&QMatrix; 3],
+    act: fn(&mut [f32], &[f32]),
+    name: &str,
+    cx: &Compute<'_>,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    s: FfnScratch<'_>,
+) {
+    let n_ff = w_gate.rows;
+    let gate = &mut s.gate[..n * n_ff];
+    let up = &mut s.up[..n * n_ff];
+    linear_many(
+        cx.kernels,
+        cx.pool,
+        x,
+        n,
+        &mut [(w_gate, &mut *gate), (w_up, &mut *up)],
+        s.act,
+    );
+    cx.trace("ffn_gate", Some(s.layer), gate);
+    cx.trace("ffn_up", Some(s.layer), up);
+    act(gate, up);
+    cx.trace(name, Some(s.layer), gate);
+    linear(cx.kernels, cx.pool, w_down, gate, n, out, s.act);
 }

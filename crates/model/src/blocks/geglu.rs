@@ -4,9 +4,9 @@
 //! `SwiGluFfn`; only the activation differs.
 
 use owl_kernels::gelu::geglu;
-use owl_kernels::{linear, linear_many, QMatrix};
+use owl_kernels::QMatrix;
 
-use crate::blocks::ffn::FfnScratch;
+use crate::blocks::ffn::{gated_forward, FfnScratch};
 use crate::scratch::Compute;
 
 pub struct GeGluFfn {
@@ -28,21 +28,7 @@ impl GeGluFfn {
         out: &mut [f32],
         s: FfnScratch<'_>,
     ) {
-        let n_ff = self.gate.rows;
-        let gate = &mut s.gate[..n * n_ff];
-        let up = &mut s.up[..n * n_ff];
-        linear_many(
-            cx.kernels,
-            cx.pool,
-            x,
-            n,
-            &mut [(&self.gate, &mut *gate), (&self.up, &mut *up)],
-            s.act,
-        );
-        cx.trace("ffn_gate", Some(s.layer), gate);
-        cx.trace("ffn_up", Some(s.layer), up);
-        geglu(gate, up);
-        cx.trace("ffn_geglu", Some(s.layer), gate);
-        linear(cx.kernels, cx.pool, &self.down, gate, n, out, s.act);
+        let weights = [&self.gate, &self.up, &self.down];
+        gated_forward(weights, geglu, "ffn_geglu", cx, x, n, out, s);
     }
 }
