@@ -3,6 +3,8 @@
 //! hyper-parameter keys it writes and how its checkpoint tensor names map to llama.cpp's.
 //! Adding one is one entry and, when its names differ from the shared ones, one small file.
 
+use std::path::Path;
+
 use owl_gguf::GgufAssembler;
 
 use crate::config::Config;
@@ -26,8 +28,10 @@ pub struct HfArch {
     pub hf: &'static [&'static str],
     /// The GGUF `general.architecture` it becomes.
     pub gguf: &'static str,
-    /// Writes the `{gguf}.*` keys (and any tensors the converter derives, like `rope_freqs`).
-    pub keys: fn(&Config, &mut GgufAssembler) -> Result<(), HfError>,
+    /// Writes the `{gguf}.*` keys (and any tensors the converter derives, like `rope_freqs`)
+    /// from the config and, where the family keeps settings in files of its own
+    /// (sentence-transformers' pooling), the directory.
+    pub keys: fn(&Config, &Path, &mut GgufAssembler) -> Result<(), HfError>,
     /// Maps one checkpoint tensor name.
     pub tensor: fn(&str, &Config) -> Result<Mapped, HfError>,
 }

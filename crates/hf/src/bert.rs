@@ -16,7 +16,7 @@ const POOL_MEAN: u32 = 1;
 const POOL_CLS: u32 = 2;
 const POOL_LAST: u32 = 3;
 
-pub fn keys(c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
+pub fn keys(c: &Config, dir: &Path, asm: &mut GgufAssembler) -> Result<(), HfError> {
     let u = |v: usize| Value::U32(v as u32);
     asm.set("bert.block_count", u(c.dim("num_hidden_layers")?));
     asm.set("bert.embedding_length", u(c.dim("hidden_size")?));
@@ -41,6 +41,9 @@ pub fn keys(c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
             });
         }
     }
+    if let Some(p) = pooling(dir)? {
+        asm.set("bert.pooling_type", Value::U32(p));
+    }
     if let Some(labels) = classifier_labels(c) {
         asm.set(
             "bert.classifier.output_labels",
@@ -51,7 +54,7 @@ pub fn keys(c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
 }
 
 /// The pooling of a sentence-transformers directory, if it says.
-pub fn pooling(dir: &Path) -> Result<Option<u32>, HfError> {
+fn pooling(dir: &Path) -> Result<Option<u32>, HfError> {
     let modules = dir.join("modules.json");
     if !modules.is_file() {
         return Ok(None);

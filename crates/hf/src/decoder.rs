@@ -2,6 +2,8 @@
 //! Mistral, Qwen 2 and Qwen 3. Their keys and tensor names follow `convert_hf_to_gguf.py`'s
 //! `LlamaModel`, `Qwen2Model` and `Qwen3Model`.
 
+use std::path::Path;
+
 use owl_gguf::{GgmlType, GgufAssembler, Value};
 use serde_json::Value as Json;
 
@@ -130,7 +132,7 @@ fn llama3_factors(base: f32, dim: usize, factor: f32, low: f32, high: f32, old: 
         .collect()
 }
 
-pub fn llama_keys(c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
+pub fn llama_keys(c: &Config, _dir: &Path, asm: &mut GgufAssembler) -> Result<(), HfError> {
     common_keys("llama", c, asm)?;
     if let Some(v) = c.opt_dim("vocab_size")? {
         asm.set("llama.vocab_size", Value::U32(v as u32));
@@ -147,11 +149,11 @@ pub fn llama_keys(c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
     Ok(())
 }
 
-pub fn qwen2_keys(c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
+pub fn qwen2_keys(c: &Config, _dir: &Path, asm: &mut GgufAssembler) -> Result<(), HfError> {
     common_keys("qwen2", c, asm)
 }
 
-pub fn qwen3_keys(c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
+pub fn qwen3_keys(c: &Config, _dir: &Path, asm: &mut GgufAssembler) -> Result<(), HfError> {
     common_keys("qwen3", c, asm)?;
     let d = Value::U32(head_dim(c)? as u32);
     asm.set("qwen3.attention.key_length", d.clone());

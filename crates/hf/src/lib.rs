@@ -83,12 +83,7 @@ pub fn open_dir(dir: &Path) -> Result<GgufFile, HfError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
     asm.set("general.name", Value::String(name));
-    (arch.keys)(&cfg, &mut asm)?;
-    if arch.gguf == "bert" {
-        if let Some(p) = bert::pooling(dir)? {
-            asm.set("bert.pooling_type", Value::U32(p));
-        }
-    }
+    (arch.keys)(&cfg, dir, &mut asm)?;
     tokenizer::convert(dir, &cfg, &mut asm)?;
     let stored = weights::read(dir, &mut asm)?;
     for (name, st) in &stored {
