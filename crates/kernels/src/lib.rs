@@ -11,6 +11,7 @@
 
 pub mod attention;
 pub mod gelu;
+pub mod gemm_float;
 pub mod isa;
 pub mod layer_norm;
 pub mod matmul;

@@ -157,6 +157,14 @@ pub fn linear_many(
         return;
     }
     let first = &jobs[0].0;
+    if jobs.len() <= MAX_FUSED
+        && jobs
+            .iter()
+            .all(|(w, _)| w.cols == first.cols && k.gemm_float(w.ty).is_some())
+    {
+        linear_float(k, pool, x, n_tokens, jobs);
+        return;
+    }
     let (cols, aty) = (first.cols, dot_ty(first));
     if jobs.len() > MAX_FUSED || jobs.iter().any(|(w, _)| w.cols != cols || dot_ty(w) != aty) {
         for (w, out) in jobs.iter_mut() {
@@ -271,6 +279,83 @@ pub fn linear_many(
         }
     });
 }
+
+/// `linear_many` for F16, BF16 and F32 matrices in the row layout (all of the same `cols`):
+/// the f32 activations go in as they are, and `crate::gemm_float` multiplies register tiles of
+/// rows × tokens. Threads split the rows; each thread meets the tokens a tile at a time (their
+/// activations stay in L2 while its rows pass over them). Every (row, token) result is the
+/// GEMM's fixed-order product, whatever the batch or the tile.
+fn linear_float(
+    k: &Kernels,
+    pool: &ThreadPool,
+    x: &[f32],
+    n_tokens: usize,
+    jobs: &mut [(&QMatrix, &mut [f32])],
+) {
+    let cols = jobs[0].0.cols;
+    assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
+    struct Part<'a> {
+        w: &'a [u8],
+        w_row: usize,
+        rows: usize,
+        gemm: crate::gemm_float::GemmFloatFn,
+        out: SharedMut<f32>,
+    }
+    let mut parts: [Option<Part<'_>>; MAX_FUSED] = [None, None, None, None];
+    let mut total_rows = 0;
+    for (slot, (w, out)) in parts.iter_mut().zip(jobs.iter_mut()) {
+        assert_eq!(out.len(), n_tokens * w.rows, "linear: output shape");
+        *slot = Some(Part {
+            w: w.bytes.as_slice(),
+            w_row: w.row_bytes(),
+            rows: w.rows,
+            gemm: k.gemm_float(w.ty).expect("linear_float: a float GEMM"),
+            out: SharedMut::new(out),
+        });
+        total_rows += w.rows;
+    }
+    let parts = &parts;
+    let tile = (FLOAT_TILE_BYTES / (4 * cols).max(1)).clamp(4, 256);
+    // Chunks of rows, a multiple of the GEMM's row tiles (12 rows: 3-, 4- and 6-row tiles).
+    let (n_chunks, chunk_rows) = chunking(total_rows.div_ceil(12), pool.n_threads(), 4, 1);
+    let chunk_rows = chunk_rows * 12;
+    let n_chunks = n_chunks.min(total_rows.div_ceil(chunk_rows));
+    pool.run_chunks(n_chunks, |chunk, _thread| {
+        let mine = chunk * chunk_rows..((chunk + 1) * chunk_rows).min(total_rows);
+        let mut buf = Vec::new();
+        for t0 in (0..n_tokens).step_by(tile) {
+            let t_end = (t0 + tile).min(n_tokens);
+            let nt = t_end - t0;
+            let mut base = 0;
+            for p in parts.iter().flatten() {
+                let lo = mine.start.max(base) - base;
+                let hi = mine.end.min(base + p.rows).saturating_sub(base);
+                base += p.rows;
+                if lo >= hi {
+                    continue;
+                }
+                let nr = hi - lo;
+                buf.resize(nr * nt, 0f32);
+                (p.gemm)(
+                    cols,
+                    &p.w[lo * p.w_row..hi * p.w_row],
+                    &x[t0 * cols..t_end * cols],
+                    &mut buf,
+                );
+                for t in 0..nt {
+                    for r in 0..nr {
+                        // SAFETY: (t0 + t) * rows + lo + r < n_tokens * rows == out.len(), and
+                        // rows lo..hi of this matrix belong to this chunk only.
+                        unsafe { p.out.write((t0 + t) * p.rows + lo + r, buf[t * nr + r]) };
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Bytes of f32 activations per token tile of the float GEMM (a share of L2).
+const FLOAT_TILE_BYTES: usize = 256 * 1024;
 
 /// `linear_many` for matrices in a repacked layout (all of the same `cols`, else one by one):
 /// threads split the groups of eight rows; each group meets the tokens four at a time.

@@ -69,6 +69,7 @@ pub struct Kernels {
     vec_dot_2x4: Slots<GgmlType, VecDot2x4Fn>,
     quantize: Slots<GgmlType, QuantFn>,
     repacked: Slots<Layout, GemmX8Fn>,
+    gemm_float: Slots<GgmlType, crate::gemm_float::GemmFloatFn>,
     dot_f16: Single<DotF16Fn>,
     dot_f16_batch: Single<DotF16Fn>,
     dot_f16_paged: Single<(DotF16PagedFn, DotF16PagedFn)>,
@@ -91,6 +92,7 @@ impl Kernels {
             vec_dot_2x4: Slots::new(),
             quantize: Slots::new(),
             repacked: Slots::new(),
+            gemm_float: Slots::new(),
             dot_f16: None,
             dot_f16_batch: None,
             dot_f16_paged: None,
@@ -134,6 +136,9 @@ impl Kernels {
             if let Some(n) = self.vec_dot_2x4.name(*ty) {
                 out.push((format!("rows {ty:?} 2x4"), n));
             }
+        }
+        for (ty, _, name) in &self.gemm_float.entries {
+            out.push((format!("rows {ty:?} gemm"), *name));
         }
         for (layout, _, name) in &self.repacked.entries {
             out.push((format!("{layout:?}"), *name));
@@ -179,6 +184,21 @@ impl Kernels {
 
     pub fn vec_dot_x4(&self, ty: GgmlType) -> Option<VecDotX4Fn> {
         self.vec_dot_x4.get(ty)
+    }
+
+    pub(crate) fn set_gemm_float(
+        &mut self,
+        ty: GgmlType,
+        f: crate::gemm_float::GemmFloatFn,
+        name: &'static str,
+    ) {
+        self.gemm_float.set(ty, f, name);
+        self.note(name);
+    }
+
+    /// The float-weight GEMM (`crate::gemm_float`) for weights of type `ty` (F16, BF16, F32).
+    pub fn gemm_float(&self, ty: GgmlType) -> Option<crate::gemm_float::GemmFloatFn> {
+        self.gemm_float.get(ty)
     }
 
     pub(crate) fn set_repacked(&mut self, layout: Layout, f: GemmX8Fn, name: &'static str) {
