@@ -65,6 +65,24 @@ pub fn gelu_in_place(x: &mut [f32]) {
     }
 }
 
+/// `gelu_in_place` with the elements split over the threads of `pool` (element-wise, so the
+/// result is the same bits whatever the split). An encoder's FFN activation is n_tokens × n_ff
+/// elements, too many for one thread while the others wait at the next matrix product.
+pub fn gelu_in_place_par(pool: &crate::pool::ThreadPool, x: &mut [f32]) {
+    const CHUNK: usize = 16 * 1024;
+    if pool.n_threads() == 1 || x.len() <= CHUNK {
+        gelu_in_place(x);
+        return;
+    }
+    let (n, n_chunks) = (x.len(), x.len().div_ceil(CHUNK));
+    let shared = crate::pool::SharedMut::new(x);
+    pool.run_chunks(n_chunks, |c, _thread| {
+        let start = c * CHUNK;
+        // SAFETY: chunk c covers start..start + len inside `x`, and no other chunk touches it.
+        gelu_in_place(unsafe { shared.slice(start, CHUNK.min(n - start)) });
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 //! at once. The float order is llama.cpp's `bert` graph (`src/models/bert.cpp`,
 //! `build_pooling`) on its CPU backend.
 
-use owl_kernels::gelu::gelu_in_place;
+use owl_kernels::gelu::gelu_in_place_par;
 use owl_kernels::{linear, linear_many, ActBuffer, Layout, QMatrix};
 
 use crate::batch::{Batch, Logits};
@@ -257,7 +257,7 @@ impl Model for Encoder {
             cx.trace("ffn_inp", Some(li), h);
             let ff = &mut buf.ff_a[..n * hp.n_ff];
             l.up.forward(cx, h, n, ff, &mut buf.act);
-            gelu_in_place(ff);
+            gelu_in_place_par(cx.pool, ff);
             l.down.forward(cx, ff, n, o, &mut buf.act);
             cx.trace("ffn_out", Some(li), o);
             for (a, &b) in o.iter_mut().zip(h.iter()) {
