@@ -104,6 +104,8 @@ def main() -> None:
                     help="a GGUF both servers load")
     ap.add_argument("--owl-only", action="append", default=[], metavar="NAME=PATH",
                     help="a model only owl loads (e.g. a Hugging Face directory)")
+    ap.add_argument("--llama-args", default="-np 8 -c 4096",
+                    help="more llama-server arguments (its default -b 2048 -ub 512 otherwise)")
     ap.add_argument("--cpus", default="0,1")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
@@ -125,8 +127,7 @@ def main() -> None:
             port2 = 18091
             procs["llama"] = (port2, start(
                 [args.llama_server, "-m", path, "--embeddings", "-t", str(args.threads),
-                 "-tb", str(args.threads), "--port", str(port2), "-np", "8", "-c", "4096",
-                 "-b", "4096", "-ub", "4096"],
+                 "-tb", str(args.threads), "--port", str(port2), *args.llama_args.split()],
                 args.cpus, Path(args.logs, f"bench-emb-llama-{name}.log")))
         try:
             for port_, proc in procs.values():
