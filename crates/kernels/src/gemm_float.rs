@@ -62,8 +62,9 @@ pub(crate) fn reduce8(a: [f32; LANES]) -> f32 {
 /// The `cols % 8` tail of one product, added to the reduced lanes `s` in order.
 #[inline(always)]
 pub(crate) fn tail<const KIND: u8>(cols: usize, w: &[u8], x: &[f32], mut s: f32) -> f32 {
-    for k in cols / LANES * LANES..cols {
-        s = elem::<KIND>(w, k).mul_add(x[k], s);
+    let start = cols / LANES * LANES;
+    for (k, &xk) in x.iter().enumerate().take(cols).skip(start) {
+        s = elem::<KIND>(w, k).mul_add(xk, s);
     }
     s
 }
@@ -134,18 +135,18 @@ mod tests {
         let scalar = Kernels::for_isa(Isa::SCALAR);
         let mut seed = 7u64;
         for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::F32] {
-            let eb = elem_bytes(ty).unwrap_or(4);
+            let eb = elem_bytes(ty).expect("a float type");
             for &cols in &[8usize, 13, 64, 384, 391] {
                 for &(nr, nt) in &[(1usize, 1usize), (3, 5), (4, 4), (7, 9), (13, 6)] {
                     let w = weights(ty, nr * cols, &mut seed);
                     let x: Vec<f32> = (0..nt * cols).map(|_| lcg(&mut seed)).collect();
                     let mut want = vec![0f32; nr * nt];
-                    (scalar.gemm_float(ty).unwrap())(cols, &w, &x, &mut want);
+                    (scalar.gemm_float(ty).expect("scalar gemm"))(cols, &w, &x, &mut want);
                     // The scalar tile equals the single product (batch invariance).
                     for t in 0..nt {
                         for r in 0..nr {
                             let mut one = [0f32];
-                            (scalar.gemm_float(ty).unwrap())(
+                            (scalar.gemm_float(ty).expect("scalar gemm"))(
                                 cols,
                                 &w[r * cols * eb..(r + 1) * cols * eb],
                                 &x[t * cols..(t + 1) * cols],
@@ -157,7 +158,7 @@ mod tests {
                     for isa in Isa::available() {
                         let k = Kernels::for_isa(isa);
                         let mut got = vec![0f32; nr * nt];
-                        (k.gemm_float(ty).unwrap())(cols, &w, &x, &mut got);
+                        (k.gemm_float(ty).expect("gemm"))(cols, &w, &x, &mut got);
                         for (a, b) in got.iter().zip(&want) {
                             assert_eq!(
                                 a.to_bits(),

@@ -27,7 +27,9 @@ pub mod types;
 mod x86;
 
 pub use isa::{IsaDef, ISAS};
-pub use matmul::{linear, linear_many, ActBuffer, QMatrix, WeightBytes};
+pub use matmul::{
+    linear, linear_gemm, linear_many, linear_many_gemm, ActBuffer, QMatrix, WeightBytes,
+};
 pub use pool::ThreadPool;
 pub use table::Kernels;
 pub use types::{Isa, Layout};

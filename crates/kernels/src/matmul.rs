@@ -6,6 +6,9 @@
 //! reused from cache across tokens. Each (row, token) result comes from the same dot-product
 //! function in the same order regardless of the batch size, which keeps outputs batch-invariant.
 //!
+//! F16, BF16 and F32 matrices of encoders (`linear_gemm`) go to the float GEMM
+//! (`crate::gemm_float`) instead, with the activations in f32.
+//!
 //! Matrices repacked at load (`Layout` other than `Rows`, see `crate::repack`) go through
 //! `linear_repacked`: threads split groups of eight rows, each group meets the tokens four at a
 //! time, and every (row, token) result is again the same whatever the batch.
@@ -140,6 +143,46 @@ pub fn linear_many(
     jobs: &mut [(&QMatrix, &mut [f32])],
     act: &mut ActBuffer,
 ) {
+    linear_many_with(k, pool, x, n_tokens, jobs, act, false);
+}
+
+/// `linear` for encoders (BERT, MiniLM): F16, BF16 and F32 matrices in the row layout go
+/// through the float GEMM (`crate::gemm_float`, f32 activations, owl's own fixed order:
+/// batch-invariant, not llama.cpp's bits); the others as `linear`. Decoders keep `linear`, whose
+/// float dot products follow ggml's (their reference tests compare with llama.cpp).
+pub fn linear_gemm(
+    k: &Kernels,
+    pool: &ThreadPool,
+    w: &QMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    out: &mut [f32],
+    act: &mut ActBuffer,
+) {
+    linear_many_with(k, pool, x, n_tokens, &mut [(w, out)], act, true);
+}
+
+/// `linear_many` with `linear_gemm`'s choice of the float GEMM.
+pub fn linear_many_gemm(
+    k: &Kernels,
+    pool: &ThreadPool,
+    x: &[f32],
+    n_tokens: usize,
+    jobs: &mut [(&QMatrix, &mut [f32])],
+    act: &mut ActBuffer,
+) {
+    linear_many_with(k, pool, x, n_tokens, jobs, act, true);
+}
+
+fn linear_many_with(
+    k: &Kernels,
+    pool: &ThreadPool,
+    x: &[f32],
+    n_tokens: usize,
+    jobs: &mut [(&QMatrix, &mut [f32])],
+    act: &mut ActBuffer,
+    float_gemm: bool,
+) {
     let dot_ty = |w: &QMatrix| {
         owl_quant::format(w.ty)
             .expect("linear: weight type has no format")
@@ -152,12 +195,21 @@ pub fn linear_many(
     if jobs.iter().any(|(w, _)| w.layout != Layout::Rows) {
         // Mixed layouts: one matrix at a time, each through its own kernels.
         for (w, out) in jobs.iter_mut() {
-            linear_many(k, pool, x, n_tokens, &mut [(*w, &mut **out)], act);
+            linear_many_with(
+                k,
+                pool,
+                x,
+                n_tokens,
+                &mut [(*w, &mut **out)],
+                act,
+                float_gemm,
+            );
         }
         return;
     }
     let first = &jobs[0].0;
-    if jobs.len() <= MAX_FUSED
+    if float_gemm
+        && jobs.len() <= MAX_FUSED
         && jobs
             .iter()
             .all(|(w, _)| w.cols == first.cols && k.gemm_float(w.ty).is_some())
@@ -168,7 +220,15 @@ pub fn linear_many(
     let (cols, aty) = (first.cols, dot_ty(first));
     if jobs.len() > MAX_FUSED || jobs.iter().any(|(w, _)| w.cols != cols || dot_ty(w) != aty) {
         for (w, out) in jobs.iter_mut() {
-            linear_many(k, pool, x, n_tokens, &mut [(*w, &mut **out)], act);
+            linear_many_with(
+                k,
+                pool,
+                x,
+                n_tokens,
+                &mut [(*w, &mut **out)],
+                act,
+                float_gemm,
+            );
         }
         return;
     }

@@ -12,7 +12,7 @@
 //! `build_pooling`) on its CPU backend.
 
 use owl_kernels::gelu::gelu_in_place_par;
-use owl_kernels::{linear, linear_many, ActBuffer, Layout, QMatrix};
+use owl_kernels::{linear_gemm, linear_many_gemm, ActBuffer, Layout, QMatrix};
 
 use crate::batch::{Batch, Logits};
 use crate::blocks::bidir::attend_within_inputs;
@@ -35,7 +35,7 @@ impl Affine {
     /// `x`: [n, cols]; `out`: [n, rows].
     fn forward(&self, cx: &Compute<'_>, x: &[f32], n: usize, out: &mut [f32], act: &mut ActBuffer) {
         let out = &mut out[..n * self.w.rows];
-        linear(cx.kernels, cx.pool, &self.w, x, n, out, act);
+        linear_gemm(cx.kernels, cx.pool, &self.w, x, n, out, act);
         add_bias(out, self.b.as_deref());
     }
 }
@@ -219,7 +219,7 @@ impl Model for Encoder {
                     &mut buf.k[..n * e],
                     &mut buf.v[..n * e],
                 );
-                linear_many(
+                linear_many_gemm(
                     cx.kernels,
                     cx.pool,
                     x,

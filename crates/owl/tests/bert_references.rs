@@ -15,8 +15,10 @@ use owl_model::{Batch, LoadOptions, Logits, LogitsWanted, Pooling, Runner};
 
 const MIN_COSINE: f64 = 0.9999;
 /// Largest |owl - llama.cpp| / max(1, |llama.cpp|) allowed on any pooled value (F16 weights, values of order 1;
-/// llama.cpp's prompt GEMM sums in another order than owl's dot products).
-const MAX_ABS: f32 = 2e-3;
+/// llama.cpp's prompt GEMM sums in another order than owl's float GEMM and rounds the
+/// activations to f16 first, which owl's encoder GEMM does not: measured 2.3e-3 on tiny-bert,
+/// cosine 0.9999996; on all-MiniLM owl is closer to the f64 reference than before).
+const MAX_ABS: f32 = 3e-3;
 /// The same for rank scores, which pass through a classification head (64 → 64 → tanh → 1,
 /// weights of 0.25 and 0.5) that widens the hidden states' differences (measured 2.7e-3).
 const RANK_MAX_ABS: f32 = 5e-3;

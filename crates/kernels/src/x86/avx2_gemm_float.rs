@@ -103,6 +103,8 @@ unsafe fn load<const KIND: u8>(p: *const u8) -> __m256 {
 ///
 /// # Safety
 /// AVX2/FMA/F16C present; `w` holds `R` rows and `x` `T` tokens of `cols` elements.
+// Index loops: (row, token) pairs of register arrays read clearer as `acc[r][t]`.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile<const KIND: u8, const R: usize, const T: usize>(
     cols: usize,
