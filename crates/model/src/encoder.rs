@@ -21,6 +21,8 @@ use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
 use crate::pooling::Pooling;
 use crate::scratch::{Buffers, Compute, Dims};
+use crate::tensors::part::{ATTN_K, ATTN_OUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_UP};
+use crate::tensors::Tensors;
 use crate::{Model, ModelError};
 
 /// A matrix with an optional bias: `y = W x + b`.
@@ -32,6 +34,19 @@ pub struct Affine {
 }
 
 impl Affine {
+    /// `{part}.weight` (`[rows, cols]`) with `{part}.bias` if the file has it.
+    pub fn load(
+        t: &Tensors<'_>,
+        part: &str,
+        cols: usize,
+        rows: usize,
+    ) -> Result<Affine, ModelError> {
+        Ok(Affine {
+            w: t.matrix(part, cols, rows)?,
+            b: t.optional_bias(part, rows)?,
+        })
+    }
+
     /// `x`: [n, cols]; `out`: [n, rows].
     fn forward(&self, cx: &Compute<'_>, x: &[f32], n: usize, out: &mut [f32], act: &mut ActBuffer) {
         let out = &mut out[..n * self.w.rows];
@@ -47,6 +62,25 @@ fn add_bias(out: &mut [f32], b: Option<&[f32]>) {
                 *o += x;
             }
         }
+    }
+}
+
+impl EncoderLayer {
+    /// A BERT layer's tensors under `t` (`blk.N`): biased projections, a GELU FFN of `n_ff`,
+    /// LayerNorms after each residual add.
+    pub fn load(t: &Tensors<'_>, n_embd: usize, n_ff: usize, eps: f32) -> Result<Self, ModelError> {
+        let affine = |part: &str, cols: usize, rows: usize| Affine::load(t, part, cols, rows);
+        let norm = |part: &str| LayerNorm::load(t, part, n_embd, eps);
+        Ok(EncoderLayer {
+            q: affine(ATTN_Q, n_embd, n_embd)?,
+            k: affine(ATTN_K, n_embd, n_embd)?,
+            v: affine(ATTN_V, n_embd, n_embd)?,
+            o: affine(ATTN_OUT, n_embd, n_embd)?,
+            attn_out_norm: norm("attn_output_norm")?,
+            up: affine(FFN_UP, n_embd, n_ff)?,
+            down: affine(FFN_DOWN, n_ff, n_embd)?,
+            out_norm: norm("layer_output_norm")?,
+        })
     }
 }
 

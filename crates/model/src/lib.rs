@@ -17,11 +17,13 @@ pub mod decoder;
 pub mod encoder;
 mod error;
 pub mod hparams;
+pub mod keys;
 pub mod kv_cache;
 pub mod loader;
 pub mod pooling;
 mod runner;
 pub mod scratch;
+pub mod tensors;
 
 use std::sync::Arc;
 

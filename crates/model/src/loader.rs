@@ -6,7 +6,6 @@ use std::sync::Arc;
 use owl_gguf::GgufFile;
 use owl_kernels::{Kernels, QMatrix, WeightBytes};
 
-use crate::blocks::norm::RmsNorm;
 use crate::ModelError;
 
 /// How weights are held in memory.
@@ -182,14 +181,6 @@ impl Loader<'_> {
         } else {
             Ok(None)
         }
-    }
-
-    /// The RMSNorm whose weight is `name` (`len` values).
-    pub fn rms_norm(&self, name: &str, len: usize, eps: f32) -> Result<RmsNorm, ModelError> {
-        Ok(RmsNorm {
-            weight: self.vector(name, len)?,
-            eps,
-        })
     }
 
     /// `token_embd.weight`, kept in the file's row layout: the decoder reads it row by row

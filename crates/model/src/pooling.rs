@@ -26,21 +26,15 @@ pub enum Pooling {
 impl Pooling {
     /// `{arch}.pooling_type`, if the file states a pooling; `none` (0) and absent are `None`.
     pub fn from_gguf(g: &GgufFile, arch: &str) -> Result<Option<Pooling>, ModelError> {
-        let key = format!("{arch}.pooling_type");
-        let Some(v) = g.get(&key) else {
-            return Ok(None);
-        };
-        let n = g.get_u64(&key).ok_or_else(|| ModelError::BadKey {
-            key: key.clone(),
-            why: format!("{v:?} is not a number"),
-        })?;
-        match n {
-            0 => Ok(None),
-            1 => Ok(Some(Pooling::Mean)),
-            2 => Ok(Some(Pooling::Cls)),
-            3 => Ok(Some(Pooling::Last)),
-            4 => Ok(Some(Pooling::Rank)),
-            n => Err(ModelError::BadKey {
+        let keys = crate::keys::Keys::new(g, arch);
+        let key = keys.name("pooling_type");
+        match keys.count("pooling_type")? {
+            None | Some(0) => Ok(None),
+            Some(1) => Ok(Some(Pooling::Mean)),
+            Some(2) => Ok(Some(Pooling::Cls)),
+            Some(3) => Ok(Some(Pooling::Last)),
+            Some(4) => Ok(Some(Pooling::Rank)),
+            Some(n) => Err(ModelError::BadKey {
                 key,
                 why: format!("unknown pooling type {n} (0 none, 1 mean, 2 cls, 3 last, 4 rank)"),
             }),
