@@ -32,8 +32,8 @@ pub use api::{
     EngineStats, Event, Finish, FinishReason, Request, RequestStream, SubmitError, TokenLogprob,
 };
 pub use bundle::{
-    default_threads, gguf_header, HeaderFacts, ModelBundle, OpenOptions, RunningModel,
-    DEFAULT_CTX_CAP,
+    default_threads, gguf_header, HeaderFacts, ModelBundle, OpenOptions, QuantizeAtLoad,
+    RunningModel, DEFAULT_CTX_CAP,
 };
 pub use config::EngineConfig;
 pub use error::EngineError;

@@ -81,9 +81,36 @@ pub struct ModelArgs {
     /// Context size in tokens (default: the model's, capped at 4096).
     #[arg(short = 'c', long)]
     pub ctx_size: Option<usize>,
+    /// Quantize F32/F16/BF16 weights (a Hugging Face directory, an unquantized GGUF) at load,
+    /// in memory: Q8_0, Q4_K_M, Q4_0, Q6_K, ... (as `owl quantize`).
+    #[arg(long, value_name = "TYPE")]
+    pub quantize: Option<String>,
     /// Print prompt and generation speed to stderr.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+impl ModelArgs {
+    /// How to open the model these flags name, with `ctx` positions.
+    pub fn open_options(&self, ctx: Option<usize>) -> anyhow::Result<owl_engine::OpenOptions> {
+        let mut o = owl_engine::OpenOptions::from_env(self.threads, ctx);
+        o.quantize = quantize_at_load(self.quantize.as_deref(), true)?;
+        Ok(o)
+    }
+}
+
+/// `--quantize TYPE` as the engine takes it (`strict`: an already-quantized model is an error).
+pub fn quantize_at_load(
+    ty: Option<&str>,
+    strict: bool,
+) -> anyhow::Result<Option<owl_engine::QuantizeAtLoad>> {
+    ty.map(|t| {
+        Ok(owl_engine::QuantizeAtLoad {
+            to: crate::quantize::parse_type(t)?,
+            strict,
+        })
+    })
+    .transpose()
 }
 
 #[derive(Args, Clone)]
@@ -326,6 +353,10 @@ pub struct ServeArgs {
     /// KV cache budget in tokens shared by all sequences (default: ctx-size × parallel).
     #[arg(long)]
     pub kv_tokens: Option<usize>,
+    /// Quantize every model whose weights are F32/F16/BF16 (Hugging Face directories,
+    /// unquantized GGUFs) to TYPE at load, in memory; quantized models load as they are.
+    #[arg(long, value_name = "TYPE")]
+    pub quantize: Option<String>,
 }
 
 #[derive(Args)]

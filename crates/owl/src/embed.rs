@@ -12,7 +12,7 @@
 use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context, Result};
-use owl_engine::{EngineConfig, ModelBundle, OpenOptions, Pooling, RunningModel};
+use owl_engine::{EngineConfig, ModelBundle, Pooling, RunningModel};
 use serde_json::json;
 
 use crate::cli::{EmbedArgs, ModelArgs, RerankArgs};
@@ -20,7 +20,7 @@ use crate::cli::{EmbedArgs, ModelArgs, RerankArgs};
 fn open(args: &ModelArgs) -> Result<RunningModel> {
     let r = crate::models::resolve(args.model.as_deref())?;
     crate::models::refuse_adapters(&r)?;
-    let bundle = ModelBundle::open(&r.path, &OpenOptions::from_env(args.threads, args.ctx_size))?;
+    let bundle = ModelBundle::open(&r.path, &args.open_options(args.ctx_size)?)?;
     let n_ctx = bundle.n_ctx;
     Ok(bundle.start(EngineConfig::single(n_ctx))?)
 }

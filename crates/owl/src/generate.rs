@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use owl_engine::{
-    EngineConfig, Event, Finish, FinishReason, ModelBundle, OpenOptions, Request, RunningModel,
-    TokenLogprob,
+    EngineConfig, Event, Finish, FinishReason, ModelBundle, Request, RunningModel, TokenLogprob,
 };
 use owl_grammar::{Constraint, TokenConstraint};
 use owl_text::{ChatMessage, ChatPrompt, ReplySplitter, TemplateVars};
@@ -32,7 +31,7 @@ pub fn open(
     crate::models::refuse_adapters(&r)?;
     let num_ctx = crate::defaults::apply(&r, sampling)?;
     let ctx = args.ctx_size.or(num_ctx);
-    let mut bundle = ModelBundle::open(&r.path, &OpenOptions::from_env(args.threads, ctx))?;
+    let mut bundle = ModelBundle::open(&r.path, &args.open_options(ctx)?)?;
     if bundle.runner.model.is_encoder() {
         bail!(
             "'{}' is an embedding model (an encoder): it does not generate text; use `owl embed` or `owl rerank`",

@@ -56,6 +56,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             parallel: a.parallel,
             queue: a.queue,
             kv_tokens: a.kv_tokens,
+            quantize: crate::cli::quantize_at_load(a.quantize.as_deref(), false)?,
         },
         catalog: Arc::new(StoreCatalog::new(store, named)),
         default_model,

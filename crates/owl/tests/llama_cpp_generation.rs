@@ -48,6 +48,7 @@ fn engine() -> RunningModel {
             ..LoadOptions::default()
         },
         trace_dir: None,
+        quantize: None,
     };
     let bundle = ModelBundle::open(&common::default_model(), &opts).expect("open default model");
     bundle

@@ -43,6 +43,8 @@ pub struct ModelOptions {
     pub queue: usize,
     /// KV cache budget in positions shared by all sequences; `None`: ctx × parallel.
     pub kv_tokens: Option<usize>,
+    /// Quantize unquantized weights at load (`--quantize`).
+    pub quantize: Option<owl_engine::QuantizeAtLoad>,
 }
 
 impl ModelOptions {
@@ -61,6 +63,7 @@ impl Default for ModelOptions {
             parallel: 1,
             queue: 64,
             kv_tokens: None,
+            quantize: None,
         }
     }
 }

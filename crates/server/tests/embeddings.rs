@@ -43,6 +43,7 @@ fn app() -> (axum::Router, ModelPool) {
                 parallel: 2,
                 queue: 16,
                 kv_tokens: None,
+                quantize: None,
             },
             keep_alive: KeepAlive::Forever,
             max_memory: u64::MAX,
