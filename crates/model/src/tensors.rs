@@ -85,6 +85,17 @@ impl<'a> Tensors<'a> {
         self.ld.experts(&self.weight_name(part), cols, rows, n)
     }
 
+    /// The 2-D `{part}.weight` of `cols` columns cut into consecutive row blocks of `rows[i]`
+    /// rows each (a fused QKV projection into Q, K and V), each a view of its bytes.
+    pub fn split_rows<const N: usize>(
+        &self,
+        part: &str,
+        cols: usize,
+        rows: [usize; N],
+    ) -> Result<[QMatrix; N], ModelError> {
+        self.ld.split_rows(&self.weight_name(part), cols, rows)
+    }
+
     /// `{part}.weight` as `len` f32 values (norm weights, sinks).
     pub fn vector(&self, part: &str, len: usize) -> Result<Vec<f32>, ModelError> {
         self.ld.vector(&self.weight_name(part), len)
