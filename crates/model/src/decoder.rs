@@ -11,6 +11,7 @@ use crate::blocks::moe::MoeFfn;
 use crate::blocks::norm::RmsNorm;
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
+use crate::pooling::ClassifierHead;
 use crate::scratch::{Buffers, Compute, Dims};
 use crate::{Model, ModelError};
 
@@ -41,6 +42,8 @@ pub struct Decoder {
     pub output_norm: RmsNorm,
     /// [n_vocab, n_embd]; may share bytes with `token_embd` (tied embeddings).
     pub output: QMatrix,
+    /// A reranker's classification head (`Pooling::Rank`: Qwen3-Reranker).
+    pub head: Option<ClassifierHead>,
 }
 
 impl Decoder {
@@ -73,6 +76,19 @@ impl Model for Decoder {
                 KvCache::new_latent(self.hp.n_layer, m.cache_width(), n_ctx, n_slots, n_pages)
             }
             _ => KvCache::new(self.hp.n_layer, self.hp.kv_dim(), n_ctx, n_slots, n_pages),
+        }
+    }
+
+    fn classify(
+        &self,
+        cx: &Compute<'_>,
+        pooled: &[f32],
+        n: usize,
+        buf: &mut Buffers,
+    ) -> Result<Vec<f32>, ModelError> {
+        match &self.head {
+            Some(h) => Ok(h.forward(cx, pooled, n, &mut buf.act)),
+            None => Err(ModelError::NoClassifier(self.hp.arch.clone())),
         }
     }
 

@@ -13,59 +13,20 @@
 
 use owl_kernels::gelu::gelu_in_place;
 use owl_kernels::rope::RopeConfig;
-use owl_kernels::{linear, linear_many, ActBuffer, Layout, QMatrix};
+use owl_kernels::{linear_many, Layout, QMatrix};
 
 use crate::batch::{Batch, Logits};
+use crate::blocks::affine::{add_bias, Affine};
 use crate::blocks::bidir::attend_within_inputs;
 use crate::blocks::ffn::{FfnScratch, SwiGluFfn};
 use crate::blocks::layer_norm::LayerNorm;
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
-use crate::pooling::Pooling;
+use crate::pooling::{ClassifierHead, Pooling};
 use crate::scratch::{Buffers, Compute, Dims};
 use crate::tensors::part::{ATTN_K, ATTN_OUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_UP};
 use crate::tensors::Tensors;
 use crate::{Model, ModelError};
-
-/// A matrix with an optional bias: `y = W x + b`.
-pub struct Affine {
-    /// [rows, cols]
-    pub w: QMatrix,
-    /// [rows]
-    pub b: Option<Vec<f32>>,
-}
-
-impl Affine {
-    /// `{part}.weight` (`[rows, cols]`) with `{part}.bias` if the file has it.
-    pub fn load(
-        t: &Tensors<'_>,
-        part: &str,
-        cols: usize,
-        rows: usize,
-    ) -> Result<Affine, ModelError> {
-        Ok(Affine {
-            w: t.matrix(part, cols, rows)?,
-            b: t.optional_bias(part, rows)?,
-        })
-    }
-
-    /// `x`: [n, cols]; `out`: [n, rows].
-    fn forward(&self, cx: &Compute<'_>, x: &[f32], n: usize, out: &mut [f32], act: &mut ActBuffer) {
-        let out = &mut out[..n * self.w.rows];
-        linear(cx.kernels, cx.pool, &self.w, x, n, out, act);
-        add_bias(out, self.b.as_deref());
-    }
-}
-
-fn add_bias(out: &mut [f32], b: Option<&[f32]>) {
-    if let Some(b) = b {
-        for row in out.chunks_exact_mut(b.len()) {
-            for (o, &x) in row.iter_mut().zip(b) {
-                *o += x;
-            }
-        }
-    }
-}
 
 impl EncoderLayer {
     /// A BERT layer's tensors under `t` (`blk.N`): biased projections, a GELU FFN of `n_ff`,
@@ -173,17 +134,15 @@ pub struct Encoder {
     pub positions: Positions,
     pub embd_norm: LayerNorm,
     pub layers: Vec<EncoderLayer>,
-    /// Classification head (rerankers): `tanh(cls · x + b)` then `cls_out`.
-    pub cls: Option<Affine>,
-    pub cls_out: Option<Affine>,
+    /// Classification head (rerankers, `Pooling::Rank`).
+    pub head: Option<ClassifierHead>,
 }
 
 impl Encoder {
     /// Width of a pooled row: the classifier's outputs for `Rank`, else `n_embd`.
     pub fn n_out(&self) -> usize {
-        match (self.pooling, &self.cls_out, &self.cls) {
-            (Pooling::Rank, Some(c), _) => c.w.rows,
-            (Pooling::Rank, None, Some(c)) => c.w.rows,
+        match (self.pooling, &self.head) {
+            (Pooling::Rank, Some(h)) => h.n_out(),
             _ => self.hp.n_embd,
         }
     }
@@ -221,11 +180,8 @@ impl Model for Encoder {
                 }
             }
         }
-        if let Some(c) = &self.cls {
-            w.push(("cls", &c.w));
-        }
-        if let Some(c) = &self.cls_out {
-            w.push(("cls.output", &c.w));
+        if let Some(h) = &self.head {
+            w.extend(h.weights());
         }
         w
     }
@@ -458,21 +414,10 @@ impl Encoder {
             out.data.extend_from_slice(pooled);
             return;
         }
-        // Classification head: tanh(cls · x + b), then cls.output.
-        let mut cur = pooled.to_vec();
-        if let Some(cls) = &self.cls {
-            let mut h = vec![0.0f32; n_in * cls.w.rows];
-            cls.forward(cx, &cur, n_in, &mut h, &mut buf.act);
-            for v in &mut h {
-                *v = v.tanh();
-            }
-            cur = h;
-        }
-        if let Some(co) = &self.cls_out {
-            let mut h = vec![0.0f32; n_in * co.w.rows];
-            co.forward(cx, &cur, n_in, &mut h, &mut buf.act);
-            cur = h;
-        }
+        let cur = match &self.head {
+            Some(h) => h.forward(cx, pooled, n_in, &mut buf.act),
+            None => pooled.to_vec(),
+        };
         out.n_vocab = self.n_out();
         out.data = cur;
     }

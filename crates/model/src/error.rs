@@ -38,6 +38,8 @@ pub enum ModelError {
     EncoderOnly(String),
     #[error("'{0}' is not an encoder model")]
     NotEncoder(String),
+    #[error("'{0}' has no classification head: it is not a reranker")]
+    NoClassifier(String),
     #[error("input of {len} tokens is longer than the model's {n_pos} positions")]
     TooLong { len: usize, n_pos: usize },
 }

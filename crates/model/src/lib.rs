@@ -75,6 +75,19 @@ pub trait Model: Send + Sync {
         false
     }
 
+    /// A decoder reranker's scores (Qwen3-Reranker): the classification head applied to `n`
+    /// pooled rows (`pooled`: [n, n_embd], final-normed last-token states); [n, n_out].
+    fn classify(
+        &self,
+        cx: &Compute<'_>,
+        pooled: &[f32],
+        n: usize,
+        buf: &mut Buffers,
+    ) -> Result<Vec<f32>, ModelError> {
+        let _ = (cx, pooled, n, buf);
+        Err(ModelError::NoClassifier(self.hparams().arch.clone()))
+    }
+
     /// Encoders only: runs every chunk of `batch` as one whole input (positions from 0,
     /// attention within the chunk in both directions) and writes one pooled row per chunk to
     /// `out` (`out.rows[i] = (chunk, 0)`, `out.n_vocab` the row width: `n_embd`, or the

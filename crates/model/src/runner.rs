@@ -64,6 +64,16 @@ impl Runner {
         self.model.forward(&cx, batch, kv, &mut self.buf, logits)
     }
 
+    /// A decoder reranker's scores for `n` pooled rows (see [`Model::classify`]).
+    pub fn classify(&mut self, pooled: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
+        let cx = Compute {
+            kernels: &self.kernels,
+            pool: &self.pool,
+            trace: self.trace.as_deref(),
+        };
+        self.model.classify(&cx, pooled, n, &mut self.buf)
+    }
+
     /// One encoder pass (see [`Model::encode`]): every chunk of `batch` a whole input, one
     /// pooled row per chunk in `out`.
     pub fn encode(&mut self, batch: &Batch, out: &mut Logits) -> Result<(), ModelError> {

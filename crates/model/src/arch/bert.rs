@@ -13,11 +13,11 @@
 use owl_kernels::rope::{RopeConfig, RopeOrder};
 
 use crate::blocks::layer_norm::LayerNorm;
-use crate::encoder::{Affine, Encoder, EncoderLayer, Positions};
+use crate::encoder::{Encoder, EncoderLayer, Positions};
 use crate::hparams::HParams;
 use crate::keys::Keys;
 use crate::loader::Loader;
-use crate::pooling::Pooling;
+use crate::pooling::{ClassifierHead, Pooling};
 use crate::{Model, ModelError};
 
 /// What distinguishes one encoder family from another.
@@ -108,21 +108,12 @@ pub(super) fn load_encoder(
             }
         })
         .collect::<Result<Vec<_>, ModelError>>()?;
-    let cls = if root.has("cls") {
-        Some(Affine::load(&root, "cls", n_embd, n_embd)?)
+    let pooling = pooling.unwrap_or(Pooling::Mean);
+    let head = if pooling == Pooling::Rank {
+        Some(ClassifierHead::load(&root, n_embd, false)?)
     } else {
         None
     };
-    let cls_out = match dim("cls.output", 1) {
-        Some(n_out) => Some(Affine::load(&root, "cls.output", n_embd, n_out.max(1))?),
-        None => None,
-    };
-    let pooling = pooling.unwrap_or(Pooling::Mean);
-    if pooling == Pooling::Rank && cls.is_none() && cls_out.is_none() {
-        return Err(ModelError::MissingTensor(
-            "cls.output.weight (rank pooling needs a classification head)".into(),
-        ));
-    }
     Ok(Box::new(Encoder {
         hp,
         pooling,
@@ -138,7 +129,6 @@ pub(super) fn load_encoder(
         },
         embd_norm: LayerNorm::load(&root, "token_embd_norm", n_embd, eps)?,
         layers,
-        cls,
-        cls_out,
+        head,
     }))
 }

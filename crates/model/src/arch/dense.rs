@@ -12,6 +12,7 @@ use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
 use crate::hparams::HParams;
 use crate::keys::Keys;
 use crate::loader::Loader;
+use crate::pooling::{ClassifierHead, Pooling};
 use crate::tensors::part::{ATTN_NORM, FFN_NORM, FFN_ROUTER, OUTPUT_NORM};
 use crate::tensors::Tensors;
 use crate::{Model, ModelError};
@@ -77,7 +78,19 @@ pub(super) fn decoder(
     layers: Vec<DecoderLayer>,
 ) -> Result<Box<dyn Model>, ModelError> {
     let (token_embd, output) = ld.embeddings(hp.n_embd, hp.n_vocab)?;
+    // A reranker (Qwen3-Reranker as llama.cpp converts it: rank pooling, `cls.output` holding
+    // the "yes" and "no" rows of the output head); llama.cpp applies the softmax for Qwen3 only.
+    let head = if hp.pooling == Some(Pooling::Rank) {
+        Some(ClassifierHead::load(
+            &ld.root(),
+            hp.n_embd,
+            hp.arch == "qwen3",
+        )?)
+    } else {
+        None
+    };
     Ok(Box::new(Decoder {
+        head,
         output_norm: rms(&ld.root(), OUTPUT_NORM, &hp)?,
         token_embd,
         output,
