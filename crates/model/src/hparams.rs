@@ -213,18 +213,10 @@ pub fn swa_layers(
 
 #[cfg(test)]
 mod tests {
-    use owl_gguf::{GgufWriter, Value};
+    use owl_gguf::Value;
 
     use super::*;
-
-    fn file(kvs: &[(&str, Value)]) -> GgufFile {
-        let mut w = GgufWriter::new();
-        w.add_kv("general.architecture", Value::String("t".into()));
-        for (k, v) in kvs {
-            w.add_kv(k, v.clone());
-        }
-        GgufFile::from_bytes(w.to_bytes()).expect("gguf")
-    }
+    use crate::keys::tests::file;
 
     fn rope(kvs: &[(&str, Value)]) -> Result<RopeConfig, ModelError> {
         let yarn = YarnParams::default();

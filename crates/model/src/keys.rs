@@ -143,12 +143,13 @@ impl<'a> Keys<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use owl_gguf::GgufWriter;
 
     use super::*;
 
-    fn file(kvs: &[(&str, Value)]) -> GgufFile {
+    /// A GGUF of architecture `t` with these keys and no tensors (for key-reading tests).
+    pub(crate) fn file(kvs: &[(&str, Value)]) -> GgufFile {
         let mut w = GgufWriter::new();
         w.add_kv("general.architecture", Value::String("t".into()));
         for (k, v) in kvs {
