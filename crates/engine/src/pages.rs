@@ -10,10 +10,14 @@ pub(crate) trait PagePool {
     fn free_pages(&self) -> usize;
     /// Free pages `slot` would need to hold `n` positions.
     fn pages_needed(&self, slot: usize, n: usize) -> usize;
-    /// Gives `slot` the pages for positions `0..n`; false (nothing changed) if it cannot.
-    fn ensure(&mut self, slot: usize, n: usize) -> bool;
-    /// Keeps the pages `slot` needs for `0..n` and frees the rest.
-    fn truncate(&mut self, slot: usize, n: usize);
+    /// Gives `slot`, which holds positions `0..start`, the pages to compute `start..end`
+    /// (sliding-window layers drop what no later position sees); false (nothing changed) if
+    /// it cannot.
+    fn ensure(&mut self, slot: usize, start: usize, end: usize) -> bool;
+    /// Keeps the pages `slot` needs for `0..n` and frees the rest; returns the positions kept
+    /// (fewer than `n`, down to 0, when the slot cannot resume at `n`: a sliding window has
+    /// dropped pages that position still sees).
+    fn truncate(&mut self, slot: usize, n: usize) -> usize;
     /// Frees every page of `slot`.
     fn release(&mut self, slot: usize) {
         self.truncate(slot, 0);
@@ -27,11 +31,11 @@ impl PagePool for KvCache {
     fn pages_needed(&self, slot: usize, n: usize) -> usize {
         KvCache::pages_needed(self, slot, n)
     }
-    fn ensure(&mut self, slot: usize, n: usize) -> bool {
-        KvCache::ensure(self, slot, n).is_ok()
+    fn ensure(&mut self, slot: usize, start: usize, end: usize) -> bool {
+        KvCache::ensure_chunk(self, slot, start, end).is_ok()
     }
-    fn truncate(&mut self, slot: usize, n: usize) {
-        KvCache::truncate(self, slot, n);
+    fn truncate(&mut self, slot: usize, n: usize) -> usize {
+        KvCache::truncate(self, slot, n)
     }
 }
 
@@ -69,7 +73,7 @@ impl PagePool for CountingPages {
     fn pages_needed(&self, slot: usize, n: usize) -> usize {
         self.pages_for(n).saturating_sub(self.held[slot])
     }
-    fn ensure(&mut self, slot: usize, n: usize) -> bool {
+    fn ensure(&mut self, slot: usize, _start: usize, n: usize) -> bool {
         let need = self.pages_needed(slot, n);
         if n > self.n_ctx || need > self.free_pages() {
             return false;
@@ -77,8 +81,9 @@ impl PagePool for CountingPages {
         self.held[slot] += need;
         true
     }
-    fn truncate(&mut self, slot: usize, n: usize) {
+    fn truncate(&mut self, slot: usize, n: usize) -> usize {
         let keep = self.pages_for(n);
         self.held[slot] = self.held[slot].min(keep);
+        n
     }
 }
