@@ -40,13 +40,19 @@ impl PagePool for KvCache {
 }
 
 /// Page accounting with no K/V rows behind it: the same rules as the KV cache (a slot holds
-/// `ceil(n / page)` pages for `n` positions, at most `n_ctx` positions).
+/// `ceil(n / page)` pages for `n` positions, at most `n_ctx` positions). With `window` set it
+/// plays a sliding-window cache's rollback rule, position-exact rather than page-granular: a
+/// slot resumes at `n` only if `n` is at least the start of its last chunk (the positions
+/// before that chunk's window are gone), else `truncate` keeps nothing.
 #[cfg(test)]
 pub(crate) struct CountingPages {
     pub page: usize,
     pub n_ctx: usize,
     pub total: usize,
     pub held: Vec<usize>,
+    pub window: Option<usize>,
+    /// Per slot: the start of its last chunk.
+    pub started: Vec<usize>,
 }
 
 #[cfg(test)]
@@ -57,6 +63,8 @@ impl CountingPages {
             n_ctx,
             total,
             held: vec![0; n_slots],
+            window: None,
+            started: vec![0; n_slots],
         }
     }
 
@@ -73,15 +81,23 @@ impl PagePool for CountingPages {
     fn pages_needed(&self, slot: usize, n: usize) -> usize {
         self.pages_for(n).saturating_sub(self.held[slot])
     }
-    fn ensure(&mut self, slot: usize, _start: usize, n: usize) -> bool {
+    fn ensure(&mut self, slot: usize, start: usize, n: usize) -> bool {
         let need = self.pages_needed(slot, n);
         if n > self.n_ctx || need > self.free_pages() {
             return false;
         }
         self.held[slot] += need;
+        self.started[slot] = start;
         true
     }
     fn truncate(&mut self, slot: usize, n: usize) -> usize {
+        let n = match self.window {
+            Some(_) if n < self.started[slot] => 0,
+            _ => n,
+        };
+        if n == 0 {
+            self.started[slot] = 0;
+        }
         let keep = self.pages_for(n);
         self.held[slot] = self.held[slot].min(keep);
         n
