@@ -194,7 +194,8 @@ impl Planner {
             };
             let slot = match self.cache.best_match(&seq.tokens, max_reuse) {
                 Some((common, i)) => {
-                    pool.truncate(i, common);
+                    // A sliding-window slot may keep less (nothing) than the shared prefix.
+                    let common = pool.truncate(i, common);
                     seq.n_computed = common;
                     if seq.generated == 0 {
                         seq.cached_tokens = common;
@@ -287,7 +288,7 @@ impl Planner {
                 continue;
             }
             let s = &self.running[i];
-            if !pool.ensure(slot, s.n_computed + len) {
+            if !pool.ensure(slot, s.n_computed, s.n_computed + len) {
                 let seq = self.running.remove(i);
                 self.vacate(&seq, false, pool);
                 let why = FinishReason::Error("KV cache bookkeeping failed".into());

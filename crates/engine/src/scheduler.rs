@@ -85,7 +85,9 @@ impl Scheduler {
     ) -> Result<Scheduler, EngineError> {
         let n_pages = owl_model::kv_cache::pages_for(cfg.kv_budget());
         let n_slots = cfg.parallel + cfg.cache_slots;
-        let kv = runner.model.new_paged_cache(cfg.n_ctx, n_slots, n_pages);
+        let kv = runner
+            .model
+            .new_paged_cache(cfg.n_ctx, n_slots, n_pages, cfg.n_batch);
         stats
             .kv_pages_total
             .store(n_pages as u64, Ordering::Relaxed);

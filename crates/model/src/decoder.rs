@@ -70,12 +70,27 @@ impl Model for Decoder {
         &self.hp
     }
 
-    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache {
+    fn new_paged_cache(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+    ) -> KvCache {
         match self.layers.first().map(|l| &l.attn) {
             Some(AttnBlock::Mla(m)) => {
                 KvCache::new_latent(self.hp.n_layer, m.cache_width(), n_ctx, n_slots, n_pages)
             }
-            _ => KvCache::new(self.hp.n_layer, self.hp.kv_dim(), n_ctx, n_slots, n_pages),
+            _ => {
+                let windows: Vec<Option<usize>> = (self.layers.iter())
+                    .map(|l| match &l.attn {
+                        AttnBlock::Gqa(a) => a.window,
+                        AttnBlock::Mla(_) => None,
+                    })
+                    .collect();
+                let kv_dim = self.hp.kv_dim();
+                KvCache::windowed(&windows, kv_dim, n_ctx, n_slots, n_pages, max_chunk)
+            }
         }
     }
 
@@ -236,7 +251,7 @@ pub fn embed(
 ) -> Result<(), ModelError> {
     let e = hp.n_embd;
     for c in &batch.chunks {
-        kv.ensure(c.slot, c.pos0 + c.len)?;
+        kv.ensure_chunk(c.slot, c.pos0, c.pos0 + c.len)?;
     }
     for &t in &batch.tokens {
         if t as usize >= hp.n_vocab {

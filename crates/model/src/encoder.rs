@@ -153,7 +153,13 @@ impl Model for Encoder {
         &self.hp
     }
 
-    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, _n_pages: usize) -> KvCache {
+    fn new_paged_cache(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        _n_pages: usize,
+        _max_chunk: usize,
+    ) -> KvCache {
         // No layer keeps keys or values between passes.
         KvCache::new(0, 0, n_ctx, n_slots, 0)
     }

@@ -19,6 +19,7 @@ mod error;
 pub mod hparams;
 pub mod keys;
 pub mod kv_cache;
+pub mod kv_pages;
 pub mod loader;
 pub mod pooling;
 mod runner;
@@ -43,12 +44,21 @@ use scratch::{Buffers, Compute};
 pub trait Model: Send + Sync {
     fn hparams(&self) -> &HParams;
 
-    /// A KV cache of `n_pages` pages for `n_slots` sequences of up to `n_ctx` positions each.
-    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache;
+    /// A KV cache of `n_pages` (global-layer) pages for `n_slots` sequences of up to `n_ctx`
+    /// positions each, computed in chunks of at most `max_chunk` tokens (sliding-window
+    /// layers reserve their window plus one such chunk per slot).
+    fn new_paged_cache(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+    ) -> KvCache;
 
-    /// A KV cache with room for `n_slots` full sequences of `n_ctx` positions.
+    /// A KV cache with room for `n_slots` full sequences of `n_ctx` positions, in chunks of
+    /// any length.
     fn new_cache(&self, n_ctx: usize, n_slots: usize) -> KvCache {
-        self.new_paged_cache(n_ctx, n_slots, n_slots * kv_cache::pages_for(n_ctx))
+        self.new_paged_cache(n_ctx, n_slots, n_slots * kv_cache::pages_for(n_ctx), n_ctx)
     }
 
     /// Runs `batch`, writing its K/V rows into `kv` and the requested logits into `logits`.

@@ -117,8 +117,16 @@ impl Model for Gemma3 {
         &self.hp
     }
 
-    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache {
-        KvCache::new(self.hp.n_layer, self.hp.kv_dim(), n_ctx, n_slots, n_pages)
+    fn new_paged_cache(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+    ) -> KvCache {
+        let windows: Vec<Option<usize>> = self.layers.iter().map(|l| l.attn.window).collect();
+        let kv_dim = self.hp.kv_dim();
+        KvCache::windowed(&windows, kv_dim, n_ctx, n_slots, n_pages, max_chunk)
     }
 
     fn weights(&self) -> Vec<(&'static str, &QMatrix)> {
