@@ -38,6 +38,8 @@ pub enum ModelError {
     EncoderOnly(String),
     #[error("'{0}' is not an encoder model")]
     NotEncoder(String),
+    #[error("a batch chunk names adapter {index} but the pass was given {n_adapters}")]
+    BadAdapter { index: usize, n_adapters: usize },
     #[error("input of {len} tokens is longer than the model's {n_pos} positions")]
     TooLong { len: usize, n_pos: usize },
 }

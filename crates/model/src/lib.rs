@@ -19,6 +19,7 @@ mod error;
 pub mod hparams;
 pub mod kv_cache;
 pub mod loader;
+pub mod lora;
 pub mod pooling;
 mod runner;
 pub mod scratch;
@@ -30,6 +31,7 @@ pub use error::ModelError;
 pub use hparams::HParams;
 pub use kv_cache::KvCache;
 pub use loader::LoadOptions;
+pub use lora::{LoraAdapter, LoraError};
 pub use pooling::Pooling;
 pub use runner::Runner;
 
@@ -58,6 +60,11 @@ pub trait Model: Send + Sync {
         buf: &mut Buffers,
         logits: &mut Logits,
     ) -> Result<(), ModelError>;
+
+    /// The matrices a LoRA adapter may adapt (empty: this architecture takes no adapters).
+    fn lora_targets(&self) -> Vec<lora::LoraTarget> {
+        Vec::new()
+    }
 
     /// The weight matrices, by role (for `owl show` and benchmarks).
     fn weights(&self) -> Vec<(&'static str, &QMatrix)>;

@@ -16,6 +16,7 @@ use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 use crate::batch::Batch;
 use crate::blocks::attend::HeadTasks;
 use crate::kv_cache::KvCache;
+use crate::lora::Target;
 use crate::scratch::Compute;
 
 pub struct Gqa {
@@ -125,6 +126,9 @@ impl Gqa {
             ],
             s.act,
         );
+        cx.lora_add(layer, Target::AttnQ, h, q);
+        cx.lora_add(layer, Target::AttnK, h, k);
+        cx.lora_add(layer, Target::AttnV, h, v);
         add_bias(q, &self.bq);
         add_bias(k, &self.bk);
         add_bias(v, &self.bv);
@@ -188,6 +192,7 @@ impl Gqa {
         );
         cx.trace("kqv_out", Some(layer), attn);
         linear(cx.kernels, cx.pool, &self.wo, attn, n, out, s.act);
+        cx.lora_add(layer, Target::AttnOut, attn, out);
         add_bias(out, &self.bo);
     }
 }
