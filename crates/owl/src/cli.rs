@@ -227,6 +227,20 @@ pub struct RunArgs {
     pub thinking: ThinkingArgs,
     #[command(flatten)]
     pub constraint: ConstraintArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
+}
+
+/// A LoRA adapter over the model's weights.
+#[derive(Args, Clone, Default)]
+pub struct LoraArgs {
+    /// Generate with this LoRA adapter: a llama.cpp GGUF adapter or a PEFT directory
+    /// (`adapter_config.json` + `adapter_model.safetensors`) made for the model.
+    #[arg(long, value_name = "PATH")]
+    pub lora: Option<std::path::PathBuf>,
+    /// Multiplies the adapter's products (1: as trained; 0: the base model).
+    #[arg(long, value_name = "S", default_value_t = 1.0, requires = "lora")]
+    pub lora_scale: f32,
 }
 
 /// Constrained output: the reply must match a JSON Schema, a regular expression or a Lark
@@ -279,6 +293,8 @@ pub struct ChatArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub thinking: ThinkingArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
 }
 
 #[derive(Args)]

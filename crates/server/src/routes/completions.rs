@@ -186,6 +186,7 @@ pub async fn completions(
         prompt_logprobs: echo && logprobs.is_some() && !settings.stream,
         render_special: false,
         constraint: None,
+        adapter: None,
     };
     let mut tracked = Tracked::submit(&state, &model, request, log.map(|Extension(l)| l))?;
     let id = new_id("cmpl-");
