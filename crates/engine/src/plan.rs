@@ -196,7 +196,10 @@ impl Planner {
             } else {
                 seq.tokens.len() - 1
             };
-            let slot = match self.cache.best_match_for(seq.adapter, &seq.tokens, max_reuse) {
+            let slot = match self
+                .cache
+                .best_match_for(seq.adapter, &seq.tokens, max_reuse)
+            {
                 Some((common, i)) => {
                     pool.truncate(i, common);
                     seq.n_computed = common;

@@ -548,7 +548,8 @@ pub fn chat(mut a: ChatArgs) -> Result<()> {
         }
         let tty = stdout.is_terminal();
         let mut out = stdout.lock();
-        let (text, stats) = stream_reply(&m, &prompt, &a.sampling, None, &a.lora, how, &mut out, tty)?;
+        let (text, stats) =
+            stream_reply(&m, &prompt, &a.sampling, None, &a.lora, how, &mut out, tty)?;
         if !how.json {
             out.write_all(b"\n").ok();
         }
