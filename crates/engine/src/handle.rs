@@ -44,6 +44,8 @@ impl Engine {
         let encoder = runner.model.is_encoder();
         let pooling = runner.model.pooling();
         let adapter_base = AdapterBase::new(&runner);
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
         let sched = Scheduler::new(
             runner,
             tokenizer,
@@ -71,6 +73,7 @@ impl Engine {
                 parallel: cfg.parallel,
                 kv_bytes,
                 adapter_base,
+                serial,
             }),
         })
     }
@@ -91,6 +94,8 @@ struct Inner {
     parallel: usize,
     kv_bytes: usize,
     adapter_base: AdapterBase,
+    /// Unique among the engines of the process.
+    serial: u64,
 }
 
 /// A handle to the engine thread; clone it freely.
@@ -248,6 +253,12 @@ impl EngineHandle {
             return Err(AdapterError::ShuttingDown);
         }
         Ok(rx)
+    }
+
+    /// Unique among the engines this process started (a new engine for a reloaded model has
+    /// a new one).
+    pub fn serial(&self) -> u64 {
+        self.inner.serial
     }
 
     /// The model is an encoder (BERT): it embeds and ranks; `submit` refuses it.

@@ -231,6 +231,16 @@ pub struct RunArgs {
     pub lora: LoraArgs,
 }
 
+/// `NAME=PATH` of `owl serve --lora`.
+fn parse_lora(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.trim().is_empty() && !path.is_empty() => {
+            Ok((name.trim().to_string(), path.into()))
+        }
+        _ => Err(format!("{s:?}: give NAME=PATH")),
+    }
+}
+
 /// A LoRA adapter over the model's weights.
 #[derive(Args, Clone, Default)]
 pub struct LoraArgs {
@@ -313,6 +323,10 @@ pub struct ServeArgs {
     /// used idle model is unloaded.
     #[arg(long)]
     pub max_memory: Option<String>,
+    /// A LoRA adapter over the default model, as NAME=PATH (repeatable): requests whose
+    /// `model` is NAME use it. PATH is a llama.cpp GGUF adapter or a PEFT directory.
+    #[arg(long, value_name = "NAME=PATH", value_parser = parse_lora)]
+    pub lora: Vec<(String, std::path::PathBuf)>,
     /// Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
