@@ -213,6 +213,7 @@ struct Output {
 
 /// Submits `prompt` and streams the reply to `out`; returns the answer (without a reasoning
 /// model's thinking) and what the turn did.
+#[allow(clippy::too_many_arguments)]
 fn stream_reply(
     m: &RunningModel,
     prompt: &ChatPrompt,
