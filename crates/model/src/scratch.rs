@@ -102,7 +102,7 @@ impl Compute<'_> {
     /// whose adapter adapts it.
     pub fn lora_add(&self, layer: usize, target: Target, x: &[f32], y: &mut [f32]) {
         if let Some(l) = self.lora {
-            l.add(layer, target, x, y);
+            l.add(self.pool, layer, target, x, y);
         }
     }
 

@@ -7,6 +7,9 @@
 
 use std::ops::Range;
 
+use owl_kernels::pool::SharedMut;
+use owl_kernels::ThreadPool;
+
 use crate::batch::Batch;
 use crate::ModelError;
 
@@ -43,32 +46,45 @@ impl<'a> LoraRows<'a> {
     }
 
     /// `y[r] += scale · B (A x[r])` for every row `r` whose adapter adapts `target` of
-    /// `layer`. `x`: [n, n_in] (the matmul's input); `y`: [n, n_out] (its output).
-    pub fn add(&self, layer: usize, target: Target, x: &[f32], y: &mut [f32]) {
-        let mut t = Vec::new();
+    /// `layer`. `x`: [n, n_in] (the matmul's input); `y`: [n, n_out] (its output). Rows are
+    /// spread over `pool` in chunks; each row is computed alone, so the split changes no bit.
+    pub fn add(&self, pool: &ThreadPool, layer: usize, target: Target, x: &[f32], y: &mut [f32]) {
         for (adapter, ranges) in &self.groups {
             let Some(p) = adapter.pair(layer, target) else {
                 continue;
             };
-            t.resize(p.rank, 0.0);
-            for row in ranges.iter().flat_map(Range::clone) {
-                let (Some(xr), Some(yr)) = (
-                    x.get(row * p.n_in..(row + 1) * p.n_in),
-                    y.get_mut(row * p.n_out..(row + 1) * p.n_out),
-                ) else {
-                    // Shapes were checked at load time against this model; not reached.
-                    continue;
-                };
-                for (tj, aj) in t.iter_mut().zip(p.a.chunks_exact(p.n_in)) {
-                    *tj = dot(aj, xr);
-                }
-                for (yo, bo) in yr.iter_mut().zip(p.b.chunks_exact(p.rank)) {
-                    *yo += dot(bo, &t) * p.scale;
-                }
+            let rows: Vec<usize> = ranges.iter().flat_map(Range::clone).collect();
+            // Shapes were checked at load time against this model; this only guards the
+            // pointer arithmetic below.
+            let n = rows.iter().map(|&r| r + 1).max().unwrap_or(0);
+            if x.len() < n * p.n_in || y.len() < n * p.n_out {
+                continue;
             }
+            let out = SharedMut::new(y);
+            let n_chunks = rows.len().div_ceil(ROWS_PER_TASK);
+            pool.run_chunks(n_chunks, |c, _| {
+                let mut t = vec![0.0f32; p.rank];
+                let end = ((c + 1) * ROWS_PER_TASK).min(rows.len());
+                for &row in &rows[c * ROWS_PER_TASK..end] {
+                    let xr = &x[row * p.n_in..(row + 1) * p.n_in];
+                    // SAFETY: `rows` holds distinct rows (the batch's chunks do not overlap),
+                    // each chunk of tasks takes its own rows, and `row < n` keeps the range
+                    // inside `y`, which outlives `run_chunks`.
+                    let yr = unsafe { out.slice(row * p.n_out, p.n_out) };
+                    for (tj, aj) in t.iter_mut().zip(p.a.chunks_exact(p.n_in)) {
+                        *tj = dot(aj, xr);
+                    }
+                    for (yo, bo) in yr.iter_mut().zip(p.b.chunks_exact(p.rank)) {
+                        *yo += dot(bo, &t) * p.scale;
+                    }
+                }
+            });
         }
     }
 }
+
+/// Rows one pool task takes.
+const ROWS_PER_TASK: usize = 4;
 
 /// A dot product in a fixed order (eight interleaved partial sums, then a fixed tree), which
 /// the compiler vectorises.
