@@ -11,6 +11,7 @@ use crate::blocks::moe::MoeFfn;
 use crate::blocks::norm::RmsNorm;
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
+use crate::lora::{LoraTarget, Target};
 use crate::pooling::ClassifierHead;
 use crate::scratch::{Buffers, Compute, Dims};
 use crate::{Model, ModelError};
@@ -105,6 +106,32 @@ impl Model for Decoder {
             Some(h) => Ok(h.forward(cx, pooled, n, &mut buf.act)),
             None => Err(ModelError::NoClassifier(self.hp.arch.clone())),
         }
+    }
+
+    fn lora_targets(&self) -> Vec<LoraTarget> {
+        let mut out = Vec::new();
+        let mut push = |layer, target, m: &QMatrix| {
+            out.push(LoraTarget {
+                layer,
+                target,
+                n_in: m.cols,
+                n_out: m.rows,
+            })
+        };
+        for (li, l) in self.layers.iter().enumerate() {
+            if let AttnBlock::Gqa(a) = &l.attn {
+                push(li, Target::AttnQ, &a.wq);
+                push(li, Target::AttnK, &a.wk);
+                push(li, Target::AttnV, &a.wv);
+                push(li, Target::AttnOut, &a.wo);
+            }
+            if let FfnBlock::Dense(f) = &l.ffn {
+                push(li, Target::FfnGate, &f.gate);
+                push(li, Target::FfnUp, &f.up);
+                push(li, Target::FfnDown, &f.down);
+            }
+        }
+        out
     }
 
     fn weights(&self) -> Vec<(&'static str, &QMatrix)> {

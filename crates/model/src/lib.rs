@@ -21,6 +21,7 @@ pub mod keys;
 pub mod kv_cache;
 pub mod kv_pages;
 pub mod loader;
+pub mod lora;
 pub mod pooling;
 mod runner;
 pub mod scratch;
@@ -33,6 +34,7 @@ pub use error::ModelError;
 pub use hparams::HParams;
 pub use kv_cache::KvCache;
 pub use loader::LoadOptions;
+pub use lora::{LoraAdapter, LoraError};
 pub use pooling::Pooling;
 pub use runner::Runner;
 
@@ -70,6 +72,11 @@ pub trait Model: Send + Sync {
         buf: &mut Buffers,
         logits: &mut Logits,
     ) -> Result<(), ModelError>;
+
+    /// The matrices a LoRA adapter may adapt (empty: this architecture takes no adapters).
+    fn lora_targets(&self) -> Vec<lora::LoraTarget> {
+        Vec::new()
+    }
 
     /// The weight matrices, by role (for `owl show` and benchmarks).
     fn weights(&self) -> Vec<(&'static str, &QMatrix)>;

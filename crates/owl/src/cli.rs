@@ -254,6 +254,30 @@ pub struct RunArgs {
     pub thinking: ThinkingArgs,
     #[command(flatten)]
     pub constraint: ConstraintArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
+}
+
+/// `NAME=PATH` of `owl serve --lora`.
+fn parse_lora(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.trim().is_empty() && !path.is_empty() => {
+            Ok((name.trim().to_string(), path.into()))
+        }
+        _ => Err(format!("{s:?}: give NAME=PATH")),
+    }
+}
+
+/// A LoRA adapter over the model's weights.
+#[derive(Args, Clone, Default)]
+pub struct LoraArgs {
+    /// Generate with this LoRA adapter: a llama.cpp GGUF adapter or a PEFT directory
+    /// (`adapter_config.json` + `adapter_model.safetensors`) made for the model.
+    #[arg(long, value_name = "PATH")]
+    pub lora: Option<std::path::PathBuf>,
+    /// Multiplies the adapter's products (1: as trained; 0: the base model).
+    #[arg(long, value_name = "S", default_value_t = 1.0, requires = "lora")]
+    pub lora_scale: f32,
 }
 
 /// Constrained output: the reply must match a JSON Schema, a regular expression or a Lark
@@ -306,6 +330,8 @@ pub struct ChatArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub thinking: ThinkingArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
 }
 
 #[derive(Args)]
@@ -324,6 +350,10 @@ pub struct ServeArgs {
     /// used idle model is unloaded.
     #[arg(long)]
     pub max_memory: Option<String>,
+    /// A LoRA adapter over the default model, as NAME=PATH (repeatable): requests whose
+    /// `model` is NAME use it. PATH is a llama.cpp GGUF adapter or a PEFT directory.
+    #[arg(long, value_name = "NAME=PATH", value_parser = parse_lora)]
+    pub lora: Vec<(String, std::path::PathBuf)>,
     /// Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,

@@ -89,6 +89,9 @@ pub struct ServeOptions {
     pub api_key: Option<String>,
     /// Origins browsers may call from (CORS); `*` for any; empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// LoRA adapters over the default model, `(name, path)`, loaded at start (a request
+    /// naming one uses it).
+    pub adapters: Vec<(String, PathBuf)>,
 }
 
 /// The HTTP side's own settings (what the router needs besides the models).

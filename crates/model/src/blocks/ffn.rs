@@ -2,6 +2,7 @@
 
 use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
+use crate::lora::Target;
 use crate::scratch::Compute;
 use crate::tensors::part::{FFN_DOWN, FFN_EXPERTS, FFN_GATE, FFN_UP};
 use crate::tensors::Tensors;
@@ -99,9 +100,12 @@ pub fn gated_forward(
         &mut [(w_gate, &mut *gate), (w_up, &mut *up)],
         s.act,
     );
+    cx.lora_add(s.layer, Target::FfnGate, x, gate);
+    cx.lora_add(s.layer, Target::FfnUp, x, up);
     cx.trace("ffn_gate", Some(s.layer), gate);
     cx.trace("ffn_up", Some(s.layer), up);
     act(gate, up);
     cx.trace(name, Some(s.layer), gate);
     linear(cx.kernels, cx.pool, w_down, gate, n, out, s.act);
+    cx.lora_add(s.layer, Target::FfnDown, gate, out);
 }

@@ -17,6 +17,7 @@ use crate::batch::Batch;
 use crate::blocks::attend::HeadTasks;
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
+use crate::lora::Target;
 use crate::scratch::Compute;
 use crate::tensors::Tensors;
 use crate::ModelError;
@@ -201,6 +202,9 @@ impl Gqa {
             ],
             s.act,
         );
+        cx.lora_add(layer, Target::AttnQ, h, q);
+        cx.lora_add(layer, Target::AttnK, h, k);
+        cx.lora_add(layer, Target::AttnV, h, v);
         add_bias(q, &self.bq);
         add_bias(k, &self.bk);
         add_bias(v, &self.bv);
@@ -264,6 +268,7 @@ impl Gqa {
         );
         cx.trace("kqv_out", Some(layer), attn);
         linear(cx.kernels, cx.pool, &self.wo, attn, n, out, s.act);
+        cx.lora_add(layer, Target::AttnOut, attn, out);
         add_bias(out, &self.bo);
     }
 }
