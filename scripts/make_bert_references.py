@@ -47,6 +47,9 @@ DIMS = dict(n_vocab=288, n_embd=64, n_head=4, n_layer=2, n_ff=128, n_ctx=64, n_t
 MODELS = {
     "tiny-bert": dict(pooling=gguf.PoolingType.MEAN, seed=11),
     "tiny-bert-rerank": dict(pooling=gguf.PoolingType.RANK, seed=12),
+    # nomic-embed-text's shape (convert_hf_to_gguf.py's NomicBertModel): RoPE (NeoX, base 1000)
+    # instead of position rows, one fused attn_qkv, a SwiGLU FFN, no biases but the norms'.
+    "tiny-nomic-bert": dict(pooling=gguf.PoolingType.MEAN, seed=13, arch="nomic-bert"),
 }
 # Token-id inputs (every id < 288, each within the 64 positions), run together.
 INPUTS = [
@@ -75,7 +78,9 @@ def write(name: str, spec: dict) -> Path:
     ws = spec.get("w_scale", 1.0)  # multiplies every layer matrix's scale (benchmark shapes)
     rng = np.random.default_rng(spec["seed"])
     path = OUT / f"{name}.gguf"
-    w = gguf.GGUFWriter(path, "bert")
+    arch = spec.get("arch", "bert")
+    nomic = arch == "nomic-bert"
+    w = gguf.GGUFWriter(path, arch)
     w.add_name(f"{name} (random weights)")
     w.add_block_count(d["n_layer"])
     w.add_context_length(d["n_ctx"])
@@ -84,6 +89,8 @@ def write(name: str, spec: dict) -> Path:
     w.add_head_count(d["n_head"])
     w.add_layer_norm_eps(1e-12)
     w.add_causal_attention(False)
+    if nomic:
+        w.add_rope_freq_base(1000.0)
     w.add_pooling_type(spec["pooling"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     if spec["pooling"] == gguf.PoolingType.RANK:
@@ -102,20 +109,29 @@ def write(name: str, spec: dict) -> Path:
     w.add_tensor("token_embd.weight", mat(d["n_vocab"], e, 1.0))
     w.add_tensor("token_types.weight", (rng.standard_normal((d["n_types"], e), dtype=np.float32)
                                         * 0.5).astype(np.float32))
-    w.add_tensor("position_embd.weight", mat(d["n_ctx"], e, 0.5))
+    if not nomic:
+        w.add_tensor("position_embd.weight", mat(d["n_ctx"], e, 0.5))
     w.add_tensor("token_embd_norm.weight", vec(e, 0.2, 1.0))
     w.add_tensor("token_embd_norm.bias", vec(e, 0.1))
     for i in range(d["n_layer"]):
         b = f"blk.{i}"
-        for t in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            w.add_tensor(f"{b}.{t}.weight", mat(e, e, 0.25 * ws))
-            w.add_tensor(f"{b}.{t}.bias", vec(e, 0.1))
+        if nomic:
+            w.add_tensor(f"{b}.attn_qkv.weight", mat(3 * e, e, 0.25 * ws))
+            w.add_tensor(f"{b}.attn_output.weight", mat(e, e, 0.25 * ws))
+        else:
+            for t in ("attn_q", "attn_k", "attn_v", "attn_output"):
+                w.add_tensor(f"{b}.{t}.weight", mat(e, e, 0.25 * ws))
+                w.add_tensor(f"{b}.{t}.bias", vec(e, 0.1))
         w.add_tensor(f"{b}.attn_output_norm.weight", vec(e, 0.2, 1.0))
         w.add_tensor(f"{b}.attn_output_norm.bias", vec(e, 0.1))
+        if nomic:
+            w.add_tensor(f"{b}.ffn_gate.weight", mat(ff, e, 0.25 * ws))
         w.add_tensor(f"{b}.ffn_up.weight", mat(ff, e, 0.25 * ws))
-        w.add_tensor(f"{b}.ffn_up.bias", vec(ff, 0.1))
+        if not nomic:
+            w.add_tensor(f"{b}.ffn_up.bias", vec(ff, 0.1))
         w.add_tensor(f"{b}.ffn_down.weight", mat(e, ff, 0.15 * ws))
-        w.add_tensor(f"{b}.ffn_down.bias", vec(e, 0.1))
+        if not nomic:
+            w.add_tensor(f"{b}.ffn_down.bias", vec(e, 0.1))
         w.add_tensor(f"{b}.layer_output_norm.weight", vec(e, 0.2, 1.0))
         w.add_tensor(f"{b}.layer_output_norm.bias", vec(e, 0.1))
     if spec["pooling"] == gguf.PoolingType.RANK:
@@ -194,7 +210,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     L.llama_backend_init()
     mr.quiet_logs(False)
+    only = set(sys.argv[1:])  # names to (re)make; none: all
     for name, spec in MODELS.items():
+        if only and name not in only:
+            continue
         path = write(name, spec)
         ref = reference(path, spec["pooling"] == gguf.PoolingType.RANK)
         mr.write_json(OUT / f"{name}.json", ref)

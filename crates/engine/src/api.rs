@@ -35,6 +35,9 @@ pub struct Request {
     /// A grammar the reply must follow (JSON Schema, regex, Lark, a tool call), compiled
     /// for this model by [`owl_grammar::Grammars`]; `None` for free text.
     pub constraint: Option<owl_grammar::TokenConstraint>,
+    /// The LoRA adapter to generate with, by the name it was loaded under
+    /// ([`crate::EngineHandle::load_adapter`]); `None`: the base model.
+    pub adapter: Option<String>,
 }
 
 /// A token's logprob and the best alternatives (token id, logprob), best first.

@@ -10,9 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use owl_gguf::GgufFile;
 use owl_grammar::{GrammarError, Grammars};
 use owl_kernels::Kernels;
 use owl_model::{LoadOptions, Runner};
+use owl_quant::mix::FileType;
+use owl_quant::model::{check_unquantized, plan_for, quantize_model};
 use owl_text::{ChatTemplate, Tokenizer};
 
 use crate::config::EngineConfig;
@@ -37,6 +40,19 @@ pub struct OpenOptions {
     pub load: LoadOptions,
     /// Write every intermediate tensor of every pass to `DIR/NAME.f32` (`OWL_TRACE`).
     pub trace_dir: Option<PathBuf>,
+    /// Quantize F32/F16/BF16 weights to this llama.cpp file type at load (`--quantize`), in
+    /// memory, with owl's quantizer and llama-quantize's per-tensor recipe.
+    pub quantize: Option<QuantizeAtLoad>,
+}
+
+/// `--quantize TYPE` at load.
+#[derive(Clone, Copy, Debug)]
+pub struct QuantizeAtLoad {
+    pub to: FileType,
+    /// What an already-quantized model does: `true` refuses it (the user asked for this model
+    /// in this type: `owl run`), `false` loads it as it is (a server's setting for every
+    /// model it may load).
+    pub strict: bool,
 }
 
 impl OpenOptions {
@@ -47,6 +63,7 @@ impl OpenOptions {
             ctx_size,
             load: LoadOptions::from_env(),
             trace_dir: std::env::var_os("OWL_TRACE").map(PathBuf::from),
+            quantize: None,
         }
     }
 }
@@ -69,10 +86,18 @@ impl ModelBundle {
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<ModelBundle, EngineError> {
         let shown = path.display().to_string();
         // A GGUF file, or a Hugging Face directory read as the GGUF it converts to.
-        let file = Arc::new(owl_hf::open_model(path).map_err(|e| EngineError::Open {
+        let file = owl_hf::open_model(path).map_err(|e| EngineError::Open {
             path: shown.clone(),
             reason: e.to_string(),
-        })?);
+        })?;
+        let threads = opts.threads.unwrap_or_else(default_threads).max(1);
+        let file = Arc::new(match opts.quantize {
+            Some(q) => quantized(file, q, threads).map_err(|reason| EngineError::Open {
+                path: shown.clone(),
+                reason,
+            })?,
+            None => file,
+        });
         let tokenizer = Arc::new(Tokenizer::from_gguf(&file).map_err(|e| EngineError::Open {
             path: shown.clone(),
             reason: format!("cannot build the tokenizer: {e}"),
@@ -81,7 +106,6 @@ impl ModelBundle {
             path: shown.clone(),
             reason: format!("cannot read the chat template: {e}"),
         })?;
-        let threads = opts.threads.unwrap_or_else(default_threads).max(1);
         let mut runner = Runner::new(Arc::clone(&file), Kernels::detect(), threads, &opts.load)
             .map_err(|e| EngineError::Open {
                 path: shown.clone(),
@@ -122,6 +146,23 @@ impl ModelBundle {
             grammars: std::sync::OnceLock::new(),
         })
     }
+}
+
+/// `file` quantized in memory as `q` says: a GGUF image built by `owl_quant::model` and read
+/// back, so the loaders see a quantized file like any other. An already-quantized `file` is
+/// refused (`q.strict`) or returned as it is.
+fn quantized(file: GgufFile, q: QuantizeAtLoad, threads: usize) -> Result<GgufFile, String> {
+    if let Err(e) = check_unquantized(&file) {
+        return if q.strict {
+            Err(format!("--quantize {}: {e}", q.to.name()))
+        } else {
+            Ok(file)
+        };
+    }
+    let why = |e: &dyn std::fmt::Display| format!("cannot quantize to {}: {e}", q.to.name());
+    let plan = plan_for(&file, q.to, false).map_err(|e| why(&e))?;
+    let out = quantize_model(&file, q.to, &plan, threads, &|_, _| {}).map_err(|e| why(&e))?;
+    GgufFile::from_bytes(out.writer.to_bytes()).map_err(|e| why(&e))
 }
 
 /// A model whose runner lives in an engine thread: what front ends hold.

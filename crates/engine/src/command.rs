@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::adapters::{Adapter, AdapterError, AdapterInfo};
 use crate::api::{Event, Request};
 
 pub(crate) enum Command {
@@ -22,6 +23,20 @@ pub(crate) enum Command {
         inputs: Vec<Vec<u32>>,
         normalize: bool,
         reply: tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, String>>,
+    },
+    /// Register a loaded LoRA adapter under its name.
+    LoadAdapter {
+        adapter: Arc<Adapter>,
+        reply: tokio::sync::oneshot::Sender<Result<(), AdapterError>>,
+    },
+    /// Forget an adapter's name (sequences using it finish with it).
+    UnloadAdapter {
+        name: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), AdapterError>>,
+    },
+    /// The registered adapters, by name.
+    ListAdapters {
+        reply: tokio::sync::oneshot::Sender<Vec<AdapterInfo>>,
     },
     /// Stop taking requests; cancel what is still running after `grace`.
     Shutdown { grace: Duration },

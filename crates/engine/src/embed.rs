@@ -6,7 +6,8 @@
 //! each chunk itself (`Model::encode`). Decoder models embed one input at a time through the
 //! ordinary forward pass in a KV cache of their own, in `n_batch` chunks, pooled here from the
 //! final-normed hidden states: the mean (Ollama's and llama-server's choice for generative
-//! models), or the last token when the file says so (Qwen3-Embedding). Vectors are then
+//! models), or the last token when the file says so (Qwen3-Embedding); a decoder reranker
+//! (Qwen3-Reranker) puts its last token through its classification head. Vectors are then
 //! L2-normalised when asked (llama.cpp's `--embd-normalize 2`); rank scores never are.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,14 +31,23 @@ pub(crate) fn embed(
     let mut out = if runner.model.is_encoder() {
         encode_all(runner, gate, n_batch, inputs)?
     } else {
-        if pooling == Pooling::Rank {
-            return Err(
-                "ranking with a decoder model (Qwen3-Reranker style) is not supported yet".into(),
-            );
-        }
         inputs
             .iter()
-            .map(|t| decode_one(runner, gate, n_batch, t, pooling))
+            .map(|t| {
+                if pooling == Pooling::Rank {
+                    // llama.cpp: rank pooling on a causal model reads the last token, then
+                    // the classification head (Qwen3-Reranker: softmax over yes / no).
+                    let last = decode_one(runner, gate, n_batch, t, Pooling::Last)?;
+                    let mut scores = Err(String::new());
+                    guarded(gate, || {
+                        scores = Ok(runner.classify(&last, 1)?);
+                        Ok(())
+                    })?;
+                    scores
+                } else {
+                    decode_one(runner, gate, n_batch, t, pooling)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?
     };
     if normalize && pooling != Pooling::Rank {

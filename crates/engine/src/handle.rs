@@ -13,6 +13,7 @@ use std::time::Duration;
 use owl_model::{Pooling, Runner};
 use owl_text::Tokenizer;
 
+use crate::adapters::{AdapterBase, AdapterError, AdapterInfo};
 use crate::api::{EngineStats, Request, RequestStream, SubmitError};
 use crate::command::Command;
 use crate::config::EngineConfig;
@@ -42,6 +43,9 @@ impl Engine {
         let n_vocab = runner.model.hparams().n_vocab;
         let encoder = runner.model.is_encoder();
         let pooling = runner.model.pooling();
+        let adapter_base = AdapterBase::new(&runner);
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
         let sched = Scheduler::new(
             runner,
             tokenizer,
@@ -68,6 +72,8 @@ impl Engine {
                 queue: cfg.queue,
                 parallel: cfg.parallel,
                 kv_bytes,
+                adapter_base,
+                serial,
             }),
         })
     }
@@ -87,6 +93,9 @@ struct Inner {
     queue: usize,
     parallel: usize,
     kv_bytes: usize,
+    adapter_base: AdapterBase,
+    /// Unique among the engines of the process.
+    serial: u64,
 }
 
 /// A handle to the engine thread; clone it freely.
@@ -194,6 +203,62 @@ impl EngineHandle {
             return Err(SubmitError::ShuttingDown);
         }
         Ok(rx)
+    }
+
+    /// Reads the LoRA adapter at `path` (a llama.cpp GGUF adapter or a PEFT directory) on
+    /// this thread and registers it as `name`, its products scaled by `scale`. The reply
+    /// comes once the engine has registered it, between two steps.
+    pub fn load_adapter(
+        &self,
+        name: &str,
+        path: &std::path::Path,
+        scale: f32,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<(), AdapterError>>, AdapterError> {
+        let adapter = Arc::new(self.inner.adapter_base.open(name, path, scale)?);
+        self.ask(|reply| Command::LoadAdapter { adapter, reply })
+    }
+
+    /// Unregisters the adapter `name`: new requests naming it are refused; running ones
+    /// finish with it.
+    pub fn unload_adapter(
+        &self,
+        name: &str,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<(), AdapterError>>, AdapterError> {
+        let name = name.to_string();
+        self.ask(|reply| Command::UnloadAdapter { name, reply })
+    }
+
+    /// The registered adapters, by name.
+    pub fn adapters(
+        &self,
+    ) -> Result<tokio::sync::oneshot::Receiver<Vec<AdapterInfo>>, AdapterError> {
+        self.ask(|reply| Command::ListAdapters { reply })
+    }
+
+    /// Sends the command `make` builds around a reply channel; the receiving end.
+    fn ask<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Command,
+    ) -> Result<tokio::sync::oneshot::Receiver<T>, AdapterError> {
+        let i = &self.inner;
+        if i.closed.load(Ordering::Relaxed) {
+            return Err(AdapterError::ShuttingDown);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = match i.cmd.lock() {
+            Ok(c) => c.send(make(tx)).is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            return Err(AdapterError::ShuttingDown);
+        }
+        Ok(rx)
+    }
+
+    /// Unique among the engines this process started (a new engine for a reloaded model has
+    /// a new one).
+    pub fn serial(&self) -> u64 {
+        self.inner.serial
     }
 
     /// The model is an encoder (BERT): it embeds and ranks; `submit` refuses it.

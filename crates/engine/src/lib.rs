@@ -8,11 +8,12 @@
 //! prefix reuse and pre-emption). Other threads talk to it only through an [`EngineHandle`]
 //! and per-request event channels, so nothing a client does can touch engine state directly.
 //!
-//! Module map, leaves first: `api` (requests and events), `error`, `config` (sizes), `gate` (turns on the cores between engines), `command` (what
+//! Module map, leaves first: `api` (requests and events), `adapters` (LoRA adapters by name), `error`, `config` (sizes), `gate` (turns on the cores between engines), `command` (what
 //! the handle sends), `pages` (page accounting as a trait), `prefix_cache` (slots, LRU),
 //! `plan` (the pure scheduling policy), `stop` (stop strings), `scheduler` (the thread: plan →
 //! execute → commit), `handle` (starting it, submitting), `bundle` (opening a model).
 
+mod adapters;
 pub mod api;
 mod bundle;
 mod command;
@@ -28,12 +29,13 @@ mod prefix_cache;
 mod scheduler;
 pub mod stop;
 
+pub use adapters::{Adapter, AdapterError, AdapterInfo};
 pub use api::{
     EngineStats, Event, Finish, FinishReason, Request, RequestStream, SubmitError, TokenLogprob,
 };
 pub use bundle::{
-    default_threads, gguf_header, HeaderFacts, ModelBundle, OpenOptions, RunningModel,
-    DEFAULT_CTX_CAP,
+    default_threads, gguf_header, HeaderFacts, ModelBundle, OpenOptions, QuantizeAtLoad,
+    RunningModel, DEFAULT_CTX_CAP,
 };
 pub use config::EngineConfig;
 pub use error::EngineError;

@@ -10,10 +10,14 @@ pub(crate) trait PagePool {
     fn free_pages(&self) -> usize;
     /// Free pages `slot` would need to hold `n` positions.
     fn pages_needed(&self, slot: usize, n: usize) -> usize;
-    /// Gives `slot` the pages for positions `0..n`; false (nothing changed) if it cannot.
-    fn ensure(&mut self, slot: usize, n: usize) -> bool;
-    /// Keeps the pages `slot` needs for `0..n` and frees the rest.
-    fn truncate(&mut self, slot: usize, n: usize);
+    /// Gives `slot`, which holds positions `0..start`, the pages to compute `start..end`
+    /// (sliding-window layers drop what no later position sees); false (nothing changed) if
+    /// it cannot.
+    fn ensure(&mut self, slot: usize, start: usize, end: usize) -> bool;
+    /// Keeps the pages `slot` needs for `0..n` and frees the rest; returns the positions kept
+    /// (fewer than `n`, down to 0, when the slot cannot resume at `n`: a sliding window has
+    /// dropped pages that position still sees).
+    fn truncate(&mut self, slot: usize, n: usize) -> usize;
     /// Frees every page of `slot`.
     fn release(&mut self, slot: usize) {
         self.truncate(slot, 0);
@@ -27,22 +31,28 @@ impl PagePool for KvCache {
     fn pages_needed(&self, slot: usize, n: usize) -> usize {
         KvCache::pages_needed(self, slot, n)
     }
-    fn ensure(&mut self, slot: usize, n: usize) -> bool {
-        KvCache::ensure(self, slot, n).is_ok()
+    fn ensure(&mut self, slot: usize, start: usize, end: usize) -> bool {
+        KvCache::ensure_chunk(self, slot, start, end).is_ok()
     }
-    fn truncate(&mut self, slot: usize, n: usize) {
-        KvCache::truncate(self, slot, n);
+    fn truncate(&mut self, slot: usize, n: usize) -> usize {
+        KvCache::truncate(self, slot, n)
     }
 }
 
 /// Page accounting with no K/V rows behind it: the same rules as the KV cache (a slot holds
-/// `ceil(n / page)` pages for `n` positions, at most `n_ctx` positions).
+/// `ceil(n / page)` pages for `n` positions, at most `n_ctx` positions). With `window` set it
+/// plays a sliding-window cache's rollback rule, position-exact rather than page-granular: a
+/// slot resumes at `n` only if `n` is at least the start of its last chunk (the positions
+/// before that chunk's window are gone), else `truncate` keeps nothing.
 #[cfg(test)]
 pub(crate) struct CountingPages {
     pub page: usize,
     pub n_ctx: usize,
     pub total: usize,
     pub held: Vec<usize>,
+    pub window: Option<usize>,
+    /// Per slot: the start of its last chunk.
+    pub started: Vec<usize>,
 }
 
 #[cfg(test)]
@@ -53,6 +63,8 @@ impl CountingPages {
             n_ctx,
             total,
             held: vec![0; n_slots],
+            window: None,
+            started: vec![0; n_slots],
         }
     }
 
@@ -69,16 +81,25 @@ impl PagePool for CountingPages {
     fn pages_needed(&self, slot: usize, n: usize) -> usize {
         self.pages_for(n).saturating_sub(self.held[slot])
     }
-    fn ensure(&mut self, slot: usize, n: usize) -> bool {
+    fn ensure(&mut self, slot: usize, start: usize, n: usize) -> bool {
         let need = self.pages_needed(slot, n);
         if n > self.n_ctx || need > self.free_pages() {
             return false;
         }
         self.held[slot] += need;
+        self.started[slot] = start;
         true
     }
-    fn truncate(&mut self, slot: usize, n: usize) {
+    fn truncate(&mut self, slot: usize, n: usize) -> usize {
+        let n = match self.window {
+            Some(_) if n < self.started[slot] => 0,
+            _ => n,
+        };
+        if n == 0 {
+            self.started[slot] = 0;
+        }
         let keep = self.pages_for(n);
         self.held[slot] = self.held[slot].min(keep);
+        n
     }
 }

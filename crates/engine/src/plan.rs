@@ -40,6 +40,9 @@ pub(crate) struct SeqState {
     /// The logits of every prompt position are still wanted (prompt logprobs): nothing may
     /// be reused and prompt chunks report all their rows.
     pub wants_prompt_logits: bool,
+    /// The LoRA adapter its K/V rows are computed with (`Adapter::id`; 0: the base model):
+    /// a cached prefix is reused only by a sequence with the same one.
+    pub adapter: u64,
 }
 
 impl SeqState {
@@ -53,6 +56,7 @@ impl SeqState {
             cached_tokens: 0,
             generated: 0,
             wants_prompt_logits,
+            adapter: crate::adapters::BASE,
         }
     }
 
@@ -175,7 +179,7 @@ impl Planner {
     fn vacate(&mut self, seq: &SeqState, cache: bool, pool: &mut impl PagePool) {
         if let Some(slot) = seq.slot {
             let tokens = cache.then(|| seq.tokens[..seq.n_computed].to_vec());
-            self.cache.vacate(slot, tokens, pool);
+            self.cache.vacate_for(slot, seq.adapter, tokens, pool);
         }
     }
 
@@ -192,9 +196,13 @@ impl Planner {
             } else {
                 seq.tokens.len() - 1
             };
-            let slot = match self.cache.best_match(&seq.tokens, max_reuse) {
+            let slot = match self
+                .cache
+                .best_match_for(seq.adapter, &seq.tokens, max_reuse)
+            {
                 Some((common, i)) => {
-                    pool.truncate(i, common);
+                    // A sliding-window slot may keep less (nothing) than the shared prefix.
+                    let common = pool.truncate(i, common);
                     seq.n_computed = common;
                     if seq.generated == 0 {
                         seq.cached_tokens = common;
@@ -287,7 +295,7 @@ impl Planner {
                 continue;
             }
             let s = &self.running[i];
-            if !pool.ensure(slot, s.n_computed + len) {
+            if !pool.ensure(slot, s.n_computed, s.n_computed + len) {
                 let seq = self.running.remove(i);
                 self.vacate(&seq, false, pool);
                 let why = FinishReason::Error("KV cache bookkeeping failed".into());

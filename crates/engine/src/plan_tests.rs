@@ -203,6 +203,37 @@ fn a_shared_prefix_is_reused_and_at_least_one_token_recomputed() {
 }
 
 #[test]
+fn a_sliding_window_slot_is_reused_only_where_its_window_is_intact() {
+    let mut sim = Sim::new(1, 64, 2, 100, 64);
+    sim.pool.window = Some(4);
+    let first = prompt(1, 20);
+    sim.submit(first.clone(), 3);
+    sim.run_to_end(20);
+    // The slot computed 22 positions, the last chunk starting at 21.
+    // Sharing only the first 10 tokens: the window of position 10 is gone, nothing is reused.
+    let mut short = first[..10].to_vec();
+    short.extend([5, 6, 7]);
+    sim.submit(short.clone(), 1);
+    let w = sim.step();
+    assert_eq!(sim.plan.reused, 0);
+    assert_eq!(
+        w,
+        vec![Work {
+            seq: 0,
+            len: short.len()
+        }]
+    );
+    sim.run_to_end(20);
+    // The same prompt again: that slot's only chunk started at 0, so everything but the last
+    // token is reused.
+    sim.submit(short.clone(), 1);
+    let w = sim.step();
+    assert_eq!(sim.plan.reused as usize, short.len() - 1);
+    assert_eq!(w, vec![Work { seq: 0, len: 1 }]);
+    assert!(sim.pool.held.iter().sum::<usize>() <= sim.pool.total);
+}
+
+#[test]
 fn cached_prefixes_are_bounded_and_least_recently_used_goes_first() {
     let mut sim = Sim::new(1, 64, 2, 100, 64);
     for p in 1..=3 {

@@ -15,6 +15,8 @@ pub(crate) enum SlotState {
     Cached {
         tokens: Vec<u32>,
         last_used: u64,
+        /// The LoRA adapter the rows were computed with (0: the base model).
+        adapter: u64,
     },
 }
 
@@ -43,10 +45,29 @@ impl PrefixCache {
 
     /// The cached slot sharing the longest prefix with `tokens` (at most `max_reuse` tokens
     /// counted): `(common, slot)`, `None` when no slot shares a token.
+    #[cfg(test)]
     pub fn best_match(&self, tokens: &[u32], max_reuse: usize) -> Option<(usize, usize)> {
+        self.best_match_for(crate::adapters::BASE, tokens, max_reuse)
+    }
+
+    /// `best_match` among the prefixes computed with LoRA adapter `adapter` (0: the base).
+    pub fn best_match_for(
+        &self,
+        adapter: u64,
+        tokens: &[u32],
+        max_reuse: usize,
+    ) -> Option<(usize, usize)> {
         let mut best: Option<(usize, usize)> = None;
         for (i, s) in self.slots.iter().enumerate() {
-            if let SlotState::Cached { tokens: held, .. } = s {
+            if let SlotState::Cached {
+                tokens: held,
+                adapter: a,
+                ..
+            } = s
+            {
+                if *a != adapter {
+                    continue;
+                }
                 let common = held
                     .iter()
                     .zip(tokens)
@@ -78,13 +99,21 @@ impl PrefixCache {
     }
 
     /// Frees a busy slot: cached with `tokens` (their K/V rows stay), or released.
-    pub fn vacate(&mut self, slot: usize, tokens: Option<Vec<u32>>, pool: &mut impl PagePool) {
+    /// (Rows computed with LoRA adapter `adapter`; 0: the base model.)
+    pub fn vacate_for(
+        &mut self,
+        slot: usize,
+        adapter: u64,
+        tokens: Option<Vec<u32>>,
+        pool: &mut impl PagePool,
+    ) {
         match tokens {
             Some(tokens) if !tokens.is_empty() && self.capacity > 0 => {
                 self.clock += 1;
                 self.slots[slot] = SlotState::Cached {
                     tokens,
                     last_used: self.clock,
+                    adapter,
                 };
                 if self.n_cached() > self.capacity {
                     self.evict_lru(pool);

@@ -20,11 +20,12 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use owl_grammar::{GrammarError, Mask, TokenConstraint};
-use owl_model::{Batch, KvCache, Logits, LogitsWanted, Runner};
+use owl_model::{Batch, KvCache, Logits, LogitsWanted, LoraAdapter, Runner};
 use owl_sample::{top_logprobs, Sampler};
 use owl_text::Tokenizer;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::adapters::{self, Adapter, AdapterError, Registry};
 use crate::api::{EngineStats, Event, Finish, FinishReason, Request, TokenLogprob};
 use crate::command::Command;
 use crate::config::EngineConfig;
@@ -43,6 +44,9 @@ struct Client {
     /// The grammar the reply follows, and the mask for the next token once computed.
     constraint: Option<TokenConstraint>,
     mask: Option<Result<Mask, GrammarError>>,
+    /// The LoRA adapter it generates with, held until it ends (unloading its name does not
+    /// take it away).
+    adapter: Option<Arc<Adapter>>,
 }
 
 impl Client {
@@ -73,6 +77,10 @@ pub(crate) struct Scheduler {
     removed: Vec<SeqState>,
     /// A constrained sequence's logits with the disallowed tokens at −∞.
     masked: Vec<f32>,
+    /// LoRA adapters by name.
+    adapters: Registry,
+    /// This step's adapters, in the order the batch's chunks index them.
+    step_adapters: Vec<Arc<Adapter>>,
 }
 
 impl Scheduler {
@@ -85,7 +93,9 @@ impl Scheduler {
     ) -> Result<Scheduler, EngineError> {
         let n_pages = owl_model::kv_cache::pages_for(cfg.kv_budget());
         let n_slots = cfg.parallel + cfg.cache_slots;
-        let kv = runner.model.new_paged_cache(cfg.n_ctx, n_slots, n_pages);
+        let kv = runner
+            .model
+            .new_paged_cache(cfg.n_ctx, n_slots, n_pages, cfg.n_batch);
         stats
             .kv_pages_total
             .store(n_pages as u64, Ordering::Relaxed);
@@ -114,6 +124,8 @@ impl Scheduler {
             finished: Vec::new(),
             removed: Vec::new(),
             masked: Vec::new(),
+            adapters: Registry::default(),
+            step_adapters: Vec::new(),
             cfg,
         })
     }
@@ -178,9 +190,22 @@ impl Scheduler {
                         return;
                     }
                 };
+                let adapter = match &req.adapter {
+                    None => None,
+                    Some(name) => match self.adapters.get(name) {
+                        Some(a) => Some(Arc::clone(a)),
+                        None => {
+                            let msg = AdapterError::NotLoaded(name.clone()).to_string();
+                            let _ = events
+                                .send(Event::Done(finish_only(&req, FinishReason::Error(msg))));
+                            return;
+                        }
+                    },
+                };
                 let id = self.next_id;
                 self.next_id += 1;
-                let seq = SeqState::new(id, req.prompt.clone(), req.prompt_logprobs);
+                let mut seq = SeqState::new(id, req.prompt.clone(), req.prompt_logprobs);
+                seq.adapter = adapter.as_ref().map_or(adapters::BASE, |a| a.id);
                 let mut req = req;
                 let constraint = req.constraint.take();
                 let client = Client {
@@ -192,6 +217,7 @@ impl Scheduler {
                     events,
                     cancel,
                     sampler,
+                    adapter,
                 };
                 self.clients.insert(id, client);
                 self.planner.enqueue(seq);
@@ -209,6 +235,15 @@ impl Scheduler {
                     &inputs,
                     normalize,
                 ));
+            }
+            Command::LoadAdapter { adapter, reply } => {
+                let _ = reply.send(self.adapters.add(adapter));
+            }
+            Command::UnloadAdapter { name, reply } => {
+                let _ = reply.send(self.adapters.remove(&name));
+            }
+            Command::ListAdapters { reply } => {
+                let _ = reply.send(self.adapters.list());
             }
             Command::Shutdown { grace } => {
                 self.deadline = Some(Instant::now() + grace);
@@ -356,9 +391,15 @@ impl Scheduler {
     /// Builds the ragged batch of the planned work and runs the forward pass.
     fn execute(&mut self, work: &[Work]) -> Result<(), String> {
         self.batch.clear();
+        self.step_adapters.clear();
         for w in work {
             let s = &self.planner.running[w.seq];
             let slot = s.slot.unwrap_or(usize::MAX);
+            let adapter = self
+                .clients
+                .get(&s.id)
+                .and_then(|c| c.adapter.as_ref())
+                .map(|a| step_index(&mut self.step_adapters, a));
             let (p0, end) = (s.n_computed, s.n_computed + w.len);
             let last = end == s.tokens.len();
             // Prompt positions and generated positions go in separate chunks (attention order).
@@ -371,6 +412,7 @@ impl Scheduler {
                 };
                 self.batch
                     .push_with_order(slot, p0, &s.tokens[p0..split], wants, true);
+                self.batch.set_last_adapter(adapter);
             }
             if end > split {
                 let wants = if last {
@@ -380,13 +422,16 @@ impl Scheduler {
                 };
                 self.batch
                     .push_with_order(slot, split, &s.tokens[split..end], wants, false);
+                self.batch.set_last_adapter(adapter);
             }
         }
         let t0 = Instant::now();
+        let lora: Vec<&LoraAdapter> = self.step_adapters.iter().map(|a| &a.lora).collect();
         let result = catch_unwind(AssertUnwindSafe(|| {
             self.runner
-                .forward(&self.batch, &mut self.kv, &mut self.logits)
+                .forward_with(&self.batch, &lora, &mut self.kv, &mut self.logits)
         }));
+        drop(lora);
         if self.debug_steps {
             eprintln!(
                 "step: {} chunks {} tokens {:?} gap {:?}",
@@ -537,6 +582,17 @@ impl Scheduler {
             self.report_end(seq, reason);
         }
         self.finished = finished;
+    }
+}
+
+/// The index of `a` in this step's adapters, appending it on first use.
+fn step_index(step: &mut Vec<Arc<Adapter>>, a: &Arc<Adapter>) -> usize {
+    match step.iter().position(|x| x.id == a.id) {
+        Some(i) => i,
+        None => {
+            step.push(Arc::clone(a));
+            step.len() - 1
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod bert;
 mod config;
 mod decoder;
 mod error;
+mod peft;
 mod tokenizer;
 mod weights;
 
@@ -27,6 +28,7 @@ use owl_gguf::{GgufAssembler, GgufFile, Value};
 use serde_json::Value as Json;
 
 pub use error::HfError;
+pub use peft::{is_peft_dir, open_adapter, open_peft};
 
 use archs::{Transform, ARCHS};
 use config::Config;

@@ -22,6 +22,9 @@ pub struct SeqChunk {
     /// `push` sets it like llama.cpp (`len >= 2`); a scheduler that must reproduce a run
     /// exactly (after pre-emption, or whatever the chunking) sets it per chunk.
     pub tiled_attention: bool,
+    /// The LoRA adapter its rows use: an index into the adapters the forward pass is given
+    /// (`Runner::forward_with`); `None`: the base model.
+    pub adapter: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,8 +72,16 @@ impl Batch {
             pos0,
             logits,
             tiled_attention,
+            adapter: None,
         });
         self.tokens.extend_from_slice(tokens);
+    }
+
+    /// Makes the last pushed chunk use adapter `adapter` (see `SeqChunk::adapter`).
+    pub fn set_last_adapter(&mut self, adapter: Option<usize>) {
+        if let Some(c) = self.chunks.last_mut() {
+            c.adapter = adapter;
+        }
     }
 
     pub fn n_tokens(&self) -> usize {

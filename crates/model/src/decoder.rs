@@ -11,6 +11,8 @@ use crate::blocks::moe::MoeFfn;
 use crate::blocks::norm::RmsNorm;
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
+use crate::lora::{LoraTarget, Target};
+use crate::pooling::ClassifierHead;
 use crate::scratch::{Buffers, Compute, Dims};
 use crate::{Model, ModelError};
 
@@ -41,6 +43,8 @@ pub struct Decoder {
     pub output_norm: RmsNorm,
     /// [n_vocab, n_embd]; may share bytes with `token_embd` (tied embeddings).
     pub output: QMatrix,
+    /// A reranker's classification head (`Pooling::Rank`: Qwen3-Reranker).
+    pub head: Option<ClassifierHead>,
 }
 
 impl Decoder {
@@ -67,13 +71,67 @@ impl Model for Decoder {
         &self.hp
     }
 
-    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache {
+    fn new_paged_cache(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+    ) -> KvCache {
         match self.layers.first().map(|l| &l.attn) {
             Some(AttnBlock::Mla(m)) => {
                 KvCache::new_latent(self.hp.n_layer, m.cache_width(), n_ctx, n_slots, n_pages)
             }
-            _ => KvCache::new(self.hp.n_layer, self.hp.kv_dim(), n_ctx, n_slots, n_pages),
+            _ => {
+                let windows: Vec<Option<usize>> = (self.layers.iter())
+                    .map(|l| match &l.attn {
+                        AttnBlock::Gqa(a) => a.window,
+                        AttnBlock::Mla(_) => None,
+                    })
+                    .collect();
+                let kv_dim = self.hp.kv_dim();
+                KvCache::windowed(&windows, kv_dim, n_ctx, n_slots, n_pages, max_chunk)
+            }
         }
+    }
+
+    fn classify(
+        &self,
+        cx: &Compute<'_>,
+        pooled: &[f32],
+        n: usize,
+        buf: &mut Buffers,
+    ) -> Result<Vec<f32>, ModelError> {
+        match &self.head {
+            Some(h) => Ok(h.forward(cx, pooled, n, &mut buf.act)),
+            None => Err(ModelError::NoClassifier(self.hp.arch.clone())),
+        }
+    }
+
+    fn lora_targets(&self) -> Vec<LoraTarget> {
+        let mut out = Vec::new();
+        let mut push = |layer, target, m: &QMatrix| {
+            out.push(LoraTarget {
+                layer,
+                target,
+                n_in: m.cols,
+                n_out: m.rows,
+            })
+        };
+        for (li, l) in self.layers.iter().enumerate() {
+            if let AttnBlock::Gqa(a) = &l.attn {
+                push(li, Target::AttnQ, &a.wq);
+                push(li, Target::AttnK, &a.wk);
+                push(li, Target::AttnV, &a.wv);
+                push(li, Target::AttnOut, &a.wo);
+            }
+            if let FfnBlock::Dense(f) = &l.ffn {
+                push(li, Target::FfnGate, &f.gate);
+                push(li, Target::FfnUp, &f.up);
+                push(li, Target::FfnDown, &f.down);
+            }
+        }
+        out
     }
 
     fn weights(&self) -> Vec<(&'static str, &QMatrix)> {
@@ -220,7 +278,7 @@ pub fn embed(
 ) -> Result<(), ModelError> {
     let e = hp.n_embd;
     for c in &batch.chunks {
-        kv.ensure(c.slot, c.pos0 + c.len)?;
+        kv.ensure_chunk(c.slot, c.pos0, c.pos0 + c.len)?;
     }
     for &t in &batch.tokens {
         if t as usize >= hp.n_vocab {

@@ -12,41 +12,77 @@
 //! `build_pooling`) on its CPU backend.
 
 use owl_kernels::gelu::gelu_in_place_par;
-use owl_kernels::{linear_gemm, linear_many_gemm, ActBuffer, Layout, QMatrix};
+use owl_kernels::rope::RopeConfig;
+use owl_kernels::{linear_many_gemm, Layout, QMatrix};
 
 use crate::batch::{Batch, Logits};
+use crate::blocks::affine::{add_bias, Affine};
 use crate::blocks::bidir::attend_within_inputs;
+use crate::blocks::ffn::{FfnScratch, SwiGluFfn};
 use crate::blocks::layer_norm::LayerNorm;
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
-use crate::pooling::Pooling;
+use crate::pooling::{ClassifierHead, Pooling};
 use crate::scratch::{Buffers, Compute, Dims};
+use crate::tensors::part::{ATTN_K, ATTN_OUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_UP};
+use crate::tensors::Tensors;
 use crate::{Model, ModelError};
 
-/// A matrix with an optional bias: `y = W x + b`.
-pub struct Affine {
-    /// [rows, cols]
-    pub w: QMatrix,
-    /// [rows]
-    pub b: Option<Vec<f32>>,
-}
-
-impl Affine {
-    /// `x`: [n, cols]; `out`: [n, rows].
-    fn forward(&self, cx: &Compute<'_>, x: &[f32], n: usize, out: &mut [f32], act: &mut ActBuffer) {
-        let out = &mut out[..n * self.w.rows];
-        linear_gemm(cx.kernels, cx.pool, &self.w, x, n, out, act);
-        add_bias(out, self.b.as_deref());
+impl EncoderLayer {
+    /// A BERT layer's tensors under `t` (`blk.N`): biased projections, a GELU FFN of `n_ff`,
+    /// LayerNorms after each residual add.
+    pub fn load(t: &Tensors<'_>, n_embd: usize, n_ff: usize, eps: f32) -> Result<Self, ModelError> {
+        let affine = |part: &str, cols: usize, rows: usize| Affine::load(t, part, cols, rows);
+        let norm = |part: &str| LayerNorm::load(t, part, n_embd, eps);
+        Ok(EncoderLayer {
+            q: affine(ATTN_Q, n_embd, n_embd)?,
+            k: affine(ATTN_K, n_embd, n_embd)?,
+            v: affine(ATTN_V, n_embd, n_embd)?,
+            o: affine(ATTN_OUT, n_embd, n_embd)?,
+            attn_out_norm: norm("attn_output_norm")?,
+            ffn: EncoderFfn::Gelu {
+                up: affine(FFN_UP, n_embd, n_ff)?,
+                down: affine(FFN_DOWN, n_ff, n_embd)?,
+            },
+            out_norm: norm("layer_output_norm")?,
+        })
     }
 }
 
-fn add_bias(out: &mut [f32], b: Option<&[f32]>) {
-    if let Some(b) = b {
-        for row in out.chunks_exact_mut(b.len()) {
-            for (o, &x) in row.iter_mut().zip(b) {
-                *o += x;
-            }
-        }
+impl EncoderLayer {
+    /// A nomic-bert layer: Q/K/V from the fused `attn_qkv` (or separate, whichever the file
+    /// has; biases where present), a SwiGLU FFN of `n_ff` without biases, the same LayerNorms.
+    pub fn load_swiglu(
+        t: &Tensors<'_>,
+        n_embd: usize,
+        n_ff: usize,
+        eps: f32,
+    ) -> Result<Self, ModelError> {
+        let (q, k, v) = if t.has("attn_qkv") {
+            let [q, k, v] = t.split_rows("attn_qkv", n_embd, [n_embd; 3])?;
+            let b = t.optional_bias("attn_qkv", 3 * n_embd)?;
+            let part = |i: usize| b.as_ref().map(|b| b[i * n_embd..(i + 1) * n_embd].to_vec());
+            (
+                Affine { w: q, b: part(0) },
+                Affine { w: k, b: part(1) },
+                Affine { w: v, b: part(2) },
+            )
+        } else {
+            (
+                Affine::load(t, ATTN_Q, n_embd, n_embd)?,
+                Affine::load(t, ATTN_K, n_embd, n_embd)?,
+                Affine::load(t, ATTN_V, n_embd, n_embd)?,
+            )
+        };
+        Ok(EncoderLayer {
+            q,
+            k,
+            v,
+            o: Affine::load(t, ATTN_OUT, n_embd, n_embd)?,
+            attn_out_norm: LayerNorm::load(t, "attn_output_norm", n_embd, eps)?,
+            ffn: EncoderFfn::SwiGlu(SwiGluFfn::load(t, n_embd, n_ff)?),
+            out_norm: LayerNorm::load(t, "layer_output_norm", n_embd, eps)?,
+        })
     }
 }
 
@@ -57,12 +93,35 @@ pub struct EncoderLayer {
     pub o: Affine,
     /// After the attention's residual add.
     pub attn_out_norm: LayerNorm,
-    /// [n_ff, n_embd]
-    pub up: Affine,
-    /// [n_embd, n_ff]
-    pub down: Affine,
+    pub ffn: EncoderFfn,
     /// After the FFN's residual add.
     pub out_norm: LayerNorm,
+}
+
+/// The feed-forward half of an encoder layer.
+pub enum EncoderFfn {
+    /// BERT: `down(gelu(up(x)))`, biased; up is [n_ff, n_embd], down [n_embd, n_ff].
+    Gelu { up: Affine, down: Affine },
+    /// nomic-bert: `down(silu(gate(x)) * up(x))`, no biases.
+    SwiGlu(SwiGluFfn),
+}
+
+/// Where an encoder's tokens learn their positions.
+pub enum Positions {
+    /// BERT: a learned row per position added to the embeddings ([n_pos, n_embd], row layout).
+    Absolute(QMatrix),
+    /// nomic-bert: RoPE on Q and K of every layer, up to `n_pos` positions.
+    Rope { rope: RopeConfig, n_pos: usize },
+}
+
+impl Positions {
+    /// Positions an input may span.
+    fn n_pos(&self) -> usize {
+        match self {
+            Positions::Absolute(m) => m.rows,
+            Positions::Rope { n_pos, .. } => *n_pos,
+        }
+    }
 }
 
 pub struct Encoder {
@@ -72,21 +131,18 @@ pub struct Encoder {
     pub token_embd: QMatrix,
     /// [n_embd]: row 0 of `token_types` (every token is "sentence A", as in llama.cpp).
     pub type_embd: Option<Vec<f32>>,
-    /// [n_ctx_train, n_embd], row layout
-    pub pos_embd: QMatrix,
+    pub positions: Positions,
     pub embd_norm: LayerNorm,
     pub layers: Vec<EncoderLayer>,
-    /// Classification head (rerankers): `tanh(cls · x + b)` then `cls_out`.
-    pub cls: Option<Affine>,
-    pub cls_out: Option<Affine>,
+    /// Classification head (rerankers, `Pooling::Rank`).
+    pub head: Option<ClassifierHead>,
 }
 
 impl Encoder {
     /// Width of a pooled row: the classifier's outputs for `Rank`, else `n_embd`.
     pub fn n_out(&self) -> usize {
-        match (self.pooling, &self.cls_out, &self.cls) {
-            (Pooling::Rank, Some(c), _) => c.w.rows,
-            (Pooling::Rank, None, Some(c)) => c.w.rows,
+        match (self.pooling, &self.head) {
+            (Pooling::Rank, Some(h)) => h.n_out(),
             _ => self.hp.n_embd,
         }
     }
@@ -97,7 +153,13 @@ impl Model for Encoder {
         &self.hp
     }
 
-    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, _n_pages: usize) -> KvCache {
+    fn new_paged_cache(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        _n_pages: usize,
+        _max_chunk: usize,
+    ) -> KvCache {
         // No layer keeps keys or values between passes.
         KvCache::new(0, 0, n_ctx, n_slots, 0)
     }
@@ -110,15 +172,22 @@ impl Model for Encoder {
                 ("attn_k", &l.k.w),
                 ("attn_v", &l.v.w),
                 ("attn_output", &l.o.w),
-                ("ffn_up", &l.up.w),
-                ("ffn_down", &l.down.w),
             ]);
+            match &l.ffn {
+                EncoderFfn::Gelu { up, down } => {
+                    w.extend([("ffn_up", &up.w), ("ffn_down", &down.w)]);
+                }
+                EncoderFfn::SwiGlu(f) => {
+                    w.extend([
+                        ("ffn_gate", &f.gate),
+                        ("ffn_up", &f.up),
+                        ("ffn_down", &f.down),
+                    ]);
+                }
+            }
         }
-        if let Some(c) = &self.cls {
-            w.push(("cls", &c.w));
-        }
-        if let Some(c) = &self.cls_out {
-            w.push(("cls.output", &c.w));
+        if let Some(h) = &self.head {
+            w.extend(h.weights());
         }
         w
     }
@@ -151,7 +220,7 @@ impl Model for Encoder {
     ) -> Result<(), ModelError> {
         let hp = &self.hp;
         let (n, e) = (batch.n_tokens(), hp.n_embd);
-        let n_pos = self.pos_embd.rows;
+        let n_pos = self.positions.n_pos();
         for c in &batch.chunks {
             if c.pos0 + c.len > n_pos {
                 return Err(ModelError::TooLong {
@@ -171,8 +240,10 @@ impl Model for Encoder {
         if self.token_embd.layout != Layout::Rows {
             return Err(ModelError::NotRowLayout("token_embd.weight"));
         }
-        if self.pos_embd.layout != Layout::Rows {
-            return Err(ModelError::NotRowLayout("position_embd.weight"));
+        if let Positions::Absolute(p) = &self.positions {
+            if p.layout != Layout::Rows {
+                return Err(ModelError::NotRowLayout("position_embd.weight"));
+            }
         }
         buf.reserve(
             n,
@@ -200,9 +271,11 @@ impl Model for Encoder {
                         *a += b;
                     }
                 }
-                self.pos_embd.dequantize_row(c.pos0 + r, &mut pos_row);
-                for (a, &b) in x.iter_mut().zip(&pos_row) {
-                    *a += b;
+                if let Positions::Absolute(p) = &self.positions {
+                    p.dequantize_row(c.pos0 + r, &mut pos_row);
+                    for (a, &b) in x.iter_mut().zip(&pos_row) {
+                        *a += b;
+                    }
                 }
             }
         }
@@ -230,6 +303,9 @@ impl Model for Encoder {
                 add_bias(q, l.q.b.as_deref());
                 add_bias(k, l.k.b.as_deref());
                 add_bias(v, l.v.b.as_deref());
+                if let Positions::Rope { rope, .. } = &self.positions {
+                    rotate(cx, rope, batch, hp.head_dim, q, k, &mut buf.cos_sin);
+                }
                 cx.trace("Qcur", Some(li), q);
                 cx.trace("Kcur", Some(li), k);
                 cx.trace("Vcur", Some(li), v);
@@ -255,10 +331,23 @@ impl Model for Encoder {
             let h = &mut buf.h[..n * e];
             l.attn_out_norm.forward(o, h);
             cx.trace("ffn_inp", Some(li), h);
-            let ff = &mut buf.ff_a[..n * hp.n_ff];
-            l.up.forward(cx, h, n, ff, &mut buf.act);
-            gelu_in_place_par(cx.pool, ff);
-            l.down.forward(cx, ff, n, o, &mut buf.act);
+            match &l.ffn {
+                EncoderFfn::Gelu { up, down } => {
+                    let ff = &mut buf.ff_a[..n * hp.n_ff];
+                    up.forward(cx, h, n, ff, &mut buf.act);
+                    gelu_in_place_par(cx.pool, ff);
+                    down.forward(cx, ff, n, o, &mut buf.act);
+                }
+                EncoderFfn::SwiGlu(f) => {
+                    let s = FfnScratch {
+                        layer: li,
+                        gate: &mut buf.ff_a,
+                        up: &mut buf.ff_b,
+                        act: &mut buf.act,
+                    };
+                    f.forward(cx, h, n, o, s);
+                }
+            }
             cx.trace("ffn_out", Some(li), o);
             for (a, &b) in o.iter_mut().zip(h.iter()) {
                 *a += b;
@@ -269,6 +358,31 @@ impl Model for Encoder {
         cx.trace("result_embd", None, &buf.x[..n * e]);
         self.pool(cx, batch, buf, out);
         Ok(())
+    }
+}
+
+/// RoPE on every Q and K row ([n, n_embd] each), each input's positions counted from its
+/// chunk's `pos0`, as llama.cpp's `bert` graph rotates nomic-bert's heads before attention.
+fn rotate(
+    cx: &Compute<'_>,
+    rope: &RopeConfig,
+    batch: &Batch,
+    head_dim: usize,
+    q: &mut [f32],
+    k: &mut [f32],
+    cos_sin: &mut [(f32, f32)],
+) {
+    let e = q.len() / batch.n_tokens().max(1);
+    // `Buffers::reserve` keeps head_dim pairs, at least the n_dims / 2 needed.
+    let cos_sin = &mut cos_sin[..rope.n_dims / 2];
+    let fused = cx.kernels.rope_fused();
+    for c in &batch.chunks {
+        for i in 0..c.len {
+            let row = c.start + i;
+            rope.angles((c.pos0 + i) as u32, cos_sin, fused);
+            rope.apply(&mut q[row * e..(row + 1) * e], head_dim, cos_sin, fused);
+            rope.apply(&mut k[row * e..(row + 1) * e], head_dim, cos_sin, fused);
+        }
     }
 }
 
@@ -306,21 +420,10 @@ impl Encoder {
             out.data.extend_from_slice(pooled);
             return;
         }
-        // Classification head: tanh(cls · x + b), then cls.output.
-        let mut cur = pooled.to_vec();
-        if let Some(cls) = &self.cls {
-            let mut h = vec![0.0f32; n_in * cls.w.rows];
-            cls.forward(cx, &cur, n_in, &mut h, &mut buf.act);
-            for v in &mut h {
-                *v = v.tanh();
-            }
-            cur = h;
-        }
-        if let Some(co) = &self.cls_out {
-            let mut h = vec![0.0f32; n_in * co.w.rows];
-            co.forward(cx, &cur, n_in, &mut h, &mut buf.act);
-            cur = h;
-        }
+        let cur = match &self.head {
+            Some(h) => h.forward(cx, pooled, n_in, &mut buf.act),
+            None => pooled.to_vec(),
+        };
         out.n_vocab = self.n_out();
         out.data = cur;
     }

@@ -38,6 +38,10 @@ pub enum ModelError {
     EncoderOnly(String),
     #[error("'{0}' is not an encoder model")]
     NotEncoder(String),
+    #[error("'{0}' has no classification head: it is not a reranker")]
+    NoClassifier(String),
+    #[error("a batch chunk names adapter {index} but the pass was given {n_adapters}")]
+    BadAdapter { index: usize, n_adapters: usize },
     #[error("input of {len} tokens is longer than the model's {n_pos} positions")]
     TooLong { len: usize, n_pos: usize },
 }

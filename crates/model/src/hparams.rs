@@ -3,6 +3,7 @@
 use owl_gguf::GgufFile;
 use owl_kernels::rope::{RopeConfig, RopeOrder, YarnParams};
 
+use crate::keys::Keys;
 use crate::ModelError;
 
 /// Shapes and constants of a decoder-only transformer.
@@ -46,56 +47,35 @@ impl HParams {
 
     /// Reads the hyper-parameters of architecture `arch` (whose RoPE pairing is `order`).
     pub fn from_gguf(g: &GgufFile, arch: &str, order: RopeOrder) -> Result<HParams, ModelError> {
-        let key = |k: &str| format!("{arch}.{k}");
-        let req = |k: &str| positive_dim(g, &key(k));
-        let n_layer = req("block_count")?;
-        let n_embd = req("embedding_length")?;
+        let keys = Keys::new(g, arch);
+        let n_layer = keys.dim_req("block_count")?;
+        let n_embd = keys.dim_req("embedding_length")?;
         // Optional, as in llama.cpp (0 when absent): a model whose every layer is a mixture
         // of experts has no dense FFN to size. Dense layers ask `dense_ff`.
-        let n_ff = if g.get(&key("feed_forward_length")).is_some() {
-            req("feed_forward_length")?
-        } else {
-            0
-        };
-        let n_head = req("attention.head_count")?;
-        let n_head_kv = if g.get(&key("attention.head_count_kv")).is_some() {
-            req("attention.head_count_kv")?
-        } else {
-            n_head
-        };
-        let head_dim = if g.get(&key("attention.key_length")).is_some() {
-            req("attention.key_length")?
-        } else {
-            n_embd / n_head
-        };
+        let n_ff = keys.dim_or("feed_forward_length", 0)?;
+        let n_head = keys.dim_req("attention.head_count")?;
+        let n_head_kv = keys.dim_or("attention.head_count_kv", n_head)?;
+        let head_dim = keys.dim_or("attention.key_length", n_embd / n_head)?;
         if n_head % n_head_kv != 0 {
             return Err(ModelError::BadKey {
-                key: key("attention.head_count_kv"),
+                key: keys.name("attention.head_count_kv"),
                 why: format!("{n_head} heads are not a multiple of {n_head_kv} KV heads"),
             });
         }
-        let n_ctx_train = g.get_u64(&key("context_length")).unwrap_or(2048) as usize;
-        let rms_eps =
-            g.get_f32(&key("attention.layer_norm_rms_epsilon"))
-                .ok_or(ModelError::MissingKey(key(
-                    "attention.layer_norm_rms_epsilon",
-                )))?;
-        let n_dims = if g.get(&key("rope.dimension_count")).is_some() {
-            req("rope.dimension_count")?
-        } else {
-            head_dim
-        };
+        let n_ctx_train = keys.dim_or("context_length", 2048)?;
+        let rms_eps = keys.f32_req("attention.layer_norm_rms_epsilon")?;
+        let n_dims = keys.dim_or("rope.dimension_count", head_dim)?;
         if n_dims > head_dim || n_dims % 2 != 0 {
             return Err(ModelError::BadKey {
-                key: key("rope.dimension_count"),
+                key: keys.name("rope.dimension_count"),
                 why: format!("{n_dims} rotated dims for heads of {head_dim}"),
             });
         }
-        let freq_base = g.get_f32(&key("rope.freq_base")).unwrap_or(10000.0);
+        let freq_base = keys.f32_or("rope.freq_base", 10000.0)?;
         let yarn = YarnParams::default();
         let rope = rope_from_gguf(g, arch, n_dims, freq_base, order, n_ctx_train, yarn)?;
-        let n_vocab = match g.get_u64(&key("vocab_size")) {
-            Some(v) => v as usize,
+        let n_vocab = match keys.dim("vocab_size")? {
+            Some(v) => v,
             None => g
                 .get_array("tokenizer.ggml.tokens")
                 .map(|a| a.len())
@@ -103,7 +83,7 @@ impl HParams {
                     g.tensor("token_embd.weight")
                         .and_then(|t| t.dims.get(1).map(|&d| d as usize))
                 })
-                .ok_or(ModelError::MissingKey(key("vocab_size")))?,
+                .ok_or(ModelError::MissingKey(keys.name("vocab_size")))?,
         };
         Ok(HParams {
             arch: arch.to_string(),
@@ -120,21 +100,6 @@ impl HParams {
             pooling: crate::pooling::Pooling::from_gguf(g, arch)?,
         })
     }
-}
-
-/// The required key `key` as a count or width: present, above 0 and below 2^24 (the range every
-/// shape key is checked against before anything is sized by it).
-pub(crate) fn positive_dim(g: &GgufFile, key: &str) -> Result<usize, ModelError> {
-    let v = g
-        .get_u64(key)
-        .ok_or_else(|| ModelError::MissingKey(key.to_string()))?;
-    usize::try_from(v)
-        .ok()
-        .filter(|&v| v > 0 && v < (1 << 24))
-        .ok_or_else(|| ModelError::BadKey {
-            key: key.to_string(),
-            why: format!("{v} is out of range"),
-        })
 }
 
 /// RoPE scaling as llama.cpp derives it (`llama_model::load_hparams`, `llama_context`): the
@@ -155,33 +120,28 @@ pub fn rope_from_gguf(
     n_ctx_train: usize,
     yarn: YarnParams,
 ) -> Result<RopeConfig, ModelError> {
-    let key = |k: &str| format!("{arch}.{k}");
-    let scaling = g.get_str(&key("rope.scaling.type")).unwrap_or("linear");
-    let factor = g
-        .get_f32(&key("rope.scaling.factor"))
-        .or_else(|| g.get_f32(&key("rope.scale_linear")))
-        .unwrap_or(0.0);
-    if !factor.is_finite() || factor < 0.0 {
+    let keys = Keys::new(g, arch);
+    let key = |k: &str| keys.name(k);
+    let scaling = keys.str("rope.scaling.type")?.unwrap_or("linear");
+    let factor = match keys.f32("rope.scaling.factor")? {
+        Some(f) => f,
+        None => keys.f32_or("rope.scale_linear", 0.0)?,
+    };
+    if factor < 0.0 {
         return Err(ModelError::BadKey {
             key: key("rope.scaling.factor"),
             why: format!("{factor} is not a scaling factor"),
         });
     }
     let train_scale = if factor == 0.0 { 1.0 } else { 1.0 / factor };
-    let attn = g.get_f32(&key("rope.scaling.attn_factor")).unwrap_or(1.0);
-    if !attn.is_finite() {
-        return Err(ModelError::BadKey {
-            key: key("rope.scaling.attn_factor"),
-            why: format!("{attn} is not finite"),
-        });
-    }
+    let attn = keys.f32_or("rope.scaling.attn_factor", 1.0)?;
     let mut rope = match scaling {
         "none" => RopeConfig::new(n_dims, freq_base, 1.0, order),
         "linear" => RopeConfig::new(n_dims, freq_base, train_scale, order),
         "yarn" => {
-            let orig = match g.get_u64(&key("rope.scaling.original_context_length")) {
+            let orig = match keys.count("rope.scaling.original_context_length")? {
                 Some(v) if v > 0 => v,
-                _ => n_ctx_train as u64,
+                _ => n_ctx_train,
             };
             let n_ctx_orig = u32::try_from(orig).map_err(|_| ModelError::BadKey {
                 key: key("rope.scaling.original_context_length"),
@@ -253,18 +213,10 @@ pub fn swa_layers(
 
 #[cfg(test)]
 mod tests {
-    use owl_gguf::{GgufWriter, Value};
+    use owl_gguf::Value;
 
     use super::*;
-
-    fn file(kvs: &[(&str, Value)]) -> GgufFile {
-        let mut w = GgufWriter::new();
-        w.add_kv("general.architecture", Value::String("t".into()));
-        for (k, v) in kvs {
-            w.add_kv(k, v.clone());
-        }
-        GgufFile::from_bytes(w.to_bytes()).expect("gguf")
-    }
+    use crate::keys::tests::file;
 
     fn rope(kvs: &[(&str, Value)]) -> Result<RopeConfig, ModelError> {
         let yarn = YarnParams::default();

@@ -1,16 +1,26 @@
 //! The paged KV cache: f16 keys and values in fixed-size pages shared by all sequences.
 //!
-//! Memory is a pool of pages of `KV_PAGE` positions. A page holds, for every layer, K as
-//! `[KV_PAGE][kv_dim]` (a row per position) and V transposed, `[kv_dim][KV_PAGE]` (a row per
-//! dimension), the layout llama.cpp uses without flash attention: attention's output is then
-//! one f16 dot product per dimension, walking the sequence's pages in order (the paged dot
-//! products sum exactly as over one contiguous row, so paging changes no bit).
+//! Memory is a pool of pages of `KV_PAGE` positions. A page holds, for every layer of its
+//! group, K as `[KV_PAGE][kv_dim]` (a row per position) and V transposed, `[kv_dim][KV_PAGE]`
+//! (a row per dimension), the layout llama.cpp uses without flash attention: attention's output
+//! is then one f16 dot product per dimension, walking the sequence's pages in order (the paged
+//! dot products sum exactly as over one contiguous row, so paging changes no bit).
 //!
-//! A slot is a sequence's page table. `ensure` gives a slot pages up to a length, `truncate`
-//! and `release` give them back; the pool is fixed at creation, so a scheduler knows exactly
-//! when memory runs out (and pre-empts) instead of the process growing. Memory is reserved
-//! zeroed, so untouched pages cost address space only. Page tables and the free list are
-//! allocated once: growing a sequence allocates nothing.
+//! A slot is a sequence's page table (`kv_pages::PagePool`). `ensure` gives a slot pages up to
+//! a length, `truncate` and `release` give them back; the pool is fixed at creation, so a
+//! scheduler knows exactly when memory runs out (and pre-empts) instead of the process growing.
+//! Memory is reserved zeroed, so untouched pages cost address space only. Page tables and the
+//! free lists are allocated once: growing a sequence allocates nothing.
+//!
+//! Layers come in up to two groups, each with its own pages, like llama.cpp's iSWA cache
+//! (`llama_kv_cache_iswa`): the *global* layers keep every position, and the *sliding-window*
+//! layers (Gemma 3, gpt-oss) keep only their window plus the chunk being computed, their pool
+//! dropping the pages every window has passed. The global pool is the one a scheduler accounts
+//! (`n_pages`, `free_pages`, `pages_needed`): its size is the memory budget in positions. The
+//! sliding pool is reserved per slot at creation, `pages_for(window - 1 + max_chunk) + 1` pages
+//! each (the most a chunk of `max_chunk` tokens can reach), so it never runs out while chunks
+//! stay within `max_chunk`. A sliding slot cannot be rolled back before its window
+//! (`truncate` reports how much it kept). Models without a window have one group, as before.
 //!
 //! A *latent* cache (`new_latent`, multi-head latent attention) stores K rows only: V is a
 //! prefix of each K row (the compressed latent), so caching it again would double the memory;
@@ -19,29 +29,62 @@
 use half::f16;
 use owl_kernels::attention::{pad_kv, HeadView, KV_PAGE};
 
+pub use crate::kv_pages::pages_for;
+use crate::kv_pages::PagePool;
 use crate::ModelError;
 
-pub struct KvCache {
-    n_layer: usize,
-    kv_dim: usize,
-    /// Positions one slot may hold.
-    n_ctx: usize,
-    n_pages: usize,
+/// The K/V rows of one group of layers: its pages and the slots' tables into them.
+struct Group {
     /// Halves per page in `k` and `vt`: n_layer * KV_PAGE * kv_dim.
     page_elems: usize,
     /// [n_pages][n_layer][KV_PAGE][kv_dim]
     k: Vec<f16>,
     /// [n_pages][n_layer][kv_dim][KV_PAGE]; empty in a latent (K-only) cache
     vt: Vec<f16>,
-    /// Per slot: its pages in position order.
-    tables: Vec<Vec<u32>>,
-    /// Free page ids (a stack).
-    free: Vec<u32>,
+    pages: PagePool,
 }
 
-/// Pages needed for `n` positions.
-pub fn pages_for(n: usize) -> usize {
-    n.div_ceil(KV_PAGE)
+impl Group {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        n_layer: usize,
+        kv_dim: usize,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        with_v: bool,
+        window: Option<usize>,
+    ) -> Group {
+        let page_elems = n_layer * KV_PAGE * kv_dim;
+        let n = n_pages * page_elems;
+        Group {
+            page_elems,
+            k: zeroed(n),
+            vt: if with_v { zeroed(n) } else { Vec::new() },
+            pages: PagePool::new(n_pages, n_slots, n_ctx, window),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        (self.k.len() + self.vt.len()) * 2
+    }
+
+    fn page_bytes(&self) -> usize {
+        let parts = if self.vt.is_empty() { 1 } else { 2 };
+        parts * self.page_elems * 2
+    }
+}
+
+pub struct KvCache {
+    kv_dim: usize,
+    /// Positions one slot may hold.
+    n_ctx: usize,
+    /// The layers that keep every position (all of them in a model without a window).
+    global: Group,
+    /// The sliding-window layers, when the model has some.
+    sliding: Option<Group>,
+    /// Per layer: (in the sliding group, index within its group).
+    layer_at: Vec<(bool, usize)>,
 }
 
 impl KvCache {
@@ -53,7 +96,7 @@ impl KvCache {
         n_slots: usize,
         n_pages: usize,
     ) -> KvCache {
-        KvCache::build(n_layer, kv_dim, n_ctx, n_slots, n_pages, true)
+        KvCache::one_group(n_layer, kv_dim, n_ctx, n_slots, n_pages, true)
     }
 
     /// A K-only cache of rows of `k_dim` (multi-head latent attention: the latent and the
@@ -65,10 +108,10 @@ impl KvCache {
         n_slots: usize,
         n_pages: usize,
     ) -> KvCache {
-        KvCache::build(n_layer, k_dim, n_ctx, n_slots, n_pages, false)
+        KvCache::one_group(n_layer, k_dim, n_ctx, n_slots, n_pages, false)
     }
 
-    fn build(
+    fn one_group(
         n_layer: usize,
         kv_dim: usize,
         n_ctx: usize,
@@ -76,19 +119,62 @@ impl KvCache {
         n_pages: usize,
         with_v: bool,
     ) -> KvCache {
-        let page_elems = n_layer * KV_PAGE * kv_dim;
-        let n = n_pages * page_elems;
-        let per_slot = pages_for(n_ctx).min(n_pages);
         KvCache {
-            n_layer,
             kv_dim,
             n_ctx,
-            n_pages,
-            page_elems,
-            k: zeroed(n),
-            vt: if with_v { zeroed(n) } else { Vec::new() },
-            tables: (0..n_slots).map(|_| Vec::with_capacity(per_slot)).collect(),
-            free: (0..n_pages as u32).rev().collect(),
+            global: Group::new(n_layer, kv_dim, n_ctx, n_slots, n_pages, with_v, None),
+            sliding: None,
+            layer_at: (0..n_layer).map(|i| (false, i)).collect(),
+        }
+    }
+
+    /// A cache whose layers have the given sliding windows (`None`: global): `n_pages` pages
+    /// for the global layers, and for the sliding ones a pool reserved per slot that holds the
+    /// window plus a chunk of up to `max_chunk` tokens. Sliding layers whose window would not
+    /// save memory are kept with the global ones; distinct windows share the largest.
+    pub fn windowed(
+        windows: &[Option<usize>],
+        kv_dim: usize,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+    ) -> KvCache {
+        let full = pages_for(n_ctx);
+        let per_slot = |w: usize| pages_for((w + max_chunk.max(1)).saturating_sub(1)) + 1;
+        let saves = |w: &Option<usize>| w.is_some_and(|w| w > 0 && per_slot(w) < full);
+        let window = windows.iter().filter(|w| saves(w)).flatten().max().copied();
+        let Some(window) = window else {
+            return KvCache::new(windows.len(), kv_dim, n_ctx, n_slots, n_pages);
+        };
+        let (mut n_global, mut n_sliding) = (0, 0);
+        let layer_at = windows
+            .iter()
+            .map(|w| {
+                let (slides, count) = if saves(w) {
+                    (true, &mut n_sliding)
+                } else {
+                    (false, &mut n_global)
+                };
+                *count += 1;
+                (slides, *count - 1)
+            })
+            .collect();
+        let sliding_pages = n_slots * per_slot(window);
+        KvCache {
+            kv_dim,
+            n_ctx,
+            global: Group::new(n_global, kv_dim, n_ctx, n_slots, n_pages, true, None),
+            sliding: Some(Group::new(
+                n_sliding,
+                kv_dim,
+                n_ctx,
+                n_slots,
+                sliding_pages,
+                true,
+                Some(window),
+            )),
+            layer_at,
         }
     }
 
@@ -108,7 +194,7 @@ impl KvCache {
     }
 
     pub fn n_slots(&self) -> usize {
-        self.tables.len()
+        self.global.pages.n_slots()
     }
 
     pub fn kv_dim(&self) -> usize {
@@ -116,88 +202,118 @@ impl KvCache {
     }
 
     pub fn n_layer(&self) -> usize {
-        self.n_layer
+        self.layer_at.len()
     }
 
+    /// Pages of the global pool (the one a scheduler's budget is counted in).
     pub fn n_pages(&self) -> usize {
-        self.n_pages
+        self.global.pages.n_pages()
     }
 
+    /// Free pages of the global pool.
     pub fn free_pages(&self) -> usize {
-        self.free.len()
+        self.global.pages.free_pages()
     }
 
-    /// Bytes of one page (K and V, all layers).
+    /// The sliding window of the sliding-layer group, if the cache has one.
+    pub fn window(&self) -> Option<usize> {
+        self.sliding.as_ref().and_then(|g| g.pages.window())
+    }
+
+    /// Bytes of one global page (K and V, all global layers).
     pub fn page_bytes(&self) -> usize {
-        let parts = if self.vt.is_empty() { 1 } else { 2 };
-        parts * self.page_elems * 2
+        self.global.page_bytes()
     }
 
-    /// Bytes of cache one position takes (all layers).
+    /// Bytes of cache one more position of a sequence takes (the global layers: a sliding
+    /// layer's share is bounded by its window, see `sliding_bytes`).
     pub fn bytes_per_position(&self) -> usize {
         self.page_bytes() / KV_PAGE
     }
 
-    /// Bytes the cache occupies when full.
-    pub fn bytes(&self) -> usize {
-        (self.k.len() + self.vt.len()) * 2
+    /// Bytes of the sliding layers' pool (reserved per slot; 0 without a window).
+    pub fn sliding_bytes(&self) -> usize {
+        self.sliding.as_ref().map_or(0, Group::bytes)
     }
 
-    /// Pages held by `slot`.
+    /// Bytes the cache occupies when full (both pools).
+    pub fn bytes(&self) -> usize {
+        self.global.bytes() + self.sliding_bytes()
+    }
+
+    /// Global pages held by `slot`.
     pub fn slot_pages(&self, slot: usize) -> usize {
-        self.tables.get(slot).map_or(0, Vec::len)
+        self.global.pages.live_pages(slot)
+    }
+
+    /// Sliding-window pages held by `slot` (0 without a window).
+    pub fn sliding_pages(&self, slot: usize) -> usize {
+        self.sliding
+            .as_ref()
+            .map_or(0, |g| g.pages.live_pages(slot))
     }
 
     fn check_slot(&self, slot: usize) -> Result<(), ModelError> {
-        if slot >= self.tables.len() {
+        if slot >= self.n_slots() {
             return Err(ModelError::BadSlot {
                 slot,
-                n_slots: self.tables.len(),
+                n_slots: self.n_slots(),
             });
         }
         Ok(())
     }
 
-    /// Free pages `slot` would need to hold `n` positions.
+    /// Free global pages `slot` would need to hold `n` positions.
     pub fn pages_needed(&self, slot: usize, n: usize) -> usize {
-        pages_for(n).saturating_sub(self.slot_pages(slot))
+        self.global.pages.pages_needed(slot, n)
     }
 
-    /// Gives `slot` pages for positions `0..n`. Fails, changing nothing, when `n` exceeds the
-    /// context or the pool has too few free pages.
+    /// Gives `slot` pages for positions `0..n`, sliding nothing (a chunk starting at 0).
     pub fn ensure(&mut self, slot: usize, n: usize) -> Result<(), ModelError> {
+        self.ensure_chunk(slot, 0, n)
+    }
+
+    /// Prepares `slot` to compute positions `start..end` (it holds `0..start`): sliding
+    /// layers drop the pages no position from `start` on can see, and every group gets pages
+    /// up to `end`. Fails, changing nothing, when `end` exceeds the context or a pool has too
+    /// few free pages.
+    pub fn ensure_chunk(
+        &mut self,
+        slot: usize,
+        start: usize,
+        end: usize,
+    ) -> Result<(), ModelError> {
         self.check_slot(slot)?;
-        if n > self.n_ctx {
+        if end > self.n_ctx {
             return Err(ModelError::ContextFull {
-                pos: n,
+                pos: end,
                 n_ctx: self.n_ctx,
             });
         }
-        let need = self.pages_needed(slot, n);
-        if need > self.free.len() {
-            return Err(ModelError::KvFull {
-                need,
-                free: self.free.len(),
-            });
+        let need = self.global.pages.pages_needed(slot, end);
+        let free = self.global.pages.free_pages();
+        if need > free {
+            return Err(ModelError::KvFull { need, free });
         }
-        for _ in 0..need {
-            if let Some(p) = self.free.pop() {
-                self.tables[slot].push(p);
-            }
+        if let Some(g) = &mut self.sliding {
+            g.pages.ensure(slot, start, end)?;
         }
-        Ok(())
+        self.global.pages.ensure(slot, start, end)
     }
 
-    /// Keeps the pages `slot` needs for positions `0..n` and frees the rest.
-    pub fn truncate(&mut self, slot: usize, n: usize) {
-        let keep = pages_for(n);
-        if let Some(t) = self.tables.get_mut(slot) {
-            while t.len() > keep {
-                if let Some(p) = t.pop() {
-                    self.free.push(p);
-                }
-            }
+    /// Keeps the pages `slot` needs for positions `0..n` and frees the rest; returns the
+    /// positions kept: `n`, or 0 (everything freed) when the sliding layers have dropped pages
+    /// the window of position `n` still reaches, so the sequence cannot resume from `n`.
+    pub fn truncate(&mut self, slot: usize, n: usize) -> usize {
+        let kept = match &self.sliding {
+            Some(g) if !g.pages.can_resume(slot, n) => 0,
+            _ => n,
+        };
+        if let Some(g) = &mut self.sliding {
+            g.pages.truncate(slot, kept);
         }
+        self.global.pages.truncate(slot, kept);
+        kept
     }
 
     /// Frees every page of `slot`.
@@ -205,38 +321,53 @@ impl KvCache {
         self.truncate(slot, 0);
     }
 
+    fn group(&self, layer: usize) -> (&Group, usize) {
+        match (self.layer_at[layer], &self.sliding) {
+            ((true, i), Some(g)) => (g, i),
+            ((_, i), _) => (&self.global, i),
+        }
+    }
+
     /// Writes the K and V rows (`[kv_dim]` each) of position `pos` of `slot`, whose page must
     /// have been given by `ensure`.
     pub fn store(&mut self, slot: usize, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
-        let page = self.tables[slot][pos / KV_PAGE] as usize;
-        let base = page * self.page_elems + layer * KV_PAGE * self.kv_dim;
+        let kv_dim = self.kv_dim;
+        let g = match (self.layer_at[layer], &mut self.sliding) {
+            ((true, _), Some(g)) => g,
+            _ => &mut self.global,
+        };
+        let index = self.layer_at[layer].1;
+        let page = g.pages.page_of(slot, pos);
+        let base = page * g.page_elems + index * KV_PAGE * kv_dim;
         let j = pos % KV_PAGE;
-        let at = base + j * self.kv_dim;
-        for (dst, &x) in self.k[at..at + self.kv_dim].iter_mut().zip(k) {
+        let at = base + j * kv_dim;
+        for (dst, &x) in g.k[at..at + kv_dim].iter_mut().zip(k) {
             *dst = f16::from_f32(x);
         }
-        if !self.vt.is_empty() {
-            for (d, &x) in v.iter().enumerate().take(self.kv_dim) {
-                self.vt[base + d * KV_PAGE + j] = f16::from_f32(x);
+        if !g.vt.is_empty() {
+            for (d, &x) in v.iter().enumerate().take(kv_dim) {
+                g.vt[base + d * KV_PAGE + j] = f16::from_f32(x);
             }
         }
     }
 
-    /// Pages of `slot`, in position order.
+    /// Global pages of `slot`, in position order.
     pub fn pages(&self, slot: usize) -> &[u32] {
-        &self.tables[slot]
+        self.global.pages.table(slot)
     }
 
     /// Copies the first `width` values of every K row of `layer` in `slot`'s pages into `dst`
     /// transposed, page by page in the V layout (`dst[page][width][KV_PAGE]`, indexed by the
-    /// cache's page ids): the latent of multi-head latent attention read as V.
+    /// cache's page ids): the latent of multi-head latent attention read as V. (A latent cache
+    /// has one group.)
     pub fn transpose_latent(&self, slot: usize, layer: usize, width: usize, dst: &mut [f16]) {
         let per = width * KV_PAGE;
-        for &page in &self.tables[slot] {
-            let src = page as usize * self.page_elems + layer * KV_PAGE * self.kv_dim;
+        let g = &self.global;
+        for &page in g.pages.table(slot) {
+            let src = page as usize * g.page_elems + layer * KV_PAGE * self.kv_dim;
             let out = &mut dst[page as usize * per..(page as usize + 1) * per];
             for j in 0..KV_PAGE {
-                let row = &self.k[src + j * self.kv_dim..src + j * self.kv_dim + width];
+                let row = &g.k[src + j * self.kv_dim..src + j * self.kv_dim + width];
                 for (d, &x) in row.iter().enumerate() {
                     out[d * KV_PAGE + j] = x;
                 }
@@ -253,11 +384,12 @@ impl KvCache {
         vt: &'a [f16],
         width: usize,
     ) -> HeadView<'a> {
+        let g = &self.global;
         HeadView {
-            k: &self.k,
+            k: &g.k,
             vt,
-            pages: &self.tables[slot],
-            page_elems: self.page_elems,
+            pages: g.pages.table(slot),
+            page_elems: g.page_elems,
             k_offset: layer * KV_PAGE * self.kv_dim,
             k_stride: self.kv_dim,
             vt_page_elems: width * KV_PAGE,
@@ -265,7 +397,9 @@ impl KvCache {
         }
     }
 
-    /// The view attention reads for KV head `kvh` (of `head_dim`) in `layer` of `slot`.
+    /// The view attention reads for KV head `kvh` (of `head_dim`) in `layer` of `slot`. In a
+    /// sliding layer the table's leading entries may be `kv_pages::DROPPED`: attention with
+    /// that layer's window never reaches them.
     pub fn head_view(
         &self,
         slot: usize,
@@ -273,15 +407,16 @@ impl KvCache {
         kvh: usize,
         head_dim: usize,
     ) -> HeadView<'_> {
-        let layer_at = layer * KV_PAGE * self.kv_dim;
+        let (g, index) = self.group(layer);
+        let layer_at = index * KV_PAGE * self.kv_dim;
         HeadView {
-            k: &self.k,
-            vt: &self.vt,
-            pages: &self.tables[slot],
-            page_elems: self.page_elems,
+            k: &g.k,
+            vt: &g.vt,
+            pages: g.pages.table(slot),
+            page_elems: g.page_elems,
             k_offset: layer_at + kvh * head_dim,
             k_stride: self.kv_dim,
-            vt_page_elems: self.page_elems,
+            vt_page_elems: g.page_elems,
             vt_offset: layer_at + kvh * head_dim * KV_PAGE,
         }
     }
@@ -377,5 +512,121 @@ mod tests {
                 assert_eq!(v.to_f32(), row(pos)[d]);
             }
         }
+    }
+
+    /// Layer 0 global, layer 1 sliding over 8 positions, chunks of up to 8 tokens.
+    fn windowed(n_slots: usize) -> KvCache {
+        KvCache::windowed(&[None, Some(8)], 8, 1024, n_slots, n_slots * 32, 8)
+    }
+
+    #[test]
+    fn sliding_layers_keep_their_window_and_reuse_dropped_pages() {
+        let kv_dim = 8;
+        let mut kv = windowed(2);
+        assert_eq!(kv.window(), Some(8));
+        // Per slot: pages_for(8 - 1 + 8) + 1 = 2 sliding pages, whatever the length.
+        let bound = 2;
+        let row = |pos: usize, s: f32| -> Vec<f32> {
+            (0..kv_dim)
+                .map(|d| (pos % 1000) as f32 + s * d as f32)
+                .collect()
+        };
+        let read = |kv: &KvCache, layer: usize, pos: usize| -> (f32, f32) {
+            let v = kv.head_view(0, layer, 0, kv_dim);
+            let page = v.pages[pos / KV_PAGE];
+            assert_ne!(
+                page,
+                crate::kv_pages::DROPPED,
+                "position {pos} of layer {layer}"
+            );
+            let page = page as usize;
+            let k = v.k[page * v.page_elems + v.k_offset + (pos % KV_PAGE) * v.k_stride + 3];
+            let x = v.vt[page * v.vt_page_elems + v.vt_offset + 3 * KV_PAGE + pos % KV_PAGE];
+            (k.to_f32(), x.to_f32())
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut pos = 0;
+        for len in (1..=8).cycle().take(300) {
+            let end = (pos + len).min(1024);
+            if end == pos {
+                break;
+            }
+            kv.ensure_chunk(0, pos, end).expect("room");
+            // The other slot holds a short sequence all along.
+            kv.ensure_chunk(1, 0, 5).expect("room");
+            for p in pos..end {
+                for layer in 0..2 {
+                    kv.store(0, layer, p, &row(p, 0.5), &row(p, -0.25));
+                }
+            }
+            assert!(
+                kv.sliding_pages(0) <= bound,
+                "{} at {end}",
+                kv.sliding_pages(0)
+            );
+            assert_eq!(kv.slot_pages(0), pages_for(end));
+            // Every position the chunk's tokens see reads back, in both groups.
+            for p in (pos + 1).saturating_sub(8)..end {
+                let want = (
+                    f16::from_f32(row(p, 0.5)[3]).to_f32(),
+                    f16::from_f32(row(p, -0.25)[3]).to_f32(),
+                );
+                assert_eq!(read(&kv, 1, p), want, "sliding position {p}");
+                assert_eq!(read(&kv, 0, p), want, "global position {p}");
+            }
+            seen.extend(kv.head_view(0, 1, 0, kv_dim).pages.iter().copied());
+            pos = end;
+        }
+        assert_eq!(pos, 1024, "the sequence filled its context");
+        // The sliding pool has 2 slots x 2 pages: the walk reused them over and over.
+        seen.remove(&crate::kv_pages::DROPPED);
+        assert!(seen.len() <= 4, "{seen:?}");
+        // Global layers still hold the whole sequence.
+        assert_eq!(read(&kv, 0, 0).0, f16::from_f32(row(0, 0.5)[3]).to_f32());
+        kv.release(0);
+        kv.release(1);
+        assert_eq!(kv.free_pages(), 64);
+        assert_eq!(kv.sliding_pages(0), 0);
+        kv.ensure_chunk(0, 0, 200)
+            .expect_err("a 200-token chunk exceeds the sliding pool");
+        assert_eq!(
+            (kv.slot_pages(0), kv.free_pages()),
+            (0, 64),
+            "failure changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_sliding_slot_resumes_only_where_its_window_is_intact() {
+        let mut kv = windowed(1);
+        let mut pos = 0;
+        while pos < 200 {
+            kv.ensure_chunk(0, pos, pos + 8).expect("room");
+            pos += 8;
+        }
+        // The last chunk started at 192: pages before (193 - 8) / 32 = 5 are dropped.
+        assert_eq!(kv.truncate(0, 190), 190);
+        assert_eq!(kv.slot_pages(0), pages_for(190));
+        assert_eq!(kv.truncate(0, 100), 0, "position 100's window was dropped");
+        assert_eq!((kv.slot_pages(0), kv.sliding_pages(0)), (0, 0));
+        assert_eq!(kv.free_pages(), 32);
+        // A slot that never slid can be cut anywhere.
+        kv.ensure_chunk(0, 0, 8).expect("room");
+        assert_eq!(kv.truncate(0, 3), 3);
+    }
+
+    #[test]
+    fn a_window_shrinks_the_memory_and_no_window_changes_nothing() {
+        let plain = KvCache::new(2, 8, 1024, 2, 64);
+        let same = KvCache::windowed(&[None, None], 8, 1024, 2, 64, 8);
+        assert_eq!((same.bytes(), same.window()), (plain.bytes(), None));
+        // A window as long as the context saves nothing: one group.
+        let long = KvCache::windowed(&[None, Some(1024)], 8, 1024, 2, 64, 8);
+        assert_eq!((long.bytes(), long.window()), (plain.bytes(), None));
+        let kv = windowed(2);
+        assert_eq!(kv.bytes_per_position(), plain.bytes_per_position() / 2);
+        let sliding = 2 * 2 * KV_PAGE * 8 * 2 * 2;
+        assert_eq!(kv.sliding_bytes(), sliding);
+        assert_eq!(kv.bytes(), plain.bytes() / 2 + sliding);
     }
 }

@@ -17,11 +17,15 @@ pub mod decoder;
 pub mod encoder;
 mod error;
 pub mod hparams;
+pub mod keys;
 pub mod kv_cache;
+pub mod kv_pages;
 pub mod loader;
+pub mod lora;
 pub mod pooling;
 mod runner;
 pub mod scratch;
+pub mod tensors;
 
 use std::sync::Arc;
 
@@ -30,6 +34,7 @@ pub use error::ModelError;
 pub use hparams::HParams;
 pub use kv_cache::KvCache;
 pub use loader::LoadOptions;
+pub use lora::{LoraAdapter, LoraError};
 pub use pooling::Pooling;
 pub use runner::Runner;
 
@@ -41,12 +46,21 @@ use scratch::{Buffers, Compute};
 pub trait Model: Send + Sync {
     fn hparams(&self) -> &HParams;
 
-    /// A KV cache of `n_pages` pages for `n_slots` sequences of up to `n_ctx` positions each.
-    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache;
+    /// A KV cache of `n_pages` (global-layer) pages for `n_slots` sequences of up to `n_ctx`
+    /// positions each, computed in chunks of at most `max_chunk` tokens (sliding-window
+    /// layers reserve their window plus one such chunk per slot).
+    fn new_paged_cache(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+    ) -> KvCache;
 
-    /// A KV cache with room for `n_slots` full sequences of `n_ctx` positions.
+    /// A KV cache with room for `n_slots` full sequences of `n_ctx` positions, in chunks of
+    /// any length.
     fn new_cache(&self, n_ctx: usize, n_slots: usize) -> KvCache {
-        self.new_paged_cache(n_ctx, n_slots, n_slots * kv_cache::pages_for(n_ctx))
+        self.new_paged_cache(n_ctx, n_slots, n_slots * kv_cache::pages_for(n_ctx), n_ctx)
     }
 
     /// Runs `batch`, writing its K/V rows into `kv` and the requested logits into `logits`.
@@ -58,6 +72,11 @@ pub trait Model: Send + Sync {
         buf: &mut Buffers,
         logits: &mut Logits,
     ) -> Result<(), ModelError>;
+
+    /// The matrices a LoRA adapter may adapt (empty: this architecture takes no adapters).
+    fn lora_targets(&self) -> Vec<lora::LoraTarget> {
+        Vec::new()
+    }
 
     /// The weight matrices, by role (for `owl show` and benchmarks).
     fn weights(&self) -> Vec<(&'static str, &QMatrix)>;
@@ -71,6 +90,19 @@ pub trait Model: Send + Sync {
     /// An encoder (BERT): no KV cache, no logits; inputs go through [`Model::encode`].
     fn is_encoder(&self) -> bool {
         false
+    }
+
+    /// A decoder reranker's scores (Qwen3-Reranker): the classification head applied to `n`
+    /// pooled rows (`pooled`: [n, n_embd], final-normed last-token states); [n, n_out].
+    fn classify(
+        &self,
+        cx: &Compute<'_>,
+        pooled: &[f32],
+        n: usize,
+        buf: &mut Buffers,
+    ) -> Result<Vec<f32>, ModelError> {
+        let _ = (cx, pooled, n, buf);
+        Err(ModelError::NoClassifier(self.hparams().arch.clone()))
     }
 
     /// Encoders only: runs every chunk of `batch` as one whole input (positions from 0,

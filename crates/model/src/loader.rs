@@ -6,7 +6,6 @@ use std::sync::Arc;
 use owl_gguf::GgufFile;
 use owl_kernels::{Kernels, QMatrix, WeightBytes};
 
-use crate::blocks::norm::RmsNorm;
 use crate::ModelError;
 
 /// How weights are held in memory.
@@ -146,6 +145,26 @@ impl Loader<'_> {
             .collect())
     }
 
+    /// The `[cols, sum(rows)]` matrix `name` cut into consecutive blocks of `rows[i]` rows,
+    /// each a view of its slice of the bytes (row layout keeps rows contiguous), prepared like
+    /// any matrix: a product with each block equals the fused product's rows bit for bit.
+    pub fn split_rows<const N: usize>(
+        &self,
+        name: &str,
+        cols: usize,
+        rows: [usize; N],
+    ) -> Result<[QMatrix; N], ModelError> {
+        let total: usize = rows.iter().sum();
+        let info = self.weight(name, vec![cols as u64, total as u64])?;
+        let row = owl_quant::row_bytes(info.ty, cols);
+        let mut start = 0;
+        Ok(rows.map(|n| {
+            let m = QMatrix::new(info.ty, n, cols, self.bytes(info, start * row, n * row));
+            start += n;
+            self.prepared(m)
+        }))
+    }
+
     /// A vector of `len` values, dequantized to f32 (norm weights, biases).
     pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
         self.values(name, vec![len as u64], len)
@@ -182,14 +201,6 @@ impl Loader<'_> {
         } else {
             Ok(None)
         }
-    }
-
-    /// The RMSNorm whose weight is `name` (`len` values).
-    pub fn rms_norm(&self, name: &str, len: usize, eps: f32) -> Result<RmsNorm, ModelError> {
-        Ok(RmsNorm {
-            weight: self.vector(name, len)?,
-            eps,
-        })
     }
 
     /// `token_embd.weight`, kept in the file's row layout: the decoder reads it row by row

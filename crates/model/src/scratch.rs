@@ -4,6 +4,8 @@
 use half::f16;
 use owl_kernels::{ActBuffer, Kernels, ThreadPool};
 
+use crate::lora::{LoraRows, Target};
+
 /// Working memory of one forward pass.
 #[derive(Default)]
 pub struct Buffers {
@@ -91,9 +93,19 @@ pub struct Compute<'a> {
     pub kernels: &'a Kernels,
     pub pool: &'a ThreadPool,
     pub trace: Option<&'a TraceFn>,
+    /// The batch's rows grouped by LoRA adapter; `None` when no row uses one.
+    pub lora: Option<&'a LoraRows<'a>>,
 }
 
 impl Compute<'_> {
+    /// Adds the LoRA products of `target` in `layer` to `y` (the matmul of `x`), for the rows
+    /// whose adapter adapts it.
+    pub fn lora_add(&self, layer: usize, target: Target, x: &[f32], y: &mut [f32]) {
+        if let Some(l) = self.lora {
+            l.add(self.pool, layer, target, x, y);
+        }
+    }
+
     /// Reports `data` as `{name}-{layer}` (or `name` when `layer` is `None`) to the tracer.
     pub fn trace(&self, name: &str, layer: Option<usize>, data: &[f32]) {
         if let Some(t) = self.trace {

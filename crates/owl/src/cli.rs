@@ -81,9 +81,36 @@ pub struct ModelArgs {
     /// Context size in tokens (default: the model's, capped at 4096).
     #[arg(short = 'c', long)]
     pub ctx_size: Option<usize>,
+    /// Quantize F32/F16/BF16 weights (a Hugging Face directory, an unquantized GGUF) at load,
+    /// in memory: Q8_0, Q4_K_M, Q4_0, Q6_K, ... (as `owl quantize`).
+    #[arg(long, value_name = "TYPE")]
+    pub quantize: Option<String>,
     /// Print prompt and generation speed to stderr.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+impl ModelArgs {
+    /// How to open the model these flags name, with `ctx` positions.
+    pub fn open_options(&self, ctx: Option<usize>) -> anyhow::Result<owl_engine::OpenOptions> {
+        let mut o = owl_engine::OpenOptions::from_env(self.threads, ctx);
+        o.quantize = quantize_at_load(self.quantize.as_deref(), true)?;
+        Ok(o)
+    }
+}
+
+/// `--quantize TYPE` as the engine takes it (`strict`: an already-quantized model is an error).
+pub fn quantize_at_load(
+    ty: Option<&str>,
+    strict: bool,
+) -> anyhow::Result<Option<owl_engine::QuantizeAtLoad>> {
+    ty.map(|t| {
+        Ok(owl_engine::QuantizeAtLoad {
+            to: crate::quantize::parse_type(t)?,
+            strict,
+        })
+    })
+    .transpose()
 }
 
 #[derive(Args, Clone)]
@@ -227,6 +254,30 @@ pub struct RunArgs {
     pub thinking: ThinkingArgs,
     #[command(flatten)]
     pub constraint: ConstraintArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
+}
+
+/// `NAME=PATH` of `owl serve --lora`.
+fn parse_lora(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.trim().is_empty() && !path.is_empty() => {
+            Ok((name.trim().to_string(), path.into()))
+        }
+        _ => Err(format!("{s:?}: give NAME=PATH")),
+    }
+}
+
+/// A LoRA adapter over the model's weights.
+#[derive(Args, Clone, Default)]
+pub struct LoraArgs {
+    /// Generate with this LoRA adapter: a llama.cpp GGUF adapter or a PEFT directory
+    /// (`adapter_config.json` + `adapter_model.safetensors`) made for the model.
+    #[arg(long, value_name = "PATH")]
+    pub lora: Option<std::path::PathBuf>,
+    /// Multiplies the adapter's products (1: as trained; 0: the base model).
+    #[arg(long, value_name = "S", default_value_t = 1.0, requires = "lora")]
+    pub lora_scale: f32,
 }
 
 /// Constrained output: the reply must match a JSON Schema, a regular expression or a Lark
@@ -279,6 +330,8 @@ pub struct ChatArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub thinking: ThinkingArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
 }
 
 #[derive(Args)]
@@ -297,6 +350,10 @@ pub struct ServeArgs {
     /// used idle model is unloaded.
     #[arg(long)]
     pub max_memory: Option<String>,
+    /// A LoRA adapter over the default model, as NAME=PATH (repeatable): requests whose
+    /// `model` is NAME use it. PATH is a llama.cpp GGUF adapter or a PEFT directory.
+    #[arg(long, value_name = "NAME=PATH", value_parser = parse_lora)]
+    pub lora: Vec<(String, std::path::PathBuf)>,
     /// Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -326,6 +383,10 @@ pub struct ServeArgs {
     /// KV cache budget in tokens shared by all sequences (default: ctx-size × parallel).
     #[arg(long)]
     pub kv_tokens: Option<usize>,
+    /// Quantize every model whose weights are F32/F16/BF16 (Hugging Face directories,
+    /// unquantized GGUFs) to TYPE at load, in memory; quantized models load as they are.
+    #[arg(long, value_name = "TYPE")]
+    pub quantize: Option<String>,
 }
 
 #[derive(Args)]

@@ -12,7 +12,7 @@
 use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context, Result};
-use owl_engine::{EngineConfig, ModelBundle, OpenOptions, Pooling, RunningModel};
+use owl_engine::{EngineConfig, ModelBundle, Pooling, RunningModel};
 use serde_json::json;
 
 use crate::cli::{EmbedArgs, ModelArgs, RerankArgs};
@@ -20,7 +20,7 @@ use crate::cli::{EmbedArgs, ModelArgs, RerankArgs};
 fn open(args: &ModelArgs) -> Result<RunningModel> {
     let r = crate::models::resolve(args.model.as_deref())?;
     crate::models::refuse_adapters(&r)?;
-    let bundle = ModelBundle::open(&r.path, &OpenOptions::from_env(args.threads, args.ctx_size))?;
+    let bundle = ModelBundle::open(&r.path, &args.open_options(args.ctx_size)?)?;
     let n_ctx = bundle.n_ctx;
     Ok(bundle.start(EngineConfig::single(n_ctx))?)
 }
@@ -91,20 +91,31 @@ pub fn rerank(a: RerankArgs) -> Result<()> {
         bail!("this model is not a reranker (no classification head with rank pooling)");
     }
     let n_ctx = m.n_ctx();
-    let q = m.tokenizer.encode(&a.query, false, true)?;
-    let frame = m.pair.join(&q, &[]).len();
     let mut pairs = Vec::with_capacity(a.docs.len());
-    for (i, d) in a.docs.iter().enumerate() {
-        let mut dt = m.tokenizer.encode(d, false, true)?;
-        if a.truncate && frame + dt.len() > n_ctx {
-            dt.truncate(n_ctx.saturating_sub(frame));
+    if m.pair.template.is_some() {
+        // A decoder reranker's own prompt (Qwen3-Reranker), tokenized whole.
+        for (i, d) in a.docs.iter().enumerate() {
+            let ids = m
+                .pair
+                .template_tokens(&m.tokenizer, &a.query, d, n_ctx, a.truncate)
+                .unwrap_or_else(|| Ok(Vec::new()))?;
+            pairs.push(fit(ids, n_ctx, false, &format!("document {i}"))?);
         }
-        pairs.push(fit(
-            m.pair.join(&q, &dt),
-            n_ctx,
-            false,
-            &format!("document {i}"),
-        )?);
+    } else {
+        let q = m.tokenizer.encode(&a.query, false, true)?;
+        let frame = m.pair.join(&q, &[]).len();
+        for (i, d) in a.docs.iter().enumerate() {
+            let mut dt = m.tokenizer.encode(d, false, true)?;
+            if a.truncate && frame + dt.len() > n_ctx {
+                dt.truncate(n_ctx.saturating_sub(frame));
+            }
+            pairs.push(fit(
+                m.pair.join(&q, &dt),
+                n_ctx,
+                false,
+                &format!("document {i}"),
+            )?);
+        }
     }
     let scores = run(&m, pairs, false)?;
     let mut ranked: Vec<(usize, f32)> = scores

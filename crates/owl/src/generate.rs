@@ -12,27 +12,31 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use owl_engine::{
-    EngineConfig, Event, Finish, FinishReason, ModelBundle, OpenOptions, Request, RunningModel,
-    TokenLogprob,
+    EngineConfig, Event, Finish, FinishReason, ModelBundle, Request, RunningModel, TokenLogprob,
 };
 use owl_grammar::{Constraint, TokenConstraint};
 use owl_text::{ChatMessage, ChatPrompt, ReplySplitter, TemplateVars};
 use serde_json::json;
 
-use crate::cli::{ChatArgs, ConstraintArgs, ModelArgs, RunArgs, SamplingArgs};
+use crate::cli::{ChatArgs, ConstraintArgs, LoraArgs, ModelArgs, RunArgs, SamplingArgs};
+
+/// The name `--lora`'s adapter is registered under in the command line's engine.
+const CLI_ADAPTER: &str = "lora";
 
 /// Opens the model named by `args` and starts a one-sequence engine for it, applying the
 /// defaults its name carries (a derived or Ollama model's params fill the unset `sampling`
 /// flags, its template replaces the file's); returns them for the system prompt.
-pub fn open(
+/// With `--lora`, its adapter is loaded too (requests then name [`CLI_ADAPTER`]).
+fn open(
     args: &ModelArgs,
     sampling: &mut SamplingArgs,
+    lora: &LoraArgs,
 ) -> Result<(RunningModel, owl_store::Defaults)> {
     let r = crate::models::resolve(args.model.as_deref())?;
     crate::models::refuse_adapters(&r)?;
     let num_ctx = crate::defaults::apply(&r, sampling)?;
     let ctx = args.ctx_size.or(num_ctx);
-    let mut bundle = ModelBundle::open(&r.path, &OpenOptions::from_env(args.threads, ctx))?;
+    let mut bundle = ModelBundle::open(&r.path, &args.open_options(ctx)?)?;
     if bundle.runner.model.is_encoder() {
         bail!(
             "'{}' is an embedding model (an encoder): it does not generate text; use `owl embed` or `owl rerank`",
@@ -50,7 +54,16 @@ pub fn open(
         bundle.template = Some(t);
     }
     let n_ctx = bundle.n_ctx;
-    Ok((bundle.start(EngineConfig::single(n_ctx))?, r.defaults))
+    let m = bundle.start(EngineConfig::single(n_ctx))?;
+    if let Some(path) = &lora.lora {
+        let loaded = m
+            .engine
+            .load_adapter(CLI_ADAPTER, path, lora.lora_scale)?
+            .blocking_recv()
+            .map_err(|_| anyhow::anyhow!("the engine stopped"))?;
+        loaded?;
+    }
+    Ok((m, r.defaults))
 }
 
 /// The engine request for `prompt` with the command line's settings.
@@ -58,6 +71,7 @@ fn request(
     prompt: &ChatPrompt,
     s: &SamplingArgs,
     constraint: Option<TokenConstraint>,
+    adapter: Option<String>,
 ) -> Result<Request> {
     let sampling = s.params();
     sampling.validate().context("invalid sampling option")?;
@@ -71,6 +85,7 @@ fn request(
         prompt_logprobs: false,
         render_special: prompt.needs_special_tokens(),
         constraint,
+        adapter,
     })
 }
 
@@ -197,19 +212,22 @@ struct Output {
 
 /// Submits `prompt` and streams the reply to `out`; returns the answer (without a reasoning
 /// model's thinking) and what the turn did.
+#[allow(clippy::too_many_arguments)]
 fn stream_reply(
     m: &RunningModel,
     prompt: &ChatPrompt,
     s: &SamplingArgs,
     constraint: Option<TokenConstraint>,
+    lora: &LoraArgs,
     how: Output,
     out: &mut dyn Write,
     to_terminal: bool,
 ) -> Result<(String, TurnStats)> {
     let t0 = Instant::now();
+    let adapter = lora.lora.as_ref().map(|_| CLI_ADAPTER.to_string());
     let mut stream = m
         .engine
-        .submit(request(prompt, s, constraint)?)
+        .submit(request(prompt, s, constraint, adapter)?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut sink = ReplySink {
         out,
@@ -433,7 +451,7 @@ pub fn run(mut a: RunArgs) -> Result<()> {
         .params()
         .validate()
         .context("invalid sampling option")?;
-    let (m, defaults) = open(&a.model, &mut a.sampling)?;
+    let (m, defaults) = open(&a.model, &mut a.sampling, &a.lora)?;
     let system = a.system.clone().or(defaults.system);
     let prompt = if a.raw {
         ChatPrompt {
@@ -456,7 +474,7 @@ pub fn run(mut a: RunArgs) -> Result<()> {
         json: a.sampling.json,
     };
     let c = constraint(&m, &a.constraint)?;
-    let (text, stats) = stream_reply(&m, &prompt, &a.sampling, c, how, &mut out, tty)?;
+    let (text, stats) = stream_reply(&m, &prompt, &a.sampling, c, &a.lora, how, &mut out, tty)?;
     if !how.json && !text.ends_with('\n') {
         out.write_all(b"\n").ok();
     }
@@ -475,7 +493,7 @@ pub fn chat(mut a: ChatArgs) -> Result<()> {
         .params()
         .validate()
         .context("invalid sampling option")?;
-    let (m, defaults) = open(&a.model, &mut a.sampling)?;
+    let (m, defaults) = open(&a.model, &mut a.sampling, &a.lora)?;
     a.system = a.system.take().or(defaults.system);
     if m.template.is_none() {
         bail!("this model has no chat template; use `owl run --raw` for plain text completion");
@@ -530,7 +548,8 @@ pub fn chat(mut a: ChatArgs) -> Result<()> {
         }
         let tty = stdout.is_terminal();
         let mut out = stdout.lock();
-        let (text, stats) = stream_reply(&m, &prompt, &a.sampling, None, how, &mut out, tty)?;
+        let (text, stats) =
+            stream_reply(&m, &prompt, &a.sampling, None, &a.lora, how, &mut out, tty)?;
         if !how.json {
             out.write_all(b"\n").ok();
         }

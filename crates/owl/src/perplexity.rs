@@ -189,7 +189,10 @@ fn evaluate(
         "perplexity: {n_chunks} chunks, n_ctx={n_ctx}, batch_size={}, n_seq={n_seq}",
         n_batch * n_seq
     );
-    let mut kv = runner.model.new_cache(n_ctx, n_seq);
+    // Sequences are fed `n_batch` tokens at a time: sliding-window layers keep only their
+    // window and one such pass.
+    let n_pages = n_seq * owl_model::kv_cache::pages_for(n_ctx);
+    let mut kv = runner.model.new_paged_cache(n_ctx, n_seq, n_pages, n_batch);
     let mut batch = Batch::new();
     // One pass's logits: [rows wanted, n_vocab].
     let mut logits = Logits::default();

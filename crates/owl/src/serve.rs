@@ -32,6 +32,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
         Some(m) => parse_bytes(m).with_context(|| format!("--max-memory {m:?}"))?,
         None => available_memory().map_or(u64::MAX, |b| b / 4 * 3),
     };
+    if !a.lora.is_empty() && a.model.len() > 1 {
+        bail!("--lora adapts the default model: give it with one --model");
+    }
     let store = crate::models::store()?;
     let mut named = Vec::new();
     if a.model.is_empty() {
@@ -56,6 +59,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             parallel: a.parallel,
             queue: a.queue,
             kv_tokens: a.kv_tokens,
+            quantize: crate::cli::quantize_at_load(a.quantize.as_deref(), false)?,
         },
         catalog: Arc::new(StoreCatalog::new(store, named)),
         default_model,
@@ -65,6 +69,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         port: a.port,
         api_key: a.api_key.filter(|k| !k.is_empty()),
         cors_origins: a.cors_origins,
+        adapters: a.lora,
     })
 }
 

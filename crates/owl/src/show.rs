@@ -52,17 +52,23 @@ pub fn model(name: Option<&str>) -> Result<()> {
     let g = std::sync::Arc::new(g);
     match owl_model::load_model(&g, &Kernels::detect(), &owl_model::LoadOptions::default()) {
         Ok(m) => {
-            // One page is enough to measure: the cache's size is linear in positions.
-            let kv = m.new_paged_cache(owl_kernels::attention::KV_PAGE, 1, 1);
+            // A 4096-token cache for one sequence fed in chunks of the engine's default batch
+            // (512): sliding-window layers hold only their window and a chunk.
+            let n = 4096;
+            let kv = m.new_paged_cache(n, 1, owl_model::kv_cache::pages_for(n), 512);
             let b = kv.bytes_per_position();
             let per = if b < 1024 {
                 format!("{b} B")
             } else {
                 format!("{:.1} KiB", b as f64 / 1024.0)
             };
+            let layers = match kv.window() {
+                Some(w) => format!("global layers; sliding layers keep a window of {w}"),
+                None => "all layers".to_string(),
+            };
             println!(
-                "kv cache      {per} per token (f16, all layers; {:.1} MiB for 4096 tokens)",
-                (b * 4096) as f64 / (1 << 20) as f64
+                "kv cache      {per} per token (f16, {layers}; {:.1} MiB for {n} tokens)",
+                kv.bytes() as f64 / (1 << 20) as f64
             );
         }
         Err(e) => println!("runs          no: {e}"),

@@ -133,6 +133,15 @@ fn bert_embeddings_match_llama_cpp() {
     }
 }
 
+/// nomic-bert (nomic-embed-text's shape): RoPE instead of position rows, a fused QKV, a SwiGLU
+/// FFN, through the same encoder.
+#[test]
+fn nomic_bert_embeddings_match_llama_cpp() {
+    for isa in Isa::available() {
+        check("tiny-nomic-bert", isa);
+    }
+}
+
 #[test]
 fn bert_reranker_scores_match_llama_cpp() {
     for isa in Isa::available() {

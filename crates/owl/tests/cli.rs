@@ -542,3 +542,28 @@ fn constrained_output_flags() {
     );
     assert!(!out.status.success(), "the flags exclude each other");
 }
+
+/// `owl show M | head -1`: the reader leaves early; owl stops quietly (SIGPIPE, as `cat` does)
+/// instead of panicking in `println!`. The pipe is closed before owl has read the model, so
+/// its first write meets it closed.
+#[test]
+#[cfg(unix)]
+fn a_reader_that_leaves_early_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_owl"))
+        .args(["show", &model()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn owl");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("owl");
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "status {:?}, stderr: {err}",
+        out.status
+    );
+}

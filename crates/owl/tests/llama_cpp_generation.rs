@@ -48,6 +48,7 @@ fn engine() -> RunningModel {
             ..LoadOptions::default()
         },
         trace_dir: None,
+        quantize: None,
     };
     let bundle = ModelBundle::open(&common::default_model(), &opts).expect("open default model");
     bundle
@@ -69,6 +70,7 @@ fn generate(m: &RunningModel, prompt: &[u32], max_tokens: usize) -> Vec<u32> {
             prompt_logprobs: false,
             render_special: false,
             constraint: None,
+            adapter: None,
         })
         .expect("submit");
     let mut got = Vec::new();

@@ -528,3 +528,68 @@ fn bad_inputs_are_one_line_errors() {
     let o = owl(&["quantize", &q.to_string_lossy(), &outs, "Q4_0"]);
     assert_clean_failure(&o, "already quantized", &out);
 }
+
+/// Logits of every position of a short prompt, from a model opened as the engine opens it.
+fn bundle_logits(path: &Path, quantize: Option<owl_engine::QuantizeAtLoad>) -> Vec<f32> {
+    let mut opts = owl_engine::OpenOptions::from_env(Some(1), Some(64));
+    opts.quantize = quantize;
+    let mut b = owl_engine::ModelBundle::open(path, &opts).expect("open");
+    let prompt = [1u32, 300, 301, 302, 5000, 17];
+    let mut kv = b.runner.model.new_cache(64, 1);
+    let mut batch = Batch::new();
+    batch.push(0, 0, &prompt, LogitsWanted::All);
+    let mut l = Logits::default();
+    b.runner.forward(&batch, &mut kv, &mut l).expect("forward");
+    l.data
+}
+
+/// `--quantize` at load is `owl quantize` in memory: a Hugging Face directory quantized at load
+/// gives exactly the logits of the file `owl quantize` writes from it; an already-quantized
+/// model is refused by name on the command line.
+#[test]
+fn quantize_at_load_equals_the_quantized_file() {
+    let hf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hf/tiny-llama");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for ty in ["Q8_0", "Q4_K_M"] {
+        let out = dir.path().join(format!("{ty}.gguf"));
+        let o = owl(&[
+            "quantize",
+            &hf.to_string_lossy(),
+            &out.to_string_lossy(),
+            ty,
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let want = bundle_logits(&out, None);
+        let to = owl_quant::mix::FileType::parse(ty).expect("type");
+        let at_load = owl_engine::QuantizeAtLoad { to, strict: true };
+        let got = bundle_logits(&hf, Some(at_load));
+        assert_eq!(got, want, "{ty}: in memory and on disk differ");
+        // And the quantization did something: the F16 directory's logits are not these.
+        assert_ne!(bundle_logits(&hf, None), want, "{ty}");
+    }
+    let q = dir.path().join("Q8_0.gguf");
+    let o = owl(&[
+        "run",
+        "-m",
+        &q.to_string_lossy(),
+        "--quantize",
+        "Q4_0",
+        "hi",
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("already quantized"), "{err}");
+    let o = owl(&[
+        "run",
+        "-m",
+        &hf.to_string_lossy(),
+        "--quantize",
+        "Q3_X",
+        "hi",
+    ]);
+    assert!(
+        text(&o.stderr).contains("unknown quantization type"),
+        "{}",
+        text(&o.stderr)
+    );
+}

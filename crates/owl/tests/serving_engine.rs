@@ -55,6 +55,7 @@ fn request(prompt: Vec<u32>, max_tokens: usize) -> Request {
         prompt_logprobs: false,
         render_special: false,
         constraint: None,
+        adapter: None,
     }
 }
 

@@ -45,6 +45,7 @@ pub mod fp16;
 pub mod fp32;
 pub mod k_common;
 pub mod mix;
+pub mod model;
 pub mod mxfp4;
 pub mod q2_k;
 pub mod q3_k;

@@ -43,6 +43,8 @@ pub struct ModelOptions {
     pub queue: usize,
     /// KV cache budget in positions shared by all sequences; `None`: ctx × parallel.
     pub kv_tokens: Option<usize>,
+    /// Quantize unquantized weights at load (`--quantize`).
+    pub quantize: Option<owl_engine::QuantizeAtLoad>,
 }
 
 impl ModelOptions {
@@ -61,6 +63,7 @@ impl Default for ModelOptions {
             parallel: 1,
             queue: 64,
             kv_tokens: None,
+            quantize: None,
         }
     }
 }
@@ -86,6 +89,9 @@ pub struct ServeOptions {
     pub api_key: Option<String>,
     /// Origins browsers may call from (CORS); `*` for any; empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// LoRA adapters over the default model, `(name, path)`, loaded at start (a request
+    /// naming one uses it).
+    pub adapters: Vec<(String, PathBuf)>,
 }
 
 /// The HTTP side's own settings (what the router needs besides the models).

@@ -62,6 +62,10 @@ impl Tracked {
         log: Option<RequestLog>,
     ) -> Result<Tracked, ApiError> {
         let prompt = req.prompt.len() as u64;
+        let mut req = req;
+        if req.adapter.is_none() {
+            req.adapter = model.adapter().map(str::to_string);
+        }
         let stream = model.engine.submit(req)?;
         let log = log.unwrap_or_default();
         log.0.used.store(true, Ordering::Relaxed);

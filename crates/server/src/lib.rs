@@ -23,7 +23,7 @@
 //! * **Small files, one concept each:** `config` (options, limits), `state` (shared state),
 //!   `model` (opening the model through the engine's bundle), `openai` (wire types), `body` (parsing), `params` (sampling fields),
 //!   `generation` (submitting and tracking a request), `logprobs`, `sse`, `metrics`, `error`,
-//!   `layers` (middleware), `routes/*` (one endpoint each), `serve` (sockets, signals).
+//!   `layers` (middleware), `routes/*` (one endpoint each), `serve` (sockets, signals), `lora` (adapter names).
 //!   `turn` is one chat turn in no API's shape; `anthropic` (Messages) and `responses_api`
 //!   (Responses) translate their APIs to and from it, with `convo` (their conversations as
 //!   chat messages) and `turn_sse` (named-event streams). `routes/web` serves the chat page
@@ -41,6 +41,7 @@ pub mod generation;
 pub mod ids;
 pub mod layers;
 pub mod logprobs;
+pub mod lora;
 pub mod metrics;
 pub mod model;
 pub mod ollama;

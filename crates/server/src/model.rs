@@ -17,10 +17,9 @@ pub fn load(opts: &ModelOptions) -> Result<LoadedModel> {
 /// Opens the model and starts its engine; engines given the same `gate` take turns on the
 /// cores (see `owl_engine::ComputeGate`).
 pub fn load_gated(opts: &ModelOptions, gate: Option<ComputeGate>) -> Result<LoadedModel> {
-    let bundle = ModelBundle::open(
-        &opts.path,
-        &OpenOptions::from_env(Some(opts.threads.max(1)), opts.ctx_size),
-    )?;
+    let mut open = OpenOptions::from_env(Some(opts.threads.max(1)), opts.ctx_size);
+    open.quantize = opts.quantize;
+    let bundle = ModelBundle::open(&opts.path, &open)?;
     let mut cfg = EngineConfig::new(bundle.n_ctx, opts.parallel.max(1));
     cfg.queue = opts.queue;
     cfg.kv_tokens = opts.kv_tokens;

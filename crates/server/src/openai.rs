@@ -333,6 +333,12 @@ pub struct ModelEntry {
     pub object: &'static str,
     pub created: u64,
     pub owned_by: &'static str,
+    /// A LoRA adapter's base model (vLLM's field); absent for models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// A LoRA adapter's path (vLLM's field); absent for models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 #[derive(Serialize, Debug)]

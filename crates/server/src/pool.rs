@@ -178,6 +178,8 @@ struct Shared {
 pub struct Lease {
     loaded: Arc<Loaded>,
     shared: Arc<Shared>,
+    /// The LoRA adapter requests through this lease use (`crate::lora`).
+    adapter: Option<Arc<str>>,
 }
 
 impl Lease {
@@ -193,6 +195,24 @@ impl Lease {
         &self.loaded.spec
     }
 
+    /// The LoRA adapter this lease's requests use.
+    pub fn adapter(&self) -> Option<&str> {
+        self.adapter.as_deref()
+    }
+
+    /// The name replies report: the adapter's when the lease has one, else the model's id.
+    pub fn served_id(&self) -> String {
+        self.adapter
+            .as_deref()
+            .map_or_else(|| self.loaded.spec.id.clone(), str::to_string)
+    }
+
+    /// This lease, its requests using the adapter `name`.
+    pub fn with_adapter(mut self, name: &str) -> Lease {
+        self.adapter = Some(Arc::from(name));
+        self
+    }
+
     /// Another lease on the same model (a stream outliving its handler holds one).
     pub fn share(&self) -> Lease {
         let mut slots = lock(&self.shared.slots);
@@ -202,6 +222,7 @@ impl Lease {
         Lease {
             loaded: Arc::clone(&self.loaded),
             shared: Arc::clone(&self.shared),
+            adapter: self.adapter.clone(),
         }
     }
 }
@@ -359,6 +380,7 @@ impl ModelPool {
                             return Ok(Lease {
                                 loaded: Arc::clone(loaded),
                                 shared: Arc::clone(&self.shared),
+                                adapter: None,
                             });
                         }
                         SlotState::Loading(rx) => loading = Some(rx.clone()),

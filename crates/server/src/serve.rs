@@ -109,6 +109,8 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let load_stop = stop_tx.clone();
     let load_pool = pool.clone();
     let default = opts.default_model.clone();
+    let adapters = opts.adapters.clone();
+    let load_state = state.clone();
     tokio::spawn(async move {
         let Some(name) = default else {
             load_pool.set_ready();
@@ -117,6 +119,15 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         match load_pool.preload(Some(&name), None).await {
             Ok(spec) => {
                 eprintln!("owl serve: serving {} by default", spec.id);
+                for (name, path) in adapters {
+                    let shown = path.display().to_string();
+                    if let Err(e) = crate::lora::register(&load_state, &name, path).await {
+                        let why = format!("--lora {name}={shown}: {}", e.message);
+                        let _ = load_stop.send(Stop::LoadFailed(why));
+                        return;
+                    }
+                    eprintln!("owl serve: LoRA adapter {name} ({shown}) over {}", spec.id);
+                }
                 load_pool.set_ready();
             }
             Err(e) => {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::catalog::{file_spec, ModelSpec};
 use crate::config::{HttpConfig, ModelOptions};
 use crate::error::ApiError;
+use crate::lora::AdapterTable;
 use crate::metrics::Metrics;
 use crate::model::LoadedModel;
 use crate::pool::{KeepAlive, Lease, ModelPool, PoolOptions};
@@ -27,6 +28,8 @@ struct Shared {
     metrics: Metrics,
     /// Responses API responses kept for `previous_response_id`.
     responses: ResponseStore,
+    /// LoRA adapters by name.
+    adapters: AdapterTable,
 }
 
 impl AppState {
@@ -38,6 +41,7 @@ impl AppState {
                 pool,
                 metrics: Metrics::new(),
                 responses: ResponseStore::default(),
+                adapters: AdapterTable::default(),
             }),
         }
     }
@@ -75,9 +79,18 @@ impl AppState {
         self.inner.pool.install(spec, model);
     }
 
-    /// The model `name` names (the default model when absent or empty), loaded on demand.
+    /// The model `name` names (the default model when absent or empty), loaded on demand;
+    /// an adapter's name gives its base model, the lease marked with the adapter.
     pub async fn model(&self, name: Option<&str>) -> Result<Lease, ApiError> {
+        if let Some(entry) = name.and_then(|n| self.inner.adapters.get(n)) {
+            return crate::lora::lease(self, entry).await;
+        }
         self.inner.pool.get(name, None).await
+    }
+
+    /// The LoRA adapters requests may name.
+    pub fn adapters(&self) -> &AdapterTable {
+        &self.inner.adapters
     }
 
     pub fn pool(&self) -> &ModelPool {

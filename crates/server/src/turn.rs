@@ -245,6 +245,7 @@ pub async fn start(
         prompt_logprobs: false,
         render_special: p.render_special,
         constraint: p.constraint,
+        adapter: None,
     };
     let tracked = Tracked::submit(state, model, request, log)?;
     Ok(TurnStream {
@@ -306,6 +307,7 @@ pub async fn start_raw(
         prompt_logprobs: false,
         render_special: false,
         constraint,
+        adapter: None,
     };
     let tracked = Tracked::submit(state, model, request, log)?;
     Ok(TurnStream {

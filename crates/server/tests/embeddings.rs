@@ -33,6 +33,7 @@ fn app() -> (axum::Router, ModelPool) {
         bert("tiny-bert"),
         bert("tiny-bert-rerank"),
         owl_testkit::tiny_model("llama"),
+        owl_testkit::fixture_path("rerank/tiny-qwen3-reranker.gguf"),
     ];
     let pool = ModelPool::new(
         PoolOptions {
@@ -43,6 +44,7 @@ fn app() -> (axum::Router, ModelPool) {
                 parallel: 2,
                 queue: 16,
                 kv_tokens: None,
+                quantize: None,
             },
             keep_alive: KeepAlive::Forever,
             max_memory: u64::MAX,
@@ -383,5 +385,54 @@ async fn rerank_scores_match_llama_cpp_best_first() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    pool.shutdown(Duration::ZERO);
+}
+
+/// A decoder reranker (Qwen3-Reranker's shape): its own prompt template, P(yes) as the score,
+/// as llama-server gives them; an over-long document is refused unless `truncate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoder_reranker_scores_match_llama_cpp() {
+    let (app, pool) = app();
+    let p = owl_testkit::fixture_path("rerank/tiny-qwen3-reranker.json");
+    let rf: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let (s, r) = post(
+        &app,
+        "/v1/rerank",
+        json!({"model": "tiny-qwen3-reranker", "query": rf["query"], "documents": rf["documents"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), rf["documents"].as_array().unwrap().len());
+    for x in results {
+        let i = x["index"].as_u64().unwrap() as usize;
+        let want = rf["outputs"][i][0].as_f64().unwrap();
+        let score = x["relevance_score"].as_f64().unwrap();
+        assert!((score - want).abs() < 5e-3, "doc {i}: {score} vs {want}");
+    }
+    let n_tokens: usize = rf["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        r["usage"]["total_tokens"], n_tokens,
+        "the template's tokens"
+    );
+    let long = "bamboo forest ".repeat(300);
+    let body = json!({"model": "tiny-qwen3-reranker", "query": "q", "documents": ["ok", long]});
+    let (s, r) = post(&app, "/v1/rerank", body.clone()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("256"),
+        "{r}"
+    );
+    let mut body = body;
+    body["truncate"] = json!(true);
+    let (s, r) = post(&app, "/v1/rerank", body).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let used = r["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(used <= 2 * 256, "{r}");
     pool.shutdown(Duration::ZERO);
 }

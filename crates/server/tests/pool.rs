@@ -30,6 +30,7 @@ fn pool(keep_alive: KeepAlive, max_memory: u64) -> ModelPool {
                 parallel: 2,
                 queue: 16,
                 kv_tokens: None,
+                quantize: None,
             },
             keep_alive,
             max_memory,

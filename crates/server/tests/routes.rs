@@ -44,6 +44,7 @@ fn load(parallel: usize, queue: usize, threads: usize, ctx: Option<usize>) -> Lo
         parallel,
         queue,
         kv_tokens: None,
+        quantize: None,
     })
     .expect("load the default model")
 }

@@ -83,16 +83,20 @@ pub fn gguf_facts(path: &Path) -> GgufFacts {
         return GgufFacts::default();
     };
     let family = g.get_str("general.architecture").map(str::to_string);
-    let dominant = dominant_type(&g);
+    let present = tensor_types(&g);
     // `general.file_type` is more specific (Q4_K_M, not Q4_K) but some writers leave it stale
-    // (a quantized file still saying F16): trust it only when the weights agree.
-    let quant = match (
-        g.get_u64("general.file_type").and_then(file_type_name),
-        dominant,
-    ) {
-        (Some(ft), Some(d)) if ft.starts_with(d.as_str()) => Some(ft.to_string()),
-        (Some(ft), None) => Some(ft.to_string()),
-        (_, d) => d,
+    // (a quantized file still saying F16): trust it when the file holds tensors of its base
+    // type, else name the type holding the most weights. (A Q4_K_M file may hold more Q8_0 than
+    // Q4_K, as Gemma 3 270M does with its 262k-row embedding: it is still Q4_K_M.)
+    let ft = g.get_u64("general.file_type").and_then(file_type_name);
+    let quant = match ft {
+        Some(ft) if present.is_empty() || present.keys().any(|t| ft.starts_with(t.as_str())) => {
+            Some(ft.to_string())
+        }
+        _ => present
+            .into_iter()
+            .max_by_key(|&(_, n)| n)
+            .map(|(name, _)| name),
     };
     let counted: u64 = g.tensors().iter().map(|t| t.n_elements).sum();
     let parameters = g
@@ -105,8 +109,9 @@ pub fn gguf_facts(path: &Path) -> GgufFacts {
     }
 }
 
-/// Family (`model_type`) and weight type (`torch_dtype`) of a Hugging Face directory, from its
-/// `config.json`; `None`s when it cannot be read.
+/// Family (`model_type`) and weight type (`torch_dtype`, else the type holding the most weights
+/// in the safetensors headers) of a Hugging Face directory, from its `config.json`; `None`s when
+/// they cannot be read.
 pub fn dir_facts(dir: &Path) -> GgufFacts {
     let Some(cfg) = std::fs::read(dir.join("config.json"))
         .ok()
@@ -115,20 +120,80 @@ pub fn dir_facts(dir: &Path) -> GgufFacts {
         return GgufFacts::default();
     };
     let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let quant = s("torch_dtype").or_else(|| s("dtype")).map(|d| {
-        match d.as_str() {
-            "bfloat16" => "BF16",
-            "float16" => "F16",
-            "float32" => "F32",
-            other => other,
-        }
-        .to_string()
-    });
+    let weights = safetensors_types(dir);
+    let quant = s("torch_dtype")
+        .or_else(|| s("dtype"))
+        .map(|d| {
+            match d.as_str() {
+                "bfloat16" => "BF16",
+                "float16" => "F16",
+                "float32" => "F32",
+                other => other,
+            }
+            .to_string()
+        })
+        .or_else(|| {
+            weights
+                .iter()
+                .max_by_key(|&(_, n)| n)
+                .map(|(t, _)| t.clone())
+        });
+    let counted: u64 = weights.values().sum();
     GgufFacts {
         family: s("model_type"),
         quant,
-        parameters: None,
+        parameters: (counted > 0).then_some(counted),
     }
+}
+
+/// Elements per dtype over the directory's `*.safetensors` headers (an 8-byte length, then a
+/// JSON table of `{"dtype", "shape", ...}` per tensor); headers that cannot be read are skipped.
+fn safetensors_types(dir: &Path) -> BTreeMap<String, u64> {
+    use std::io::Read;
+    let mut n: BTreeMap<String, u64> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return n;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("safetensors") {
+            continue;
+        }
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let mut len = [0u8; 8];
+        if f.read_exact(&mut len).is_err() {
+            continue;
+        }
+        let len = u64::from_le_bytes(len);
+        // A header is a table of names and shapes: refuse absurd lengths before allocating.
+        if len > 100 << 20 {
+            continue;
+        }
+        let mut header = vec![0u8; len as usize];
+        if f.read_exact(&mut header).is_err() {
+            continue;
+        }
+        let Ok(serde_json::Value::Object(table)) = serde_json::from_slice(&header) else {
+            continue;
+        };
+        for (name, t) in &table {
+            if name == "__metadata__" {
+                continue;
+            }
+            let Some(dtype) = t.get("dtype").and_then(|d| d.as_str()) else {
+                continue;
+            };
+            let elems = t
+                .get("shape")
+                .and_then(|s| s.as_array())
+                .map(|dims| dims.iter().filter_map(|d| d.as_u64()).product::<u64>())
+                .unwrap_or(0);
+            *n.entry(dtype.to_string()).or_default() += elems;
+        }
+    }
+    n
 }
 
 /// llama.cpp's `llama_ftype` names.
@@ -171,16 +236,13 @@ fn file_type_name(id: u64) -> Option<&'static str> {
     })
 }
 
-/// The tensor type holding the most weights.
-fn dominant_type(g: &GgufFile) -> Option<String> {
-    let mut bytes: BTreeMap<&'static str, u64> = BTreeMap::new();
+/// Weights per tensor type (upper-case names: "Q4_K", "F32").
+fn tensor_types(g: &GgufFile) -> BTreeMap<String, u64> {
+    let mut n: BTreeMap<String, u64> = BTreeMap::new();
     for t in g.tensors() {
-        *bytes.entry(t.ty.name()).or_default() += t.n_elements;
+        *n.entry(t.ty.name().to_ascii_uppercase()).or_default() += t.n_elements;
     }
-    bytes
-        .into_iter()
-        .max_by_key(|&(_, b)| b)
-        .map(|(name, _)| name.to_ascii_uppercase())
+    n
 }
 
 /// Size and modification time of `path` (following symlinks, as the HF cache uses them).
@@ -222,4 +284,68 @@ pub fn gguf_info(name: String, path: &Path, origin: Origin) -> Option<ModelInfo>
         origin,
         digest: cheap_digest(path, size, modified),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use owl_gguf::{GgmlType, GgufWriter, Value};
+
+    use super::*;
+
+    /// A GGUF whose tensors hold `n` elements of each type, with `file_type` if given.
+    fn gguf(dir: &Path, file_type: Option<u32>, tensors: &[(GgmlType, usize)]) -> PathBuf {
+        let mut w = GgufWriter::new();
+        w.add_kv("general.architecture", Value::String("llama".into()));
+        if let Some(ft) = file_type {
+            w.add_kv("general.file_type", Value::U32(ft));
+        }
+        for (i, &(ty, n)) in tensors.iter().enumerate() {
+            let bytes = n / ty.block_size() * ty.type_size();
+            w.add_tensor(&format!("t{i}"), &[n as u64], ty, vec![0u8; bytes])
+                .expect("tensor");
+        }
+        let path = dir.join("m.gguf");
+        std::fs::write(&path, w.to_bytes()).expect("write");
+        path
+    }
+
+    #[test]
+    fn file_type_names_the_quant_when_its_base_type_is_present() {
+        let d = tempfile::tempdir().expect("tmp");
+        // Gemma 3 270M: more Q8_0 (the embedding) than Q4_K, and still Q4_K_M.
+        let p = gguf(
+            d.path(),
+            Some(15),
+            &[(GgmlType::Q8_0, 4096), (GgmlType::Q4_K, 512)],
+        );
+        assert_eq!(gguf_facts(&p).quant.as_deref(), Some("Q4_K_M"));
+        // A stale F16 on a Q4_0 file: the weights win.
+        let p = gguf(
+            d.path(),
+            Some(1),
+            &[(GgmlType::Q4_0, 4096), (GgmlType::F32, 64)],
+        );
+        assert_eq!(gguf_facts(&p).quant.as_deref(), Some("Q4_0"));
+        let p = gguf(
+            d.path(),
+            None,
+            &[(GgmlType::Q6_K, 4096), (GgmlType::F32, 64)],
+        );
+        assert_eq!(gguf_facts(&p).quant.as_deref(), Some("Q6_K"));
+    }
+
+    #[test]
+    fn directory_facts_fall_back_to_the_safetensors_headers() {
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::write(d.path().join("config.json"), r#"{"model_type": "bert"}"#).expect("cfg");
+        let header = br#"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[4,8],"data_offsets":[0,128]},"b":{"dtype":"F16","shape":[2],"data_offsets":[128,132]}}"#;
+        let mut st = (header.len() as u64).to_le_bytes().to_vec();
+        st.extend_from_slice(header);
+        st.extend_from_slice(&[0u8; 132]);
+        std::fs::write(d.path().join("model.safetensors"), st).expect("st");
+        let f = dir_facts(d.path());
+        assert_eq!(f.family.as_deref(), Some("bert"));
+        assert_eq!(f.quant.as_deref(), Some("F32"));
+        assert_eq!(f.parameters, Some(34));
+    }
 }

@@ -164,7 +164,7 @@ impl Store {
             };
             out.extend(info::gguf_info(name, &e.path(), origin));
         }
-        // Catalogue models that are Hugging Face directories (listed, not runnable yet).
+        // Catalogue models that are Hugging Face directories.
         for entry in CATALOG.iter().filter(|e| e.is_dir() && self.is_stored(e)) {
             let path = self.models_dir().join(entry.file_name);
             let Some((_, modified)) = info::stat(&path) else {
@@ -175,15 +175,16 @@ impl Store {
                 .filter_map(|(_, p)| info::stat(p))
                 .map(|(s, _)| s)
                 .sum();
+            let facts = info::dir_facts(&path);
             out.push(ModelInfo {
                 name: entry.name.to_string(),
                 digest: info::cheap_digest(&path, size, modified),
                 path,
                 size,
                 format: ModelFormat::SafetensorsDir,
-                family: None,
-                quant: None,
-                parameters: None,
+                family: facts.family,
+                quant: facts.quant,
+                parameters: facts.parameters,
                 modified,
                 origin: Origin::Catalog,
             });

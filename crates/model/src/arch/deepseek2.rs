@@ -8,46 +8,36 @@
 
 use owl_kernels::rope::{RopeOrder, YarnParams};
 
+use super::dense::{decoder, rms};
 use super::routed::RoutedSpec;
 use crate::blocks::mla::{Mla, MlaQuery};
 use crate::blocks::moe::Gating;
-use crate::decoder::{AttnBlock, Decoder, DecoderLayer};
+use crate::decoder::{AttnBlock, DecoderLayer};
 use crate::hparams::{rope_from_gguf, HParams};
+use crate::keys::Keys;
 use crate::loader::Loader;
+use crate::tensors::part::{ATTN_NORM, ATTN_OUT, ATTN_Q, FFN_NORM};
 use crate::{Model, ModelError};
 
 const ARCH: &str = "deepseek2";
 
-fn key(k: &str) -> String {
-    format!("{ARCH}.{k}")
-}
-
-/// A positive size below 2^24 under `deepseek2.{k}`, or `default` when absent.
-fn size(ld: &Loader<'_>, k: &str, default: Option<usize>) -> Result<usize, ModelError> {
-    match ld.file.get_u64(&key(k)) {
-        Some(v) => usize::try_from(v)
-            .ok()
-            .filter(|&v| v < (1 << 24))
-            .ok_or(ModelError::BadKey {
-                key: key(k),
-                why: format!("{v} is out of range"),
-            }),
-        None => default.ok_or(ModelError::MissingKey(key(k))),
+fn bad(keys: &Keys<'_>, k: &str, why: String) -> ModelError {
+    ModelError::BadKey {
+        key: keys.name(k),
+        why,
     }
-}
-
-fn bad(k: &str, why: String) -> ModelError {
-    ModelError::BadKey { key: key(k), why }
 }
 
 pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Normal)?;
+    let keys = Keys::new(ld.file, ARCH);
     let e = hp.n_embd;
     let n_head = hp.n_head;
     let n_rot = hp.rope.n_dims;
-    let kv_lora = size(ld, "attention.kv_lora_rank", None)?;
+    let kv_lora = keys.dim_req("attention.kv_lora_rank")?;
     if hp.n_head_kv != 1 || hp.head_dim != kv_lora + n_rot {
         return Err(bad(
+            &keys,
             "attention.key_length",
             format!(
                 "expected the absorbed MLA layout (1 KV head of kv_lora_rank + rope dims = {}), \
@@ -58,10 +48,11 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             ),
         ));
     }
-    let k_head = size(ld, "attention.key_length_mla", None)?;
-    let v_head = size(ld, "attention.value_length_mla", None)?;
-    if k_head <= n_rot || v_head == 0 {
+    let k_head = keys.dim_req("attention.key_length_mla")?;
+    let v_head = keys.dim_req("attention.value_length_mla")?;
+    if k_head <= n_rot {
         return Err(bad(
+            &keys,
             "attention.key_length_mla",
             format!("heads of {k_head} with {n_rot} RoPE dims"),
         ));
@@ -71,9 +62,8 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     // RoPE of the n_rot dims, with DeepSeek's YaRN log multiplier: the GGUF holds
     // 0.1 * mscale_all_dim, llama.cpp divides the 0.1 back out, and for DeepSeek-V2 (whose
     // mscale_all_dim is not 1) uses it as mscale too.
-    let log_mul = ld
-        .file
-        .get_f32(&key("rope.scaling.yarn_log_multiplier"))
+    let log_mul = keys
+        .f32("rope.scaling.yarn_log_multiplier")?
         .map_or(0.0, |v| v / 0.1);
     let yarn = YarnParams {
         log_mul,
@@ -101,29 +91,26 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     let mscale = attn_factor_org * (1.0 + 0.1 * log_mul * l);
     let kq_scale = 1.0 * mscale * mscale / (k_head as f32).sqrt();
 
-    let (token_embd, output) = ld.embeddings(e, hp.n_vocab)?;
-    let norm = |name: &str, len: usize| ld.rms_norm(name, len, hp.rms_eps);
-
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
-        let t = |s: &str| format!("blk.{i}.{s}.weight");
-        let q = if ld.has(&t("attn_q_a")) {
-            let q_lora = size(ld, "attention.q_lora_rank", None)?;
+        let t = ld.layer(i);
+        let q = if t.has("attn_q_a") {
+            let q_lora = keys.dim_req("attention.q_lora_rank")?;
             MlaQuery::LowRank {
-                a: ld.matrix(&t("attn_q_a"), e, q_lora)?,
-                norm: ld.vector(&t("attn_q_a_norm"), q_lora)?,
-                b: ld.matrix(&t("attn_q_b"), q_lora, n_head * k_head)?,
+                a: t.matrix("attn_q_a", e, q_lora)?,
+                norm: t.vector("attn_q_a_norm", q_lora)?,
+                b: t.matrix("attn_q_b", q_lora, n_head * k_head)?,
             }
         } else {
-            MlaQuery::Direct(ld.matrix(&t("attn_q"), e, n_head * k_head)?)
+            MlaQuery::Direct(t.matrix(ATTN_Q, e, n_head * k_head)?)
         };
         let attn = Mla {
             q,
-            wkv_a: ld.matrix(&t("attn_kv_a_mqa"), e, kv_lora + n_rot)?,
-            kv_norm: ld.vector(&t("attn_kv_a_norm"), kv_lora)?,
-            wk_b: ld.experts(&t("attn_k_b"), nope, kv_lora, n_head)?,
-            wv_b: ld.experts(&t("attn_v_b"), kv_lora, v_head, n_head)?,
-            wo: ld.matrix(&t("attn_output"), n_head * v_head, e)?,
+            wkv_a: t.matrix("attn_kv_a_mqa", e, kv_lora + n_rot)?,
+            kv_norm: t.vector("attn_kv_a_norm", kv_lora)?,
+            wk_b: t.experts("attn_k_b", nope, kv_lora, n_head)?,
+            wv_b: t.experts("attn_v_b", kv_lora, v_head, n_head)?,
+            wo: t.matrix(ATTN_OUT, n_head * v_head, e)?,
             n_head,
             nope,
             n_rot,
@@ -133,20 +120,12 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             rope: rope.clone(),
             kq_scale,
         };
-        let ffn = routed.ffn(ld, &hp, i)?;
         layers.push(DecoderLayer {
-            attn_norm: norm(&t("attn_norm"), e)?,
+            attn_norm: rms(&t, ATTN_NORM, &hp)?,
             attn: AttnBlock::Mla(attn),
-            ffn_norm: norm(&t("ffn_norm"), e)?,
-            ffn,
+            ffn_norm: rms(&t, FFN_NORM, &hp)?,
+            ffn: routed.ffn(ld, &hp, i)?,
         });
     }
-    let output_norm = norm("output_norm.weight", e)?;
-    Ok(Box::new(Decoder {
-        hp,
-        token_embd,
-        layers,
-        output_norm,
-        output,
-    }))
+    decoder(ld, hp, layers)
 }

@@ -7,9 +7,14 @@ use owl_kernels::rope::RopeOrder;
 use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::gqa::{Gqa, QkNorm};
 use crate::blocks::moe::MoeFfn;
+use crate::blocks::norm::RmsNorm;
 use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
-use crate::hparams::{positive_dim, HParams};
+use crate::hparams::HParams;
+use crate::keys::Keys;
 use crate::loader::Loader;
+use crate::pooling::{ClassifierHead, Pooling};
+use crate::tensors::part::{ATTN_NORM, FFN_NORM, FFN_ROUTER, OUTPUT_NORM};
+use crate::tensors::Tensors;
 use crate::{Model, ModelError};
 
 /// What distinguishes one dense family from another.
@@ -30,71 +35,68 @@ pub struct DenseSpec {
 
 /// Expert counts and sizes of a mixture-of-experts model.
 pub(super) fn moe_dims(ld: &Loader<'_>, arch: &str) -> Result<(usize, usize, usize), ModelError> {
-    let get = |k: &str| positive_dim(ld.file, &format!("{arch}.{k}"));
+    let keys = Keys::new(ld.file, arch);
     let (n_expert, n_used, n_ff) = (
-        get("expert_count")?,
-        get("expert_used_count")?,
-        get("expert_feed_forward_length")?,
+        keys.dim_req("expert_count")?,
+        keys.dim_req("expert_used_count")?,
+        keys.dim_req("expert_feed_forward_length")?,
     );
     if n_used > n_expert {
         return Err(ModelError::BadKey {
-            key: format!("{arch}.expert_used_count"),
+            key: keys.name("expert_used_count"),
             why: format!("{n_used} experts used of {n_expert}"),
         });
     }
     Ok((n_expert, n_used, n_ff))
 }
 
-/// Layer `i`'s `n` SwiGLU experts of width `ffe` from its 3-D `ffn_{gate,up,down}_exps`
-/// tensors.
-pub(super) fn swiglu_experts(
-    ld: &Loader<'_>,
-    i: usize,
-    n_embd: usize,
-    ffe: usize,
-    n: usize,
-) -> Result<Vec<SwiGluFfn>, ModelError> {
-    let t = |s: &str| format!("blk.{i}.{s}.weight");
-    let gate = ld.experts(&t("ffn_gate_exps"), n_embd, ffe, n)?;
-    let up = ld.experts(&t("ffn_up_exps"), n_embd, ffe, n)?;
-    let down = ld.experts(&t("ffn_down_exps"), ffe, n_embd, n)?;
-    Ok(gate
-        .into_iter()
-        .zip(up)
-        .zip(down)
-        .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
-        .collect())
+/// The RMSNorm `part` of width `n_embd` with the model's epsilon.
+pub(super) fn rms(t: &Tensors<'_>, part: &str, hp: &HParams) -> Result<RmsNorm, ModelError> {
+    RmsNorm::load(t, part, hp.n_embd, hp.rms_eps)
 }
 
-/// Layer `i`'s grouped-query attention with the Q/K/V biases the file has (llama.cpp's
-/// `create_tensor_qkv` treats them as optional): no Q/K norm, output bias, sinks or window,
-/// and the model's RoPE; architectures set those fields themselves.
-pub(super) fn gqa_optional_biases(
+/// The softmax-routed mixture of layer `t` (Qwen3-MoE): weights normalised over the chosen.
+pub(super) fn softmax_moe(
     ld: &Loader<'_>,
-    hp: &HParams,
-    i: usize,
-) -> Result<Gqa, ModelError> {
-    let t = |s: &str| format!("blk.{i}.{s}.weight");
-    let bias = |s: &str, len: usize| ld.optional_vector(&format!("blk.{i}.{s}.bias"), len);
-    let (e, q_dim, kv_dim) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
-    Ok(Gqa {
-        wq: ld.matrix(&t("attn_q"), e, q_dim)?,
-        wk: ld.matrix(&t("attn_k"), e, kv_dim)?,
-        wv: ld.matrix(&t("attn_v"), e, kv_dim)?,
-        wo: ld.matrix(&t("attn_output"), q_dim, e)?,
-        bq: bias("attn_q", q_dim)?,
-        bk: bias("attn_k", kv_dim)?,
-        bv: bias("attn_v", kv_dim)?,
-        qk_norm: None,
-        bo: None,
-        sinks: None,
-        window: None,
-        q_scale: None,
-        n_head: hp.n_head,
-        n_head_kv: hp.n_head_kv,
-        head_dim: hp.head_dim,
-        rope: hp.rope.clone(),
-    })
+    t: &Tensors<'_>,
+    arch: &str,
+    n_embd: usize,
+) -> Result<MoeFfn, ModelError> {
+    let (n_expert, n_used, ffe) = moe_dims(ld, arch)?;
+    Ok(MoeFfn::softmax(
+        t.matrix(FFN_ROUTER, n_embd, n_expert)?,
+        SwiGluFfn::load_experts(t, n_embd, ffe, n_expert)?,
+        n_used,
+    ))
+}
+
+/// The shared pre-norm decoder's tail: `output_norm`, and the embeddings with the output head
+/// (tied when the file has no `output.weight`).
+pub(super) fn decoder(
+    ld: &Loader<'_>,
+    hp: HParams,
+    layers: Vec<DecoderLayer>,
+) -> Result<Box<dyn Model>, ModelError> {
+    let (token_embd, output) = ld.embeddings(hp.n_embd, hp.n_vocab)?;
+    // A reranker (Qwen3-Reranker as llama.cpp converts it: rank pooling, `cls.output` holding
+    // the "yes" and "no" rows of the output head); llama.cpp applies the softmax for Qwen3 only.
+    let head = if hp.pooling == Some(Pooling::Rank) {
+        Some(ClassifierHead::load(
+            &ld.root(),
+            hp.n_embd,
+            hp.arch == "qwen3",
+        )?)
+    } else {
+        None
+    };
+    Ok(Box::new(Decoder {
+        head,
+        output_norm: rms(&ld.root(), OUTPUT_NORM, &hp)?,
+        token_embd,
+        output,
+        layers,
+        hp,
+    }))
 }
 
 pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, ModelError> {
@@ -103,70 +105,29 @@ pub fn load_dense(ld: &Loader<'_>, spec: &DenseSpec) -> Result<Box<dyn Model>, M
         hp.rope.freq_factors = Some(ld.vector("rope_freqs.weight", hp.rope.n_dims / 2)?);
     }
     let e = hp.n_embd;
-    let (token_embd, output) = ld.embeddings(e, hp.n_vocab)?;
-    let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
-        let t = |s: &str| format!("blk.{i}.{s}.weight");
-        let bias = |s: &str, len: usize| -> Result<Option<Vec<f32>>, ModelError> {
-            if spec.qkv_bias {
-                Ok(Some(ld.vector(&format!("blk.{i}.{s}.bias"), len)?))
-            } else {
-                Ok(None)
-            }
+        let t = ld.layer(i);
+        let gqa = if spec.qkv_bias {
+            Gqa::load_biased(&t, &hp)?
+        } else {
+            Gqa::load(&t, &hp)?
+        };
+        let qk_norm = if spec.qk_norm {
+            Some(QkNorm::load(&t, hp.head_dim, hp.rms_eps)?)
+        } else {
+            None
         };
         layers.push(DecoderLayer {
-            attn_norm: norm(&t("attn_norm"))?,
-            attn: AttnBlock::Gqa(Gqa {
-                wq: ld.matrix(&t("attn_q"), e, hp.q_dim())?,
-                wk: ld.matrix(&t("attn_k"), e, hp.kv_dim())?,
-                wv: ld.matrix(&t("attn_v"), e, hp.kv_dim())?,
-                wo: ld.matrix(&t("attn_output"), hp.q_dim(), e)?,
-                bq: bias("attn_q", hp.q_dim())?,
-                bk: bias("attn_k", hp.kv_dim())?,
-                bv: bias("attn_v", hp.kv_dim())?,
-                qk_norm: if spec.qk_norm {
-                    Some(QkNorm {
-                        q: ld.vector(&t("attn_q_norm"), hp.head_dim)?,
-                        k: ld.vector(&t("attn_k_norm"), hp.head_dim)?,
-                        eps: hp.rms_eps,
-                    })
-                } else {
-                    None
-                },
-                bo: None,
-                sinks: None,
-                window: None,
-                q_scale: None,
-                n_head: hp.n_head,
-                n_head_kv: hp.n_head_kv,
-                head_dim: hp.head_dim,
-                rope: hp.rope.clone(),
-            }),
-            ffn_norm: norm(&t("ffn_norm"))?,
+            attn_norm: rms(&t, ATTN_NORM, &hp)?,
+            attn: AttnBlock::Gqa(Gqa { qk_norm, ..gqa }),
+            ffn_norm: rms(&t, FFN_NORM, &hp)?,
             ffn: if spec.moe {
-                let (n_expert, n_used, ffe) = moe_dims(ld, spec.arch)?;
-                FfnBlock::Moe(Box::new(MoeFfn::softmax(
-                    ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
-                    swiglu_experts(ld, i, e, ffe, n_expert)?,
-                    n_used,
-                )))
+                FfnBlock::Moe(Box::new(softmax_moe(ld, &t, spec.arch, e)?))
             } else {
-                let ff = hp.dense_ff()?;
-                FfnBlock::Dense(SwiGluFfn {
-                    gate: ld.matrix(&t("ffn_gate"), e, ff)?,
-                    up: ld.matrix(&t("ffn_up"), e, ff)?,
-                    down: ld.matrix(&t("ffn_down"), ff, e)?,
-                })
+                FfnBlock::Dense(SwiGluFfn::load(&t, e, hp.dense_ff()?)?)
             },
         });
     }
-    let output_norm = norm("output_norm.weight")?;
-    Ok(Box::new(Decoder {
-        hp,
-        token_embd,
-        layers,
-        output_norm,
-        output,
-    }))
+    decoder(ld, hp, layers)
 }

@@ -21,7 +21,7 @@
 use owl_kernels::rope::{RopeConfig, RopeOrder};
 use owl_kernels::QMatrix;
 
-use super::dense::gqa_optional_biases;
+use super::dense::rms;
 use crate::batch::{Batch, Logits};
 use crate::blocks::ffn::FfnScratch;
 use crate::blocks::geglu::GeGluFfn;
@@ -29,9 +29,11 @@ use crate::blocks::gqa::{AttnScratch, Gqa, QkNorm};
 use crate::blocks::norm::RmsNorm;
 use crate::decoder::{embed, head};
 use crate::hparams::{swa_layers, HParams};
+use crate::keys::Keys;
 use crate::kv_cache::KvCache;
 use crate::loader::Loader;
 use crate::scratch::{Buffers, Compute, Dims};
+use crate::tensors::part::{ATTN_NORM, ATTN_POST_NORM, FFN_NORM, OUTPUT_NORM};
 use crate::{Model, ModelError};
 
 const ARCH: &str = "gemma3";
@@ -57,50 +59,17 @@ pub struct Gemma3 {
     softcap: Option<f32>,
 }
 
-/// The sliding window in positions, if the file has one (llama.cpp: `n_swa > 0` turns on
-/// LLAMA_SWA_TYPE_STANDARD).
-fn window(ld: &Loader<'_>) -> Result<Option<usize>, ModelError> {
-    let key = format!("{ARCH}.attention.sliding_window");
-    match ld.file.get(&key) {
-        None => Ok(None),
-        Some(v) => {
-            let w = v.as_u64().ok_or_else(|| ModelError::BadKey {
-                key: key.clone(),
-                why: format!("expected an integer, not {}", v.type_name()),
-            })?;
-            match usize::try_from(w) {
-                Ok(0) => Ok(None),
-                Ok(w) => Ok(Some(w)),
-                Err(_) => Err(ModelError::BadKey {
-                    key,
-                    why: format!("a window of {w} positions"),
-                }),
-            }
-        }
-    }
-}
-
-/// An optional finite f32 key; `what` names it in the error.
-fn optional_f32(ld: &Loader<'_>, key: &str) -> Result<Option<f32>, ModelError> {
-    match ld.file.get_f32(key) {
-        Some(v) if !v.is_finite() => Err(ModelError::BadKey {
-            key: key.to_string(),
-            why: format!("{v} is not finite"),
-        }),
-        v => Ok(v),
-    }
-}
-
 pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Neox)?;
+    let keys = Keys::new(ld.file, ARCH);
     let e = hp.n_embd;
     let n_ff = hp.dense_ff()?;
-    let window = window(ld)?;
+    let window = keys.sliding_window()?;
     let swa = match window {
         Some(_) => swa_layers(ld.file, ARCH, hp.n_layer, 6, false)?,
         None => vec![false; hp.n_layer],
     };
-    let base_swa = optional_f32(ld, &format!("{ARCH}.rope.freq_base_swa"))?.unwrap_or(10000.0);
+    let base_swa = keys.f32_or("rope.freq_base_swa", 10000.0)?;
     let mut rope_swa = RopeConfig::new(hp.rope.n_dims, base_swa, 1.0, RopeOrder::Neox);
     rope_swa.attn_factor = hp.rope.attn_factor;
     // gemma_pytorch's query_pre_attn_scalar: n_embd / n_head for the 27B (62 layers).
@@ -109,20 +78,14 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     } else {
         1.0 / (hp.head_dim as f32).sqrt()
     };
-    let softcap =
-        optional_f32(ld, &format!("{ARCH}.final_logit_softcapping"))?.filter(|&c| c != 0.0);
-    let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
+    let softcap = keys.f32("final_logit_softcapping")?.filter(|&c| c != 0.0);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for (i, &slides) in swa.iter().enumerate() {
-        let t = |s: &str| format!("blk.{i}.{s}.weight");
+        let t = ld.layer(i);
         layers.push(Layer {
-            attn_norm: norm(&t("attn_norm"))?,
+            attn_norm: rms(&t, ATTN_NORM, &hp)?,
             attn: Gqa {
-                qk_norm: Some(QkNorm {
-                    q: ld.vector(&t("attn_q_norm"), hp.head_dim)?,
-                    k: ld.vector(&t("attn_k_norm"), hp.head_dim)?,
-                    eps: hp.rms_eps,
-                }),
+                qk_norm: Some(QkNorm::load(&t, hp.head_dim, hp.rms_eps)?),
                 window: if slides { window } else { None },
                 rope: if slides {
                     rope_swa.clone()
@@ -130,21 +93,17 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
                     hp.rope.clone()
                 },
                 q_scale: Some(q_scale),
-                ..gqa_optional_biases(ld, &hp, i)?
+                ..Gqa::load(&t, &hp)?
             },
-            attn_post_norm: norm(&t("post_attention_norm"))?,
-            ffn_norm: norm(&t("ffn_norm"))?,
-            ffn: GeGluFfn {
-                gate: ld.matrix(&t("ffn_gate"), e, n_ff)?,
-                up: ld.matrix(&t("ffn_up"), e, n_ff)?,
-                down: ld.matrix(&t("ffn_down"), n_ff, e)?,
-            },
-            ffn_post_norm: norm(&t("post_ffw_norm"))?,
+            attn_post_norm: rms(&t, ATTN_POST_NORM, &hp)?,
+            ffn_norm: rms(&t, FFN_NORM, &hp)?,
+            ffn: GeGluFfn::load(&t, e, n_ff)?,
+            ffn_post_norm: rms(&t, "post_ffw_norm", &hp)?,
         });
     }
     let (token_embd, output) = ld.embeddings(e, hp.n_vocab)?;
     Ok(Box::new(Gemma3 {
-        output_norm: norm("output_norm.weight")?,
+        output_norm: rms(&ld.root(), OUTPUT_NORM, &hp)?,
         token_embd,
         output,
         layers,
@@ -158,8 +117,16 @@ impl Model for Gemma3 {
         &self.hp
     }
 
-    fn new_paged_cache(&self, n_ctx: usize, n_slots: usize, n_pages: usize) -> KvCache {
-        KvCache::new(self.hp.n_layer, self.hp.kv_dim(), n_ctx, n_slots, n_pages)
+    fn new_paged_cache(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+    ) -> KvCache {
+        let windows: Vec<Option<usize>> = self.layers.iter().map(|l| l.attn.window).collect();
+        let kv_dim = self.hp.kv_dim();
+        KvCache::windowed(&windows, kv_dim, n_ctx, n_slots, n_pages, max_chunk)
     }
 
     fn weights(&self) -> Vec<(&'static str, &QMatrix)> {

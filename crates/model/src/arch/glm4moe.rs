@@ -9,57 +9,41 @@
 
 use owl_kernels::rope::RopeOrder;
 
-use super::dense::gqa_optional_biases;
+use super::dense::{decoder, rms};
 use super::routed::RoutedSpec;
 use crate::blocks::gqa::{Gqa, QkNorm};
 use crate::blocks::moe::Gating;
-use crate::decoder::{AttnBlock, Decoder, DecoderLayer};
+use crate::decoder::{AttnBlock, DecoderLayer};
 use crate::hparams::HParams;
+use crate::keys::Keys;
 use crate::loader::Loader;
+use crate::tensors::part::{ATTN_NORM, ATTN_POST_NORM};
 use crate::{Model, ModelError};
 
 const ARCH: &str = "glm4moe";
 
 pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
-    let sections = format!("{ARCH}.rope.dimension_sections");
-    if ld.file.get(&sections).is_some() {
+    let keys = Keys::new(ld.file, ARCH);
+    if keys.has("rope.dimension_sections") {
         return Err(ModelError::BadKey {
-            key: sections,
+            key: keys.name("rope.dimension_sections"),
             why: "multimodal RoPE sections (GLM-4.5V) are not supported".into(),
         });
     }
     let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Neox)?;
     let routed = RoutedSpec::read(ld, ARCH, Gating::Sigmoid)?;
-    let (e, hd) = (hp.n_embd, hp.head_dim);
-    let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
-        let t = |s: &str| format!("blk.{i}.{s}.weight");
-        let qk_norm = if ld.has(&t("attn_q_norm")) {
-            Some(QkNorm {
-                q: ld.vector(&t("attn_q_norm"), hd)?,
-                k: ld.vector(&t("attn_k_norm"), hd)?,
-                eps: hp.rms_eps,
-            })
-        } else {
-            None
-        };
+        let t = ld.layer(i);
         layers.push(DecoderLayer {
-            attn_norm: norm(&t("attn_norm"))?,
+            attn_norm: rms(&t, ATTN_NORM, &hp)?,
             attn: AttnBlock::Gqa(Gqa {
-                qk_norm,
-                ..gqa_optional_biases(ld, &hp, i)?
+                qk_norm: QkNorm::load_if_present(&t, hp.head_dim, hp.rms_eps)?,
+                ..Gqa::load(&t, &hp)?
             }),
-            ffn_norm: norm(&t("post_attention_norm"))?,
+            ffn_norm: rms(&t, ATTN_POST_NORM, &hp)?,
             ffn: routed.ffn(ld, &hp, i)?,
         });
     }
-    let (token_embd, output) = ld.embeddings(e, hp.n_vocab)?;
-    Ok(Box::new(Decoder {
-        output_norm: norm("output_norm.weight")?,
-        token_embd,
-        output,
-        layers,
-        hp,
-    }))
+    decoder(ld, hp, layers)
 }

@@ -12,60 +12,54 @@
 
 use owl_kernels::rope::RopeOrder;
 
-use super::dense::{gqa_optional_biases, moe_dims, swiglu_experts};
+use super::dense::{decoder, moe_dims, rms};
+use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::gqa::Gqa;
 use crate::blocks::moe::{ExpertAct, Gating, MoeBias, MoeFfn};
-use crate::decoder::{AttnBlock, Decoder, DecoderLayer, FfnBlock};
+use crate::decoder::{AttnBlock, DecoderLayer, FfnBlock};
 use crate::hparams::{swa_layers, HParams};
+use crate::keys::Keys;
 use crate::loader::Loader;
+use crate::tensors::part::{ATTN_NORM, ATTN_POST_NORM, FFN_EXPERTS, FFN_ROUTER};
 use crate::{Model, ModelError};
 
 const ARCH: &str = "gpt-oss";
 
 pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
     let hp = HParams::from_gguf(ld.file, ARCH, RopeOrder::Neox)?;
+    let keys = Keys::new(ld.file, ARCH);
     let e = hp.n_embd;
     let (n_expert, n_used, ffe) = moe_dims(ld, ARCH)?;
-    let window_key = format!("{ARCH}.attention.sliding_window");
-    let window = ld
-        .file
-        .get_u64(&window_key)
-        .ok_or_else(|| ModelError::MissingKey(window_key.clone()))?;
-    let window = usize::try_from(window)
-        .ok()
-        .filter(|&w| w > 0)
-        .ok_or(ModelError::BadKey {
-            key: window_key,
-            why: format!("a window of {window} positions"),
-        })?;
+    let window = keys
+        .sliding_window()?
+        .ok_or_else(|| ModelError::MissingKey(keys.name("attention.sliding_window")))?;
     let swa = swa_layers(ld.file, ARCH, hp.n_layer, 2, false)?;
     // Sliding-window layers may have their own frequency base; the scaling is shared.
-    let rope_swa = match ld.file.get_f32(&format!("{ARCH}.rope.freq_base_swa")) {
+    let rope_swa = match keys.f32("rope.freq_base_swa")? {
         Some(base) => hp.rope.clone().with_freq_base(base),
         None => hp.rope.clone(),
     };
-    let norm = |name: &str| ld.rms_norm(name, e, hp.rms_eps);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for (i, &slides) in swa.iter().enumerate() {
-        let t = |s: &str| format!("blk.{i}.{s}.weight");
-        let b = |s: &str| format!("blk.{i}.{s}.bias");
+        let t = ld.layer(i);
+        let [gate, up, down] = FFN_EXPERTS;
         layers.push(DecoderLayer {
-            attn_norm: norm(&t("attn_norm"))?,
+            attn_norm: rms(&t, ATTN_NORM, &hp)?,
             attn: AttnBlock::Gqa(Gqa {
-                bo: Some(ld.vector(&b("attn_output"), e)?),
-                sinks: Some(ld.vector(&t("attn_sinks"), hp.n_head)?),
+                bo: Some(Gqa::load_output_bias(&t, e)?),
+                sinks: Some(Gqa::load_sinks(&t, hp.n_head)?),
                 window: slides.then_some(window),
                 rope: if slides {
                     rope_swa.clone()
                 } else {
                     hp.rope.clone()
                 },
-                ..gqa_optional_biases(ld, &hp, i)?
+                ..Gqa::load(&t, &hp)?
             }),
-            ffn_norm: norm(&t("post_attention_norm"))?,
+            ffn_norm: rms(&t, ATTN_POST_NORM, &hp)?,
             ffn: FfnBlock::Moe(Box::new(MoeFfn {
-                router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
-                experts: swiglu_experts(ld, i, e, ffe, n_expert)?,
+                router: t.matrix(FFN_ROUTER, e, n_expert)?,
+                experts: SwiGluFfn::load_experts(&t, e, ffe, n_expert)?,
                 n_used,
                 norm_weights: false,
                 gating: Gating::SoftmaxWeighted,
@@ -74,10 +68,10 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
                     limit: 7.0,
                 },
                 bias: Some(MoeBias {
-                    router: ld.vector(&b("ffn_gate_inp"), n_expert)?,
-                    gate: ld.vectors(&b("ffn_gate_exps"), ffe, n_expert)?,
-                    up: ld.vectors(&b("ffn_up_exps"), ffe, n_expert)?,
-                    down: ld.vectors(&b("ffn_down_exps"), e, n_expert)?,
+                    router: t.bias(FFN_ROUTER, n_expert)?,
+                    gate: t.biases(gate, ffe, n_expert)?,
+                    up: t.biases(up, ffe, n_expert)?,
+                    down: t.biases(down, e, n_expert)?,
                 }),
                 selection_bias: None,
                 groups: None,
@@ -86,13 +80,9 @@ pub fn load(ld: &Loader<'_>) -> Result<Box<dyn Model>, ModelError> {
             })),
         });
     }
-    Ok(Box::new(Decoder {
-        // Row layout (read row by row); a repacked Q8_0/Q4_0/... embedding would read as
-        // nothing. The output head is required here (llama.cpp's flag 0): never tied.
-        token_embd: ld.token_embd(e, hp.n_vocab)?,
-        output: ld.matrix("output.weight", e, hp.n_vocab)?,
-        output_norm: norm("output_norm.weight")?,
-        layers,
-        hp,
-    }))
+    // The output head is required here (llama.cpp's flag 0): never tied.
+    if !ld.has("output.weight") {
+        return Err(ModelError::MissingTensor("output.weight".into()));
+    }
+    decoder(ld, hp, layers)
 }

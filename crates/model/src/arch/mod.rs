@@ -8,6 +8,7 @@ mod gemma3;
 mod glm4moe;
 mod gpt_oss;
 mod llama;
+mod nomic_bert;
 mod qwen2;
 mod qwen3;
 mod qwen3moe;
@@ -67,6 +68,10 @@ pub const ARCHITECTURES: &[ArchEntry] = &[
     ArchEntry {
         gguf_arch: "bert",
         load: bert::load,
+    },
+    ArchEntry {
+        gguf_arch: "nomic-bert",
+        load: nomic_bert::load,
     },
 ];
 

@@ -7,10 +7,13 @@ use crate::blocks::ffn::SwiGluFfn;
 use crate::blocks::moe::{ExpertAct, Gating, MoeFfn};
 use crate::decoder::FfnBlock;
 use crate::hparams::HParams;
+use crate::keys::Keys;
 use crate::loader::Loader;
+use crate::tensors::part::{FFN_ROUTER, FFN_SHARED};
+use crate::tensors::Tensors;
 use crate::ModelError;
 
-use super::dense::{moe_dims, swiglu_experts};
+use super::dense::moe_dims;
 
 /// The routing settings shared by every MoE layer of a model.
 pub struct RoutedSpec {
@@ -44,15 +47,8 @@ impl RoutedSpec {
         arch: &'static str,
         default_gating: Gating,
     ) -> Result<RoutedSpec, ModelError> {
-        let key = |k: &str| format!("{arch}.{k}");
-        let count = |k: &str| -> Result<usize, ModelError> {
-            match ld.file.get_u64(&key(k)) {
-                None => Ok(0),
-                Some(v) if v < (1 << 24) => Ok(v as usize),
-                Some(v) => Err(bad(arch, k, format!("{v} is out of range"))),
-            }
-        };
-        let gating = match ld.file.get_u64(&key("expert_gating_func")) {
+        let keys = Keys::new(ld.file, arch);
+        let gating = match keys.count("expert_gating_func")? {
             None | Some(0) => default_gating,
             Some(1) => Gating::Softmax,
             Some(2) => Gating::Sigmoid,
@@ -65,8 +61,8 @@ impl RoutedSpec {
             }
         };
         let (g, u) = (
-            count("expert_group_count")?,
-            count("expert_group_used_count")?,
+            keys.count_or("expert_group_count", 0)?,
+            keys.count_or("expert_group_used_count", 0)?,
         );
         let groups = if g > 1 {
             if u == 0 || u >= g {
@@ -82,16 +78,13 @@ impl RoutedSpec {
         };
         Ok(RoutedSpec {
             arch,
-            n_dense: count("leading_dense_block_count")?,
-            n_shared: count("expert_shared_count")?,
+            n_dense: keys.count_or("leading_dense_block_count", 0)?,
+            n_shared: keys.count_or("expert_shared_count", 0)?,
             shared_ff: None,
             moe_step: 1,
-            norm_weights: ld
-                .file
-                .get_bool(&key("expert_weights_norm"))
-                .unwrap_or(false),
+            norm_weights: keys.bool_or("expert_weights_norm", false)?,
             // llama.cpp skips the scaling for 0 (absent) and 1.
-            weights_scale: match ld.file.get_f32(&key("expert_weights_scale")) {
+            weights_scale: match keys.f32("expert_weights_scale")? {
                 Some(s) if s != 0.0 => s,
                 _ => 1.0,
             },
@@ -102,15 +95,10 @@ impl RoutedSpec {
 
     /// The FFN of layer `i`: dense for the leading layers, else the routed mixture.
     pub fn ffn(&self, ld: &Loader<'_>, hp: &HParams, i: usize) -> Result<FfnBlock, ModelError> {
-        let t = |s: &str| format!("blk.{i}.{s}.weight");
+        let t = ld.layer(i);
         let e = hp.n_embd;
         if i < self.n_dense || (i + 1) % self.moe_step.max(1) != 0 {
-            let ff = hp.dense_ff()?;
-            return Ok(FfnBlock::Dense(SwiGluFfn {
-                gate: ld.matrix(&t("ffn_gate"), e, ff)?,
-                up: ld.matrix(&t("ffn_up"), e, ff)?,
-                down: ld.matrix(&t("ffn_down"), ff, e)?,
-            }));
+            return Ok(FfnBlock::Dense(SwiGluFfn::load(&t, e, hp.dense_ff()?)?));
         }
         let (n_expert, n_used, ffe) = moe_dims(ld, self.arch)?;
         if let Some((g, _)) = self.groups {
@@ -122,34 +110,34 @@ impl RoutedSpec {
                 ));
             }
         }
-        let bias_name = format!("blk.{i}.exp_probs_b.bias");
-        let selection_bias = if ld.has(&bias_name) {
-            Some(ld.vector(&bias_name, n_expert)?)
-        } else {
-            None
-        };
         let fs = self.shared_ff.unwrap_or(ffe * self.n_shared);
         let shared = if fs > 0 {
-            Some(SwiGluFfn {
-                gate: ld.matrix(&t("ffn_gate_shexp"), e, fs)?,
-                up: ld.matrix(&t("ffn_up_shexp"), e, fs)?,
-                down: ld.matrix(&t("ffn_down_shexp"), fs, e)?,
-            })
+            Some(shared_expert(&t, e, fs)?)
         } else {
             None
         };
         Ok(FfnBlock::Moe(Box::new(MoeFfn {
-            router: ld.matrix(&t("ffn_gate_inp"), e, n_expert)?,
-            experts: swiglu_experts(ld, i, e, ffe, n_expert)?,
+            router: t.matrix(FFN_ROUTER, e, n_expert)?,
+            experts: SwiGluFfn::load_experts(&t, e, ffe, n_expert)?,
             n_used,
             norm_weights: self.norm_weights,
             gating: self.gating,
             act: ExpertAct::SwiGlu,
             bias: None,
-            selection_bias,
+            selection_bias: t.optional_bias("exp_probs_b", n_expert)?,
             groups: self.groups,
             weights_scale: self.weights_scale,
             shared,
         })))
     }
+}
+
+/// The shared expert `ffn_{gate,up,down}_shexp` of width `n_ff`.
+fn shared_expert(t: &Tensors<'_>, n_embd: usize, n_ff: usize) -> Result<SwiGluFfn, ModelError> {
+    let [gate, up, down] = FFN_SHARED;
+    Ok(SwiGluFfn {
+        gate: t.matrix(gate, n_embd, n_ff)?,
+        up: t.matrix(up, n_embd, n_ff)?,
+        down: t.matrix(down, n_ff, n_embd)?,
+    })
 }

@@ -108,6 +108,7 @@ mod tests {
             kernels: &kernels,
             pool: &pool,
             trace: None,
+            lora: None,
         };
         let mut both = Batch::new();
         both.push(0, 0, &[0, 0], crate::LogitsWanted::All);

@@ -2,7 +2,11 @@
 
 use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
+use crate::lora::Target;
 use crate::scratch::Compute;
+use crate::tensors::part::{FFN_DOWN, FFN_EXPERTS, FFN_GATE, FFN_UP};
+use crate::tensors::Tensors;
+use crate::ModelError;
 
 pub struct SwiGluFfn {
     pub gate: QMatrix,
@@ -19,7 +23,44 @@ pub struct FfnScratch<'a> {
     pub act: &'a mut ActBuffer,
 }
 
+/// The layer's `ffn_gate`, `ffn_up` (`[n_ff, n_embd]`) and `ffn_down` (`[n_embd, n_ff]`), the
+/// weights every gated FFN has whatever its activation.
+pub fn gated_weights(
+    t: &Tensors<'_>,
+    n_embd: usize,
+    n_ff: usize,
+) -> Result<[QMatrix; 3], ModelError> {
+    Ok([
+        t.matrix(FFN_GATE, n_embd, n_ff)?,
+        t.matrix(FFN_UP, n_embd, n_ff)?,
+        t.matrix(FFN_DOWN, n_ff, n_embd)?,
+    ])
+}
+
 impl SwiGluFfn {
+    pub fn load(t: &Tensors<'_>, n_embd: usize, n_ff: usize) -> Result<SwiGluFfn, ModelError> {
+        let [gate, up, down] = gated_weights(t, n_embd, n_ff)?;
+        Ok(SwiGluFfn { gate, up, down })
+    }
+
+    /// The layer's `n` experts of width `n_ff` from its 3-D `ffn_{gate,up,down}_exps`.
+    pub fn load_experts(
+        t: &Tensors<'_>,
+        n_embd: usize,
+        n_ff: usize,
+        n: usize,
+    ) -> Result<Vec<SwiGluFfn>, ModelError> {
+        let gate = t.experts(FFN_EXPERTS[0], n_embd, n_ff, n)?;
+        let up = t.experts(FFN_EXPERTS[1], n_embd, n_ff, n)?;
+        let down = t.experts(FFN_EXPERTS[2], n_ff, n_embd, n)?;
+        Ok(gate
+            .into_iter()
+            .zip(up)
+            .zip(down)
+            .map(|((gate, up), down)| SwiGluFfn { gate, up, down })
+            .collect())
+    }
+
     /// `x`: [n, n_embd] (normalized input); `out`: [n, n_embd].
     pub fn forward(
         &self,
@@ -59,9 +100,12 @@ pub fn gated_forward(
         &mut [(w_gate, &mut *gate), (w_up, &mut *up)],
         s.act,
     );
+    cx.lora_add(s.layer, Target::FfnGate, x, gate);
+    cx.lora_add(s.layer, Target::FfnUp, x, up);
     cx.trace("ffn_gate", Some(s.layer), gate);
     cx.trace("ffn_up", Some(s.layer), up);
     act(gate, up);
     cx.trace(name, Some(s.layer), gate);
     linear(cx.kernels, cx.pool, w_down, gate, n, out, s.act);
+    cx.lora_add(s.layer, Target::FfnDown, gate, out);
 }

@@ -6,8 +6,10 @@
 use owl_kernels::gelu::geglu;
 use owl_kernels::QMatrix;
 
-use crate::blocks::ffn::{gated_forward, FfnScratch};
+use crate::blocks::ffn::{gated_forward, gated_weights, FfnScratch};
 use crate::scratch::Compute;
+use crate::tensors::Tensors;
+use crate::ModelError;
 
 pub struct GeGluFfn {
     /// [n_ff, n_embd]
@@ -19,6 +21,11 @@ pub struct GeGluFfn {
 }
 
 impl GeGluFfn {
+    pub fn load(t: &Tensors<'_>, n_embd: usize, n_ff: usize) -> Result<GeGluFfn, ModelError> {
+        let [gate, up, down] = gated_weights(t, n_embd, n_ff)?;
+        Ok(GeGluFfn { gate, up, down })
+    }
+
     /// `x`: [n, n_embd] (normalized input); `out`: [n, n_embd].
     pub fn forward(
         &self,

@@ -15,8 +15,12 @@ use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
 
 use crate::batch::Batch;
 use crate::blocks::attend::HeadTasks;
+use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
+use crate::lora::Target;
 use crate::scratch::Compute;
+use crate::tensors::Tensors;
+use crate::ModelError;
 
 pub struct Gqa {
     pub wq: QMatrix,
@@ -51,7 +55,80 @@ pub struct QkNorm {
     pub eps: f32,
 }
 
+impl Gqa {
+    /// The layer's `attn_{q,k,v,output}` projections with whatever Q/K/V and output biases the
+    /// file has (llama.cpp's loaders treat them as optional), the model's RoPE, and none of the
+    /// options: an architecture that has Q/K norms, sinks, a window or a Q scale sets those
+    /// fields itself (`Gqa { window, ..Gqa::load(t, hp)? }`).
+    pub fn load(t: &Tensors<'_>, hp: &HParams) -> Result<Gqa, ModelError> {
+        let (e, q_dim, kv_dim) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
+        Ok(Gqa {
+            wq: t.matrix(Q, e, q_dim)?,
+            wk: t.matrix(K, e, kv_dim)?,
+            wv: t.matrix(V, e, kv_dim)?,
+            wo: t.matrix(OUT, q_dim, e)?,
+            bq: t.optional_bias(Q, q_dim)?,
+            bk: t.optional_bias(K, kv_dim)?,
+            bv: t.optional_bias(V, kv_dim)?,
+            qk_norm: None,
+            bo: t.optional_bias(OUT, e)?,
+            sinks: None,
+            window: None,
+            q_scale: None,
+            n_head: hp.n_head,
+            n_head_kv: hp.n_head_kv,
+            head_dim: hp.head_dim,
+            rope: hp.rope.clone(),
+        })
+    }
+
+    /// [`Gqa::load`] with the Q/K/V biases required (Qwen2).
+    pub fn load_biased(t: &Tensors<'_>, hp: &HParams) -> Result<Gqa, ModelError> {
+        let (q_dim, kv_dim) = (hp.q_dim(), hp.kv_dim());
+        Ok(Gqa {
+            bq: Some(t.bias(Q, q_dim)?),
+            bk: Some(t.bias(K, kv_dim)?),
+            bv: Some(t.bias(V, kv_dim)?),
+            ..Gqa::load(t, hp)?
+        })
+    }
+
+    /// The output projection's bias (`attn_output.bias`, gpt-oss).
+    pub fn load_output_bias(t: &Tensors<'_>, n_embd: usize) -> Result<Vec<f32>, ModelError> {
+        t.bias(OUT, n_embd)
+    }
+
+    /// One sink logit per head (`attn_sinks`, gpt-oss).
+    pub fn load_sinks(t: &Tensors<'_>, n_head: usize) -> Result<Vec<f32>, ModelError> {
+        t.vector("attn_sinks", n_head)
+    }
+}
+
+use crate::tensors::part::{ATTN_K as K, ATTN_OUT as OUT, ATTN_Q as Q, ATTN_V as V};
+
 impl QkNorm {
+    /// The per-head `attn_q_norm` / `attn_k_norm` weights of `head_dim` (Qwen3, Gemma 3).
+    pub fn load(t: &Tensors<'_>, head_dim: usize, eps: f32) -> Result<QkNorm, ModelError> {
+        Ok(QkNorm {
+            q: t.vector("attn_q_norm", head_dim)?,
+            k: t.vector("attn_k_norm", head_dim)?,
+            eps,
+        })
+    }
+
+    /// [`QkNorm::load`] when the file has `attn_q_norm` (GLM-4.5 has them on some sizes only).
+    pub fn load_if_present(
+        t: &Tensors<'_>,
+        head_dim: usize,
+        eps: f32,
+    ) -> Result<Option<QkNorm>, ModelError> {
+        if t.has("attn_q_norm") {
+            Ok(Some(QkNorm::load(t, head_dim, eps)?))
+        } else {
+            Ok(None)
+        }
+    }
+
     fn apply(&self, q: &mut [f32], k: &mut [f32]) {
         for head in q.chunks_exact_mut(self.q.len()) {
             rms_norm_in_place(head, &self.q, self.eps);
@@ -125,6 +202,9 @@ impl Gqa {
             ],
             s.act,
         );
+        cx.lora_add(layer, Target::AttnQ, h, q);
+        cx.lora_add(layer, Target::AttnK, h, k);
+        cx.lora_add(layer, Target::AttnV, h, v);
         add_bias(q, &self.bq);
         add_bias(k, &self.bk);
         add_bias(v, &self.bv);
@@ -188,6 +268,7 @@ impl Gqa {
         );
         cx.trace("kqv_out", Some(layer), attn);
         linear(cx.kernels, cx.pool, &self.wo, attn, n, out, s.act);
+        cx.lora_add(layer, Target::AttnOut, attn, out);
         add_bias(out, &self.bo);
     }
 }

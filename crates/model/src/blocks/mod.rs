@@ -1,5 +1,6 @@
 //! Shared building blocks that architecture files assemble.
 
+pub mod affine;
 pub mod attend;
 pub mod bidir;
 pub mod ffn;

@@ -291,7 +291,7 @@ pub async fn chat(
     let stream = turn::start(&state, &model, turn, log.map(|Extension(l)| l)).await?;
     let id = new_id("chatcmpl-");
     let created = unix_now();
-    let model_id = model.spec().id.clone();
+    let model_id = model.served_id();
     if stream_wanted {
         let sse = ChatSse {
             stream: Some(stream),

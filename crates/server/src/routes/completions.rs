@@ -186,11 +186,12 @@ pub async fn completions(
         prompt_logprobs: echo && logprobs.is_some() && !settings.stream,
         render_special: false,
         constraint: None,
+        adapter: None,
     };
     let mut tracked = Tracked::submit(&state, &model, request, log.map(|Extension(l)| l))?;
     let id = new_id("cmpl-");
     let created = unix_now();
-    let model_id = model.spec().id.clone();
+    let model_id = model.served_id();
     let tokenizer = Arc::clone(&model.tokenizer);
     let echo_text = echo.then_some(echo_text);
     let mut builder = LegacyBuilder::new();

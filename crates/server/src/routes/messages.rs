@@ -45,7 +45,7 @@ pub async fn messages(
     let Converted { turn, stream } = convert(req, n_vocab, false)?;
     let running = turn::start(&state, &model, turn, log.map(|Extension(l)| l)).await?;
     let id = new_id("msg_");
-    let model = model.spec().id.clone();
+    let model = model.served_id();
     if stream {
         let fmt = MessageStream::new(id, model, running.prompt_tokens());
         return Ok(turn_sse::response(running, fmt));

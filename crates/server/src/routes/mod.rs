@@ -12,6 +12,7 @@ pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod health;
+pub mod lora;
 pub mod messages;
 pub mod metrics;
 pub mod models;
@@ -26,6 +27,8 @@ pub fn table() -> Router<AppState> {
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/models", get(models::list))
+        .route("/v1/load_lora_adapter", post(lora::load))
+        .route("/v1/unload_lora_adapter", post(lora::unload))
         .route("/v1/chat/completions", post(chat::chat))
         .route("/v1/completions", post(completions::completions))
         .route("/v1/embeddings", post(embeddings::embeddings))

@@ -1,5 +1,6 @@
 //! `GET /v1/models`: every model a request may name: the catalog's (the store, found in
-//! place, and the files given on the command line) and whatever is loaded.
+//! place, and the files given on the command line) and whatever is loaded, then the LoRA
+//! adapters, each with `parent` naming its base model.
 
 use axum::extract::State;
 use axum::Json;
@@ -8,17 +9,28 @@ use crate::openai::{ModelEntry, ModelList};
 use crate::state::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
+    let mut data: Vec<ModelEntry> = crate::routes::all_models(&state)
+        .await
+        .into_iter()
+        .map(|s| ModelEntry {
+            id: s.id,
+            object: "model",
+            created: s.modified,
+            owned_by: "owl",
+            parent: None,
+            root: None,
+        })
+        .collect();
+    data.extend(state.adapters().list().into_iter().map(|a| ModelEntry {
+        id: a.name,
+        object: "model",
+        created: a.created,
+        owned_by: "owl",
+        root: Some(a.path.display().to_string()),
+        parent: Some(a.base),
+    }));
     Json(ModelList {
         object: "list",
-        data: crate::routes::all_models(&state)
-            .await
-            .into_iter()
-            .map(|s| ModelEntry {
-                id: s.id,
-                object: "model",
-                created: s.modified,
-                owned_by: "owl",
-            })
-            .collect(),
+        data,
     })
 }

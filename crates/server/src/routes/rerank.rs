@@ -4,7 +4,8 @@
 //!
 //! The model must be a reranker (rank pooling: a cross-encoder with a classification head).
 //! Each document is read together with the query as one input, laid out as llama-server does
-//! (`owl_engine::PairLayout`: `[CLS] query [SEP] document ...`); all pairs go to the engine
+//! (`owl_engine::PairLayout`: `[CLS] query [SEP] document ...`, or a decoder reranker's own
+//! `tokenizer.chat_template.rerank` prompt); all pairs go to the engine
 //! in one command. The score is the classifier's raw output, as llama-server returns it. A
 //! pair longer than the model's positions is a 400 naming the limit unless `truncate` is set:
 //! then the document is cut (the query is kept whole).
@@ -16,10 +17,12 @@ use axum::Json;
 use owl_engine::Pooling;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 use crate::body;
 use crate::embed_inputs::{fit, parse_truncate, run, tokenize};
 use crate::error::ApiError;
+use crate::routes::blocking;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -99,16 +102,32 @@ pub async fn rerank(
         ));
     }
     let n_ctx = model.n_ctx();
-    let q = tokenize(&model, query, false, "query".into()).await?;
     let mut pairs = Vec::with_capacity(docs.len());
-    for (i, d) in docs.iter().enumerate() {
-        let field = format!("documents[{i}]");
-        let mut dt = tokenize(&model, d.clone(), false, field.clone()).await?;
-        let frame = model.pair.join(&q, &[]).len();
-        if truncate && frame + dt.len() > n_ctx {
-            dt.truncate(n_ctx.saturating_sub(frame));
+    if model.pair.template.is_some() {
+        // A decoder reranker's own prompt (Qwen3-Reranker), tokenized whole.
+        for (i, d) in docs.iter().enumerate() {
+            let field = format!("documents[{i}]");
+            let (tok, pair) = (Arc::clone(&model.tokenizer), model.pair.clone());
+            let (q, d, f) = (query.clone(), d.clone(), field.clone());
+            let ids = blocking(move || {
+                pair.template_tokens(&tok, &q, &d, n_ctx, truncate)
+                    .unwrap_or_else(|| Ok(Vec::new()))
+                    .map_err(|e| ApiError::bad_param(&f, format!("cannot tokenize: {e}")))
+            })
+            .await?;
+            pairs.push(fit(ids, n_ctx, false, &field)?);
         }
-        pairs.push(fit(model.pair.join(&q, &dt), n_ctx, false, &field)?);
+    } else {
+        let q = tokenize(&model, query, false, "query".into()).await?;
+        let frame = model.pair.join(&q, &[]).len();
+        for (i, d) in docs.iter().enumerate() {
+            let field = format!("documents[{i}]");
+            let mut dt = tokenize(&model, d.clone(), false, field.clone()).await?;
+            if truncate && frame + dt.len() > n_ctx {
+                dt.truncate(n_ctx.saturating_sub(frame));
+            }
+            pairs.push(fit(model.pair.join(&q, &dt), n_ctx, false, &field)?);
+        }
     }
     let n_tokens: usize = pairs.iter().map(Vec::len).sum();
     let scores = run(&model, pairs, false).await?;

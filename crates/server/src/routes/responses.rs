@@ -57,7 +57,7 @@ pub async fn create(
     let running = turn::start(&state, &lease, turn, log.map(|Extension(l)| l)).await?;
     let id = new_id("resp_");
     let created_at = unix_now();
-    let model = lease.spec().id.clone();
+    let model = lease.served_id();
     if stream {
         let fmt = ResponseStream::new(state.clone(), id, created_at, model, meta);
         return Ok(turn_sse::response(running, fmt));

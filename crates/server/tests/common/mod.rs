@@ -32,6 +32,7 @@ fn load() -> owl_server::LoadedModel {
         parallel: 4,
         queue: 64,
         kv_tokens: None,
+        quantize: None,
     })
     .expect("load the tiny model")
 }
