@@ -85,12 +85,16 @@ pub fn gguf_facts(path: &Path) -> GgufFacts {
     let family = g.get_str("general.architecture").map(str::to_string);
     let present = tensor_types(&g);
     // `general.file_type` is more specific (Q4_K_M, not Q4_K) but some writers leave it stale
-    // (a quantized file still saying F16): trust it when the file holds tensors of its base
-    // type, else name the type holding the most weights. (A Q4_K_M file may hold more Q8_0 than
+    // (a quantized file still saying F16, with a few F16 tensors left): trust a quantized file
+    // type when the file holds tensors of its base type, else name the type holding the most
+    // weights. (A Q4_K_M file may hold more Q8_0 than
     // Q4_K, as Gemma 3 270M does with its 262k-row embedding: it is still Q4_K_M.)
     let ft = g.get_u64("general.file_type").and_then(file_type_name);
     let quant = match ft {
-        Some(ft) if present.is_empty() || present.keys().any(|t| ft.starts_with(t.as_str())) => {
+        Some(ft)
+            if present.is_empty()
+                || (!is_float(ft) && present.keys().any(|t| ft.starts_with(t.as_str()))) =>
+        {
             Some(ft.to_string())
         }
         _ => present
@@ -194,6 +198,12 @@ fn safetensors_types(dir: &Path) -> BTreeMap<String, u64> {
         }
     }
     n
+}
+
+/// A float file type says nothing a listing can trust: writers leave F16 on quantized files
+/// that keep a few F16 tensors.
+fn is_float(file_type: &str) -> bool {
+    matches!(file_type, "F32" | "F16" | "BF16")
 }
 
 /// llama.cpp's `llama_ftype` names.
@@ -326,6 +336,13 @@ mod tests {
             &[(GgmlType::Q4_0, 4096), (GgmlType::F32, 64)],
         );
         assert_eq!(gguf_facts(&p).quant.as_deref(), Some("Q4_0"));
+        // ... even when a few F16 tensors remain.
+        let p = gguf(
+            d.path(),
+            Some(1),
+            &[(GgmlType::Q8_0, 4096), (GgmlType::F16, 64)],
+        );
+        assert_eq!(gguf_facts(&p).quant.as_deref(), Some("Q8_0"));
         let p = gguf(
             d.path(),
             None,
