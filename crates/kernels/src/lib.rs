@@ -12,6 +12,7 @@
 pub mod attention;
 pub mod gelu;
 pub mod gemm_float;
+pub mod gemm_panel;
 pub mod isa;
 pub mod layer_norm;
 pub mod matmul;

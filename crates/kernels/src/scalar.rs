@@ -22,6 +22,7 @@ pub(crate) fn register(k: &mut Kernels) {
         k.set_repacked(p.layout, p.reference, "scalar");
     }
     crate::gemm_float::register_scalar(k);
+    crate::gemm_panel::register_scalar(k);
     use crate::attention as att;
     k.set_dot_f16(att::dot_f16_scalar, "scalar");
     k.set_dot_f16_batch(att::dot_f16_scalar, "scalar");

@@ -77,6 +77,7 @@ pub struct Kernels {
     softmax_exp: Single<SoftmaxExpFn>,
     scale_to_f16: Single<ScaleToF16Fn>,
     swiglu: Single<SwigluFn>,
+    gemm_panel: Single<crate::gemm_panel::GemmPanelFn>,
     rope_fused: Option<&'static str>,
     overridden: Vec<&'static str>,
 }
@@ -100,6 +101,7 @@ impl Kernels {
             softmax_exp: None,
             scale_to_f16: None,
             swiglu: None,
+            gemm_panel: None,
             rope_fused: None,
             overridden: Vec::new(),
         }
@@ -151,6 +153,7 @@ impl Kernels {
             ("softmax exp", self.softmax_exp.map(|s| s.1)),
             ("scale to f16", self.scale_to_f16.map(|s| s.1)),
             ("swiglu", self.swiglu.map(|s| s.1)),
+            ("gemm f32 panels", self.gemm_panel.map(|s| s.1)),
             ("rope", Some(self.rope_fused.unwrap_or("scalar"))),
         ];
         for (what, name) in singles {
@@ -290,6 +293,16 @@ impl Kernels {
     /// Scaled f32 → f16 conversion (attention's query and probabilities, KV-cache writes).
     pub fn scale_to_f16(&self) -> ScaleToF16Fn {
         single(&self.scale_to_f16)
+    }
+
+    pub(crate) fn set_gemm_panel(&mut self, f: crate::gemm_panel::GemmPanelFn, name: &'static str) {
+        self.gemm_panel = Some((f, name));
+        self.note(name);
+    }
+
+    /// The f32 GEMM against panel-packed columns (`crate::gemm_panel`).
+    pub fn gemm_panel(&self) -> crate::gemm_panel::GemmPanelFn {
+        single(&self.gemm_panel)
     }
 
     pub(crate) fn set_swiglu(&mut self, f: SwigluFn, name: &'static str) {

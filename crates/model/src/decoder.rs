@@ -134,6 +134,10 @@ impl Model for Decoder {
         out
     }
 
+    fn as_decoder(&self) -> Option<&Decoder> {
+        Some(self)
+    }
+
     fn weights(&self) -> Vec<(&'static str, &QMatrix)> {
         let mut w = vec![("token_embd", &self.token_embd)];
         for l in &self.layers {

@@ -81,6 +81,12 @@ pub trait Model: Send + Sync {
     /// The weight matrices, by role (for `owl show` and benchmarks).
     fn weights(&self) -> Vec<(&'static str, &QMatrix)>;
 
+    /// The shared pre-norm decoder behind this model, when it is one (fine-tuning walks its
+    /// layers; an architecture with a forward pass of its own returns `None`).
+    fn as_decoder(&self) -> Option<&decoder::Decoder> {
+        None
+    }
+
     /// How an input's hidden states become its embedding: the file's `{arch}.pooling_type`,
     /// else the mean.
     fn pooling(&self) -> Pooling {

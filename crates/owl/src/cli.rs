@@ -44,6 +44,8 @@ pub enum Command {
     Cp { from: String, to: String },
     /// Create a derived model: a base model with its own system prompt, params and template.
     Create(CreateArgs),
+    /// Train a LoRA adapter on chat conversations (JSONL) and create a derived model using it.
+    Finetune(crate::finetune::FinetuneArgs),
     /// Convert an F32/F16/BF16 GGUF to a quantized format (Q4_0 … Q8_0, Q4_K_M, Q5_K_M).
     Quantize(crate::quantize::QuantizeArgs),
     /// Measure prompt and generation speed (llama-bench style).
@@ -437,6 +439,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Rm { names } => models::remove(&names),
         Command::Cp { from, to } => models::copy(&from, &to),
         Command::Create(a) => models::create(&a),
+        Command::Finetune(a) => crate::finetune::run(a),
         Command::Quantize(a) => crate::quantize::run(a),
         Command::Bench(a) => crate::bench::run(a),
         Command::Serve(a) => crate::serve::run(a),

@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod defaults;
 mod embed;
+mod finetune;
 mod generate;
 mod models;
 mod perplexity;

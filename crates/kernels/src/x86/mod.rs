@@ -9,6 +9,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_gemm_float;
 #[cfg(target_arch = "x86_64")]
+mod avx2_gemm_panel;
+#[cfg(target_arch = "x86_64")]
 mod avx2_quants;
 #[cfg(target_arch = "x86_64")]
 mod avx2_repacked;
@@ -51,6 +53,7 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
     {
         avx2::register(k);
         avx2_gemm_float::register(k);
+        avx2_gemm_panel::register(k);
         avx2_quants::register(k);
         avx2_repacked::register(k);
         avx2_tiles::register(k);
