@@ -163,8 +163,9 @@ pub fn check_adapters(store: &Store, from: &str, adapters: &[PathBuf]) -> Result
         );
     }
     for a in adapters {
+        // The adapter's errors name their causes already: no chain to repeat them.
         owl_engine::inspect_adapter(&base.path, a)
-            .with_context(|| format!("adapter {} does not fit '{from}'", a.display()))?;
+            .map_err(|e| anyhow::anyhow!("adapter {} does not fit '{from}': {e}", a.display()))?;
     }
     Ok(())
 }

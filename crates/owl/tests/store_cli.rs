@@ -422,6 +422,23 @@ fn create_checks_the_adapter_against_the_base_model() {
         &["create", "wrong", "--from", qwen, "--adapter", &peft],
         &["tiny-llama-peft"],
     );
+    // Same architecture, other sizes: the mismatch is named.
+    let other = owl_testkit::tiny_model("llama-3l-q8");
+    e.fails(
+        &[
+            "create",
+            "wrong",
+            "--from",
+            other.to_str().expect("utf8"),
+            "--adapter",
+            &gguf,
+        ],
+        &[
+            "blk.0.attn_k.weight.lora_b",
+            "has shape [4, 16]",
+            "needs [4, 32]",
+        ],
+    );
     let missing = e.p("nothere.gguf");
     e.fails(
         &[
