@@ -65,6 +65,12 @@ pub enum AdapterError {
         #[source]
         source: owl_hf::HfError,
     },
+    #[error("cannot open the base model {path}: {source}")]
+    Base {
+        path: String,
+        #[source]
+        source: owl_hf::HfError,
+    },
     #[error(transparent)]
     Lora(#[from] owl_model::LoraError),
     #[error("a LoRA adapter named '{0}' is already loaded")]
@@ -76,7 +82,7 @@ pub enum AdapterError {
 }
 
 /// What loading an adapter needs of the base model.
-pub(crate) struct AdapterBase {
+pub struct AdapterBase {
     file: Arc<GgufFile>,
     arch: String,
     targets: Vec<LoraTarget>,
@@ -94,19 +100,88 @@ impl AdapterBase {
     /// Reads the adapter at `path` (a llama.cpp GGUF adapter or a PEFT directory) for the
     /// base model, scaled by `scale`.
     pub fn open(&self, name: &str, path: &Path, scale: f32) -> Result<Adapter, AdapterError> {
+        let lora = self.lora(path, scale)?;
+        Ok(Adapter {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: name.to_string(),
+            source: lora.source.clone(),
+            lora,
+        })
+    }
+
+    /// The adapter at `path` alone, for a caller that drives the [`Runner`] itself
+    /// (`Runner::forward_with`).
+    pub fn lora(&self, path: &Path, scale: f32) -> Result<LoraAdapter, AdapterError> {
         let shown = path.display().to_string();
         let file = owl_hf::open_adapter(path, &self.file).map_err(|e| AdapterError::Open {
             path: shown.clone(),
             source: e,
         })?;
-        let lora = owl_model::lora::load(&file, &shown, &self.targets, &self.arch, scale)?;
-        Ok(Adapter {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            name: name.to_string(),
-            source: shown,
-            lora,
-        })
+        Ok(owl_model::lora::load(
+            &file,
+            &shown,
+            &self.targets,
+            &self.arch,
+            scale,
+        )?)
     }
+}
+
+/// What an adapter holds, as `owl show` and `owl create` report it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdapterSummary {
+    /// `gguf` (llama.cpp's adapter file) or `peft` (a PEFT directory).
+    pub format: &'static str,
+    /// The distinct ranks of its pairs, smallest first.
+    pub ranks: Vec<usize>,
+    /// `adapter.lora.alpha` (0: none; the scale is then the user's alone).
+    pub alpha: f32,
+    /// The roles it adapts (`attn_q`, `ffn_down`, ...).
+    pub targets: Vec<&'static str>,
+    /// How many layers it adapts.
+    pub layers: usize,
+    /// How many matrices it adapts.
+    pub pairs: usize,
+}
+
+/// Reads the adapter at `adapter` against the base model at `base` without loading the base
+/// (its file's header gives the matrices' names and shapes, see
+/// [`owl_model::lora::targets_in_file`]): every tensor must pair up and match a base matrix.
+/// An architecture owl cannot adapt, or a matrix the loaded model does not adapt (a fused or
+/// mixture-of-experts one), is still refused when the model runs.
+pub fn inspect_adapter(base: &Path, adapter: &Path) -> Result<AdapterSummary, AdapterError> {
+    let base_file = owl_hf::open_model(base).map_err(|e| AdapterError::Base {
+        path: base.display().to_string(),
+        source: e,
+    })?;
+    let arch = base_file
+        .get_str("general.architecture")
+        .unwrap_or_default()
+        .to_string();
+    let targets = owl_model::lora::targets_in_file(&base_file);
+    let shown = adapter.display().to_string();
+    let file = owl_hf::open_adapter(adapter, &base_file).map_err(|e| AdapterError::Open {
+        path: shown.clone(),
+        source: e,
+    })?;
+    let lora = owl_model::lora::load(&file, &shown, &targets, &arch, 1.0)?;
+    let mut ranks: Vec<usize> = lora.pairs().map(|(_, _, p)| p.rank).collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    let mut layers: Vec<usize> = lora.pairs().map(|(l, _, _)| l).collect();
+    layers.dedup();
+    Ok(AdapterSummary {
+        format: if adapter.is_dir() { "peft" } else { "gguf" },
+        ranks,
+        alpha: lora.alpha,
+        targets: owl_model::lora::Target::ALL
+            .into_iter()
+            .filter(|t| lora.pairs().any(|(_, r, _)| r == *t))
+            .map(|t| t.role())
+            .collect(),
+        layers: layers.len(),
+        pairs: lora.n_pairs(),
+    })
 }
 
 /// The engine thread's adapters, by name.

@@ -29,7 +29,9 @@ mod prefix_cache;
 mod scheduler;
 pub mod stop;
 
-pub use adapters::{Adapter, AdapterError, AdapterInfo};
+pub use adapters::{
+    inspect_adapter, Adapter, AdapterBase, AdapterError, AdapterInfo, AdapterSummary,
+};
 pub use api::{
     EngineStats, Event, Finish, FinishReason, Request, RequestStream, SubmitError, TokenLogprob,
 };

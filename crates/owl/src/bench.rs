@@ -111,7 +111,7 @@ struct Plan {
 
 pub fn run(a: BenchArgs) -> Result<()> {
     let plan = plan(&a)?;
-    let path = crate::models::resolve_path(a.model.as_deref())?;
+    let path = crate::models::resolve_path(a.model.as_deref(), "bench")?;
     let open =
         |threads: usize| ModelBundle::open(&path, &OpenOptions::from_env(Some(threads), None));
     // The model is opened once per thread count; the first opening also describes it.

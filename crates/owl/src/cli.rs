@@ -273,7 +273,7 @@ fn parse_lora(s: &str) -> Result<(String, std::path::PathBuf), String> {
 /// A LoRA adapter over the model's weights.
 #[derive(Args, Clone, Default)]
 pub struct LoraArgs {
-    /// Generate with this LoRA adapter: a llama.cpp GGUF adapter or a PEFT directory
+    /// Apply this LoRA adapter: a llama.cpp GGUF adapter or a PEFT directory
     /// (`adapter_config.json` + `adapter_model.safetensors`) made for the model.
     #[arg(long, value_name = "PATH")]
     pub lora: Option<std::path::PathBuf>,
@@ -398,7 +398,8 @@ pub struct CreateArgs {
     /// The base model (any name `owl run` accepts).
     #[arg(long)]
     pub from: String,
-    /// A LoRA adapter (GGUF) to apply; repeat for several. (Not supported by `owl run` yet.)
+    /// A LoRA adapter to apply at scale 1 (a llama.cpp GGUF adapter or a PEFT directory),
+    /// checked against the base model now. owl applies one adapter per model.
     #[arg(long = "adapter", value_name = "PATH")]
     pub adapters: Vec<std::path::PathBuf>,
     /// The default system prompt.

@@ -17,9 +17,9 @@ use serde_json::json;
 
 use crate::cli::{EmbedArgs, ModelArgs, RerankArgs};
 
-fn open(args: &ModelArgs) -> Result<RunningModel> {
+fn open(args: &ModelArgs, command: &str) -> Result<RunningModel> {
     let r = crate::models::resolve(args.model.as_deref())?;
-    crate::models::refuse_adapters(&r)?;
+    crate::models::refuse_adapters(&r, command)?;
     let bundle = ModelBundle::open(&r.path, &args.open_options(args.ctx_size)?)?;
     let n_ctx = bundle.n_ctx;
     Ok(bundle.start(EngineConfig::single(n_ctx))?)
@@ -64,7 +64,7 @@ pub fn embed(a: EmbedArgs) -> Result<()> {
     if texts.is_empty() {
         bail!("nothing to embed: give TEXT arguments or lines on stdin");
     }
-    let m = open(&a.model)?;
+    let m = open(&a.model, "embed")?;
     if m.engine.pooling() == Pooling::Rank {
         bail!("this model is a reranker: use `owl rerank`");
     }
@@ -86,7 +86,7 @@ pub fn rerank(a: RerankArgs) -> Result<()> {
     if a.docs.is_empty() {
         bail!("no documents to rank");
     }
-    let m = open(&a.model)?;
+    let m = open(&a.model, "rerank")?;
     if m.engine.pooling() != Pooling::Rank {
         bail!("this model is not a reranker (no classification head with rank pooling)");
     }

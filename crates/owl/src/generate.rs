@@ -23,17 +23,22 @@ use crate::cli::{ChatArgs, ConstraintArgs, LoraArgs, ModelArgs, RunArgs, Samplin
 /// The name `--lora`'s adapter is registered under in the command line's engine.
 const CLI_ADAPTER: &str = "lora";
 
+/// A started model, what its name carries, and the adapter its requests use.
+struct Opened {
+    m: RunningModel,
+    defaults: owl_store::Defaults,
+    /// The registered name of the LoRA adapter every request uses ([`CLI_ADAPTER`]).
+    adapter: Option<String>,
+}
+
 /// Opens the model named by `args` and starts a one-sequence engine for it, applying the
 /// defaults its name carries (a derived or Ollama model's params fill the unset `sampling`
 /// flags, its template replaces the file's); returns them for the system prompt.
-/// With `--lora`, its adapter is loaded too (requests then name [`CLI_ADAPTER`]).
-fn open(
-    args: &ModelArgs,
-    sampling: &mut SamplingArgs,
-    lora: &LoraArgs,
-) -> Result<(RunningModel, owl_store::Defaults)> {
+/// The model's own LoRA adapter (a derived model's `--adapter`, at scale 1) or `--lora`'s is
+/// loaded too; both at once is an error, as a request runs with one adapter.
+fn open(args: &ModelArgs, sampling: &mut SamplingArgs, lora: &LoraArgs) -> Result<Opened> {
     let r = crate::models::resolve(args.model.as_deref())?;
-    crate::models::refuse_adapters(&r)?;
+    let adapter = crate::models::pick_adapter(&r, lora)?;
     let num_ctx = crate::defaults::apply(&r, sampling)?;
     let ctx = args.ctx_size.or(num_ctx);
     let mut bundle = ModelBundle::open(&r.path, &args.open_options(ctx)?)?;
@@ -55,15 +60,19 @@ fn open(
     }
     let n_ctx = bundle.n_ctx;
     let m = bundle.start(EngineConfig::single(n_ctx))?;
-    if let Some(path) = &lora.lora {
+    if let Some((path, scale)) = &adapter {
         let loaded = m
             .engine
-            .load_adapter(CLI_ADAPTER, path, lora.lora_scale)?
+            .load_adapter(CLI_ADAPTER, path, *scale)?
             .blocking_recv()
             .map_err(|_| anyhow::anyhow!("the engine stopped"))?;
         loaded?;
     }
-    Ok((m, r.defaults))
+    Ok(Opened {
+        m,
+        defaults: r.defaults,
+        adapter: adapter.map(|_| CLI_ADAPTER.to_string()),
+    })
 }
 
 /// The engine request for `prompt` with the command line's settings.
@@ -218,13 +227,13 @@ fn stream_reply(
     prompt: &ChatPrompt,
     s: &SamplingArgs,
     constraint: Option<TokenConstraint>,
-    lora: &LoraArgs,
+    adapter: Option<&str>,
     how: Output,
     out: &mut dyn Write,
     to_terminal: bool,
 ) -> Result<(String, TurnStats)> {
     let t0 = Instant::now();
-    let adapter = lora.lora.as_ref().map(|_| CLI_ADAPTER.to_string());
+    let adapter = adapter.map(str::to_string);
     let mut stream = m
         .engine
         .submit(request(prompt, s, constraint, adapter)?)
@@ -451,7 +460,11 @@ pub fn run(mut a: RunArgs) -> Result<()> {
         .params()
         .validate()
         .context("invalid sampling option")?;
-    let (m, defaults) = open(&a.model, &mut a.sampling, &a.lora)?;
+    let Opened {
+        m,
+        defaults,
+        adapter,
+    } = open(&a.model, &mut a.sampling, &a.lora)?;
     let system = a.system.clone().or(defaults.system);
     let prompt = if a.raw {
         ChatPrompt {
@@ -474,7 +487,16 @@ pub fn run(mut a: RunArgs) -> Result<()> {
         json: a.sampling.json,
     };
     let c = constraint(&m, &a.constraint)?;
-    let (text, stats) = stream_reply(&m, &prompt, &a.sampling, c, &a.lora, how, &mut out, tty)?;
+    let (text, stats) = stream_reply(
+        &m,
+        &prompt,
+        &a.sampling,
+        c,
+        adapter.as_deref(),
+        how,
+        &mut out,
+        tty,
+    )?;
     if !how.json && !text.ends_with('\n') {
         out.write_all(b"\n").ok();
     }
@@ -493,7 +515,11 @@ pub fn chat(mut a: ChatArgs) -> Result<()> {
         .params()
         .validate()
         .context("invalid sampling option")?;
-    let (m, defaults) = open(&a.model, &mut a.sampling, &a.lora)?;
+    let Opened {
+        m,
+        defaults,
+        adapter,
+    } = open(&a.model, &mut a.sampling, &a.lora)?;
     a.system = a.system.take().or(defaults.system);
     if m.template.is_none() {
         bail!("this model has no chat template; use `owl run --raw` for plain text completion");
@@ -548,8 +574,16 @@ pub fn chat(mut a: ChatArgs) -> Result<()> {
         }
         let tty = stdout.is_terminal();
         let mut out = stdout.lock();
-        let (text, stats) =
-            stream_reply(&m, &prompt, &a.sampling, None, &a.lora, how, &mut out, tty)?;
+        let (text, stats) = stream_reply(
+            &m,
+            &prompt,
+            &a.sampling,
+            None,
+            adapter.as_deref(),
+            how,
+            &mut out,
+            tty,
+        )?;
         if !how.json {
             out.write_all(b"\n").ok();
         }

@@ -3,7 +3,7 @@
 //! `create`. The store itself is the `owl-store` crate, shared with the server.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
@@ -88,28 +88,94 @@ pub fn resolve(name: Option<&str>) -> Result<Resolved> {
     Ok(store()?.resolve_or_fetch(name, &mut |e| p.event(e))?)
 }
 
-/// The GGUF for `--model`, for commands that use no derived-model defaults (serve, bench,
-/// perplexity): adapters are refused rather than ignored.
-pub fn resolve_path(name: Option<&str>) -> Result<PathBuf> {
+/// The GGUF for `--model`, for commands that use no derived-model defaults (bench): adapters
+/// are refused rather than ignored.
+pub fn resolve_path(name: Option<&str>, command: &str) -> Result<PathBuf> {
     let r = resolve(name)?;
-    refuse_adapters(&r)?;
+    refuse_adapters(&r, command)?;
     Ok(r.path)
 }
 
-pub fn refuse_adapters(r: &Resolved) -> Result<()> {
+/// Refuses a model that carries a LoRA adapter, for a command that cannot apply one.
+pub fn refuse_adapters(r: &Resolved, command: &str) -> Result<()> {
     if !r.defaults.adapters.is_empty() {
         bail!(
-            "model '{}' has LoRA adapters ({}), which owl does not support yet",
+            "model '{}' carries a LoRA adapter ({}); `owl {command}` does not apply adapters \
+             (run, chat, serve and perplexity do): use its base model '{}'",
             r.name,
-            r.defaults
-                .adapters
-                .iter()
-                .map(|a| a.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            shown(&r.defaults.adapters),
+            r.path.display()
         );
     }
     Ok(())
+}
+
+/// The LoRA adapter a model's name carries (a derived model's `--adapter`), if any. owl
+/// applies one adapter per model (the engine runs each request with at most one), so a
+/// model whose lineage collected several is refused, naming them.
+pub fn adapter_of(r: &Resolved) -> Result<Option<&Path>> {
+    match &r.defaults.adapters[..] {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        several => bail!(
+            "model '{}' carries {} LoRA adapters ({}); owl applies one adapter per model: \
+             create a model with a single --adapter",
+            r.name,
+            several.len(),
+            shown(several)
+        ),
+    }
+}
+
+/// The adapter a command applies, and its scale: the model's own (a derived model's
+/// `--adapter`, at scale 1) or `--lora`'s (at `--lora-scale`). Both at once is an error: the
+/// engine runs a request with one adapter, and silently dropping either would be wrong.
+pub fn pick_adapter(r: &Resolved, lora: &crate::cli::LoraArgs) -> Result<Option<(PathBuf, f32)>> {
+    Ok(match (adapter_of(r)?, &lora.lora) {
+        (Some(own), Some(_)) => bail!(
+            "model '{}' already carries a LoRA adapter ({}) and owl applies one adapter at a \
+             time: drop --lora, or give --lora with its base model",
+            r.name,
+            own.display()
+        ),
+        (Some(own), None) => Some((own.to_path_buf(), 1.0)),
+        (None, Some(path)) => Some((path.clone(), lora.lora_scale)),
+        (None, None) => None,
+    })
+}
+
+/// Checks the adapters a derived model of `from` would carry (`owl create --adapter`,
+/// `/api/create`): one in all (with any its base carries), and it must read as a GGUF LoRA
+/// adapter or a PEFT directory whose tensors match the base model's matrices, by name and
+/// shape. The error names the adapter and the mismatch.
+pub fn check_adapters(store: &Store, from: &str, adapters: &[PathBuf]) -> Result<()> {
+    if adapters.is_empty() {
+        return Ok(());
+    }
+    let base = store.resolve(from)?;
+    let inherited = &base.defaults.adapters;
+    if inherited.len() + adapters.len() > 1 {
+        let all: Vec<PathBuf> = inherited.iter().chain(adapters).cloned().collect();
+        bail!(
+            "owl applies one LoRA adapter per model, and this one would carry {} ({})",
+            all.len(),
+            shown(&all)
+        );
+    }
+    for a in adapters {
+        // The adapter's errors name their causes already: no chain to repeat them.
+        owl_engine::inspect_adapter(&base.path, a)
+            .map_err(|e| anyhow::anyhow!("adapter {} does not fit '{from}': {e}", a.display()))?;
+    }
+    Ok(())
+}
+
+fn shown(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|a| a.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `owl pull`: fetches and prints the stored path as the last line of stdout.
@@ -221,7 +287,9 @@ pub fn create(a: &crate::cli::CreateArgs) -> Result<()> {
         template,
         adapters: a.adapters.clone(),
     };
-    let m = store()?.create(&a.name, &spec)?;
+    let s = store()?;
+    check_adapters(&s, &spec.from, &spec.adapters)?;
+    let m = s.create(&a.name, &spec)?;
     eprintln!("owl: created {} ({})", m.name, m.origin);
     Ok(())
 }

@@ -46,8 +46,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use owl_engine::{ModelBundle, OpenOptions};
-use owl_model::{Batch, Logits, LogitsWanted, Runner};
+use owl_engine::{AdapterBase, ModelBundle, OpenOptions};
+use owl_model::{Batch, Logits, LogitsWanted, LoraAdapter, Runner};
 use owl_text::Tokenizer;
 
 /// llama-perplexity's default context.
@@ -83,6 +83,8 @@ pub struct PerplexityArgs {
     /// Compare this run with the base in --kl-divergence-base (KL divergence, same top token, …).
     #[arg(long, requires = "kl_divergence_base")]
     pub kl_divergence: bool,
+    #[command(flatten)]
+    pub lora: crate::cli::LoraArgs,
 }
 
 pub fn run(a: PerplexityArgs) -> Result<()> {
@@ -100,7 +102,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
     let text = read_text(text_path)?;
     let n_ctx = a.ctx_size.unwrap_or(DEFAULT_CTX);
     check_ctx(n_ctx)?;
-    let (mut runner, tokenizer) = open(a.model.as_deref(), a.threads)?;
+    let (mut runner, tokenizer, adapter) = open(&a)?;
     let tokens = tokenize(&tokenizer, &text)?;
     if tokens.len() < 2 * n_ctx {
         bail!(
@@ -134,6 +136,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
     let mut out = std::io::stdout();
     evaluate(
         &mut runner,
+        adapter.as_ref(),
         &tokenizer,
         tokens,
         n_ctx,
@@ -165,6 +168,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
 /// `Some(chunk)` on the last scored row of a chunk.
 fn evaluate(
     runner: &mut Runner,
+    adapter: Option<&LoraAdapter>,
     tokenizer: &Tokenizer,
     tokens: &[u32],
     n_ctx: usize,
@@ -194,6 +198,7 @@ fn evaluate(
     let n_pages = n_seq * owl_model::kv_cache::pages_for(n_ctx);
     let mut kv = runner.model.new_paged_cache(n_ctx, n_seq, n_pages, n_batch);
     let mut batch = Batch::new();
+    let adapters: Vec<&LoraAdapter> = adapter.into_iter().collect();
     // One pass's logits: [rows wanted, n_vocab].
     let mut logits = Logits::default();
     // One chunk with BOS substituted: [n_ctx].
@@ -220,9 +225,10 @@ fn evaluate(
                     chunk_tokens[0] = b;
                 }
                 batch.push(slot, pos0, &chunk_tokens[pos0..pos0 + len], wanted);
+                batch.set_last_adapter(adapter.map(|_| 0));
             }
             runner
-                .forward(&batch, &mut kv, &mut logits)
+                .forward_with(&batch, &adapters, &mut kv, &mut logits)
                 .context("forward pass failed")?;
             for (i, &(ci, r)) in logits.rows.iter().enumerate() {
                 let pos = pos0 + r;
@@ -260,7 +266,7 @@ fn kl_divergence(a: &PerplexityArgs, path: &Path) -> Result<()> {
             );
         }
     }
-    let (mut runner, tokenizer) = open(a.model.as_deref(), a.threads)?;
+    let (mut runner, tokenizer, adapter) = open(a)?;
     let n_vocab = runner.model.hparams().n_vocab;
     if base.n_vocab != n_vocab {
         bail!(
@@ -290,6 +296,7 @@ fn kl_divergence(a: &PerplexityArgs, path: &Path) -> Result<()> {
     );
     evaluate(
         &mut runner,
+        adapter.as_ref(),
         &tokenizer,
         &tokens,
         n_ctx,
@@ -309,11 +316,17 @@ fn kl_divergence(a: &PerplexityArgs, path: &Path) -> Result<()> {
 }
 
 /// Opens the model the way every command does (`ModelBundle`); perplexity drives the runner
-/// directly (it scores given tokens; it does not generate).
-fn open(model: Option<&str>, threads: Option<usize>) -> Result<(Runner, Arc<Tokenizer>)> {
-    let path = crate::models::resolve_path(model)?;
-    let b = ModelBundle::open(&path, &OpenOptions::from_env(threads, None))?;
-    Ok((b.runner, b.tokenizer))
+/// directly (it scores given tokens; it does not generate). The model's LoRA adapter or
+/// `--lora`'s (`crate::models::pick_adapter`) is read for `Runner::forward_with`.
+fn open(a: &PerplexityArgs) -> Result<(Runner, Arc<Tokenizer>, Option<LoraAdapter>)> {
+    let r = crate::models::resolve(a.model.as_deref())?;
+    let pick = crate::models::pick_adapter(&r, &a.lora)?;
+    let b = ModelBundle::open(&r.path, &OpenOptions::from_env(a.threads, None))?;
+    let adapter = match pick {
+        Some((path, scale)) => Some(AdapterBase::new(&b.runner).lora(&path, scale)?),
+        None => None,
+    };
+    Ok((b.runner, b.tokenizer, adapter))
 }
 
 fn read_text(path: &Path) -> Result<String> {

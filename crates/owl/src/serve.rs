@@ -43,8 +43,17 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     for m in &a.model {
         let r = crate::models::resolve(Some(m))?;
-        crate::models::refuse_adapters(&r)?;
+        // A model carrying adapters is refused now if owl cannot apply them (several).
+        crate::models::adapter_of(&r)?;
         named.push((served_id(m, &r), r));
+    }
+    if let Some((id, r)) = named.first() {
+        if !a.lora.is_empty() && !r.defaults.adapters.is_empty() {
+            bail!(
+                "--lora adapts the default model, but '{id}' carries a LoRA adapter of its own \
+                 and owl applies one adapter per request: serve its base model with --lora"
+            );
+        }
     }
     let default_model = named.first().map(|(id, _)| id.clone());
     let first_path = named

@@ -34,11 +34,9 @@ impl StoreCatalog {
         r: &Resolved,
         info: Option<ModelInfo>,
     ) -> Result<ModelSpec, CatalogError> {
-        if !r.defaults.adapters.is_empty() {
-            return Err(CatalogError::Unusable(format!(
-                "model '{id}' has LoRA adapters, which owl does not support yet"
-            )));
-        }
+        let adapter = crate::models::adapter_of(r)
+            .map_err(|e| CatalogError::Unusable(e.to_string()))?
+            .map(Path::to_path_buf);
         // A file outside the store: its header still gives family, quant and size.
         let info = info.or_else(|| owl_store::gguf_info(id.to_string(), &r.path, Origin::Owl));
         let mut s = match info {
@@ -46,6 +44,7 @@ impl StoreCatalog {
             None => file_spec(&r.path),
         };
         s.id = id.to_string();
+        s.adapter = adapter;
         s.defaults = ModelDefaults {
             system: r.defaults.system.clone(),
             params: r.defaults.params.clone(),
@@ -78,6 +77,7 @@ fn from_info(i: &ModelInfo) -> ModelSpec {
             lineage: vec![i.name.clone()],
             ..ModelDefaults::default()
         },
+        adapter: None,
     }
 }
 
@@ -124,13 +124,11 @@ impl Catalog for StoreCatalog {
                 if is_derived(i) {
                     // A derived model's defaults come with its resolution.
                     match self.store.resolve(&i.name) {
-                        Ok(r) if r.defaults.adapters.is_empty() => {
-                            match self.spec(&i.name, &r, Some(i.clone())) {
-                                Ok(d) => s = d,
-                                Err(_) => continue,
-                            }
-                        }
-                        _ => continue,
+                        Ok(r) => match self.spec(&i.name, &r, Some(i.clone())) {
+                            Ok(d) => s = d,
+                            Err(_) => continue,
+                        },
+                        Err(_) => continue,
                     }
                 }
                 out.push(s);
@@ -199,6 +197,8 @@ impl Catalog for StoreCatalog {
             template: req.template.clone(),
             adapters: req.adapters.clone(),
         };
+        crate::models::check_adapters(&self.store, &spec.from, &spec.adapters)
+            .map_err(|e| CatalogError::Unusable(format!("{e:#}")))?;
         let i = self.store.create(name, &spec).map_err(catalog_error)?;
         Ok(from_info(&i))
     }

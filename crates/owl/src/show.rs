@@ -14,7 +14,7 @@ pub fn model(name: Option<&str>) -> Result<()> {
     let key = |k: &str| format!("{arch}.{k}");
     println!("model         {}", lineage(&r));
     println!("file          {}", path.display());
-    print_defaults(&r.defaults);
+    print_defaults(&r.defaults, &r.path);
     println!("name          {}", g.get_str("general.name").unwrap_or("-"));
     println!("architecture  {arch}");
     let params: u64 = g.tensors().iter().map(|t| t.n_elements).sum();
@@ -110,8 +110,9 @@ fn lineage(r: &owl_store::Resolved) -> String {
     parts.join(" ← ")
 }
 
-/// A derived (or Ollama) model's defaults, one line each.
-fn print_defaults(d: &owl_store::Defaults) {
+/// A derived (or Ollama) model's defaults, one line each; its adapter as read against the
+/// base file at `base`.
+fn print_defaults(d: &owl_store::Defaults, base: &std::path::Path) {
     if let Some(sys) = &d.system {
         let first = sys.lines().next().unwrap_or("");
         let more = if sys.lines().count() > 1 { " …" } else { "" };
@@ -127,7 +128,22 @@ fn print_defaults(d: &owl_store::Defaults) {
         );
     }
     for a in &d.adapters {
-        println!("adapter       {} (not supported yet)", a.display());
+        println!("adapter       {}", a.display());
+        match owl_engine::inspect_adapter(base, a) {
+            Ok(s) => {
+                let ranks: Vec<String> = s.ranks.iter().map(usize::to_string).collect();
+                println!("  format      {}", s.format);
+                println!("  rank        {}", ranks.join(", "));
+                println!("  alpha       {}", s.alpha);
+                println!(
+                    "  targets     {} ({} matrices over {} layers)",
+                    s.targets.join(", "),
+                    s.pairs,
+                    s.layers
+                );
+            }
+            Err(e) => println!("  unusable    {e}"),
+        }
     }
 }
 

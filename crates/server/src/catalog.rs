@@ -34,6 +34,11 @@ pub struct ModelSpec {
     pub digest: String,
     /// What a derived model adds to its base.
     pub defaults: ModelDefaults,
+    /// A LoRA adapter (a llama.cpp GGUF adapter or a PEFT directory) applied over `path`'s
+    /// weights at scale 1 to every request for this id (a derived model's `--adapter`). The
+    /// pool loads it into this id's engine; a base and its derived model loaded side by side
+    /// have an engine each (their weights are one mapping of the same file).
+    pub adapter: Option<PathBuf>,
 }
 
 /// A derived model's defaults: a system prompt used when a conversation has none, sampling

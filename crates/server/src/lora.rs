@@ -74,7 +74,7 @@ fn adapter_error(e: AdapterError) -> ApiError {
         ),
         AdapterError::NotLoaded(name) => not_found(&name),
         AdapterError::ShuttingDown => ApiError::server("the server is shutting down"),
-        e @ (AdapterError::Open { .. } | AdapterError::Lora(_)) => {
+        e @ (AdapterError::Open { .. } | AdapterError::Base { .. } | AdapterError::Lora(_)) => {
             ApiError::bad_param("lora_path", e.to_string())
         }
     }
@@ -142,6 +142,16 @@ pub async fn register(state: &AppState, name: &str, path: PathBuf) -> Result<(),
         }
     }
     let lease = state.pool().get(None, None).await?;
+    if lease.adapter().is_some() {
+        return Err(ApiError::bad_param(
+            "lora_name",
+            format!(
+                "the default model '{}' carries a LoRA adapter of its own, and owl applies one \
+                 adapter per request: serve its base model to load adapters over it",
+                lease.spec().id
+            ),
+        ));
+    }
     // A name unloaded while a request was still loading it may linger in the engine.
     if let Ok(rx) = lease.engine.unload_adapter(name) {
         let _ = rx.await;
@@ -160,6 +170,21 @@ pub async fn register(state: &AppState, name: &str, path: PathBuf) -> Result<(),
     }
     t.insert(name.to_string(), entry);
     Ok(())
+}
+
+/// Refuses a lease that carries a LoRA adapter on a route that cannot apply one
+/// (embeddings, reranking): its answer would silently be the base model's.
+pub fn refuse(lease: &Lease, route: &str) -> Result<(), ApiError> {
+    match lease.adapter() {
+        Some(name) => Err(ApiError::bad_param(
+            "model",
+            format!(
+                "'{name}' applies a LoRA adapter, which {route} do not apply: name a model \
+                 without one"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Forgets `name`: later requests naming it get 404; running ones finish with it.

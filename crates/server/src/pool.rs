@@ -380,7 +380,7 @@ impl ModelPool {
                             return Ok(Lease {
                                 loaded: Arc::clone(loaded),
                                 shared: Arc::clone(&self.shared),
-                                adapter: None,
+                                adapter: own_adapter(&loaded.spec),
                             });
                         }
                         SlotState::Loading(rx) => loading = Some(rx.clone()),
@@ -529,10 +529,28 @@ impl ModelPool {
         tokio::spawn(async move {
             let t0 = Instant::now();
             let id = spec.id.clone();
+            let id_for_adapter = id.clone();
             eprintln!("owl serve: loading {id}");
             let template = spec.defaults.template.clone();
+            let adapter = spec.adapter.clone();
             let r = tokio::task::spawn_blocking(move || {
                 let mut m = crate::model::load_gated(&opts, Some(gate))?;
+                if let Some(path) = adapter {
+                    // A derived model's adapter, registered under the model's own id.
+                    let done = m
+                        .engine
+                        .load_adapter(&id_for_adapter, &path, 1.0)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|rx| {
+                            rx.blocking_recv()
+                                .map_err(|_| anyhow::anyhow!("the engine stopped"))?
+                                .map_err(anyhow::Error::from)
+                        });
+                    if let Err(e) = done {
+                        m.engine.shutdown(Duration::from_secs(0));
+                        return Err(e);
+                    }
+                }
                 if let Some(source) = template {
                     // A derived model's template replaces the file's.
                     let piece = |id: Option<u32>| {
@@ -710,6 +728,12 @@ impl ModelPool {
             }
         }
     }
+}
+
+/// The adapter a lease on `spec` runs with: a model that carries one ([`ModelSpec::adapter`])
+/// has it registered in its engine under its own id.
+fn own_adapter(spec: &ModelSpec) -> Option<Arc<str>> {
+    spec.adapter.as_ref().map(|_| Arc::from(spec.id.as_str()))
 }
 
 fn not_found(name: &str) -> ApiError {

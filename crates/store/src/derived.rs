@@ -63,7 +63,8 @@ impl DerivedSpec {
             }
         }
         for a in &self.adapters {
-            if !a.is_file() {
+            // A llama.cpp GGUF adapter is a file, a PEFT adapter a directory.
+            if !a.exists() {
                 return Err(StoreError::MissingAdapter {
                     name: name.to_string(),
                     path: a.clone(),

@@ -36,7 +36,7 @@ pub enum StoreError {
         key: String,
         known: Vec<&'static str>,
     },
-    #[error("adapter file {} for '{name}' not found", path.display())]
+    #[error("adapter {} for '{name}' not found", path.display())]
     MissingAdapter { name: String, path: PathBuf },
     #[error("manifest {} of '{name}' is invalid: {reason}", path.display())]
     BadManifest {

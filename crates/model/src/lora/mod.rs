@@ -86,6 +86,38 @@ impl LoraTarget {
     }
 }
 
+/// The matrices a GGUF model file holds that an adapter may adapt, read from its tensor
+/// names and shapes alone (`blk.N.{role}.weight`, two dims), without loading the model. A
+/// model may adapt fewer (a mixture-of-experts FFN, an architecture without LoRA support):
+/// [`crate::Model::lora_targets`] is the truth once it is loaded; this is for checking an
+/// adapter against a base model cheaply (`owl create --adapter`).
+pub fn targets_in_file(file: &owl_gguf::GgufFile) -> Vec<LoraTarget> {
+    let mut out = Vec::new();
+    for t in file.tensors() {
+        let Some(rest) = t.name.strip_prefix("blk.") else {
+            continue;
+        };
+        let Some((layer, role)) = rest.split_once('.') else {
+            continue;
+        };
+        let (Ok(layer), Some(role)) = (layer.parse::<usize>(), role.strip_suffix(".weight")) else {
+            continue;
+        };
+        let Some(target) = Target::ALL.into_iter().find(|r| r.role() == role) else {
+            continue;
+        };
+        if let [n_in, n_out] = t.dims[..] {
+            out.push(LoraTarget {
+                layer,
+                target,
+                n_in: n_in as usize,
+                n_out: n_out as usize,
+            });
+        }
+    }
+    out
+}
+
 /// One low-rank pair, dequantized to f32.
 #[derive(Clone, Debug)]
 pub struct LoraPair {
@@ -115,6 +147,15 @@ impl LoraAdapter {
     /// The pair adapting `target` of `layer`, if the adapter has one.
     pub fn pair(&self, layer: usize, target: Target) -> Option<&LoraPair> {
         self.layers.get(layer)?[target.index()].as_ref()
+    }
+
+    /// Every pair with its layer and target, layer by layer.
+    pub fn pairs(&self) -> impl Iterator<Item = (usize, Target, &LoraPair)> + '_ {
+        self.layers.iter().enumerate().flat_map(|(li, l)| {
+            Target::ALL
+                .iter()
+                .filter_map(move |&t| l[t.index()].as_ref().map(|p| (li, t, p)))
+        })
     }
 
     /// Number of adapted matrices.

@@ -80,6 +80,7 @@ pub async fn embed(
     };
     let keep_alive = options::keep_alive(req.keep_alive.as_ref())?;
     let model = state.pool().get(req.model.as_deref(), keep_alive).await?;
+    crate::lora::refuse(&model, "embeddings")?;
     let load = started.elapsed();
     options::options(req.options.as_ref(), &Default::default())?;
     let truncate = req.truncate.unwrap_or(true);
@@ -118,6 +119,7 @@ pub async fn embeddings(
     body::check_fields(&bytes, &["model", "prompt", "options", "keep_alive"], &[])?;
     let keep_alive = options::keep_alive(req.keep_alive.as_ref())?;
     let model = state.pool().get(req.model.as_deref(), keep_alive).await?;
+    crate::lora::refuse(&model, "embeddings")?;
     options::options(req.options.as_ref(), &Default::default())?;
     let prompt = req.prompt.unwrap_or_default();
     if prompt.is_empty() {

@@ -58,6 +58,7 @@ pub async fn embeddings(
     let inputs = parse_input(req.input.as_ref())?;
     let truncate = parse_truncate(req.truncate.as_ref())?;
     let model = state.model(req.model.as_deref()).await?;
+    crate::lora::refuse(&model, "embeddings")?;
     if model.engine.pooling() == Pooling::Rank {
         return Err(ApiError::bad_param(
             "model",

@@ -1,6 +1,7 @@
 //! `GET /v1/models`: every model a request may name: the catalog's (the store, found in
 //! place, and the files given on the command line) and whatever is loaded, then the LoRA
-//! adapters, each with `parent` naming its base model.
+//! adapters, each with `parent` naming its base model (so do models that carry an adapter of
+//! their own, `root` being the adapter's path).
 
 use axum::extract::State;
 use axum::Json;
@@ -17,8 +18,12 @@ pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
             object: "model",
             created: s.modified,
             owned_by: "owl",
-            parent: None,
-            root: None,
+            // A model carrying its own adapter (a derived model) shows it like a --lora one.
+            parent: s
+                .adapter
+                .as_ref()
+                .and_then(|_| s.defaults.lineage.get(1).cloned()),
+            root: s.adapter.as_ref().map(|p| p.display().to_string()),
         })
         .collect();
     data.extend(state.adapters().list().into_iter().map(|a| ModelEntry {

@@ -92,6 +92,7 @@ pub async fn rerank(
     };
     let truncate = parse_truncate(req.truncate.as_ref())?;
     let model = state.model(req.model.as_deref()).await?;
+    crate::lora::refuse(&model, "rerankings")?;
     if model.engine.pooling() != Pooling::Rank {
         return Err(ApiError::bad_param(
             "model",
