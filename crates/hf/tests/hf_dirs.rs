@@ -183,5 +183,6 @@ fn broken_directories_get_errors_that_name_the_problem() {
     .err()
     .expect("load fails")
     .to_string();
-    assert!(e.contains("token_embd"), "{e}");
+    // (Which tensor is missed first is the loader's business: name some tensor.)
+    assert!(e.contains("missing tensor") && e.contains(".weight"), "{e}");
 }
