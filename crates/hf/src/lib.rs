@@ -10,21 +10,26 @@
 //! Everything downstream — architectures, kernels, the tokenizer, `owl quantize` — sees an
 //! ordinary [`GgufFile`].
 //!
-//! F32, F16 and BF16 weights are read in place; Llama's Q/K rows, which llama.cpp's RoPE
-//! wants in another order, are the only tensors copied.
+//! F32, F16 and BF16 weights are read in place. Copied are only what the converter changes:
+//! Llama's Q/K rows (llama.cpp's RoPE wants them in another order), Gemma's norms (plus one),
+//! F16/BF16 norms and routers (written as F32), and Mixture-of-Experts matrices, stacked into
+//! one tensor per layer as llama.cpp wants them.
 
 mod archs;
 mod bert;
 mod config;
 mod decoder;
 mod error;
+mod gemma;
 mod peft;
+mod spm;
 mod tokenizer;
 mod weights;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use owl_gguf::{GgufAssembler, GgufFile, Value};
+use owl_gguf::{GgmlType, GgufAssembler, GgufFile, Value};
 use serde_json::Value as Json;
 
 pub use error::HfError;
@@ -65,7 +70,7 @@ pub fn open_dir(dir: &Path) -> Result<GgufFile, HfError> {
     if !cfg_path.is_file() {
         return Err(HfError::MissingFile(cfg_path));
     }
-    let cfg = Config {
+    let mut cfg = Config {
         json: read_json(&cfg_path)?,
     };
     let hf_arch = cfg.architecture()?;
@@ -78,6 +83,8 @@ pub fn open_dir(dir: &Path) -> Result<GgufFile, HfError> {
                 archs::names()
             ))
         })?;
+    cfg.lift_text_config();
+    cfg.fill_defaults(arch.defaults);
     let mut asm = GgufAssembler::new();
     asm.set("general.architecture", Value::String(arch.gguf.into()));
     let name = dir
@@ -86,14 +93,136 @@ pub fn open_dir(dir: &Path) -> Result<GgufFile, HfError> {
         .unwrap_or_else(|| "model".into());
     asm.set("general.name", Value::String(name));
     (arch.keys)(&cfg, dir, &mut asm)?;
-    tokenizer::convert(dir, &cfg, &mut asm)?;
+    tokenizer::convert(dir, &cfg, arch.gguf, &mut asm)?;
     let stored = weights::read(dir, &mut asm)?;
+    let mut experts: BTreeMap<String, Vec<Option<(&str, &Stored)>>> = BTreeMap::new();
     for (name, st) in &stored {
-        if let Some((gguf, how)) = (arch.tensor)(name, &cfg)? {
-            add_tensor(&mut asm, name, &gguf, st, how)?;
+        match (arch.tensor)(name, &cfg)? {
+            None => {}
+            Some((gguf, Transform::Expert { index, count })) => {
+                let slots = experts.entry(gguf).or_insert_with(|| vec![None; count]);
+                let slot = slots.get_mut(index).ok_or_else(|| HfError::BadTensor {
+                    name: name.clone(),
+                    why: format!("expert {index} is out of range ({count} experts)"),
+                })?;
+                *slot = Some((name, st));
+            }
+            Some((gguf, how)) => add_tensor(&mut asm, name, &gguf, st, how)?,
         }
     }
+    for (gguf, slots) in &experts {
+        add_stacked(&mut asm, gguf, slots)?;
+    }
     Ok(asm.build())
+}
+
+/// The bytes of a checkpoint tensor, checked against its file.
+fn tensor_bytes<'a>(
+    asm: &'a GgufAssembler,
+    hf_name: &str,
+    st: &Stored,
+    ty: GgmlType,
+) -> Result<&'a [u8], HfError> {
+    let n_bytes = ty
+        .bytes_for(st.shape.iter().product::<usize>() as u64)
+        .and_then(|b| usize::try_from(b).ok())
+        .unwrap_or(usize::MAX);
+    asm.mapped(st.map)
+        .get(st.start..st.start.saturating_add(n_bytes))
+        .ok_or_else(|| HfError::BadTensor {
+            name: hf_name.into(),
+            why: "lies outside its file".into(),
+        })
+}
+
+fn ggml_type(hf_name: &str, st: &Stored) -> Result<GgmlType, HfError> {
+    st.ggml_type().ok_or_else(|| HfError::BadTensor {
+        name: hf_name.into(),
+        why: format!(
+            "dtype {:?} is not supported (F32, F16 and BF16 are)",
+            st.dtype
+        ),
+    })
+}
+
+/// Whether the converter writes `gguf` as F32 whatever its stored type: 1-D tensors, norms
+/// and MoE routers (`prepare_tensors` in `convert_hf_to_gguf.py`).
+fn forced_f32(gguf: &str, st: &Stored) -> bool {
+    st.shape.len() <= 1 || gguf.ends_with("_norm.weight") || gguf.contains(".ffn_gate_inp.")
+}
+
+/// F16/BF16/F32 bytes as F32 values, with `add` added (for F16 in F16, as torch does).
+fn to_f32(bytes: &[u8], ty: GgmlType, add: f32) -> Vec<u8> {
+    let out: Vec<f32> = match ty {
+        GgmlType::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| {
+                let x = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                if add == 0.0 {
+                    x
+                } else {
+                    half::f16::from_f32(x + add).to_f32()
+                }
+            })
+            .collect(),
+        GgmlType::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32() + add)
+            .collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) + add)
+            .collect(),
+    };
+    out.iter().flat_map(|f| f.to_le_bytes()).collect()
+}
+
+/// Stacks one layer's per-expert matrices into llama.cpp's `[count, rows, cols]` tensor.
+///
+/// GGUF wants each tensor contiguous and the experts are separate tensors in the checkpoint
+/// (often in different shards), so this is a copy: owned memory as large as the experts.
+fn add_stacked(
+    asm: &mut GgufAssembler,
+    gguf: &str,
+    slots: &[Option<(&str, &Stored)>],
+) -> Result<(), HfError> {
+    let mut first: Option<(&str, &Stored, GgmlType)> = None;
+    let mut bytes = Vec::new();
+    for (i, slot) in slots.iter().enumerate() {
+        let Some((name, st)) = *slot else {
+            return Err(HfError::MissingTensor(format!(
+                "expert {i} of {} (for {gguf})",
+                slots.len()
+            )));
+        };
+        let ty = ggml_type(name, st)?;
+        match first {
+            None => first = Some((name, st, ty)),
+            Some((n0, s0, t0)) => {
+                if s0.shape != st.shape || t0 != ty {
+                    return Err(HfError::BadTensor {
+                        name: name.into(),
+                        why: format!(
+                            "is {ty:?} {:?}, but `{n0}` is {t0:?} {:?}: experts must match",
+                            st.shape, s0.shape
+                        ),
+                    });
+                }
+            }
+        }
+        let src = tensor_bytes(asm, name, st, ty)?;
+        if bytes.is_empty() {
+            bytes.reserve(src.len() * slots.len());
+        }
+        bytes.extend_from_slice(src);
+    }
+    let Some((_, st, ty)) = first else {
+        return Ok(());
+    };
+    let mut dims = st.dims();
+    dims.push(slots.len() as u64);
+    asm.add_owned(gguf, dims, ty, bytes)?;
+    Ok(())
 }
 
 /// Adds one checkpoint tensor under its GGUF name.
@@ -104,28 +233,26 @@ fn add_tensor(
     st: &Stored,
     how: Transform,
 ) -> Result<(), HfError> {
-    let ty = st.ggml_type().ok_or_else(|| HfError::BadTensor {
-        name: hf_name.into(),
-        why: format!(
-            "dtype {:?} is not supported (F32, F16 and BF16 are)",
-            st.dtype
-        ),
-    })?;
+    let ty = ggml_type(hf_name, st)?;
     match how {
+        Transform::AddOne => {
+            let bytes = to_f32(tensor_bytes(asm, hf_name, st, ty)?, ty, 1.0);
+            asm.add_owned(gguf, st.dims(), GgmlType::F32, bytes)?;
+        }
+        Transform::AsIs if ty != GgmlType::F32 && forced_f32(gguf, st) => {
+            let bytes = to_f32(tensor_bytes(asm, hf_name, st, ty)?, ty, 0.0);
+            asm.add_owned(gguf, st.dims(), GgmlType::F32, bytes)?;
+        }
         Transform::AsIs => asm.add_mapped(gguf, st.dims(), ty, st.map, st.start)?,
+        Transform::Expert { .. } => {
+            return Err(HfError::BadTensor {
+                name: hf_name.into(),
+                why: "an expert matrix cannot stand alone".into(),
+            })
+        }
         Transform::PermuteRows { n_head } => {
             let rows = st.shape.first().copied().unwrap_or(0);
-            let n_bytes = ty
-                .bytes_for(st.shape.iter().product::<usize>() as u64)
-                .and_then(|b| usize::try_from(b).ok())
-                .unwrap_or(usize::MAX);
-            let src = asm
-                .mapped(st.map)
-                .get(st.start..st.start.saturating_add(n_bytes))
-                .ok_or_else(|| HfError::BadTensor {
-                    name: hf_name.into(),
-                    why: "lies outside its file".into(),
-                })?;
+            let src = tensor_bytes(asm, hf_name, st, ty)?;
             let bytes = permute_rows(src, rows, n_head).ok_or_else(|| HfError::BadTensor {
                 name: hf_name.into(),
                 why: format!("{rows} rows do not split into {n_head} heads of pairs"),

@@ -5,6 +5,12 @@
 //! turns each directory back into that GGUF (the script checks this with `--check-convert`).
 //! So owl's view of a directory must carry the GGUF's metadata and tensor bytes, and give its
 //! logits bit for bit; llama.cpp's logits on the GGUF are checked by the arch references.
+//!
+//! `tests/fixtures/hf/tiny-{gemma3,qwen3moe}` and their `tiny-*.gguf` twins were both made by
+//! that script (no committed GGUF is small enough to start from, and the converter needs
+//! torch): random BF16 checkpoints, the GGUF written with gguf-py following
+//! `convert_hf_to_gguf.py`'s `Gemma3Model` and `Qwen3MoeModel` (Gemma's SentencePiece
+//! vocabulary by the converter's own code, special tokens by gguf-py's `SpecialVocab`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,12 +24,25 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Fixtures whose GGUF twin is the committed arch fixture.
+const FROM_ARCH: &[&str] = &["llama", "qwen2"];
+/// Fixtures whose GGUF twin lies next to the directory.
+const OWN_TWIN: &[&str] = &["gemma3", "qwen3moe"];
+
+fn all() -> impl Iterator<Item = &'static str> {
+    FROM_ARCH.iter().chain(OWN_TWIN).copied()
+}
+
 fn pair(name: &str) -> (GgufFile, GgufFile) {
     let dir = repo()
         .join("tests/fixtures/hf")
         .join(format!("tiny-{name}"));
     let view = owl_hf::open_model(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let gguf = repo().join(format!("tests/fixtures/arch/tiny-{name}.gguf"));
+    let gguf = if OWN_TWIN.contains(&name) {
+        repo().join(format!("tests/fixtures/hf/tiny-{name}.gguf"))
+    } else {
+        repo().join(format!("tests/fixtures/arch/tiny-{name}.gguf"))
+    };
     (view, GgufFile::open(&gguf).expect("fixture"))
 }
 
@@ -44,7 +63,7 @@ fn same(a: &Value, b: &Value) -> bool {
 
 #[test]
 fn directories_carry_their_gguf_conversions_metadata_and_tensors() {
-    for name in ["llama", "qwen2"] {
+    for name in all() {
         let (view, gguf) = pair(name);
         let relevant = |k: &str| !k.starts_with("general.");
         for (k, v) in gguf.metadata().iter().filter(|(k, _)| relevant(k)) {
@@ -68,14 +87,14 @@ fn directories_carry_their_gguf_conversions_metadata_and_tensors() {
                 t.name
             );
         }
-        // Weights are read in place: only Llama's permuted Q/K rows are copies.
+        // Weights are read in place: only the tensors the converter changes are copies.
         assert!(view.is_mapped());
     }
 }
 
 #[test]
 fn directories_give_their_ggufs_logits_bit_for_bit() {
-    for name in ["llama", "qwen2"] {
+    for name in all() {
         let (view, gguf) = pair(name);
         let tok = owl_text::Tokenizer::from_gguf(&view).expect("tokenizer");
         let prompt = tok
