@@ -10,10 +10,14 @@
 //! * **WordPiece** (`"WordPiece"`, BERT): the same token list rewritten into llama.cpp's
 //!   "phantom space" form: a word-initial piece gets a `▁` prefix, a `##` continuation loses
 //!   its `##`, control tokens stay as they are.
+//! * **SentencePiece** (Llama, Gemma 3 with a `tokenizer.model`, which the converter prefers
+//!   over `tokenizer.json`): the model's pieces, scores and types (`spm`), ids up to
+//!   `vocab_size` padded, `added_tokens.json` and `tokenizer_config.json`'s
+//!   `added_tokens_decoder` on top; `tokenizer.ggml.model` "llama" (Gemma: no space prefix).
 //! * Special ids from `tokenizer_config.json` (looked up among the added tokens), else from
-//!   `config.json`'s `*_token_id`; `add_bos`/`add_eos` from the post-processor, else from
-//!   `tokenizer_config.json`; the chat template from `tokenizer_config.json`,
-//!   `chat_template.jinja` or `chat_template.json`.
+//!   `config.json`'s `*_token_id`; `add_bos`/`add_eos`/`add_sep` from the post-processor,
+//!   overridden by `tokenizer_config.json`'s `add_*_token`; the chat template from
+//!   `tokenizer_config.json`, `chat_template.jinja` or `chat_template.json`.
 //!
 //! The converter picks the pre-tokenizer by hashing how the tokenizer splits a probe text.
 //! Without Python's `tokenizers` at hand, owl reads the pre-tokenizer's own description

@@ -205,3 +205,68 @@ fn broken_directories_get_errors_that_name_the_problem() {
     // (Which tensor is missed first is the loader's business: name some tensor.)
     assert!(e.contains("missing tensor") && e.contains(".weight"), "{e}");
 }
+
+/// Gemma's `tokenizer.model` read by owl splits text as SentencePiece does (ids from the
+/// `sentencepiece` package on the fixture's model; byte fallback for the accents and emoji).
+#[test]
+fn gemma3_vocabulary_tokenizes_like_sentencepiece() {
+    let (view, _) = pair("gemma3");
+    let tok = owl_text::Tokenizer::from_gguf(&view).expect("tokenizer");
+    let cases: &[(&str, &[u32])] = &[
+        (
+            "The capital of France is",
+            &[
+                2, 292, 263, 268, 281, 270, 289, 274, 272, 270, 277, 267, 285, 268, 314, 276, 270,
+                273, 281, 269, 268, 274, 275,
+            ],
+        ),
+        (
+            " two  spaces, é ü 😀",
+            &[
+                2, 264, 291, 271, 268, 268, 275, 289, 270, 281, 269, 275, 287, 268, 201, 175, 268,
+                201, 194, 268, 246, 165, 158, 134,
+            ],
+        ),
+    ];
+    for (text, want) in cases {
+        let got = tok.encode(text, true, false).expect("encode");
+        assert_eq!(&got[..], *want, "{text:?}");
+    }
+}
+
+/// A multimodal Gemma 3 checkpoint keeps the language model's settings under `text_config`,
+/// leaving out those equal to `Gemma3TextConfig`'s defaults; its view is the same GGUF.
+#[test]
+fn gemma3_conditional_generation_reads_its_text_config() {
+    let src = repo().join("tests/fixtures/hf/tiny-gemma3");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(&src).expect("fixture dir") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, dir.path().join(p.file_name().expect("name"))).expect("copy");
+    }
+    let text = std::fs::read_to_string(src.join("config.json")).expect("config");
+    let mut text_cfg: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let obj = text_cfg.as_object_mut().expect("object");
+    obj.remove("architectures");
+    // Equal to Gemma3TextConfig's defaults, so transformers leaves them out.
+    obj.remove("rms_norm_eps");
+    obj.remove("rope_theta");
+    obj.remove("rope_local_base_freq");
+    let nested = serde_json::json!({
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "text_config": text_cfg,
+        "vision_config": {"hidden_size": 8},
+    });
+    std::fs::write(dir.path().join("config.json"), nested.to_string()).expect("write");
+    let view = owl_hf::open_model(dir.path()).expect("open");
+    let (flat, _) = pair("gemma3");
+    for (k, v) in flat.metadata() {
+        if k.starts_with("general.") {
+            continue;
+        }
+        let got = view.get(k).unwrap_or_else(|| panic!("lacks `{k}`"));
+        assert!(same(got, v), "`{k}` differs");
+    }
+    assert_eq!(view.tensors().len(), flat.tensors().len());
+}
