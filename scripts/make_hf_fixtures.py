@@ -641,10 +641,210 @@ def make_qwen3moe() -> Path:
     return out
 
 
+def make_deepseek2() -> Path:
+    """DeepSeek-V3-shaped: MLA with a Q LoRA, one dense layer then MoE with sigmoid routing,
+    groups, a selection bias, a shared expert and YaRN; the tokenizer is Qwen 3 MoE's."""
+    import gguf
+
+    out = OUT / "tiny-deepseek2"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    tokens = qwen_tokenizer(out)
+    n_vocab = len(tokens)
+    n_layer, n_embd, n_ff, n_ff_exp, n_head = 3, 64, 96, 32, 4
+    q_rank, kv_rank, nope, rope, v = 32, 32, 16, 8, 16
+    n_exp, n_used, n_group, topk_group, n_shared = 8, 2, 4, 2, 1
+    rope_scaling = {"type": "yarn", "factor": 40.0, "original_max_position_embeddings": 4096,
+                    "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0}
+    config = {
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "model_type": "deepseek_v3",
+        "hidden_size": n_embd,
+        "intermediate_size": n_ff,
+        "moe_intermediate_size": n_ff_exp,
+        "num_hidden_layers": n_layer,
+        "num_nextn_predict_layers": 1,
+        "first_k_dense_replace": 1,
+        "num_attention_heads": n_head,
+        "num_key_value_heads": n_head,
+        "q_lora_rank": q_rank,
+        "kv_lora_rank": kv_rank,
+        "qk_nope_head_dim": nope,
+        "qk_rope_head_dim": rope,
+        "v_head_dim": v,
+        "n_routed_experts": n_exp,
+        "num_experts_per_tok": n_used,
+        "n_group": n_group,
+        "topk_group": topk_group,
+        "n_shared_experts": n_shared,
+        "routed_scaling_factor": 2.5,
+        "norm_topk_prob": True,
+        "scoring_func": "sigmoid",
+        "topk_method": "noaux_tc",
+        "max_position_embeddings": 163840,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 10000,
+        "rope_scaling": rope_scaling,
+        "hidden_act": "silu",
+        "vocab_size": n_vocab,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "bos_token_id": tokens.index("<|endoftext|>"),
+        "eos_token_id": tokens.index("<|im_end|>"),
+    }
+    write_json(out / "config.json", config)
+    rng = np.random.default_rng(5)
+    norm = lambda n: to_bf16(1.0 + rng.standard_normal(n).astype(np.float32) * 0.2)  # noqa: E731
+    hf: dict[str, np.ndarray] = {"model.embed_tokens.weight": random_bf16(rng, n_vocab, n_embd, scale=1.0)}
+    for i in range(n_layer + 1):  # the last is the MTP layer, which the converter drops
+        p = f"model.layers.{i}."
+        hf[p + "input_layernorm.weight"] = norm(n_embd)
+        hf[p + "self_attn.q_a_proj.weight"] = random_bf16(rng, q_rank, n_embd)
+        hf[p + "self_attn.q_a_layernorm.weight"] = norm(q_rank)
+        hf[p + "self_attn.q_b_proj.weight"] = random_bf16(rng, n_head * (nope + rope), q_rank)
+        hf[p + "self_attn.kv_a_proj_with_mqa.weight"] = random_bf16(rng, kv_rank + rope, n_embd)
+        hf[p + "self_attn.kv_a_layernorm.weight"] = norm(kv_rank)
+        hf[p + "self_attn.kv_b_proj.weight"] = random_bf16(rng, n_head * (nope + v), kv_rank)
+        hf[p + "self_attn.o_proj.weight"] = random_bf16(rng, n_embd, n_head * v)
+        hf[p + "post_attention_layernorm.weight"] = norm(n_embd)
+        if i < 1:
+            hf[p + "mlp.gate_proj.weight"] = random_bf16(rng, n_ff, n_embd)
+            hf[p + "mlp.up_proj.weight"] = random_bf16(rng, n_ff, n_embd)
+            hf[p + "mlp.down_proj.weight"] = random_bf16(rng, n_embd, n_ff)
+            continue
+        hf[p + "mlp.gate.weight"] = random_bf16(rng, n_exp, n_embd, scale=1.0)
+        hf[p + "mlp.gate.e_score_correction_bias"] = rng.standard_normal(n_exp).astype(np.float32) * 0.1
+        for e in range(n_exp):
+            q = f"{p}mlp.experts.{e}."
+            hf[q + "gate_proj.weight"] = random_bf16(rng, n_ff_exp, n_embd)
+            hf[q + "up_proj.weight"] = random_bf16(rng, n_ff_exp, n_embd)
+            hf[q + "down_proj.weight"] = random_bf16(rng, n_embd, n_ff_exp)
+        for wn, shape in [("gate_proj", (n_ff_exp * n_shared, n_embd)),
+                          ("up_proj", (n_ff_exp * n_shared, n_embd)),
+                          ("down_proj", (n_embd, n_ff_exp * n_shared))]:
+            hf[f"{p}mlp.shared_experts.{wn}.weight"] = random_bf16(rng, *shape)
+    hf["model.norm.weight"] = norm(n_embd)
+    hf["lm_head.weight"] = random_bf16(rng, n_vocab, n_embd)
+    # The selection bias is F32 in DeepSeek's checkpoints; the rest BF16.
+    save_mixed(hf, out / "model.safetensors")
+
+    # The GGUF, as DeepseekV2Model writes it.
+    w = gguf.GGUFWriter(str(OUT / "tiny-deepseek2.gguf"), "deepseek2")
+    w.add_name("tiny-deepseek2")
+    w.add_block_count(n_layer)
+    w.add_context_length(config["max_position_embeddings"])
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(1)
+    w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+    w.add_rope_scaling_factor(40.0)
+    w.add_rope_scaling_orig_ctx_len(4096)
+    w.add_rope_scaling_yarn_beta_fast(32)
+    w.add_rope_scaling_yarn_beta_slow(1)
+    w.add_rope_freq_base(10000)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_expert_count(n_exp)
+    w.add_expert_used_count(n_used)
+    w.add_expert_group_count(n_group)
+    w.add_expert_group_used_count(topk_group)
+    w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
+    w.add_leading_dense_block_count(1)
+    w.add_vocab_size(n_vocab)
+    w.add_q_lora_rank(q_rank)
+    w.add_kv_lora_rank(kv_rank)
+    w.add_key_length(kv_rank + rope)
+    w.add_value_length(kv_rank)
+    w.add_key_length_mla(nope + rope)
+    w.add_value_length_mla(v)
+    w.add_expert_feed_forward_length(n_ff_exp)
+    w.add_expert_shared_count(n_shared)
+    w.add_expert_weights_scale(2.5)
+    w.add_expert_weights_norm(True)
+    w.add_rope_dimension_count(rope)
+    w.add_rope_scaling_yarn_log_mul(0.1 * 1.0)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t.startswith("<|") else 1 for t in tokens])
+    gguf.SpecialVocab(out, load_merges=True, n_vocab=n_vocab).add_to_gguf(w)
+    names = {"input_layernorm": "attn_norm", "self_attn.q_a_proj": "attn_q_a",
+             "self_attn.q_a_layernorm": "attn_q_a_norm", "self_attn.q_b_proj": "attn_q_b",
+             "self_attn.kv_a_proj_with_mqa": "attn_kv_a_mqa",
+             "self_attn.kv_a_layernorm": "attn_kv_a_norm", "self_attn.o_proj": "attn_output",
+             "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
+             "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down", "mlp.gate": "ffn_gate_inp",
+             "mlp.shared_experts.gate_proj": "ffn_gate_shexp",
+             "mlp.shared_experts.up_proj": "ffn_up_shexp",
+             "mlp.shared_experts.down_proj": "ffn_down_shexp"}
+    bf16 = gguf.GGMLQuantizationType.BF16
+    for name, t in hf.items():
+        if ".experts." in name and ".shared_experts." not in name:
+            continue
+        if name.startswith(f"model.layers.{n_layer}."):
+            continue
+        if name.endswith("e_score_correction_bias"):
+            w.add_tensor(f"blk.{name.split('.')[2]}.exp_probs_b.bias", t)
+            continue
+        stem = name.removesuffix(".weight")
+        if stem == "model.embed_tokens":
+            g = "token_embd"
+        elif stem == "model.norm":
+            g = "output_norm"
+        elif stem == "lm_head":
+            g = "output"
+        else:
+            _, _, i, part = stem.split(".", 3)
+            if part == "self_attn.kv_b_proj":
+                kv_b = t.reshape(n_head, nope + v, kv_rank)
+                w.add_tensor(f"blk.{i}.attn_k_b.weight",
+                             np.ascontiguousarray(kv_b[:, :nope, :].transpose(0, 2, 1)),
+                             raw_dtype=bf16)
+                w.add_tensor(f"blk.{i}.attn_v_b.weight", np.ascontiguousarray(kv_b[:, nope:, :]),
+                             raw_dtype=bf16)
+                continue
+            g = f"blk.{i}.{names[part]}"
+        if t.ndim == 1 or g.endswith("_norm") or g.endswith("ffn_gate_inp"):
+            w.add_tensor(g + ".weight", from_bf16(t))
+        else:
+            w.add_tensor(g + ".weight", t, raw_dtype=bf16)
+        if stem.endswith("mlp.gate"):
+            i = stem.split(".")[2]
+            for wn, gn in [("down_proj", "ffn_down_exps"), ("gate_proj", "ffn_gate_exps"),
+                           ("up_proj", "ffn_up_exps")]:
+                stacked = np.stack([hf[f"model.layers.{i}.mlp.experts.{e}.{wn}.weight"]
+                                    for e in range(n_exp)])
+                w.add_tensor(f"blk.{i}.{gn}.weight", stacked, raw_dtype=bf16)
+    write_gguf(w)
+    print(f"wrote {out.relative_to(REPO)} and tiny-deepseek2.gguf")
+    return out
+
+
+def save_mixed(tensors: dict[str, np.ndarray], path: Path) -> None:
+    """save_bf16, with float32 arrays stored as F32."""
+    header, offset, blobs = {}, 0, []
+    for name, t in tensors.items():
+        dtype = "F32" if t.dtype == np.float32 else "BF16"
+        data = np.ascontiguousarray(t).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--check-convert", metavar="PYTHON")
-    ap.add_argument("--only", choices=["llama", "qwen2", "gemma3", "qwen3moe"])
+    ap.add_argument("--only", choices=["llama", "qwen2", "gemma3", "qwen3moe", "deepseek2"])
     args = ap.parse_args()
     for arch in HF_ARCH:
         if args.only in (None, arch):
@@ -655,6 +855,8 @@ def main() -> int:
         make_gemma3()
     if args.only in (None, "qwen3moe"):
         make_qwen3moe()
+    if args.only in (None, "deepseek2"):
+        make_deepseek2()
     return 0
 
 

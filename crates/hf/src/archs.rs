@@ -8,7 +8,7 @@ use std::path::Path;
 use owl_gguf::GgufAssembler;
 
 use crate::config::Config;
-use crate::{bert, decoder, gemma, HfError};
+use crate::{bert, decoder, deepseek, gemma, HfError};
 
 /// What a checkpoint tensor must go through on its way to the GGUF view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +24,14 @@ pub enum Transform {
     /// Expert `index` of `count` in a stacked `[count, rows, cols]` tensor (Mixture-of-Experts
     /// checkpoints store one matrix per expert, llama.cpp one tensor per layer).
     Expert { index: usize, count: usize },
+    /// DeepSeek's `kv_b_proj` (`[n_head × (nope + v), kv_lora_rank]`) split per head into
+    /// `attn_k_b` (the K rows, transposed: `[n_head, rank, nope]`) and `attn_v_b`
+    /// (`[n_head, v, rank]`); the mapped name is `….attn_kv_b.weight`.
+    SplitKvB {
+        n_head: usize,
+        nope: usize,
+        v: usize,
+    },
 }
 
 /// A checkpoint tensor's GGUF name and transform; `None` drops it (unused by inference).
@@ -88,6 +96,13 @@ pub const ARCHS: &[HfArch] = &[
         keys: gemma::keys,
         tensor: gemma::tensor,
         defaults: gemma::DEFAULTS,
+    },
+    HfArch {
+        hf: &["DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"],
+        gguf: "deepseek2",
+        keys: deepseek::keys,
+        tensor: deepseek::tensor,
+        defaults: &[],
     },
     HfArch {
         hf: &[

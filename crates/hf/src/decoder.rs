@@ -87,6 +87,22 @@ pub(crate) fn rope_scaling(arch: &str, c: &Config, asm: &mut GgufAssembler) -> R
                     Value::U32(n as u32),
                 );
             }
+            // The optional YaRN settings, as the converter writes them.
+            let extra = [
+                ("extrapolation_factor", "yarn_ext_factor"),
+                ("attention_factor", "yarn_attn_factor"),
+                ("attn_factor", "yarn_attn_factor"),
+                ("beta_fast", "yarn_beta_fast"),
+                ("beta_slow", "yarn_beta_slow"),
+            ];
+            for (from, to) in extra {
+                if to == "yarn_attn_factor" && asm.has(&k("rope.scaling.yarn_attn_factor")) {
+                    continue;
+                }
+                if let Some(x) = rs.get(from).and_then(Json::as_f64) {
+                    asm.set(&k(&format!("rope.scaling.{to}")), Value::F32(x as f32));
+                }
+            }
         }
         "llama3" => {
             let factors = llama3_factors(
@@ -251,6 +267,7 @@ pub fn moe_tensor(name: &str, c: &Config) -> Result<Mapped, HfError> {
     let count = c
         .opt_dim("num_experts")?
         .or(c.opt_dim("num_local_experts")?)
+        .or(c.opt_dim("n_routed_experts")?)
         .ok_or_else(|| HfError::BadConfig {
             key: "num_experts".into(),
             why: "is missing".into(),

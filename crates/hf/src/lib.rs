@@ -19,6 +19,7 @@ mod archs;
 mod bert;
 mod config;
 mod decoder;
+mod deepseek;
 mod error;
 mod gemma;
 mod peft;
@@ -250,6 +251,33 @@ fn add_tensor(
                 why: "an expert matrix cannot stand alone".into(),
             })
         }
+        Transform::SplitKvB { n_head, nope, v } => {
+            let src = tensor_bytes(asm, hf_name, st, ty)?;
+            let (k_b, v_b, rank) =
+                split_kv_b(src, &st.shape, ty, n_head, nope, v).ok_or_else(|| {
+                    HfError::BadTensor {
+                        name: hf_name.into(),
+                        why: format!(
+                            "shape {:?} is not [{n_head} × ({nope} + {v}), kv_lora_rank]",
+                            st.shape
+                        ),
+                    }
+                })?;
+            let (n_head, nope, v, rank) = (n_head as u64, nope as u64, v as u64, rank as u64);
+            let base = gguf.strip_suffix("attn_kv_b.weight").unwrap_or(gguf);
+            asm.add_owned(
+                &format!("{base}attn_k_b.weight"),
+                vec![nope, rank, n_head],
+                ty,
+                k_b,
+            )?;
+            asm.add_owned(
+                &format!("{base}attn_v_b.weight"),
+                vec![rank, v, n_head],
+                ty,
+                v_b,
+            )?;
+        }
         Transform::PermuteRows { n_head } => {
             let rows = st.shape.first().copied().unwrap_or(0);
             let src = tensor_bytes(asm, hf_name, st, ty)?;
@@ -261,6 +289,42 @@ fn add_tensor(
         }
     }
     Ok(())
+}
+
+/// DeepSeek's `kv_b_proj` split as the converter does: per head, the first `nope` rows
+/// transposed (`k_b`, `[n_head, rank, nope]`) and the next `v` rows as they are (`v_b`).
+/// Returns both and the rank, or `None` when the shape does not fit.
+fn split_kv_b(
+    src: &[u8],
+    shape: &[usize],
+    ty: GgmlType,
+    n_head: usize,
+    nope: usize,
+    v: usize,
+) -> Option<(Vec<u8>, Vec<u8>, usize)> {
+    let es = match ty {
+        GgmlType::F32 => 4,
+        GgmlType::F16 | GgmlType::BF16 => 2,
+        _ => return None,
+    };
+    let &[rows, rank] = <&[usize; 2]>::try_from(shape).ok()?;
+    if rows != n_head.checked_mul(nope.checked_add(v)?)? || src.len() != rows * rank * es {
+        return None;
+    }
+    let mut k_b = Vec::with_capacity(n_head * rank * nope * es);
+    let mut v_b = Vec::with_capacity(n_head * v * rank * es);
+    for h in 0..n_head {
+        let head = h * (nope + v);
+        for r in 0..rank {
+            for j in 0..nope {
+                let at = ((head + j) * rank + r) * es;
+                k_b.extend_from_slice(&src[at..at + es]);
+            }
+        }
+        let from = (head + nope) * rank * es;
+        v_b.extend_from_slice(&src[from..from + v * rank * es]);
+    }
+    Some((k_b, v_b, rank))
 }
 
 /// llama.cpp's converter `permute`: within each head of `rows / n_head` rows, row

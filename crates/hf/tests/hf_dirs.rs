@@ -27,7 +27,7 @@ fn repo() -> PathBuf {
 /// Fixtures whose GGUF twin is the committed arch fixture.
 const FROM_ARCH: &[&str] = &["llama", "qwen2"];
 /// Fixtures whose GGUF twin lies next to the directory.
-const OWN_TWIN: &[&str] = &["gemma3", "qwen3moe"];
+const OWN_TWIN: &[&str] = &["gemma3", "qwen3moe", "deepseek2"];
 
 fn all() -> impl Iterator<Item = &'static str> {
     FROM_ARCH.iter().chain(OWN_TWIN).copied()
