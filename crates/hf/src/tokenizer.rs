@@ -41,6 +41,12 @@ const UNUSED: i32 = 5;
 
 /// The Llama 3 split pattern (`tokenizer.json` of Llama 3.x).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// DeepSeek-V3's three splits (llama.cpp's `deepseek-v3` pre-tokenizer), in order.
+const DEEPSEEK3_SPLITS: [&str; 3] = [
+    r"\p{N}{1,3}",
+    "[一-龥\u{3040}-ゟ゠-ヿ]+",
+    r##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"##,
+];
 /// The Qwen 2 split pattern (single digits).
 const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
@@ -356,6 +362,28 @@ fn detect_pre(tj: &Json, tcfg: &Json) -> Result<&'static str, String> {
         .get("clean_up_tokenization_spaces")
         .and_then(Json::as_bool)
         .unwrap_or(false);
+    // A regex with its CR/LF written as escapes, so both spellings compare equal.
+    let escaped = |r: &str| r.replace('\r', r"\r").replace('\n', r"\n");
+    let splits: Vec<String> = steps
+        .iter()
+        .filter(|s| ty(s) == "Split")
+        .filter_map(|s| {
+            s.get("pattern")
+                .and_then(|p| p.get("Regex"))
+                .and_then(Json::as_str)
+                .map(escaped)
+        })
+        .collect();
+    if kinds == ["Split", "Split", "Split", "ByteLevel"]
+        && !byte_level_regex(steps[3])
+        && splits.len() == 3
+        && splits
+            .iter()
+            .zip(DEEPSEEK3_SPLITS)
+            .all(|(a, b)| *a == escaped(b))
+    {
+        return Ok("deepseek-v3");
+    }
     match (
         kinds
             .iter()
@@ -378,8 +406,8 @@ fn detect_pre(tj: &Json, tcfg: &Json) -> Result<&'static str, String> {
         }
         (["ByteLevel"], _) if byte_level_regex(steps[0]) => Ok("gpt-2"),
         _ => Err(format!(
-            "pre-tokenizer {kinds:?} is not one owl recognises (Llama 3, Qwen 2, SmolLM/StarCoder, \
-             GPT-2); convert with llama.cpp's convert_hf_to_gguf.py"
+            "pre-tokenizer {kinds:?} is not one owl recognises (Llama 3, Qwen 2, DeepSeek-V3, \
+             SmolLM/StarCoder, GPT-2); convert with llama.cpp's convert_hf_to_gguf.py"
         )),
     }
 }
@@ -655,4 +683,26 @@ fn chat_template(dir: &Path, tcfg: &Json) -> Result<Option<String>, HfError> {
         return Ok(read_json(&json)?.get("chat_template").and_then(pick));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn deepseek_v3_pre_tokenizer_is_recognised() {
+        // As DeepSeek-V3's tokenizer.json spells it (CR/LF as JSON escapes).
+        let text = r##"{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}"}, "behavior": "Isolated", "invert": false},
+            {"type": "Split", "pattern": {"Regex": "[一-龥\u3040-ゟ゠-ヿ]+"}, "behavior": "Isolated", "invert": false},
+            {"type": "Split", "pattern": {"Regex": "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}
+        ]}}"##;
+        let tj: Json = serde_json::from_str(text).unwrap();
+        assert_eq!(detect_pre(&tj, &Json::Null), Ok("deepseek-v3"));
+        let other = text.replace("{1,3}", "{1,2}");
+        let tj: Json = serde_json::from_str(&other).unwrap();
+        assert!(detect_pre(&tj, &Json::Null).is_err());
+    }
 }
