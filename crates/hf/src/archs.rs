@@ -51,12 +51,12 @@ pub struct HfArch {
     /// `config.json` values the family's `transformers` config class supplies when the file
     /// leaves them out (the converter reads the config through `transformers`, so it sees
     /// them); integers and floats.
-    pub defaults: &'static [(&'static str, Default)],
+    pub defaults: &'static [(&'static str, ConfigDefault)],
 }
 
 /// A default `config.json` value.
 #[derive(Clone, Copy, Debug)]
-pub enum Default {
+pub enum ConfigDefault {
     Int(u64),
     Float(f64),
 }

@@ -2,7 +2,7 @@
 
 use serde_json::Value as Json;
 
-use crate::archs::Default;
+use crate::archs::ConfigDefault;
 use crate::HfError;
 
 /// A model's `config.json` (or, for multimodal checkpoints, its `text_config`).
@@ -71,15 +71,15 @@ impl Config {
     }
 
     /// Sets the keys of `defaults` that the file leaves out (or null).
-    pub fn fill_defaults(&mut self, defaults: &[(&str, Default)]) {
+    pub fn fill_defaults(&mut self, defaults: &[(&str, ConfigDefault)]) {
         let Some(root) = self.json.as_object_mut() else {
             return;
         };
         for &(k, d) in defaults {
             if root.get(k).is_none_or(Json::is_null) {
                 let v = match d {
-                    Default::Int(i) => Json::from(i),
-                    Default::Float(f) => Json::from(f),
+                    ConfigDefault::Int(i) => Json::from(i),
+                    ConfigDefault::Float(f) => Json::from(f),
                 };
                 root.insert(k.to_string(), v);
             }

@@ -12,26 +12,26 @@ use std::path::Path;
 use owl_gguf::{GgufAssembler, Value};
 use serde_json::Value as Json;
 
-use crate::archs::{Default, Mapped, Transform};
+use crate::archs::{ConfigDefault, Mapped, Transform};
 use crate::config::Config;
 use crate::decoder::{common_keys, head_dim};
 use crate::HfError;
 
 /// `Gemma3TextConfig`'s defaults for the settings the converter reads (multimodal checkpoints'
 /// `text_config` leaves most of them out).
-pub const DEFAULTS: &[(&str, Default)] = &[
-    ("vocab_size", Default::Int(262_208)),
-    ("hidden_size", Default::Int(2304)),
-    ("intermediate_size", Default::Int(9216)),
-    ("num_hidden_layers", Default::Int(26)),
-    ("num_attention_heads", Default::Int(8)),
-    ("num_key_value_heads", Default::Int(4)),
-    ("head_dim", Default::Int(256)),
-    ("max_position_embeddings", Default::Int(131_072)),
-    ("rms_norm_eps", Default::Float(1e-6)),
-    ("rope_theta", Default::Float(1_000_000.0)),
-    ("rope_local_base_freq", Default::Float(10_000.0)),
-    ("sliding_window", Default::Int(4096)),
+pub const DEFAULTS: &[(&str, ConfigDefault)] = &[
+    ("vocab_size", ConfigDefault::Int(262_208)),
+    ("hidden_size", ConfigDefault::Int(2304)),
+    ("intermediate_size", ConfigDefault::Int(9216)),
+    ("num_hidden_layers", ConfigDefault::Int(26)),
+    ("num_attention_heads", ConfigDefault::Int(8)),
+    ("num_key_value_heads", ConfigDefault::Int(4)),
+    ("head_dim", ConfigDefault::Int(256)),
+    ("max_position_embeddings", ConfigDefault::Int(131_072)),
+    ("rms_norm_eps", ConfigDefault::Float(1e-6)),
+    ("rope_theta", ConfigDefault::Float(1_000_000.0)),
+    ("rope_local_base_freq", ConfigDefault::Float(10_000.0)),
+    ("sliding_window", ConfigDefault::Int(4096)),
 ];
 
 /// llama.cpp's layer pattern for Gemma 3: five local layers, then a global one.
