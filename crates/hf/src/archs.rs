@@ -32,6 +32,10 @@ pub enum Transform {
         nope: usize,
         v: usize,
     },
+    /// A fused `mlp.experts.gate_up_proj` (`[n_expert, 2 × n_ff, n_embd]`, transformers 5)
+    /// split into `ffn_gate_exps` (first halves) and `ffn_up_exps`; the mapped name is
+    /// `….ffn_gate_up_exps.weight`.
+    SplitGateUp,
 }
 
 /// A checkpoint tensor's GGUF name and transform; `None` drops it (unused by inference).

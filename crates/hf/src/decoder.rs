@@ -215,7 +215,8 @@ pub fn qwen3moe_keys(c: &Config, _dir: &Path, asm: &mut GgufAssembler) -> Result
 /// Mixture-of-Experts layers (`Qwen2MoeModel.modify_tensors`): per-expert
 /// `mlp.experts.E.{gate,up,down}_proj` become one stacked `ffn_*_exps` per layer, the router
 /// `mlp.gate` is `ffn_gate_inp`; a checkpoint that already stacks `mlp.experts.down_proj` is
-/// read in place. Everything else has the shared names.
+/// read in place and a fused `mlp.experts.gate_up_proj` (transformers 5) is split. Everything
+/// else has the shared names.
 pub fn moe_tensor(name: &str, c: &Config) -> Result<Mapped, HfError> {
     let Some(rest) = name.strip_prefix("model.layers.") else {
         return plain_tensor(name, c);
@@ -238,10 +239,10 @@ pub fn moe_tensor(name: &str, c: &Config) -> Result<Mapped, HfError> {
             Transform::AsIs,
         )));
     }
-    if part.starts_with("mlp.experts.gate_up_proj") {
-        return Err(HfError::Unsupported(format!(
-            "tensor `{name}`: fused gate/up expert tensors are not supported yet (per-expert \
-             `mlp.experts.E.gate_proj`/`up_proj` are)"
+    if part == "mlp.experts.gate_up_proj" || part == "mlp.experts.gate_up_proj.weight" {
+        return Ok(Some((
+            format!("blk.{i}.ffn_gate_up_exps.weight"),
+            Transform::SplitGateUp,
         )));
     }
     let Some(e) = part.strip_prefix("mlp.experts.") else {

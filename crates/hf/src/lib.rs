@@ -251,6 +251,23 @@ fn add_tensor(
                 why: "an expert matrix cannot stand alone".into(),
             })
         }
+        Transform::SplitGateUp => {
+            let src = tensor_bytes(asm, hf_name, st, ty)?;
+            let (gate, up) = split_halves(src, &st.shape).ok_or_else(|| HfError::BadTensor {
+                name: hf_name.into(),
+                why: format!("shape {:?} is not [n_expert, 2 × n_ff, n_embd]", st.shape),
+            })?;
+            let mut dims = st.dims();
+            dims[1] /= 2;
+            let base = gguf.strip_suffix("ffn_gate_up_exps.weight").unwrap_or(gguf);
+            asm.add_owned(
+                &format!("{base}ffn_gate_exps.weight"),
+                dims.clone(),
+                ty,
+                gate,
+            )?;
+            asm.add_owned(&format!("{base}ffn_up_exps.weight"), dims, ty, up)?;
+        }
         Transform::SplitKvB { n_head, nope, v } => {
             let src = tensor_bytes(asm, hf_name, st, ty)?;
             let (k_b, v_b, rank) =
@@ -289,6 +306,24 @@ fn add_tensor(
         }
     }
     Ok(())
+}
+
+/// A `[n_expert, 2 × n_ff, n_embd]` tensor's halves along the middle axis, per expert (the
+/// converter's `data[..., :n_ff, :]` and `data[..., n_ff:, :]`).
+fn split_halves(src: &[u8], shape: &[usize]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let &[n_expert, rows, _] = <&[usize; 3]>::try_from(shape).ok()?;
+    if n_expert == 0 || rows % 2 != 0 || src.len() % n_expert != 0 {
+        return None;
+    }
+    let per = src.len() / n_expert;
+    let half = per / 2;
+    let mut gate = Vec::with_capacity(src.len() / 2);
+    let mut up = Vec::with_capacity(src.len() / 2);
+    for e in src.chunks_exact(per) {
+        gate.extend_from_slice(&e[..half]);
+        up.extend_from_slice(&e[half..]);
+    }
+    Some((gate, up))
 }
 
 /// DeepSeek's `kv_b_proj` split as the converter does: per head, the first `nope` rows
@@ -353,6 +388,35 @@ fn permute_rows(src: &[u8], rows: usize, n_head: usize) -> Option<Vec<u8>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn fused_gate_up_splits_per_expert() {
+        // 2 experts of 4 rows (2 gate, 2 up), one byte per row.
+        let src = [0u8, 1, 2, 3, 10, 11, 12, 13];
+        let (g, u) = split_halves(&src, &[2, 4, 1]).unwrap();
+        assert_eq!((g, u), (vec![0, 1, 10, 11], vec![2, 3, 12, 13]));
+        assert!(split_halves(&src, &[2, 3, 1]).is_none());
+    }
+
+    #[test]
+    fn kv_b_splits_per_head_with_k_transposed() {
+        // 1 head, nope 2, v 1, rank 2 (one byte each): rows k0 = [a b], k1 = [c d], v0 = [e f].
+        let src16: Vec<u8> = [1u16, 2, 3, 4, 5, 6]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let (k, v, rank) = split_kv_b(&src16, &[3, 2], GgmlType::F16, 1, 2, 1).unwrap();
+        assert_eq!(rank, 2);
+        let as16 = |b: &[u8]| -> Vec<u16> {
+            b.chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect()
+        };
+        // k_b[h][r][j] = kv[j][r]: [[1, 3], [2, 4]]; v_b = [5, 6].
+        assert_eq!(as16(&k), vec![1, 3, 2, 4]);
+        assert_eq!(as16(&v), vec![5, 6]);
+        assert!(split_kv_b(&src16, &[4, 2], GgmlType::F16, 1, 2, 1).is_none());
+    }
 
     #[test]
     fn permutation_interleaves_the_halves_of_each_head() {

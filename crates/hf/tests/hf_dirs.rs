@@ -270,3 +270,84 @@ fn gemma3_conditional_generation_reads_its_text_config() {
     }
     assert_eq!(view.tensors().len(), flat.tensors().len());
 }
+
+/// transformers 5 writes Qwen 3 MoE's experts fused per layer (`mlp.experts.gate_up_proj`
+/// `[n_expert, 2 × n_ff, n_embd]`, `mlp.experts.down_proj` `[n_expert, n_embd, n_ff]`); the
+/// view of such a checkpoint is the same GGUF.
+#[test]
+fn qwen3moe_fused_experts_give_the_same_tensors() {
+    use safetensors::tensor::TensorView;
+    use safetensors::SafeTensors;
+
+    let src = repo().join("tests/fixtures/hf/tiny-qwen3moe");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).expect("copy");
+    }
+    let shards: Vec<Vec<u8>> = ["model-00001-of-00002", "model-00002-of-00002"]
+        .iter()
+        .map(|s| std::fs::read(src.join(format!("{s}.safetensors"))).expect("shard"))
+        .collect();
+    let files: Vec<SafeTensors> = shards
+        .iter()
+        .map(|b| SafeTensors::deserialize(b).expect("safetensors"))
+        .collect();
+    let get = |name: &str| {
+        files
+            .iter()
+            .find_map(|f| f.tensor(name).ok())
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for f in &files {
+        for (name, t) in f.tensors() {
+            if !name.contains(".mlp.experts.") {
+                out.push((name, t.shape().to_vec(), t.data().to_vec()));
+            }
+        }
+    }
+    let n_expert = 4;
+    for layer in 0..2 {
+        let e =
+            |i: usize, w: &str| get(&format!("model.layers.{layer}.mlp.experts.{i}.{w}.weight"));
+        let (mut gate_up, mut down) = (Vec::new(), Vec::new());
+        for i in 0..n_expert {
+            gate_up.extend_from_slice(e(i, "gate_proj").data());
+            gate_up.extend_from_slice(e(i, "up_proj").data());
+            down.extend_from_slice(e(i, "down_proj").data());
+        }
+        let g = e(0, "gate_proj").shape().to_vec();
+        let d = e(0, "down_proj").shape().to_vec();
+        let p = format!("model.layers.{layer}.mlp.experts");
+        out.push((
+            format!("{p}.gate_up_proj"),
+            vec![n_expert, 2 * g[0], g[1]],
+            gate_up,
+        ));
+        out.push((format!("{p}.down_proj"), vec![n_expert, d[0], d[1]], down));
+    }
+    let views: Vec<(String, TensorView)> = out
+        .iter()
+        .map(|(n, shape, data)| {
+            let v = TensorView::new(safetensors::Dtype::BF16, shape.clone(), data).expect("view");
+            (n.clone(), v)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors"))
+        .expect("write");
+
+    let view = owl_hf::open_model(dir.path()).expect("open");
+    let (_, gguf) = pair("qwen3moe");
+    assert_eq!(view.tensors().len(), gguf.tensors().len());
+    for t in gguf.tensors() {
+        let v = view
+            .tensor(&t.name)
+            .unwrap_or_else(|| panic!("view lacks {}", t.name));
+        assert_eq!((&v.dims, v.ty), (&t.dims, t.ty), "{}", t.name);
+        assert!(
+            view.tensor_data(v) == gguf.tensor_data(t),
+            "{} bytes differ",
+            t.name
+        );
+    }
+}
