@@ -2,6 +2,7 @@
 
 use serde_json::Value as Json;
 
+use crate::archs::ConfigDefault;
 use crate::HfError;
 
 /// A model's `config.json` (or, for multimodal checkpoints, its `text_config`).
@@ -46,6 +47,42 @@ impl Config {
                     key: key.into(),
                     why: format!("is {v}, not a finite number"),
                 }),
+        }
+    }
+
+    /// Multimodal checkpoints keep the language model's settings under `text_config`: they
+    /// override the top level, as in the converter (`{**hparams, **text_config}`).
+    pub fn lift_text_config(&mut self) {
+        let Some(text) = self
+            .json
+            .get("text_config")
+            .and_then(Json::as_object)
+            .cloned()
+        else {
+            return;
+        };
+        if let Some(root) = self.json.as_object_mut() {
+            for (k, v) in text {
+                if k != "architectures" {
+                    root.insert(k, v);
+                }
+            }
+        }
+    }
+
+    /// Sets the keys of `defaults` that the file leaves out (or null).
+    pub fn fill_defaults(&mut self, defaults: &[(&str, ConfigDefault)]) {
+        let Some(root) = self.json.as_object_mut() else {
+            return;
+        };
+        for &(k, d) in defaults {
+            if root.get(k).is_none_or(Json::is_null) {
+                let v = match d {
+                    ConfigDefault::Int(i) => Json::from(i),
+                    ConfigDefault::Float(f) => Json::from(f),
+                };
+                root.insert(k.to_string(), v);
+            }
         }
     }
 

@@ -1,6 +1,6 @@
 //! Decoder-only families with the Llama layout (`model.layers.N.self_attn.q_proj`, …): Llama,
-//! Mistral, Qwen 2 and Qwen 3. Their keys and tensor names follow `convert_hf_to_gguf.py`'s
-//! `LlamaModel`, `Qwen2Model` and `Qwen3Model`.
+//! Mistral, Qwen 2, Qwen 3 and Qwen 3 MoE. Their keys and tensor names follow
+//! `convert_hf_to_gguf.py`'s `LlamaModel`, `Qwen2Model`, `Qwen3Model` and `Qwen3MoeModel`.
 
 use std::path::Path;
 
@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::HfError;
 
 /// Keys every decoder family writes under `{arch}.`.
-fn common_keys(arch: &str, c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
+pub(crate) fn common_keys(arch: &str, c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
     let k = |s: &str| format!("{arch}.{s}");
     let u = |v: usize| Value::U32(v as u32);
     let n_head = c.dim("num_attention_heads")?;
@@ -43,7 +43,7 @@ fn common_keys(arch: &str, c: &Config, asm: &mut GgufAssembler) -> Result<(), Hf
 }
 
 /// `head_dim` from the config, else `hidden_size / num_attention_heads`.
-fn head_dim(c: &Config) -> Result<usize, HfError> {
+pub(crate) fn head_dim(c: &Config) -> Result<usize, HfError> {
     match c.opt_dim("head_dim")? {
         Some(d) => Ok(d),
         None => Ok(c.dim("hidden_size")? / c.dim("num_attention_heads")?),
@@ -51,7 +51,7 @@ fn head_dim(c: &Config) -> Result<usize, HfError> {
 }
 
 /// `rope_scaling`: linear and YaRN become keys, Llama 3's becomes `rope_freqs.weight`.
-fn rope_scaling(arch: &str, c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
+pub(crate) fn rope_scaling(arch: &str, c: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
     let Some(rs) = c.json.get("rope_scaling").filter(|v| !v.is_null()) else {
         return Ok(());
     };
@@ -86,6 +86,22 @@ fn rope_scaling(arch: &str, c: &Config, asm: &mut GgufAssembler) -> Result<(), H
                     &k("rope.scaling.original_context_length"),
                     Value::U32(n as u32),
                 );
+            }
+            // The optional YaRN settings, as the converter writes them.
+            let extra = [
+                ("extrapolation_factor", "yarn_ext_factor"),
+                ("attention_factor", "yarn_attn_factor"),
+                ("attn_factor", "yarn_attn_factor"),
+                ("beta_fast", "yarn_beta_fast"),
+                ("beta_slow", "yarn_beta_slow"),
+            ];
+            for (from, to) in extra {
+                if to == "yarn_attn_factor" && asm.has(&k("rope.scaling.yarn_attn_factor")) {
+                    continue;
+                }
+                if let Some(x) = rs.get(from).and_then(Json::as_f64) {
+                    asm.set(&k(&format!("rope.scaling.{to}")), Value::F32(x as f32));
+                }
             }
         }
         "llama3" => {
@@ -159,6 +175,114 @@ pub fn qwen3_keys(c: &Config, _dir: &Path, asm: &mut GgufAssembler) -> Result<()
     asm.set("qwen3.attention.key_length", d.clone());
     asm.set("qwen3.attention.value_length", d);
     Ok(())
+}
+
+/// Qwen 3 MoE: Qwen 3's keys and the experts' (`Qwen2MoeModel.set_gguf_parameters` and the
+/// shared `expert_count`/`expert_used_count`). The router always renormalises its top-k
+/// weights in llama.cpp's `qwen3moe` (`norm_topk_prob` is true in every release), so the
+/// converter writes no key for it.
+pub fn qwen3moe_keys(c: &Config, _dir: &Path, asm: &mut GgufAssembler) -> Result<(), HfError> {
+    common_keys("qwen3moe", c, asm)?;
+    let u = |v: usize| Value::U32(v as u32);
+    let d = u(head_dim(c)?);
+    asm.set("qwen3moe.attention.key_length", d.clone());
+    asm.set("qwen3moe.attention.value_length", d);
+    let n_expert = c
+        .opt_dim("num_experts")?
+        .or(c.opt_dim("num_local_experts")?)
+        .ok_or_else(|| HfError::BadConfig {
+            key: "num_experts".into(),
+            why: "is missing".into(),
+        })?;
+    asm.set("qwen3moe.expert_count", u(n_expert));
+    asm.set(
+        "qwen3moe.expert_used_count",
+        u(c.dim("num_experts_per_tok")?),
+    );
+    if let Some(n) = c.opt_dim("moe_intermediate_size")? {
+        asm.set("qwen3moe.expert_feed_forward_length", u(n));
+    }
+    if c.json.get("norm_topk_prob").and_then(Json::as_bool) == Some(false) {
+        return Err(HfError::BadConfig {
+            key: "norm_topk_prob".into(),
+            why: "is false; llama.cpp's qwen3moe always renormalises the chosen experts' weights"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Mixture-of-Experts layers (`Qwen2MoeModel.modify_tensors`): per-expert
+/// `mlp.experts.E.{gate,up,down}_proj` become one stacked `ffn_*_exps` per layer, the router
+/// `mlp.gate` is `ffn_gate_inp`; a checkpoint that already stacks `mlp.experts.down_proj` is
+/// read in place and a fused `mlp.experts.gate_up_proj` (transformers 5) is split. Everything
+/// else has the shared names.
+pub fn moe_tensor(name: &str, c: &Config) -> Result<Mapped, HfError> {
+    let Some(rest) = name.strip_prefix("model.layers.") else {
+        return plain_tensor(name, c);
+    };
+    let Some((layer, part)) = rest.split_once('.') else {
+        return plain_tensor(name, c);
+    };
+    let Ok(i) = layer.parse::<usize>() else {
+        return plain_tensor(name, c);
+    };
+    if part == "mlp.gate.weight" {
+        return Ok(Some((
+            format!("blk.{i}.ffn_gate_inp.weight"),
+            Transform::AsIs,
+        )));
+    }
+    if part == "mlp.experts.down_proj" || part == "mlp.experts.down_proj.weight" {
+        return Ok(Some((
+            format!("blk.{i}.ffn_down_exps.weight"),
+            Transform::AsIs,
+        )));
+    }
+    if part == "mlp.experts.gate_up_proj" || part == "mlp.experts.gate_up_proj.weight" {
+        return Ok(Some((
+            format!("blk.{i}.ffn_gate_up_exps.weight"),
+            Transform::SplitGateUp,
+        )));
+    }
+    let Some(e) = part.strip_prefix("mlp.experts.") else {
+        return plain_tensor(name, c);
+    };
+    let (index, which) = match e.split_once('.') {
+        Some((x, w)) => match x.parse::<usize>() {
+            Ok(x) => (x, w),
+            Err(_) => return plain_tensor(name, c),
+        },
+        None => return plain_tensor(name, c),
+    };
+    let g = match which {
+        "gate_proj.weight" => "ffn_gate_exps",
+        "up_proj.weight" => "ffn_up_exps",
+        "down_proj.weight" => "ffn_down_exps",
+        _ => {
+            return Err(HfError::Unsupported(format!(
+                "tensor `{name}` has no GGUF counterpart in this architecture"
+            )))
+        }
+    };
+    let count = c
+        .opt_dim("num_experts")?
+        .or(c.opt_dim("num_local_experts")?)
+        .or(c.opt_dim("n_routed_experts")?)
+        .ok_or_else(|| HfError::BadConfig {
+            key: "num_experts".into(),
+            why: "is missing".into(),
+        })?;
+    if index >= count {
+        return Err(HfError::BadTensor {
+            name: name.into(),
+            why: format!("expert {index} is out of range (config.json's num_experts is {count})"),
+        });
+    }
+    Ok(Some((
+        format!("blk.{i}.{g}.weight"),
+        Transform::Expert { index, count },
+    )))
 }
 
 /// Llama: the shared names, with Q and K rows permuted into llama.cpp's RoPE order.

@@ -10,10 +10,14 @@
 //! * **WordPiece** (`"WordPiece"`, BERT): the same token list rewritten into llama.cpp's
 //!   "phantom space" form: a word-initial piece gets a `▁` prefix, a `##` continuation loses
 //!   its `##`, control tokens stay as they are.
+//! * **SentencePiece** (Llama, Gemma 3 with a `tokenizer.model`, which the converter prefers
+//!   over `tokenizer.json`): the model's pieces, scores and types (`spm`), ids up to
+//!   `vocab_size` padded, `added_tokens.json` and `tokenizer_config.json`'s
+//!   `added_tokens_decoder` on top; `tokenizer.ggml.model` "llama" (Gemma: no space prefix).
 //! * Special ids from `tokenizer_config.json` (looked up among the added tokens), else from
-//!   `config.json`'s `*_token_id`; `add_bos`/`add_eos` from the post-processor, else from
-//!   `tokenizer_config.json`; the chat template from `tokenizer_config.json`,
-//!   `chat_template.jinja` or `chat_template.json`.
+//!   `config.json`'s `*_token_id`; `add_bos`/`add_eos`/`add_sep` from the post-processor,
+//!   overridden by `tokenizer_config.json`'s `add_*_token`; the chat template from
+//!   `tokenizer_config.json`, `chat_template.jinja` or `chat_template.json`.
 //!
 //! The converter picks the pre-tokenizer by hashing how the tokenizer splits a probe text.
 //! Without Python's `tokenizers` at hand, owl reads the pre-tokenizer's own description
@@ -29,7 +33,7 @@ use serde_json::Value as Json;
 use crate::config::Config;
 use crate::{read_json, HfError};
 
-// gguf TokenType values.
+// gguf TokenType values (SentencePiece's piece types are the same numbers).
 const NORMAL: i32 = 1;
 const CONTROL: i32 = 3;
 const USER_DEFINED: i32 = 4;
@@ -37,6 +41,12 @@ const UNUSED: i32 = 5;
 
 /// The Llama 3 split pattern (`tokenizer.json` of Llama 3.x).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// DeepSeek-V3's three splits (llama.cpp's `deepseek-v3` pre-tokenizer), in order.
+const DEEPSEEK3_SPLITS: [&str; 3] = [
+    r"\p{N}{1,3}",
+    "[一-龥\u{3040}-ゟ゠-ヿ]+",
+    r##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"##,
+];
 /// The Qwen 2 split pattern (single digits).
 const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
@@ -45,19 +55,58 @@ struct Added {
     special: bool,
 }
 
-/// Writes the tokenizer keys of the directory into `asm`.
-pub fn convert(dir: &Path, cfg: &Config, asm: &mut GgufAssembler) -> Result<(), HfError> {
-    let path = dir.join("tokenizer.json");
-    if !path.is_file() {
-        return Err(HfError::MissingFile(path));
+/// The added tokens of `tokenizer.json`, by id.
+fn added_tokens(
+    tj: &Json,
+    bad: &dyn Fn(String) -> HfError,
+) -> Result<HashMap<u64, Added>, HfError> {
+    let mut added: HashMap<u64, Added> = HashMap::new();
+    for a in tj
+        .get("added_tokens")
+        .and_then(Json::as_array)
+        .map_or(&[][..], Vec::as_slice)
+    {
+        let (Some(id), Some(content)) = (
+            a.get("id").and_then(Json::as_u64),
+            a.get("content").and_then(Json::as_str),
+        ) else {
+            return Err(bad("an added token lacks `id` or `content`".into()));
+        };
+        added.insert(
+            id,
+            Added {
+                content: content.to_string(),
+                special: a.get("special").and_then(Json::as_bool).unwrap_or(false),
+            },
+        );
     }
-    let tj = read_json(&path)?;
+    Ok(added)
+}
+
+/// Writes the tokenizer keys of the directory into `asm`. `arch` is the GGUF architecture:
+/// for Llama and Gemma 3 the converter prefers SentencePiece's `tokenizer.model` when the
+/// directory has one.
+pub fn convert(
+    dir: &Path,
+    cfg: &Config,
+    arch: &str,
+    asm: &mut GgufAssembler,
+) -> Result<(), HfError> {
     let tcfg_path = dir.join("tokenizer_config.json");
     let tcfg = if tcfg_path.is_file() {
         read_json(&tcfg_path)?
     } else {
         Json::Null
     };
+    let spm_path = dir.join("tokenizer.model");
+    if matches!(arch, "llama" | "gemma3") && spm_path.is_file() {
+        return convert_spm(dir, &spm_path, &tcfg, cfg, arch, asm);
+    }
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Err(HfError::MissingFile(path));
+    }
+    let tj = read_json(&path)?;
     let bad = |why: String| HfError::Unsupported(format!("{}: {why}", path.display()));
 
     let model = tj.get("model").ok_or_else(|| bad("no `model`".into()))?;
@@ -75,26 +124,9 @@ pub fn convert(dir: &Path, cfg: &Config, asm: &mut GgufAssembler) -> Result<(), 
             .ok_or_else(|| bad(format!("token `{tok}` has no integer id")))?;
         by_id.insert(id, tok.clone());
     }
-    let mut added: HashMap<u64, Added> = HashMap::new();
-    for a in tj
-        .get("added_tokens")
-        .and_then(Json::as_array)
-        .map_or(&[][..], Vec::as_slice)
-    {
-        let (Some(id), Some(content)) = (
-            a.get("id").and_then(Json::as_u64),
-            a.get("content").and_then(Json::as_str),
-        ) else {
-            return Err(bad("an added token lacks `id` or `content`".into()));
-        };
-        by_id.insert(id, content.to_string());
-        added.insert(
-            id,
-            Added {
-                content: content.to_string(),
-                special: a.get("special").and_then(Json::as_bool).unwrap_or(false),
-            },
-        );
+    let added = added_tokens(&tj, &bad)?;
+    for (&id, a) in &added {
+        by_id.insert(id, a.content.clone());
     }
     let max_id = by_id.keys().copied().max().unwrap_or(0);
     let n_vocab = match cfg.opt_dim("vocab_size")? {
@@ -134,8 +166,9 @@ pub fn convert(dir: &Path, cfg: &Config, asm: &mut GgufAssembler) -> Result<(), 
         "BPE" => {
             if !mentions(&tj, "ByteLevel") {
                 return Err(bad(
-                    "only byte-level BPE tokenizers are supported (SentencePiece-style BPE with \
-                     byte fallback is not yet); convert with llama.cpp's convert_hf_to_gguf.py"
+                    "only byte-level BPE tokenizers are read from tokenizer.json; a \
+                     SentencePiece vocabulary (BPE with byte fallback) is read from its \
+                     tokenizer.model, which this directory lacks"
                         .into(),
                 ));
             }
@@ -171,6 +204,98 @@ pub fn convert(dir: &Path, cfg: &Config, asm: &mut GgufAssembler) -> Result<(), 
     );
     special_tokens(&tj, &tcfg, cfg, &added, n_vocab, asm);
     if let Some(t) = chat_template(dir, &tcfg)? {
+        asm.set("tokenizer.chat_template", Value::String(t));
+    }
+    Ok(())
+}
+
+/// SentencePiece's `tokenizer.model`, as the converter's `_create_vocab_sentencepiece` and
+/// `_set_vocab_sentencepiece` write it: pieces, scores and types by id (ids past the model up
+/// to `vocab_size` are `[PADn]`), `added_tokens.json` and `tokenizer_config.json`'s
+/// `added_tokens_decoder` layered on top, then the special tokens as for `tokenizer.json`.
+fn convert_spm(
+    dir: &Path,
+    spm_path: &Path,
+    tcfg: &Json,
+    cfg: &Config,
+    arch: &str,
+    asm: &mut GgufAssembler,
+) -> Result<(), HfError> {
+    let pieces = crate::spm::read(spm_path)?;
+    let n_vocab = match cfg.opt_dim("vocab_size")? {
+        Some(n) => n,
+        None => pieces.len(),
+    };
+    let mut tokens: Vec<String> = (0..n_vocab).map(|i| format!("[PAD{i}]")).collect();
+    let mut scores = vec![-10000.0f32; n_vocab];
+    let mut types = vec![UNUSED; n_vocab];
+    for (i, p) in pieces.into_iter().enumerate().take(n_vocab) {
+        types[i] = match p.kind {
+            2 | 3 | 5 | 6 => p.kind,
+            _ => NORMAL,
+        };
+        tokens[i] = p.piece;
+        scores[i] = p.score;
+    }
+    let added_path = dir.join("added_tokens.json");
+    if added_path.is_file() {
+        if let Some(map) = read_json(&added_path)?.as_object() {
+            for (tok, id) in map {
+                let Some(id) = id.as_u64().and_then(|i| usize::try_from(i).ok()) else {
+                    continue;
+                };
+                if id < n_vocab {
+                    tokens[id] = tok.clone();
+                    scores[id] = -1000.0;
+                    types[id] = USER_DEFINED;
+                }
+            }
+        }
+    }
+    if let Some(dec) = tcfg.get("added_tokens_decoder").and_then(Json::as_object) {
+        for (id, data) in dec {
+            let Some(id) = id.parse::<usize>().ok().filter(|&i| i < n_vocab) else {
+                continue;
+            };
+            let Some(content) = data.get("content").and_then(Json::as_str) else {
+                continue;
+            };
+            let special = data.get("special").and_then(Json::as_bool) == Some(true);
+            if special || looks_special(content) {
+                types[id] = CONTROL;
+                tokens[id] = content.to_string();
+            } else {
+                types[id] = USER_DEFINED;
+                tokens[id] = content.replace('\u{2581}', " ");
+            }
+            scores[id] = -1000.0;
+        }
+    }
+    asm.set("tokenizer.ggml.model", Value::String("llama".into()));
+    asm.set("tokenizer.ggml.pre", Value::String("default".into()));
+    asm.set("tokenizer.ggml.tokens", strings(tokens));
+    asm.set(
+        "tokenizer.ggml.scores",
+        Value::Array(scores.into_iter().map(Value::F32).collect()),
+    );
+    asm.set(
+        "tokenizer.ggml.token_type",
+        Value::Array(types.into_iter().map(Value::I32).collect()),
+    );
+    // The special ids come from tokenizer.json's added tokens when it is there.
+    let tj_path = dir.join("tokenizer.json");
+    let tj = if tj_path.is_file() {
+        read_json(&tj_path)?
+    } else {
+        Json::Null
+    };
+    let bad = |why: String| HfError::Unsupported(format!("{}: {why}", tj_path.display()));
+    let added = added_tokens(&tj, &bad)?;
+    special_tokens(&tj, tcfg, cfg, &added, n_vocab as u64, asm);
+    if arch == "gemma3" {
+        asm.set("tokenizer.ggml.add_space_prefix", Value::Bool(false));
+    }
+    if let Some(t) = chat_template(dir, tcfg)? {
         asm.set("tokenizer.chat_template", Value::String(t));
     }
     Ok(())
@@ -237,6 +362,28 @@ fn detect_pre(tj: &Json, tcfg: &Json) -> Result<&'static str, String> {
         .get("clean_up_tokenization_spaces")
         .and_then(Json::as_bool)
         .unwrap_or(false);
+    // A regex with its CR/LF written as escapes, so both spellings compare equal.
+    let escaped = |r: &str| r.replace('\r', r"\r").replace('\n', r"\n");
+    let splits: Vec<String> = steps
+        .iter()
+        .filter(|s| ty(s) == "Split")
+        .filter_map(|s| {
+            s.get("pattern")
+                .and_then(|p| p.get("Regex"))
+                .and_then(Json::as_str)
+                .map(escaped)
+        })
+        .collect();
+    if kinds == ["Split", "Split", "Split", "ByteLevel"]
+        && !byte_level_regex(steps[3])
+        && splits.len() == 3
+        && splits
+            .iter()
+            .zip(DEEPSEEK3_SPLITS)
+            .all(|(a, b)| *a == escaped(b))
+    {
+        return Ok("deepseek-v3");
+    }
     match (
         kinds
             .iter()
@@ -259,8 +406,8 @@ fn detect_pre(tj: &Json, tcfg: &Json) -> Result<&'static str, String> {
         }
         (["ByteLevel"], _) if byte_level_regex(steps[0]) => Ok("gpt-2"),
         _ => Err(format!(
-            "pre-tokenizer {kinds:?} is not one owl recognises (Llama 3, Qwen 2, SmolLM/StarCoder, \
-             GPT-2); convert with llama.cpp's convert_hf_to_gguf.py"
+            "pre-tokenizer {kinds:?} is not one owl recognises (Llama 3, Qwen 2, DeepSeek-V3, \
+             SmolLM/StarCoder, GPT-2); convert with llama.cpp's convert_hf_to_gguf.py"
         )),
     }
 }
@@ -295,7 +442,8 @@ fn entry_content(v: Option<&Json>) -> Option<String> {
     }
 }
 
-/// Special ids and add-special flags, as gguf-py's `SpecialVocab` derives them.
+/// Special ids and add-special flags, as gguf-py's `SpecialVocab` derives them (llama.cpp's
+/// own gguf-py, `_try_load_from_tokenizer_json` then `_try_load_from_config_json`).
 fn special_tokens(
     tj: &Json,
     tcfg: &Json,
@@ -304,94 +452,180 @@ fn special_tokens(
     n_vocab: u64,
     asm: &mut GgufAssembler,
 ) {
+    let has_tcfg = tcfg.is_object();
+    let mut types: Vec<&str> = vec!["bos", "eos", "unk", "sep", "pad", "cls", "mask"];
     let mut content: HashMap<&str, String> = HashMap::new();
-    for typ in ["bos", "eos", "unk", "sep", "pad", "cls", "mask"] {
+    for &typ in &types {
         if let Some(c) = entry_content(tcfg.get(format!("{typ}_token"))) {
             content.insert(typ, c);
         }
     }
-    if !content.contains_key("bos") {
-        if let Some(c) = content.get("cls").cloned() {
-            content.insert("bos", c);
-        }
-    }
-    if !content.contains_key("eos") {
-        if let Some(c) = content.get("sep").cloned() {
-            content.insert("eos", c);
-        }
-    }
     let mut add: HashMap<&str, bool> = HashMap::new();
-    let processors = match tj.get("post_processor") {
-        Some(p) if p.get("type").and_then(Json::as_str) == Some("Sequence") => p
-            .get("processors")
-            .and_then(Json::as_array)
-            .map(|a| a.iter().collect::<Vec<_>>())
-            .unwrap_or_default(),
-        Some(Json::Null) | None => Vec::new(),
-        Some(p) => vec![p],
-    };
-    for p in processors {
-        match p.get("type").and_then(Json::as_str) {
-            Some("ByteLevel") => {
-                add.entry("bos").or_insert(false);
-                add.entry("eos").or_insert(false);
+    if tj.is_object() {
+        if has_tcfg && !content.contains_key("bos") {
+            if let Some(c) = content.get("cls").cloned() {
+                content.insert("bos", c);
             }
-            Some("BertProcessing") | Some("RobertaProcessing") => {
-                add.insert("bos", true);
-                add.insert("eos", true);
-                add.insert("sep", true);
+        }
+        if has_tcfg && !content.contains_key("eos") {
+            if let Some(c) = content.get("sep").cloned() {
+                content.insert("eos", c);
             }
-            Some("TemplateProcessing") => {
-                let single = p.get("single").and_then(Json::as_array);
-                let special_id = |v: Option<&Json>| {
-                    v.and_then(|x| x.get("SpecialToken"))
-                        .and_then(|s| s.get("id"))
-                        .and_then(Json::as_str)
-                        .map(str::to_string)
-                };
-                if let Some(single) = single.filter(|s| s.len() > 1) {
-                    if let Some(first) = special_id(single.first()) {
-                        let known = [content.get("bos"), content.get("cls")]
-                            .iter()
-                            .any(|c| c.is_some_and(|c| *c == first));
-                        if !known && !content.contains_key("bos") {
-                            content.insert("bos", first.clone());
+        }
+        let processors = match tj.get("post_processor") {
+            Some(p) if p.is_object() => match p.get("processors").and_then(Json::as_array) {
+                Some(list) => list.iter().collect::<Vec<_>>(),
+                None => vec![p],
+            },
+            _ => Vec::new(),
+        };
+        let special_id = |v: Option<&Json>| {
+            v.and_then(|x| x.get("SpecialToken"))
+                .and_then(|s| s.get("id"))
+                .and_then(Json::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let sequence_id = |v: Option<&Json>| {
+            v.and_then(|x| x.get("Sequence"))
+                .and_then(|s| s.get("id"))
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        };
+        for p in processors {
+            match p.get("type").and_then(Json::as_str) {
+                Some("ByteLevel") => {
+                    add.entry("bos").or_insert(false);
+                    add.entry("eos").or_insert(false);
+                }
+                Some("RobertaProcessing") => {
+                    add.insert("bos", true);
+                    add.insert("eos", true);
+                    add.insert("sep", true);
+                    let first = |k: &str| {
+                        p.get(k)
+                            .and_then(|v| v.get(0))
+                            .and_then(Json::as_str)
+                            .map(str::to_string)
+                    };
+                    if has_tcfg && !content.contains_key("cls") {
+                        if let Some(c) = first("cls").or_else(|| content.get("bos").cloned()) {
+                            content.insert("cls", c);
                         }
-                        add.insert("bos", known || content.get("bos") == Some(&first));
                     }
-                    if let Some(last) = special_id(single.last()) {
-                        if content.get("eos") != Some(&last) {
-                            content.insert("eos", last.clone());
+                    if has_tcfg && !content.contains_key("sep") {
+                        if let Some(c) = first("sep").or_else(|| content.get("eos").cloned()) {
+                            content.insert("sep", c);
                         }
-                        add.insert("eos", true);
                     }
                 }
+                // Not in gguf-py; owl's BERT directories rely on it.
+                Some("BertProcessing") => {
+                    add.insert("bos", true);
+                    add.insert("eos", true);
+                    add.insert("sep", true);
+                }
+                Some("TemplateProcessing") => {
+                    let empty = Vec::new();
+                    let single = p.get("single").and_then(Json::as_array).unwrap_or(&empty);
+                    let pair = p.get("pair").and_then(Json::as_array).unwrap_or(&empty);
+                    let mut first = None;
+                    let mut last = None;
+                    if single.len() > 1 {
+                        first = special_id(single.first());
+                        if let Some(f) = &first {
+                            if !has_tcfg {
+                                content.insert("bos", f.clone());
+                            }
+                            let known = [content.get("bos"), content.get("cls")]
+                                .iter()
+                                .any(|c| c.is_some_and(|c| c == f));
+                            add.insert("bos", known);
+                        }
+                        last = special_id(single.last());
+                        if let Some(l) = &last {
+                            if has_tcfg && content.get("eos").is_some_and(|e| e != l) {
+                                // gguf-py keeps the displaced EOS as end-of-turn.
+                                if let Some(old) = content.get("eos").cloned() {
+                                    if !types.contains(&"eot") {
+                                        types.push("eot");
+                                        content.insert("eot", old);
+                                    } else if !types.contains(&"eom") {
+                                        types.push("eom");
+                                        content.insert("eom", old);
+                                    }
+                                }
+                            }
+                            content.insert("eos", l.clone());
+                            add.insert("eos", true);
+                        }
+                    }
+                    if !pair.is_empty() {
+                        let start =
+                            usize::from(first.is_some() && special_id(pair.first()) == first);
+                        let stop = pair.len()
+                            - usize::from(last.is_some() && special_id(pair.last()) == last);
+                        let inner = pair.get(start..stop.max(start)).unwrap_or(&[]);
+                        if !inner.is_empty()
+                            && sequence_id(inner.first()).as_deref() == Some("A")
+                            && sequence_id(inner.last()).as_deref() == Some("B")
+                            && inner.len() > 2
+                        {
+                            let mid = &inner[1..inner.len() - 1];
+                            let is_sep = |id: &Option<String>| {
+                                id.as_ref().is_some_and(|id| {
+                                    content.get("sep") == Some(id) || content.get("eos") == Some(id)
+                                })
+                            };
+                            let e0 = special_id(mid.first());
+                            let mut add_sep = is_sep(&e0) && last.is_none();
+                            if mid.len() == 2 && is_sep(&special_id(mid.get(1))) {
+                                add_sep = true;
+                            }
+                            add.insert("sep", add_sep);
+                            if add_sep && has_tcfg && !content.contains_key("sep") {
+                                if let Some(e) = content.get("eos").cloned() {
+                                    content.insert("sep", e);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
-    for typ in ["bos", "eos", "sep"] {
-        if !add.contains_key(typ) {
-            if let Some(b) = tcfg.get(format!("add_{typ}_token")).and_then(Json::as_bool) {
-                add.insert(typ, b);
-            }
+    for &typ in &types {
+        if let Some(b) = tcfg.get(format!("add_{typ}_token")).and_then(Json::as_bool) {
+            add.insert(typ, b);
         }
     }
     let mut ids: HashMap<&str, u64> = HashMap::new();
-    for (typ, c) in &content {
-        if let Some((&id, _)) = added.iter().find(|(_, a)| a.content == *c) {
+    for &typ in &types {
+        let Some(c) = content.get(typ) else {
+            continue;
+        };
+        // gguf-py takes the first added token with that content, in file order.
+        let mut matches: Vec<u64> = added
+            .iter()
+            .filter(|(_, a)| a.content == *c)
+            .map(|(&id, _)| id)
+            .collect();
+        matches.sort_unstable();
+        if let Some(&id) = matches.first().filter(|&&id| id < n_vocab) {
             ids.insert(typ, id);
         }
     }
-    for typ in ["bos", "eos", "unk", "sep", "pad", "cls", "mask"] {
+    for &typ in &types {
         if ids.contains_key(typ) {
             continue;
         }
-        if let Some(id) = cfg
+        let id = cfg
             .json
             .get(format!("{typ}_token_id"))
             .and_then(Json::as_u64)
-        {
+            .filter(|&id| id < n_vocab);
+        if let Some(id) = id {
             ids.insert(typ, id);
         }
     }
@@ -402,9 +636,11 @@ fn special_tokens(
         "bos" => "tokenizer.ggml.bos_token_id",
         "eos" => "tokenizer.ggml.eos_token_id",
         "cls" => "tokenizer.ggml.cls_token_id",
+        "eot" => "tokenizer.ggml.eot_token_id",
+        "eom" => "tokenizer.ggml.eom_token_id",
         _ => "tokenizer.ggml.mask_token_id",
     };
-    let mut sorted: Vec<_> = ids.into_iter().filter(|&(_, id)| id < n_vocab).collect();
+    let mut sorted: Vec<_> = ids.into_iter().collect();
     sorted.sort();
     for (typ, id) in sorted {
         asm.set(key(typ), Value::U32(id as u32));
@@ -447,4 +683,26 @@ fn chat_template(dir: &Path, tcfg: &Json) -> Result<Option<String>, HfError> {
         return Ok(read_json(&json)?.get("chat_template").and_then(pick));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn deepseek_v3_pre_tokenizer_is_recognised() {
+        // As DeepSeek-V3's tokenizer.json spells it (CR/LF as JSON escapes).
+        let text = r##"{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}"}, "behavior": "Isolated", "invert": false},
+            {"type": "Split", "pattern": {"Regex": "[一-龥\u3040-ゟ゠-ヿ]+"}, "behavior": "Isolated", "invert": false},
+            {"type": "Split", "pattern": {"Regex": "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}
+        ]}}"##;
+        let tj: Json = serde_json::from_str(text).unwrap();
+        assert_eq!(detect_pre(&tj, &Json::Null), Ok("deepseek-v3"));
+        let other = text.replace("{1,3}", "{1,2}");
+        let tj: Json = serde_json::from_str(&other).unwrap();
+        assert!(detect_pre(&tj, &Json::Null).is_err());
+    }
 }
