@@ -48,21 +48,28 @@
 //! row `r`'s value at column `4g + i`. Per block, `acc = fma(d_row·d_tok, Σ w·y, acc)`; the
 //! signed weights meet `maddubs` through ggml's sign trick (`|w|` times `y` with `w`'s sign).
 //!
-//! Q5_K×8 ([`Q5K_X8_BLOCK`] bytes per super-block): Q4_K×8's block (its low four bits), then
-//! 8 chunks of 32 fifth bits at [`Q4K_X8_BLOCK`], one per 32-column sub-block `s`: bit `k` of
-//! byte `4r + i` of chunk `s` is the fifth bit of row `r`'s column `32s + 4k + i` (so bit
-//! `2(c - 4s) + h` belongs to nibble chunk `c`'s low (`h = 0`) or high nibbles, as in Q5_0×8).
-//! Arithmetic as Q4_K×8's ([`gemm_q5_k_x8_scalar`]).
+//! Q5_K×8 ([`Q5K_X8_BLOCK`] bytes per super-block): Q4_K×8's first 160 bytes (`d`, `dmin`,
+//! scales, mins), then per 32-column sub-block `s` 160 bytes at `160 + 160s`
+//! ([`q5k_chunk`], [`q5k_fifth`]): its four nibble chunks (Q4_K×8's chunks `4s..4s + 4`), then
+//! 32 bytes of fifth bits: bit `k` of byte `4r + i` is the fifth bit of row `r`'s column
+//! `32s + 4k + i` (so bit `2(c - 4s) + h` belongs to nibble chunk `c`'s low (`h = 0`) or high
+//! nibbles, as in Q5_0×8). Arithmetic as Q4_K×8's ([`gemm_q5_k_x8_scalar`]).
 //!
 //! Q6_K×8 ([`Q6K_X8_BLOCK`] bytes per super-block, the size of eight `Q6_K` blocks): `d[8]: f16`
 //! at 0, `scales[p][r][2]: i8` at 16 (the scales of 16-column sub-blocks `2p`, `2p + 1` of row
-//! `r`), 32 chunks of low nibbles at 144 arranged as Q4_K×8's, then 16 chunks of high bits at
-//! 1168, one per sub-block `s`: bits `2j`, `2j + 1` of byte `4r + i` of chunk `s` are the top
-//! two bits of row `r`'s column `16s + 4j + i`. The six-bit `q` stands for `q - 32`: against
+//! `r`), then per 16-column sub-block `s` 96 bytes at `144 + 96s` ([`q6k_low`], [`q6k_high`]):
+//! two chunks of low nibbles arranged as Q4_K×8's (columns `16s..16s + 8`, then `+ 8..+ 16`),
+//! then a chunk of high bits: bits `2j`, `2j + 1` of its byte `4r + i` are the top two bits of
+//! row `r`'s column `16s + 4j + i`. The six-bit `q` stands for `q - 32`: against
 //! `Q8_K` activations, whose `bsums` are exactly the sums of each 16-column sub-block, the
 //! kernels multiply the unsigned `q` (no sign handling) and subtract `32·sc_s·bsums[s]`; per
 //! (row, token) and super-block the exact integer `Σ_s sc_s (Σ q·y - 32·bsums[s])` then takes
 //! one `acc = fma(d_row·d_tok, sumi, acc)` ([`gemm_q6_k_x8_scalar`]).
+//!
+//! Why each sub-block's high bits sit right after its nibbles (in Q5_K×8 and Q6_K×8) rather
+//! than in a region of their own: a kernel then reads every block front to back in one
+//! stream. With two regions (tried first), a single token's product, which waits on memory,
+//! ran at a third of the row layout's speed once the weights came from DRAM rather than cache.
 //!
 //! Against the row layout: the K-quant references agree with ggml's row-layout dot products
 //! (`vec_dot` of `Q4_K`/`Q5_K`/`Q6_K` · `Q8_K`) to float rounding, not bit for bit: those keep
@@ -205,7 +212,7 @@ const QS: usize = 160;
 /// Repacks a `rows × cols` `Q4_K` matrix (rows of `cols / 256` blocks of 144 bytes) into the
 /// Q4_K×8 layout. `None` when the shape does not fit or `src` is too short.
 pub fn repack_q4_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
-    let map = k4_nibble_map();
+    let map = k4_nibble_map(|c| QS + 32 * c);
     let (from, to) = (q4_k::TYPE_SIZE, Q4K_X8_BLOCK);
     repack_with(src, rows, cols, QK_K, from, to, |dst, r, blk| {
         place_k4(dst, r, blk, &blk[q4_k::QS..q4_k::QS + 128], &map);
@@ -213,12 +220,12 @@ pub fn repack_q4_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
 }
 
 /// Where each of a `Q4_K`/`Q5_K` block's 256 nibbles comes from (ggml's byte
-/// 32·(col / 64) + col % 32, low nibble for even sub-blocks) and goes to (chunk col / 8, byte
-/// 4r + col % 4, low nibble for col % 8 < 4), without the row's 4r.
-fn k4_nibble_map() -> [(u8, u8, u16, u8); QK_K] {
+/// 32·(col / 64) + col % 32, low nibble for even sub-blocks) and goes to (chunk col / 8, at
+/// `chunk(c)` in the block, byte 4r + col % 4, low nibble for col % 8 < 4), without the row's 4r.
+fn k4_nibble_map(chunk: impl Fn(usize) -> usize) -> [(u8, u8, u16, u8); QK_K] {
     std::array::from_fn(|col| {
         let (src, src_shift) = (32 * (col / 64) + col % 32, 4 * ((col / 32) % 2));
-        let (dst, dst_shift) = (QS + 32 * (col / 8) + col % 4, 4 * ((col % 8) / 4));
+        let (dst, dst_shift) = (chunk(col / 8) + col % 4, 4 * ((col % 8) / 4));
         (src as u8, src_shift as u8, dst as u16, dst_shift as u8)
     })
 }
@@ -343,13 +350,21 @@ fn q8_k_bsum(ab: &[u8], i: usize) -> i32 {
 
 /// Bytes of one super-block of one group of eight `Q5_K` rows: Q4_K×8's, then the fifth bits.
 pub const Q5K_X8_BLOCK: usize = Q4K_X8_BLOCK + 8 * 32;
-/// Offset of Q5_K×8's fifth bits.
-const Q5K_QH: usize = Q4K_X8_BLOCK;
+/// Offset in a Q5_K×8 block of nibble chunk `c` (sub-block `c / 4`'s 160 bytes start with its
+/// four nibble chunks).
+pub const fn q5k_chunk(c: usize) -> usize {
+    QS + 160 * (c / 4) + 32 * (c % 4)
+}
+
+/// Offset in a Q5_K×8 block of sub-block `s`'s fifth bits, right after its nibble chunks.
+pub const fn q5k_fifth(s: usize) -> usize {
+    QS + 160 * s + 128
+}
 
 /// Repacks a `rows × cols` `Q5_K` matrix (rows of `cols / 256` blocks of 176 bytes) into the
 /// Q5_K×8 layout. `None` when the shape does not fit or `src` is too short.
 pub fn repack_q5_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
-    let map = k4_nibble_map();
+    let map = k4_nibble_map(q5k_chunk);
     let (from, to) = (q5_k::TYPE_SIZE, Q5K_X8_BLOCK);
     repack_with(src, rows, cols, QK_K, from, to, |dst, r, blk| {
         place_k4(dst, r, blk, &blk[q5_k::QS..q5_k::QS + 128], &map);
@@ -358,7 +373,7 @@ pub fn repack_q5_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
         for col in 0..QK_K {
             let high = (qh[col % 32] >> (col / 32)) & 1;
             let (s, k, i) = (col / 32, (col % 32) / 4, col % 4);
-            dst[Q5K_QH + 32 * s + 4 * r + i] |= high << k;
+            dst[q5k_fifth(s) + 4 * r + i] |= high << k;
         }
     })
 }
@@ -368,10 +383,10 @@ pub fn repack_q5_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
 /// with five-bit values.
 pub fn gemm_q5_k_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
     k_reference(nb, w, a, out, Q5K_X8_BLOCK, |wb, r, col| {
-        let byte = wb[QS + 32 * (col / 8) + 4 * r + col % 4];
+        let byte = wb[q5k_chunk(col / 8) + 4 * r + col % 4];
         let low = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
         let (s, k, i) = (col / 32, (col % 32) / 4, col % 4);
-        let high = (wb[Q5K_QH + 32 * s + 4 * r + i] >> k) & 1;
+        let high = (wb[q5k_fifth(s) + 4 * r + i] >> k) & 1;
         low | (high << 4)
     });
 }
@@ -379,10 +394,19 @@ pub fn gemm_q5_k_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
 /// Bytes of one super-block of one group of eight `Q6_K` rows (the size of eight `Q6_K`
 /// blocks).
 pub const Q6K_X8_BLOCK: usize = 16 + 128 + 32 * 32 + 16 * 32;
-/// Offsets of Q6_K×8's scales, low-nibble chunks and high-bit chunks.
+/// Offset of Q6_K×8's scales.
 const Q6K_SCALES: usize = 16;
-const Q6K_QL: usize = 144;
-const Q6K_QH: usize = 144 + 32 * 32;
+
+/// Offset in a Q6_K×8 block of low-nibble chunk `c` (sub-block `c / 2`'s 96 bytes start with
+/// its two nibble chunks).
+pub const fn q6k_low(c: usize) -> usize {
+    144 + 96 * (c / 2) + 32 * (c % 2)
+}
+
+/// Offset in a Q6_K×8 block of sub-block `s`'s high bits, right after its nibble chunks.
+pub const fn q6k_high(s: usize) -> usize {
+    144 + 96 * s + 64
+}
 
 /// Repacks a `rows × cols` `Q6_K` matrix (rows of `cols / 256` blocks of 210 bytes) into the
 /// Q6_K×8 layout. `None` when the shape does not fit or `src` is too short.
@@ -402,9 +426,9 @@ pub fn repack_q6_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
             let low = if k < 2 { ql & 0x0f } else { ql >> 4 };
             let high = (blk[q6_k::QH + 32 * j + l] >> (2 * k)) & 3;
             let (c, i) = (col / 8, col % 4);
-            dst[Q6K_QL + 32 * c + 4 * r + i] |= low << (4 * ((col % 8) / 4));
+            dst[q6k_low(c) + 4 * r + i] |= low << (4 * ((col % 8) / 4));
             let (s, jj) = (col / 16, (col % 16) / 4);
-            dst[Q6K_QH + 32 * s + 4 * r + i] |= high << (2 * jj);
+            dst[q6k_high(s) + 4 * r + i] |= high << (2 * jj);
         }
     })
 }
@@ -412,9 +436,9 @@ pub fn repack_q6_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
 /// Row `r`'s unsigned six-bit value (`q`, standing for `q - 32`) at column `col` of a Q6_K×8
 /// block.
 fn q6_k_x8_value(wb: &[u8], r: usize, col: usize) -> u8 {
-    let byte = wb[Q6K_QL + 32 * (col / 8) + 4 * r + col % 4];
+    let byte = wb[q6k_low(col / 8) + 4 * r + col % 4];
     let low = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
-    let high = (wb[Q6K_QH + 32 * (col / 16) + 4 * r + col % 4] >> (2 * ((col % 16) / 4))) & 3;
+    let high = (wb[q6k_high(col / 16) + 4 * r + col % 4] >> (2 * ((col % 16) / 4))) & 3;
     low | (high << 4)
 }
 
@@ -761,9 +785,9 @@ mod tests {
                         let s = col / 32;
                         let d1 = d * f32::from(wb[SCALES + 8 * s + r]);
                         let m1 = dmin * f32::from(wb[MINS + 16 * (s / 2) + 2 * r + s % 2]);
-                        let byte = wb[QS + 32 * (col / 8) + 4 * r + col % 4];
+                        let byte = wb[q5k_chunk(col / 8) + 4 * r + col % 4];
                         let low = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
-                        let high = (wb[Q5K_QH + 32 * s + 4 * r + col % 4] >> ((col % 32) / 4)) & 1;
+                        let high = (wb[q5k_fifth(s) + 4 * r + col % 4] >> ((col % 32) / 4)) & 1;
                         out.push(d1 * f32::from(low | (high << 4)) - m1);
                     }
                 }

@@ -9,8 +9,8 @@ use owl_quant::{q8_0, q8_1, q8_k};
 
 use super::common::*;
 use crate::repack::{
-    Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK,
-    Q80_X8_BLOCK, X8,
+    q5k_chunk, q5k_fifth, q6k_high, q6k_low, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK,
+    Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK, Q80_X8_BLOCK, X8,
 };
 use crate::{Kernels, Layout};
 
@@ -424,12 +424,13 @@ unsafe fn q6_k_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
             for (e, pick) in [even, odd].into_iter().enumerate() {
                 let s = 2 * p + e;
                 let scales = _mm256_shuffle_epi8(sc, pick);
-                // SAFETY: low-nibble chunks 2s, 2s + 1 at 144 + 32c, high bits of s at 1168 + 32s.
+                // SAFETY: sub-block s's two low-nibble chunks and its high bits (96 bytes) at
+                // 144 + 96s.
                 let q = unsafe {
                     q6_k_values(
-                        load32(wb.add(144 + 64 * s)),
-                        load32(wb.add(176 + 64 * s)),
-                        load32(wb.add(1168 + 32 * s)),
+                        load32(wb.add(q6k_low(2 * s))),
+                        load32(wb.add(q6k_low(2 * s + 1))),
+                        load32(wb.add(q6k_high(s))),
                     )
                 };
                 for t in 0..T {
@@ -497,15 +498,15 @@ unsafe fn q5_k_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
             // SAFETY: 8 bytes at 32 + 8s.
             let sc = unsafe { _mm_loadl_epi64(wb.add(32 + 8 * s) as *const __m128i) };
             let scales = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc, sc));
-            // SAFETY: the fifth bits of sub-block s (32 bytes) at Q4K_X8_BLOCK + 32s.
-            let h = unsafe { load32(wb.add(Q4K_X8_BLOCK + 32 * s)) };
+            // SAFETY: the fifth bits of sub-block s (32 bytes), after its four chunks.
+            let h = unsafe { load32(wb.add(q5k_fifth(s))) };
             // Two halves of two chunks each: at most 4 × 2 products of 31 × 128 per 16-bit lane.
             for half in 0..2 {
                 let mut acc16 = [_mm256_setzero_si256(); T];
                 for k in 2 * half..2 * half + 2 {
                     let c = 4 * s + k;
-                    // SAFETY: chunk c (32 bytes) at 160 + 32c.
-                    let v = unsafe { load32(wb.add(160 + 32 * c)) };
+                    // SAFETY: chunk c (32 bytes) of sub-block s.
+                    let v = unsafe { load32(wb.add(q5k_chunk(c))) };
                     let (hl, hh) = match k {
                         0 => (fifth_bit::<0>(h), fifth_bit::<1>(h)),
                         1 => (fifth_bit::<2>(h), fifth_bit::<3>(h)),

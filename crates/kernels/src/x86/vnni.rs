@@ -37,8 +37,8 @@ macro_rules! vnni_kernels {
         use owl_quant::{q8_0, q8_1, q8_k, GgmlType};
 
         use crate::repack::{
-            Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK,
-            Q80_X8_BLOCK, X8,
+            q5k_chunk, q5k_fifth, q6k_high, q6k_low, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK,
+            Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK, Q80_X8_BLOCK, X8,
         };
         use crate::x86::avx2_repacked::{f16_broadcast, fifth_bit, k_mins, q6_k_values, rows_of};
         use crate::x86::common::*;
@@ -465,12 +465,11 @@ macro_rules! vnni_kernels {
                     // SAFETY: 8 bytes at 32 + 8s.
                     let sc = unsafe { _mm_loadl_epi64(wb.add(32 + 8 * s) as *const __m128i) };
                     let scales = _mm256_cvtepu8_epi32(sc);
-                    // SAFETY: chunks 4s..4s + 4 (128 bytes) at 160 + 128s, the fifth bits of
-                    // sub-block s (32 bytes) at Q4K_X8_BLOCK + 32s.
+                    // SAFETY: sub-block s's chunks 4s..4s + 4 (128 bytes) and fifth bits (32).
                     let ((lo, hi), h) = unsafe {
                         (
-                            nibbles(wb.add(160 + 128 * s)),
-                            load32(wb.add(Q4K_X8_BLOCK + 32 * s)),
+                            nibbles(wb.add(q5k_chunk(4 * s))),
+                            load32(wb.add(q5k_fifth(s))),
                         )
                     };
                     let lo = [
@@ -545,13 +544,13 @@ macro_rules! vnni_kernels {
                     ];
                     for (e, scales) in scales.into_iter().enumerate() {
                         let s = 2 * p + e;
-                        // SAFETY: low-nibble chunks 2s, 2s + 1 at 144 + 32c, high bits of s at
-                        // 1168 + 32s.
+                        // SAFETY: sub-block s's two low-nibble chunks and its high bits (96 bytes)
+                        // at 144 + 96s.
                         let q = unsafe {
                             q6_k_values(
-                                load32(wb.add(144 + 64 * s)),
-                                load32(wb.add(176 + 64 * s)),
-                                load32(wb.add(1168 + 32 * s)),
+                                load32(wb.add(q6k_low(2 * s))),
+                                load32(wb.add(q6k_low(2 * s + 1))),
+                                load32(wb.add(q6k_high(s))),
                             )
                         };
                         for t in 0..T {
