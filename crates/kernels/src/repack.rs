@@ -1,5 +1,5 @@
-//! Weight layouts repacked at load time for faster matrix products: `Q4_K`, `Q4_0`, `Q4_1`,
-//! `Q5_0` and `Q8_0` in groups of eight rows ("Q4_K×8", "Q4_0×8", ...).
+//! Weight layouts repacked at load time for faster matrix products: `Q4_K`, `Q5_K`, `Q6_K`,
+//! `Q4_0`, `Q4_1`, `Q5_0` and `Q8_0` in groups of eight rows ("Q4_K×8", "Q4_0×8", ...).
 //!
 //! Why: ggml's `Q4_K` dot product keeps one 8-lane accumulator per (row, token) whose lanes are
 //! positions inside a 32-value sub-block, so every sub-block of every (row, token) pair pays
@@ -47,12 +47,42 @@
 //! blocks): `d[8]: f16` at 0, then 8 groups of 32 bytes at 16, byte `4r + i` of group `g` being
 //! row `r`'s value at column `4g + i`. Per block, `acc = fma(d_row·d_tok, Σ w·y, acc)`; the
 //! signed weights meet `maddubs` through ggml's sign trick (`|w|` times `y` with `w`'s sign).
+//!
+//! Q5_K×8 ([`Q5K_X8_BLOCK`] bytes per super-block): Q4_K×8's first 160 bytes (`d`, `dmin`,
+//! scales, mins), then per 32-column sub-block `s` 160 bytes at `160 + 160s`
+//! ([`q5k_chunk`], [`q5k_fifth`]): its four nibble chunks (Q4_K×8's chunks `4s..4s + 4`), then
+//! 32 bytes of fifth bits: bit `k` of byte `4r + i` is the fifth bit of row `r`'s column
+//! `32s + 4k + i` (so bit `2(c - 4s) + h` belongs to nibble chunk `c`'s low (`h = 0`) or high
+//! nibbles, as in Q5_0×8). Arithmetic as Q4_K×8's ([`gemm_q5_k_x8_scalar`]).
+//!
+//! Q6_K×8 ([`Q6K_X8_BLOCK`] bytes per super-block, the size of eight `Q6_K` blocks): `d[8]: f16`
+//! at 0, `scales[p][r][2]: i8` at 16 (the scales of 16-column sub-blocks `2p`, `2p + 1` of row
+//! `r`), then per 16-column sub-block `s` 96 bytes at `144 + 96s` ([`q6k_low`], [`q6k_high`]):
+//! two chunks of low nibbles arranged as Q4_K×8's (columns `16s..16s + 8`, then `+ 8..+ 16`),
+//! then a chunk of high bits: bits `2j`, `2j + 1` of its byte `4r + i` are the top two bits of
+//! row `r`'s column `16s + 4j + i`. The six-bit `q` stands for `q - 32`: against
+//! `Q8_K` activations, whose `bsums` are exactly the sums of each 16-column sub-block, the
+//! kernels multiply the unsigned `q` (no sign handling) and subtract `32·sc_s·bsums[s]`; per
+//! (row, token) and super-block the exact integer `Σ_s sc_s (Σ q·y - 32·bsums[s])` then takes
+//! one `acc = fma(d_row·d_tok, sumi, acc)` ([`gemm_q6_k_x8_scalar`]).
+//!
+//! Why each sub-block's high bits sit right after its nibbles (in Q5_K×8 and Q6_K×8) rather
+//! than in a region of their own: a kernel then reads every block front to back in one
+//! stream. With two regions (tried first), a single token's product, which waits on memory,
+//! ran at a third of the row layout's speed once the weights came from DRAM rather than cache.
+//!
+//! Against the row layout: the K-quant references agree with ggml's row-layout dot products
+//! (`vec_dot` of `Q4_K`/`Q5_K`/`Q6_K` · `Q8_K`) to float rounding, not bit for bit: those keep
+//! eight partial integer sums per block in eight float lanes (positions, not rows) and add the
+//! lanes at the end, where a ×8 lane is a whole row and takes one conversion per super-block.
+//! Matching that would cost eight conversions and fused multiply-adds per (row, token) and
+//! block; llama.cpp's own repacked kernels likewise sum in their own order.
 
 use owl_quant::k_common::get_scale_min_k4;
 use owl_quant::GgmlType;
 
 use crate::types::{GemmX8Fn, Layout};
-use owl_quant::{q4_0, q4_1, q4_k, q5_0, q8_0, q8_1, q8_k, QuantFn, QK_K};
+use owl_quant::{q4_0, q4_1, q4_k, q5_0, q5_k, q6_k, q8_0, q8_1, q8_k, QuantFn, QK_K};
 
 /// How `linear` quantizes a token's activations for a layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +124,7 @@ pub struct Packed {
 }
 
 /// Every repacked layout.
-pub static PACKED: [Packed; 5] = [
+pub static PACKED: [Packed; 7] = [
     Packed {
         layout: Layout::Q4KX8,
         ty: GgmlType::Q4_K,
@@ -140,6 +170,24 @@ pub static PACKED: [Packed; 5] = [
         repack: repack_q8_0_x8,
         reference: gemm_q8_0_x8_scalar,
     },
+    Packed {
+        layout: Layout::Q6KX8,
+        ty: GgmlType::Q6_K,
+        block_cols: QK_K,
+        block_bytes: Q6K_X8_BLOCK,
+        acts: Activations::Q8K,
+        repack: repack_q6_k_x8,
+        reference: gemm_q6_k_x8_scalar,
+    },
+    Packed {
+        layout: Layout::Q5KX8,
+        ty: GgmlType::Q5_K,
+        block_cols: QK_K,
+        block_bytes: Q5K_X8_BLOCK,
+        acts: Activations::Q8K,
+        repack: repack_q5_k_x8,
+        reference: gemm_q5_k_x8_scalar,
+    },
 ];
 
 /// The repacked layout for weights of type `ty`, if there is one.
@@ -164,30 +212,40 @@ const QS: usize = 160;
 /// Repacks a `rows × cols` `Q4_K` matrix (rows of `cols / 256` blocks of 144 bytes) into the
 /// Q4_K×8 layout. `None` when the shape does not fit or `src` is too short.
 pub fn repack_q4_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
-    // Where each of a block's 256 nibbles comes from (ggml's byte 32·(col / 64) + col % 32, low
-    // nibble for even sub-blocks) and goes to (chunk col / 8, byte 4r + col % 4, low nibble
-    // for col % 8 < 4), without the row's 4r.
-    let map: [(u8, u8, u16, u8); QK_K] = std::array::from_fn(|col| {
-        let (src, src_shift) = (32 * (col / 64) + col % 32, 4 * ((col / 32) % 2));
-        let (dst, dst_shift) = (QS + 32 * (col / 8) + col % 4, 4 * ((col % 8) / 4));
-        (src as u8, src_shift as u8, dst as u16, dst_shift as u8)
-    });
+    let map = k4_nibble_map(|c| QS + 32 * c);
     let (from, to) = (q4_k::TYPE_SIZE, Q4K_X8_BLOCK);
     repack_with(src, rows, cols, QK_K, from, to, |dst, r, blk| {
-        dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
-        dst[DMIN + 2 * r..DMIN + 2 * r + 2].copy_from_slice(&blk[2..4]);
-        let sm = &blk[q4_k::SCALES..q4_k::SCALES + 12];
-        for s in 0..8 {
-            let (sc, m) = get_scale_min_k4(s, sm);
-            dst[SCALES + 8 * s + r] = sc;
-            dst[MINS + 16 * (s / 2) + 2 * r + s % 2] = m;
-        }
-        let qs = &blk[q4_k::QS..q4_k::QS + 128];
-        for &(from, shift, to, to_shift) in &map {
-            let v = (qs[from as usize] >> shift) & 0x0f;
-            dst[to as usize + 4 * r] |= v << to_shift;
-        }
+        place_k4(dst, r, blk, &blk[q4_k::QS..q4_k::QS + 128], &map);
     })
+}
+
+/// Where each of a `Q4_K`/`Q5_K` block's 256 nibbles comes from (ggml's byte
+/// 32·(col / 64) + col % 32, low nibble for even sub-blocks) and goes to (chunk col / 8, at
+/// `chunk(c)` in the block, byte 4r + col % 4, low nibble for col % 8 < 4), without the row's 4r.
+fn k4_nibble_map(chunk: impl Fn(usize) -> usize) -> [(u8, u8, u16, u8); QK_K] {
+    std::array::from_fn(|col| {
+        let (src, src_shift) = (32 * (col / 64) + col % 32, 4 * ((col / 32) % 2));
+        let (dst, dst_shift) = (chunk(col / 8) + col % 4, 4 * ((col % 8) / 4));
+        (src as u8, src_shift as u8, dst as u16, dst_shift as u8)
+    })
+}
+
+/// Row `r`'s `d`, `dmin`, unpacked scales and mins and low nibbles (`qs`, 128 bytes) of one
+/// `Q4_K` or `Q5_K` block (`blk`: `d`, `dmin` and the 12 scale bytes at 0, as both have them)
+/// into a Q4_K×8 (or Q5_K×8) block.
+fn place_k4(dst: &mut [u8], r: usize, blk: &[u8], qs: &[u8], map: &[(u8, u8, u16, u8); QK_K]) {
+    dst[2 * r..2 * r + 2].copy_from_slice(&blk[0..2]);
+    dst[DMIN + 2 * r..DMIN + 2 * r + 2].copy_from_slice(&blk[2..4]);
+    let sm = &blk[q4_k::SCALES..q4_k::SCALES + 12];
+    for s in 0..8 {
+        let (sc, m) = get_scale_min_k4(s, sm);
+        dst[SCALES + 8 * s + r] = sc;
+        dst[MINS + 16 * (s / 2) + 2 * r + s % 2] = m;
+    }
+    for &(from, shift, to, to_shift) in map {
+        let v = (qs[from as usize] >> shift) & 0x0f;
+        dst[to as usize + 4 * r] |= v << to_shift;
+    }
 }
 
 /// The shared frame of every repacker: checks that the shape fits (rows in groups of eight,
@@ -226,29 +284,45 @@ fn repack_with(
 /// [`Q4K_X8_BLOCK`] bytes) and up to four tokens of `Q8_K` activations (`a[t]`: `nb` blocks).
 /// The reference every ISA kernel must match bit for bit.
 pub fn gemm_q4_k_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    k_reference(nb, w, a, out, Q4K_X8_BLOCK, |wb, r, col| {
+        let byte = wb[QS + 32 * (col / 8) + 4 * r + col % 4];
+        if col % 8 < 4 {
+            byte & 0x0f
+        } else {
+            byte >> 4
+        }
+    });
+}
+
+/// The reference of the layouts with Q4_K×8's scales, mins and nibbles (Q4_K×8, Q5_K×8)
+/// against `Q8_K` activations: per (row, token) and super-block the exact integers
+/// `sumi = Σ_s sc_s Σ q·y` and `summ = Σ_s m_s Σ y`, then `acc = fma(d_row·d_tok, sumi, acc)`,
+/// `accm = fma(dmin_row·d_tok, summ, accm)`, and finally `acc - accm`. `value(block, r, col)`
+/// reads row `r`'s unsigned value at column `col`.
+fn k_reference(
+    nb: usize,
+    w: &[u8],
+    a: &[&[u8]],
+    out: &mut [[f32; X8]],
+    block_bytes: usize,
+    value: impl Fn(&[u8], usize, usize) -> u8,
+) {
     for (a, out) in a.iter().zip(out.iter_mut()) {
         let mut acc = [0f32; X8];
         let mut accm = [0f32; X8];
         for b in 0..nb {
-            let wb = &w[b * Q4K_X8_BLOCK..(b + 1) * Q4K_X8_BLOCK];
+            let wb = &w[b * block_bytes..(b + 1) * block_bytes];
             let ab = &a[b * q8_k::TYPE_SIZE..(b + 1) * q8_k::TYPE_SIZE];
             let d_tok = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
             let y = |k: usize| i32::from(ab[q8_k::QS + k] as i8);
-            let bsum = |i: usize| {
-                i32::from(i16::from_le_bytes([
-                    ab[q8_k::BSUMS + 2 * i],
-                    ab[q8_k::BSUMS + 2 * i + 1],
-                ]))
-            };
+            let bsum = |i: usize| q8_k_bsum(ab, i);
             for r in 0..X8 {
                 let mut sumi = 0i32;
                 let mut summ = 0i32;
                 for s in 0..8 {
                     let mut dot = 0i32;
                     for col in 32 * s..32 * s + 32 {
-                        let byte = wb[QS + 32 * (col / 8) + 4 * r + col % 4];
-                        let q = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
-                        dot += i32::from(q) * y(col);
+                        dot += i32::from(value(wb, r, col)) * y(col);
                     }
                     sumi += i32::from(wb[SCALES + 8 * s + r]) * dot;
                     let m = wb[MINS + 16 * (s / 2) + 2 * r + s % 2];
@@ -263,6 +337,139 @@ pub fn gemm_q4_k_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8
         for r in 0..X8 {
             out[r] = acc[r] - accm[r];
         }
+    }
+}
+
+/// The `i`-th of a `Q8_K` block's sixteen sums of 16 quantized values.
+fn q8_k_bsum(ab: &[u8], i: usize) -> i32 {
+    i32::from(i16::from_le_bytes([
+        ab[q8_k::BSUMS + 2 * i],
+        ab[q8_k::BSUMS + 2 * i + 1],
+    ]))
+}
+
+/// Bytes of one super-block of one group of eight `Q5_K` rows: Q4_K×8's, then the fifth bits.
+pub const Q5K_X8_BLOCK: usize = Q4K_X8_BLOCK + 8 * 32;
+/// Offset in a Q5_K×8 block of nibble chunk `c` (sub-block `c / 4`'s 160 bytes start with its
+/// four nibble chunks).
+pub const fn q5k_chunk(c: usize) -> usize {
+    QS + 160 * (c / 4) + 32 * (c % 4)
+}
+
+/// Offset in a Q5_K×8 block of sub-block `s`'s fifth bits, right after its nibble chunks.
+pub const fn q5k_fifth(s: usize) -> usize {
+    QS + 160 * s + 128
+}
+
+/// Repacks a `rows × cols` `Q5_K` matrix (rows of `cols / 256` blocks of 176 bytes) into the
+/// Q5_K×8 layout. `None` when the shape does not fit or `src` is too short.
+pub fn repack_q5_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
+    let map = k4_nibble_map(q5k_chunk);
+    let (from, to) = (q5_k::TYPE_SIZE, Q5K_X8_BLOCK);
+    repack_with(src, rows, cols, QK_K, from, to, |dst, r, blk| {
+        place_k4(dst, r, blk, &blk[q5_k::QS..q5_k::QS + 128], &map);
+        // ggml keeps column col's fifth bit in bit col / 32 of qh[col % 32].
+        let qh = &blk[q5_k::QH..q5_k::QH + 32];
+        for col in 0..QK_K {
+            let high = (qh[col % 32] >> (col / 32)) & 1;
+            let (s, k, i) = (col / 32, (col % 32) / 4, col % 4);
+            dst[q5k_fifth(s) + 4 * r + i] |= high << k;
+        }
+    })
+}
+
+/// The Q5_K×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
+/// [`Q5K_X8_BLOCK`] bytes) and up to four tokens of `Q8_K` activations; Q4_K×8's arithmetic
+/// with five-bit values.
+pub fn gemm_q5_k_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    k_reference(nb, w, a, out, Q5K_X8_BLOCK, |wb, r, col| {
+        let byte = wb[q5k_chunk(col / 8) + 4 * r + col % 4];
+        let low = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
+        let (s, k, i) = (col / 32, (col % 32) / 4, col % 4);
+        let high = (wb[q5k_fifth(s) + 4 * r + i] >> k) & 1;
+        low | (high << 4)
+    });
+}
+
+/// Bytes of one super-block of one group of eight `Q6_K` rows (the size of eight `Q6_K`
+/// blocks).
+pub const Q6K_X8_BLOCK: usize = 16 + 128 + 32 * 32 + 16 * 32;
+/// Offset of Q6_K×8's scales.
+const Q6K_SCALES: usize = 16;
+
+/// Offset in a Q6_K×8 block of low-nibble chunk `c` (sub-block `c / 2`'s 96 bytes start with
+/// its two nibble chunks).
+pub const fn q6k_low(c: usize) -> usize {
+    144 + 96 * (c / 2) + 32 * (c % 2)
+}
+
+/// Offset in a Q6_K×8 block of sub-block `s`'s high bits, right after its nibble chunks.
+pub const fn q6k_high(s: usize) -> usize {
+    144 + 96 * s + 64
+}
+
+/// Repacks a `rows × cols` `Q6_K` matrix (rows of `cols / 256` blocks of 210 bytes) into the
+/// Q6_K×8 layout. `None` when the shape does not fit or `src` is too short.
+pub fn repack_q6_k_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
+    let (from, to) = (q6_k::TYPE_SIZE, Q6K_X8_BLOCK);
+    repack_with(src, rows, cols, QK_K, from, to, |dst, r, blk| {
+        dst[2 * r..2 * r + 2].copy_from_slice(&blk[q6_k::D..q6_k::D + 2]);
+        for s in 0..16 {
+            dst[Q6K_SCALES + 16 * (s / 2) + 2 * r + s % 2] = blk[q6_k::SCALES + s];
+        }
+        for col in 0..QK_K {
+            // ggml: in half j = col / 128, with l = col % 32 and k = (col % 128) / 32, the low
+            // nibble is in ql[64j + l + 32(k & 1)] (high nibble for k ≥ 2), the high bits are
+            // bits 2k, 2k + 1 of qh[32j + l].
+            let (j, k, l) = (col / 128, (col % 128) / 32, col % 32);
+            let ql = blk[64 * j + l + 32 * (k & 1)];
+            let low = if k < 2 { ql & 0x0f } else { ql >> 4 };
+            let high = (blk[q6_k::QH + 32 * j + l] >> (2 * k)) & 3;
+            let (c, i) = (col / 8, col % 4);
+            dst[q6k_low(c) + 4 * r + i] |= low << (4 * ((col % 8) / 4));
+            let (s, jj) = (col / 16, (col % 16) / 4);
+            dst[q6k_high(s) + 4 * r + i] |= high << (2 * jj);
+        }
+    })
+}
+
+/// Row `r`'s unsigned six-bit value (`q`, standing for `q - 32`) at column `col` of a Q6_K×8
+/// block.
+fn q6_k_x8_value(wb: &[u8], r: usize, col: usize) -> u8 {
+    let byte = wb[q6k_low(col / 8) + 4 * r + col % 4];
+    let low = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
+    let high = (wb[q6k_high(col / 16) + 4 * r + col % 4] >> (2 * ((col % 16) / 4))) & 3;
+    low | (high << 4)
+}
+
+/// The Q6_K×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
+/// [`Q6K_X8_BLOCK`] bytes) and up to four tokens of `Q8_K` activations. Per (row, token) and
+/// super-block the exact integer `sumi = Σ_s sc_s (Σ q·y - 32·Σ y)` over the sixteen
+/// sub-blocks (`Σ y` is the activations' `bsums[s]`), then `acc = fma(d_row·d_tok, sumi, acc)`.
+pub fn gemm_q6_k_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
+    for (a, out) in a.iter().zip(out.iter_mut()) {
+        let mut acc = [0f32; X8];
+        for b in 0..nb {
+            let wb = &w[b * Q6K_X8_BLOCK..(b + 1) * Q6K_X8_BLOCK];
+            let ab = &a[b * q8_k::TYPE_SIZE..(b + 1) * q8_k::TYPE_SIZE];
+            let d_tok = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut sumi = 0i32;
+                for s in 0..16 {
+                    let dot: i32 = (16 * s..16 * s + 16)
+                        .map(|col| {
+                            let y = i32::from(ab[q8_k::QS + col] as i8);
+                            i32::from(q6_k_x8_value(wb, r, col)) * y
+                        })
+                        .sum();
+                    let sc = i32::from(wb[Q6K_SCALES + 16 * (s / 2) + 2 * r + s % 2] as i8);
+                    sumi += sc * (dot - 32 * q8_k_bsum(ab, s));
+                }
+                let d = half::f16::from_le_bytes([wb[2 * r], wb[2 * r + 1]]).to_f32();
+                *acc = (d * d_tok).mul_add(sumi as f32, *acc);
+            }
+        }
+        *out = acc;
     }
 }
 
@@ -564,6 +771,75 @@ mod tests {
         }
     }
 
+    /// Row `r`'s values of a Q5_K×8 or Q6_K×8 group (`nb` blocks), dequantized from the
+    /// repacked bytes with ggml's formulas (`d1·q - m1` for Q5_K, `(d·sc)·(q - 32)` for Q6_K).
+    fn dequantize_x8(layout: Layout, nb: usize, group: &[u8], r: usize) -> Vec<f32> {
+        let f16 = |b: &[u8], o: usize| half::f16::from_le_bytes([b[o], b[o + 1]]).to_f32();
+        let mut out = Vec::with_capacity(nb * QK_K);
+        for b in 0..nb {
+            match layout {
+                Layout::Q5KX8 => {
+                    let wb = &group[b * Q5K_X8_BLOCK..(b + 1) * Q5K_X8_BLOCK];
+                    let (d, dmin) = (f16(wb, 2 * r), f16(wb, DMIN + 2 * r));
+                    for col in 0..QK_K {
+                        let s = col / 32;
+                        let d1 = d * f32::from(wb[SCALES + 8 * s + r]);
+                        let m1 = dmin * f32::from(wb[MINS + 16 * (s / 2) + 2 * r + s % 2]);
+                        let byte = wb[q5k_chunk(col / 8) + 4 * r + col % 4];
+                        let low = if col % 8 < 4 { byte & 0x0f } else { byte >> 4 };
+                        let high = (wb[q5k_fifth(s) + 4 * r + col % 4] >> ((col % 32) / 4)) & 1;
+                        out.push(d1 * f32::from(low | (high << 4)) - m1);
+                    }
+                }
+                _ => {
+                    let wb = &group[b * Q6K_X8_BLOCK..(b + 1) * Q6K_X8_BLOCK];
+                    let d = f16(wb, 2 * r);
+                    for col in 0..QK_K {
+                        let s = col / 16;
+                        let sc = wb[Q6K_SCALES + 16 * (s / 2) + 2 * r + s % 2] as i8;
+                        let q = i32::from(q6_k_x8_value(wb, r, col)) - 32;
+                        out.push(d * f32::from(sc) * q as f32);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Q5_K×8 and Q6_K×8 hold every value, scale and minimum of the rows they repack: each row
+    /// read back from the repacked bytes dequantizes to the row format's values bit for bit.
+    #[test]
+    fn k_quant_repacks_round_trip() {
+        for (ty, layout) in [
+            (GgmlType::Q5_K, Layout::Q5KX8),
+            (GgmlType::Q6_K, Layout::Q6KX8),
+        ] {
+            let p = for_layout(layout).expect("registered");
+            assert_eq!(for_type(ty).map(|p| p.layout), Some(layout));
+            let (rows, nb) = (24, 3);
+            let cols = nb * QK_K;
+            let f = owl_quant::format(ty).expect("format");
+            let row_bytes = owl_quant::row_bytes(ty, cols);
+            let mut w = vec![0u8; rows * row_bytes];
+            let w_f32 = data(rows * cols, 9);
+            for (r, dst) in w.chunks_exact_mut(row_bytes).enumerate() {
+                f.quantize.expect("quantizer")(&w_f32[r * cols..(r + 1) * cols], dst);
+            }
+            let packed = (p.repack)(&w, rows, cols).expect("fits");
+            assert_eq!(packed.len(), rows / X8 * nb * p.block_bytes);
+            for row in 0..rows {
+                let mut want = vec![0f32; cols];
+                (f.dequantize)(&w[row * row_bytes..(row + 1) * row_bytes], &mut want);
+                let (g, r) = (row / X8, row % X8);
+                let group = &packed[g * nb * p.block_bytes..(g + 1) * nb * p.block_bytes];
+                let got = dequantize_x8(layout, nb, group, r);
+                for (c, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{layout:?} row {row} col {c}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn shapes_that_do_not_fit_are_refused() {
         assert!(repack_q8_0_x8(&[0u8; 34 * 4], 4, 32).is_none());
@@ -572,5 +848,9 @@ mod tests {
         assert!(repack_q4_k_x8(&[0u8; 144 * 4], 4, QK_K).is_none());
         assert!(repack_q4_k_x8(&[0u8; 144 * 8], 8, 128).is_none());
         assert!(repack_q4_k_x8(&[0u8; 144 * 7], 8, QK_K).is_none());
+        assert!(repack_q6_k_x8(&[0u8; 210 * 4], 4, QK_K).is_none());
+        assert!(repack_q6_k_x8(&[0u8; 210 * 7], 8, QK_K).is_none());
+        assert!(repack_q5_k_x8(&[0u8; 176 * 8], 8, 128).is_none());
+        assert!(repack_q5_k_x8(&[0u8; 176 * 7], 8, QK_K).is_none());
     }
 }

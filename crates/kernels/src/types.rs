@@ -71,6 +71,10 @@ pub enum Layout {
     Q41X8,
     /// `Q5_0` repacked in groups of eight rows.
     Q50X8,
+    /// `Q6_K` repacked in groups of eight rows.
+    Q6KX8,
+    /// `Q5_K` repacked in groups of eight rows.
+    Q5KX8,
 }
 
 /// An instruction-set level owl has kernels for: an index into the registry

@@ -402,7 +402,7 @@ fn odd_block_counts_match_scalar() {
     }
 }
 
-/// The repacked layouts (`Q4_K`×8, `Q4_0`×8, `Q4_1`×8, `Q5_0`×8, `Q8_0`×8): every ISA's kernel gives the scalar reference's
+/// The repacked layouts (`Q4_K`×8, `Q5_K`×8, `Q6_K`×8, `Q4_0`×8, `Q4_1`×8, `Q5_0`×8, `Q8_0`×8): every ISA's kernel gives the scalar reference's
 /// bits for any number of tokens per call; `linear` on the repacked matrix is batch-invariant,
 /// agrees with the row layout to float rounding, and fused calls mixing it with a row-layout
 /// matrix (as a Q4_K_M model's attention projections do) give what separate calls give.
@@ -419,7 +419,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
     };
     let q8_0_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_0, x);
     let q4_1_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_1, x);
-    let cases: [Repacked<'_>; 5] = [
+    let cases: [Repacked<'_>; 7] = [
         Repacked {
             ty: GgmlType::Q4_K,
             cols: 2 * 256,
@@ -464,6 +464,24 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             acts_of: &q4_0_acts,
             reference: repack::gemm_q5_0_x8_scalar,
             kernel: |k| k.repacked(owl_kernels::Layout::Q50X8).expect("kernel"),
+        },
+        Repacked {
+            ty: GgmlType::Q6_K,
+            cols: 3 * 256,
+            block_cols: 256,
+            block_bytes: repack::Q6K_X8_BLOCK,
+            acts_of: &q4_k_acts,
+            reference: repack::gemm_q6_k_x8_scalar,
+            kernel: |k| k.repacked(owl_kernels::Layout::Q6KX8).expect("kernel"),
+        },
+        Repacked {
+            ty: GgmlType::Q5_K,
+            cols: 2 * 256,
+            block_cols: 256,
+            block_bytes: repack::Q5K_X8_BLOCK,
+            acts_of: &q4_k_acts,
+            reference: repack::gemm_q5_k_x8_scalar,
+            kernel: |k| k.repacked(owl_kernels::Layout::Q5KX8).expect("kernel"),
         },
     ];
     for c in cases {

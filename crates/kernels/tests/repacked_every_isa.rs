@@ -187,6 +187,15 @@ fn the_registry_lists_every_level_in_order() {
     }
     let top = *all.last().expect("levels");
     assert_eq!(Kernels::for_isa(top).isa(), Isa::best_supported());
+    // Every weight type of a Q4_K_M or Q5_K_M file's big matrices has a repacked layout.
+    for ty in [
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+        GgmlType::Q8_0,
+    ] {
+        assert!(repack::for_type(ty).is_some(), "{ty:?}");
+    }
     let s = scalar();
     assert!(s.overridden().is_empty());
     for p in &PACKED {

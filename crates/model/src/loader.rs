@@ -14,7 +14,7 @@ pub struct LoadOptions {
     /// Copy weights out of the memory map into owned buffers (default: borrow the map).
     pub copy_weights: bool,
     /// Keep every matrix in the file's row layout instead of repacking `Q4_0`/`Q4_1`/`Q5_0`/`Q4_K`/
-    /// `Q8_0` into the faster eight-row layouts: slower, but quantized products then sum in
+    /// `Q5_K`/`Q6_K`/`Q8_0` into the faster eight-row layouts: slower, but quantized products then sum in
     /// exactly the order of ggml's row-layout kernels (llama.cpp's numbers bit for bit where
     /// llama.cpp itself does not repack). `OWL_NO_REPACK=1` sets it for the CLI and server.
     pub no_repack: bool,
@@ -104,8 +104,8 @@ impl Loader<'_> {
         ))
     }
 
-    /// `m` repacked into a faster layout when one exists for its type and shape (`Q4_K` with
-    /// rows in groups of eight), else `m`. The repacked copy replaces the mapped bytes, whose
+    /// `m` repacked into a faster layout when one exists for its type and shape (a type of
+    /// `owl_kernels::repack::PACKED` with rows in groups of eight), else `m`. The repacked copy replaces the mapped bytes, whose
     /// pages are handed back to the OS so resident memory holds the weights once.
     fn prepared(&self, m: QMatrix) -> QMatrix {
         if self.opts.no_repack {

@@ -1,5 +1,5 @@
-//! VNNI kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q4_0×8, Q4_1×8, Q5_0×8,
-//! Q8_0×8) and the row-layout Q8_0 dot product, registered on top of AVX2's
+//! VNNI kernels for the repacked layouts of `crate::repack` (Q4_K×8, Q5_K×8, Q6_K×8, Q4_0×8,
+//! Q4_1×8, Q5_0×8, Q8_0×8) and the row-layout Q8_0 dot product, registered on top of AVX2's
 //! (`crate::isa::ISAS`). One body, written once in [`vnni_kernels`], is compiled twice: with
 //! AVX-512 VNNI's EVEX `vpdpbusd` (module `avx512`, the `avx512` level) and with AVX-VNNI's VEX
 //! encoding of the same instruction (module `avx`, the `avxvnni` level: Alder Lake and later
@@ -37,9 +37,10 @@ macro_rules! vnni_kernels {
         use owl_quant::{q8_0, q8_1, q8_k, GgmlType};
 
         use crate::repack::{
-            Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q50_X8_BLOCK, Q80_X8_BLOCK, X8,
+            q5k_chunk, q5k_fifth, q6k_high, q6k_low, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK,
+            Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK, Q80_X8_BLOCK, X8,
         };
-        use crate::x86::avx2_repacked::{f16_broadcast, fifth_bit, rows_of};
+        use crate::x86::avx2_repacked::{f16_broadcast, fifth_bit, k_mins, q6_k_values, rows_of};
         use crate::x86::common::*;
         use crate::{Kernels, Layout};
 
@@ -68,6 +69,16 @@ macro_rules! vnni_kernels {
                 Layout::Q80X8,
                 gemm_q8_0_x8,
                 concat!("q8_0×8 repacked/", $tag),
+            );
+            k.set_repacked(
+                Layout::Q6KX8,
+                gemm_q6_k_x8,
+                concat!("q6_k×8 repacked/", $tag),
+            );
+            k.set_repacked(
+                Layout::Q5KX8,
+                gemm_q5_k_x8,
+                concat!("q5_k×8 repacked/", $tag),
             );
             k.set_vec_dot(
                 GgmlType::Q8_0,
@@ -125,6 +136,8 @@ macro_rules! vnni_kernels {
         repacked_entry!(gemm_q4_1_x8, q4_1_x8, Layout::Q41X8);
         repacked_entry!(gemm_q5_0_x8, q5_0_x8, Layout::Q50X8);
         repacked_entry!(gemm_q8_0_x8, q8_0_x8, Layout::Q80X8);
+        repacked_entry!(gemm_q6_k_x8, q6_k_x8, Layout::Q6KX8);
+        repacked_entry!(gemm_q5_k_x8, q5_k_x8, Layout::Q5KX8);
 
         /// The four activation bytes at `p` in all eight 32-bit lanes.
         ///
@@ -427,6 +440,154 @@ macro_rules! vnni_kernels {
                 }
             }
             rows_of(std::array::from_fn(|t| _mm256_sub_ps(acc[t], accm[t])))
+        }
+
+        /// # Safety
+        /// The level's features (`$features`) present; `w` holds `nb` Q5_K×8 blocks and each
+        /// `y[t]` `nb` `Q8_K` blocks.
+        #[target_feature(enable = $features)]
+        unsafe fn q5_k_x8<const T: usize>(
+            nb: usize,
+            w: *const u8,
+            y: [*const u8; T],
+        ) -> [[f32; X8]; T] {
+            let mut acc = [_mm256_setzero_ps(); T];
+            let mut accm = [_mm256_setzero_ps(); T];
+            for b in 0..nb {
+                // SAFETY: block b of the group and of every token is in bounds (caller's contract);
+                // every offset below stays inside its block (see `crate::repack` for the layout).
+                let wb = unsafe { w.add(b * Q5K_X8_BLOCK) };
+                let yb: [*const u8; T] =
+                    std::array::from_fn(|t| unsafe { y[t].add(b * q8_k::TYPE_SIZE) });
+                let mut sumi = [_mm256_setzero_si256(); T];
+                for s in 0..8 {
+                    // Eight rows' scales of sub-block s as i32 lanes.
+                    // SAFETY: 8 bytes at 32 + 8s.
+                    let sc = unsafe { _mm_loadl_epi64(wb.add(32 + 8 * s) as *const __m128i) };
+                    let scales = _mm256_cvtepu8_epi32(sc);
+                    // SAFETY: sub-block s's chunks 4s..4s + 4 (128 bytes) and fifth bits (32).
+                    let ((lo, hi), h) = unsafe {
+                        (
+                            nibbles(wb.add(q5k_chunk(4 * s))),
+                            load32(wb.add(q5k_fifth(s))),
+                        )
+                    };
+                    let lo = [
+                        _mm256_or_si256(lo[0], fifth_bit::<0>(h)),
+                        _mm256_or_si256(lo[1], fifth_bit::<2>(h)),
+                        _mm256_or_si256(lo[2], fifth_bit::<4>(h)),
+                        _mm256_or_si256(lo[3], fifth_bit::<6>(h)),
+                    ];
+                    let hi = [
+                        _mm256_or_si256(hi[0], fifth_bit::<1>(h)),
+                        _mm256_or_si256(hi[1], fifth_bit::<3>(h)),
+                        _mm256_or_si256(hi[2], fifth_bit::<5>(h)),
+                        _mm256_or_si256(hi[3], fifth_bit::<7>(h)),
+                    ];
+                    // SAFETY: columns 32s..32s + 32 of each token's block (qs at QS).
+                    let dots =
+                        unsafe { block_dots(&lo, &hi, yb.map(|p| p.add(q8_k::QS + 32 * s))) };
+                    for t in 0..T {
+                        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(dots[t], scales));
+                    }
+                }
+                // SAFETY: d[8] at 0 and dmin[8] at 16 (f16).
+                let (d, dmin) = unsafe {
+                    (
+                        _mm256_cvtph_ps(load16(wb)),
+                        _mm256_cvtph_ps(load16(wb.add(16))),
+                    )
+                };
+                for t in 0..T {
+                    // SAFETY: the group's block and token t's block (see `k_mins`).
+                    let (dt, summ) = unsafe { k_mins(wb, yb[t]) };
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                    accm[t] =
+                        _mm256_fmadd_ps(_mm256_mul_ps(dmin, dt), _mm256_cvtepi32_ps(summ), accm[t]);
+                }
+            }
+            rows_of(std::array::from_fn(|t| _mm256_sub_ps(acc[t], accm[t])))
+        }
+
+        /// Q6_K×8 with `vpdpbusd`: the unsigned six-bit values times the activations, four
+        /// products per i32 lane (row), scaled per 16-column sub-block; the `- 32` offset is
+        /// `32·Σ_s sc_s·bsums[s]`, subtracted once per block (as in the AVX2 kernel).
+        ///
+        /// # Safety
+        /// The level's features (`$features`) present; `w` holds `nb` Q6_K×8 blocks and each
+        /// `y[t]` `nb` `Q8_K` blocks.
+        #[target_feature(enable = $features)]
+        unsafe fn q6_k_x8<const T: usize>(
+            nb: usize,
+            w: *const u8,
+            y: [*const u8; T],
+        ) -> [[f32; X8]; T] {
+            // A pair's 16 scale bytes [r][2] regrouped as eight even ones, then eight odd ones.
+            let split = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+            let mut acc = [_mm256_setzero_ps(); T];
+            for b in 0..nb {
+                // SAFETY: block b of the group and of every token is in bounds (caller's contract);
+                // every offset below stays inside its block (see `crate::repack` for the layout).
+                let wb = unsafe { w.add(b * Q6K_X8_BLOCK) };
+                let yb: [*const u8; T] =
+                    std::array::from_fn(|t| unsafe { y[t].add(b * q8_k::TYPE_SIZE) });
+                let mut sumi = [_mm256_setzero_si256(); T];
+                let mut summ = [_mm256_setzero_si256(); T];
+                for p in 0..8 {
+                    // SAFETY: the scales of sub-blocks 2p, 2p + 1 (16 bytes) at 16 + 16p.
+                    let raw = unsafe { load16(wb.add(16 + 16 * p)) };
+                    let eo = _mm_shuffle_epi8(raw, split);
+                    let scales = [
+                        _mm256_cvtepi8_epi32(eo),
+                        _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(eo)),
+                    ];
+                    for (e, scales) in scales.into_iter().enumerate() {
+                        let s = 2 * p + e;
+                        // SAFETY: sub-block s's two low-nibble chunks and its high bits (96 bytes)
+                        // at 144 + 96s.
+                        let q = unsafe {
+                            q6_k_values(
+                                load32(wb.add(q6k_low(2 * s))),
+                                load32(wb.add(q6k_low(2 * s + 1))),
+                                load32(wb.add(q6k_high(s))),
+                            )
+                        };
+                        for t in 0..T {
+                            // SAFETY: columns 16s..16s + 16 of token t's block (qs at QS).
+                            let ys = unsafe { yb[t].add(q8_k::QS + 16 * s) };
+                            // SAFETY: as above, four bytes each.
+                            let (y0, y1, y2, y3) = unsafe {
+                                (
+                                    bcast4(ys),
+                                    bcast4(ys.add(4)),
+                                    bcast4(ys.add(8)),
+                                    bcast4(ys.add(12)),
+                                )
+                            };
+                            let a = $dpbusd($dpbusd(_mm256_setzero_si256(), q[0], y0), q[1], y1);
+                            let c = $dpbusd($dpbusd(_mm256_setzero_si256(), q[2], y2), q[3], y3);
+                            let dot = _mm256_add_epi32(a, c);
+                            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(dot, scales));
+                        }
+                    }
+                    let sc = _mm256_cvtepi8_epi16(raw);
+                    for t in 0..T {
+                        // SAFETY: bsums[2p], bsums[2p + 1] (i16) at BSUMS + 4p of token t's block.
+                        let bp = unsafe { bcast4(yb[t].add(q8_k::BSUMS + 4 * p)) };
+                        summ[t] = _mm256_add_epi32(summ[t], _mm256_madd_epi16(sc, bp));
+                    }
+                }
+                // SAFETY: d[8] (f16) at 0.
+                let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
+                for t in 0..T {
+                    // SAFETY: token t's d (f32) at the start of its block.
+                    let dt = unsafe { _mm256_set1_ps(yb[t].cast::<f32>().read_unaligned()) };
+                    let dot = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32::<5>(summ[t]));
+                    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
+                }
+            }
+            rows_of(acc)
         }
     };
 }
