@@ -61,7 +61,7 @@ fn main() {
             layout: owl_kernels::Layout::Rows,
         };
         println!("{}", measure(&k, &pool, &w, &format!("{ty:>5}")));
-        if let Some(p) = w.repacked() {
+        if let Some(p) = w.repacked_with(true) {
             println!("{}", measure(&k, &pool, &p, &format!("{ty}×8")));
         }
     }

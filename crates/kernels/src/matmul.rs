@@ -66,13 +66,23 @@ impl QMatrix {
     }
 
     /// This matrix in a layout `linear` multiplies faster, if there is one for its type and
-    /// shape (the repacked bytes are owned; the source is left untouched). Matrices that are
-    /// also read row by row (embeddings) must stay in `Layout::Rows`.
+    /// shape and it is used by default (`OWL_REPACK_K56=1` adds the opt-in ones; the repacked
+    /// bytes are owned; the source is left untouched). Matrices that are also read row by row
+    /// (embeddings) must stay in `Layout::Rows`.
     pub fn repacked(&self) -> Option<QMatrix> {
+        self.repacked_with(std::env::var_os("OWL_REPACK_K56").is_some_and(|v| v == "1"))
+    }
+
+    /// [`QMatrix::repacked`], with the opt-in layouts included when `opt_in` (tests and
+    /// benchmarks of those layouts).
+    pub fn repacked_with(&self, opt_in: bool) -> Option<QMatrix> {
         if self.layout != Layout::Rows {
             return None;
         }
         let p = crate::repack::for_type(self.ty)?;
+        if !p.by_default && !opt_in {
+            return None;
+        }
         let bytes = (p.repack)(self.bytes.as_slice(), self.rows, self.cols)?;
         let layout = p.layout;
         Some(QMatrix {

@@ -121,6 +121,9 @@ pub struct Packed {
     pub repack: fn(&[u8], usize, usize) -> Option<Vec<u8>>,
     /// The scalar reference (the kernel table's default).
     pub reference: GemmX8Fn,
+    /// Used without asking. Q6_K×8 and Q5_K×8 are opt-in (`OWL_REPACK_K56=1`) until a quiet
+    /// whole-model run shows them faster: under load, decoding measured slower with them.
+    pub by_default: bool,
 }
 
 /// Every repacked layout.
@@ -133,6 +136,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8K,
         repack: repack_q4_k_x8,
         reference: gemm_q4_k_x8_scalar,
+        by_default: true,
     },
     Packed {
         layout: Layout::Q40X8,
@@ -142,6 +146,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8_0WithSums,
         repack: repack_q4_0_x8,
         reference: gemm_q4_0_x8_scalar,
+        by_default: true,
     },
     Packed {
         layout: Layout::Q41X8,
@@ -151,6 +156,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8_1,
         repack: repack_q4_1_x8,
         reference: gemm_q4_1_x8_scalar,
+        by_default: true,
     },
     Packed {
         layout: Layout::Q50X8,
@@ -160,6 +166,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8_0WithSums,
         repack: repack_q5_0_x8,
         reference: gemm_q5_0_x8_scalar,
+        by_default: true,
     },
     Packed {
         layout: Layout::Q80X8,
@@ -169,6 +176,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8_0,
         repack: repack_q8_0_x8,
         reference: gemm_q8_0_x8_scalar,
+        by_default: true,
     },
     Packed {
         layout: Layout::Q6KX8,
@@ -178,6 +186,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8K,
         repack: repack_q6_k_x8,
         reference: gemm_q6_k_x8_scalar,
+        by_default: false,
     },
     Packed {
         layout: Layout::Q5KX8,
@@ -187,6 +196,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8K,
         repack: repack_q5_k_x8,
         reference: gemm_q5_k_x8_scalar,
+        by_default: false,
     },
 ];
 

@@ -496,7 +496,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
         } = c;
         let nb = cols / block_cols;
         let w = matrix(&scalar, ty, 24, cols);
-        let packed = w.repacked().expect("repacks");
+        let packed = w.repacked_with(true).expect("repacks");
         let group = &packed.bytes.as_slice()[..nb * block_bytes];
         let acts: Vec<Vec<u8>> = (0..7).map(|t| acts_of(&data(cols, 300 + t))).collect();
         let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
@@ -613,7 +613,7 @@ fn fused_repacked_matrices_equal_separate_calls() {
     ] {
         let rows = [64usize, 24, 24];
         let ws: Vec<_> = rows.iter().map(|&r| matrix(&scalar, ty, r, cols)).collect();
-        let ps: Vec<_> = ws.iter().map(|w| w.repacked().expect("repacks")).collect();
+        let ps: Vec<_> = ws.iter().map(|w| w.repacked_with(true).expect("repacks")).collect();
         let n_tok = 9;
         let x = data(n_tok * cols, 77);
         let mut act = ActBuffer::default();

@@ -91,7 +91,7 @@ fn every_isa_matches_the_reference_on_every_layout_and_shape() {
             let cols = nb * p.block_cols;
             let rows = 3 * X8;
             let w = matrix(p, rows, cols, 11 * nb as u64);
-            let packed = w.repacked().expect("repacks");
+            let packed = w.repacked_with(true).expect("repacks");
             let acts: Vec<Vec<u8>> = (0..9)
                 .map(|t| acts(p, &data(cols, 1000 + 7 * t + nb as u64)))
                 .collect();
@@ -150,7 +150,7 @@ fn linear_on_repacked_matrices_is_identical_across_isas() {
             11 * 32
         };
         let rows = 5 * X8;
-        let packed = matrix(p, rows, cols, 77).repacked().expect("repacks");
+        let packed = matrix(p, rows, cols, 77).repacked_with(true).expect("repacks");
         for n_tok in [1usize, 3, 5, 7, 13] {
             let x = data(n_tok * cols, 500 + n_tok as u64);
             let mut act = ActBuffer::default();
