@@ -201,7 +201,7 @@ pub fn run(a: FinetuneArgs) -> Result<()> {
     let targets = parse_targets(&a.targets)?;
     let store = crate::models::store()?;
     let r = crate::models::resolve(a.model.as_deref())?;
-    crate::models::refuse_adapters(&r)?;
+    crate::models::refuse_adapters(&r, "finetune")?;
     let threads = a.threads.unwrap_or_else(owl_engine::default_threads).max(1);
     let mut opts = owl_engine::OpenOptions::from_env(Some(threads), None);
     opts.load.no_repack = true;
