@@ -613,7 +613,10 @@ fn fused_repacked_matrices_equal_separate_calls() {
     ] {
         let rows = [64usize, 24, 24];
         let ws: Vec<_> = rows.iter().map(|&r| matrix(&scalar, ty, r, cols)).collect();
-        let ps: Vec<_> = ws.iter().map(|w| w.repacked_with(true).expect("repacks")).collect();
+        let ps: Vec<_> = ws
+            .iter()
+            .map(|w| w.repacked_with(true).expect("repacks"))
+            .collect();
         let n_tok = 9;
         let x = data(n_tok * cols, 77);
         let mut act = ActBuffer::default();

@@ -150,7 +150,9 @@ fn linear_on_repacked_matrices_is_identical_across_isas() {
             11 * 32
         };
         let rows = 5 * X8;
-        let packed = matrix(p, rows, cols, 77).repacked_with(true).expect("repacks");
+        let packed = matrix(p, rows, cols, 77)
+            .repacked_with(true)
+            .expect("repacks");
         for n_tok in [1usize, 3, 5, 7, 13] {
             let x = data(n_tok * cols, 500 + n_tok as u64);
             let mut act = ActBuffer::default();

@@ -79,12 +79,15 @@ fn add_bias(x: &mut [f32], b: &Option<Vec<f32>>) {
     }
 }
 
+/// Q, its norms' `1/rms`, K, and its norms' `1/rms`, before Qwen3's per-head norms.
+type QkPre = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
 /// What the backward pass of one layer needs from its forward pass.
 struct LayerActs {
     inv1: Vec<f32>,
     h1: Vec<f32>,
     /// Q and K before their per-head norms, with those norms' `1/rms` (Qwen3).
-    qk_pre: Option<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)>,
+    qk_pre: Option<QkPre>,
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
