@@ -70,6 +70,10 @@ pub struct FinetuneArgs {
     /// Seed of the adapter's initial values and of the data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Memory for layer activations kept from the forward pass, in MiB; the layers past it
+    /// are recomputed in the backward pass (activation checkpointing; 0: all of them).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub activation_memory: usize,
     /// Stop after this many steps in this invocation, as Ctrl-C would (checkpoint written;
     /// `--resume` continues).
     #[arg(long, value_name = "N")]
@@ -245,6 +249,7 @@ pub fn run(a: FinetuneArgs) -> Result<()> {
         pool: &pool,
     };
     let mut tm = TrainModel::new(dec, lora, g)?;
+    tm.keep_bytes = a.activation_memory.saturating_mul(1 << 20);
 
     let adapters_dir = store.roots().owl.join("adapters");
     std::fs::create_dir_all(&adapters_dir)

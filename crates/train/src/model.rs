@@ -2,10 +2,12 @@
 //! grouped-query attention and a dense SwiGLU FFN: Llama, SmolLM2, Qwen2/2.5, Qwen3, Mistral)
 //! with LoRA pairs on its projections. The base weights stay frozen in the file's format.
 //!
-//! Memory: per-layer activation checkpointing. The forward pass keeps only each layer's input
-//! (`[n_tokens, n_embd]` per layer); the backward pass recomputes one layer's intermediates
-//! from its input just before differentiating it, then drops them. Peak activation memory is
-//! one layer's intermediates plus the layer inputs, at the price of a second forward pass.
+//! Memory: per-layer activation checkpointing. The forward pass keeps each layer's input
+//! (`[n_tokens, n_embd]` per layer) and, within a byte budget (`keep_bytes`), its
+//! intermediates; the backward pass recomputes the intermediates of the other layers from
+//! their inputs just before differentiating them, then drops them. With no budget, peak
+//! activation memory is one layer's intermediates plus the layer inputs, at the price of a
+//! second forward pass; each kept layer saves its share of that pass.
 //!
 //! Only rows with a target (assistant tokens) go through the output head: a 49k-row
 //! vocabulary costs more than a layer, and a chat's prompt is most of its tokens.
@@ -103,6 +105,23 @@ struct LayerActs {
     z: [Option<Vec<f32>>; 7],
 }
 
+impl LayerActs {
+    /// Bytes held.
+    fn bytes(&self) -> usize {
+        let qk = self
+            .qk_pre
+            .as_ref()
+            .map_or(0, |(a, b, c, d)| a.len() + b.len() + c.len() + d.len());
+        let probs: usize = self.probs.iter().flatten().map(Vec::len).sum();
+        let z: usize = self.z.iter().flatten().map(Vec::len).sum();
+        let vecs = [
+            &self.inv1, &self.h1, &self.q, &self.k, &self.v, &self.attn, &self.x1, &self.inv2,
+            &self.h2, &self.gate, &self.up, &self.act,
+        ];
+        4 * (vecs.iter().map(|v| v.len()).sum::<usize>() + qk + probs + z)
+    }
+}
+
 /// The tokens of a batch laid end to end.
 pub struct Packed {
     pub tokens: Vec<u32>,
@@ -148,12 +167,21 @@ pub struct TrainModel<'a> {
     pub dec: &'a Decoder,
     pub lora: LoraSet,
     pub g: Gemm<'a>,
+    /// Bytes of layer intermediates the forward pass may keep for the backward pass; the
+    /// layers past this budget are recomputed from their inputs (checkpointing). 0: every
+    /// layer is recomputed. The gradients are the same bits either way.
+    pub keep_bytes: usize,
 }
 
 impl<'a> TrainModel<'a> {
     pub fn new(dec: &'a Decoder, lora: LoraSet, g: Gemm<'a>) -> Result<Self, TrainError> {
         check_supported(dec)?;
-        Ok(TrainModel { dec, lora, g })
+        Ok(TrainModel {
+            dec,
+            lora,
+            g,
+            keep_bytes: 0,
+        })
     }
 
     fn embed(&self, p: &Packed) -> Result<Vec<f32>, TrainError> {
@@ -462,9 +490,16 @@ impl<'a> TrainModel<'a> {
     ) -> Result<(f64, usize), TrainError> {
         let p = Packed::new(batch);
         let mut inputs = Vec::with_capacity(self.dec.layers.len());
+        let mut kept = Vec::with_capacity(self.dec.layers.len());
+        let mut used = 0usize;
         let mut x = self.embed(&p)?;
         for li in 0..self.dec.layers.len() {
-            let next = self.layer_forward(li, &x, &p).0;
+            let (next, acts) = self.layer_forward(li, &x, &p);
+            let size = acts.bytes();
+            kept.push((used + size <= self.keep_bytes).then(|| {
+                used += size;
+                acts
+            }));
             inputs.push(std::mem::replace(&mut x, next));
         }
         let mut dx = vec![0f32; x.len()];
@@ -472,7 +507,10 @@ impl<'a> TrainModel<'a> {
         drop(x);
         for li in (0..self.dec.layers.len()).rev() {
             let input = inputs.pop().unwrap_or_default();
-            let (_, acts) = self.layer_forward(li, &input, &p);
+            let acts = match kept.pop().flatten() {
+                Some(a) => a,
+                None => self.layer_forward(li, &input, &p).1,
+            };
             self.layer_backward(li, &input, &acts, &p, &mut dx);
         }
         Ok((loss, p.targets.len()))
