@@ -23,6 +23,7 @@ mod deepseek;
 mod error;
 mod gemma;
 mod peft;
+mod peft_write;
 mod spm;
 mod tokenizer;
 mod weights;
@@ -35,6 +36,7 @@ use serde_json::Value as Json;
 
 pub use error::HfError;
 pub use peft::{is_peft_dir, open_adapter, open_peft};
+pub use peft_write::{write_peft, PeftPair};
 
 use archs::{Transform, ARCHS};
 use config::Config;

@@ -81,6 +81,10 @@ pub struct FinetuneArgs {
     /// Also write the adapter here (GGUF).
     #[arg(long, value_name = "PATH")]
     pub adapter_out: Option<PathBuf>,
+    /// Also write the adapter in PEFT's layout to this directory (`adapter_config.json` +
+    /// `adapter_model.safetensors`, for the base model's Hugging Face weights).
+    #[arg(long, value_name = "DIR")]
+    pub peft_out: Option<PathBuf>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -346,6 +350,30 @@ pub fn run(a: FinetuneArgs) -> Result<()> {
     write_adapter(&tm.lora, &dec.hp.arch, &name, &adapter_path)?;
     if let Some(p) = &a.adapter_out {
         write_adapter(&tm.lora, &dec.hp.arch, &name, p)?;
+    }
+    if let Some(dir) = &a.peft_out {
+        let pairs: Vec<owl_hf::PeftPair<'_>> = tm
+            .lora
+            .params()
+            .map(|p| owl_hf::PeftPair {
+                gguf_name: p.target.name(),
+                rank: p.rank,
+                n_in: p.target.n_in,
+                n_out: p.target.n_out,
+                a: &p.a,
+                b: &p.b,
+            })
+            .collect();
+        owl_hf::write_peft(
+            dir,
+            &dec.hp.arch,
+            dec.hp.n_head,
+            dec.hp.n_head_kv,
+            tm.lora.alpha,
+            &pairs,
+            &r.name,
+        )
+        .with_context(|| format!("--peft-out {}", dir.display()))?;
     }
     eprintln!(
         "owl: {} steps in {secs:.0} s ({:.0} tokens/s); adapter {}",

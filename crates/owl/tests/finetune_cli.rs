@@ -66,6 +66,7 @@ fn finetune_learns_writes_an_adapter_and_a_derived_model() {
     let train = data(48, home.0.path());
     let eval = owl_testkit::fixture_path("finetune/tickets-heldout.jsonl");
     let (train, eval) = (train.display().to_string(), eval.display().to_string());
+    let peft_dir = home.0.path().join("peft").display().to_string();
     let err = home.ok(&[
         "finetune",
         "-m",
@@ -84,6 +85,8 @@ fn finetune_learns_writes_an_adapter_and_a_derived_model() {
         "8",
         "-t",
         "2",
+        "--peft-out",
+        &peft_dir,
     ]);
     let losses = eval_losses(&err);
     assert_eq!(losses.len(), 4, "before + 3 epochs: {err}");
@@ -104,6 +107,21 @@ fn finetune_learns_writes_an_adapter_and_a_derived_model() {
         2 * 7,
         "every projection of both layers"
     );
+    // The PEFT copy reads back (through owl's PEFT reader, Q/K rows permuted again) as the
+    // same tensors, bit for bit.
+    let base = owl_gguf::GgufFile::open(&model).expect("base");
+    let peft = owl_hf::open_adapter(&home.0.path().join("peft"), &base).expect("peft reads back");
+    for t in f.tensors() {
+        let p = peft
+            .tensor(&t.name)
+            .unwrap_or_else(|| panic!("{} missing from the PEFT copy", t.name));
+        assert!(
+            peft.tensor_data(p) == f.tensor_data(t),
+            "{} differs in the PEFT copy",
+            t.name
+        );
+    }
+    assert_eq!(peft.get_f32("adapter.lora.alpha"), Some(16.0));
     // The derived model is in the store, with the adapter as its lineage.
     let list = String::from_utf8_lossy(&home.run(&["list"]).stdout).into_owned();
     assert!(list.contains("tiny-tickets"), "{list}");
