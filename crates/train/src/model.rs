@@ -186,6 +186,13 @@ impl<'a> TrainModel<'a> {
 
     fn embed(&self, p: &Packed) -> Result<Vec<f32>, TrainError> {
         let e = self.dec.hp.n_embd;
+        if let Some(&(_, t)) = p
+            .targets
+            .iter()
+            .find(|&&(_, t)| t as usize >= self.dec.hp.n_vocab)
+        {
+            return Err(TrainError::BadToken(t));
+        }
         let mut x = vec![0f32; p.n() * e];
         for (row, &t) in p.tokens.iter().enumerate() {
             if t as usize >= self.dec.hp.n_vocab {
