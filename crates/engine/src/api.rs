@@ -156,6 +156,9 @@ pub struct EngineStats {
     pub preemptions: AtomicU64,
     /// Forward passes run.
     pub steps: AtomicU64,
+    /// Tokens guessed ahead by speculative decoding, and how many of them were right.
+    pub spec_drafted: AtomicU64,
+    pub spec_accepted: AtomicU64,
 }
 
 impl EngineStats {

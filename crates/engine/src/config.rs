@@ -2,6 +2,7 @@
 //! cannot fit) and by the scheduler (to size the KV cache and each step).
 
 use crate::gate::ComputeGate;
+use crate::spec::SpecConfig;
 
 /// Sizes of the serving engine.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub struct EngineConfig {
     /// Shared with the other engines of the process, so only one computes at a time
     /// (`None`: this engine has the cores to itself).
     pub gate: Option<ComputeGate>,
+    /// Speculative decoding (guessing tokens ahead and checking them in one pass).
+    pub spec: SpecConfig,
 }
 
 impl EngineConfig {
@@ -35,6 +38,7 @@ impl EngineConfig {
             queue: 256,
             cache_slots: parallel.max(4),
             gate: None,
+            spec: SpecConfig::default(),
         }
     }
 

@@ -10,7 +10,7 @@
 //!
 //! Module map, leaves first: `api` (requests and events), `adapters` (LoRA adapters by name), `error`, `config` (sizes), `gate` (turns on the cores between engines), `command` (what
 //! the handle sends), `pages` (page accounting as a trait), `prefix_cache` (slots, LRU),
-//! `plan` (the pure scheduling policy), `stop` (stop strings), `scheduler` (the thread: plan →
+//! `plan` (the pure scheduling policy), `stop` (stop strings), `spec` (speculative decoding: drafts and when to make them), `scheduler` (the thread: plan →
 //! execute → commit), `handle` (starting it, submitting), `bundle` (opening a model).
 
 mod adapters;
@@ -27,6 +27,7 @@ mod pair;
 mod plan;
 mod prefix_cache;
 mod scheduler;
+mod spec;
 pub mod stop;
 
 pub use adapters::{
@@ -45,3 +46,4 @@ pub use gate::{ComputeGate, GatePass};
 pub use handle::{EmbedResult, Engine, EngineHandle};
 pub use owl_model::Pooling;
 pub use pair::PairLayout;
+pub use spec::{SpecConfig, SpecMode};

@@ -43,6 +43,9 @@ pub(crate) struct SeqState {
     /// The LoRA adapter its K/V rows are computed with (`Adapter::id`; 0: the base model):
     /// a cached prefix is reused only by a sequence with the same one.
     pub adapter: u64,
+    /// Tokens guessed to follow `tokens` (speculative decoding, `crate::spec`): a decoding
+    /// sequence's work then covers its pending token and these, checked in one pass.
+    pub draft: Vec<u32>,
 }
 
 impl SeqState {
@@ -57,6 +60,7 @@ impl SeqState {
             generated: 0,
             wants_prompt_logits,
             adapter: crate::adapters::BASE,
+            draft: Vec::new(),
         }
     }
 
@@ -71,7 +75,8 @@ impl SeqState {
     }
 }
 
-/// One piece of work in a step: the next `len` tokens of `running[seq]`.
+/// One piece of work in a step: the next `len` tokens of `running[seq]` (for a decoding
+/// sequence with a draft: its pending token, then `len - 1` drafted tokens).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Work {
     pub seq: usize,
@@ -251,6 +256,7 @@ impl Planner {
     /// Frees a running sequence's pages and puts it back at the head of the queue.
     fn preempt(&mut self, mut seq: SeqState, pool: &mut impl PagePool, plan: &mut Plan) {
         self.vacate(&seq, false, pool);
+        seq.draft.clear();
         seq.slot = None;
         seq.n_computed = 0;
         plan.preempted += 1;
@@ -269,13 +275,16 @@ impl Planner {
         let mut prefill_used = 0;
         let mut i = 0;
         while i < self.running.len() {
-            let s = &self.running[i];
+            let s = &mut self.running[i];
             let len = if s.decoding() {
-                1
+                1 + s.draft.len()
             } else {
+                s.draft.clear();
                 s.pending().min(prefill_cap - prefill_used)
             };
             let len = len.min(budget);
+            // A draft cut by the budget is shorter, never a reason to skip the sequence.
+            s.draft.truncate(len.saturating_sub(1));
             let Some(slot) = s.slot.filter(|_| len > 0) else {
                 i += 1;
                 continue;

@@ -344,3 +344,30 @@ fn every_sequence_finishes_under_pressure_and_all_pages_come_back() {
         "the budget was meant to force pre-emption"
     );
 }
+
+#[test]
+fn a_draft_widens_a_decoding_sequences_work_within_the_step_budget() {
+    let mut sim = Sim::new(1, 8, 0, 1000, 1000);
+    sim.submit(prompt(1, 6), 50);
+    sim.step();
+    assert!(sim.planner.running[0].decoding());
+    // Pending token + three drafted ones, with pages for all four positions.
+    sim.planner.running[0].draft = vec![7, 8, 9];
+    sim.planner.schedule(&mut sim.pool, &mut sim.plan);
+    assert_eq!(sim.plan.work, vec![Work { seq: 0, len: 4 }]);
+    let s = &sim.planner.running[0];
+    assert!(sim.pool.held[s.slot.unwrap()] * PAGE >= s.n_computed + 4);
+    // A draft longer than the step allows is cut to fit.
+    sim.planner.running[0].draft = vec![1; 20];
+    sim.planner.schedule(&mut sim.pool, &mut sim.plan);
+    assert_eq!(sim.plan.work, vec![Work { seq: 0, len: 8 }]);
+    assert_eq!(sim.planner.running[0].draft.len(), 7);
+    // A sequence still reading its prompt never carries a draft.
+    let mut sim = Sim::new(1, 4, 0, 1000, 1000);
+    sim.submit(prompt(2, 10), 5);
+    sim.planner.schedule(&mut sim.pool, &mut sim.plan);
+    sim.planner.running[0].draft = vec![3, 4];
+    sim.planner.schedule(&mut sim.pool, &mut sim.plan);
+    assert_eq!(sim.plan.work, vec![Work { seq: 0, len: 4 }]);
+    assert!(sim.planner.running[0].draft.is_empty());
+}

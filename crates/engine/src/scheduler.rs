@@ -31,6 +31,7 @@ use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::plan::{Limits, Plan, Planner, SeqId, SeqState, Work};
+use crate::spec::{self, Policy, SpecMode};
 use crate::stop::{Released, StopText};
 
 /// The request side of a sequence: what the planner does not need.
@@ -47,6 +48,8 @@ struct Client {
     /// The LoRA adapter it generates with, held until it ends (unloading its name does not
     /// take it away).
     adapter: Option<Arc<Adapter>>,
+    /// When and how far it guesses ahead (speculative decoding).
+    spec: Policy,
 }
 
 impl Client {
@@ -81,6 +84,8 @@ pub(crate) struct Scheduler {
     adapters: Registry,
     /// This step's adapters, in the order the batch's chunks index them.
     step_adapters: Vec<Arc<Adapter>>,
+    /// A decoding chunk's tokens when it carries a draft (pending token, then the draft).
+    drafted_chunk: Vec<u32>,
 }
 
 impl Scheduler {
@@ -126,6 +131,7 @@ impl Scheduler {
             masked: Vec::new(),
             adapters: Registry::default(),
             step_adapters: Vec::new(),
+            drafted_chunk: Vec::new(),
             cfg,
         })
     }
@@ -218,6 +224,7 @@ impl Scheduler {
                     cancel,
                     sampler,
                     adapter,
+                    spec: Policy::new(self.cfg.spec),
                 };
                 self.clients.insert(id, client);
                 self.planner.enqueue(seq);
@@ -311,6 +318,7 @@ impl Scheduler {
     /// One step: plan, execute, commit.
     fn step(&mut self) {
         let mut plan = std::mem::take(&mut self.plan);
+        self.propose_drafts();
         self.planner.schedule(&mut self.kv, &mut plan);
         self.stats
             .prompt_tokens_cached
@@ -342,6 +350,38 @@ impl Scheduler {
         self.plan = plan;
     }
 
+    /// Gives each decoding sequence that may guess ahead a draft to check in this step's pass
+    /// (see `crate::spec`). Not for constrained sequences (their masks are computed one token
+    /// at a time) nor for sliding-window caches (a rejected draft would already have pushed
+    /// positions out of the window).
+    fn propose_drafts(&mut self) {
+        if self.cfg.spec.mode == SpecMode::Off || self.kv.window().is_some() {
+            return;
+        }
+        let n_ctx = self.cfg.n_ctx;
+        for s in &mut self.planner.running {
+            s.draft.clear();
+            if !s.decoding() {
+                continue;
+            }
+            let Some(c) = self.clients.get_mut(&s.id) else {
+                continue;
+            };
+            if c.constraint.is_some() {
+                continue;
+            }
+            // Every drafted token may be accepted and one more sampled: stay within the
+            // request's tokens and the context.
+            let room = c
+                .req
+                .max_tokens
+                .saturating_sub(s.generated + 1)
+                .min(n_ctx.saturating_sub(s.tokens.len() + 1));
+            let max = c.spec.budget().min(room);
+            spec::ngram_draft(&s.tokens, max, &mut s.draft);
+        }
+    }
+
     /// Runs the forward pass while the grammar masks of the constrained sequences that sample
     /// this step are computed beside it, one thread each: a mask depends only on the tokens
     /// accepted so far, so it never waits for the logits, and constrained sequences neither
@@ -350,7 +390,7 @@ impl Scheduler {
         let mut jobs = Vec::new();
         for w in work {
             let s = &self.planner.running[w.seq];
-            if s.n_computed + w.len < s.tokens.len() {
+            if s.n_computed + w.len - s.draft.len() < s.tokens.len() {
                 continue;
             }
             if let Some(c) = self.clients.get_mut(&s.id) {
@@ -400,7 +440,9 @@ impl Scheduler {
                 .get(&s.id)
                 .and_then(|c| c.adapter.as_ref())
                 .map(|a| step_index(&mut self.step_adapters, a));
-            let (p0, end) = (s.n_computed, s.n_computed + w.len);
+            // The planner cut a draft to the work's length: `end` is where known tokens end.
+            let drafted = s.draft.len();
+            let (p0, end) = (s.n_computed, s.n_computed + w.len - drafted);
             let last = end == s.tokens.len();
             // Prompt positions and generated positions go in separate chunks (attention order).
             let split = s.prompt_len.clamp(p0, end);
@@ -414,7 +456,21 @@ impl Scheduler {
                     .push_with_order(slot, p0, &s.tokens[p0..split], wants, true);
                 self.batch.set_last_adapter(adapter);
             }
-            if end > split {
+            if end > split && drafted > 0 {
+                // The drafted positions go in the decode order like any generated position,
+                // each row with its logits to check the next draft token against.
+                self.drafted_chunk.clear();
+                self.drafted_chunk.extend_from_slice(&s.tokens[split..end]);
+                self.drafted_chunk.extend_from_slice(&s.draft);
+                self.batch.push_with_order(
+                    slot,
+                    split,
+                    &self.drafted_chunk,
+                    LogitsWanted::All,
+                    false,
+                );
+                self.batch.set_last_adapter(adapter);
+            } else if end > split {
                 let wants = if last {
                     LogitsWanted::Last
                 } else {
@@ -462,7 +518,8 @@ impl Scheduler {
                 finished.push((w.seq, FinishReason::Error("lost request".into())));
                 continue;
             };
-            let (p0, end) = (s.n_computed, s.n_computed + w.len);
+            let drafted = s.draft.len();
+            let (p0, end) = (s.n_computed, s.n_computed + w.len - drafted);
             let split = s.prompt_len.clamp(p0, end);
             let n_chunks = usize::from(split > p0) + usize::from(end > split);
             self.stats
@@ -493,86 +550,62 @@ impl Scheduler {
             if end < s.tokens.len() {
                 continue;
             }
-            let Some(row) = self.logits.last_of_chunk(last_chunk) else {
+            // Row j of a drafted chunk follows the pending token and the first j draft tokens.
+            let first_row = if drafted > 0 {
+                self.logits
+                    .rows
+                    .iter()
+                    .position(|&(ch, _)| ch == last_chunk)
+            } else {
+                self.logits
+                    .rows
+                    .iter()
+                    .rposition(|&(ch, _)| ch == last_chunk)
+            };
+            let Some(first_row) = first_row else {
                 finished.push((
                     w.seq,
                     FinishReason::Error("no logits for the sequence".into()),
                 ));
                 continue;
             };
-            if s.generated >= c.req.max_tokens {
-                finished.push((w.seq, FinishReason::Length));
-                continue;
-            }
-            // A constrained sequence samples from its logits with the grammar's mask applied.
-            let row = match c.constraint.as_mut() {
-                None => row,
-                Some(tc) => {
-                    let mask = c.mask.take().unwrap_or_else(|| tc.mask());
-                    match mask {
-                        Ok(m) if m.count() > 0 => {
-                            self.masked.clear();
-                            self.masked.extend_from_slice(row);
-                            m.apply(&mut self.masked);
-                            &self.masked[..]
-                        }
-                        Ok(_) => {
-                            finished.push((
-                                w.seq,
-                                FinishReason::Error("the grammar allows no next token".into()),
-                            ));
-                            continue;
-                        }
-                        Err(e) => {
-                            finished.push((w.seq, FinishReason::Error(e.to_string())));
-                            continue;
-                        }
+            let mut accepted = 0;
+            for j in 0..=drafted {
+                let row = self.logits.row(first_row + j);
+                let next = next_token(
+                    s,
+                    c,
+                    row,
+                    &mut self.masked,
+                    &self.tok,
+                    &self.stats,
+                    self.cfg.n_ctx,
+                );
+                match next {
+                    Err(reason) => {
+                        finished.push((w.seq, reason));
+                        break;
                     }
-                }
-            };
-            let tok = c.sampler.sample(row, &s.tokens);
-            if c.req.stop_at_eog && self.tok.is_eog(tok) {
-                finished.push((w.seq, FinishReason::Stop));
-                continue;
-            }
-            if let Some(tc) = c.constraint.as_mut() {
-                if let Err(e) = tc.accept(tok) {
-                    finished.push((w.seq, FinishReason::Error(e.to_string())));
-                    continue;
+                    // The drafted token was right: its K/V row, computed in this pass, stays.
+                    Ok(tok) if j < drafted && tok == s.draft[j] => {
+                        s.n_computed += 1;
+                        accepted += 1;
+                    }
+                    Ok(_) => break,
                 }
             }
-            let logprob = c.req.logprobs.map(|n| {
-                let (lp, top) = top_logprobs(row, tok, n);
-                TokenLogprob { logprob: lp, top }
-            });
-            s.tokens.push(tok);
-            s.generated += 1;
-            self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-            match c.text.push(&self.tok, tok) {
-                Released::Text(text) => {
-                    let _ = c.events.send(Event::Token {
-                        id: tok,
-                        text,
-                        logprob,
-                    });
+            if drafted > 0 {
+                if self.debug_steps {
+                    eprintln!("spec: drafted {drafted} accepted {accepted}");
                 }
-                Released::Stop(before) => {
-                    let _ = c.events.send(Event::Token {
-                        id: tok,
-                        text: before,
-                        logprob,
-                    });
-                    finished.push((w.seq, FinishReason::Stop));
-                    continue;
-                }
-            }
-            if c.constraint
-                .as_ref()
-                .is_some_and(TokenConstraint::is_finished)
-            {
-                finished.push((w.seq, FinishReason::Stop));
-            } else if s.generated >= c.req.max_tokens || s.tokens.len() >= self.cfg.n_ctx {
-                finished.push((w.seq, FinishReason::Length));
+                c.spec.record(drafted, accepted);
+                self.stats
+                    .spec_drafted
+                    .fetch_add(drafted as u64, Ordering::Relaxed);
+                self.stats
+                    .spec_accepted
+                    .fetch_add(accepted as u64, Ordering::Relaxed);
+                s.draft.clear();
             }
         }
         finished.sort_by_key(|(i, _)| *i);
@@ -582,6 +615,86 @@ impl Scheduler {
             self.report_end(seq, reason);
         }
         self.finished = finished;
+    }
+}
+
+/// Samples the token that follows `s` from its logit `row` (the grammar's mask applied), appends
+/// it and reports it. `Ok(token)` while the sequence goes on; `Err(why)` when it ends here.
+fn next_token(
+    s: &mut SeqState,
+    c: &mut Client,
+    row: &[f32],
+    masked: &mut Vec<f32>,
+    tokenizer: &Tokenizer,
+    stats: &EngineStats,
+    n_ctx: usize,
+) -> Result<u32, FinishReason> {
+    if s.generated >= c.req.max_tokens {
+        return Err(FinishReason::Length);
+    }
+    // A constrained sequence samples from its logits with the grammar's mask applied.
+    let row = match c.constraint.as_mut() {
+        None => row,
+        Some(tc) => {
+            let mask = c.mask.take().unwrap_or_else(|| tc.mask());
+            match mask {
+                Ok(m) if m.count() > 0 => {
+                    masked.clear();
+                    masked.extend_from_slice(row);
+                    m.apply(masked);
+                    &masked[..]
+                }
+                Ok(_) => {
+                    return Err(FinishReason::Error(
+                        "the grammar allows no next token".into(),
+                    ))
+                }
+                Err(e) => return Err(FinishReason::Error(e.to_string())),
+            }
+        }
+    };
+    let tok = c.sampler.sample(row, &s.tokens);
+    if c.req.stop_at_eog && tokenizer.is_eog(tok) {
+        return Err(FinishReason::Stop);
+    }
+    if let Some(tc) = c.constraint.as_mut() {
+        if let Err(e) = tc.accept(tok) {
+            return Err(FinishReason::Error(e.to_string()));
+        }
+    }
+    let logprob = c.req.logprobs.map(|n| {
+        let (lp, top) = top_logprobs(row, tok, n);
+        TokenLogprob { logprob: lp, top }
+    });
+    s.tokens.push(tok);
+    s.generated += 1;
+    stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
+    match c.text.push(tokenizer, tok) {
+        Released::Text(text) => {
+            let _ = c.events.send(Event::Token {
+                id: tok,
+                text,
+                logprob,
+            });
+        }
+        Released::Stop(before) => {
+            let _ = c.events.send(Event::Token {
+                id: tok,
+                text: before,
+                logprob,
+            });
+            return Err(FinishReason::Stop);
+        }
+    }
+    if c.constraint
+        .as_ref()
+        .is_some_and(TokenConstraint::is_finished)
+    {
+        Err(FinishReason::Stop)
+    } else if s.generated >= c.req.max_tokens || s.tokens.len() >= n_ctx {
+        Err(FinishReason::Length)
+    } else {
+        Ok(tok)
     }
 }
 

@@ -258,6 +258,30 @@ pub struct RunArgs {
     pub constraint: ConstraintArgs,
     #[command(flatten)]
     pub lora: LoraArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}
+
+/// Speculative decoding flags (`owl run`, `owl chat`, `owl serve`).
+#[derive(Args, Clone, Copy)]
+pub struct SpecArgs {
+    /// Speculative decoding: `auto` guesses tokens ahead from the context (prompt lookup) and
+    /// pauses while its guesses fail; `ngram` always guesses when the context has a match;
+    /// `off`. The reply is the same either way, only faster where it repeats its context.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub spec: owl_engine::SpecMode,
+    /// Most tokens guessed ahead per step.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub draft_max: usize,
+}
+
+impl SpecArgs {
+    pub fn config(&self) -> owl_engine::SpecConfig {
+        owl_engine::SpecConfig {
+            mode: self.spec,
+            max_draft: self.draft_max,
+        }
+    }
 }
 
 /// `NAME=PATH` of `owl serve --lora`.
@@ -334,6 +358,8 @@ pub struct ChatArgs {
     pub thinking: ThinkingArgs,
     #[command(flatten)]
     pub lora: LoraArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
 }
 
 #[derive(Args)]
@@ -389,6 +415,8 @@ pub struct ServeArgs {
     /// unquantized GGUFs) to TYPE at load, in memory; quantized models load as they are.
     #[arg(long, value_name = "TYPE")]
     pub quantize: Option<String>,
+    #[command(flatten)]
+    pub spec: SpecArgs,
 }
 
 #[derive(Args)]

@@ -18,7 +18,7 @@ use owl_grammar::{Constraint, TokenConstraint};
 use owl_text::{ChatMessage, ChatPrompt, ReplySplitter, TemplateVars};
 use serde_json::json;
 
-use crate::cli::{ChatArgs, ConstraintArgs, LoraArgs, ModelArgs, RunArgs, SamplingArgs};
+use crate::cli::{ChatArgs, ConstraintArgs, LoraArgs, ModelArgs, RunArgs, SamplingArgs, SpecArgs};
 
 /// The name `--lora`'s adapter is registered under in the command line's engine.
 const CLI_ADAPTER: &str = "lora";
@@ -36,7 +36,12 @@ struct Opened {
 /// flags, its template replaces the file's); returns them for the system prompt.
 /// The model's own LoRA adapter (a derived model's `--adapter`, at scale 1) or `--lora`'s is
 /// loaded too; both at once is an error, as a request runs with one adapter.
-fn open(args: &ModelArgs, sampling: &mut SamplingArgs, lora: &LoraArgs) -> Result<Opened> {
+fn open(
+    args: &ModelArgs,
+    sampling: &mut SamplingArgs,
+    lora: &LoraArgs,
+    spec: &SpecArgs,
+) -> Result<Opened> {
     let r = crate::models::resolve(args.model.as_deref())?;
     let adapter = crate::models::pick_adapter(&r, lora)?;
     let num_ctx = crate::defaults::apply(&r, sampling)?;
@@ -59,7 +64,9 @@ fn open(args: &ModelArgs, sampling: &mut SamplingArgs, lora: &LoraArgs) -> Resul
         bundle.template = Some(t);
     }
     let n_ctx = bundle.n_ctx;
-    let m = bundle.start(EngineConfig::single(n_ctx))?;
+    let mut cfg = EngineConfig::single(n_ctx);
+    cfg.spec = spec.config();
+    let m = bundle.start(cfg)?;
     if let Some((path, scale)) = &adapter {
         let loaded = m
             .engine
@@ -464,7 +471,7 @@ pub fn run(mut a: RunArgs) -> Result<()> {
         m,
         defaults,
         adapter,
-    } = open(&a.model, &mut a.sampling, &a.lora)?;
+    } = open(&a.model, &mut a.sampling, &a.lora, &a.spec)?;
     let system = a.system.clone().or(defaults.system);
     let prompt = if a.raw {
         ChatPrompt {
@@ -519,7 +526,7 @@ pub fn chat(mut a: ChatArgs) -> Result<()> {
         m,
         defaults,
         adapter,
-    } = open(&a.model, &mut a.sampling, &a.lora)?;
+    } = open(&a.model, &mut a.sampling, &a.lora, &a.spec)?;
     a.system = a.system.take().or(defaults.system);
     if m.template.is_none() {
         bail!("this model has no chat template; use `owl run --raw` for plain text completion");

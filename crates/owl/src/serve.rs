@@ -69,6 +69,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             queue: a.queue,
             kv_tokens: a.kv_tokens,
             quantize: crate::cli::quantize_at_load(a.quantize.as_deref(), false)?,
+            spec: a.spec.config(),
         },
         catalog: Arc::new(StoreCatalog::new(store, named)),
         default_model,

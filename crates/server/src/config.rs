@@ -45,6 +45,8 @@ pub struct ModelOptions {
     pub kv_tokens: Option<usize>,
     /// Quantize unquantized weights at load (`--quantize`).
     pub quantize: Option<owl_engine::QuantizeAtLoad>,
+    /// Speculative decoding (`--spec`, `--draft-max`).
+    pub spec: owl_engine::SpecConfig,
 }
 
 impl ModelOptions {
@@ -64,6 +66,7 @@ impl Default for ModelOptions {
             queue: 64,
             kv_tokens: None,
             quantize: None,
+            spec: owl_engine::SpecConfig::default(),
         }
     }
 }

@@ -206,6 +206,18 @@ impl Metrics {
                 "Forward passes run by the engine.",
                 g(|s| &s.steps),
             );
+            counter(
+                &mut out,
+                "owl_spec_draft_tokens_total",
+                "Tokens guessed ahead by speculative decoding (prompt lookup) and checked.",
+                g(|s| &s.spec_drafted),
+            );
+            counter(
+                &mut out,
+                "owl_spec_accepted_tokens_total",
+                "Guessed tokens that were right (each one a token without its own pass).",
+                g(|s| &s.spec_accepted),
+            );
         }
         self.ttft.render(
             &mut out,

@@ -24,5 +24,6 @@ pub fn load_gated(opts: &ModelOptions, gate: Option<ComputeGate>) -> Result<Load
     cfg.queue = opts.queue;
     cfg.kv_tokens = opts.kv_tokens;
     cfg.gate = gate;
+    cfg.spec = opts.spec;
     bundle.start(cfg).context("cannot start the engine")
 }

@@ -45,6 +45,7 @@ fn app() -> (axum::Router, ModelPool) {
                 queue: 16,
                 kv_tokens: None,
                 quantize: None,
+                spec: Default::default(),
             },
             keep_alive: KeepAlive::Forever,
             max_memory: u64::MAX,

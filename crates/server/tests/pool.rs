@@ -31,6 +31,7 @@ fn pool(keep_alive: KeepAlive, max_memory: u64) -> ModelPool {
                 queue: 16,
                 kv_tokens: None,
                 quantize: None,
+                spec: Default::default(),
             },
             keep_alive,
             max_memory,

@@ -45,6 +45,7 @@ fn load(parallel: usize, queue: usize, threads: usize, ctx: Option<usize>) -> Lo
         queue,
         kv_tokens: None,
         quantize: None,
+        spec: Default::default(),
     })
     .expect("load the default model")
 }

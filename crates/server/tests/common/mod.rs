@@ -33,6 +33,7 @@ fn load() -> owl_server::LoadedModel {
         queue: 64,
         kv_tokens: None,
         quantize: None,
+        spec: Default::default(),
     })
     .expect("load the tiny model")
 }

@@ -1,0 +1,154 @@
+//! Speculative decoding (prompt lookup) changes the speed, never the reply: on a committed tiny
+//! model, every request gives the same tokens, text, logprobs and finish reason with `--spec off`,
+//! `ngram` and `auto`, alone and batched, greedy and seeded sampling, at every `max_tokens` and
+//! context boundary. The prompts repeat themselves, so drafts are made and accepted (checked
+//! through the engine's counters, so the test cannot pass with speculation silently off).
+
+use std::path::Path;
+use std::time::Duration;
+
+use owl_engine::{
+    EngineConfig, EngineHandle, EngineStats, Event, FinishReason, ModelBundle, OpenOptions,
+    Request, SpecConfig, SpecMode,
+};
+use owl_sample::SamplingParams;
+
+fn open(path: &std::path::Path, n_ctx: usize) -> ModelBundle {
+    ModelBundle::open(path, &OpenOptions::from_env(Some(2), Some(n_ctx))).expect("open tiny model")
+}
+
+fn start(path: &Path, n_ctx: usize, parallel: usize, mode: SpecMode) -> EngineHandle {
+    let mut cfg = EngineConfig::new(n_ctx, parallel);
+    cfg.spec = SpecConfig { mode, max_draft: 6 };
+    open(path, n_ctx).start(cfg).expect("engine").engine
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    tokens: Vec<u32>,
+    text: String,
+    logprobs: Vec<(u32, u32)>,
+    reason: FinishReason,
+}
+
+fn collect(mut s: owl_engine::RequestStream) -> Outcome {
+    let mut out = Outcome {
+        tokens: Vec::new(),
+        text: String::new(),
+        logprobs: Vec::new(),
+        reason: FinishReason::Cancelled,
+    };
+    while let Some(ev) = s.next_blocking() {
+        match ev {
+            Event::Token { id, text, logprob } => {
+                out.tokens.push(id);
+                out.text.push_str(&text);
+                if let Some(lp) = logprob {
+                    // Bits, not approximate values: the rows must be the same rows.
+                    let top = lp.top.first().map_or(0, |t| t.1.to_bits());
+                    out.logprobs.push((lp.logprob.to_bits(), top));
+                }
+            }
+            Event::Done(f) => {
+                out.text.push_str(&f.text);
+                out.reason = f.reason;
+                assert_eq!(f.completion_tokens, out.tokens.len());
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Prompts that repeat spans (what prompt lookup drafts from), in token ids of the tiny model's
+/// vocabulary, and the requests made of them.
+fn requests(tok: &owl_text::Tokenizer) -> Vec<Request> {
+    let texts = [
+        "the cat sat on the mat. the cat sat on the mat. the cat sat on the",
+        "fn main() { let x = 1; let y = 2; let x = 1; let y = 2; let x = 1;",
+        "one two three four five one two three four five one two three",
+        "Hello world",
+        "a b c d a b c d a b c d a b c d a b c d",
+    ];
+    let mut out = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let prompt = tok.encode(t, true, false).expect("encode");
+        for (j, sampling) in [
+            SamplingParams::greedy(),
+            SamplingParams {
+                temperature: 0.9,
+                seed: Some(7 + i as u64),
+                ..SamplingParams::default()
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out.push(Request {
+                prompt: prompt.clone(),
+                // Odd limits, so a draft often meets the end of the request.
+                max_tokens: [40, 7, 23][(i + j) % 3],
+                sampling,
+                stop: if i == 2 {
+                    vec!["five one".into()]
+                } else {
+                    Vec::new()
+                },
+                stop_at_eog: false,
+                logprobs: Some(2),
+                prompt_logprobs: false,
+                render_special: false,
+                constraint: None,
+                adapter: None,
+            });
+        }
+    }
+    out
+}
+
+fn run_all(e: &EngineHandle, reqs: &[Request], together: bool) -> Vec<Outcome> {
+    if together {
+        let streams: Vec<_> = reqs
+            .iter()
+            .map(|r| e.submit(r.clone()).expect("submit"))
+            .collect();
+        streams.into_iter().map(collect).collect()
+    } else {
+        reqs.iter()
+            .map(|r| collect(e.submit(r.clone()).expect("submit")))
+            .collect()
+    }
+}
+
+#[test]
+fn speculation_never_changes_a_reply() {
+    let path = owl_testkit::tiny_model("llama");
+    let tok = open(&path, 128).tokenizer;
+    let reqs = requests(&tok);
+    // The context (96) is shorter than a prompt plus its 40 tokens for some: drafts meet it.
+    let reference = {
+        let e = start(&path, 96, 1, SpecMode::Off);
+        let out = run_all(&e, &reqs, false);
+        assert_eq!(EngineStats::get(&e.stats().spec_drafted), 0);
+        e.shutdown(Duration::from_secs(1));
+        out
+    };
+    assert!(reference.iter().any(|o| o.reason == FinishReason::Length));
+    for mode in [SpecMode::Ngram, SpecMode::Auto] {
+        for (parallel, together) in [(1, false), (4, true)] {
+            let e = start(&path, 96, parallel, mode);
+            let out = run_all(&e, &reqs, together);
+            let drafted = EngineStats::get(&e.stats().spec_drafted);
+            let accepted = EngineStats::get(&e.stats().spec_accepted);
+            e.shutdown(Duration::from_secs(1));
+            for (i, (a, b)) in reference.iter().zip(&out).enumerate() {
+                assert_eq!(a, b, "request {i}: {mode:?}, parallel {parallel}");
+            }
+            assert!(
+                drafted > 0 && accepted > 0,
+                "{mode:?}: {drafted} drafted, {accepted} accepted: speculation never ran"
+            );
+            assert!(accepted <= drafted);
+        }
+    }
+}
