@@ -118,3 +118,44 @@ def test_load_and_unload(lora_server):
     with pytest.raises(NotFoundError):
         complete(lora_server, "hot", PROMPTS[0])
     assert "hot" not in {m.id for m in client(lora_server).models.list().data}
+
+
+@pytest.fixture(scope="module")
+def derived_server(tmp_path_factory):
+    """`owl serve` over a store holding a derived model `tuned` (the tiny llama + the GGUF
+    adapter, made by `owl create`, as `owl finetune` makes its output), beside its base."""
+    binary = os.environ.get("OWL_BIN", str(ROOT / "target" / "release" / "owl"))
+    home = tmp_path_factory.mktemp("derived-home")
+    env = dict(os.environ, OWL_HOME=str(home))
+    subprocess.run([binary, "create", "tuned", "--from", str(MODEL), "--adapter", str(GGUF)],
+                   env=env, check=True, capture_output=True)
+    port = free_port()
+    log = home / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [binary, "serve", "--model", str(MODEL), "--port", str(port), "--threads", "2",
+             "--parallel", "4"],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc, timeout=60)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_base_and_derived_served_side_by_side(derived_server, lora_server):
+    """The base and the tuned model answer concurrent clients, each reply equal to its solo
+    reply; the tuned one is the adapter's output (as `--lora full=` gives it), not the base's."""
+    jobs = [(m, p) for p in PROMPTS for m in ["tiny-llama", "tuned"] for _ in range(2)]
+    solo = {j: complete(derived_server, *j) for j in set(jobs)}
+    for p in PROMPTS:
+        assert solo[("tuned", p)] == complete(lora_server, "full", p)
+        assert solo[("tuned", p)] != solo[("tiny-llama", p)]
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as ex:
+        together = list(ex.map(lambda j: complete(derived_server, *j), jobs))
+    assert together == [solo[j] for j in jobs]

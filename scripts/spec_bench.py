@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Speculative decoding's speed-up on `owl run`, with the replies checked identical.
+
+For each prompt, runs `owl run --temperature 0 -v` with `--spec off` and `--spec auto` (and
+`ngram` with --all-modes) alternately, `--reps` times each, and reads the decode rate owl prints
+(tokens after the first, per second after the first). Prints one line per prompt (median
+rates, ratio, whether every reply was identical) and a JSON summary. Exits 1 if any reply
+differs between modes.
+
+  python3 scripts/spec_bench.py --model PATH_OR_NAME [--reps 5] [--threads 2]
+"""
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+
+PARAGRAPH = (
+    "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins with a "
+    "single step. To be or not to be, that is the question. All that glitters is not gold. The "
+    "early bird catches the worm, but the second mouse gets the cheese. Actions speak louder "
+    "than words, and practice makes perfect."
+)
+TYPOS = (
+    "Our compnay was founded in 1998 by two freinds who beleived that every famly deserves "
+    "clean water. Today we operate in twelve contries and employ more then four hundred people. "
+    "We are proud of our recrod, and we are comitted to doing even better in the futrue."
+)
+CODE = '''def summarize(orders):
+    count = 0
+    for order in orders:
+        if order.paid:
+            count += order.amount
+    print("paid total:", count)
+    return count
+'''
+
+PROMPTS = {
+    "copy/repeat": "Repeat the following text exactly, word for word:\n\n" + PARAGRAPH,
+    "copy/proofread": "Correct the spelling mistakes in this paragraph and return the whole corrected paragraph:\n\n" + TYPOS,
+    "copy/edit-code": "Rename the variable `count` to `total` in this Python function and return the whole function:\n\n```python\n" + CODE + "```",
+    "free/story": "Write a short story about a robot who learns to paint.",
+    "free/explain": "Explain how photosynthesis works, for a twelve-year-old.",
+    "free/tips": "Give me five practical tips for sleeping better.",
+}
+
+RATE = re.compile(r"generated (\d+) tokens in ([\d.]+)s = ([\d.]+) tok/s")
+
+
+def run(owl, model, threads, mode, prompt, max_tokens):
+    cmd = [owl, "run", "-m", model, "-t", str(threads), "-v", "--temperature", "0",
+           "--max-tokens", str(max_tokens), "--spec", mode, "-"]
+    p = subprocess.run(cmd, input=prompt, capture_output=True, text=True, check=True)
+    m = RATE.search(p.stderr)
+    if not m:
+        raise SystemExit(f"no rate in owl's output: {p.stderr[-300:]}")
+    return p.stdout, int(m.group(1)), float(m.group(3))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--owl", default="./target/release/owl")
+    ap.add_argument("--threads", default="2")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--max-tokens", type=int, default=200)
+    ap.add_argument("--all-modes", action="store_true", help="ngram too")
+    a = ap.parse_args()
+    modes = ["off", "auto"] + (["ngram"] if a.all_modes else [])
+    summary = {}
+    same_everywhere = True
+    for name, prompt in PROMPTS.items():
+        rates = {m: [] for m in modes}
+        texts = set()
+        tokens = None
+        for _ in range(a.reps):
+            for m in modes:
+                text, n, rate = run(a.owl, a.model, a.threads, m, prompt, a.max_tokens)
+                texts.add(text)
+                tokens = n
+                rates[m].append(rate)
+        med = {m: statistics.median(v) for m, v in rates.items()}
+        same = len(texts) == 1
+        same_everywhere &= same
+        row = {"tokens": tokens, "identical": same}
+        for m in modes:
+            row[f"{m}_tok_s"] = round(med[m], 1)
+            if m != "off":
+                row[f"{m}_ratio"] = round(med[m] / med["off"], 3)
+        summary[name] = row
+        print(f"{name:16} {tokens:4} tokens  " + "  ".join(
+            f"{m} {med[m]:7.1f} tok/s" for m in modes) +
+            f"  auto/off {med['auto'] / med['off']:.2f}x  identical: {same}", flush=True)
+    print(json.dumps(summary, indent=1))
+    sys.exit(0 if same_everywhere else 1)
+
+
+if __name__ == "__main__":
+    main()
