@@ -27,19 +27,30 @@ TYPOS = (
     "clean water. Today we operate in twelve contries and employ more then four hundred people. "
     "We are proud of our recrod, and we are comitted to doing even better in the futrue."
 )
-CODE = '''def summarize(orders):
-    count = 0
-    for order in orders:
-        if order.paid:
-            count += order.amount
-    print("paid total:", count)
-    return count
+CODE = '''import json
+
+def load_users(path):
+    with open(path) as f:
+        data = json.load(f)
+    users = []
+    for item in data:
+        if item.get("active"):
+            users.append({"name": item["name"], "email": item["email"]})
+    return users
+
+def save_users(path, users):
+    with open(path, "w") as f:
+        json.dump(users, f, indent=2)
 '''
+ITEMS = ("apples, bananas, carrots, dates, eggs, flour, grapes, honey, ice cream, jam, kale, "
+         "lemons, milk, noodles, oranges")
 
 PROMPTS = {
-    "copy/repeat": "Repeat the following text exactly, word for word:\n\n" + PARAGRAPH,
-    "copy/proofread": "Correct the spelling mistakes in this paragraph and return the whole corrected paragraph:\n\n" + TYPOS,
-    "copy/edit-code": "Rename the variable `count` to `total` in this Python function and return the whole function:\n\n```python\n" + CODE + "```",
+    "copy/repeat": "Repeat the following text exactly, word for word:\n\n" + PARAGRAPH + "\n",
+    "copy/proofread": "Fix the typos in this text and return the full corrected text:\n\n" + TYPOS + "\n",
+    "copy/comment-code": "Add a comment above each function in this Python code. Return the whole code.\n\n```python\n" + CODE + "```",
+    "copy/rename": "In the code below, rename the function `load_users` to `read_active_users`. Return the complete code unchanged otherwise.\n\n```python\n" + CODE + "```",
+    "copy/list": "Here is a shopping list: " + ITEMS + ".\nWrite the same list again, one item per line.",
     "free/story": "Write a short story about a robot who learns to paint.",
     "free/explain": "Explain how photosynthesis works, for a twelve-year-old.",
     "free/tips": "Give me five practical tips for sleeping better.",

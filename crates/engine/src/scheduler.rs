@@ -31,7 +31,7 @@ use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::plan::{Limits, Plan, Planner, SeqId, SeqState, Work};
-use crate::spec::{self, Policy, SpecMode};
+use crate::spec::{self, Policy, SpecMode, StepCost};
 use crate::stop::{Released, StopText};
 
 /// The request side of a sequence: what the planner does not need.
@@ -86,6 +86,8 @@ pub(crate) struct Scheduler {
     step_adapters: Vec<Arc<Adapter>>,
     /// A decoding chunk's tokens when it carries a draft (pending token, then the draft).
     drafted_chunk: Vec<u32>,
+    /// What one more position costs in a decode pass (how far drafting pays).
+    step_cost: StepCost,
 }
 
 impl Scheduler {
@@ -132,6 +134,7 @@ impl Scheduler {
             adapters: Registry::default(),
             step_adapters: Vec::new(),
             drafted_chunk: Vec::new(),
+            step_cost: StepCost::default(),
             cfg,
         })
     }
@@ -359,6 +362,7 @@ impl Scheduler {
             return;
         }
         let n_ctx = self.cfg.n_ctx;
+        let beta = self.step_cost.beta();
         for s in &mut self.planner.running {
             s.draft.clear();
             if !s.decoding() {
@@ -377,7 +381,7 @@ impl Scheduler {
                 .max_tokens
                 .saturating_sub(s.generated + 1)
                 .min(n_ctx.saturating_sub(s.tokens.len() + 1));
-            let max = c.spec.budget().min(room);
+            let max = c.spec.budget(beta).min(room);
             spec::ngram_draft(&s.tokens, max, &mut s.draft);
         }
     }
@@ -488,6 +492,11 @@ impl Scheduler {
                 .forward_with(&self.batch, &lora, &mut self.kv, &mut self.logits)
         }));
         drop(lora);
+        if self.batch.chunks.iter().all(|c| !c.tiled_attention) {
+            // A decode-only step: it tells what a wider decode pass costs.
+            self.step_cost
+                .record(self.batch.n_tokens(), t0.elapsed().as_secs_f64());
+        }
         if self.debug_steps {
             eprintln!(
                 "step: {} chunks {} tokens {:?} gap {:?}",
@@ -596,7 +605,10 @@ impl Scheduler {
             }
             if drafted > 0 {
                 if self.debug_steps {
-                    eprintln!("spec: drafted {drafted} accepted {accepted}");
+                    eprintln!(
+                        "spec: drafted {drafted} accepted {accepted} (beta {:.3})",
+                        self.step_cost.beta()
+                    );
                 }
                 c.spec.record(drafted, accepted);
                 self.stats

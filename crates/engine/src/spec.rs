@@ -16,11 +16,18 @@
 //! speculation, so a reply is identical to the unspeculated one at any temperature and seed,
 //! not only at temperature 0.
 //!
-//! **When to guess** ([`Policy`]). A guess costs a wider pass. In `ngram` mode a sequence drafts
-//! whenever its context offers a match; in `auto` mode (the default) a sequence whose guesses
-//! keep failing stops guessing for a while, twice as long after each failure, so free-form text
-//! pays almost nothing. The draft length adapts too: it grows while whole drafts are accepted
-//! and shrinks to what was accepted otherwise.
+//! **When to guess, and how far** ([`Policy`], [`StepCost`]). A guess costs a wider pass. The
+//! engine measures what one more position in a decode pass costs relative to a one-token pass
+//! (`beta`: about 0.3 for a 135M model on two cores, where compute dominates; far less for a
+//! large model, whose pass is bound by reading the weights). Copying comes in runs: once a
+//! guess is right, the next one usually is too. So each sequence keeps two running estimates,
+//! `a1`, the chance that a draft's first token is right, and `a2`, the chance that a token is
+//! right after a right one. A draft of `k` tokens then yields `1 + a1·(1 + a2 + … + a2ᵏ⁻¹)`
+//! tokens for a pass that costs `1 + beta·k`; the policy drafts the `k` that maximises that
+//! ratio, and in `auto` mode (the default) nothing while no `k` beats plain decoding. A paused
+//! sequence's `a1` drifts back toward a prior, so it tries again now and then: free-form text
+//! pays a few short probes, copied text is drafted at full length. In `ngram` mode a sequence
+//! drafts at least one token whenever its context offers a match.
 
 /// How a sequence guesses tokens ahead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -96,62 +103,125 @@ pub(crate) fn ngram_draft(tokens: &[u32], max: usize, out: &mut Vec<u32>) {
     }
 }
 
+/// What a sequence believes of its guesses before it has made any (a draft's first token, a
+/// token after a right one), and where a paused one's belief in first tokens drifts back to.
+const PRIOR_FIRST: f64 = 0.6;
+const PRIOR_NEXT: f64 = 0.85;
+/// Weight of each checked draft token in the running acceptance estimate.
+const LEARN: f64 = 0.3;
+/// How fast a paused sequence's estimate returns toward the prior, per step.
+const FORGET: f64 = 0.05;
+
 /// Per-sequence state of the guessing policy.
 #[derive(Clone, Debug)]
 pub(crate) struct Policy {
     mode: SpecMode,
     max_draft: usize,
-    /// Current draft length cap.
-    len: usize,
-    /// Steps left without guessing (auto mode).
-    pause: u32,
-    /// The next pause after a failed guess.
-    backoff: u32,
+    /// Running estimates of the chance that a draft's first token is right, and that a token
+    /// right after a right one is.
+    first: f64,
+    next: f64,
 }
-
-/// The longest pause, in steps, after repeated failures.
-const MAX_PAUSE: u32 = 64;
 
 impl Policy {
     pub fn new(cfg: SpecConfig) -> Policy {
         Policy {
             mode: cfg.mode,
             max_draft: cfg.max_draft,
-            len: cfg.max_draft.min(4),
-            pause: 0,
-            backoff: 1,
+            first: PRIOR_FIRST,
+            next: PRIOR_NEXT,
         }
     }
 
-    /// How many tokens this step may draft (0: none), counting down a pause.
-    pub fn budget(&mut self) -> usize {
+    /// How many tokens this step may draft (0: none), given what one more position costs
+    /// relative to a one-token pass (`beta`, see [`StepCost`]).
+    pub fn budget(&mut self, beta: f64) -> usize {
         if self.mode == SpecMode::Off || self.max_draft == 0 {
             return 0;
         }
-        if self.pause > 0 {
-            self.pause -= 1;
-            return 0;
+        let k = best_draft_len(self.first, self.next, beta, self.max_draft);
+        if k > 0 {
+            return k;
         }
-        self.len
+        self.first += (PRIOR_FIRST - self.first) * FORGET;
+        usize::from(self.mode == SpecMode::Ngram)
     }
 
-    /// Learns from a checked draft of `drafted` tokens, `accepted` of which were right.
+    /// Learns from a checked draft of `drafted` tokens, `accepted` of which were right: every
+    /// token up to the first wrong one was a trial.
     pub fn record(&mut self, drafted: usize, accepted: usize) {
         if drafted == 0 {
             return;
         }
-        if accepted == drafted {
-            self.len = (self.len * 2).min(self.max_draft);
-            self.backoff = 1;
-        } else {
-            self.len = (accepted + 1).clamp(2, self.max_draft.max(2));
+        let hit = |right: bool| if right { 1.0 } else { 0.0 };
+        self.first += LEARN * (hit(accepted > 0) - self.first);
+        let trials = accepted + usize::from(accepted < drafted);
+        for i in 1..trials {
+            self.next += LEARN * (hit(i < accepted) - self.next);
         }
-        if accepted == 0 && self.mode == SpecMode::Auto {
-            self.pause = self.backoff;
-            self.backoff = (self.backoff * 2).min(MAX_PAUSE);
-        } else if accepted > 0 {
-            self.backoff = 1;
+    }
+}
+
+/// The draft length `k ≤ max` with the most tokens per unit of pass time,
+/// `(1 + a1·(1 + a2 + … + a2ᵏ⁻¹)) / (1 + beta·k)`; 0 when none beats plain decoding.
+pub(crate) fn best_draft_len(a1: f64, a2: f64, beta: f64, max: usize) -> usize {
+    let (mut best, mut best_gain) = (0, 1.0);
+    let (mut tokens, mut p) = (1.0, a1);
+    for k in 1..=max {
+        tokens += p;
+        p *= a2;
+        let gain = tokens / (1.0 + beta * k as f64);
+        if gain > best_gain {
+            (best, best_gain) = (k, gain);
         }
+    }
+    best
+}
+
+/// What an extra position costs in a decode pass: a running least-squares fit of step time
+/// against step width over recent decode-only steps, `t ≈ t0 + δ·n`, read as
+/// `beta = δ / (t0 + δ)` (one more position, relative to a one-token pass).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StepCost {
+    /// Exponentially weighted sums of 1, n, t, n², n·t.
+    w: f64,
+    n: f64,
+    t: f64,
+    nn: f64,
+    nt: f64,
+}
+
+/// `beta` until the fit has seen steps of different widths.
+const PRIOR_BETA: f64 = 0.3;
+/// Per-step decay of the fit's weights (it follows the last few hundred steps).
+const DECAY: f64 = 0.99;
+
+impl StepCost {
+    /// Records a decode-only step of `n` positions that took `secs`.
+    pub fn record(&mut self, n: usize, secs: f64) {
+        let n = n as f64;
+        self.w = self.w * DECAY + 1.0;
+        self.n = self.n * DECAY + n;
+        self.t = self.t * DECAY + secs;
+        self.nn = self.nn * DECAY + n * n;
+        self.nt = self.nt * DECAY + n * secs;
+    }
+
+    pub fn beta(&self) -> f64 {
+        if self.w <= 0.0 {
+            return PRIOR_BETA;
+        }
+        let (mn, mt) = (self.n / self.w, self.t / self.w);
+        let var = self.nn / self.w - mn * mn;
+        if var < 0.05 {
+            return PRIOR_BETA;
+        }
+        let delta = (self.nt / self.w - mn * mt) / var;
+        let t0 = mt - delta * mn;
+        if !(delta > 0.0 && t0 + delta > 0.0) {
+            return PRIOR_BETA;
+        }
+        (delta / (t0 + delta)).clamp(0.01, 1.0)
     }
 }
 
@@ -181,32 +251,68 @@ mod tests {
     }
 
     #[test]
-    fn auto_pauses_after_failures_and_ngram_does_not() {
+    fn the_draft_length_follows_acceptance_and_cost() {
+        // Cheap positions and right guesses: draft far; costly positions or poor guesses: not.
+        assert_eq!(best_draft_len(0.95, 0.95, 0.05, 8), 8);
+        assert_eq!(best_draft_len(0.8, 0.8, 0.3, 8), 3);
+        assert_eq!(
+            best_draft_len(0.6, 0.97, 0.3, 8),
+            8,
+            "runs of right guesses"
+        );
+        assert_eq!(best_draft_len(0.25, 0.9, 0.3, 8), 0);
+        assert_eq!(best_draft_len(0.9, 0.9, 1.0, 8), 0);
+        assert_eq!(best_draft_len(0.9, 0.9, 0.3, 0), 0);
+    }
+
+    #[test]
+    fn auto_pauses_after_failures_and_tries_again_later() {
         let cfg = SpecConfig {
             mode: SpecMode::Auto,
             max_draft: 8,
         };
         let mut p = Policy::new(cfg);
-        assert_eq!(p.budget(), 4);
+        let first = p.budget(0.3);
+        assert!(first > 0, "the prior drafts");
         p.record(4, 4);
-        assert_eq!(p.budget(), 8, "a whole draft accepted doubles the length");
-        p.record(8, 0);
-        assert_eq!(p.budget(), 0, "paused one step");
-        assert_eq!(p.budget(), 2);
-        p.record(2, 0);
-        assert_eq!((p.budget(), p.budget(), p.budget()), (0, 0, 2), "then two");
-        p.record(2, 1);
-        assert_eq!(p.budget(), 2, "a partial success ends the backoff");
+        p.record(4, 4);
+        assert!(p.budget(0.3) > first, "right guesses lengthen the draft");
+        for _ in 0..5 {
+            p.record(4, 0);
+        }
+        assert_eq!(p.budget(0.3), 0, "wrong guesses pause it");
+        let steps = (1..100).find(|_| p.budget(0.3) > 0);
+        assert!(
+            steps.is_some_and(|s| s > 3),
+            "a paused sequence tries again, not at once: {steps:?}"
+        );
         let mut n = Policy::new(SpecConfig {
             mode: SpecMode::Ngram,
             ..cfg
         });
-        n.record(4, 0);
-        assert_eq!(n.budget(), 2);
+        for _ in 0..3 {
+            n.record(4, 0);
+        }
+        assert_eq!(n.budget(0.3), 1, "ngram mode never pauses");
         let mut off = Policy::new(SpecConfig {
             mode: SpecMode::Off,
             ..cfg
         });
-        assert_eq!(off.budget(), 0);
+        assert_eq!(off.budget(0.01), 0);
+    }
+
+    #[test]
+    fn the_cost_fit_reads_beta_from_step_times() {
+        let mut c = StepCost::default();
+        assert_eq!(c.beta(), PRIOR_BETA);
+        for _ in 0..5 {
+            c.record(1, 0.004);
+        }
+        assert_eq!(c.beta(), PRIOR_BETA, "one width says nothing of the slope");
+        // t = 3 ms + 1 ms per position: beta = 1 / 4.
+        for n in [1, 5, 9, 3, 1, 9] {
+            c.record(n, 0.003 + 0.001 * n as f64);
+        }
+        assert!((c.beta() - 0.25).abs() < 1e-6, "{}", c.beta());
     }
 }
