@@ -1,8 +1,9 @@
 //! Speculative decoding (prompt lookup) changes the speed, never the reply: on a committed tiny
 //! model, every request gives the same tokens, text, logprobs and finish reason with `--spec off`,
 //! `ngram` and `auto`, alone and batched, greedy and seeded sampling, at every `max_tokens` and
-//! context boundary. The prompts repeat themselves, so drafts are made and accepted (checked
-//! through the engine's counters, so the test cannot pass with speculation silently off).
+//! context boundary. The prompts repeat themselves, so drafts are made (and, in `ngram` mode,
+//! accepted): checked through the engine's counters, so the test cannot pass with speculation
+//! silently off.
 
 use std::path::Path;
 use std::time::Duration;
@@ -144,8 +145,14 @@ fn speculation_never_changes_a_reply() {
             for (i, (a, b)) in reference.iter().zip(&out).enumerate() {
                 assert_eq!(a, b, "request {i}: {mode:?}, parallel {parallel}");
             }
+            // The random tiny model copies little: `auto` may give up after trying, `ngram`
+            // keeps drafting and must have had drafts accepted.
+            let ran = match mode {
+                SpecMode::Ngram => accepted > 0,
+                _ => drafted > 0,
+            };
             assert!(
-                drafted > 0 && accepted > 0,
+                ran,
                 "{mode:?}: {drafted} drafted, {accepted} accepted: speculation never ran"
             );
             assert!(accepted <= drafted);
