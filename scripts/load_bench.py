@@ -71,6 +71,7 @@ def start(kind, args, n, port):
     if kind == "owl":
         cmd = [args.owl, "serve", "--model", args.model, "--port", str(port),
                "--parallel", str(n), "--ctx-size", str(ctx), "--threads", str(args.threads)]
+        cmd += args.owl_arg
     else:
         # llama-server's -c is the total context, split evenly between its -np slots.
         cmd = [args.llama_server, "-m", args.model, "--port", str(port), "-np", str(n),
@@ -181,6 +182,8 @@ def main():
     ap.add_argument("--ctx", type=int, default=512, help="context per sequence")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-o", "--json", help="write the results here as JSON")
+    ap.add_argument("--owl-arg", action="append", default=[],
+                    help="an extra argument for `owl serve` (repeatable), e.g. --owl-arg=--spec=off")
     ap.add_argument("--json-schema", action="store_true",
                     help="constrain every reply with a JSON schema (response_format)")
     args = ap.parse_args()

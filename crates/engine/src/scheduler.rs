@@ -362,7 +362,8 @@ impl Scheduler {
             return;
         }
         let n_ctx = self.cfg.n_ctx;
-        let beta = self.step_cost.beta();
+        let decoding = self.planner.running.iter().filter(|s| s.decoding()).count();
+        let beta = self.step_cost.beta(decoding);
         for s in &mut self.planner.running {
             s.draft.clear();
             if !s.decoding() {
@@ -606,8 +607,8 @@ impl Scheduler {
             if drafted > 0 {
                 if self.debug_steps {
                     eprintln!(
-                        "spec: drafted {drafted} accepted {accepted} (beta {:.3})",
-                        self.step_cost.beta()
+                        "spec: drafted {drafted} accepted {accepted} (beta alone {:.3})",
+                        self.step_cost.beta(1)
                     );
                 }
                 c.spec.record(drafted, accepted);

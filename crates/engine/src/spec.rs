@@ -180,7 +180,10 @@ pub(crate) fn best_draft_len(a1: f64, a2: f64, beta: f64, max: usize) -> usize {
 
 /// What an extra position costs in a decode pass: a running least-squares fit of step time
 /// against step width over recent decode-only steps, `t ≈ t0 + δ·n`, read as
-/// `beta = δ / (t0 + δ)` (one more position, relative to a one-token pass).
+/// `beta = δ / (t0/S + δ)` for a step of `S` decoding sequences: one more position, relative
+/// to one sequence's share of the pass. Alone (`S = 1`) a position is cheap beside the fixed
+/// cost of reading the weights; in a wide batch that cost is already shared, an extra
+/// position costs about what a sequence's own token does, and drafting stops paying.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StepCost {
     /// Exponentially weighted sums of 1, n, t, n², n·t.
@@ -207,7 +210,8 @@ impl StepCost {
         self.nt = self.nt * DECAY + n * secs;
     }
 
-    pub fn beta(&self) -> f64 {
+    /// `beta` for a step of `seqs` decoding sequences.
+    pub fn beta(&self, seqs: usize) -> f64 {
         if self.w <= 0.0 {
             return PRIOR_BETA;
         }
@@ -221,7 +225,8 @@ impl StepCost {
         if !(delta > 0.0 && t0 + delta > 0.0) {
             return PRIOR_BETA;
         }
-        (delta / (t0 + delta)).clamp(0.01, 1.0)
+        let share = t0.max(0.0) / seqs.max(1) as f64;
+        (delta / (share + delta)).clamp(0.01, 1.0)
     }
 }
 
@@ -304,15 +309,16 @@ mod tests {
     #[test]
     fn the_cost_fit_reads_beta_from_step_times() {
         let mut c = StepCost::default();
-        assert_eq!(c.beta(), PRIOR_BETA);
+        assert_eq!(c.beta(1), PRIOR_BETA);
         for _ in 0..5 {
             c.record(1, 0.004);
         }
-        assert_eq!(c.beta(), PRIOR_BETA, "one width says nothing of the slope");
-        // t = 3 ms + 1 ms per position: beta = 1 / 4.
+        assert_eq!(c.beta(1), PRIOR_BETA, "one width says nothing of the slope");
+        // t = 3 ms + 1 ms per position: beta = 1 / 4 alone, 1 / 1.25 among 12 sequences.
         for n in [1, 5, 9, 3, 1, 9] {
             c.record(n, 0.003 + 0.001 * n as f64);
         }
-        assert!((c.beta() - 0.25).abs() < 1e-6, "{}", c.beta());
+        assert!((c.beta(1) - 0.25).abs() < 1e-6, "{}", c.beta(1));
+        assert!((c.beta(12) - 0.8).abs() < 1e-6, "{}", c.beta(12));
     }
 }
