@@ -13,6 +13,7 @@
 """
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -31,16 +32,18 @@ PEFT = ROOT / "tests/fixtures/lora/tiny-llama-peft"
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time"]
 
 
-@pytest.fixture(scope="module")
-def lora_server(tmp_path_factory):
-    binary = os.environ.get("OWL_BIN", str(ROOT / "target" / "release" / "owl"))
+BINARY = os.environ.get("OWL_BIN", str(ROOT / "target" / "release" / "owl"))
+
+
+@contextlib.contextmanager
+def serving(args: list, log, env=None):
+    """`owl serve --model MODEL ARGS` on a free port until the block ends; yields its URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("lora") / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [binary, "serve", "--model", str(MODEL), "--port", str(port), "--threads", "2",
-             "--parallel", "6", "--lora", f"full={GGUF}", "--lora", f"peft={PEFT}"],
-            stdout=out, stderr=subprocess.STDOUT)
+            [BINARY, "serve", "--model", str(MODEL), "--port", str(port), "--threads", "2",
+             *args],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc, timeout=60)
@@ -51,6 +54,14 @@ def lora_server(tmp_path_factory):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def lora_server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("lora") / "serve.log"
+    with serving(["--parallel", "6", "--lora", f"full={GGUF}", "--lora", f"peft={PEFT}"],
+                 log) as base:
+        yield base
 
 
 def client(base: str) -> OpenAI:
@@ -124,28 +135,12 @@ def test_load_and_unload(lora_server):
 def derived_server(tmp_path_factory):
     """`owl serve` over a store holding a derived model `tuned` (the tiny llama + the GGUF
     adapter, made by `owl create`, as `owl finetune` makes its output), beside its base."""
-    binary = os.environ.get("OWL_BIN", str(ROOT / "target" / "release" / "owl"))
     home = tmp_path_factory.mktemp("derived-home")
     env = dict(os.environ, OWL_HOME=str(home))
-    subprocess.run([binary, "create", "tuned", "--from", str(MODEL), "--adapter", str(GGUF)],
+    subprocess.run([BINARY, "create", "tuned", "--from", str(MODEL), "--adapter", str(GGUF)],
                    env=env, check=True, capture_output=True)
-    port = free_port()
-    log = home / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [binary, "serve", "--model", str(MODEL), "--port", str(port), "--threads", "2",
-             "--parallel", "4"],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, timeout=60)
+    with serving(["--parallel", "4"], home / "serve.log", env) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_base_and_derived_served_side_by_side(derived_server, lora_server):
