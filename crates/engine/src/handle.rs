@@ -44,6 +44,7 @@ impl Engine {
         let encoder = runner.model.is_encoder();
         let pooling = runner.model.pooling();
         let adapter_base = AdapterBase::new(&runner);
+        let copied_weight_bytes = copied_weight_bytes(&runner);
         static SERIAL: AtomicU64 = AtomicU64::new(1);
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
         let sched = Scheduler::new(
@@ -72,6 +73,7 @@ impl Engine {
                 queue: cfg.queue,
                 parallel: cfg.parallel,
                 kv_bytes,
+                copied_weight_bytes,
                 adapter_base,
                 serial,
             }),
@@ -93,6 +95,7 @@ struct Inner {
     queue: usize,
     parallel: usize,
     kv_bytes: usize,
+    copied_weight_bytes: usize,
     adapter_base: AdapterBase,
     /// Unique among the engines of the process.
     serial: u64,
@@ -289,6 +292,12 @@ impl EngineHandle {
         self.inner.kv_bytes
     }
 
+    /// Bytes of weights held in memory besides the model file's size: a tied output head's
+    /// repacked copy of the token embeddings (see `owl_model::LoadOptions::shared_tied_head`).
+    pub fn copied_weight_bytes(&self) -> usize {
+        self.inner.copied_weight_bytes
+    }
+
     pub fn parallel(&self) -> usize {
         self.inner.parallel
     }
@@ -311,4 +320,19 @@ impl EngineHandle {
             let _ = t.join();
         }
     }
+}
+
+/// A tied output head (no `output.weight` in the file) loaded in a repacked layout is a copy of
+/// `token_embd`, which stays in the file's layout for lookups: its bytes are held twice.
+fn copied_weight_bytes(runner: &Runner) -> usize {
+    if runner.file.tensor("output.weight").is_some() {
+        return 0;
+    }
+    runner
+        .model
+        .weights()
+        .into_iter()
+        .find(|(name, _)| *name == "output")
+        .filter(|(_, m)| m.layout != owl_kernels::Layout::Rows)
+        .map_or(0, |(_, m)| m.bytes.as_slice().len())
 }

@@ -442,3 +442,27 @@ fn constrained_sequences_batch_and_resume_like_the_others() {
         e.shutdown(Duration::from_secs(1));
     }
 }
+
+/// A tied Q8_0 head is repacked into a copy of its own (the embedding stays in the row layout
+/// for lookups): the engine reports those bytes, which the server's memory budget counts. An
+/// untied head, or a tied one left shared, holds nothing twice.
+#[test]
+fn a_tied_heads_repacked_copy_is_reported() {
+    let start_bytes = |name: &str, shared: bool| {
+        let path = owl_testkit::fixture_path(&format!("arch/{name}.gguf"));
+        let mut o = OpenOptions::from_env(Some(1), Some(64));
+        o.load.no_repack = false;
+        o.load.shared_tied_head = shared;
+        let m = ModelBundle::open(&path, &o)
+            .expect("open")
+            .start(EngineConfig::new(64, 1))
+            .expect("engine");
+        let bytes = m.engine.copied_weight_bytes();
+        m.engine.shutdown(Duration::from_secs(1));
+        bytes
+    };
+    // 49,152 rows of one Q8_0 block (32 values: 2 bytes of scale + 32 bytes).
+    assert_eq!(start_bytes("tiny-qwen3-3l-q8", false), 49_152 * 34);
+    assert_eq!(start_bytes("tiny-qwen3-3l-q8", true), 0);
+    assert_eq!(start_bytes("tiny-llama-3l-q8", false), 0, "untied");
+}

@@ -320,7 +320,8 @@ impl ModelPool {
 
     /// Installs an already loaded model that is never unloaded.
     pub fn install(&self, spec: ModelSpec, model: LoadedModel) {
-        let bytes = spec.size + model.engine.kv_bytes() as u64;
+        let bytes =
+            spec.size + (model.engine.kv_bytes() + model.engine.copied_weight_bytes()) as u64;
         let mut slots = lock(&self.shared.slots);
         slots.retain(|s| s.id != spec.id);
         slots.push(Slot {
@@ -571,7 +572,8 @@ impl ModelPool {
             .await;
             let outcome = match r {
                 Ok(Ok(model)) => {
-                    let bytes = spec.size + model.engine.kv_bytes() as u64;
+                    let bytes = spec.size
+                        + (model.engine.kv_bytes() + model.engine.copied_weight_bytes()) as u64;
                     eprintln!(
                         "owl serve: model {id} ready in {:.1}s ({} MiB with its KV cache)",
                         t0.elapsed().as_secs_f64(),
