@@ -382,6 +382,23 @@ def test_metrics(server):
     assert metric(server, "owl_generated_tokens_total") > 0
 
 
+def test_speculation_drafts_and_is_counted(client, model_id, server):
+    """A reply that copies its prompt is decoded speculatively (on by default, `--spec auto`):
+    /metrics counts the drafted tokens and the accepted ones."""
+    before = (metric(server, "owl_spec_draft_tokens_total"),
+              metric(server, "owl_spec_accepted_tokens_total"))
+    text = ("The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins "
+            "with a single step. To be or not to be, that is the question.")
+    r = client.chat.completions.create(
+        model=model_id, temperature=0, max_tokens=60,
+        messages=[{"role": "user",
+                   "content": f"Repeat the following text exactly, word for word:\n\n{text}\n"}])
+    assert r.choices[0].message.content
+    drafted = metric(server, "owl_spec_draft_tokens_total") - before[0]
+    accepted = metric(server, "owl_spec_accepted_tokens_total") - before[1]
+    assert drafted > 0 and 0 < accepted <= drafted, (drafted, accepted)
+
+
 def _send_all(server, body_chunks, extra_headers, path="/v1/chat/completions"):
     """Sends a whole body with plain http.client, which stops at the first write error and
     only then reads the response: a server that answers and closes while the client is still
