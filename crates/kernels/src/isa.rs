@@ -60,7 +60,7 @@ pub static ISAS: [IsaDef; 4] = [
         features: "avx512f+bw+vl+vnni",
         detect: crate::x86::detect_avx512,
         register: crate::x86::register_avx512,
-        by_default: false,
+        by_default: true,
     },
 ];
 
@@ -99,8 +99,10 @@ impl Isa {
     }
 
     /// The best default level this CPU supports; `OWL_ISA` names another (capped by what the
-    /// CPU supports). The VNNI levels are opt-in for now: on Zen 4 their kernels win alone
-    /// (1.1–1.6×) but a whole pp512 of the default model ran 0.80× of AVX2's (docs/PERFORMANCE.md).
+    /// CPU supports). `avx512` is a default level: with its kernels' closures gone (they were
+    /// compiled out of line), whole models run faster than at `avx2` on Zen 4
+    /// (docs/PERFORMANCE.md). `avxvnni`, the same bodies in VEX encoding, stays opt-in until
+    /// it is measured on a CPU that has it.
     pub fn detect() -> Isa {
         let best = Isa::best_supported();
         let default = Isa::all()

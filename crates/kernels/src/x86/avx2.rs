@@ -322,13 +322,16 @@ unsafe fn dot_f16_tiled_x4_avx2(a: [&[f16]; 4], b: &[f16]) -> [f32; 4] {
         }
         i += 8;
     }
-    std::array::from_fn(|j| {
+    // A loop, not `array::from_fn`: its closure was compiled out of line (a call per key).
+    let mut out = [0.0f32; 4];
+    for j in 0..4 {
         let mut res = hsum_float_8(acc[j]) as f64;
         for k in np..n {
             res += (a[j][k].to_f32() * b[k].to_f32()) as f64;
         }
-        res as f32
-    })
+        out[j] = res as f32;
+    }
+    out
 }
 
 /// Four `dot_f16_tiled_paged` products sharing `b` (see [`dot_f16_tiled_x4`]).
@@ -367,14 +370,16 @@ unsafe fn dot_f16_tiled_paged_x4_avx2(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f
         }
         start += len;
     }
-    std::array::from_fn(|j| {
+    let mut out = [0.0f32; 4];
+    for j in 0..4 {
         let mut res = hsum_float_8(acc[j]) as f64;
         for (k, y) in b.iter().enumerate().skip(np) {
             let x = rows[j].segment(k / KV_PAGE, k % KV_PAGE + 1)[k % KV_PAGE];
             res += (x.to_f32() * y.to_f32()) as f64;
         }
-        res as f32
-    })
+        out[j] = res as f32;
+    }
+    out
 }
 
 /// f16 · f16 with ggml's AVX layout: four 8-lane f32 accumulators over steps of 32, reduced

@@ -152,28 +152,36 @@ macro_rules! vnni_kernels {
 
         /// Per token, row `r`'s dot product (i32 lane `r`) of one block's 32 values, given as four
         /// 32-byte chunks of low/high nibble pairs already split into `lo[c]` and `hi[c]`
-        /// (unsigned, at most 31), with the token's 32 activation bytes at `ys[t]`.
+        /// (unsigned, at most 31), with the token's 32 activation bytes at `ys[t] + off`.
         ///
         /// # Safety
-        /// The level's features present; each `ys[t]` points to 32 readable bytes.
+        /// The level's features present; each `ys[t] + off` points to 32 readable bytes.
         #[inline]
         #[target_feature(enable = $features)]
         unsafe fn block_dots<const T: usize>(
             lo: &[__m256i; 4],
             hi: &[__m256i; 4],
-            ys: [*const u8; T],
+            ys: &[*const u8; T],
+            off: usize,
         ) -> [__m256i; T] {
-            std::array::from_fn(|t| {
+            // Plain loops, not `array::from_fn`/`map`: a closure is compiled without the
+            // enclosing `target_feature`s' inlining context, and the call per token and block
+            // cost a seventh of a prompt's time when it was one.
+            let mut out = [_mm256_setzero_si256(); T];
+            for t in 0..T {
                 let (mut a, mut b) = (_mm256_setzero_si256(), _mm256_setzero_si256());
                 for c in 0..4 {
                     // SAFETY: columns 8c..8c + 8 of token t's 32 bytes (caller's contract).
-                    let (ylo, yhi) =
-                        unsafe { (bcast4(ys[t].add(8 * c)), bcast4(ys[t].add(8 * c + 4))) };
+                    let (ylo, yhi) = unsafe {
+                        let y = ys[t].add(off + 8 * c);
+                        (bcast4(y), bcast4(y.add(4)))
+                    };
                     a = $dpbusd(a, lo[c], ylo);
                     b = $dpbusd(b, hi[c], yhi);
                 }
-                _mm256_add_epi32(a, b)
-            })
+                out[t] = _mm256_add_epi32(a, b);
+            }
+            out
         }
 
         /// A block's four chunks of eight rows' 4-bit values (see `crate::repack`) split into low
@@ -185,12 +193,14 @@ macro_rules! vnni_kernels {
         #[target_feature(enable = $features)]
         unsafe fn nibbles(chunks: *const u8) -> ([__m256i; 4], [__m256i; 4]) {
             let m4 = _mm256_set1_epi8(0x0f);
-            // SAFETY: chunk c (32 bytes) is inside the 128 (caller's contract).
-            let v: [__m256i; 4] = std::array::from_fn(|c| unsafe { load32(chunks.add(32 * c)) });
-            (
-                v.map(|v| _mm256_and_si256(v, m4)),
-                v.map(|v| _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4)),
-            )
+            let (mut lo, mut hi) = ([_mm256_setzero_si256(); 4], [_mm256_setzero_si256(); 4]);
+            for c in 0..4 {
+                // SAFETY: chunk c (32 bytes) is inside the 128 (caller's contract).
+                let v = unsafe { load32(chunks.add(32 * c)) };
+                lo[c] = _mm256_and_si256(v, m4);
+                hi[c] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+            }
+            (lo, hi)
         }
 
         /// # Safety
@@ -209,8 +219,7 @@ macro_rules! vnni_kernels {
                 // SAFETY: the chunks (128 bytes) at 16.
                 let (lo, hi) = unsafe { nibbles(wb.add(16)) };
                 // SAFETY: each token's 32 values (qs at 2 of its block b).
-                let dots =
-                    unsafe { block_dots(&lo, &hi, y.map(|p| p.add(b * q8_0::TYPE_SIZE + 2))) };
+                let dots = unsafe { block_dots(&lo, &hi, &y, b * q8_0::TYPE_SIZE + 2) };
                 // SAFETY: d[8] (f16) at 0.
                 let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
                 for t in 0..T {
@@ -249,9 +258,7 @@ macro_rules! vnni_kernels {
                 // SAFETY: the chunks (128 bytes) at 32.
                 let (lo, hi) = unsafe { nibbles(wb.add(32)) };
                 // SAFETY: each token's 32 values (qs at QS of its block b).
-                let dots = unsafe {
-                    block_dots(&lo, &hi, y.map(|p| p.add(b * q8_1::TYPE_SIZE + q8_1::QS)))
-                };
+                let dots = unsafe { block_dots(&lo, &hi, &y, b * q8_1::TYPE_SIZE + q8_1::QS) };
                 // SAFETY: d[8] and m[8] (f16) at 0 and 16.
                 let (d, m) = unsafe {
                     (
@@ -304,8 +311,7 @@ macro_rules! vnni_kernels {
                     _mm256_or_si256(hi[3], fifth_bit::<7>(h)),
                 ];
                 // SAFETY: each token's 32 values (qs at 2 of its block b).
-                let dots =
-                    unsafe { block_dots(&lo, &hi, y.map(|p| p.add(b * q8_0::TYPE_SIZE + 2))) };
+                let dots = unsafe { block_dots(&lo, &hi, &y, b * q8_0::TYPE_SIZE + 2) };
                 // SAFETY: d[8] (f16) at 0.
                 let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
                 for t in 0..T {
@@ -393,8 +399,7 @@ macro_rules! vnni_kernels {
                     // SAFETY: chunks 4s..4s + 4 (128 bytes) at 160 + 128s.
                     let (lo, hi) = unsafe { nibbles(wb.add(160 + 128 * s)) };
                     // SAFETY: columns 32s..32s + 32 of each token's block (qs at QS).
-                    let dots =
-                        unsafe { block_dots(&lo, &hi, yb.map(|p| p.add(q8_k::QS + 32 * s))) };
+                    let dots = unsafe { block_dots(&lo, &hi, &yb, q8_k::QS + 32 * s) };
                     for t in 0..T {
                         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(dots[t], scales));
                     }
@@ -485,8 +490,7 @@ macro_rules! vnni_kernels {
                         _mm256_or_si256(hi[3], fifth_bit::<7>(h)),
                     ];
                     // SAFETY: columns 32s..32s + 32 of each token's block (qs at QS).
-                    let dots =
-                        unsafe { block_dots(&lo, &hi, yb.map(|p| p.add(q8_k::QS + 32 * s))) };
+                    let dots = unsafe { block_dots(&lo, &hi, &yb, q8_k::QS + 32 * s) };
                     for t in 0..T {
                         sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(dots[t], scales));
                     }
