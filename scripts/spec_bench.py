@@ -2,12 +2,12 @@
 """Speculative decoding's speed-up on `owl run`, with the replies checked identical.
 
 For each prompt, runs `owl run --temperature 0 -v` with `--spec off` and `--spec auto` (and
-`ngram` with --all-modes) alternately, `--reps` times each, and reads the decode rate owl prints
+`ngram` with --all-modes, `draft` with --draft-model) alternately, `--reps` times each, and reads the decode rate owl prints
 (tokens after the first, per second after the first). Prints one line per prompt (median
 rates, ratio, whether every reply was identical) and a JSON summary. Exits 1 if any reply
 differs between modes.
 
-  python3 scripts/spec_bench.py --model PATH_OR_NAME [--reps 5] [--threads 2]
+  python3 scripts/spec_bench.py --model PATH_OR_NAME [--reps 5] [--threads 2] [--draft-model D]
 """
 import argparse
 import json
@@ -59,9 +59,11 @@ PROMPTS = {
 RATE = re.compile(r"generated (\d+) tokens in ([\d.]+)s = ([\d.]+) tok/s")
 
 
-def run(owl, model, threads, mode, prompt, max_tokens):
+def run(owl, model, threads, mode, prompt, max_tokens, draft_model=None):
     cmd = [owl, "run", "-m", model, "-t", str(threads), "-v", "--temperature", "0",
            "--max-tokens", str(max_tokens), "--spec", mode, "-"]
+    if mode == "draft":
+        cmd[-1:-1] = ["--draft-model", draft_model]
     p = subprocess.run(cmd, input=prompt, capture_output=True, text=True, check=True)
     m = RATE.search(p.stderr)
     if not m:
@@ -77,8 +79,10 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--all-modes", action="store_true", help="ngram too")
+    ap.add_argument("--draft-model", help="also `--spec draft` with this draft model")
     a = ap.parse_args()
-    modes = ["off", "auto"] + (["ngram"] if a.all_modes else [])
+    modes = ["off", "auto"] + (["ngram"] if a.all_modes else []) + (
+        ["draft"] if a.draft_model else [])
     summary = {}
     same_everywhere = True
     for name, prompt in PROMPTS.items():
@@ -87,7 +91,8 @@ def main():
         tokens = None
         for _ in range(a.reps):
             for m in modes:
-                text, n, rate = run(a.owl, a.model, a.threads, m, prompt, a.max_tokens)
+                text, n, rate = run(a.owl, a.model, a.threads, m, prompt, a.max_tokens,
+                                    a.draft_model)
                 texts.add(text)
                 tokens = n
                 rates[m].append(rate)
@@ -101,8 +106,9 @@ def main():
                 row[f"{m}_ratio"] = round(med[m] / med["off"], 3)
         summary[name] = row
         print(f"{name:16} {tokens:4} tokens  " + "  ".join(
-            f"{m} {med[m]:7.1f} tok/s" for m in modes) +
-            f"  auto/off {med['auto'] / med['off']:.2f}x  identical: {same}", flush=True)
+            f"{m} {med[m]:7.1f} tok/s" for m in modes) + "  " + "  ".join(
+            f"{m}/off {med[m] / med['off']:.2f}x" for m in modes if m != "off") +
+            f"  identical: {same}", flush=True)
     print(json.dumps(summary, indent=1))
     sys.exit(0 if same_everywhere else 1)
 

@@ -135,9 +135,21 @@ impl ModelBundle {
     }
 
     /// Starts an engine thread that owns the runner; `cfg.n_ctx` is this bundle's context.
-    pub fn start(self, mut cfg: EngineConfig) -> Result<RunningModel, EngineError> {
+    pub fn start(self, cfg: EngineConfig) -> Result<RunningModel, EngineError> {
+        self.start_with_draft(cfg, None)
+    }
+
+    /// [`ModelBundle::start`] with `draft` guessing tokens for `--spec draft` (its vocabulary
+    /// must be this model's; `cfg.spec.mode` must be `SpecMode::Draft` exactly when it is given).
+    pub fn start_with_draft(
+        self,
+        mut cfg: EngineConfig,
+        draft: Option<ModelBundle>,
+    ) -> Result<RunningModel, EngineError> {
         cfg.n_ctx = self.n_ctx;
-        let engine = Engine::start(self.runner, Arc::clone(&self.tokenizer), cfg)?;
+        let draft = draft.map(|d| (d.runner, d.tokenizer));
+        let engine =
+            Engine::start_with_draft(self.runner, Arc::clone(&self.tokenizer), cfg, draft)?;
         Ok(RunningModel {
             engine,
             pair: self.pair,

@@ -32,6 +32,17 @@ impl Engine {
         tokenizer: Arc<Tokenizer>,
         cfg: EngineConfig,
     ) -> Result<EngineHandle, EngineError> {
+        Engine::start_with_draft(runner, tokenizer, cfg, None)
+    }
+
+    /// Starts the engine thread with a draft model and its tokenizer for `--spec draft`
+    /// (`cfg.spec.mode` must be `SpecMode::Draft` exactly when `draft` is given).
+    pub fn start_with_draft(
+        runner: Runner,
+        tokenizer: Arc<Tokenizer>,
+        cfg: EngineConfig,
+        draft: Option<(Runner, Arc<Tokenizer>)>,
+    ) -> Result<EngineHandle, EngineError> {
         if cfg.n_ctx == 0 || cfg.parallel == 0 || cfg.n_batch == 0 {
             return Err(EngineError::BadConfig(
                 "context, parallel and batch sizes must be at least 1".into(),
@@ -53,6 +64,7 @@ impl Engine {
             cfg.clone(),
             stats.clone(),
             queued.clone(),
+            draft,
         )?;
         let kv_bytes = sched.kv_bytes();
         let thread = std::thread::Builder::new()

@@ -10,7 +10,7 @@
 //!
 //! Module map, leaves first: `api` (requests and events), `adapters` (LoRA adapters by name), `error`, `config` (sizes), `gate` (turns on the cores between engines), `command` (what
 //! the handle sends), `pages` (page accounting as a trait), `prefix_cache` (slots, LRU),
-//! `plan` (the pure scheduling policy), `stop` (stop strings), `spec` (speculative decoding: drafts and when to make them), `scheduler` (the thread: plan →
+//! `plan` (the pure scheduling policy), `stop` (stop strings), `spec` (speculative decoding: drafts and when to make them), `draft` (a draft model's guesses), `scheduler` (the thread: plan →
 //! execute → commit), `handle` (starting it, submitting), `bundle` (opening a model).
 
 mod adapters;
@@ -18,6 +18,7 @@ pub mod api;
 mod bundle;
 mod command;
 mod config;
+mod draft;
 mod embed;
 mod error;
 mod gate;
@@ -41,6 +42,7 @@ pub use bundle::{
     RunningModel, DEFAULT_CTX_CAP,
 };
 pub use config::EngineConfig;
+pub use draft::check_draft_vocabulary;
 pub use error::EngineError;
 pub use gate::{ComputeGate, GatePass};
 pub use handle::{EmbedResult, Engine, EngineHandle};

@@ -29,6 +29,7 @@ use crate::adapters::{self, Adapter, AdapterError, Registry};
 use crate::api::{EngineStats, Event, Finish, FinishReason, Request, TokenLogprob};
 use crate::command::Command;
 use crate::config::EngineConfig;
+use crate::draft::{DraftModel, DraftRequest};
 use crate::error::EngineError;
 use crate::plan::{Limits, Plan, Planner, SeqId, SeqState, Work};
 use crate::spec::{self, Policy, SpecMode, StepCost};
@@ -88,6 +89,8 @@ pub(crate) struct Scheduler {
     drafted_chunk: Vec<u32>,
     /// What one more position costs in a decode pass (how far drafting pays).
     step_cost: StepCost,
+    /// The draft model of `--spec draft`.
+    draft: Option<DraftModel>,
 }
 
 impl Scheduler {
@@ -97,12 +100,35 @@ impl Scheduler {
         cfg: EngineConfig,
         stats: Arc<EngineStats>,
         queued: Arc<AtomicU64>,
+        draft: Option<(Runner, Arc<Tokenizer>)>,
     ) -> Result<Scheduler, EngineError> {
         let n_pages = owl_model::kv_cache::pages_for(cfg.kv_budget());
         let n_slots = cfg.parallel + cfg.cache_slots;
         let kv = runner
             .model
             .new_paged_cache(cfg.n_ctx, n_slots, n_pages, cfg.n_batch);
+        let draft = match (draft, cfg.spec.mode) {
+            (Some((d, dtok)), SpecMode::Draft) => Some(DraftModel::new(
+                d,
+                &dtok,
+                &tok,
+                runner.model.hparams().n_vocab,
+                &cfg,
+                n_slots,
+                n_pages,
+            )?),
+            (None, SpecMode::Draft) => {
+                return Err(EngineError::BadConfig(
+                    "speculation mode 'draft' needs a draft model (--draft-model)".into(),
+                ))
+            }
+            (Some(_), mode) => {
+                return Err(EngineError::BadConfig(format!(
+                    "a draft model was given with speculation mode {mode:?}: use 'draft'"
+                )))
+            }
+            (None, _) => None,
+        };
         stats
             .kv_pages_total
             .store(n_pages as u64, Ordering::Relaxed);
@@ -135,13 +161,14 @@ impl Scheduler {
             step_adapters: Vec::new(),
             drafted_chunk: Vec::new(),
             step_cost: StepCost::default(),
+            draft,
             cfg,
         })
     }
 
-    /// Bytes of the paged KV cache.
+    /// Bytes of the paged KV caches (the draft model's too).
     pub(crate) fn kv_bytes(&self) -> usize {
-        self.kv.bytes()
+        self.kv.bytes() + self.draft.as_ref().map_or(0, DraftModel::kv_bytes)
     }
 
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Command>) {
@@ -363,7 +390,13 @@ impl Scheduler {
         }
         let n_ctx = self.cfg.n_ctx;
         let decoding = self.planner.running.iter().filter(|s| s.decoding()).count();
-        let beta = self.step_cost.beta(decoding);
+        // A draft model's guess costs a draft pass besides the checked position.
+        let per_guess = self.step_cost.beta(decoding)
+            + self
+                .draft
+                .as_ref()
+                .map_or(0.0, |d| d.cost(self.step_cost.secs(decoding)));
+        let mut asks: Vec<DraftRequest<'_>> = Vec::new();
         for s in &mut self.planner.running {
             s.draft.clear();
             if !s.decoding() {
@@ -382,8 +415,22 @@ impl Scheduler {
                 .max_tokens
                 .saturating_sub(s.generated + 1)
                 .min(n_ctx.saturating_sub(s.tokens.len() + 1));
-            let max = c.spec.budget(beta).min(room);
-            spec::ngram_draft(&s.tokens, max, &mut s.draft);
+            let max = c.spec.budget(per_guess).min(room);
+            match (&self.draft, s.slot) {
+                (Some(_), Some(slot)) if max > 0 => asks.push(DraftRequest {
+                    slot,
+                    tokens: &s.tokens,
+                    max,
+                    out: &mut s.draft,
+                }),
+                (Some(_), _) => {}
+                (None, _) => spec::ngram_draft(&s.tokens, max, &mut s.draft),
+            }
+        }
+        if let Some(d) = self.draft.as_mut() {
+            if !asks.is_empty() {
+                d.propose(&mut asks);
+            }
         }
     }
 

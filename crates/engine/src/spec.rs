@@ -39,6 +39,21 @@ pub enum SpecMode {
     /// Prompt lookup that pauses itself while its guesses fail.
     #[default]
     Auto,
+    /// A draft model's greedy guesses (`crate::draft`), paused like `Auto`'s while they do
+    /// not pay.
+    Draft,
+}
+
+impl SpecMode {
+    /// The name `--spec` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpecMode::Off => "off",
+            SpecMode::Ngram => "ngram",
+            SpecMode::Auto => "auto",
+            SpecMode::Draft => "draft",
+        }
+    }
 }
 
 impl std::str::FromStr for SpecMode {
@@ -49,11 +64,9 @@ impl std::str::FromStr for SpecMode {
             "off" => Ok(SpecMode::Off),
             "ngram" => Ok(SpecMode::Ngram),
             "auto" => Ok(SpecMode::Auto),
-            "draft" => Err(
-                "--spec draft (a draft model) is not supported yet; use auto, ngram or off".into(),
-            ),
+            "draft" => Ok(SpecMode::Draft),
             other => Err(format!(
-                "unknown speculation mode '{other}': use auto, ngram or off"
+                "unknown speculation mode '{other}': use auto, ngram, draft or off"
             )),
         }
     }
@@ -210,21 +223,33 @@ impl StepCost {
         self.nt = self.nt * DECAY + n * secs;
     }
 
-    /// `beta` for a step of `seqs` decoding sequences.
-    pub fn beta(&self, seqs: usize) -> f64 {
+    /// Predicted seconds of a decode-only step of `n` positions (`None` before the fit has
+    /// seen two widths).
+    pub fn secs(&self, n: usize) -> Option<f64> {
+        let (t0, delta) = self.fit()?;
+        Some(t0 + delta * n as f64)
+    }
+
+    /// `t0` and `δ` of the fit, when it has one.
+    fn fit(&self) -> Option<(f64, f64)> {
         if self.w <= 0.0 {
-            return PRIOR_BETA;
+            return None;
         }
         let (mn, mt) = (self.n / self.w, self.t / self.w);
         let var = self.nn / self.w - mn * mn;
         if var < 0.05 {
-            return PRIOR_BETA;
+            return None;
         }
         let delta = (self.nt / self.w - mn * mt) / var;
         let t0 = mt - delta * mn;
-        if !(delta > 0.0 && t0 + delta > 0.0) {
+        (delta > 0.0 && t0 + delta > 0.0).then_some((t0, delta))
+    }
+
+    /// `beta` for a step of `seqs` decoding sequences.
+    pub fn beta(&self, seqs: usize) -> f64 {
+        let Some((t0, delta)) = self.fit() else {
             return PRIOR_BETA;
-        }
+        };
         let share = t0.max(0.0) / seqs.max(1) as f64;
         (delta / (share + delta)).clamp(0.01, 1.0)
     }

@@ -262,25 +262,46 @@ pub struct RunArgs {
     pub spec: SpecArgs,
 }
 
-/// Speculative decoding flags (`owl run`, `owl chat`, `owl serve`).
-#[derive(Args, Clone, Copy)]
+/// Speculative decoding flags (`owl run`, `owl chat`, `owl serve`). Unset flags take
+/// `owl_engine::SpecConfig::default()`'s values.
+#[derive(Args, Clone, Default)]
 pub struct SpecArgs {
-    /// Speculative decoding: `auto` guesses tokens ahead from the context (prompt lookup) and
-    /// pauses while its guesses fail; `ngram` always guesses when the context has a match;
-    /// `off`. The reply is the same either way, only faster where it repeats its context.
-    #[arg(long, value_name = "MODE", default_value = "auto")]
-    pub spec: owl_engine::SpecMode,
-    /// Most tokens guessed ahead per step.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub draft_max: usize,
+    /// Speculative decoding: `auto` (the default) guesses tokens ahead from the context (prompt
+    /// lookup) and pauses while its guesses fail; `ngram` always guesses when the context has
+    /// a match; `draft` guesses with a smaller model of the same vocabulary (`--draft-model`);
+    /// `off`. The reply is the same either way, only faster where the guesses are right.
+    #[arg(long, value_name = "MODE")]
+    pub spec: Option<owl_engine::SpecMode>,
+    /// Most tokens guessed ahead per step (default 8).
+    #[arg(long, value_name = "N")]
+    pub draft_max: Option<usize>,
+    /// The model that guesses for `--spec draft` (implied by this flag): a name or a path, of
+    /// the same vocabulary and much smaller than the model it guesses for.
+    #[arg(long, value_name = "MODEL")]
+    pub draft_model: Option<String>,
 }
 
 impl SpecArgs {
-    pub fn config(&self) -> owl_engine::SpecConfig {
-        owl_engine::SpecConfig {
-            mode: self.spec,
-            max_draft: self.draft_max,
-        }
+    pub fn config(&self) -> anyhow::Result<owl_engine::SpecConfig> {
+        use owl_engine::SpecMode;
+        let d = owl_engine::SpecConfig::default();
+        let mode = match (self.spec, &self.draft_model) {
+            (None, Some(_)) => SpecMode::Draft,
+            (Some(SpecMode::Draft), None) => {
+                anyhow::bail!("--spec draft needs --draft-model MODEL (a smaller model of the same vocabulary)")
+            }
+            (Some(m), Some(_)) if m != SpecMode::Draft => {
+                anyhow::bail!(
+                    "--draft-model goes with --spec draft, not --spec {}",
+                    m.name()
+                )
+            }
+            (m, _) => m.unwrap_or(d.mode),
+        };
+        Ok(owl_engine::SpecConfig {
+            mode,
+            max_draft: self.draft_max.unwrap_or(d.max_draft),
+        })
     }
 }
 

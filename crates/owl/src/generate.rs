@@ -65,8 +65,17 @@ fn open(
     }
     let n_ctx = bundle.n_ctx;
     let mut cfg = EngineConfig::single(n_ctx);
-    cfg.spec = spec.config();
-    let m = bundle.start(cfg)?;
+    cfg.spec = spec.config()?;
+    let draft = match &spec.draft_model {
+        Some(name) => {
+            let d = crate::models::resolve(Some(name))?;
+            let b = ModelBundle::open(&d.path, &args.open_options(Some(n_ctx))?)
+                .with_context(|| format!("cannot open the draft model '{}'", d.name))?;
+            Some(b)
+        }
+        None => None,
+    };
+    let m = bundle.start_with_draft(cfg, draft)?;
     if let Some((path, scale)) = &adapter {
         let loaded = m
             .engine

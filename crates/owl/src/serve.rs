@@ -69,7 +69,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
             queue: a.queue,
             kv_tokens: a.kv_tokens,
             quantize: crate::cli::quantize_at_load(a.quantize.as_deref(), false)?,
-            spec: a.spec.config(),
+            spec: a.spec.config()?,
+            draft_model: match &a.spec.draft_model {
+                Some(m) => Some(crate::models::resolve(Some(m))?.path),
+                None => None,
+            },
         },
         catalog: Arc::new(StoreCatalog::new(store, named)),
         default_model,

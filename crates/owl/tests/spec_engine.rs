@@ -159,3 +159,113 @@ fn speculation_never_changes_a_reply() {
         }
     }
 }
+
+/// An engine guessing with the draft model at `draft`.
+fn start_drafting(path: &Path, draft: &Path, n_ctx: usize, parallel: usize) -> EngineHandle {
+    let mut cfg = EngineConfig::new(n_ctx, parallel);
+    cfg.spec = SpecConfig {
+        mode: SpecMode::Draft,
+        max_draft: 6,
+    };
+    open(path, n_ctx)
+        .start_with_draft(cfg, Some(open(draft, n_ctx)))
+        .expect("engine")
+        .engine
+}
+
+#[test]
+fn a_draft_model_changes_the_speed_never_the_reply() {
+    let path = owl_testkit::tiny_model("llama");
+    let tok = open(&path, 128).tokenizer;
+    let reqs = requests(&tok);
+    let reference = {
+        let e = start(&path, 96, 1, SpecMode::Off);
+        let out = run_all(&e, &reqs, false);
+        e.shutdown(Duration::from_secs(1));
+        out
+    };
+    // The model as its own draft guesses right; a random model of the same vocabulary (another
+    // architecture) mostly wrong. Either way the replies are the reference's, alone and batched.
+    for (draft, agrees) in [("llama", true), ("qwen2", false)] {
+        let draft = owl_testkit::tiny_model(draft);
+        for (parallel, together) in [(1, false), (4, true)] {
+            let e = start_drafting(&path, &draft, 96, parallel);
+            let out = run_all(&e, &reqs, together);
+            let drafted = EngineStats::get(&e.stats().spec_drafted);
+            let accepted = EngineStats::get(&e.stats().spec_accepted);
+            e.shutdown(Duration::from_secs(1));
+            for (i, (a, b)) in reference.iter().zip(&out).enumerate() {
+                assert_eq!(
+                    a,
+                    b,
+                    "request {i}: draft {}, parallel {parallel}",
+                    draft.display()
+                );
+            }
+            assert!(
+                drafted > 0,
+                "{}: the draft model never guessed",
+                draft.display()
+            );
+            assert!(accepted <= drafted);
+            if agrees {
+                assert!(
+                    accepted > 0,
+                    "its own draft: {accepted} of {drafted} accepted"
+                );
+            }
+        }
+    }
+    // Greedy replies with the model as its own draft: nearly every guess is right. (It drafts
+    // little: a draft pass costs as much as the checked pass, so once measured, guessing no
+    // longer pays and the policy pauses, retrying now and then.)
+    let greedy: Vec<Request> = reqs
+        .iter()
+        .filter(|r| r.sampling.temperature == 0.0)
+        .cloned()
+        .collect();
+    let e = start_drafting(&path, &path, 96, 1);
+    let out = run_all(&e, &greedy, false);
+    let drafted = EngineStats::get(&e.stats().spec_drafted);
+    let accepted = EngineStats::get(&e.stats().spec_accepted);
+    e.shutdown(Duration::from_secs(1));
+    let want: Vec<&Outcome> = reference
+        .iter()
+        .zip(&reqs)
+        .filter(|(_, r)| r.sampling.temperature == 0.0)
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(out.iter().collect::<Vec<_>>(), want);
+    assert!(
+        accepted * 10 >= drafted * 9 && drafted > 0,
+        "its own greedy draft: {accepted} of {drafted} accepted"
+    );
+}
+
+#[test]
+fn a_draft_model_of_another_vocabulary_is_refused() {
+    let path = owl_testkit::tiny_model("llama");
+    let other = owl_testkit::fixture_path("hf/tiny-deepseek2.gguf");
+    let mut cfg = EngineConfig::new(64, 1);
+    cfg.spec = SpecConfig {
+        mode: SpecMode::Draft,
+        max_draft: 4,
+    };
+    let err = open(&path, 64)
+        .start_with_draft(cfg.clone(), Some(open(&other, 64)))
+        .err()
+        .expect("a draft model of another vocabulary starts");
+    assert!(err.to_string().contains("vocabulary"), "{err}");
+    // Draft mode without a draft model, or a draft model in another mode: clear errors.
+    let err = open(&path, 64)
+        .start(cfg.clone())
+        .err()
+        .expect("no draft model");
+    assert!(err.to_string().contains("draft model"), "{err}");
+    cfg.spec.mode = SpecMode::Auto;
+    let err = open(&path, 64)
+        .start_with_draft(cfg, Some(open(&path, 64)))
+        .err()
+        .expect("a draft model in auto mode");
+    assert!(err.to_string().contains("'draft'"), "{err}");
+}

@@ -47,6 +47,9 @@ pub struct ModelOptions {
     pub quantize: Option<owl_engine::QuantizeAtLoad>,
     /// Speculative decoding (`--spec`, `--draft-max`).
     pub spec: owl_engine::SpecConfig,
+    /// The draft model of `--spec draft`: it guesses for every served model of its
+    /// vocabulary; the others fall back to `auto`.
+    pub draft_model: Option<PathBuf>,
 }
 
 impl ModelOptions {
@@ -67,6 +70,7 @@ impl Default for ModelOptions {
             kv_tokens: None,
             quantize: None,
             spec: owl_engine::SpecConfig::default(),
+            draft_model: None,
         }
     }
 }

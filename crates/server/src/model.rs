@@ -2,7 +2,7 @@
 //! through the engine's one way of opening a model (`owl_engine::ModelBundle`).
 
 use anyhow::{Context, Result};
-use owl_engine::{ComputeGate, EngineConfig, ModelBundle, OpenOptions, RunningModel};
+use owl_engine::{ComputeGate, EngineConfig, ModelBundle, OpenOptions, RunningModel, SpecMode};
 
 use crate::config::ModelOptions;
 
@@ -25,5 +25,27 @@ pub fn load_gated(opts: &ModelOptions, gate: Option<ComputeGate>) -> Result<Load
     cfg.kv_tokens = opts.kv_tokens;
     cfg.gate = gate;
     cfg.spec = opts.spec;
-    bundle.start(cfg).context("cannot start the engine")
+    let draft = match (&opts.draft_model, opts.spec.mode) {
+        (Some(path), SpecMode::Draft) => {
+            let mut o = OpenOptions::from_env(Some(opts.threads.max(1)), Some(bundle.n_ctx));
+            o.quantize = opts.quantize;
+            let d = ModelBundle::open(path, &o).context("cannot open the draft model")?;
+            match owl_engine::check_draft_vocabulary(&d.tokenizer, &bundle.tokenizer) {
+                Ok(()) => Some(d),
+                Err(why) => {
+                    eprintln!(
+                        "owl serve: {}: the draft model {} {why}; this model guesses by prompt lookup (--spec auto)",
+                        opts.path.display(),
+                        path.display()
+                    );
+                    cfg.spec.mode = SpecMode::Auto;
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    bundle
+        .start_with_draft(cfg, draft)
+        .context("cannot start the engine")
 }

@@ -46,6 +46,7 @@ fn app() -> (axum::Router, ModelPool) {
                 kv_tokens: None,
                 quantize: None,
                 spec: Default::default(),
+                draft_model: None,
             },
             keep_alive: KeepAlive::Forever,
             max_memory: u64::MAX,

@@ -32,6 +32,7 @@ fn pool(keep_alive: KeepAlive, max_memory: u64) -> ModelPool {
                 kv_tokens: None,
                 quantize: None,
                 spec: Default::default(),
+                draft_model: None,
             },
             keep_alive,
             max_memory,

@@ -46,6 +46,7 @@ fn load(parallel: usize, queue: usize, threads: usize, ctx: Option<usize>) -> Lo
         kv_tokens: None,
         quantize: None,
         spec: Default::default(),
+        draft_model: None,
     })
     .expect("load the default model")
 }

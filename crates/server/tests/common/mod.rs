@@ -34,6 +34,7 @@ fn load() -> owl_server::LoadedModel {
         kv_tokens: None,
         quantize: None,
         spec: Default::default(),
+        draft_model: None,
     })
     .expect("load the tiny model")
 }
