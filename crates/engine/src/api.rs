@@ -159,6 +159,9 @@ pub struct EngineStats {
     /// Tokens guessed ahead by speculative decoding, and how many of them were right.
     pub spec_drafted: AtomicU64,
     pub spec_accepted: AtomicU64,
+    /// The part of those two that the draft model guessed (`--spec draft`).
+    pub spec_model_drafted: AtomicU64,
+    pub spec_model_accepted: AtomicU64,
 }
 
 impl EngineStats {

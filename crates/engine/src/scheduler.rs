@@ -49,8 +49,12 @@ struct Client {
     /// The LoRA adapter it generates with, held until it ends (unloading its name does not
     /// take it away).
     adapter: Option<Arc<Adapter>>,
-    /// When and how far it guesses ahead (speculative decoding).
+    /// When and how far it guesses ahead (speculative decoding): by prompt lookup, and with
+    /// the draft model (`--spec draft`), whose guesses cost a draft pass each.
     spec: Policy,
+    model_spec: Policy,
+    /// Whether this step's draft came from the draft model (which policy learns from it).
+    drafted_by_model: bool,
 }
 
 impl Client {
@@ -255,6 +259,8 @@ impl Scheduler {
                     sampler,
                     adapter,
                     spec: Policy::new(self.cfg.spec),
+                    model_spec: Policy::new(self.cfg.spec),
+                    drafted_by_model: false,
                 };
                 self.clients.insert(id, client);
                 self.planner.enqueue(seq);
@@ -381,7 +387,8 @@ impl Scheduler {
     }
 
     /// Gives each decoding sequence that may guess ahead a draft to check in this step's pass
-    /// (see `crate::spec`). Not for constrained sequences (their masks are computed one token
+    /// (see `crate::spec`): from its own context when that has a match, else from the draft
+    /// model when there is one. Not for constrained sequences (their masks are computed one token
     /// at a time) nor for sliding-window caches (a rejected draft would already have pushed
     /// positions out of the window).
     fn propose_drafts(&mut self) {
@@ -390,8 +397,9 @@ impl Scheduler {
         }
         let n_ctx = self.cfg.n_ctx;
         let decoding = self.planner.running.iter().filter(|s| s.decoding()).count();
-        // A draft model's guess costs a draft pass besides the checked position.
-        let per_guess = self.step_cost.beta(decoding)
+        // A checked position costs `beta` of a pass; a draft model's guess a draft pass too.
+        let beta = self.step_cost.beta(decoding);
+        let model_guess = beta
             + self
                 .draft
                 .as_ref()
@@ -415,16 +423,21 @@ impl Scheduler {
                 .max_tokens
                 .saturating_sub(s.generated + 1)
                 .min(n_ctx.saturating_sub(s.tokens.len() + 1));
-            let max = c.spec.budget(per_guess).min(room);
-            match (&self.draft, s.slot) {
-                (Some(_), Some(slot)) if max > 0 => asks.push(DraftRequest {
-                    slot,
-                    tokens: &s.tokens,
-                    max,
-                    out: &mut s.draft,
-                }),
-                (Some(_), _) => {}
-                (None, _) => spec::ngram_draft(&s.tokens, max, &mut s.draft),
+            // Prompt lookup first (its guesses cost nothing to make), then the draft model.
+            c.drafted_by_model = false;
+            let max = c.spec.budget(beta).min(room);
+            spec::ngram_draft(&s.tokens, max, &mut s.draft);
+            if let (Some(_), Some(slot), true) = (&self.draft, s.slot, s.draft.is_empty()) {
+                let max = c.model_spec.budget(model_guess).min(room);
+                if max > 0 {
+                    c.drafted_by_model = true;
+                    asks.push(DraftRequest {
+                        slot,
+                        tokens: &s.tokens,
+                        max,
+                        out: &mut s.draft,
+                    });
+                }
             }
         }
         if let Some(d) = self.draft.as_mut() {
@@ -654,11 +667,26 @@ impl Scheduler {
             if drafted > 0 {
                 if self.debug_steps {
                     eprintln!(
-                        "spec: drafted {drafted} accepted {accepted} (beta alone {:.3})",
-                        self.step_cost.beta(1)
+                        "spec: drafted {drafted} accepted {accepted} (beta alone {:.3}{})",
+                        self.step_cost.beta(1),
+                        if c.drafted_by_model {
+                            ", draft model"
+                        } else {
+                            ""
+                        }
                     );
                 }
-                c.spec.record(drafted, accepted);
+                if c.drafted_by_model {
+                    c.model_spec.record(drafted, accepted);
+                    self.stats
+                        .spec_model_drafted
+                        .fetch_add(drafted as u64, Ordering::Relaxed);
+                    self.stats
+                        .spec_model_accepted
+                        .fetch_add(accepted as u64, Ordering::Relaxed);
+                } else {
+                    c.spec.record(drafted, accepted);
+                }
                 self.stats
                     .spec_drafted
                     .fetch_add(drafted as u64, Ordering::Relaxed);

@@ -567,3 +567,56 @@ fn a_reader_that_leaves_early_is_not_a_panic() {
         out.status
     );
 }
+
+#[test]
+fn a_draft_model_gives_the_same_reply_and_bad_spec_flags_are_clear_errors() {
+    let m = tiny();
+    let prompt = "one two three four five one two three four five one two three";
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--raw",
+            "--model",
+            &m,
+            "--temperature",
+            "0",
+            "-n",
+            "24",
+            "--ignore-eos",
+        ];
+        args.extend_from_slice(extra);
+        args.push(prompt);
+        owl(&args, None)
+    };
+    let off = run(&["--spec", "off"]);
+    assert!(off.status.success(), "{}", text(&off.stderr));
+    // The real default model guesses for the tiny one (same vocabulary): right or wrong, the
+    // reply is the unspeculated one.
+    let d = model();
+    for extra in [
+        vec!["--draft-model", d.as_str()],
+        vec![
+            "--spec",
+            "draft",
+            "--draft-model",
+            m.as_str(),
+            "--draft-max",
+            "3",
+        ],
+    ] {
+        let out = run(&extra);
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), text(&off.stdout), "{extra:?}");
+    }
+    assert_clean_failure(&run(&["--spec", "draft"]), "--draft-model");
+    assert_clean_failure(
+        &run(&["--spec", "ngram", "--draft-model", m.as_str()]),
+        "--spec draft",
+    );
+    assert_clean_failure(&run(&["--draft-model", "/nonexistent/draft.gguf"]), "draft");
+    let other = owl_testkit::fixture_path("hf/tiny-deepseek2.gguf");
+    assert_clean_failure(
+        &run(&["--draft-model", &other.to_string_lossy()]),
+        "vocabulary",
+    );
+}

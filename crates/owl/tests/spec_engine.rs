@@ -191,8 +191,9 @@ fn a_draft_model_changes_the_speed_never_the_reply() {
         for (parallel, together) in [(1, false), (4, true)] {
             let e = start_drafting(&path, &draft, 96, parallel);
             let out = run_all(&e, &reqs, together);
-            let drafted = EngineStats::get(&e.stats().spec_drafted);
-            let accepted = EngineStats::get(&e.stats().spec_accepted);
+            let drafted = EngineStats::get(&e.stats().spec_model_drafted);
+            let accepted = EngineStats::get(&e.stats().spec_model_accepted);
+            assert!(drafted <= EngineStats::get(&e.stats().spec_drafted));
             e.shutdown(Duration::from_secs(1));
             for (i, (a, b)) in reference.iter().zip(&out).enumerate() {
                 assert_eq!(
@@ -226,8 +227,8 @@ fn a_draft_model_changes_the_speed_never_the_reply() {
         .collect();
     let e = start_drafting(&path, &path, 96, 1);
     let out = run_all(&e, &greedy, false);
-    let drafted = EngineStats::get(&e.stats().spec_drafted);
-    let accepted = EngineStats::get(&e.stats().spec_accepted);
+    let drafted = EngineStats::get(&e.stats().spec_model_drafted);
+    let accepted = EngineStats::get(&e.stats().spec_model_accepted);
     e.shutdown(Duration::from_secs(1));
     let want: Vec<&Outcome> = reference
         .iter()

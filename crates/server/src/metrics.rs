@@ -209,7 +209,7 @@ impl Metrics {
             counter(
                 &mut out,
                 "owl_spec_draft_tokens_total",
-                "Tokens guessed ahead by speculative decoding (prompt lookup) and checked.",
+                "Tokens guessed ahead by speculative decoding (prompt lookup or a draft model) and checked.",
                 g(|s| &s.spec_drafted),
             );
             counter(
@@ -217,6 +217,18 @@ impl Metrics {
                 "owl_spec_accepted_tokens_total",
                 "Guessed tokens that were right (each one a token without its own pass).",
                 g(|s| &s.spec_accepted),
+            );
+            counter(
+                &mut out,
+                "owl_spec_draft_model_tokens_total",
+                "The part of owl_spec_draft_tokens_total guessed by the draft model (--spec draft).",
+                g(|s| &s.spec_model_drafted),
+            );
+            counter(
+                &mut out,
+                "owl_spec_draft_model_accepted_tokens_total",
+                "The part of owl_spec_accepted_tokens_total guessed by the draft model.",
+                g(|s| &s.spec_model_accepted),
             );
         }
         self.ttft.render(
