@@ -247,9 +247,9 @@ fn linear_many_with(
     let a_row = owl_quant::row_bytes(aty, cols);
     act.bytes.resize(a_row * n_tokens, 0);
     // Quantize activations once: [n_tokens, a_row] bytes.
-    for (t, dst) in act.bytes.chunks_exact_mut(a_row).enumerate() {
-        quantize(&x[t * cols..(t + 1) * cols], dst);
-    }
+    quantize_tokens(pool, n_tokens, a_row, &mut act.bytes, |t, dst| {
+        quantize(&x[t * cols..(t + 1) * cols], dst)
+    });
 
     struct Part<'a> {
         w: &'a [u8],
@@ -458,15 +458,14 @@ fn linear_repacked(
     let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
     act.bytes.resize(a_row * n_tokens, 0);
     // Quantize activations once: [n_tokens, a_row] bytes.
-    for (t, dst) in act.bytes.chunks_exact_mut(a_row).enumerate() {
+    let (acts, quantize) = (p.acts, q8(p.acts.quant_type()));
+    quantize_tokens(pool, n_tokens, a_row, &mut act.bytes, |t, dst| {
         let x = &x[t * cols..(t + 1) * cols];
-        match p.acts {
-            Activations::Q8K => q8(GgmlType::Q8_K)(x, dst),
-            Activations::Q8_0WithSums => quantize_q8_0_with_sums(q8(GgmlType::Q8_0), x, dst),
-            Activations::Q8_0 => q8(GgmlType::Q8_0)(x, dst),
-            Activations::Q8_1 => q8(GgmlType::Q8_1)(x, dst),
+        match acts {
+            Activations::Q8_0WithSums => quantize_q8_0_with_sums(quantize, x, dst),
+            _ => quantize(x, dst),
         }
-    }
+    });
     let nb = cols / block_cols;
     let group_bytes = nb * block_bytes;
 
@@ -527,8 +526,74 @@ fn linear_repacked(
     });
 }
 
+/// Tokens from which a batch's activations are quantized by all the pool's threads: a wide
+/// decode step (many sequences) spent a tenth of its time quantizing on one thread while the
+/// others waited. Below it, the fork costs more than it saves.
+const PARALLEL_QUANTIZE_MIN: usize = 8;
+
+/// Quantizes `n_tokens` rows of activations into `dst` (`a_row` bytes each) with `one(t, row)`,
+/// split over the pool's threads for wide batches. Rows are independent, so the bytes never
+/// depend on the split.
+fn quantize_tokens(
+    pool: &ThreadPool,
+    n_tokens: usize,
+    a_row: usize,
+    dst: &mut [u8],
+    one: impl Fn(usize, &mut [u8]) + Sync,
+) {
+    assert_eq!(dst.len(), n_tokens * a_row, "quantize_tokens: buffer shape");
+    if n_tokens < PARALLEL_QUANTIZE_MIN || pool.n_threads() == 1 {
+        for (t, row) in dst.chunks_exact_mut(a_row).enumerate() {
+            one(t, row);
+        }
+        return;
+    }
+    let out = SharedMut::new(dst);
+    let (n_chunks, per) = chunking(n_tokens, pool.n_threads(), 1, 4);
+    pool.run_chunks(n_chunks, |c, _thread| {
+        for t in c * per..((c + 1) * per).min(n_tokens) {
+            // SAFETY: row t (bytes t·a_row .. (t + 1)·a_row, inside `dst` by the assert) is
+            // written by this chunk only.
+            one(t, unsafe { out.slice(t * a_row, a_row) });
+        }
+    });
+}
+
 /// Bytes of quantized activations per token tile of the repacked path (a share of L2).
 const REPACKED_TILE_BYTES: usize = 128 * 1024;
 
 /// Bytes of quantized activations per token tile (a share of a 32 KiB L1 data cache).
 const TILE_BYTES: usize = 16 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_batches_quantize_on_every_thread_to_the_same_bytes() {
+        let cols = 96;
+        let k = Kernels::detect();
+        let q = k.quantize(GgmlType::Q8_0).expect("q8_0 quantizer");
+        let a_row = owl_quant::row_bytes(GgmlType::Q8_0, cols);
+        for n_tokens in [1, 7, 8, 9, 33] {
+            let x: Vec<f32> = (0..n_tokens * cols)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let mut want = vec![0u8; n_tokens * a_row];
+            for (t, row) in want.chunks_exact_mut(a_row).enumerate() {
+                q(&x[t * cols..(t + 1) * cols], row);
+            }
+            for threads in [1, 2, 3] {
+                let pool = ThreadPool::new(threads);
+                let mut got = vec![0u8; n_tokens * a_row];
+                let seen = std::sync::atomic::AtomicUsize::new(0);
+                quantize_tokens(&pool, n_tokens, a_row, &mut got, |t, row| {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    q(&x[t * cols..(t + 1) * cols], row)
+                });
+                assert_eq!(got, want, "{n_tokens} tokens, {threads} threads");
+                assert_eq!(seen.into_inner(), n_tokens, "each row once");
+            }
+        }
+    }
+}

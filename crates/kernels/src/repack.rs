@@ -98,6 +98,15 @@ pub enum Activations {
 }
 
 impl Activations {
+    /// The quantized type of the rows (with sums or not).
+    pub fn quant_type(self) -> GgmlType {
+        match self {
+            Activations::Q8K => GgmlType::Q8_K,
+            Activations::Q8_0WithSums | Activations::Q8_0 => GgmlType::Q8_0,
+            Activations::Q8_1 => GgmlType::Q8_1,
+        }
+    }
+
     /// Bytes of one block's activations (per `block_cols` columns).
     pub fn block_bytes(self) -> usize {
         match self {

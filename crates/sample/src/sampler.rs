@@ -16,6 +16,10 @@ pub struct Sampler {
     chain: Vec<Box<dyn LogitsProcessor>>,
     selector: Box<dyn Selector>,
     candidates: Candidates,
+    /// Plain argmax (greedy, no bias, no penalties): read straight from the logits, without
+    /// building the candidate list (a wide decode step samples one row per sequence on the
+    /// engine thread, and copying 49k–152k candidates per row was most of that time).
+    argmax_only: bool,
 }
 
 impl Sampler {
@@ -34,6 +38,7 @@ impl Sampler {
                 params.presence_penalty,
             )));
         }
+        let argmax_only = params.is_greedy() && chain.is_empty();
         let selector: Box<dyn Selector> = if params.is_greedy() {
             // Filters and temperature cannot change the argmax: skip them.
             Box::new(Greedy)
@@ -52,7 +57,9 @@ impl Sampler {
             }
             Box::new(Dist::new(params.seed))
         };
-        Ok(Self::from_parts(chain, selector))
+        let mut s = Self::from_parts(chain, selector);
+        s.argmax_only = argmax_only;
+        Ok(s)
     }
 
     /// Builds a sampler from a custom chain (no validation involved).
@@ -61,6 +68,7 @@ impl Sampler {
             chain,
             selector,
             candidates: Candidates::new(),
+            argmax_only: false,
         }
     }
 
@@ -94,6 +102,9 @@ impl Sampler {
         if logits.is_empty() {
             return Err(SampleError::EmptyLogits);
         }
+        if self.argmax_only {
+            return Ok(argmax_of_logits(logits));
+        }
         self.candidates.fill_from_logits(logits);
         for p in &mut self.chain {
             p.apply(&mut self.candidates, history);
@@ -107,9 +118,51 @@ impl Sampler {
     }
 }
 
+/// [`Greedy`]'s choice made on raw logits: the highest, NaN as −∞, ties (−0 and +0 too) to
+/// the lowest id.
+fn argmax_of_logits(logits: &[f32]) -> u32 {
+    let mut best = (0u32, f32::NEG_INFINITY);
+    for (id, &l) in (0u32..).zip(logits) {
+        if crate::candidates::sanitize(l) > best.1 {
+            best = (id, l);
+        }
+    }
+    best.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_argmax_shortcut_chooses_as_the_greedy_selector() {
+        let mut rows: Vec<Vec<f32>> = vec![
+            vec![1.0, 3.0, f32::NAN, 3.0, -0.0],
+            vec![0.0, -0.0],
+            vec![-0.0, 0.0],
+            vec![f32::NEG_INFINITY; 3],
+            vec![f32::NAN, f32::NAN],
+            vec![f32::NAN, -1e30, f32::INFINITY, f32::INFINITY],
+        ];
+        let mut x = 12345u32;
+        rows.extend((0..50).map(|_| {
+            (0..300)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    // Few distinct values: many ties.
+                    ((x >> 16) % 17) as f32 - 8.0
+                })
+                .collect()
+        }));
+        for row in &rows {
+            let mut c = Candidates::new();
+            c.fill_from_logits(row);
+            assert_eq!(argmax_of_logits(row), Greedy.select(&c), "{row:?}");
+        }
+        let mut s = Sampler::new(SamplingParams::greedy()).expect("greedy");
+        assert!(s.argmax_only);
+        assert_eq!(s.sample(&rows[0], &[]), 1);
+    }
 
     #[test]
     fn chain_order_matches_llama_cpp_default() {
