@@ -580,8 +580,10 @@ impl Scheduler {
     fn commit(&mut self, work: &[Work]) {
         let mut finished = std::mem::take(&mut self.finished);
         finished.clear();
-        // Chunk index in the batch where each work item starts.
+        // Chunk index in the batch where each work item starts, and the first logit row not
+        // yet visited (rows come in chunk order).
         let mut chunk = 0;
+        let mut row_cursor = 0;
         for w in work {
             let s = &mut self.planner.running[w.seq];
             let Some(c) = self.clients.get_mut(&s.id) else {
@@ -599,10 +601,10 @@ impl Scheduler {
             if split > p0 && s.wants_prompt_logits {
                 if let Some(pl) = c.prompt_logprobs.as_mut() {
                     let n_top = c.req.logprobs.unwrap_or(0);
-                    for (i, &(ch, r)) in self.logits.rows.iter().enumerate() {
-                        if ch != chunk {
-                            continue;
-                        }
+                    let rows = self.logits.chunk_rows(chunk, row_cursor);
+                    row_cursor = rows.start;
+                    for i in rows {
+                        let r = self.logits.rows[i].1;
                         let next = p0 + r + 1;
                         if next < s.prompt_len && pl.len() == next {
                             let (lp, top) = top_logprobs(self.logits.row(i), s.tokens[next], n_top);
@@ -621,16 +623,12 @@ impl Scheduler {
                 continue;
             }
             // Row j of a drafted chunk follows the pending token and the first j draft tokens.
-            let first_row = if drafted > 0 {
-                self.logits
-                    .rows
-                    .iter()
-                    .position(|&(ch, _)| ch == last_chunk)
-            } else {
-                self.logits
-                    .rows
-                    .iter()
-                    .rposition(|&(ch, _)| ch == last_chunk)
+            let rows = self.logits.chunk_rows(last_chunk, row_cursor);
+            row_cursor = rows.end;
+            let first_row = match (rows.is_empty(), drafted > 0) {
+                (true, _) => None,
+                (false, true) => Some(rows.start),
+                (false, false) => Some(rows.end - 1),
             };
             let Some(first_row) = first_row else {
                 finished.push((

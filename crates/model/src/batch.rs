@@ -119,6 +119,16 @@ impl Logits {
         &self.data[i * self.n_vocab..(i + 1) * self.n_vocab]
     }
 
+    /// The output rows of chunk `chunk`, looked for from row `from` on. Rows come in chunk
+    /// order, so a caller visiting chunks in order passes the previous answer's `end` and the
+    /// whole walk is linear in the rows.
+    pub fn chunk_rows(&self, chunk: usize, from: usize) -> std::ops::Range<usize> {
+        let rest = self.rows.get(from..).unwrap_or(&[]);
+        let start = from + rest.iter().take_while(|&&(c, _)| c < chunk).count();
+        let rest = self.rows.get(start..).unwrap_or(&[]);
+        start..start + rest.iter().take_while(|&&(c, _)| c == chunk).count()
+    }
+
     /// The last logit row of chunk `chunk`, if it produced any.
     pub fn last_of_chunk(&self, chunk: usize) -> Option<&[f32]> {
         let i = self.rows.iter().rposition(|&(c, _)| c == chunk)?;
