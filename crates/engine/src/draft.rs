@@ -111,9 +111,10 @@ impl DraftModel {
     /// Writes up to `r.max` greedy guesses into each `r.out`. A request whose slot cannot get
     /// pages, or a pass that fails, gets fewer (maybe none): drafting is only ever an offer.
     pub fn propose(&mut self, reqs: &mut [DraftRequest<'_>]) {
+        let busy: Vec<usize> = reqs.iter().map(|r| r.slot).collect();
         for r in reqs.iter_mut() {
             r.out.clear();
-            if r.max > 0 && !r.tokens.is_empty() && !self.prepare(r) {
+            if r.max > 0 && !r.tokens.is_empty() && !self.prepare(r, &busy) {
                 r.max = 0;
             }
         }
@@ -192,8 +193,10 @@ impl DraftModel {
     }
 
     /// Keeps what the slot holds of `r.tokens` (never the pending token itself, whose logits
-    /// give the first guess) and gives it pages through the last guess. `false`: no pages.
-    fn prepare(&mut self, r: &DraftRequest<'_>) -> bool {
+    /// give the first guess) and gives it pages through the last guess, freeing the slots of
+    /// sequences that do not draft in this call (not in `busy`) if pages run out. `false`: no
+    /// pages even so.
+    fn prepare(&mut self, r: &DraftRequest<'_>, busy: &[usize]) -> bool {
         let held = &self.held[r.slot];
         let common = held
             .iter()
@@ -210,7 +213,7 @@ impl DraftModel {
         }
         // Out of pages: free the slots of sequences that are not drafting now.
         for s in 0..self.held.len() {
-            if s != r.slot && !self.held[s].is_empty() {
+            if !busy.contains(&s) && !self.held[s].is_empty() {
                 self.kv.release(s);
                 self.held[s].clear();
             }
