@@ -69,7 +69,13 @@ fn open(
     let draft = match &spec.draft_model {
         Some(name) => {
             let d = crate::models::resolve(Some(name))?;
-            let b = ModelBundle::open(&d.path, &args.open_options(Some(n_ctx))?)
+            let mut o = args.open_options(Some(n_ctx))?;
+            // `--quantize` applies to a draft model only where it can (not an error when it is
+            // quantized already).
+            if let Some(q) = o.quantize.as_mut() {
+                q.strict = false;
+            }
+            let b = ModelBundle::open(&d.path, &o)
                 .with_context(|| format!("cannot open the draft model '{}'", d.name))?;
             Some(b)
         }
