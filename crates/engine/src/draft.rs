@@ -240,7 +240,7 @@ impl DraftModel {
             r.max = r.out.len();
             return;
         };
-        let best = argmax(row);
+        let best = owl_sample::argmax_of_logits(row);
         if (best as usize) < self.n_vocab_main {
             r.out.push(best);
         } else {
@@ -277,28 +277,5 @@ pub fn check_draft_vocabulary(draft: &Tokenizer, main: &Tokenizer) -> Result<(),
             main.token_text(id).unwrap_or("")
         )),
         None => Ok(()),
-    }
-}
-
-/// The first index of the largest value (NaN never wins).
-fn argmax(row: &[f32]) -> u32 {
-    let mut best = (0usize, f32::NEG_INFINITY);
-    for (i, &v) in row.iter().enumerate() {
-        if v > best.1 {
-            best = (i, v);
-        }
-    }
-    best.0 as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::argmax;
-
-    #[test]
-    fn argmax_takes_the_first_largest_and_skips_nan() {
-        assert_eq!(argmax(&[0.5, 2.0, 2.0, -1.0]), 1);
-        assert_eq!(argmax(&[f32::NAN, 1.0, 0.0]), 1);
-        assert_eq!(argmax(&[]), 0);
     }
 }

@@ -42,5 +42,5 @@ pub use error::SampleError;
 pub use logprobs::top_logprobs;
 pub use params::SamplingParams;
 pub use rng::{splitmix64, Xoshiro256StarStar};
-pub use sampler::Sampler;
+pub use sampler::{argmax_of_logits, Sampler};
 pub use selectors::{Dist, Greedy};

@@ -119,8 +119,8 @@ impl Sampler {
 }
 
 /// [`Greedy`]'s choice made on raw logits: the highest, NaN as −∞, ties (−0 and +0 too) to
-/// the lowest id.
-fn argmax_of_logits(logits: &[f32]) -> u32 {
+/// the lowest id; 0 for no logits.
+pub fn argmax_of_logits(logits: &[f32]) -> u32 {
     let mut best = (0u32, f32::NEG_INFINITY);
     for (id, &l) in (0u32..).zip(logits) {
         if crate::candidates::sanitize(l) > best.1 {
@@ -159,6 +159,7 @@ mod tests {
             c.fill_from_logits(row);
             assert_eq!(argmax_of_logits(row), Greedy.select(&c), "{row:?}");
         }
+        assert_eq!(argmax_of_logits(&[]), 0, "no logits");
         let mut s = Sampler::new(SamplingParams::greedy()).expect("greedy");
         assert!(s.argmax_only);
         assert_eq!(s.sample(&rows[0], &[]), 1);
