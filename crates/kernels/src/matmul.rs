@@ -66,11 +66,11 @@ impl QMatrix {
     }
 
     /// This matrix in a layout `linear` multiplies faster, if there is one for its type and
-    /// shape and it is used by default (`OWL_REPACK_K56=1` adds the opt-in ones; the repacked
+    /// shape and it is used by default (`OWL_REPACK_OPT_IN=1` adds opt-in ones; the repacked
     /// bytes are owned; the source is left untouched). Matrices that are also read row by row
     /// (embeddings) must stay in `Layout::Rows`.
     pub fn repacked(&self) -> Option<QMatrix> {
-        self.repacked_with(std::env::var_os("OWL_REPACK_K56").is_some_and(|v| v == "1"))
+        self.repacked_with(std::env::var_os("OWL_REPACK_OPT_IN").is_some_and(|v| v == "1"))
     }
 
     /// [`QMatrix::repacked`], with the opt-in layouts included when `opt_in` (tests and

@@ -45,8 +45,13 @@
 //!
 //! Q8_0×8 ([`Q80_X8_BLOCK`] bytes per 32 columns of eight rows, the size of eight `Q8_0`
 //! blocks): `d[8]: f16` at 0, then 8 groups of 32 bytes at 16, byte `4r + i` of group `g` being
-//! row `r`'s value at column `4g + i`. Per block, `acc = fma(d_row·d_tok, Σ w·y, acc)`; the
-//! signed weights meet `maddubs` through ggml's sign trick (`|w|` times `y` with `w`'s sign).
+//! row `r`'s value at column `4g + i`. Its activations are `Q8_0` rows with their block sums,
+//! as Q4_0×8's. Per block, `acc = fma(d_row·d_tok, Σ w·y, acc)`, the integer computed either
+//! with ggml's sign trick (`|w|` times `y` with `w`'s sign: AVX2's `maddubs`) or, where VNNI's
+//! `vpdpbusd` (u8 × i8) is, as `Σ (w ^ 0x80)·y - 128·Σ y`: flipping the sign bit makes the
+//! bytes the unsigned `w + 128`, one `vpxor` per eight rows and four columns shared by all
+//! tokens of a call, where the sign trick costs a `vpsignb` per token. The integer is the same
+//! either way, so so are the bits.
 //!
 //! Q5_K×8 ([`Q5K_X8_BLOCK`] bytes per super-block): Q4_K×8's first 160 bytes (`d`, `dmin`,
 //! scales, mins), then per 32-column sub-block `s` 160 bytes at `160 + 160s`
@@ -130,8 +135,9 @@ pub struct Packed {
     pub repack: fn(&[u8], usize, usize) -> Option<Vec<u8>>,
     /// The scalar reference (the kernel table's default).
     pub reference: GemmX8Fn,
-    /// Used without asking. Q6_K×8 and Q5_K×8 are opt-in (`OWL_REPACK_K56=1`) until a quiet
-    /// whole-model run shows them faster: under load, decoding measured slower with them.
+    /// Used without asking. A new layout starts opt-in (`OWL_REPACK_OPT_IN=1`) until a quiet
+    /// whole-model run shows it faster; every layout here has passed that (Q6_K×8 and Q5_K×8 on
+    /// 2026-12-05: a Q4_K_M prompt 1.12–1.20× faster, decoding no slower).
     pub by_default: bool,
 }
 
@@ -182,7 +188,7 @@ pub static PACKED: [Packed; 7] = [
         ty: GgmlType::Q8_0,
         block_cols: 32,
         block_bytes: Q80_X8_BLOCK,
-        acts: Activations::Q8_0,
+        acts: Activations::Q8_0WithSums,
         repack: repack_q8_0_x8,
         reference: gemm_q8_0_x8_scalar,
         by_default: true,
@@ -195,7 +201,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8K,
         repack: repack_q6_k_x8,
         reference: gemm_q6_k_x8_scalar,
-        by_default: false,
+        by_default: true,
     },
     Packed {
         layout: Layout::Q5KX8,
@@ -205,7 +211,7 @@ pub static PACKED: [Packed; 7] = [
         acts: Activations::Q8K,
         repack: repack_q5_k_x8,
         reference: gemm_q5_k_x8_scalar,
-        by_default: false,
+        by_default: true,
     },
 ];
 
@@ -691,7 +697,8 @@ pub fn repack_q8_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
 }
 
 /// The Q8_0×8 reference: `out[t][r]` for one group of eight rows (`w`: `nb` blocks of
-/// [`Q80_X8_BLOCK`] bytes) and up to four tokens of `Q8_0` activations.
+/// [`Q80_X8_BLOCK`] bytes) and up to four tokens of `Q8_0` activations with their sums (which
+/// the reference does not need: its integer is the plain `Σ w·y`).
 pub fn gemm_q8_0_x8_scalar(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; X8]]) {
     for (a, out) in a.iter().zip(out.iter_mut()) {
         let mut acc = [0f32; X8];

@@ -417,7 +417,6 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
         repack::quantize_q8_0_with_sums(q8_0, x, &mut a);
         a
     };
-    let q8_0_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_0, x);
     let q4_1_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_1, x);
     let cases: [Repacked<'_>; 7] = [
         Repacked {
@@ -443,7 +442,7 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
             cols: 5 * 32,
             block_cols: 32,
             block_bytes: repack::Q80_X8_BLOCK,
-            acts_of: &q8_0_acts,
+            acts_of: &q4_0_acts,
             reference: repack::gemm_q8_0_x8_scalar,
             kernel: |k| k.repacked(owl_kernels::Layout::Q80X8).expect("kernel"),
         },

@@ -211,7 +211,7 @@ unsafe fn q4_1_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
 }
 
 /// # Safety
-/// AVX2/FMA/F16C present; `w` holds `nb` Q8_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks.
+/// AVX2/FMA/F16C present; `w` holds `nb` Q8_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks (and their sums, unread here).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
     let ones = _mm256_set1_epi16(1);

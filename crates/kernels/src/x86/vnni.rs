@@ -336,7 +336,7 @@ macro_rules! vnni_kernels {
 
         /// # Safety
         /// The level's features (`$features`) present; `w` holds `nb` Q8_0×8 blocks and each `y[t]`
-        /// `nb` `Q8_0` blocks.
+        /// `nb` `Q8_0` blocks followed by their `nb` sums.
         #[target_feature(enable = $features)]
         unsafe fn q8_0_x8<const T: usize>(
             nb: usize,
@@ -347,18 +347,28 @@ macro_rules! vnni_kernels {
             for b in 0..nb {
                 // SAFETY: block b of the group and of every token is in bounds (caller's contract).
                 let wb = unsafe { w.add(b * Q80_X8_BLOCK) };
-                // Two accumulators per token (even and odd groups) to halve the `vpdpbusd` chain.
+                let flip = _mm256_set1_epi8(i8::MIN);
+                // Two accumulators per token (even and odd groups) to halve the `vpdpbusd` chain;
+                // the odd one starts at -128·Σy, which takes the weights' offset back out.
                 let mut sumi = [[_mm256_setzero_si256(); 2]; T];
+                for t in 0..T {
+                    // SAFETY: token t's block-b sum (i16 after its nb blocks).
+                    let s = unsafe {
+                        y[t].add(nb * q8_0::TYPE_SIZE + 2 * b)
+                            .cast::<i16>()
+                            .read_unaligned()
+                    };
+                    sumi[t][1] = _mm256_set1_epi32(-128 * i32::from(i16::from_le(s)));
+                }
                 for g in 0..8 {
-                    // SAFETY: group g (32 bytes) at 16 + 32g.
-                    let v = unsafe { load32(wb.add(16 + 32 * g)) };
-                    // Signed × signed through u8 × i8: |w| times y with w's sign (y is never -128).
-                    let av = _mm256_abs_epi8(v);
+                    // SAFETY: group g (32 bytes) at 16 + 32g. Its sign bits flipped: the unsigned
+                    // w + 128, which `vpdpbusd` takes as it is.
+                    let v = _mm256_xor_si256(unsafe { load32(wb.add(16 + 32 * g)) }, flip);
                     for t in 0..T {
                         // SAFETY: columns 4g..4g + 4 of token t's block b (qs at 2).
                         let yv = unsafe { bcast4(y[t].add(b * q8_0::TYPE_SIZE + 2 + 4 * g)) };
                         let s = &mut sumi[t][g % 2];
-                        *s = $dpbusd(*s, av, _mm256_sign_epi8(yv, v));
+                        *s = $dpbusd(*s, v, yv);
                     }
                 }
                 // SAFETY: d[8] (f16) at 0.
