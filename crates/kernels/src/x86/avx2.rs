@@ -1,9 +1,9 @@
 //! AVX2 kernels. Each mirrors the lane structure of ggml's x86 kernel for the same format (eight
 //! f32 lanes, each accumulating the integer sum of four adjacent products times the block
 //! scales, then the same horizontal reduction), so on an AVX2 machine owl's dot products give
-//! the same bits as llama.cpp's. The activation quantizers use ggml's x86 formula too
-//! (`id = 127 / amax`, round half to even), which can differ from the portable reference by one
-//! step on exact ties; tests bound that difference.
+//! the same bits as llama.cpp's. The activation quantizers (`avx2_act_quant.rs`) use ggml's x86
+//! formula too (`id = 127 / amax`, round half to even), which can differ from the portable
+//! reference by one step on exact ties; tests bound that difference.
 
 use std::arch::x86_64::*;
 
@@ -15,8 +15,6 @@ use crate::attention::{PagedRow, KV_PAGE};
 use crate::Kernels;
 
 pub(super) fn register(k: &mut Kernels) {
-    k.set_quantize(GgmlType::Q8_0, quantize_q8_0, "quantize_q8_0/x86");
-    k.set_quantize(GgmlType::Q8_1, quantize_q8_1, "quantize_q8_1/x86");
     k.set_vec_dot(GgmlType::Q4_1, vec_dot_q4_1_q8_1, "q4_1·q8_1/avx2");
     k.set_vec_dot(GgmlType::Q8_0, vec_dot_q8_0_q8_0, "q8_0·q8_0/avx2");
     k.set_vec_dot_x4(GgmlType::Q4_1, vec_dot_q4_1_q8_1_x4, "q4_1·q8_1 x4/avx2");
@@ -489,40 +487,6 @@ unsafe fn dot_f16_bytes(n: usize, pa: *const u8, pb: *const u8) -> f32 {
         res += (f16::from_bits(x).to_f32() * f16::from_bits(y).to_f32()) as f64;
     }
     res as f32
-}
-
-/// Scale and quantized values of one 32-element block, the x86 way.
-#[inline]
-fn quantize_block_32(x: &[f32], qs: &mut [u8]) -> (f32, i32) {
-    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
-    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-    let mut sum = 0i32;
-    for (q, &v) in qs.iter_mut().zip(x) {
-        // Round half to even (as _mm256_round_ps does) without a libm call: adding and
-        // subtracting 1.5 * 2^23 leaves the nearest integer for |x| <= 2^22 (here |x| <= 127).
-        let r = ((v * id + 12_582_912.0) - 12_582_912.0) as i32;
-        sum += r;
-        *q = r as i8 as u8;
-    }
-    (d, sum)
-}
-
-/// Q8_0 activations: per block `d: f16, qs: [i8; 32]`.
-pub fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
-    for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(34)) {
-        let (d, _) = quantize_block_32(xb, &mut ob[2..34]);
-        ob[0..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
-    }
-}
-
-/// Q8_1 activations: per block `d: f16, s: f16 (= d * sum(qs)), qs: [i8; 32]`.
-pub fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
-    for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(36)) {
-        let (d, sum) = quantize_block_32(xb, &mut ob[4..36]);
-        ob[0..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
-        ob[2..4].copy_from_slice(&f16::from_f32(d * sum as f32).to_le_bytes());
-    }
 }
 
 /// Q4_1 · Q8_1 as ggml's AVX2 kernel: per block, the 32 nibbles against the 32 activation

@@ -7,6 +7,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_act_quant;
+#[cfg(target_arch = "x86_64")]
 mod avx2_gemm_float;
 #[cfg(target_arch = "x86_64")]
 mod avx2_gemm_panel;
@@ -52,6 +54,7 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
     #[cfg(target_arch = "x86_64")]
     {
         avx2::register(k);
+        avx2_act_quant::register(k);
         avx2_gemm_float::register(k);
         avx2_gemm_panel::register(k);
         avx2_quants::register(k);
