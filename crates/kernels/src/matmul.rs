@@ -437,7 +437,7 @@ fn linear_repacked(
     jobs: &mut [(&QMatrix, &mut [f32])],
     act: &mut ActBuffer,
 ) {
-    use crate::repack::{quantize_q8_0_with_sums, Activations, X8};
+    use crate::repack::{quantize_q8_0_with_sums, quantize_q8_1_with_scales, Activations, X8};
     let (cols, layout) = (jobs[0].0.cols, jobs[0].0.layout);
     if jobs.len() > MAX_FUSED
         || jobs
@@ -463,6 +463,7 @@ fn linear_repacked(
         let x = &x[t * cols..(t + 1) * cols];
         match acts {
             Activations::Q8_0WithSums => quantize_q8_0_with_sums(quantize, x, dst),
+            Activations::Q8_1WithScales => quantize_q8_1_with_scales(quantize, x, dst),
             _ => quantize(x, dst),
         }
     });

@@ -27,13 +27,14 @@
 //!
 //! Q4_0×8 ([`Q40_X8_BLOCK`] bytes per 32 columns of eight rows, the size of eight `Q4_0`
 //! blocks): `d[8]: f16` at 0, then 4 chunks of 32 bytes at 16 arranged as Q4_K×8's chunks. Its
-//! activations are `Q8_0` rows followed by each block's integer sum (`i16`, see
+//! activations are `Q8_0` rows followed by each block's `d` as `f32` and integer sum (`i32`, see
 //! [`quantize_q8_0_with_sums`]): per block, `acc = fma(d_row·d_tok, Σ q·y - 8·Σ y, acc)` with
 //! the 4-bit `q` unsigned, so the 4-bit values need no sign handling and the offset costs one
 //! subtraction per eight rows.
 //!
 //! Q4_1×8 ([`Q41_X8_BLOCK`] bytes, the size of eight `Q4_1` blocks): `d[8]: f16` at 0,
-//! `m[8]: f16` at 16, then Q4_0×8's chunks at 32. Against `Q8_1` activations (`d`, `s = d·Σy`):
+//! `m[8]: f16` at 16, then Q4_0×8's chunks at 32. Against `Q8_1` activations (`d`, `s = d·Σy`;
+//! the kernels read both from the `f32` copies [`quantize_q8_1_with_scales`] appends):
 //! per block `acc += fma(d_row·d_tok, Σ q·y, m_row·s_tok)`: the scale and minimum terms,
 //! which nearly cancel, are combined inside each block (as ggml's reference does) before
 //! anything is accumulated, so no large partial sums lose the small result's bits.
@@ -94,12 +95,16 @@ use owl_quant::{q4_0, q4_1, q4_k, q5_0, q5_k, q6_k, q8_0, q8_1, q8_k, QuantFn, Q
 pub enum Activations {
     /// `Q8_K` rows.
     Q8K,
-    /// `Q8_0` rows followed by each block's `i16` sum ([`quantize_q8_0_with_sums`]).
+    /// `Q8_0` rows followed by each block's `d` as `f32` and the `i32` sum of its values
+    /// ([`quantize_q8_0_with_sums`]).
     Q8_0WithSums,
     /// `Q8_0` rows.
     Q8_0,
     /// `Q8_1` rows.
     Q8_1,
+    /// `Q8_1` rows followed by each block's `d` and `s` again as `f32`
+    /// ([`quantize_q8_1_with_scales`]).
+    Q8_1WithScales,
 }
 
 impl Activations {
@@ -108,7 +113,7 @@ impl Activations {
         match self {
             Activations::Q8K => GgmlType::Q8_K,
             Activations::Q8_0WithSums | Activations::Q8_0 => GgmlType::Q8_0,
-            Activations::Q8_1 => GgmlType::Q8_1,
+            Activations::Q8_1 | Activations::Q8_1WithScales => GgmlType::Q8_1,
         }
     }
 
@@ -116,9 +121,10 @@ impl Activations {
     pub fn block_bytes(self) -> usize {
         match self {
             Activations::Q8K => q8_k::TYPE_SIZE,
-            Activations::Q8_0WithSums => q8_0::TYPE_SIZE + 2,
+            Activations::Q8_0WithSums => q8_0::TYPE_SIZE + 8,
             Activations::Q8_0 => q8_0::TYPE_SIZE,
             Activations::Q8_1 => q8_1::TYPE_SIZE,
+            Activations::Q8_1WithScales => q8_1::TYPE_SIZE + 8,
         }
     }
 }
@@ -168,7 +174,7 @@ pub static PACKED: [Packed; 7] = [
         ty: GgmlType::Q4_1,
         block_cols: 32,
         block_bytes: Q41_X8_BLOCK,
-        acts: Activations::Q8_1,
+        acts: Activations::Q8_1WithScales,
         repack: repack_q4_1_x8,
         reference: gemm_q4_1_x8_scalar,
         by_default: true,
@@ -557,23 +563,52 @@ pub fn repack_q4_0_x8(src: &[u8], rows: usize, cols: usize) -> Option<Vec<u8>> {
     })
 }
 
-/// Bytes of one token's activations for Q4_0×8: `Q8_0` blocks, then one `i16` sum per block.
+/// Bytes of one token's activations for Q4_0×8, Q5_0×8 and Q8_0×8: `Q8_0` blocks, then
+/// `[d: f32, sum: i32]` per block.
 pub fn q8_0_with_sums_bytes(cols: usize) -> usize {
-    cols / 32 * (q8_0::TYPE_SIZE + 2)
+    cols / 32 * (q8_0::TYPE_SIZE + 8)
 }
 
-/// `x` quantized to `Q8_0` by `quantize` (any ISA's; they agree bit for bit), followed by the
-/// sum of each block's 32 quantized values as a little-endian `i16`.
+/// `x` quantized to `Q8_0` by `quantize` (any ISA's; they agree bit for bit), followed per
+/// block by its `d` widened to `f32` (exactly) and the sum of its 32 quantized values as an
+/// `i32`, little-endian. The kernels broadcast both straight from memory: the `f16` scale
+/// cost a broadcast and a conversion per block and token.
 pub fn quantize_q8_0_with_sums(quantize: QuantFn, x: &[f32], dst: &mut [u8]) {
     let nb = x.len() / 32;
-    let (q, sums) = dst.split_at_mut(nb * q8_0::TYPE_SIZE);
+    let (q, extras) = dst.split_at_mut(nb * q8_0::TYPE_SIZE);
     quantize(x, q);
-    for (blk, s) in q
+    for (blk, out) in q
         .chunks_exact(q8_0::TYPE_SIZE)
-        .zip(sums.chunks_exact_mut(2))
+        .zip(extras.chunks_exact_mut(8))
     {
+        let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
         let sum: i32 = blk[2..34].iter().map(|&v| i32::from(v as i8)).sum();
-        s.copy_from_slice(&(sum as i16).to_le_bytes());
+        out[..4].copy_from_slice(&d.to_le_bytes());
+        out[4..].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+/// Bytes of one token's activations for Q4_1×8: `Q8_1` blocks, then `[d, s]: f32` per block.
+pub fn q8_1_with_scales_bytes(cols: usize) -> usize {
+    cols / 32 * (q8_1::TYPE_SIZE + 8)
+}
+
+/// `x` quantized to `Q8_1` by `quantize` (any ISA's; they agree bit for bit), followed by each
+/// block's `d` and `s` widened to little-endian `f32` (exactly: every `f16` is an `f32`). A
+/// kernel then broadcasts a token's scales straight from memory, where the `f16` pair cost a
+/// broadcast and a conversion each per block and token: four of the nine vector operations
+/// of the Q4_1×8 kernels' per-block epilogue.
+pub fn quantize_q8_1_with_scales(quantize: QuantFn, x: &[f32], dst: &mut [u8]) {
+    let nb = x.len() / 32;
+    let (q, scales) = dst.split_at_mut(nb * q8_1::TYPE_SIZE);
+    quantize(x, q);
+    for (blk, out) in q
+        .chunks_exact(q8_1::TYPE_SIZE)
+        .zip(scales.chunks_exact_mut(8))
+    {
+        let f = |o: usize| half::f16::from_le_bytes([blk[o], blk[o + 1]]).to_f32();
+        out[..4].copy_from_slice(&f(0).to_le_bytes());
+        out[4..].copy_from_slice(&f(q8_1::S).to_le_bytes());
     }
 }
 
@@ -602,8 +637,8 @@ fn offset_reference(
         for b in 0..nb {
             let wb = &w[b * block_bytes..(b + 1) * block_bytes];
             let ab = &a[b * q8_0::TYPE_SIZE..(b + 1) * q8_0::TYPE_SIZE];
-            let s = nb * q8_0::TYPE_SIZE + 2 * b;
-            let sum_y = i32::from(i16::from_le_bytes([a[s], a[s + 1]]));
+            let s = nb * q8_0::TYPE_SIZE + 8 * b + 4;
+            let sum_y = i32::from_le_bytes([a[s], a[s + 1], a[s + 2], a[s + 3]]);
             let d_tok = half::f16::from_le_bytes([ab[0], ab[1]]).to_f32();
             for (r, acc) in acc.iter_mut().enumerate() {
                 let dot: i32 = (0..32)
@@ -770,6 +805,9 @@ mod tests {
                     match p.acts {
                         Activations::Q8_0WithSums => {
                             quantize_q8_0_with_sums(q8_0::quantize, &x, &mut a)
+                        }
+                        Activations::Q8_1WithScales => {
+                            quantize_q8_1_with_scales(q8_1::quantize, &x, &mut a)
                         }
                         _ => a.copy_from_slice(&row),
                     }

@@ -417,7 +417,12 @@ fn repacked_layouts_match_their_reference_and_the_row_layout() {
         repack::quantize_q8_0_with_sums(q8_0, x, &mut a);
         a
     };
-    let q4_1_acts = |x: &[f32]| quantize(&scalar, GgmlType::Q8_1, x);
+    let q8_1 = scalar.quantize(GgmlType::Q8_1).expect("q8_1");
+    let q4_1_acts = |x: &[f32]| {
+        let mut a = vec![0u8; repack::q8_1_with_scales_bytes(x.len())];
+        repack::quantize_q8_1_with_scales(q8_1, x, &mut a);
+        a
+    };
     let cases: [Repacked<'_>; 7] = [
         Repacked {
             ty: GgmlType::Q4_K,

@@ -52,6 +52,12 @@ fn acts(p: &Packed, x: &[f32]) -> Vec<u8> {
         Activations::Q8K => q(GgmlType::Q8_K),
         Activations::Q8_0 => q(GgmlType::Q8_0),
         Activations::Q8_1 => q(GgmlType::Q8_1),
+        Activations::Q8_1WithScales => {
+            let mut a = vec![0u8; repack::q8_1_with_scales_bytes(x.len())];
+            let q8_1 = k.quantize(GgmlType::Q8_1).expect("q8_1");
+            repack::quantize_q8_1_with_scales(q8_1, x, &mut a);
+            a
+        }
         Activations::Q8_0WithSums => {
             let mut a = vec![0u8; repack::q8_0_with_sums_bytes(x.len())];
             let q8_0 = k.quantize(GgmlType::Q8_0).expect("q8_0");
