@@ -216,6 +216,29 @@ impl RopeConfig {
     /// `x0*c - x1*s` and `x0*s + x1*c` on FMA hardware (as llama.cpp's native x86 builds do):
     /// `fma(x0, c, -(x1*s))` and `fma(x0, s, x1*c)`. Without, plain products and sums.
     pub fn apply(&self, x: &mut [f32], head_dim: usize, cos_sin: &[(f32, f32)], fused: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if fused && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: FMA was detected just above.
+            unsafe { self.apply_fma(x, head_dim, cos_sin) };
+            return;
+        }
+        self.rotate(x, head_dim, cos_sin, fused);
+    }
+
+    /// `apply` with `fused`, compiled for FMA: outside such a function `f32::mul_add` is a call
+    /// to libm's `fmaf` per product (the same bits, but a wide decode step spent 1.7 % of its
+    /// time in those calls).
+    ///
+    /// # Safety
+    /// The CPU has FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    unsafe fn apply_fma(&self, x: &mut [f32], head_dim: usize, cos_sin: &[(f32, f32)]) {
+        self.rotate(x, head_dim, cos_sin, true);
+    }
+
+    #[inline(always)]
+    fn rotate(&self, x: &mut [f32], head_dim: usize, cos_sin: &[(f32, f32)], fused: bool) {
         let half = self.n_dims / 2;
         for head in x.chunks_exact_mut(head_dim) {
             for (i, &(c, s)) in cos_sin.iter().enumerate().take(half) {
@@ -261,6 +284,30 @@ mod tests {
             out[b] = x0 * t.sin() + x1 * t.cos();
         }
         out
+    }
+
+    /// The fused rotation (the FMA-compiled path where the CPU has FMA) is exactly
+    /// `fma(x0, c, -(x1*s))` and `fma(x0, s, x1*c)`, bit for bit.
+    #[test]
+    fn fused_rotation_is_exactly_the_two_fmas() {
+        let cfg = RopeConfig::new(64, 10000.0, 1.0, RopeOrder::Neox);
+        let x: Vec<f32> = (0..128)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.173)
+            .collect();
+        for pos in [1u32, 7, 999] {
+            let mut cs = vec![(0.0, 0.0); 32];
+            cfg.angles(pos, &mut cs, true);
+            let mut y = x.clone();
+            cfg.apply(&mut y, 64, &cs, true);
+            for head in 0..2 {
+                for (i, &(c, s)) in cs.iter().enumerate() {
+                    let (a, b) = (64 * head + i, 64 * head + i + 32);
+                    let (x0, x1) = (x[a], x[b]);
+                    assert_eq!(y[a].to_bits(), x0.mul_add(c, -(x1 * s)).to_bits());
+                    assert_eq!(y[b].to_bits(), x0.mul_add(s, x1 * c).to_bits());
+                }
+            }
+        }
     }
 
     #[test]
