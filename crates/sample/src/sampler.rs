@@ -120,14 +120,37 @@ impl Sampler {
 
 /// [`Greedy`]'s choice made on raw logits: the highest, NaN as −∞, ties (−0 and +0 too) to
 /// the lowest id; 0 for no logits.
+///
+/// Two passes, because one pass that tracks the index is a chain of branches the compiler
+/// cannot vectorize, and a wide decode step takes this for every sequence over the whole
+/// vocabulary on the engine thread while the other threads wait: first the largest value, eight
+/// independent lanes at a time (a NaN never wins a `>`, so it counts as −∞), then the first
+/// position holding it (`==` treats −0 and +0 as equal, as `>` does).
 pub fn argmax_of_logits(logits: &[f32]) -> u32 {
-    let mut best = (0u32, f32::NEG_INFINITY);
-    for (id, &l) in (0u32..).zip(logits) {
-        if crate::candidates::sanitize(l) > best.1 {
-            best = (id, l);
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = logits.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            if v > *m {
+                *m = v;
+            }
         }
     }
-    best.0
+    let mut max = f32::NEG_INFINITY;
+    for &v in lanes.iter().chain(rest) {
+        if v > max {
+            max = v;
+        }
+    }
+    if max == f32::NEG_INFINITY {
+        // Nothing beats −∞ (all −∞ or NaN): the first id, as the selector.
+        return 0;
+    }
+    logits
+        .iter()
+        .position(|&v| v == max)
+        .map_or(0, |p| p as u32)
 }
 
 #[cfg(test)]
@@ -143,6 +166,11 @@ mod tests {
             vec![f32::NEG_INFINITY; 3],
             vec![f32::NAN, f32::NAN],
             vec![f32::NAN, -1e30, f32::INFINITY, f32::INFINITY],
+            vec![f32::NAN, f32::NEG_INFINITY],
+            // The largest in the tail after whole lanes, then in a lane after the tail's value.
+            (0..13).map(|i| if i == 12 { 5.0 } else { -1.0 }).collect(),
+            (0..19).map(|i| [0.5, 2.0, 1.0][i % 3]).collect(),
+            (0..17).map(|i| if i == 9 { -0.0 } else { -2.0 }).collect(),
         ];
         let mut x = 12345u32;
         rows.extend((0..50).map(|_| {
