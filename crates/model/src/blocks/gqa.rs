@@ -216,6 +216,7 @@ impl Gqa {
 
         let cos_sin = &mut s.cos_sin[..self.rope.n_dims / 2];
         let fused = cx.kernels.rope_fused();
+        let to_f16 = cx.kernels.scale_to_f16();
         for c in &batch.chunks {
             for i in 0..c.len {
                 let row = c.start + i;
@@ -225,7 +226,8 @@ impl Gqa {
                     .apply(&mut q[row * q_dim..(row + 1) * q_dim], hd, cos_sin, fused);
                 self.rope
                     .apply(&mut k[row * kv_dim..(row + 1) * kv_dim], hd, cos_sin, fused);
-                kv.store(
+                kv.store_with(
+                    to_f16,
                     c.slot,
                     layer,
                     pos,

@@ -173,7 +173,7 @@ impl Mla {
                 for head in qr.chunks_exact_mut(k_head) {
                     self.rope.apply(&mut head[nope..], rot, cos_sin, fused);
                 }
-                kv.store(c.slot, layer, pos, kr, &[]);
+                kv.store_with(cx.kernels.scale_to_f16(), c.slot, layer, pos, kr, &[]);
             }
         }
         cx.trace("Kcur", Some(layer), kvr);
