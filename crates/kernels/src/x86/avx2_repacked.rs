@@ -76,23 +76,15 @@ pub(super) fn rows_of<const T: usize>(acc: [__m256; T]) -> [[f32; X8]; T] {
     })
 }
 
-/// Token activations' `d` of block `b` in all lanes and the block's sum, from the `[d: f32,
-/// sum: i32]` pairs that `crate::repack::quantize_q8_0_with_sums` appends after the `nb`
-/// `Q8_0` blocks.
+/// The little-endian f16 at `p` as f32 in all eight lanes.
 ///
 /// # Safety
-/// `y` holds `nb` `Q8_0` blocks followed by `nb` such pairs, and `b < nb`.
+/// `p` points to two readable bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q8_0_extras(y: *const u8, nb: usize, b: usize) -> (__m256, i32) {
-    // SAFETY: the pair of block b lies inside the extras (caller's contract); unaligned reads.
-    unsafe {
-        let p = y.add(nb * q8_0::TYPE_SIZE + 8 * b);
-        (
-            _mm256_set1_ps(p.cast::<f32>().read_unaligned()),
-            i32::from_le(p.add(4).cast::<i32>().read_unaligned()),
-        )
-    }
+pub(super) unsafe fn f16_broadcast(p: *const u8) -> __m256 {
+    // SAFETY: two bytes at `p` (caller's contract); unaligned read.
+    _mm256_cvtph_ps(_mm_set1_epi16(unsafe { p.cast::<i16>().read_unaligned() }))
 }
 
 /// Token activations' `d` and `s` of block `b` in all lanes, from the `f32` copies that
@@ -135,7 +127,7 @@ pub(super) fn fifth_bit<const I: i32>(h: __m256i) -> __m256i {
 
 /// # Safety
 /// AVX2/FMA/F16C present; `w` holds `nb` Q5_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks
-/// followed by their `nb` `[d, sum]` pairs.
+/// followed by their `nb` sums.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
     let m4 = _mm256_set1_epi8(0x0f);
@@ -181,9 +173,18 @@ unsafe fn q5_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
         // SAFETY: d[8] (f16) at 0.
         let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
         for t in 0..T {
-            // SAFETY: token t's block-b scale and sum (after its nb blocks).
-            let (dt, sum) = unsafe { q8_0_extras(y[t], nb, b) };
-            let sum16 = _mm256_set1_epi32(16 * sum);
+            // SAFETY: token t's block b scale (f16 at its start) and sum (i16 after all blocks).
+            let (dt, sum16) = unsafe {
+                let blk = y[t].add(b * q8_0::TYPE_SIZE);
+                let s = y[t]
+                    .add(nb * q8_0::TYPE_SIZE + 2 * b)
+                    .cast::<i16>()
+                    .read_unaligned();
+                (
+                    f16_broadcast(blk),
+                    _mm256_set1_epi32(16 * i32::from(i16::from_le(s))),
+                )
+            };
             let dot = _mm256_sub_epi32(sumi[t], sum16);
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
         }
@@ -227,7 +228,7 @@ unsafe fn q4_1_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
 }
 
 /// # Safety
-/// AVX2/FMA/F16C present; `w` holds `nb` Q8_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks and their `[d, sum]` pairs (the sums unread here).
+/// AVX2/FMA/F16C present; `w` holds `nb` Q8_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks (and their sums, unread here).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
     let ones = _mm256_set1_epi16(1);
@@ -253,8 +254,11 @@ unsafe fn q8_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
         // SAFETY: d[8] (f16) at 0.
         let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
         for t in 0..T {
-            // SAFETY: token t's block-b scale (after its nb blocks).
-            let (dt, _) = unsafe { q8_0_extras(y[t], nb, b) };
+            // SAFETY: token t's block b scale (f16 at its start).
+            let dt = unsafe {
+                let blk = y[t].add(b * q8_0::TYPE_SIZE);
+                f16_broadcast(blk)
+            };
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
         }
     }
@@ -263,7 +267,7 @@ unsafe fn q8_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
 
 /// # Safety
 /// AVX2/FMA/F16C present; `w` holds `nb` Q4_0×8 blocks and each `y[t]` `nb` `Q8_0` blocks
-/// followed by their `nb` `[d, sum]` pairs.
+/// followed by their `nb` sums.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) -> [[f32; X8]; T] {
     let ones = _mm256_set1_epi16(1);
@@ -276,9 +280,18 @@ unsafe fn q4_0_x8<const T: usize>(nb: usize, w: *const u8, y: [*const u8; T]) ->
         // SAFETY: d[8] (f16) at 0.
         let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
         for t in 0..T {
-            // SAFETY: token t's block-b scale and sum (after its nb blocks).
-            let (dt, sum) = unsafe { q8_0_extras(y[t], nb, b) };
-            let sum8 = _mm256_set1_epi32(8 * sum);
+            // SAFETY: token t's block b scale (f16 at its start) and sum (i16 after all blocks).
+            let (dt, sum8) = unsafe {
+                let blk = y[t].add(b * q8_0::TYPE_SIZE);
+                let s = y[t]
+                    .add(nb * q8_0::TYPE_SIZE + 2 * b)
+                    .cast::<i16>()
+                    .read_unaligned();
+                (
+                    f16_broadcast(blk),
+                    _mm256_set1_epi32(8 * i32::from(i16::from_le(s))),
+                )
+            };
             let dot = _mm256_sub_epi32(_mm256_madd_epi16(acc16[t], ones), sum8);
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
         }

@@ -41,7 +41,7 @@ macro_rules! vnni_kernels {
             Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK, Q80_X8_BLOCK, X8,
         };
         use crate::x86::avx2_repacked::{
-            fifth_bit, k_mins, q6_k_values, q8_0_extras, q8_1_scales, rows_of,
+            f16_broadcast, fifth_bit, k_mins, q6_k_values, q8_1_scales, rows_of,
         };
         use crate::x86::common::*;
         use crate::{Kernels, Layout};
@@ -207,7 +207,7 @@ macro_rules! vnni_kernels {
 
         /// # Safety
         /// The level's features (`$features`) present; `w` holds `nb` Q4_0×8 blocks and each `y[t]`
-        /// `nb` `Q8_0` blocks followed by their `nb` `[d, sum]` pairs.
+        /// `nb` `Q8_0` blocks followed by their `nb` sums.
         #[target_feature(enable = $features)]
         unsafe fn q4_0_x8<const T: usize>(
             nb: usize,
@@ -225,9 +225,18 @@ macro_rules! vnni_kernels {
                 // SAFETY: d[8] (f16) at 0.
                 let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
                 for t in 0..T {
-                    // SAFETY: token t's block-b scale and sum (after its nb blocks).
-                    let (dt, sum) = unsafe { q8_0_extras(y[t], nb, b) };
-                    let sum8 = _mm256_set1_epi32(8 * sum);
+                    // SAFETY: token t's block b scale (f16 at its start) and sum (i16 after all blocks).
+                    let (dt, sum8) = unsafe {
+                        let blk = y[t].add(b * q8_0::TYPE_SIZE);
+                        let s = y[t]
+                            .add(nb * q8_0::TYPE_SIZE + 2 * b)
+                            .cast::<i16>()
+                            .read_unaligned();
+                        (
+                            f16_broadcast(blk),
+                            _mm256_set1_epi32(8 * i32::from(i16::from_le(s))),
+                        )
+                    };
                     let dot = _mm256_sub_epi32(dots[t], sum8);
                     acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
                 }
@@ -275,7 +284,7 @@ macro_rules! vnni_kernels {
 
         /// # Safety
         /// The level's features (`$features`) present; `w` holds `nb` Q5_0×8 blocks and each `y[t]`
-        /// `nb` `Q8_0` blocks followed by their `nb` `[d, sum]` pairs.
+        /// `nb` `Q8_0` blocks followed by their `nb` sums.
         #[target_feature(enable = $features)]
         unsafe fn q5_0_x8<const T: usize>(
             nb: usize,
@@ -305,9 +314,18 @@ macro_rules! vnni_kernels {
                 // SAFETY: d[8] (f16) at 0.
                 let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
                 for t in 0..T {
-                    // SAFETY: token t's block-b scale and sum (after its nb blocks).
-                    let (dt, sum) = unsafe { q8_0_extras(y[t], nb, b) };
-                    let sum16 = _mm256_set1_epi32(16 * sum);
+                    // SAFETY: token t's block b scale (f16 at its start) and sum (i16 after all blocks).
+                    let (dt, sum16) = unsafe {
+                        let blk = y[t].add(b * q8_0::TYPE_SIZE);
+                        let s = y[t]
+                            .add(nb * q8_0::TYPE_SIZE + 2 * b)
+                            .cast::<i16>()
+                            .read_unaligned();
+                        (
+                            f16_broadcast(blk),
+                            _mm256_set1_epi32(16 * i32::from(i16::from_le(s))),
+                        )
+                    };
                     let dot = _mm256_sub_epi32(dots[t], sum16);
                     acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
                 }
@@ -317,7 +335,7 @@ macro_rules! vnni_kernels {
 
         /// # Safety
         /// The level's features (`$features`) present; `w` holds `nb` Q8_0×8 blocks and each `y[t]`
-        /// `nb` `Q8_0` blocks followed by their `nb` `[d, sum]` pairs.
+        /// `nb` `Q8_0` blocks followed by their `nb` sums.
         #[target_feature(enable = $features)]
         unsafe fn q8_0_x8<const T: usize>(
             nb: usize,
@@ -332,12 +350,14 @@ macro_rules! vnni_kernels {
                 // Two accumulators per token (even and odd groups) to halve the `vpdpbusd` chain;
                 // the odd one starts at -128·Σy, which takes the weights' offset back out.
                 let mut sumi = [[_mm256_setzero_si256(); 2]; T];
-                let mut dts = [_mm256_setzero_ps(); T];
                 for t in 0..T {
-                    // SAFETY: token t's block-b scale and sum (after its nb blocks).
-                    let (dt, sum) = unsafe { q8_0_extras(y[t], nb, b) };
-                    dts[t] = dt;
-                    sumi[t][1] = _mm256_set1_epi32(-128 * sum);
+                    // SAFETY: token t's block-b sum (i16 after its nb blocks).
+                    let s = unsafe {
+                        y[t].add(nb * q8_0::TYPE_SIZE + 2 * b)
+                            .cast::<i16>()
+                            .read_unaligned()
+                    };
+                    sumi[t][1] = _mm256_set1_epi32(-128 * i32::from(i16::from_le(s)));
                 }
                 for g in 0..8 {
                     // SAFETY: group g (32 bytes) at 16 + 32g. Its sign bits flipped: the unsigned
@@ -353,9 +373,10 @@ macro_rules! vnni_kernels {
                 // SAFETY: d[8] (f16) at 0.
                 let d = unsafe { _mm256_cvtph_ps(load16(wb)) };
                 for t in 0..T {
+                    // SAFETY: token t's block b scale (f16 at its start).
+                    let dt = unsafe { f16_broadcast(y[t].add(b * q8_0::TYPE_SIZE)) };
                     let dot = _mm256_add_epi32(sumi[t][0], sumi[t][1]);
-                    acc[t] =
-                        _mm256_fmadd_ps(_mm256_mul_ps(d, dts[t]), _mm256_cvtepi32_ps(dot), acc[t]);
+                    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dt), _mm256_cvtepi32_ps(dot), acc[t]);
                 }
             }
             rows_of(acc)
