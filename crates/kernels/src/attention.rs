@@ -125,6 +125,125 @@ pub fn dot_f16_paged_x4_scalar(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4] 
     std::array::from_fn(|j| dot_f16_paged_scalar(&rows[j], b))
 }
 
+/// Most query heads one grouped call handles (`attend_group`, the `dot_f16_group` kernels).
+pub const MAX_GROUP: usize = 4;
+
+/// The reference group product: each row of `b` against `a`, as [`dot_f16_scalar`].
+pub fn dot_f16_group_scalar(a: &[f16], b: &[&[f16]], out: &mut [f32]) {
+    for (o, b) in out.iter_mut().zip(b) {
+        *o = dot_f16_scalar(a, b);
+    }
+}
+
+/// The reference paged group product: each row of `b` against `row`, as
+/// [`dot_f16_paged_scalar`].
+pub fn dot_f16_paged_group_scalar(row: &PagedRow<'_>, b: &[&[f16]], out: &mut [f32]) {
+    for (o, b) in out.iter_mut().zip(b) {
+        *o = dot_f16_paged_scalar(row, b);
+    }
+}
+
+/// Scratch of one grouped call: per head `g`, `scores[g * stride..][..stride]` and
+/// `p16[g * stride..][..stride]` (`stride >= pad_kv(n_kv)`), and `q16[g * d..][..d]`.
+pub struct GroupScratch<'a> {
+    pub scores: &'a mut [f32],
+    pub p16: &'a mut [f16],
+    pub q16: &'a mut [f16],
+    pub stride: usize,
+}
+
+/// [`attend_head`] in decode order for `g = opts.len()` (at most [`MAX_GROUP`]) query heads that
+/// share the KV head `kv` and a window start: `q` is `[g][d]`, `out` `[g][d]`, and every
+/// head's result is bit for bit what `attend_head(.., tiled_order: false, ..)` gives it.
+///
+/// Why: in a decode step every query head of a group read the same K rows and transposed V
+/// rows and converted them from f16 again (SmolLM2 has three heads per KV head, Llama-style
+/// models four to eight); the group kernels read and convert each once. Attention was a fifth
+/// of a 16-sequence decode step.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_group(
+    k: &Kernels,
+    q: &[f32],
+    kv: &HeadView<'_>,
+    n_kv: usize,
+    scale: f32,
+    opts: &[HeadOptions],
+    s: &mut GroupScratch<'_>,
+    out: &mut [f32],
+) {
+    let g = opts.len();
+    assert!(
+        (1..=MAX_GROUP).contains(&g) && opts.iter().all(|o| o.first == opts[0].first),
+        "attend_group: 1..={MAX_GROUP} heads with one window"
+    );
+    let d = q.len() / g;
+    let stride = s.stride;
+    let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
+    assert!(n_pad <= stride, "attend_group: scratch stride");
+    for (qh, q16) in q.chunks_exact(d).zip(s.q16.chunks_exact_mut(d)) {
+        (k.scale_to_f16())(qh, 1.0, q16);
+    }
+    let first = opts[0].first.min(n_kv.saturating_sub(1));
+    let skip = first / KV_PAGE;
+    let lo = skip * KV_PAGE;
+    let mut maxes = [f32::NEG_INFINITY; MAX_GROUP];
+    {
+        let q16: [&[f16]; MAX_GROUP] = std::array::from_fn(|h| {
+            if h < g {
+                &s.q16[h * d..(h + 1) * d]
+            } else {
+                &[]
+            }
+        });
+        let dot = k.dot_f16_group();
+        let mut v = [0f32; MAX_GROUP];
+        for h in 0..g {
+            s.scores[h * stride + lo..h * stride + first].fill(f32::NEG_INFINITY);
+        }
+        for j in first..n_kv {
+            dot(kv.k_row(j, d), &q16[..g], &mut v[..g]);
+            for h in 0..g {
+                let sc = v[h] * scale;
+                s.scores[h * stride + j] = sc;
+                maxes[h] = maxes[h].max(sc);
+            }
+        }
+    }
+    for (h, o) in opts.iter().enumerate() {
+        let mut max = maxes[h];
+        if let Some(sink) = o.sink {
+            max = max.max(sink);
+        }
+        let scores = &mut s.scores[h * stride..h * stride + n_pad];
+        scores[n_kv..].fill(f32::NEG_INFINITY);
+        let mut sum = (k.softmax_exp())(&mut scores[lo..], max);
+        if let Some(sink) = o.sink {
+            sum += (sink - max).exp() as f64;
+        }
+        let inv = (1.0 / sum) as f32;
+        let p16 = &mut s.p16[h * stride + lo..h * stride + n_pad];
+        (k.scale_to_f16())(&scores[lo..], inv, p16);
+        p16[n_kv - lo..].fill(f16::ZERO);
+    }
+    let p16: [&[f16]; MAX_GROUP] = std::array::from_fn(|h| {
+        if h < g {
+            &s.p16[h * stride + lo..h * stride + n_pad]
+        } else {
+            &[]
+        }
+    });
+    let dot_paged = k.dot_f16_paged_group();
+    let mut v = [0f32; MAX_GROUP];
+    for i in 0..d {
+        let mut row = kv.vt_row(i);
+        row.pages = &row.pages[skip..];
+        dot_paged(&row, &p16[..g], &mut v[..g]);
+        for h in 0..g {
+            out[h * d + i] = v[h];
+        }
+    }
+}
+
 /// `out = softmax(scale * K q) V` over the positions `opts.first..n_kv`. `out`: [head_dim].
 ///
 /// `tiled_order` is true when the query's token belongs to a prompt chunk: llama.cpp then
@@ -313,6 +432,110 @@ mod tests {
                             "{isa:?} tiled={tiled} {opts:?} {i}: {} vs {r}",
                             out[i]
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The grouped path gives every head exactly what `attend_head` (decode order) gives it,
+    /// on every ISA, with windows, sinks and scrambled pages; its kernels equal the single dot
+    /// products bit for bit, tails included.
+    #[test]
+    fn grouped_heads_equal_single_heads_bit_for_bit_for_every_isa() {
+        let d = 64;
+        let kv_dim = 2 * d;
+        let page_elems = KV_PAGE * kv_dim;
+        let pages = [2u32, 0, 3];
+        let mut kc = vec![f16::ZERO; 4 * page_elems];
+        let mut vt = vec![f16::ZERO; 4 * page_elems];
+        let val = |a: usize, b: usize, m: usize| ((a * 7 + b * 3) % m) as f32 / m as f32 - 0.5;
+        for j in 0..KV_PAGE * pages.len() {
+            let page = pages[j / KV_PAGE] as usize * page_elems;
+            for i in 0..d {
+                kc[page + (j % KV_PAGE) * kv_dim + d + i] = f16::from_f32(val(j, i, 11));
+                vt[page + (d + i) * KV_PAGE + j % KV_PAGE] = f16::from_f32(val(j + 1, i * 5, 13));
+            }
+        }
+        let view = HeadView {
+            k: &kc,
+            vt: &vt,
+            pages: &pages,
+            page_elems,
+            k_offset: d,
+            k_stride: kv_dim,
+            vt_page_elems: page_elems,
+            vt_offset: d * KV_PAGE,
+        };
+        let q: Vec<f32> = (0..MAX_GROUP * d)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa);
+            // The kernels alone, against the single products.
+            let rows: Vec<Vec<f16>> = (0..6)
+                .map(|r| (0..100).map(|i| f16::from_f32(val(i, r, 17))).collect())
+                .collect();
+            for n in [1usize, 31, 32, 45, 64, 100] {
+                for g in 1..=6 {
+                    let b: Vec<&[f16]> = rows[..g].iter().map(|r| &r[..n]).collect();
+                    let mut out = vec![0f32; g];
+                    (k.dot_f16_group())(&rows[5][..n], &b, &mut out);
+                    for (h, o) in out.iter().enumerate() {
+                        let single = (k.dot_f16())(&rows[5][..n], b[h]);
+                        assert_eq!(o.to_bits(), single.to_bits(), "{isa:?} n={n} g={g}");
+                    }
+                    if n > KV_PAGE * pages.len() {
+                        continue;
+                    }
+                    let row = view.vt_row(3);
+                    (k.dot_f16_paged_group())(&row, &b, &mut out);
+                    for (h, o) in out.iter().enumerate() {
+                        let single = (k.dot_f16_paged())(&row, b[h]);
+                        assert_eq!(o.to_bits(), single.to_bits(), "{isa:?} paged n={n} g={g}");
+                    }
+                }
+            }
+            for n in [1usize, 45, 70, 96] {
+                for first in [0usize, 20, 37] {
+                    for g in 1..=MAX_GROUP {
+                        let opts: Vec<HeadOptions> = (0..g)
+                            .map(|h| HeadOptions {
+                                first,
+                                sink: (h % 2 == 1).then_some(h as f32 - 1.5),
+                            })
+                            .collect();
+                        let stride = 128;
+                        let (mut scores, mut p16) =
+                            (vec![0.0; g * stride], vec![f16::ZERO; g * stride]);
+                        let mut q16 = vec![f16::ZERO; g * d];
+                        let mut out = vec![0.0; g * d];
+                        let mut s = GroupScratch {
+                            scores: &mut scores,
+                            p16: &mut p16,
+                            q16: &mut q16,
+                            stride,
+                        };
+                        attend_group(&k, &q[..g * d], &view, n, 0.125, &opts, &mut s, &mut out);
+                        for (h, o) in opts.iter().enumerate() {
+                            let (mut sc, mut p, mut q16) =
+                                (vec![0.0; 128], vec![f16::ZERO; 128], vec![f16::ZERO; d]);
+                            let mut hs = AttnScratch {
+                                scores: &mut sc,
+                                p16: &mut p,
+                                q16: &mut q16,
+                            };
+                            let mut one = vec![0.0; d];
+                            let qh = &q[h * d..(h + 1) * d];
+                            attend_head(&k, qh, &view, n, 0.125, false, *o, &mut hs, &mut one);
+                            for i in 0..d {
+                                assert_eq!(
+                                    out[h * d + i].to_bits(),
+                                    one[i].to_bits(),
+                                    "{isa:?} n={n} first={first} g={g} head {h} dim {i}"
+                                );
+                            }
+                        }
                     }
                 }
             }

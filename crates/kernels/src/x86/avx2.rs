@@ -29,6 +29,7 @@ pub(super) fn register(k: &mut Kernels) {
         dot_f16_tiled_paged_x4,
         "f16·f16 tiled x4/avx2",
     );
+    k.set_dot_f16_group(dot_f16_group, dot_f16_paged_group, "f16·f16 group/avx2");
     k.set_softmax_exp(softmax_exp, "softmax_exp/avx2");
     k.set_scale_to_f16(scale_to_f16, "f32→f16/f16c");
     k.set_swiglu(swiglu, "swiglu/avx2");
@@ -392,6 +393,134 @@ pub fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
 unsafe fn dot_f16_avx2(a: &[f16], b: &[f16]) -> f32 {
     // SAFETY: both slices hold a.len() f16 values, i.e. 2 * a.len() bytes.
     unsafe { dot_f16_bytes(a.len(), a.as_ptr() as *const u8, b.as_ptr() as *const u8) }
+}
+
+/// `dot_f16` of `a` with each row of `b` (at most four, the query heads of a group): per row the
+/// same four accumulators, steps and reduction as `dot_f16`, so the same bits; `a`'s halves are
+/// loaded and converted once per step for all rows.
+pub fn dot_f16_group(a: &[f16], b: &[&[f16]], out: &mut [f32]) {
+    let n = a.len();
+    assert!(
+        b.len() == out.len() && b.iter().all(|r| r.len() == n),
+        "dot_f16_group: shapes"
+    );
+    if b.len() > 4 {
+        for (c, o) in b.chunks(4).zip(out.chunks_mut(4)) {
+            dot_f16_group(a, c, o);
+        }
+        return;
+    }
+    let pa = a.as_ptr().cast::<u8>();
+    let at = |i: usize| pa.wrapping_add(2 * i);
+    let p = |g: usize| b[g].as_ptr().cast::<u8>();
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; `a` and every row of `b` hold
+    // n halves, and `at(i)` is `a`'s half i.
+    unsafe {
+        match b.len() {
+            1 => out.copy_from_slice(&dot_f16_group_avx2(n, at, [p(0)])),
+            2 => out.copy_from_slice(&dot_f16_group_avx2(n, at, [p(0), p(1)])),
+            3 => out.copy_from_slice(&dot_f16_group_avx2(n, at, [p(0), p(1), p(2)])),
+            4 => out.copy_from_slice(&dot_f16_group_avx2(n, at, [p(0), p(1), p(2), p(3)])),
+            _ => {}
+        }
+    }
+}
+
+/// `dot_f16_group` with `a` scattered across KV pages: per row the order of `dot_f16_paged`.
+pub fn dot_f16_paged_group(row: &PagedRow<'_>, b: &[&[f16]], out: &mut [f32]) {
+    let n = b.first().map_or(0, |r| r.len());
+    assert!(
+        b.len() == out.len() && b.iter().all(|r| r.len() == n),
+        "dot_f16_paged_group: shapes"
+    );
+    let at = |i: usize| {
+        row.segment(i / KV_PAGE, KV_PAGE)[i % KV_PAGE..]
+            .as_ptr()
+            .cast::<u8>()
+    };
+    let p = |g: usize| b[g].as_ptr().cast::<u8>();
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; a step of 32 at `i` never
+    // straddles two pages (KV_PAGE is a multiple of 32) and every row of `b` holds n halves.
+    let r: &[f32] = unsafe {
+        match b.len() {
+            0 => &[],
+            1 => &dot_f16_group_avx2(n - n % 32, at, [p(0)]),
+            2 => &dot_f16_group_avx2(n - n % 32, at, [p(0), p(1)]),
+            3 => &dot_f16_group_avx2(n - n % 32, at, [p(0), p(1), p(2)]),
+            4 => &dot_f16_group_avx2(n - n % 32, at, [p(0), p(1), p(2), p(3)]),
+            _ => {
+                for (c, o) in b.chunks(4).zip(out.chunks_mut(4)) {
+                    dot_f16_paged_group(row, c, o);
+                }
+                return;
+            }
+        }
+    };
+    out.copy_from_slice(r);
+    // The tail past the last whole step, in f64 as `dot_f16_paged` adds it.
+    let np = n - n % 32;
+    if np < n {
+        for (o, y) in out.iter_mut().zip(b) {
+            let mut res = *o as f64;
+            for (k, y) in y.iter().enumerate().skip(np) {
+                let x = row.segment(k / KV_PAGE, k % KV_PAGE + 1)[k % KV_PAGE];
+                res += (x.to_f32() * y.to_f32()) as f64;
+            }
+            *o = res as f32;
+        }
+    }
+}
+
+/// `G` decode-order f16 dot products of the row whose 32-half step at `i` starts at `a(i)`
+/// with the rows at `b[g]`, over `n` halves: steps of 32 then, for a contiguous `a` (when `n`
+/// is not a multiple of 32), the f64 tail, exactly as `dot_f16_bytes`.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `a(i)` points to 32 readable halves for every step `i` below
+/// `n - n % 32`, and to the rest of a contiguous row when `n % 32 != 0`; each `b[g]` to `n`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::needless_range_loop)] // index loops over registers, no iterator adaptors
+unsafe fn dot_f16_group_avx2<const G: usize>(
+    n: usize,
+    a: impl Fn(usize) -> *const u8,
+    b: [*const u8; G],
+) -> [f32; G] {
+    let np = n - n % 32;
+    let mut sum = [[_mm256_setzero_ps(); 4]; G];
+    let mut i = 0;
+    while i < np {
+        let pa = a(i);
+        for j in 0..4 {
+            // SAFETY: halves i + 8j .. i + 8j + 8 of every row (caller's contract).
+            let ax = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(pa.add(16 * j).cast())) };
+            for g in 0..G {
+                // SAFETY: as above.
+                let ay =
+                    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(b[g].add(2 * i + 16 * j).cast())) };
+                sum[g][j] = _mm256_fmadd_ps(ax, ay, sum[g][j]);
+            }
+        }
+        i += 32;
+    }
+    let mut res = [0f32; G];
+    for g in 0..G {
+        let mut r = f16_reduce(sum[g]) as f64;
+        if np < n {
+            let pa = a(0);
+            for k in np..n {
+                // SAFETY: k < n halves of the contiguous row and of b[g] (caller's contract).
+                let (x, y) = unsafe {
+                    (
+                        pa.add(2 * k).cast::<u16>().read_unaligned(),
+                        b[g].add(2 * k).cast::<u16>().read_unaligned(),
+                    )
+                };
+                r += (f16::from_bits(x).to_f32() * f16::from_bits(y).to_f32()) as f64;
+            }
+        }
+        res[g] = r as f32;
+    }
+    res
 }
 
 /// `dot_f16` over a paged row: the four accumulators carry from page to page, so the sum is
