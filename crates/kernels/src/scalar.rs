@@ -36,11 +36,6 @@ pub(crate) fn register(k: &mut Kernels) {
         att::dot_f16_paged_x4_scalar,
         "scalar",
     );
-    k.set_dot_f16_group(
-        att::dot_f16_group_scalar,
-        att::dot_f16_paged_group_scalar,
-        "scalar",
-    );
     k.set_softmax_exp(crate::softmax::softmax_exp_scalar, "scalar");
     k.set_scale_to_f16(att::scale_to_f16_scalar, "scalar");
     k.set_swiglu(crate::swiglu::swiglu_scalar, "scalar");

@@ -13,8 +13,8 @@ use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
 use crate::types::Isa;
 use crate::types::{
-    DotF16Fn, DotF16GroupFn, DotF16PagedFn, DotF16PagedGroupFn, DotF16PagedX4Fn, DotF16X4Fn,
-    GemmX8Fn, Layout, ScaleToF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn,
+    DotF16Fn, DotF16PagedFn, DotF16PagedX4Fn, DotF16X4Fn, GemmX8Fn, Layout, ScaleToF16Fn,
+    SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn,
 };
 
 /// Keyed kernels with the name of each (`set` replaces the entry of a key or adds one).
@@ -74,7 +74,6 @@ pub struct Kernels {
     dot_f16_batch: Single<DotF16Fn>,
     dot_f16_paged: Single<(DotF16PagedFn, DotF16PagedFn)>,
     dot_f16_batch_x4: Single<(DotF16X4Fn, DotF16PagedX4Fn)>,
-    dot_f16_group: Single<(DotF16GroupFn, DotF16PagedGroupFn)>,
     softmax_exp: Single<SoftmaxExpFn>,
     scale_to_f16: Single<ScaleToF16Fn>,
     swiglu: Single<SwigluFn>,
@@ -99,7 +98,6 @@ impl Kernels {
             dot_f16_batch: None,
             dot_f16_paged: None,
             dot_f16_batch_x4: None,
-            dot_f16_group: None,
             softmax_exp: None,
             scale_to_f16: None,
             swiglu: None,
@@ -152,7 +150,6 @@ impl Kernels {
             ("attention dot_f16 batch", self.dot_f16_batch.map(|s| s.1)),
             ("attention dot_f16 paged", self.dot_f16_paged.map(|s| s.1)),
             ("attention dot_f16 x4", self.dot_f16_batch_x4.map(|s| s.1)),
-            ("attention dot_f16 group", self.dot_f16_group.map(|s| s.1)),
             ("softmax exp", self.softmax_exp.map(|s| s.1)),
             ("scale to f16", self.scale_to_f16.map(|s| s.1)),
             ("swiglu", self.swiglu.map(|s| s.1)),
@@ -255,26 +252,6 @@ impl Kernels {
     ) {
         self.dot_f16_batch_x4 = Some(((contiguous, paged), name));
         self.note(name);
-    }
-
-    pub(crate) fn set_dot_f16_group(
-        &mut self,
-        contiguous: DotF16GroupFn,
-        paged: DotF16PagedGroupFn,
-        name: &'static str,
-    ) {
-        self.dot_f16_group = Some(((contiguous, paged), name));
-        self.note(name);
-    }
-
-    /// Decode-order `dot_f16` of one row with the rows of a query group.
-    pub fn dot_f16_group(&self) -> DotF16GroupFn {
-        single(&self.dot_f16_group).0
-    }
-
-    /// Decode-order `dot_f16_paged` of one paged row with the rows of a query group.
-    pub fn dot_f16_paged_group(&self) -> DotF16PagedGroupFn {
-        single(&self.dot_f16_group).1
     }
 
     /// Four `dot_f16_batch` products sharing their second operand.

@@ -36,13 +36,6 @@ pub type DotF16PagedFn = fn(a: &PagedRow<'_>, b: &[f16]) -> f32;
 /// Four f16 dot products against the same `b`, each bit-identical to the single `DotF16Fn` of
 /// its kind (four independent accumulator chains instead of one latency-bound chain).
 pub type DotF16X4Fn = fn(a: [&[f16]; 4], b: &[f16]) -> [f32; 4];
-/// One f16 row `a` against up to `attention::MAX_GROUP` rows `b` (the query heads that share a
-/// KV head): `out[g]` bit-identical to the decode `DotF16Fn` of `a` and `b[g]`, with `a` read
-/// and converted once for all of them.
-pub type DotF16GroupFn = fn(a: &[f16], b: &[&[f16]], out: &mut [f32]);
-/// `DotF16GroupFn` with `a` scattered across KV pages, bit-identical to the decode
-/// `DotF16PagedFn` per row of `b`.
-pub type DotF16PagedGroupFn = fn(a: &PagedRow<'_>, b: &[&[f16]], out: &mut [f32]);
 /// `DotF16X4Fn` over four rows scattered across KV pages.
 pub type DotF16PagedX4Fn = fn(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4];
 /// Four dot products of one weight row with four activation rows. Each result must be

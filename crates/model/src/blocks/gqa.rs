@@ -253,7 +253,6 @@ impl Gqa {
             out_width: hd,
             scale: self.q_scale.map_or(1.0 / (hd as f32).sqrt(), |_| 1.0),
             n_pad: kv.n_ctx_pad(),
-            group,
         };
         let kv = &*kv;
         tasks.run(

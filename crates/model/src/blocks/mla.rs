@@ -214,7 +214,6 @@ impl Mla {
             out_width: lora,
             scale: self.kq_scale,
             n_pad: kv.n_ctx_pad(),
-            group: 1,
         };
         grow(&mut b.scores, n_threads * tasks.n_pad);
         grow(&mut b.f16s, n_threads * (tasks.n_pad + width));
