@@ -71,7 +71,7 @@ fn main() {
 fn measure(k: &Kernels, pool: &ThreadPool, w: &QMatrix, label: &str) -> String {
     let mut act = ActBuffer::default();
     let mut line = label.to_string();
-    for n_tokens in [1usize, 64] {
+    for n_tokens in [1usize, 16, 64] {
         let x = data(n_tokens * w.cols, 11);
         let mut out = vec![0f32; n_tokens * w.rows];
         let macs = (w.rows * w.cols * n_tokens) as f64;

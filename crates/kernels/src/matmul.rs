@@ -453,6 +453,7 @@ fn linear_repacked(
     // The layout's registry entry: its kernel, block sizes and activation format.
     let p = crate::repack::for_layout(layout).expect("linear_repacked: a repacked layout");
     let gemm = k.repacked(layout).expect("linear_repacked: a kernel");
+    let pair = k.repacked_pair(layout);
     let (block_cols, block_bytes) = (p.block_cols, p.block_bytes);
     let a_row = cols / block_cols * p.acts.block_bytes();
     let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
@@ -494,7 +495,7 @@ fn linear_repacked(
     pool.run_chunks(n_chunks, |chunk, _thread| {
         let mine = chunk * chunk_groups..((chunk + 1) * chunk_groups).min(total_groups);
         let mut acts: [&[u8]; 4] = [&[]; 4];
-        let mut res = [[0f32; X8]; 4];
+        let mut res = [[0f32; X8]; 8];
         for t0 in (0..n_tokens).step_by(tile) {
             let t_end = (t0 + tile).min(n_tokens);
             let mut base = 0;
@@ -503,24 +504,35 @@ fn linear_repacked(
                 let lo = mine.start.max(base) - base;
                 let hi = mine.end.min(base + groups).saturating_sub(base);
                 base += groups;
-                for g in lo..hi {
-                    let w = &p.w[g * group_bytes..(g + 1) * group_bytes];
+                let mut g = lo;
+                while g < hi {
+                    // Two groups at once where the ISA has a pair kernel (sixteen rows per
+                    // register); the same bits as two single calls.
+                    let pair = pair.filter(|_| g + 1 < hi);
+                    let n_groups = 1 + usize::from(pair.is_some());
+                    let w = &p.w[g * group_bytes..(g + n_groups) * group_bytes];
                     let mut t = t0;
                     while t < t_end {
                         let n = (t_end - t).min(4);
                         for (j, a) in acts.iter_mut().enumerate().take(n) {
                             *a = &abuf[(t + j) * a_row..(t + j + 1) * a_row];
                         }
-                        gemm(nb, w, &acts[..n], &mut res[..n]);
-                        for (j, row) in res.iter().enumerate().take(n) {
+                        match pair {
+                            Some(pair) => pair(nb, w, &acts[..n], &mut res[..2 * n]),
+                            None => gemm(nb, w, &acts[..n], &mut res[..n]),
+                        }
+                        for (i, row) in res.iter().enumerate().take(n_groups * n) {
+                            let (half, j) = (i / n, i % n);
                             for (r, &v) in row.iter().enumerate() {
-                                // SAFETY: (t + j) * rows + 8g + r < n_tokens * rows ==
-                                // out.len(); group g of this matrix belongs to this thread.
-                                unsafe { p.out.write((t + j) * p.rows + X8 * g + r, v) };
+                                // SAFETY: (t + j) * rows + 8(g + half) + r < n_tokens * rows ==
+                                // out.len(); groups g.. g + n_groups of this matrix belong to
+                                // this thread.
+                                unsafe { p.out.write((t + j) * p.rows + X8 * (g + half) + r, v) };
                             }
                         }
                         t += n;
                     }
+                    g += n_groups;
                 }
             }
         }

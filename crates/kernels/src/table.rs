@@ -13,8 +13,8 @@ use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
 use crate::types::Isa;
 use crate::types::{
-    DotF16Fn, DotF16PagedFn, DotF16PagedX4Fn, DotF16X4Fn, GemmX8Fn, Layout, ScaleToF16Fn,
-    SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn,
+    DotF16Fn, DotF16PagedFn, DotF16PagedX4Fn, DotF16X4Fn, GemmX8Fn, GemmX8PairFn, Layout,
+    ScaleToF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn,
 };
 
 /// Keyed kernels with the name of each (`set` replaces the entry of a key or adds one).
@@ -69,6 +69,7 @@ pub struct Kernels {
     vec_dot_2x4: Slots<GgmlType, VecDot2x4Fn>,
     quantize: Slots<GgmlType, QuantFn>,
     repacked: Slots<Layout, GemmX8Fn>,
+    repacked_pair: Slots<Layout, GemmX8PairFn>,
     gemm_float: Slots<GgmlType, crate::gemm_float::GemmFloatFn>,
     dot_f16: Single<DotF16Fn>,
     dot_f16_batch: Single<DotF16Fn>,
@@ -93,6 +94,7 @@ impl Kernels {
             vec_dot_2x4: Slots::new(),
             quantize: Slots::new(),
             repacked: Slots::new(),
+            repacked_pair: Slots::new(),
             gemm_float: Slots::new(),
             dot_f16: None,
             dot_f16_batch: None,
@@ -144,6 +146,9 @@ impl Kernels {
         }
         for (layout, _, name) in &self.repacked.entries {
             out.push((format!("{layout:?}"), *name));
+            if let Some(n) = self.repacked_pair.name(*layout) {
+                out.push((format!("{layout:?} pairs"), n));
+            }
         }
         let singles = [
             ("attention dot_f16", self.dot_f16.map(|s| s.1)),
@@ -212,6 +217,22 @@ impl Kernels {
     /// The product kernel of a repacked layout (`None` for `Layout::Rows`).
     pub fn repacked(&self, layout: Layout) -> Option<GemmX8Fn> {
         self.repacked.get(layout)
+    }
+
+    pub(crate) fn set_repacked_pair(
+        &mut self,
+        layout: Layout,
+        f: GemmX8PairFn,
+        name: &'static str,
+    ) {
+        self.repacked_pair.set(layout, f, name);
+        self.note(name);
+    }
+
+    /// The two-group product of a repacked layout, where an ISA has one (wide registers that
+    /// hold sixteen rows); callers fall back to `repacked` group by group.
+    pub fn repacked_pair(&self, layout: Layout) -> Option<GemmX8PairFn> {
+        self.repacked_pair.get(layout)
     }
 
     /// The name of the kernel `repacked(layout)` gives.

@@ -50,6 +50,10 @@ pub type ScaleToF16Fn = fn(src: &[f32], scale: f32, dst: &mut [f16]);
 /// One group of eight repacked weight rows against up to four tokens (`crate::repack`):
 /// `out[t][r]`, bit-identical to the layout's scalar reference.
 pub type GemmX8Fn = fn(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; 8]]);
+/// Two consecutive groups of a repacked layout (`w` holds `2 * nb` blocks) against every
+/// token of `a`: `out[t]` is the first group's rows for token `t`, `out[a.len() + t]` the
+/// second's, each bit-identical to the layout's single-group kernel and scalar reference.
+pub type GemmX8PairFn = fn(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; 8]]);
 /// `x[i] = exp(x[i] - max)` in place, returning the sum.
 pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
 /// `gate[i] = silu(gate[i]) * up[i]` in place.

@@ -142,6 +142,62 @@ fn every_isa_matches_the_reference_on_every_layout_and_shape() {
     assert!(checked > 0);
 }
 
+/// Every ISA's two-group kernel (where it has one) gives, for each of its two groups, the
+/// scalar reference's bits: one to nine tokens, every pair of consecutive groups.
+#[test]
+fn pair_kernels_match_the_reference_group_by_group() {
+    let tables: Vec<Kernels> = Isa::available().into_iter().map(Kernels::for_isa).collect();
+    for p in &PACKED {
+        for &nb in block_counts(p) {
+            let cols = nb * p.block_cols;
+            let w = matrix(p, 3 * X8, cols, 13 * nb as u64);
+            let packed = w.repacked_with(true).expect("repacks");
+            let acts: Vec<Vec<u8>> = (0..9)
+                .map(|t| acts(p, &data(cols, 2000 + 5 * t + nb as u64)))
+                .collect();
+            let a: Vec<&[u8]> = acts.iter().map(|v| v.as_slice()).collect();
+            let group_bytes = nb * p.block_bytes;
+            let bytes = packed.bytes.as_slice();
+            for g in 0..2 {
+                let two = &bytes[g * group_bytes..(g + 2) * group_bytes];
+                let want: Vec<Vec<[f32; X8]>> = (0..2)
+                    .map(|h| {
+                        let mut out = vec![[0f32; X8]; a.len()];
+                        let group = &two[h * group_bytes..(h + 1) * group_bytes];
+                        (p.reference)(nb, group, &a, &mut out);
+                        out
+                    })
+                    .collect();
+                for k in &tables {
+                    let Some(pair) = k.repacked_pair(p.layout) else {
+                        continue;
+                    };
+                    for n in 1..=a.len() {
+                        let start = a.len() - n;
+                        let mut got = vec![[0f32; X8]; 2 * n];
+                        pair(nb, two, &a[start..], &mut got);
+                        for (i, row) in got.iter().enumerate() {
+                            let (h, t) = (i / n, i % n);
+                            let same = row
+                                .iter()
+                                .zip(&want[h][start + t])
+                                .all(|(x, y)| x.to_bits() == y.to_bits());
+                            assert!(
+                                same,
+                                "{:?} {:?} nb {nb} groups {g}+{h}, {n} tokens: token {t}: \
+                                 {row:?} vs {:?}",
+                                p.layout,
+                                k.isa(),
+                                want[h][start + t]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `linear` on repacked matrices with an odd number of groups and ragged token counts: every
 /// ISA's table gives the scalar table's bits (activation quantizers and repacked kernels all
 /// match their references), with one and with two threads.

@@ -22,6 +22,8 @@ mod avx2_tiles;
 mod common;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
+#[cfg(target_arch = "x86_64")]
+mod vnni_pairs;
 
 /// Whether the CPU has AVX2, FMA and F16C.
 pub(crate) fn detect_avx2() -> bool {
@@ -86,7 +88,10 @@ pub(crate) fn register_avx_vnni(k: &mut crate::Kernels) {
 /// Installs the AVX-512 VNNI kernels into `k` (over AVX2's); a no-op on other architectures.
 pub(crate) fn register_avx512(k: &mut crate::Kernels) {
     #[cfg(target_arch = "x86_64")]
-    vnni::avx512::register(k);
+    {
+        vnni::avx512::register(k);
+        vnni_pairs::register(k);
+    }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
 }
