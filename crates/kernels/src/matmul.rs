@@ -453,7 +453,12 @@ fn linear_repacked(
     // The layout's registry entry: its kernel, block sizes and activation format.
     let p = crate::repack::for_layout(layout).expect("linear_repacked: a repacked layout");
     let gemm = k.repacked(layout).expect("linear_repacked: a kernel");
-    let pair = k.repacked_pair(layout);
+    // Pair kernels pay where several tokens share each weight load; a single token's product
+    // streams weights from memory, and there the pair kernel measured slower (owl bench tg128
+    // 155 against 220 t/s on Zen 4), so one group at a time. Either way the same bits.
+    let pair = k
+        .repacked_pair(layout)
+        .filter(|_| n_tokens >= PAIR_MIN_TOKENS);
     let (block_cols, block_bytes) = (p.block_cols, p.block_bytes);
     let a_row = cols / block_cols * p.acts.block_bytes();
     let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
@@ -538,6 +543,10 @@ fn linear_repacked(
         }
     });
 }
+
+/// Tokens from which `linear_repacked` takes groups two at a time (where the table has a pair
+/// kernel).
+const PAIR_MIN_TOKENS: usize = 4;
 
 /// Tokens from which a batch's activations are quantized by all the pool's threads: a wide
 /// decode step (many sequences) spent a tenth of its time quantizing on one thread while the
