@@ -31,7 +31,7 @@ pub fn pad_kv(n: usize) -> usize {
     n.div_ceil(KV_PAD) * KV_PAD
 }
 
-pub use crate::types::PagedRow;
+pub use crate::types::{PagedRow, PagedRows};
 
 /// One KV head of one layer of a sequence in a paged cache. Within a page, position `j`'s K
 /// row is `k[page * page_elems + k_offset + j * k_stride ..][..head_dim]`, and V is stored
@@ -125,6 +125,56 @@ pub fn dot_f16_paged_x4_scalar(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4] 
     std::array::from_fn(|j| dot_f16_paged_scalar(&rows[j], b))
 }
 
+/// The reference head scores: per row `dot_f16_scalar`'s f64 sum (with `q` holding f16
+/// values), scaled; the maximum taken as `f32::max` takes it.
+pub fn head_scores_f16_scalar(
+    k: &PagedRows<'_>,
+    q: &[f32],
+    scale: f32,
+    first: usize,
+    out: &mut [f32],
+) -> f32 {
+    let d = q.len();
+    let mut max = f32::NEG_INFINITY;
+    for (j, o) in out.iter_mut().enumerate().skip(first) {
+        let mut sum = 0.0f64;
+        for (x, &y) in k.row(j, d).iter().zip(q) {
+            sum += (x.to_f32() * y) as f64;
+        }
+        *o = sum as f32 * scale;
+        max = max.max(*o);
+    }
+    max
+}
+
+/// The reference head outputs: per output dimension `dot_f16_paged_scalar`'s f64 sum.
+pub fn head_out_f16_scalar(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let row = PagedRow {
+            offset: vt.offset + i * KV_PAGE,
+            ..*vt
+        };
+        let mut sum = 0.0f64;
+        for (s, ps) in p.chunks(KV_PAGE).enumerate() {
+            for (x, &y) in row.segment(s, ps.len()).iter().zip(ps) {
+                sum += (x.to_f32() * y) as f64;
+            }
+        }
+        *o = sum as f32;
+    }
+}
+
+/// The reference widening: `dst[i] = src[i]` as f32.
+pub fn widen_f16_scalar(src: &[f16], dst: &mut [f32]) {
+    for (d, x) in dst.iter_mut().zip(src) {
+        *d = x.to_f32();
+    }
+}
+
+/// Longest head the decode path widens on the stack (every common head size; MLA's 576-wide
+/// latent queries take the row-at-a-time kernels, with the same bits).
+const HEAD_MAX: usize = 256;
+
 /// `out = softmax(scale * K q) V` over the positions `opts.first..n_kv`. `out`: [head_dim].
 ///
 /// `tiled_order` is true when the query's token belongs to a prompt chunk: llama.cpp then
@@ -154,9 +204,12 @@ pub fn attend_head(
     let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
     // Whole pages before the window hold only masked positions: skip them.
     let first = opts.first.min(n_kv.saturating_sub(1));
-    let skip = first / KV_PAGE;
-    let lo = skip * KV_PAGE;
+    let lo = first / KV_PAGE * KV_PAGE;
     s.scores[lo..first].fill(f32::NEG_INFINITY);
+    if !tiled_order && d <= HEAD_MAX {
+        decode_head(k, kv, d, n_kv, n_pad, scale, opts, s, out);
+        return;
+    }
     let mut max = f32::NEG_INFINITY;
     let mut j = first;
     if tiled_order {
@@ -175,20 +228,8 @@ pub fn attend_head(
         *sc = dot(kv.k_row(j + jj, d), q16) * scale;
         max = max.max(*sc);
     }
-    if let Some(sink) = opts.sink {
-        max = max.max(sink);
-    }
-    // Masked positions (as in llama.cpp's padded KV window) are -inf and come out as zero.
-    s.scores[n_kv..n_pad].fill(f32::NEG_INFINITY);
-    let scores = &mut s.scores[lo..n_pad];
-    let mut sum = (k.softmax_exp())(scores, max);
-    if let Some(sink) = opts.sink {
-        sum += (sink - max).exp() as f64;
-    }
-    let inv = (1.0 / sum) as f32;
-    let p16 = &mut s.p16[lo..n_pad];
-    (k.scale_to_f16())(scores, inv, p16);
-    p16[n_kv - lo..].fill(f16::ZERO);
+    let (lo, skip) = softmax_to_f16(k, n_kv, n_pad, max, opts, s);
+    let p16 = &s.p16[lo..n_pad];
     let vt_row = |i: usize| {
         let mut row = kv.vt_row(i);
         row.pages = &row.pages[skip..];
@@ -206,6 +247,72 @@ pub fn attend_head(
     for (ii, o) in out[i..].iter_mut().enumerate() {
         *o = dot_paged(&vt_row(i + ii), p16);
     }
+}
+
+/// The decode order with whole-head kernels: the query and the probabilities widened to f32
+/// once, the scores and the outputs each in one call (`Kernels::head_scores_f16`,
+/// `head_out_f16`), the same bits as a dot product per row.
+#[allow(clippy::too_many_arguments)]
+fn decode_head(
+    k: &Kernels,
+    kv: &HeadView<'_>,
+    d: usize,
+    n_kv: usize,
+    n_pad: usize,
+    scale: f32,
+    opts: HeadOptions,
+    s: &mut AttnScratch<'_>,
+    out: &mut [f32],
+) {
+    let mut q32 = [0f32; HEAD_MAX];
+    (k.widen_f16())(&s.q16[..d], &mut q32[..d]);
+    let first = opts.first.min(n_kv.saturating_sub(1));
+    let rows = PagedRows {
+        data: kv.k,
+        pages: kv.pages,
+        page_elems: kv.page_elems,
+        offset: kv.k_offset,
+        stride: kv.k_stride,
+    };
+    let max = (k.head_scores_f16())(&rows, &q32[..d], scale, first, &mut s.scores[..n_kv]);
+    let (lo, skip) = softmax_to_f16(k, n_kv, n_pad, max, opts, s);
+    // The scores are spent: they take the widened probabilities.
+    let p32 = &mut s.scores[lo..n_pad];
+    (k.widen_f16())(&s.p16[lo..n_pad], p32);
+    let mut vt = kv.vt_row(0);
+    vt.pages = &vt.pages[skip..];
+    (k.head_out_f16())(&vt, p32, out);
+}
+
+/// The softmax of `s.scores[lo..n_pad]` (masked and padded positions at -inf, the sink in the
+/// denominator) rounded into `s.p16[lo..n_pad]`, zeros past `n_kv`: `(lo, skip)` with `skip`
+/// the whole pages before the window and `lo` their positions.
+fn softmax_to_f16(
+    k: &Kernels,
+    n_kv: usize,
+    n_pad: usize,
+    mut max: f32,
+    opts: HeadOptions,
+    s: &mut AttnScratch<'_>,
+) -> (usize, usize) {
+    let first = opts.first.min(n_kv.saturating_sub(1));
+    let skip = first / KV_PAGE;
+    let lo = skip * KV_PAGE;
+    if let Some(sink) = opts.sink {
+        max = max.max(sink);
+    }
+    // Masked positions (as in llama.cpp's padded KV window) are -inf and come out as zero.
+    s.scores[n_kv..n_pad].fill(f32::NEG_INFINITY);
+    let scores = &mut s.scores[lo..n_pad];
+    let mut sum = (k.softmax_exp())(scores, max);
+    if let Some(sink) = opts.sink {
+        sum += (sink - max).exp() as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    let p16 = &mut s.p16[lo..n_pad];
+    (k.scale_to_f16())(scores, inv, p16);
+    p16[n_kv - lo..].fill(f16::ZERO);
+    (lo, skip)
 }
 
 #[cfg(test)]
@@ -424,5 +531,186 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The whole-head kernels give, row by row, the bits of the single decode-order kernels
+    /// (`dot_f16` per key, `dot_f16_paged` per output dimension) on every ISA: head sizes with
+    /// and without a remainder past the last step of 32, scores from a window start, odd and
+    /// even counts, values spread over f16's range so any change of summation order shows.
+    #[test]
+    fn whole_head_kernels_equal_the_row_kernels_bit_for_bit() {
+        let mut st = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            let u = (st >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            let e = ((st >> 8) % 17) as i32 - 10;
+            f16::from_f32(u * 2f32.powi(e))
+        };
+        assert_eq!(KV_PAGE, crate::types::KV_PAGE_OF_ROWS);
+        let pages = [5u32, 0, 3, 6, 1, 2];
+        let mut checked = 0;
+        for d in [64usize, 48, 8, 128] {
+            let kv_dim = 3 * d;
+            let page_elems = KV_PAGE * kv_dim;
+            let data: Vec<f16> = (0..7 * page_elems).map(|_| next()).collect();
+            let q16: Vec<f16> = (0..d).map(|_| next()).collect();
+            let q32: Vec<f32> = q16.iter().map(|x| x.to_f32()).collect();
+            let rows = PagedRows {
+                data: &data,
+                pages: &pages,
+                page_elems,
+                offset: d,
+                stride: kv_dim,
+            };
+            let p16: Vec<f16> = (0..pages.len() * KV_PAGE).map(|_| next()).collect();
+            let p32: Vec<f32> = p16.iter().map(|x| x.to_f32()).collect();
+            for isa in Isa::available() {
+                let k = Kernels::for_isa(isa);
+                for (n, first) in [(1, 0), (2, 0), (45, 0), (45, 7), (64, 33), (192, 100)] {
+                    let mut got = vec![0f32; n];
+                    let max = (k.head_scores_f16())(&rows, &q32, 0.3, first, &mut got);
+                    let mut want_max = f32::NEG_INFINITY;
+                    for (j, g) in got.iter().enumerate().skip(first) {
+                        let want = (k.dot_f16())(rows.row(j, d), &q16) * 0.3;
+                        want_max = want_max.max(want);
+                        assert_eq!(g.to_bits(), want.to_bits(), "{isa:?} d {d} score {j}");
+                    }
+                    assert_eq!(max, want_max, "{isa:?} d {d} max of {first}..{n}");
+                }
+                for (n, dims) in [(32, d), (96, d), (192, d), (70, 5), (32, 1)] {
+                    let vt = PagedRow {
+                        data: &data,
+                        pages: &pages,
+                        page_elems,
+                        offset: d * KV_PAGE,
+                    };
+                    let mut got = vec![0f32; dims];
+                    (k.head_out_f16())(&vt, &p32[..n], &mut got);
+                    for (i, g) in got.iter().enumerate() {
+                        let row = PagedRow {
+                            offset: vt.offset + i * KV_PAGE,
+                            ..vt
+                        };
+                        let want = (k.dot_f16_paged())(&row, &p16[..n]);
+                        assert_eq!(g.to_bits(), want.to_bits(), "{isa:?} d {d} n {n} dim {i}");
+                        checked += 1;
+                    }
+                }
+                let mut w = vec![0f32; p16.len()];
+                (k.widen_f16())(&p16, &mut w);
+                assert!(w.iter().zip(&p32).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+        assert!(checked > 0);
+    }
+
+    /// `attend_head`'s decode path (whole-head kernels) gives the bits of the same attention
+    /// made one dot product per row, for windows, sinks and a head size with a remainder.
+    #[test]
+    fn decode_attention_equals_the_row_by_row_computation() {
+        for d in [64usize, 40] {
+            let kv_dim = 2 * d;
+            let page_elems = KV_PAGE * kv_dim;
+            let pages = [3u32, 1, 4];
+            let val = |a: usize, b: usize, m: usize| ((a * 7 + b * 3) % m) as f32 / m as f32 - 0.5;
+            let kc: Vec<f16> = (0..5 * page_elems)
+                .map(|i| f16::from_f32(val(i, i / 7, 23) * 3.0))
+                .collect();
+            let vt: Vec<f16> = (0..5 * page_elems)
+                .map(|i| f16::from_f32(val(i / 3, i, 19) * 2.0))
+                .collect();
+            let view = HeadView {
+                k: &kc,
+                vt: &vt,
+                pages: &pages,
+                page_elems,
+                k_offset: d,
+                k_stride: kv_dim,
+                vt_page_elems: page_elems,
+                vt_offset: d * KV_PAGE,
+            };
+            let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin() * 2.0).collect();
+            for isa in Isa::available() {
+                let k = Kernels::for_isa(isa);
+                for n in [1usize, 2, 31, 45, 96] {
+                    for opts in [
+                        HeadOptions::default(),
+                        HeadOptions {
+                            first: 0,
+                            sink: Some(1.5),
+                        },
+                        HeadOptions {
+                            first: n / 2,
+                            sink: None,
+                        },
+                        HeadOptions {
+                            first: 40.min(n - 1),
+                            sink: Some(-0.5),
+                        },
+                    ] {
+                        let (mut sc, mut p16, mut q16) =
+                            (vec![0f32; 96], vec![f16::ZERO; 96], vec![f16::ZERO; d]);
+                        let mut got = vec![0f32; d];
+                        let mut s = AttnScratch {
+                            scores: &mut sc,
+                            p16: &mut p16,
+                            q16: &mut q16,
+                        };
+                        attend_head(&k, &q, &view, n, 0.125, false, opts, &mut s, &mut got);
+                        let want = row_by_row(&k, &q, &view, n, 0.125, opts);
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            assert_eq!(
+                                g.to_bits(),
+                                w.to_bits(),
+                                "{isa:?} d {d} n {n} {opts:?} dim {i}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The decode attention as it was made before the whole-head kernels: one `dot_f16` per
+    /// key, a running `f32::max`, one `dot_f16_paged` per output dimension.
+    fn row_by_row(
+        k: &Kernels,
+        q: &[f32],
+        kv: &HeadView<'_>,
+        n_kv: usize,
+        scale: f32,
+        opts: HeadOptions,
+    ) -> Vec<f32> {
+        let d = q.len();
+        let mut q16 = vec![f16::ZERO; d];
+        (k.scale_to_f16())(q, 1.0, &mut q16);
+        let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
+        let first = opts.first.min(n_kv - 1);
+        let (skip, mut max) = (first / KV_PAGE, f32::NEG_INFINITY);
+        let lo = skip * KV_PAGE;
+        let mut scores = vec![f32::NEG_INFINITY; n_pad];
+        for (j, sc) in scores.iter_mut().enumerate().take(n_kv).skip(first) {
+            *sc = (k.dot_f16())(kv.k_row(j, d), &q16) * scale;
+            max = max.max(*sc);
+        }
+        if let Some(sink) = opts.sink {
+            max = max.max(sink);
+        }
+        let mut sum = (k.softmax_exp())(&mut scores[lo..n_pad], max);
+        if let Some(sink) = opts.sink {
+            sum += (sink - max).exp() as f64;
+        }
+        let mut p16 = vec![f16::ZERO; n_pad - lo];
+        (k.scale_to_f16())(&scores[lo..n_pad], (1.0 / sum) as f32, &mut p16);
+        p16[n_kv - lo..].fill(f16::ZERO);
+        (0..d)
+            .map(|i| {
+                let mut row = kv.vt_row(i);
+                row.pages = &row.pages[skip..];
+                (k.dot_f16_paged())(&row, &p16)
+            })
+            .collect()
     }
 }

@@ -36,6 +36,12 @@ pub(crate) fn register(k: &mut Kernels) {
         att::dot_f16_paged_x4_scalar,
         "scalar",
     );
+    k.set_head_f16(
+        att::head_scores_f16_scalar,
+        att::head_out_f16_scalar,
+        att::widen_f16_scalar,
+        "scalar",
+    );
     k.set_softmax_exp(crate::softmax::softmax_exp_scalar, "scalar");
     k.set_scale_to_f16(att::scale_to_f16_scalar, "scalar");
     k.set_swiglu(crate::swiglu::swiglu_scalar, "scalar");

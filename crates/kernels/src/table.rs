@@ -13,8 +13,8 @@ use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
 use crate::types::Isa;
 use crate::types::{
-    DotF16Fn, DotF16PagedFn, DotF16PagedX4Fn, DotF16X4Fn, GemmX8Fn, GemmX8PairFn, Layout,
-    ScaleToF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn,
+    DotF16Fn, DotF16PagedFn, DotF16PagedX4Fn, DotF16X4Fn, GemmX8Fn, GemmX8PairFn, HeadOutF16Fn,
+    Layout, ScaleToF16Fn, ScoresF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn, WidenF16Fn,
 };
 
 /// Keyed kernels with the name of each (`set` replaces the entry of a key or adds one).
@@ -75,6 +75,7 @@ pub struct Kernels {
     dot_f16_batch: Single<DotF16Fn>,
     dot_f16_paged: Single<(DotF16PagedFn, DotF16PagedFn)>,
     dot_f16_batch_x4: Single<(DotF16X4Fn, DotF16PagedX4Fn)>,
+    head_f16: Single<(ScoresF16Fn, HeadOutF16Fn, WidenF16Fn)>,
     softmax_exp: Single<SoftmaxExpFn>,
     scale_to_f16: Single<ScaleToF16Fn>,
     swiglu: Single<SwigluFn>,
@@ -100,6 +101,7 @@ impl Kernels {
             dot_f16_batch: None,
             dot_f16_paged: None,
             dot_f16_batch_x4: None,
+            head_f16: None,
             softmax_exp: None,
             scale_to_f16: None,
             swiglu: None,
@@ -155,6 +157,7 @@ impl Kernels {
             ("attention dot_f16 batch", self.dot_f16_batch.map(|s| s.1)),
             ("attention dot_f16 paged", self.dot_f16_paged.map(|s| s.1)),
             ("attention dot_f16 x4", self.dot_f16_batch_x4.map(|s| s.1)),
+            ("attention decode head", self.head_f16.map(|s| s.1)),
             ("softmax exp", self.softmax_exp.map(|s| s.1)),
             ("scale to f16", self.scale_to_f16.map(|s| s.1)),
             ("swiglu", self.swiglu.map(|s| s.1)),
@@ -273,6 +276,33 @@ impl Kernels {
     ) {
         self.dot_f16_batch_x4 = Some(((contiguous, paged), name));
         self.note(name);
+    }
+
+    pub(crate) fn set_head_f16(
+        &mut self,
+        scores: ScoresF16Fn,
+        out: HeadOutF16Fn,
+        widen: WidenF16Fn,
+        name: &'static str,
+    ) {
+        self.head_f16 = Some(((scores, out, widen), name));
+        self.note(name);
+    }
+
+    /// A decoding head's scaled scores and their maximum, in one call (`dot_f16`'s bits).
+    pub fn head_scores_f16(&self) -> ScoresF16Fn {
+        single(&self.head_f16).0
+    }
+
+    /// A decoding head's outputs over the transposed V rows, in one call (`dot_f16_paged`'s
+    /// bits).
+    pub fn head_out_f16(&self) -> HeadOutF16Fn {
+        single(&self.head_f16).1
+    }
+
+    /// f16 to f32, element by element (exact).
+    pub fn widen_f16(&self) -> WidenF16Fn {
+        single(&self.head_f16).2
     }
 
     /// Four `dot_f16_batch` products sharing their second operand.

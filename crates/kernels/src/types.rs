@@ -28,6 +28,32 @@ impl<'a> PagedRow<'a> {
     }
 }
 
+/// The rows of one KV head's keys across pages: position `j`'s row starts at
+/// `data[pages[j / KV_PAGE] * page_elems + offset + (j % KV_PAGE) * stride]`.
+#[derive(Clone, Copy)]
+pub struct PagedRows<'a> {
+    pub data: &'a [f16],
+    pub pages: &'a [u32],
+    pub page_elems: usize,
+    pub offset: usize,
+    pub stride: usize,
+}
+
+impl<'a> PagedRows<'a> {
+    /// Position `j`'s row, `d` halves long.
+    #[inline]
+    pub fn row(&self, j: usize, d: usize) -> &'a [f16] {
+        let at = self.pages[j / KV_PAGE_OF_ROWS] as usize * self.page_elems
+            + self.offset
+            + (j % KV_PAGE_OF_ROWS) * self.stride;
+        &self.data[at..at + d]
+    }
+}
+
+/// Positions per KV page (`crate::attention::KV_PAGE`, repeated here so this leaf module
+/// imports nothing from the crate; a test checks the two agree).
+pub const KV_PAGE_OF_ROWS: usize = 32;
+
 /// Dot product of two f16 vectors of equal length (attention scores and outputs).
 pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
 /// The same dot product with `a` scattered over KV pages; must sum in exactly the order of the
@@ -45,6 +71,18 @@ pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 /// single dot product of row `r` and token `t` (a 2×4 register tile: weights loaded once for
 /// four tokens, activations once for two rows, scales converted four at a time).
 pub type VecDot2x4Fn = fn(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2];
+/// A decoding head's scores in one call: `out[j] = DotF16Fn(row j, f16(q)) * scale` for `j` in
+/// `first..out.len()` (rows of `q.len()` halves), returning their maximum (NaN scores
+/// ignored, `-inf` when there are none). `q` holds f16 values widened to f32, so the bits are
+/// those of the single decode-order dot product.
+pub type ScoresF16Fn =
+    fn(k: &PagedRows<'_>, q: &[f32], scale: f32, first: usize, out: &mut [f32]) -> f32;
+/// A decoding head's outputs in one call: `out[i] = DotF16PagedFn(row i, f16(p))` (decode
+/// order), where row `i` is `vt` with its offset moved by `i * KV_PAGE` (V stored transposed)
+/// and `p` holds f16 values widened to f32.
+pub type HeadOutF16Fn = fn(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]);
+/// `dst[i] = src[i]` as f32 (exact).
+pub type WidenF16Fn = fn(src: &[f16], dst: &mut [f32]);
 /// `dst[i] = f16(src[i] * scale)`: the f32 product, then round-to-nearest-even to f16.
 pub type ScaleToF16Fn = fn(src: &[f32], scale: f32, dst: &mut [f16]);
 /// One group of eight repacked weight rows against up to four tokens (`crate::repack`):

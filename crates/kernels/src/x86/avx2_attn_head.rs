@@ -1,0 +1,280 @@
+//! A decoding head's attention in two calls: every score (`head_scores_f16`) and every output
+//! dimension (`head_out_f16`), each in ggml's decode order, against operands widened to f32
+//! once per head (`widen_f16`).
+//!
+//! Why: a decoding token's attention is thousands of short dot products, one per cached
+//! position for the scores and one per head dimension for the output. Made one call per row
+//! (`avx2::dot_f16`), each converted both operands from f16, paid a call, a bounds check per
+//! row, a horizontal sum alone and a NaN-aware running maximum: `examples/attend_speed` put a
+//! 64-wide head over 100 positions at 1.4 µs, about 50 cycles per position, and a 16-client
+//! decode step spent a fifth of its time there. Here the shared operand is converted once
+//! (f16 to f32 is exact, so the products are the same), each step of 32 loads it once for two
+//! rows, two rows' horizontal sums share their shuffles, the pages are bounds-checked once
+//! each, and the maximum is a vector pass at the end.
+//!
+//! Bit-identity with `avx2::dot_f16` / `dot_f16_paged`: per row the same accumulator lanes get
+//! the same fused multiply-adds in the same order, the joint reduction adds exactly the pairs
+//! `f16_reduce` adds (`lo + hi`, then two horizontal adds; one row per 128-bit half), and a
+//! remainder past the last step of 32 is added in f64 as there. The maximum ignores NaN scores,
+//! as `f32::max` does; a maximum of zero may come back as -0 where `f32::max` gave +0, which
+//! the softmax cannot tell apart (`x - 0` and `x + 0` are equal and `exp(±0)` is 1).
+
+use std::arch::x86_64::*;
+
+use half::f16;
+
+use crate::attention::{PagedRow, PagedRows, KV_PAGE};
+use crate::Kernels;
+
+pub(super) fn register(k: &mut Kernels) {
+    k.set_head_f16(head_scores_f16, head_out_f16, widen_f16, "whole head/avx2");
+}
+
+/// `dst[i] = src[i]` as f32, eight at a time with F16C.
+pub fn widen_f16(src: &[f16], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; n fits both slices.
+    unsafe { widen_f16c(&src[..n], &mut dst[..n]) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
+    let n = src.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n elements in both slices; unaligned accesses.
+        unsafe {
+            let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        }
+        i += 8;
+    }
+    for (d, x) in dst[i..].iter_mut().zip(&src[i..]) {
+        *d = x.to_f32();
+    }
+}
+
+/// Panics unless every row `first..n` of `k` (`d` halves each) lies inside `k.data`: checked
+/// once per page, the positions of a page being at most `KV_PAGE - 1` strides apart.
+fn check_rows(k: &PagedRows<'_>, d: usize, first: usize, n: usize) {
+    let mut s = first / KV_PAGE;
+    while s * KV_PAGE < n {
+        let last = (n - 1).min(s * KV_PAGE + KV_PAGE - 1) % KV_PAGE;
+        let end = k.pages[s] as usize * k.page_elems + k.offset + last * k.stride + d;
+        assert!(
+            end <= k.data.len(),
+            "head_scores_f16: rows outside the cache"
+        );
+        s += 1;
+    }
+}
+
+/// Every score `first..out.len()` of a decoding head and their maximum (see
+/// `crate::types::ScoresF16Fn`).
+pub fn head_scores_f16(
+    k: &PagedRows<'_>,
+    q: &[f32],
+    scale: f32,
+    first: usize,
+    out: &mut [f32],
+) -> f32 {
+    let (d, n) = (q.len(), out.len());
+    if first >= n {
+        return f32::NEG_INFINITY;
+    }
+    check_rows(k, d, first, n);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; rows checked above.
+    unsafe { scores_avx2(k, q, scale, first, out) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; `check_rows(k, q.len(), first, out.len())` passed and
+/// `first < out.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scores_avx2(
+    k: &PagedRows<'_>,
+    q: &[f32],
+    scale: f32,
+    first: usize,
+    out: &mut [f32],
+) -> f32 {
+    let (d, n) = (q.len(), out.len());
+    let np = d - d % 32;
+    let base = k.data.as_ptr();
+    // SAFETY: `check_rows` put every row first..n (d halves) inside `k.data`; the pages were
+    // indexed there, so `k.pages[j / KV_PAGE]` is in bounds for every j < n.
+    let row = |j: usize| unsafe {
+        base.add(
+            *k.pages.get_unchecked(j / KV_PAGE) as usize * k.page_elems
+                + k.offset
+                + (j % KV_PAGE) * k.stride,
+        )
+    };
+    let mut j = first;
+    while j < n {
+        let (a, b) = (row(j), row((j + 1).min(n - 1)));
+        // SAFETY: both rows hold d >= np halves and `q` d floats.
+        let two = unsafe { pair_contiguous(np, [a, b], q.as_ptr()) };
+        for (r, v) in two.iter().enumerate().take((n - j).min(2)) {
+            let jj = j + r;
+            let full = with_tail(*v, np, q, |c| {
+                // SAFETY: c < d: inside row jj (checked by the caller).
+                unsafe { *row(jj).add(c) }
+            });
+            out[jj] = full * scale;
+        }
+        j += 2;
+    }
+    // SAFETY: AVX2 present (caller's contract); first < n.
+    unsafe { max_ignoring_nan(&out[first..]) }
+}
+
+/// Every output dimension of a decoding head (see `crate::types::HeadOutF16Fn`).
+pub fn head_out_f16(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
+    let (n, dims) = (p.len(), out.len());
+    if dims == 0 {
+        return;
+    }
+    // Every segment read: page s, dimension rows 0..dims, KV_PAGE halves each (the tail page
+    // only its first n % 32).
+    for s in 0..n.div_ceil(KV_PAGE) {
+        let len = (n - s * KV_PAGE).min(KV_PAGE);
+        let end = vt.pages[s] as usize * vt.page_elems + vt.offset + (dims - 1) * KV_PAGE + len;
+        assert!(end <= vt.data.len(), "head_out_f16: rows outside the cache");
+    }
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; segments checked above.
+    unsafe { out_avx2(vt, p, out) }
+}
+
+/// # Safety
+/// AVX2/FMA/F16C present; every segment read (page `s < p.len() / 32` rounded up, dimension
+/// rows `0..out.len()`) lies inside `vt.data`, `out` is not empty.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn out_avx2(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
+    let (n, dims) = (p.len(), out.len());
+    let np = n - n % 32;
+    let base = vt.data.as_ptr();
+    // SAFETY: the caller checked every segment that is read, and indexed `vt.pages[s]` for
+    // every s < n / KV_PAGE rounded up.
+    let seg = |i: usize, s: usize| unsafe {
+        base.add(*vt.pages.get_unchecked(s) as usize * vt.page_elems + vt.offset + i * KV_PAGE)
+    };
+    let mut i = 0;
+    while i < dims {
+        let (a, b) = (i, (i + 1).min(dims - 1));
+        // SAFETY: each segment of the np / 32 full pages holds 32 halves and `p` np floats.
+        let two = unsafe { pair_paged(np, |s| [seg(a, s), seg(b, s)], p.as_ptr()) };
+        for (r, v) in two.iter().enumerate().take((dims - i).min(2)) {
+            let ii = i + r;
+            out[ii] = with_tail(*v, np, p, |c| {
+                // SAFETY: c < n: inside page c / KV_PAGE's checked segment.
+                unsafe { *seg(ii, c / KV_PAGE).add(c % KV_PAGE) }
+            });
+        }
+        i += 2;
+    }
+}
+
+/// The reduced vector sum plus the remainder `np..` in f64, as the single kernels do.
+#[inline]
+fn with_tail(reduced: f32, np: usize, b: &[f32], x: impl Fn(usize) -> f16) -> f32 {
+    if np == b.len() {
+        return reduced;
+    }
+    let mut res = reduced as f64;
+    for (c, &y) in b.iter().enumerate().skip(np) {
+        res += (x(c).to_f32() * y) as f64;
+    }
+    res as f32
+}
+
+/// The largest value of `x` (not empty), NaNs ignored.
+///
+/// # Safety
+/// AVX2 present.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn max_ignoring_nan(x: &[f32]) -> f32 {
+    let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        // SAFETY: eight floats in `c`; `max(v, acc)` gives `acc` where `v` is NaN.
+        acc = _mm256_max_ps(unsafe { _mm256_loadu_ps(c.as_ptr()) }, acc);
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds eight floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    lanes
+        .into_iter()
+        .chain(chunks.remainder().iter().copied())
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// One step of 32: the four accumulators of each of two rows get `row[8j..8j + 8] · b[8j..]`.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; each row points to 32 halves and `b` to 32 floats.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn step32(sum: &mut [[__m256; 4]; 2], rows: [*const f16; 2], b: *const f32) {
+    for j in 0..4 {
+        // SAFETY: 8j + 8 <= 32 (caller's contract); unaligned loads.
+        unsafe {
+            let bj = _mm256_loadu_ps(b.add(8 * j));
+            for (s, row) in sum.iter_mut().zip(rows) {
+                let x = _mm256_cvtph_ps(_mm_loadu_si128(row.add(8 * j).cast()));
+                s[j] = _mm256_fmadd_ps(x, bj, s[j]);
+            }
+        }
+    }
+}
+
+/// `f16_reduce` of two rows' accumulators at once: row 0 in the low 128-bit half, row 1 in the
+/// high half, the same additions for each.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce_pair(sum: [[__m256; 4]; 2]) -> [f32; 2] {
+    let s = sum.map(|a| _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3])));
+    let lo = _mm256_permute2f128_ps::<0x20>(s[0], s[1]);
+    let hi = _mm256_permute2f128_ps::<0x31>(s[0], s[1]);
+    let t = _mm256_add_ps(lo, hi);
+    let h = _mm256_hadd_ps(t, t);
+    let h = _mm256_hadd_ps(h, h);
+    [
+        _mm256_cvtss_f32(h),
+        _mm_cvtss_f32(_mm256_extractf128_ps::<1>(h)),
+    ]
+}
+
+/// Two contiguous rows over `np` (a multiple of 32) values.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; each row holds `np` halves and `b` `np` floats.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pair_contiguous(np: usize, rows: [*const f16; 2], b: *const f32) -> [f32; 2] {
+    let mut sum = [[_mm256_setzero_ps(); 4]; 2];
+    let mut i = 0;
+    while i < np {
+        // SAFETY: i + 32 <= np (caller's contract).
+        unsafe { step32(&mut sum, [rows[0].add(i), rows[1].add(i)], b.add(i)) };
+        i += 32;
+    }
+    reduce_pair(sum)
+}
+
+/// Two paged rows over `np` (a multiple of 32) values; `seg(s)` gives both rows' page-`s`
+/// segments.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; every segment `seg` gives for `s < np / 32` holds 32 halves and `b`
+/// holds `np` floats.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pair_paged(np: usize, seg: impl Fn(usize) -> [*const f16; 2], b: *const f32) -> [f32; 2] {
+    let mut sum = [[_mm256_setzero_ps(); 4]; 2];
+    for s in 0..np / 32 {
+        // SAFETY: page s's segments hold 32 halves and 32s + 32 <= np (caller's contract).
+        unsafe { step32(&mut sum, seg(s), b.add(32 * s)) };
+    }
+    reduce_pair(sum)
+}
