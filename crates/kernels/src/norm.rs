@@ -15,6 +15,45 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// `rms_norm` of every `weight.len()`-long row of `x` into `out`, four rows at a time: each
+/// row's sum of squares is the same sequential f64 chain as `rms_norm`'s (so the same bits),
+/// but four independent chains run side by side. One chain is bound by the latency of an f64
+/// add, about four cycles a value: a 16-token decode step spent 3 % of its time there, on one
+/// thread.
+pub fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let n = weight.len();
+    assert!(
+        n > 0 && x.len() == out.len() && x.len() % n == 0,
+        "rms_norm_rows: shapes"
+    );
+    let mut xs = x.chunks_exact(4 * n);
+    let mut outs = out.chunks_exact_mut(4 * n);
+    for (x4, o4) in (&mut xs).zip(&mut outs) {
+        let mut sum = [0.0f64; 4];
+        for i in 0..n {
+            for (r, s) in sum.iter_mut().enumerate() {
+                let v = x4[r * n + i];
+                *s += (v * v) as f64;
+            }
+        }
+        for (r, s) in sum.iter().enumerate() {
+            let mean = (s / n as f64) as f32;
+            let scale = 1.0f32 / (mean + eps).sqrt();
+            let (xr, or) = (&x4[r * n..(r + 1) * n], &mut o4[r * n..(r + 1) * n]);
+            for ((o, &v), &w) in or.iter_mut().zip(xr).zip(weight) {
+                *o = (v * scale) * w;
+            }
+        }
+    }
+    for (xr, or) in xs
+        .remainder()
+        .chunks_exact(n)
+        .zip(outs.into_remainder().chunks_exact_mut(n))
+    {
+        rms_norm(xr, weight, eps, or);
+    }
+}
+
 /// `rms_norm` in place, for short rows such as one attention head (Qwen3's Q/K norms).
 pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
     let n = x.len();
@@ -49,5 +88,27 @@ mod tests {
         let mut y = x.clone();
         rms_norm_in_place(&mut y, &w, 1e-5);
         assert_eq!(y, out, "in place gives the same bits");
+    }
+
+    #[test]
+    fn rows_four_at_a_time_give_each_rows_bits() {
+        let n = 61;
+        for rows in [1usize, 3, 4, 5, 9] {
+            let x: Vec<f32> = (0..rows * n)
+                .map(|i| ((i * 7919 % 1013) as f32 - 506.0) * 10f32.powi((i % 9) as i32 - 4))
+                .collect();
+            let w: Vec<f32> = (0..n).map(|i| 0.25 + (i % 11) as f32 * 0.3).collect();
+            let mut got = vec![0.0; rows * n];
+            rms_norm_rows(&x, &w, 1e-6, &mut got);
+            for r in 0..rows {
+                let mut want = vec![0.0; n];
+                rms_norm(&x[r * n..(r + 1) * n], &w, 1e-6, &mut want);
+                let same = want
+                    .iter()
+                    .zip(&got[r * n..(r + 1) * n])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{rows} rows: row {r}");
+            }
+        }
     }
 }

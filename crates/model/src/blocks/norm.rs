@@ -1,6 +1,6 @@
 //! RMSNorm over the rows of a `[n_tokens, n_embd]` buffer.
 
-use owl_kernels::norm::rms_norm;
+use owl_kernels::norm::rms_norm_rows;
 
 use crate::tensors::Tensors;
 use crate::ModelError;
@@ -21,9 +21,6 @@ impl RmsNorm {
 
     /// `out[t] = rms_norm(x[t]) * weight` for every row.
     pub fn forward(&self, x: &[f32], out: &mut [f32]) {
-        let n = self.weight.len();
-        for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-            rms_norm(xr, &self.weight, self.eps, or);
-        }
+        rms_norm_rows(x, &self.weight, self.eps, out);
     }
 }
