@@ -22,6 +22,10 @@ pub(crate) trait PagePool {
     fn release(&mut self, slot: usize) {
         self.truncate(slot, 0);
     }
+    /// Gives `to` (its pages released first) the K/V rows of positions `0..n` of `from`;
+    /// returns the positions copied (`n`, or 0 where the pool cannot share prefixes or lacks
+    /// the pages).
+    fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize;
 }
 
 impl PagePool for KvCache {
@@ -36,6 +40,9 @@ impl PagePool for KvCache {
     }
     fn truncate(&mut self, slot: usize, n: usize) -> usize {
         KvCache::truncate(self, slot, n)
+    }
+    fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
+        KvCache::copy_prefix(self, from, to, n)
     }
 }
 
@@ -53,6 +60,8 @@ pub(crate) struct CountingPages {
     pub window: Option<usize>,
     /// Per slot: the start of its last chunk.
     pub started: Vec<usize>,
+    /// Every `copy_prefix` done: (from, to, positions).
+    pub copies: Vec<(usize, usize, usize)>,
 }
 
 #[cfg(test)]
@@ -65,6 +74,7 @@ impl CountingPages {
             held: vec![0; n_slots],
             window: None,
             started: vec![0; n_slots],
+            copies: Vec::new(),
         }
     }
 
@@ -100,6 +110,17 @@ impl PagePool for CountingPages {
         }
         let keep = self.pages_for(n);
         self.held[slot] = self.held[slot].min(keep);
+        n
+    }
+    fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
+        if self.window.is_some() || from == to || n == 0 || self.held[from] < self.pages_for(n) {
+            return 0;
+        }
+        self.release(to);
+        if !self.ensure(to, 0, n) {
+            return 0;
+        }
+        self.copies.push((from, to, n));
         n
     }
 }

@@ -20,6 +20,15 @@ use crate::api::FinishReason;
 use crate::pages::PagePool;
 use crate::prefix_cache::PrefixCache;
 
+/// Fewest shared prompt tokens for which a request copies a running sequence's K/V rows (or
+/// waits for them): below it, recomputing is about as cheap as waiting a step.
+const SHARE_MIN: usize = 16;
+
+/// Tokens `a` and `b` share from the start.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 /// Identifies a request inside the engine.
 pub(crate) type SeqId = u64;
 
@@ -188,8 +197,37 @@ impl Planner {
         }
     }
 
+    /// The running sequence sharing the longest prefix with `seq` (same adapter), counted up
+    /// to `max_reuse` tokens: `(shared, computed, slot)`, where `computed` of the `shared`
+    /// tokens already have their K/V rows in its slot. Only a prompt is waited for: `shared`
+    /// stops at the end of a still-prefilling source's prompt and, for a source already
+    /// decoding, at what it has computed (its output may keep matching a longer request).
+    /// `None` below `SHARE_MIN` tokens.
+    fn running_source(&self, seq: &SeqState, max_reuse: usize) -> Option<(usize, usize, usize)> {
+        self.running
+            .iter()
+            .filter(|r| r.adapter == seq.adapter)
+            .filter_map(|r| {
+                let limit = if r.n_computed < r.prompt_len {
+                    r.prompt_len
+                } else {
+                    r.n_computed
+                };
+                let shared = common_prefix(&r.tokens, &seq.tokens)
+                    .min(max_reuse)
+                    .min(limit);
+                Some((shared, shared.min(r.n_computed), r.slot?))
+            })
+            .filter(|&(shared, _, _)| shared >= SHARE_MIN)
+            .max_by_key(|&(shared, computed, _)| (computed, shared))
+    }
+
     /// Starts waiting requests while there is room, each in the slot that shares the longest
-    /// prefix with it (or a free one, or the least recently used cached one).
+    /// prefix with it (or a free one, or the least recently used cached one). A request that
+    /// shares a longer computed prefix with a running sequence copies those K/V rows
+    /// (`PagePool::copy_prefix`); one whose shared prefix a running sequence is still
+    /// computing waits for it (and the queue behind it, to keep arrival order), so concurrent
+    /// requests with the same system prompt compute it once.
     fn admit(&mut self, pool: &mut impl PagePool, plan: &mut Plan) {
         while self.running.len() < self.limits.parallel {
             let Some(mut seq) = self.waiting.pop_front() else {
@@ -201,6 +239,11 @@ impl Planner {
             } else {
                 seq.tokens.len() - 1
             };
+            let source = self.running_source(&seq, max_reuse);
+            if matches!(source, Some((shared, computed, _)) if computed < shared) {
+                self.waiting.push_front(seq);
+                break;
+            }
             let slot = match self
                 .cache
                 .best_match_for(seq.adapter, &seq.tokens, max_reuse)
@@ -224,6 +267,16 @@ impl Planner {
                     }
                 },
             };
+            if let Some((_, computed, from)) = source.filter(|&(_, c, _)| c > seq.n_computed) {
+                let copied = pool.copy_prefix(from, slot, computed);
+                if copied > 0 {
+                    if seq.generated == 0 {
+                        plan.reused += (copied - seq.cached_tokens) as u64;
+                        seq.cached_tokens = copied;
+                    }
+                    seq.n_computed = copied;
+                }
+            }
             self.cache.occupy(slot);
             seq.slot = Some(slot);
             self.running.push(seq);

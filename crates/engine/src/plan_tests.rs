@@ -371,3 +371,80 @@ fn a_draft_widens_a_decoding_sequences_work_within_the_step_budget() {
     assert_eq!(sim.plan.work, vec![Work { seq: 0, len: 4 }]);
     assert!(sim.planner.running[0].draft.is_empty());
 }
+
+/// `tail_seed`'s tokens after a shared `prefix`.
+fn with_prefix(prefix: &[u32], tail_seed: u32, tail: usize) -> Vec<u32> {
+    let mut p = prefix.to_vec();
+    p.extend(prompt(tail_seed, tail));
+    p
+}
+
+#[test]
+fn concurrent_requests_with_a_shared_prefix_compute_it_once() {
+    let mut sim = Sim::new(4, 256, 0, 1000, 256);
+    let system = prompt(9, 20);
+    let a = sim.submit(with_prefix(&system, 1, 5), 3);
+    let b = sim.submit(with_prefix(&system, 2, 6), 3);
+    let c = sim.submit(with_prefix(&system, 3, 7), 3);
+    // Step 1: the first computes its prompt; the others wait for the shared part.
+    let w = sim.step();
+    assert_eq!(w, vec![Work { seq: 0, len: 25 }]);
+    assert_eq!(sim.planner.waiting.len(), 2);
+    // Step 2: they copy the 20 shared rows and compute only their own tails.
+    let w = sim.step();
+    assert_eq!(sim.plan.reused, 40);
+    // The first copies from `a`; the next from `a` or from the one that just copied.
+    let slot_a = sim.planner.running[0].slot.unwrap();
+    let copies = &sim.pool.copies;
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0].0, slot_a);
+    assert!(copies.iter().all(|&(from, to, n)| n == 20 && from != to));
+    assert_eq!(
+        w,
+        vec![
+            Work { seq: 0, len: 1 },
+            Work { seq: 1, len: 6 },
+            Work { seq: 2, len: 7 }
+        ]
+    );
+    assert_eq!(sim.planner.running[1].cached_tokens, 20);
+    sim.run_to_end(50);
+    assert_eq!(sim.ended_ids(), vec![a, b, c]);
+}
+
+#[test]
+fn short_shared_prefixes_and_prompt_logits_neither_wait_nor_copy() {
+    // 15 shared tokens (below SHARE_MIN): both run at once, nothing copied.
+    let mut sim = Sim::new(2, 256, 0, 1000, 256);
+    let system = prompt(9, SHARE_MIN - 1);
+    sim.submit(with_prefix(&system, 1, 5), 1);
+    sim.submit(with_prefix(&system, 2, 5), 1);
+    assert_eq!(sim.step().len(), 2);
+    assert!(sim.pool.copies.is_empty());
+    // Prompt logprobs need every position computed: no waiting, no copy.
+    let mut sim = Sim::new(2, 256, 0, 1000, 256);
+    let system = prompt(9, 30);
+    sim.submit(with_prefix(&system, 1, 5), 1);
+    sim.submit_with(with_prefix(&system, 2, 5), 1, true);
+    assert_eq!(sim.step().len(), 2);
+    assert!(sim.pool.copies.is_empty());
+    assert_eq!(sim.plan.reused, 0);
+}
+
+#[test]
+fn a_source_that_decodes_is_copied_up_to_what_it_computed() {
+    // The second request's prompt is the first's prompt and reply so far, and more: it
+    // copies the computed rows once the first decodes and never waits on its output.
+    let mut sim = Sim::new(2, 256, 0, 1000, 256);
+    let first = prompt(4, 20);
+    sim.submit(first.clone(), 10);
+    sim.step();
+    sim.step();
+    // first: 20 prompt tokens + 1000 computed, 1001 pending.
+    let mut next = first.clone();
+    next.extend([1000, 1001, 1002, 5, 6]);
+    sim.submit(next, 1);
+    let w = sim.step();
+    assert_eq!(sim.pool.copies.last().map(|c| c.2), Some(21));
+    assert_eq!(w[1], Work { seq: 1, len: 4 });
+}

@@ -317,6 +317,42 @@ impl KvCache {
         kept
     }
 
+    /// Gives `to` the K/V rows of positions `0..n` of `from` (which must hold them): `to`'s
+    /// pages are released, it takes pages for `0..n`, and each of `from`'s first
+    /// `ceil(n / KV_PAGE)` pages is copied whole into `to`'s (rows past `n` in the last page
+    /// are stale values, as in any partly filled page, and never weigh in attention).
+    /// Returns the positions copied: `n`, or 0 where the cache has sliding-window layers (whose
+    /// pages a running sequence drops) or too few free pages. Sequences whose prompts start
+    /// the same (a shared system prompt) then compute the shared part once.
+    pub fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
+        if self.sliding.is_some()
+            || from == to
+            || self.check_slot(from).is_err()
+            || self.check_slot(to).is_err()
+            || n == 0
+            || self.global.pages.live_pages(from) < pages_for(n)
+        {
+            return 0;
+        }
+        self.release(to);
+        if self.ensure_chunk(to, 0, n).is_err() {
+            return 0;
+        }
+        let g = &mut self.global;
+        let pe = g.page_elems;
+        for s in 0..pages_for(n) {
+            let (src, dst) = (
+                g.pages.table(from)[s] as usize * pe,
+                g.pages.table(to)[s] as usize * pe,
+            );
+            g.k.copy_within(src..src + pe, dst);
+            if !g.vt.is_empty() {
+                g.vt.copy_within(src..src + pe, dst);
+            }
+        }
+        n
+    }
+
     /// Frees every page of `slot`.
     pub fn release(&mut self, slot: usize) {
         self.truncate(slot, 0);
@@ -507,6 +543,54 @@ mod tests {
                 assert_eq!(x.to_f32(), f16::from_f32(row(pos, -0.25)[hd + i]).to_f32());
             }
         }
+    }
+
+    #[test]
+    fn a_copied_prefix_reads_back_as_its_source_in_every_layer() {
+        let (n_layer, kv_dim, hd) = (2, 8, 4);
+        let mut kv = KvCache::new(n_layer, kv_dim, 128, 3, 8);
+        kv.ensure(0, 70).expect("room");
+        kv.ensure(2, 10).expect("room");
+        let row = |pos: usize, l: usize, s: f32| -> Vec<f32> {
+            (0..kv_dim)
+                .map(|d| pos as f32 + s * d as f32 + 100.0 * l as f32)
+                .collect()
+        };
+        for l in 0..n_layer {
+            for pos in 0..70 {
+                kv.store(0, l, pos, &row(pos, l, 0.5), &row(pos, l, -0.25));
+            }
+        }
+        let free = kv.free_pages();
+        // Slot 2's own pages go back; it takes two for the 40 copied positions.
+        assert_eq!(kv.copy_prefix(0, 2, 40), 40);
+        assert_eq!(kv.slot_pages(2), 2);
+        assert_eq!(kv.free_pages(), free + 1 - 2);
+        assert_ne!(kv.pages(2), &kv.pages(0)[..2]);
+        for l in 0..n_layer {
+            for head in 0..2 {
+                let (a, b) = (kv.head_view(0, l, head, hd), kv.head_view(2, l, head, hd));
+                for pos in 0..40 {
+                    for i in 0..hd {
+                        let at = |v: &HeadView<'_>| {
+                            let page = v.pages[pos / KV_PAGE] as usize * v.page_elems;
+                            (
+                                v.k[page + v.k_offset + (pos % KV_PAGE) * v.k_stride + i],
+                                v.vt[page + v.vt_offset + i * KV_PAGE + pos % KV_PAGE],
+                            )
+                        };
+                        assert_eq!(at(&a), at(&b), "layer {l} head {head} pos {pos} dim {i}");
+                    }
+                }
+            }
+        }
+        // Nothing to copy from, or onto itself: nothing copied.
+        assert_eq!(kv.copy_prefix(1, 2, 10), 0);
+        assert_eq!(kv.copy_prefix(0, 0, 10), 0);
+        // A cache with sliding-window layers does not share prefixes.
+        let mut w = windowed(2);
+        w.ensure(0, 20).expect("room");
+        assert_eq!(w.copy_prefix(0, 1, 10), 0);
     }
 
     #[test]
