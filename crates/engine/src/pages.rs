@@ -22,6 +22,8 @@ pub(crate) trait PagePool {
     fn release(&mut self, slot: usize) {
         self.truncate(slot, 0);
     }
+    /// Whether `copy_prefix` can copy at all (not in a cache with sliding-window layers).
+    fn can_copy_prefix(&self) -> bool;
     /// Gives `to` (its pages released first) the K/V rows of positions `0..n` of `from`;
     /// returns the positions copied (`n`, or 0 where the pool cannot share prefixes or lacks
     /// the pages).
@@ -40,6 +42,9 @@ impl PagePool for KvCache {
     }
     fn truncate(&mut self, slot: usize, n: usize) -> usize {
         KvCache::truncate(self, slot, n)
+    }
+    fn can_copy_prefix(&self) -> bool {
+        self.window().is_none()
     }
     fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
         KvCache::copy_prefix(self, from, to, n)
@@ -111,6 +116,9 @@ impl PagePool for CountingPages {
         let keep = self.pages_for(n);
         self.held[slot] = self.held[slot].min(keep);
         n
+    }
+    fn can_copy_prefix(&self) -> bool {
+        self.window.is_none()
     }
     fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
         if self.window.is_some() || from == to || n == 0 || self.held[from] < self.pages_for(n) {

@@ -239,15 +239,20 @@ impl Planner {
             } else {
                 seq.tokens.len() - 1
             };
-            let source = self.running_source(&seq, max_reuse);
+            let cached = self
+                .cache
+                .best_match_for(seq.adapter, &seq.tokens, max_reuse);
+            // A running sequence is a better source only beyond what the cache gives.
+            let source = self
+                .running_source(&seq, max_reuse)
+                .filter(|&(shared, _, _)| {
+                    pool.can_copy_prefix() && shared > cached.map_or(0, |c| c.0)
+                });
             if matches!(source, Some((shared, computed, _)) if computed < shared) {
                 self.waiting.push_front(seq);
                 break;
             }
-            let slot = match self
-                .cache
-                .best_match_for(seq.adapter, &seq.tokens, max_reuse)
-            {
+            let slot = match cached {
                 Some((common, i)) => {
                     // A sliding-window slot may keep less (nothing) than the shared prefix.
                     let common = pool.truncate(i, common);

@@ -448,3 +448,24 @@ fn a_source_that_decodes_is_copied_up_to_what_it_computed() {
     assert_eq!(sim.pool.copies.last().map(|c| c.2), Some(21));
     assert_eq!(w[1], Work { seq: 1, len: 4 });
 }
+
+#[test]
+fn no_waiting_where_copies_cannot_help() {
+    // A sliding-window cache cannot copy prefixes: both start at once.
+    let mut sim = Sim::new(2, 256, 0, 1000, 256);
+    sim.pool.window = Some(8);
+    let system = prompt(9, 30);
+    sim.submit(with_prefix(&system, 1, 5), 1);
+    sim.submit(with_prefix(&system, 2, 5), 1);
+    assert_eq!(sim.step().len(), 2);
+    assert!(sim.pool.copies.is_empty());
+    // The cache already holds the shared part: no wait for a running sequence computing it.
+    let mut sim = Sim::new(2, 256, 2, 1000, 256);
+    sim.submit(with_prefix(&system, 1, 5), 1);
+    sim.run_to_end(20);
+    sim.submit(with_prefix(&system, 2, 5), 3);
+    sim.submit(with_prefix(&system, 3, 5), 3);
+    let w = sim.step();
+    assert_eq!(w.len(), 2, "both admitted: {w:?}");
+    assert!(sim.plan.reused >= 30);
+}

@@ -150,7 +150,10 @@ fn batched_output_equals_solo_output_and_preemption_changes_nothing() {
     // The six share the template's system prompt: the later ones copied its K/V rows from
     // a running sequence instead of computing them (and gave the solo tokens all the same).
     let shared = batched[1..].iter().filter(|o| o.cached >= 16).count();
-    assert!(shared >= 4, "requests that copied the shared prefix: {shared} of 5");
+    assert!(
+        shared >= 4,
+        "requests that copied the shared prefix: {shared} of 5"
+    );
     e.shutdown(Duration::from_secs(1));
 
     // A KV budget far below what six sequences need: sequences are pre-empted and resumed.
