@@ -387,8 +387,12 @@ def test_speculation_drafts_and_is_counted(client, model_id, server):
     /metrics counts the drafted tokens and the accepted ones."""
     before = (metric(server, "owl_spec_draft_tokens_total"),
               metric(server, "owl_spec_accepted_tokens_total"))
-    text = ("The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins "
-            "with a single step. To be or not to be, that is the question.")
+    # A text the default model repeats word for word from its first token. (In the order
+    # "The quick brown fox…" first, its reply skipped that sentence, so the first drafts
+    # failed and `auto`, whose pause depends on measured step costs, sometimes stopped
+    # drafting before the copying part.)
+    text = ("A journey of a thousand miles begins with a single step. To be or not to be, that "
+            "is the question. The quick brown fox jumps over the lazy dog.")
     r = client.chat.completions.create(
         model=model_id, temperature=0, max_tokens=60,
         messages=[{"role": "user",
