@@ -25,8 +25,8 @@ pub(crate) trait PagePool {
     /// Whether `copy_prefix` can copy at all (not in a cache with sliding-window layers).
     fn can_copy_prefix(&self) -> bool;
     /// Gives `to` (its pages released first) the K/V rows of positions `0..n` of `from`;
-    /// returns the positions copied (`n`, or 0 where the pool cannot share prefixes or lacks
-    /// the pages).
+    /// returns the positions copied (`n`, or 0, leaving `to` as it was, where the pool cannot
+    /// share prefixes or lacks the pages).
     fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize;
 }
 
@@ -121,7 +121,13 @@ impl PagePool for CountingPages {
         self.window.is_none()
     }
     fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
-        if self.window.is_some() || from == to || n == 0 || self.held[from] < self.pages_for(n) {
+        if self.window.is_some()
+            || from == to
+            || n == 0
+            || n > self.n_ctx
+            || self.held[from] < self.pages_for(n)
+            || self.pages_for(n) > self.free_pages() + self.held[to]
+        {
             return 0;
         }
         self.release(to);

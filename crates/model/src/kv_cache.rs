@@ -321,21 +321,26 @@ impl KvCache {
     /// pages are released, it takes pages for `0..n`, and each of `from`'s first
     /// `ceil(n / KV_PAGE)` pages is copied whole into `to`'s (rows past `n` in the last page
     /// are stale values, as in any partly filled page, and never weigh in attention).
-    /// Returns the positions copied: `n`, or 0 where the cache has sliding-window layers (whose
-    /// pages a running sequence drops) or too few free pages. Sequences whose prompts start
-    /// the same (a shared system prompt) then compute the shared part once.
+    /// Returns the positions copied: `n`, or 0, leaving `to` as it was, where the cache has
+    /// sliding-window layers (whose pages a running sequence drops) or too few free pages.
+    /// Sequences whose prompts start the same (a shared system prompt) then compute the
+    /// shared part once.
     pub fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
         if self.sliding.is_some()
             || from == to
             || self.check_slot(from).is_err()
             || self.check_slot(to).is_err()
             || n == 0
+            || n > self.n_ctx
             || self.global.pages.live_pages(from) < pages_for(n)
+            // `to`'s own pages come back before it takes the copy's.
+            || pages_for(n) > self.free_pages() + self.global.pages.live_pages(to)
         {
             return 0;
         }
         self.release(to);
         if self.ensure_chunk(to, 0, n).is_err() {
+            // Unreachable after the checks above; nothing is copied.
             return 0;
         }
         let g = &mut self.global;
@@ -584,6 +589,13 @@ mod tests {
                 }
             }
         }
+        // More pages than are free: nothing copied, and slot 2 keeps its own.
+        let mut tight = KvCache::new(n_layer, kv_dim, 128, 3, 4);
+        tight.ensure(0, 70).expect("room");
+        tight.ensure(2, 10).expect("room");
+        assert_eq!(tight.free_pages(), 0);
+        assert_eq!(tight.copy_prefix(0, 2, 40), 0);
+        assert_eq!(tight.slot_pages(2), 1);
         // Nothing to copy from, or onto itself: nothing copied.
         assert_eq!(kv.copy_prefix(1, 2, 10), 0);
         assert_eq!(kv.copy_prefix(0, 0, 10), 0);
