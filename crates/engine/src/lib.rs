@@ -10,7 +10,7 @@
 //!
 //! Module map, leaves first: `api` (requests and events), `adapters` (LoRA adapters by name), `error`, `config` (sizes), `gate` (turns on the cores between engines), `command` (what
 //! the handle sends), `pages` (page accounting as a trait), `prefix_cache` (slots, LRU),
-//! `plan` (the pure scheduling policy), `stop` (stop strings), `spec` (speculative decoding: drafts and when to make them), `draft` (a draft model's guesses), `scheduler` (the thread: plan →
+//! `plan` (the pure scheduling policy), `stop` (stop strings), `lookup` (prompt lookup: drafts from the text being copied), `spec` (speculative decoding: when to draft and how far), `draft` (a draft model's guesses), `scheduler` (the thread: plan →
 //! execute → commit), `handle` (starting it, submitting), `bundle` (opening a model).
 
 mod adapters;
@@ -23,6 +23,7 @@ mod embed;
 mod error;
 mod gate;
 mod handle;
+mod lookup;
 mod pages;
 mod pair;
 mod plan;

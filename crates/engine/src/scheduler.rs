@@ -31,8 +31,9 @@ use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::draft::{DraftModel, DraftRequest};
 use crate::error::EngineError;
+use crate::lookup::{CopyCursor, WordStarts};
 use crate::plan::{Limits, Plan, Planner, SeqId, SeqState, Work};
-use crate::spec::{self, Policy, SpecMode, StepCost};
+use crate::spec::{Policy, SpecMode, StepCost};
 use crate::stop::{Released, StopText};
 
 /// The request side of a sequence: what the planner does not need.
@@ -53,6 +54,8 @@ struct Client {
     /// the draft model (`--spec draft`), whose guesses cost a draft pass each.
     spec: Policy,
     model_spec: Policy,
+    /// Where its prompt lookup is copying from.
+    copy: CopyCursor,
     /// Whether this step's draft came from the draft model (which policy learns from it).
     drafted_by_model: bool,
 }
@@ -95,6 +98,8 @@ pub(crate) struct Scheduler {
     step_cost: StepCost,
     /// The draft model of `--spec draft`.
     draft: Option<DraftModel>,
+    /// Which tokens begin a word (prompt lookup resumes a copy at one; empty with `--spec off`).
+    words: WordStarts,
 }
 
 impl Scheduler {
@@ -143,6 +148,11 @@ impl Scheduler {
             parallel: cfg.parallel,
             n_batch: cfg.n_batch,
         };
+        let words = if cfg.spec.mode == SpecMode::Off {
+            WordStarts::default()
+        } else {
+            WordStarts::new(&tok)
+        };
         Ok(Scheduler {
             runner,
             tok,
@@ -166,6 +176,7 @@ impl Scheduler {
             drafted_chunk: Vec::new(),
             step_cost: StepCost::default(),
             draft,
+            words,
             cfg,
         })
     }
@@ -260,6 +271,7 @@ impl Scheduler {
                     adapter,
                     spec: Policy::new(self.cfg.spec),
                     model_spec: Policy::new(self.cfg.spec),
+                    copy: CopyCursor::default(),
                     drafted_by_model: false,
                 };
                 self.clients.insert(id, client);
@@ -426,7 +438,7 @@ impl Scheduler {
             // Prompt lookup first (its guesses cost nothing to make), then the draft model.
             c.drafted_by_model = false;
             let max = c.spec.budget(beta).min(room);
-            spec::ngram_draft(&s.tokens, max, &mut s.draft);
+            c.copy.draft(&s.tokens, max, &self.words, &mut s.draft);
             if let (Some(_), Some(slot), true) = (&self.draft, s.slot, s.draft.is_empty()) {
                 let max = c.model_spec.budget(model_guess).min(room);
                 if max > 0 {
@@ -684,6 +696,7 @@ impl Scheduler {
                         .fetch_add(accepted as u64, Ordering::Relaxed);
                 } else {
                     c.spec.record(drafted, accepted);
+                    c.copy.record(drafted, accepted);
                 }
                 self.stats
                     .spec_drafted

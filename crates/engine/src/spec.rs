@@ -2,8 +2,9 @@
 //!
 //! Decoding one token reads every weight once; checking five guessed tokens of the same
 //! sequence in one pass reads them once too, so each guess that turns out right is a token for
-//! (almost) nothing. The guesses here come from the sequence itself (prompt lookup): the last
-//! few tokens are looked up earlier in the context, and what followed them there is proposed.
+//! (almost) nothing. The guesses here come from the sequence itself (prompt lookup,
+//! `crate::lookup`): the last few tokens are looked up earlier in the context, and what
+//! followed them there is proposed; after an edit the copy is picked up where it left off.
 //! Replies that repeat, proofread or edit their prompt copy long spans and gain the most.
 //!
 //! **Exactness.** The checking pass computes the drafted positions in the decode order
@@ -85,33 +86,6 @@ impl Default for SpecConfig {
         SpecConfig {
             mode: SpecMode::Auto,
             max_draft: 8,
-        }
-    }
-}
-
-/// The longest and shortest suffix looked up in the context.
-const NGRAM_MAX: usize = 4;
-const NGRAM_MIN: usize = 2;
-
-/// Prompt lookup: finds the most recent earlier occurrence of the longest suffix of `tokens`
-/// (between `NGRAM_MAX` and `NGRAM_MIN` tokens long) and writes what followed it, at most `max`
-/// tokens, into `out` (cleared first).
-pub(crate) fn ngram_draft(tokens: &[u32], max: usize, out: &mut Vec<u32>) {
-    out.clear();
-    let len = tokens.len();
-    if max == 0 {
-        return;
-    }
-    for n in (NGRAM_MIN..=NGRAM_MAX.min(len.saturating_sub(1))).rev() {
-        let key = &tokens[len - n..];
-        // Candidate starts, most recent first; the match must end before the suffix does.
-        for start in (0..len - n).rev() {
-            if &tokens[start..start + n] == key {
-                let from = start + n;
-                let to = (from + max).min(len);
-                out.extend_from_slice(&tokens[from..to]);
-                return;
-            }
         }
     }
 }
@@ -258,27 +232,6 @@ impl StepCost {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lookup_proposes_what_followed_the_latest_longest_match() {
-        let mut out = Vec::new();
-        // "1 2 3 9 | 7 2 3 5 | ... 2 3": the 2-gram [2,3] last occurred before 5.
-        ngram_draft(&[1, 2, 3, 9, 7, 2, 3, 5, 6, 2, 3], 3, &mut out);
-        assert_eq!(out, [5, 6, 2]);
-        // A longer suffix wins over a more recent shorter one.
-        ngram_draft(&[1, 2, 3, 4, 8, 3, 4, 9, 1, 2, 3, 4], 2, &mut out);
-        assert_eq!(out, [8, 3]);
-        // No match, or nothing allowed: nothing.
-        ngram_draft(&[1, 2, 3, 4], 4, &mut out);
-        assert!(out.is_empty());
-        ngram_draft(&[5, 6, 5, 6], 0, &mut out);
-        assert!(out.is_empty());
-        // The draft stops at the end of the context.
-        ngram_draft(&[5, 6, 7, 5, 6], 8, &mut out);
-        assert_eq!(out, [7, 5, 6]);
-        ngram_draft(&[], 4, &mut out);
-        assert!(out.is_empty());
-    }
 
     #[test]
     fn the_draft_length_follows_acceptance_and_cost() {

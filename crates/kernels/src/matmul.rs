@@ -453,9 +453,9 @@ fn linear_repacked(
     // The layout's registry entry: its kernel, block sizes and activation format.
     let p = crate::repack::for_layout(layout).expect("linear_repacked: a repacked layout");
     let gemm = k.repacked(layout).expect("linear_repacked: a kernel");
-    // Pair kernels pay where several tokens share each weight load; a single token's product
-    // streams weights from memory, and there the pair kernel measured slower (owl bench tg128
-    // 155 against 220 t/s on Zen 4), so one group at a time. Either way the same bits.
+    // Pair kernels pay where many tokens share each weight load; a few tokens' product
+    // streams weights from memory, and there the pair kernel measured slower, so one group at
+    // a time (`PAIR_MIN_TOKENS`). Either way the same bits.
     let pair = k
         .repacked_pair(layout)
         .filter(|_| n_tokens >= PAIR_MIN_TOKENS);
@@ -544,8 +544,12 @@ fn linear_repacked(
 }
 
 /// Tokens from which `linear_repacked` takes groups two at a time (where the table has a pair
-/// kernel).
-const PAIR_MIN_TOKENS: usize = 4;
+/// kernel). Measured on Zen 4 with the default model (`owl bench -p N -n 0`, pairs against
+/// single groups): 1 token 155 against 220 t/s (tg128), 4 tokens 679–689 against 778–888,
+/// 8 tokens 1034–1054 against 1160–1164, 10–14 tokens even within the noise, 16 tokens
+/// 1279–1288 against 1179–1231. Verification passes of speculative decoding (2–9 positions)
+/// and half-full serving steps sit below it.
+const PAIR_MIN_TOKENS: usize = 12;
 
 /// Tokens from which a batch's activations are quantized by all the pool's threads: a wide
 /// decode step (many sequences) spent a tenth of its time quantizing on one thread while the

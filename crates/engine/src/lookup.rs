@@ -1,0 +1,245 @@
+//! Prompt lookup: guessing a reply's next tokens from the text it is copying.
+//!
+//! A reply that repeats, proofreads or edits its prompt copies long spans of it. The plain
+//! lookup ([`ngram_draft`]) finds the last few generated tokens earlier in the context and
+//! proposes what followed them there. It loses the thread at every edit: after a corrected
+//! word (`compnay` → `company`) the last tokens occur nowhere, so nothing is drafted until two
+//! tokens of copied text have been generated again one at a time. A proofreading reply edits
+//! every few words, and those one-token steps were most of its steps.
+//!
+//! [`CopyCursor`] remembers where in the context the sequence was copying from, so it can
+//! pick the copy up again after an edit without waiting for a fresh match:
+//! - the token just generated is looked for a little around the cursor (a word the reply
+//!   kept, after one it changed or left out): drafting resumes after it;
+//! - a new word found nowhere near is taken to replace the source's word at the cursor:
+//!   drafting resumes at the source's next word (`WordStarts`);
+//! - such a resumed draft is short ([`RESYNC_MAX`]), since an edit often spans more than one
+//!   word; and a cursor whose resumed drafts keep failing ([`MAX_MISSES`] in a row) is not
+//!   trusted again until a draft from it copies a run ([`TRUST_RUN`] tokens). Free-form text,
+//!   whose chance matches are not a copy, so stops paying for guesses after an edit that is
+//!   not one.
+//!
+//! Every guess is checked by the model (`crate::spec`), so a bad guess costs time, never text.
+
+use owl_text::Tokenizer;
+
+/// The longest and shortest suffix looked up in the context.
+const NGRAM_MAX: usize = 4;
+const NGRAM_MIN: usize = 2;
+/// How far around the cursor the token just generated is looked for: from `RESYNC_BACK`
+/// positions before it to `RESYNC_AHEAD` after.
+const RESYNC_BACK: usize = 2;
+const RESYNC_AHEAD: usize = 8;
+/// The most tokens a draft resumed after an edit proposes.
+pub(crate) const RESYNC_MAX: usize = 4;
+/// Resumed drafts that may fail in a row before the cursor is distrusted.
+const MAX_MISSES: u8 = 2;
+/// Tokens one draft from the cursor must copy to make it trusted again.
+const TRUST_RUN: usize = 3;
+
+/// Prompt lookup: finds the most recent earlier occurrence of the longest suffix of `tokens`
+/// (between `NGRAM_MAX` and `NGRAM_MIN` tokens long) and writes what followed it, at most `max`
+/// tokens, into `out` (cleared first). Returns where in `tokens` the draft was taken from.
+pub(crate) fn ngram_draft(tokens: &[u32], max: usize, out: &mut Vec<u32>) -> Option<usize> {
+    out.clear();
+    let len = tokens.len();
+    if max == 0 {
+        return None;
+    }
+    for n in (NGRAM_MIN..=NGRAM_MAX.min(len.saturating_sub(1))).rev() {
+        let key = &tokens[len - n..];
+        // Candidate starts, most recent first; the match must end before the suffix does.
+        for start in (0..len - n).rev() {
+            if &tokens[start..start + n] == key {
+                let from = start + n;
+                let to = (from + max).min(len);
+                out.extend_from_slice(&tokens[from..to]);
+                return Some(from);
+            }
+        }
+    }
+    None
+}
+
+/// Which tokens begin a word: their text starts with white space. Where a reply that wrote
+/// its own word picks the copied text up again.
+#[derive(Debug, Default)]
+pub(crate) struct WordStarts(Vec<bool>);
+
+impl WordStarts {
+    pub fn new(tok: &Tokenizer) -> WordStarts {
+        let starts = (0..tok.vocab_size() as u32)
+            .map(|id| {
+                tok.token_to_piece(id, false)
+                    .first()
+                    .is_some_and(u8::is_ascii_whitespace)
+            })
+            .collect();
+        WordStarts(starts)
+    }
+
+    #[cfg(test)]
+    pub fn from_flags(starts: Vec<bool>) -> WordStarts {
+        WordStarts(starts)
+    }
+
+    fn get(&self, id: u32) -> bool {
+        self.0.get(id as usize).copied().unwrap_or(false)
+    }
+}
+
+/// Where a sequence is copying from, kept between steps.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CopyCursor {
+    /// The position in the sequence's tokens that the copy is expected to go on from.
+    at: Option<usize>,
+    /// Whether the last draft was resumed after an edit (rather than found by lookup).
+    resumed: bool,
+    /// Resumed drafts that failed in a row.
+    misses: u8,
+}
+
+impl CopyCursor {
+    /// Writes at most `max` guessed tokens to follow `tokens` into `out` (cleared first):
+    /// by lookup, else resumed from the cursor.
+    pub fn draft(&mut self, tokens: &[u32], max: usize, words: &WordStarts, out: &mut Vec<u32>) {
+        self.resumed = false;
+        if let Some(from) = ngram_draft(tokens, max, out) {
+            self.at = Some(from);
+            return;
+        }
+        let (Some(at), Some(&last)) = (self.at, tokens.last()) else {
+            return;
+        };
+        if max == 0 || self.misses >= MAX_MISSES {
+            return;
+        }
+        let len = tokens.len();
+        // Search up to the token before `last`, so the match is earlier text, not itself.
+        let hi = (at + RESYNC_AHEAD).min(len - 1);
+        let lo = at.saturating_sub(RESYNC_BACK).min(hi);
+        let from = match tokens[lo..hi].iter().position(|&t| t == last) {
+            Some(i) => lo + i + 1,
+            None if words.get(last) && at < len => {
+                // The reply wrote a word of its own: skip the source's word at the cursor.
+                let next = tokens[at + 1..len - 1].iter().position(|&t| words.get(t));
+                match next {
+                    Some(i) => at + 1 + i,
+                    None => return,
+                }
+            }
+            None => return,
+        };
+        let to = (from + max.min(RESYNC_MAX)).min(len);
+        out.extend_from_slice(&tokens[from..to]);
+        self.at = Some(from);
+        self.resumed = !out.is_empty();
+    }
+
+    /// Learns from the checked draft: `accepted` of its `drafted` tokens were right.
+    pub fn record(&mut self, drafted: usize, accepted: usize) {
+        if drafted == 0 {
+            return;
+        }
+        if let Some(at) = self.at.as_mut() {
+            *at += accepted;
+        }
+        if accepted >= TRUST_RUN {
+            self.misses = 0;
+        } else if self.resumed && accepted == 0 {
+            self.misses = self.misses.saturating_add(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_proposes_what_followed_the_latest_longest_match() {
+        let mut out = Vec::new();
+        // "1 2 3 9 | 7 2 3 5 | ... 2 3": the 2-gram [2,3] last occurred before 5.
+        let from = ngram_draft(&[1, 2, 3, 9, 7, 2, 3, 5, 6, 2, 3], 3, &mut out);
+        assert_eq!((out.as_slice(), from), (&[5, 6, 2][..], Some(7)));
+        // A longer suffix wins over a more recent shorter one.
+        ngram_draft(&[1, 2, 3, 4, 8, 3, 4, 9, 1, 2, 3, 4], 2, &mut out);
+        assert_eq!(out, [8, 3]);
+        // No match, or nothing allowed: nothing.
+        assert_eq!(ngram_draft(&[1, 2, 3, 4], 4, &mut out), None);
+        assert!(out.is_empty());
+        ngram_draft(&[5, 6, 5, 6], 0, &mut out);
+        assert!(out.is_empty());
+        // The draft stops at the end of the context.
+        ngram_draft(&[5, 6, 7, 5, 6], 8, &mut out);
+        assert_eq!(out, [7, 5, 6]);
+        ngram_draft(&[], 4, &mut out);
+        assert!(out.is_empty());
+    }
+
+    /// Tokens ≥ 100 begin a word, the others continue one.
+    fn words() -> WordStarts {
+        WordStarts::from_flags((0..200).map(|t| t >= 100).collect())
+    }
+
+    #[test]
+    fn the_cursor_resumes_the_copy_after_an_edit() {
+        let w = words();
+        let mut out = Vec::new();
+        // Source: "a b c+1 d e f g" where c+1 is one word in two tokens (103 7).
+        let src = [100, 101, 102, 103, 7, 104, 105, 106, 107, 108];
+        let mut c = CopyCursor::default();
+        // The reply copied "100 101 102": lookup drafts from the source.
+        let mut seq: Vec<u32> = src.iter().copied().chain([1, 100, 101, 102]).collect();
+        c.draft(&seq, 8, &w, &mut out);
+        assert_eq!(out, [103, 7, 104, 105, 106, 107, 108, 1]);
+        // The reply wrote its own word (150) instead of "103 7": no lookup matches, and the
+        // cursor skips the source's word, resuming at 104 for at most RESYNC_MAX tokens.
+        c.record(8, 0);
+        seq.push(150);
+        c.draft(&seq, 8, &w, &mut out);
+        assert_eq!(out, [104, 105, 106, 107]);
+        assert_eq!(out.len(), RESYNC_MAX);
+        // Two accepted, then the reply leaves out 106 and writes 107: the cursor finds
+        // 107 just ahead and resumes after it.
+        c.record(4, 2);
+        seq.extend([104, 105, 107]);
+        c.draft(&seq, 8, &w, &mut out);
+        assert_eq!(out, [108, 1, 100, 101]);
+    }
+
+    #[test]
+    fn a_failing_cursor_is_distrusted_until_a_run_is_copied() {
+        let w = words();
+        let mut out = Vec::new();
+        let src: Vec<u32> = (100..120).collect();
+        let mut seq: Vec<u32> = src.iter().copied().chain([1, 100, 101]).collect();
+        let mut c = CopyCursor::default();
+        c.draft(&seq, 8, &w, &mut out);
+        assert_eq!(out[0], 102);
+        c.record(8, 0);
+        // New words the source does not have: resumed drafts fail, then stop.
+        let mut resumed = 0;
+        for t in 150..156 {
+            seq.push(t);
+            c.draft(&seq, 8, &w, &mut out);
+            if !out.is_empty() {
+                resumed += 1;
+                c.record(out.len(), 0);
+            }
+        }
+        assert_eq!(resumed, usize::from(MAX_MISSES));
+        // A lookup draft that copies a run trusts the cursor again.
+        seq.extend([110, 111]);
+        c.draft(&seq, 8, &w, &mut out);
+        assert_eq!(out[..3], [112, 113, 114]);
+        c.record(8, TRUST_RUN);
+        seq.extend([112, 113, 114, 160]);
+        c.draft(&seq, 8, &w, &mut out);
+        assert_eq!(
+            out,
+            [116, 117, 118, 119],
+            "resumed after the replaced word 115"
+        );
+    }
+}
