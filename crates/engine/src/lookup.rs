@@ -136,19 +136,29 @@ impl CopyCursor {
         self.resumed = !out.is_empty();
     }
 
-    /// Learns from the checked draft: `accepted` of its `drafted` tokens were right.
-    pub fn record(&mut self, drafted: usize, accepted: usize) {
+    /// Learns from the checked draft: `accepted` of its `drafted` tokens were right, and
+    /// `tokens` now ends with them and the token the model chose next. Returns, when every
+    /// drafted token was right, whether the copied text goes on with that chosen token (what
+    /// one more drafted token would have been), where the text before this step shows it.
+    pub fn record(&mut self, drafted: usize, accepted: usize, tokens: &[u32]) -> Option<bool> {
         if drafted == 0 {
-            return;
+            return None;
         }
-        if let Some(at) = self.at.as_mut() {
-            *at += accepted;
-        }
+        let at = self.at.as_mut()?;
+        let went_on = (accepted == drafted)
+            .then(|| {
+                let chosen = tokens.len().checked_sub(1)?;
+                let src = *at + drafted;
+                (src < chosen.saturating_sub(accepted)).then(|| tokens[src] == tokens[chosen])
+            })
+            .flatten();
+        *at += accepted;
         if accepted >= TRUST_RUN {
             self.misses = 0;
         } else if self.resumed && accepted == 0 {
             self.misses = self.misses.saturating_add(1);
         }
+        went_on
     }
 }
 
@@ -195,17 +205,42 @@ mod tests {
         assert_eq!(out, [103, 7, 104, 105, 106, 107, 108, 1]);
         // The reply wrote its own word (150) instead of "103 7": no lookup matches, and the
         // cursor skips the source's word, resuming at 104 for at most RESYNC_MAX tokens.
-        c.record(8, 0);
         seq.push(150);
+        assert_eq!(c.record(8, 0, &seq), None, "not every token was right");
         c.draft(&seq, 8, &w, &mut out);
         assert_eq!(out, [104, 105, 106, 107]);
         assert_eq!(out.len(), RESYNC_MAX);
         // Two accepted, then the reply leaves out 106 and writes 107: the cursor finds
         // 107 just ahead and resumes after it.
-        c.record(4, 2);
         seq.extend([104, 105, 107]);
+        c.record(4, 2, &seq);
         c.draft(&seq, 8, &w, &mut out);
         assert_eq!(out, [108, 1, 100, 101]);
+    }
+
+    #[test]
+    fn a_fully_right_draft_says_whether_the_copy_went_on() {
+        let w = words();
+        let mut out = Vec::new();
+        let mut seq: Vec<u32> = vec![100, 101, 102, 103, 104, 1, 100, 101];
+        let mut c = CopyCursor::default();
+        c.draft(&seq, 1, &w, &mut out);
+        assert_eq!(out, [102]);
+        // Right, and the model then chose 103, as the source goes on: a run.
+        seq.extend([102, 103]);
+        assert_eq!(c.record(1, 1, &seq), Some(true));
+        c.draft(&seq, 1, &w, &mut out);
+        assert_eq!(out, [104]);
+        // Right, but the model then chose 150 where the source has 1.
+        seq.extend([104, 150]);
+        assert_eq!(c.record(1, 1, &seq), Some(false));
+        // Past the end of the earlier text there is nothing to compare with.
+        let mut seq: Vec<u32> = vec![100, 101, 102, 100, 101];
+        let mut c = CopyCursor::default();
+        c.draft(&seq, 4, &w, &mut out);
+        assert_eq!(out, [102, 100, 101]);
+        seq.extend([102, 100, 101, 102]);
+        assert_eq!(c.record(3, 3, &seq), None);
     }
 
     #[test]
@@ -217,24 +252,23 @@ mod tests {
         let mut c = CopyCursor::default();
         c.draft(&seq, 8, &w, &mut out);
         assert_eq!(out[0], 102);
-        c.record(8, 0);
         // New words the source does not have: resumed drafts fail, then stop.
         let mut resumed = 0;
+        let mut drafted = out.len();
         for t in 150..156 {
             seq.push(t);
+            c.record(drafted, 0, &seq);
             c.draft(&seq, 8, &w, &mut out);
-            if !out.is_empty() {
-                resumed += 1;
-                c.record(out.len(), 0);
-            }
+            drafted = out.len();
+            resumed += usize::from(drafted > 0);
         }
         assert_eq!(resumed, usize::from(MAX_MISSES));
         // A lookup draft that copies a run trusts the cursor again.
         seq.extend([110, 111]);
         c.draft(&seq, 8, &w, &mut out);
         assert_eq!(out[..3], [112, 113, 114]);
-        c.record(8, TRUST_RUN);
         seq.extend([112, 113, 114, 160]);
+        c.record(8, TRUST_RUN, &seq);
         c.draft(&seq, 8, &w, &mut out);
         assert_eq!(
             out,

@@ -677,7 +677,9 @@ impl Scheduler {
             if drafted > 0 {
                 if self.debug_steps {
                     eprintln!(
-                        "spec: drafted {drafted} accepted {accepted} (beta alone {:.3}{})",
+                        "spec: drafted {drafted} accepted {accepted}: {:?} → {:?} (beta alone {:.3}{})",
+                        self.tok.decode(&s.draft, false),
+                        self.tok.decode(&s.tokens[s.tokens.len().saturating_sub(accepted + 1)..], false),
                         self.step_cost.beta(1),
                         if c.drafted_by_model {
                             ", draft model"
@@ -687,7 +689,7 @@ impl Scheduler {
                     );
                 }
                 if c.drafted_by_model {
-                    c.model_spec.record(drafted, accepted);
+                    c.model_spec.record(drafted, accepted, None);
                     self.stats
                         .spec_model_drafted
                         .fetch_add(drafted as u64, Ordering::Relaxed);
@@ -695,8 +697,8 @@ impl Scheduler {
                         .spec_model_accepted
                         .fetch_add(accepted as u64, Ordering::Relaxed);
                 } else {
-                    c.spec.record(drafted, accepted);
-                    c.copy.record(drafted, accepted);
+                    let went_on = c.copy.record(drafted, accepted, &s.tokens);
+                    c.spec.record(drafted, accepted, went_on);
                 }
                 self.stats
                     .spec_drafted

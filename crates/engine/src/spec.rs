@@ -135,8 +135,11 @@ impl Policy {
     }
 
     /// Learns from a checked draft of `drafted` tokens, `accepted` of which were right: every
-    /// token up to the first wrong one was a trial.
-    pub fn record(&mut self, drafted: usize, accepted: usize) {
+    /// token up to the first wrong one was a trial. When all were right, `went_on` says, where
+    /// the drafter knows, whether its next guess would have been right too (the token the
+    /// model chose after the draft): one more trial, without which a sequence drafting one
+    /// token at a time could never learn that its guesses come in runs.
+    pub fn record(&mut self, drafted: usize, accepted: usize, went_on: Option<bool>) {
         if drafted == 0 {
             return;
         }
@@ -145,6 +148,9 @@ impl Policy {
         let trials = accepted + usize::from(accepted < drafted);
         for i in 1..trials {
             self.next += LEARN * (hit(i < accepted) - self.next);
+        }
+        if let (true, Some(right)) = (accepted == drafted, went_on) {
+            self.next += LEARN * (hit(right) - self.next);
         }
     }
 }
@@ -257,11 +263,11 @@ mod tests {
         let mut p = Policy::new(cfg);
         let first = p.budget(0.3);
         assert!(first > 0, "the prior drafts");
-        p.record(4, 4);
-        p.record(4, 4);
+        p.record(4, 4, None);
+        p.record(4, 4, None);
         assert!(p.budget(0.3) > first, "right guesses lengthen the draft");
         for _ in 0..5 {
-            p.record(4, 0);
+            p.record(4, 0, None);
         }
         assert_eq!(p.budget(0.3), 0, "wrong guesses pause it");
         let steps = (1..100).find(|_| p.budget(0.3) > 0);
@@ -274,7 +280,7 @@ mod tests {
             ..cfg
         });
         for _ in 0..3 {
-            n.record(4, 0);
+            n.record(4, 0, None);
         }
         assert_eq!(n.budget(0.3), 1, "ngram mode never pauses");
         let mut off = Policy::new(SpecConfig {
@@ -282,6 +288,28 @@ mod tests {
             ..cfg
         });
         assert_eq!(off.budget(0.01), 0);
+    }
+
+    #[test]
+    fn one_token_drafts_learn_runs_from_the_token_after_them() {
+        let cfg = SpecConfig::default();
+        let mut p = Policy::new(cfg);
+        // Early drafts broke off after their first token: one-token drafts.
+        for _ in 0..4 {
+            p.record(4, 1, None);
+        }
+        assert_eq!(p.budget(0.3), 1);
+        // Right single guesses teach nothing about runs on their own...
+        let mut blind = p.clone();
+        for _ in 0..10 {
+            blind.record(1, 1, None);
+        }
+        assert_eq!(blind.budget(0.3), 1);
+        // ...but the token the model chose after each, which the lookup had guessed too, does.
+        for _ in 0..10 {
+            p.record(1, 1, Some(true));
+        }
+        assert!(p.budget(0.3) > 2, "{}", p.budget(0.3));
     }
 
     #[test]
