@@ -9,6 +9,7 @@
 //! function and the same reduction order whether the batch holds one token or a hundred, so batched
 //! and solo generation give bit-identical logits.
 
+pub mod amx;
 pub mod attention;
 pub mod gelu;
 pub mod gemm_float;

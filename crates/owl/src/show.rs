@@ -174,6 +174,12 @@ pub fn system() {
         };
         println!("  {:<10}  {:<22} {state}", def.name, def.features);
     }
+    println!(
+        "  {:<10}  {:<22} {}",
+        "amx",
+        "amx-tile+int8",
+        owl_kernels::amx::state().describe()
+    );
     println!("kernels");
     for (what, name) in k.chosen() {
         println!("  {what:<28} {name}");
