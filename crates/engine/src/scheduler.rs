@@ -401,10 +401,11 @@ impl Scheduler {
     /// Gives each decoding sequence that may guess ahead a draft to check in this step's pass
     /// (see `crate::spec`): from its own context when that has a match, else from the draft
     /// model when there is one. Not for constrained sequences (their masks are computed one token
-    /// at a time) nor for sliding-window caches (a rejected draft would already have pushed
-    /// positions out of the window).
+    /// at a time). Sliding-window caches draft too: a chunk drops only the pages its *first*
+    /// position can no longer see (`PagePool::ensure`), and the next chunk starts after that
+    /// position whatever is rejected, so a rejected draft never costs a page still needed.
     fn propose_drafts(&mut self) {
-        if self.cfg.spec.mode == SpecMode::Off || self.kv.window().is_some() {
+        if self.cfg.spec.mode == SpecMode::Off {
             return;
         }
         let n_ctx = self.cfg.n_ctx;

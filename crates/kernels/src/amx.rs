@@ -48,9 +48,9 @@ impl AmxState {
                  needed)"
                     .into()
             }
-            AmxState::Refused { errno } => format!(
-                "detected; the kernel refused the tile state (arch_prctl errno {errno})"
-            ),
+            AmxState::Refused { errno } => {
+                format!("detected; the kernel refused the tile state (arch_prctl errno {errno})")
+            }
             AmxState::Granted { bf16 } => format!(
                 "detected{}, tile state granted; owl has no tile kernels yet",
                 if bf16 { " with bf16" } else { "" }

@@ -123,7 +123,21 @@ fn run_all(e: &EngineHandle, reqs: &[Request], together: bool) -> Vec<Outcome> {
 
 #[test]
 fn speculation_never_changes_a_reply() {
-    let path = owl_testkit::tiny_model("llama");
+    same_replies_with_and_without_speculation("llama");
+}
+
+/// Gemma 3 has sliding-window layers; its tiny fixture slides over 8 positions, so drafts of
+/// up to 6 tokens are checked across window and page edges, and a rejected draft must not
+/// have dropped a page the next step still reads. (gpt-oss's layers use the same windowed
+/// cache, but its random tiny model, with a 200k vocabulary, never repeats its context, so
+/// lookup would never draft for it.)
+#[test]
+fn speculation_never_changes_a_reply_with_sliding_windows() {
+    same_replies_with_and_without_speculation("gemma3");
+}
+
+fn same_replies_with_and_without_speculation(arch: &str) {
+    let path = owl_testkit::tiny_model(arch);
     let tok = open(&path, 128).tokenizer;
     let reqs = requests(&tok);
     // The context (96) is shorter than a prompt plus its 40 tokens for some: drafts meet it.
@@ -143,17 +157,22 @@ fn speculation_never_changes_a_reply() {
             let accepted = EngineStats::get(&e.stats().spec_accepted);
             e.shutdown(Duration::from_secs(1));
             for (i, (a, b)) in reference.iter().zip(&out).enumerate() {
-                assert_eq!(a, b, "request {i}: {mode:?}, parallel {parallel}");
+                assert_eq!(a, b, "{arch} request {i}: {mode:?}, parallel {parallel}");
             }
-            // The random tiny model copies little: `auto` may give up after trying, `ngram`
-            // keeps drafting and must have had drafts accepted.
-            let ran = match mode {
-                SpecMode::Ngram => accepted > 0,
-                _ => drafted > 0,
+            // The random tiny model copies little: `ngram` keeps drafting and must have had
+            // drafts accepted; `auto` may give up after trying. Alone, `auto` must try: its
+            // step-cost fit needs steps of two widths, so its first decode steps go by the
+            // prior. Four together, the fit can form from the batch's own widths before the
+            // first draft and say that drafting does not pay (it did once in about 35 runs).
+            let ran = match (mode, parallel) {
+                (SpecMode::Ngram, _) => accepted > 0,
+                (_, 1) => drafted > 0,
+                _ => true,
             };
             assert!(
                 ran,
-                "{mode:?}: {drafted} drafted, {accepted} accepted: speculation never ran"
+                "{arch} {mode:?}, parallel {parallel}: {drafted} drafted, {accepted} accepted: \
+                 speculation never ran"
             );
             assert!(accepted <= drafted);
         }
