@@ -81,6 +81,31 @@ pub struct HeadOptions {
     pub sink: Option<f32>,
 }
 
+/// Where one head's attention window starts, derived once per head from `HeadOptions::first`
+/// and the cache length so every step of the head agrees on it.
+#[derive(Clone, Copy)]
+struct Window {
+    /// First visible position, clamped to the last live one so the window is never empty.
+    first: usize,
+    /// Whole pages before `first`: they hold only masked positions, so they are skipped.
+    skip: usize,
+    /// First position of the first page not skipped (`skip * KV_PAGE`): the softmax and the
+    /// V products start here, masked positions `lo..first` included at -inf.
+    lo: usize,
+}
+
+impl Window {
+    fn new(opts: HeadOptions, n_kv: usize) -> Self {
+        let first = opts.first.min(n_kv.saturating_sub(1));
+        let skip = first / KV_PAGE;
+        Window {
+            first,
+            skip,
+            lo: skip * KV_PAGE,
+        }
+    }
+}
+
 /// Per-thread scratch: `scores` and `p16` hold at least `pad_kv(n_kv)`, `q16` holds head_dim.
 pub struct AttnScratch<'a> {
     pub scores: &'a mut [f32],
@@ -202,16 +227,15 @@ pub fn attend_head(
     let q16 = &mut s.q16[..d];
     (k.scale_to_f16())(q, 1.0, q16);
     let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
-    // Whole pages before the window hold only masked positions: skip them.
-    let first = opts.first.min(n_kv.saturating_sub(1));
-    let lo = first / KV_PAGE * KV_PAGE;
-    s.scores[lo..first].fill(f32::NEG_INFINITY);
+    // Whole pages before the window are skipped; the rest of the window's first page is masked.
+    let win = Window::new(opts, n_kv);
+    s.scores[win.lo..win.first].fill(f32::NEG_INFINITY);
     if !tiled_order && d <= HEAD_MAX {
-        decode_head(k, kv, d, n_kv, n_pad, scale, opts, s, out);
+        decode_head(k, kv, d, n_kv, n_pad, scale, opts.sink, win, s, out);
         return;
     }
     let mut max = f32::NEG_INFINITY;
-    let mut j = first;
+    let mut j = win.first;
     if tiled_order {
         // Four keys at a time: four independent sums, each in the single dot's order.
         let dot4 = k.dot_f16_batch_x4();
@@ -228,11 +252,11 @@ pub fn attend_head(
         *sc = dot(kv.k_row(j + jj, d), q16) * scale;
         max = max.max(*sc);
     }
-    let (lo, skip) = softmax_to_f16(k, n_kv, n_pad, max, opts, s);
-    let p16 = &s.p16[lo..n_pad];
+    softmax_to_f16(k, n_kv, n_pad, max, opts.sink, win, s);
+    let p16 = &s.p16[win.lo..n_pad];
     let vt_row = |i: usize| {
         let mut row = kv.vt_row(i);
-        row.pages = &row.pages[skip..];
+        row.pages = &row.pages[win.skip..];
         row
     };
     let mut i = 0;
@@ -260,13 +284,13 @@ fn decode_head(
     n_kv: usize,
     n_pad: usize,
     scale: f32,
-    opts: HeadOptions,
+    sink: Option<f32>,
+    win: Window,
     s: &mut AttnScratch<'_>,
     out: &mut [f32],
 ) {
     let mut q32 = [0f32; HEAD_MAX];
     (k.widen_f16())(&s.q16[..d], &mut q32[..d]);
-    let first = opts.first.min(n_kv.saturating_sub(1));
     let rows = PagedRows {
         data: kv.k,
         pages: kv.pages,
@@ -274,45 +298,42 @@ fn decode_head(
         offset: kv.k_offset,
         stride: kv.k_stride,
     };
-    let max = (k.head_scores_f16())(&rows, &q32[..d], scale, first, &mut s.scores[..n_kv]);
-    let (lo, skip) = softmax_to_f16(k, n_kv, n_pad, max, opts, s);
+    let max = (k.head_scores_f16())(&rows, &q32[..d], scale, win.first, &mut s.scores[..n_kv]);
+    softmax_to_f16(k, n_kv, n_pad, max, sink, win, s);
     // The scores are spent: they take the widened probabilities.
-    let p32 = &mut s.scores[lo..n_pad];
-    (k.widen_f16())(&s.p16[lo..n_pad], p32);
+    let p32 = &mut s.scores[win.lo..n_pad];
+    (k.widen_f16())(&s.p16[win.lo..n_pad], p32);
     let mut vt = kv.vt_row(0);
-    vt.pages = &vt.pages[skip..];
+    vt.pages = &vt.pages[win.skip..];
     (k.head_out_f16())(&vt, p32, out);
 }
 
-/// The softmax of `s.scores[lo..n_pad]` (masked and padded positions at -inf, the sink in the
-/// denominator) rounded into `s.p16[lo..n_pad]`, zeros past `n_kv`: `(lo, skip)` with `skip`
-/// the whole pages before the window and `lo` their positions.
+/// The softmax of `s.scores[win.lo..n_pad]` (masked and padded positions at -inf, the sink in
+/// the denominator) rounded into `s.p16[win.lo..n_pad]`, zeros past `n_kv`.
 fn softmax_to_f16(
     k: &Kernels,
     n_kv: usize,
     n_pad: usize,
     mut max: f32,
-    opts: HeadOptions,
+    sink: Option<f32>,
+    win: Window,
     s: &mut AttnScratch<'_>,
-) -> (usize, usize) {
-    let first = opts.first.min(n_kv.saturating_sub(1));
-    let skip = first / KV_PAGE;
-    let lo = skip * KV_PAGE;
-    if let Some(sink) = opts.sink {
+) {
+    let lo = win.lo;
+    if let Some(sink) = sink {
         max = max.max(sink);
     }
     // Masked positions (as in llama.cpp's padded KV window) are -inf and come out as zero.
     s.scores[n_kv..n_pad].fill(f32::NEG_INFINITY);
     let scores = &mut s.scores[lo..n_pad];
     let mut sum = (k.softmax_exp())(scores, max);
-    if let Some(sink) = opts.sink {
+    if let Some(sink) = sink {
         sum += (sink - max).exp() as f64;
     }
     let inv = (1.0 / sum) as f32;
     let p16 = &mut s.p16[lo..n_pad];
     (k.scale_to_f16())(scores, inv, p16);
     p16[n_kv - lo..].fill(f16::ZERO);
-    (lo, skip)
 }
 
 #[cfg(test)]
@@ -687,9 +708,8 @@ mod tests {
         let mut q16 = vec![f16::ZERO; d];
         (k.scale_to_f16())(q, 1.0, &mut q16);
         let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
-        let first = opts.first.min(n_kv - 1);
-        let (skip, mut max) = (first / KV_PAGE, f32::NEG_INFINITY);
-        let lo = skip * KV_PAGE;
+        let Window { first, skip, lo } = Window::new(opts, n_kv);
+        let mut max = f32::NEG_INFINITY;
         let mut scores = vec![f32::NEG_INFINITY; n_pad];
         for (j, sc) in scores.iter_mut().enumerate().take(n_kv).skip(first) {
             *sc = (k.dot_f16())(kv.k_row(j, d), &q16) * scale;

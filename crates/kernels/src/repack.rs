@@ -573,16 +573,10 @@ pub fn q8_0_with_sums_bytes(cols: usize) -> usize {
 /// as an `f32` beside it, as Q4_1×8's activations have, so kernels broadcast it without a
 /// conversion: Q4_0×8 and Q5_0×8 gained 2 %, Q8_0×8 lost 6 %.)
 pub fn quantize_q8_0_with_sums(quantize: QuantFn, x: &[f32], dst: &mut [u8]) {
-    let nb = x.len() / 32;
-    let (q, sums) = dst.split_at_mut(nb * q8_0::TYPE_SIZE);
-    quantize(x, q);
-    for (blk, s) in q
-        .chunks_exact(q8_0::TYPE_SIZE)
-        .zip(sums.chunks_exact_mut(2))
-    {
+    quantize_with_extras(quantize, x, dst, q8_0::TYPE_SIZE, |blk| {
         let sum: i32 = blk[2..34].iter().map(|&v| i32::from(v as i8)).sum();
-        s.copy_from_slice(&(sum as i16).to_le_bytes());
-    }
+        (sum as i16).to_le_bytes()
+    });
 }
 
 /// Bytes of one token's activations for Q4_1×8: `Q8_1` blocks, then `[d, s]: f32` per block.
@@ -596,16 +590,30 @@ pub fn q8_1_with_scales_bytes(cols: usize) -> usize {
 /// broadcast and a conversion each per block and token: four of the nine vector operations
 /// of the Q4_1×8 kernels' per-block epilogue.
 pub fn quantize_q8_1_with_scales(quantize: QuantFn, x: &[f32], dst: &mut [u8]) {
-    let nb = x.len() / 32;
-    let (q, scales) = dst.split_at_mut(nb * q8_1::TYPE_SIZE);
-    quantize(x, q);
-    for (blk, out) in q
-        .chunks_exact(q8_1::TYPE_SIZE)
-        .zip(scales.chunks_exact_mut(8))
-    {
+    quantize_with_extras(quantize, x, dst, q8_1::TYPE_SIZE, |blk| {
         let f = |o: usize| f16_to_f32(u16::from_le_bytes([blk[o], blk[o + 1]]));
+        let mut out = [0; 8];
         out[..4].copy_from_slice(&f(0).to_le_bytes());
         out[4..].copy_from_slice(&f(q8_1::S).to_le_bytes());
+        out
+    });
+}
+
+/// `x` quantized by `quantize` into its `block`-byte blocks at the front of `dst`, followed by
+/// `extras(block)` for each block in order: the layout of the activations whose kernels read
+/// per-block values ready-made from after the blocks (sums, widened scales).
+fn quantize_with_extras<const N: usize>(
+    quantize: QuantFn,
+    x: &[f32],
+    dst: &mut [u8],
+    block: usize,
+    extras: impl Fn(&[u8]) -> [u8; N],
+) {
+    let nb = x.len() / 32;
+    let (q, tail) = dst.split_at_mut(nb * block);
+    quantize(x, q);
+    for (blk, out) in q.chunks_exact(block).zip(tail.chunks_exact_mut(N)) {
+        out.copy_from_slice(&extras(blk));
     }
 }
 

@@ -177,13 +177,10 @@ pub(super) unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
     _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
 }
 
-/// Runs `f` on the tokens of `a` four at a time (fewer for the last call) and writes its
-/// results to `out`.
-pub(super) fn in_fours(
-    a: &[&[u8]],
-    out: &mut [[f32; X8]],
-    f: impl Fn(&[*const u8]) -> [[f32; X8]; 4],
-) {
+/// Runs `f(t, n, y)` on the tokens of `a` four at a time: `y[..n]` points to tokens
+/// `t..t + n` (`n` is 4 but for the last call, which may take fewer; the rest of `y` is null).
+#[inline]
+pub(super) fn in_fours(a: &[&[u8]], mut f: impl FnMut(usize, usize, [*const u8; 4])) {
     let mut t = 0;
     while t < a.len() {
         let n = (a.len() - t).min(4);
@@ -191,8 +188,7 @@ pub(super) fn in_fours(
         for (p, r) in ptrs.iter_mut().zip(&a[t..t + n]) {
             *p = r.as_ptr();
         }
-        let res = f(&ptrs[..n]);
-        out[t..t + n].copy_from_slice(&res[..n]);
+        f(t, n, ptrs);
         t += n;
     }
 }
@@ -201,6 +197,24 @@ pub(super) fn in_fours(
 pub(super) fn widen<const T: usize>(r: [[f32; X8]; T]) -> [[f32; X8]; 4] {
     std::array::from_fn(|i| if i < T { r[i] } else { [0.0; X8] })
 }
+
+/// `$kernel::<T>($arg, .., [$y[0], .., $y[T - 1]])` for `T = $n` (1 to 4; `$y` holds at least
+/// `$n` token pointers), a narrower result padded to four tokens by `$widen`: the one place
+/// that picks a token count's monomorphised kernel, for `repacked_entry!` and the pair entries.
+/// A macro because a `const T` kernel is one function per `T`, which no generic function can
+/// take as one argument; the expansion is the direct calls written out by hand before. It
+/// calls `unsafe fn`s: use it inside an `unsafe` block whose `// SAFETY:` covers them.
+macro_rules! by_token_count {
+    ($n:expr, $y:ident, $widen:path, $kernel:ident($($arg:expr),* $(,)?)) => {
+        match $n {
+            1 => $widen($kernel::<1>($($arg,)* [$y[0]])),
+            2 => $widen($kernel::<2>($($arg,)* [$y[0], $y[1]])),
+            3 => $widen($kernel::<3>($($arg,)* [$y[0], $y[1], $y[2]])),
+            _ => $kernel::<4>($($arg,)* [$y[0], $y[1], $y[2], $y[3]]),
+        }
+    };
+}
+pub(super) use by_token_count;
 
 /// The table entry for a layout: checks the operands' lengths against the layout's block
 /// sizes, then runs the `const T` kernel on the tokens four at a time.
@@ -216,21 +230,18 @@ macro_rules! repacked_entry {
                 "{:?}: short operands",
                 p.layout
             );
-            $crate::x86::common::in_fours(a, out, |y| {
+            $crate::x86::common::in_fours(a, |t, n, y| {
                 // SAFETY: registered only after the kernel's ISA was detected (see
                 // `crate::isa::ISAS`); lengths checked above.
-                unsafe {
-                    match y.len() {
-                        1 => $crate::x86::common::widen($kernel::<1>(nb, w.as_ptr(), [y[0]])),
-                        2 => $crate::x86::common::widen($kernel::<2>(nb, w.as_ptr(), [y[0], y[1]])),
-                        3 => $crate::x86::common::widen($kernel::<3>(
-                            nb,
-                            w.as_ptr(),
-                            [y[0], y[1], y[2]],
-                        )),
-                        _ => $kernel::<4>(nb, w.as_ptr(), [y[0], y[1], y[2], y[3]]),
-                    }
-                }
+                let r = unsafe {
+                    $crate::x86::common::by_token_count!(
+                        n,
+                        y,
+                        $crate::x86::common::widen,
+                        $kernel(nb, w.as_ptr())
+                    )
+                };
+                out[t..t + n].copy_from_slice(&r[..n]);
             });
         }
     };

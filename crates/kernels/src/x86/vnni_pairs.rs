@@ -19,6 +19,7 @@ use std::arch::x86_64::*;
 
 use owl_quant::{q8_0, q8_1};
 
+use super::common::{by_token_count, in_fours};
 use crate::repack::{Q41_X8_BLOCK, Q80_X8_BLOCK, X8};
 use crate::{Kernels, Layout};
 
@@ -28,7 +29,8 @@ pub(super) fn register(k: &mut Kernels) {
 }
 
 /// The table entry of a pair kernel: checks the operands, then runs the `const T` kernel on
-/// the tokens four at a time; `$act_block` is the activation bytes per block (with extras).
+/// the tokens four at a time (as `repacked_entry!`, with two outputs per token); `$act_block`
+/// is the activation bytes per block (with extras).
 macro_rules! pair_entry {
     ($name:ident, $kernel:ident, $block:expr, $act_block:expr, $what:literal) => {
         /// Two consecutive groups (`2 * nb` blocks of `w`) against every token of `a`: `out[t]`
@@ -42,27 +44,13 @@ macro_rules! pair_entry {
                 concat!($what, " pairs: short operands")
             );
             let (w0, w1) = (w.as_ptr(), w[nb * $block..].as_ptr());
-            let mut t = 0;
-            while t < n {
-                let m = (n - t).min(4);
-                let mut y = [std::ptr::null(); 4];
-                for (p, r) in y.iter_mut().zip(&a[t..t + m]) {
-                    *p = r.as_ptr();
-                }
+            in_fours(a, |t, m, y| {
                 // SAFETY: registered only after AVX-512 F/BW/VL/VNNI were detected; lengths
                 // checked above.
-                let (r0, r1) = unsafe {
-                    match m {
-                        1 => widen($kernel::<1>(nb, w0, w1, [y[0]])),
-                        2 => widen($kernel::<2>(nb, w0, w1, [y[0], y[1]])),
-                        3 => widen($kernel::<3>(nb, w0, w1, [y[0], y[1], y[2]])),
-                        _ => $kernel::<4>(nb, w0, w1, y),
-                    }
-                };
+                let (r0, r1) = unsafe { by_token_count!(m, y, widen, $kernel(nb, w0, w1)) };
                 out[t..t + m].copy_from_slice(&r0[..m]);
                 out[n + t..n + t + m].copy_from_slice(&r1[..m]);
-                t += m;
-            }
+            });
         }
     };
 }
