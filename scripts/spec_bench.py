@@ -8,6 +8,7 @@ rates, ratio, whether every reply was identical) and a JSON summary. Exits 1 if 
 differs between modes.
 
   python3 scripts/spec_bench.py --model PATH_OR_NAME [--reps 5] [--threads 2] [--draft-model D]
+      [--raw]   (plain completions, for base models without a chat template)
 """
 import argparse
 import json
@@ -56,12 +57,22 @@ PROMPTS = {
     "free/tips": "Give me five practical tips for sleeping better.",
 }
 
+# For base models without a chat template (`--raw`): text the model continues by copying, and
+# free text.
+RAW_PROMPTS = {
+    "copy/repeat": "Original:\n" + PARAGRAPH + "\n\nCopy:\nThe quick brown fox",
+    "copy/code": CODE + "\n\n# The same code again:\n\nimport json\n",
+    "free/story": "Once upon a time, in a small village by the sea,",
+}
+
 RATE = re.compile(r"generated (\d+) tokens in ([\d.]+)s = ([\d.]+) tok/s")
 
 
-def run(owl, model, threads, mode, prompt, max_tokens, draft_model=None):
+def run(owl, model, threads, mode, prompt, max_tokens, draft_model=None, raw=False):
     cmd = [owl, "run", "-m", model, "-t", str(threads), "-v", "--temperature", "0",
            "--max-tokens", str(max_tokens), "--spec", mode, "-"]
+    if raw:
+        cmd[2:2] = ["--raw"]
     if mode == "draft":
         cmd[-1:-1] = ["--draft-model", draft_model]
     p = subprocess.run(cmd, input=prompt, capture_output=True, text=True, check=True)
@@ -80,19 +91,21 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--all-modes", action="store_true", help="ngram too")
     ap.add_argument("--draft-model", help="also `--spec draft` with this draft model")
+    ap.add_argument("--raw", action="store_true",
+                    help="plain completion (`owl run --raw`) of RAW_PROMPTS, for base models")
     a = ap.parse_args()
     modes = ["off", "auto"] + (["ngram"] if a.all_modes else []) + (
         ["draft"] if a.draft_model else [])
     summary = {}
     same_everywhere = True
-    for name, prompt in PROMPTS.items():
+    for name, prompt in (RAW_PROMPTS if a.raw else PROMPTS).items():
         rates = {m: [] for m in modes}
         texts = set()
         tokens = None
         for _ in range(a.reps):
             for m in modes:
                 text, n, rate = run(a.owl, a.model, a.threads, m, prompt, a.max_tokens,
-                                    a.draft_model)
+                                    a.draft_model, a.raw)
                 texts.add(text)
                 tokens = n
                 rates[m].append(rate)
