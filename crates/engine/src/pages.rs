@@ -22,8 +22,10 @@ pub(crate) trait PagePool {
     fn release(&mut self, slot: usize) {
         self.truncate(slot, 0);
     }
-    /// Whether `copy_prefix` can copy at all (not in a cache with sliding-window layers).
-    fn can_copy_prefix(&self) -> bool;
+    /// Whether `from` can give (now, or once it has computed them) positions `0..n` to a
+    /// sequence resuming at `n`: false once a sliding window has dropped pages the window of
+    /// `n` reaches.
+    fn can_copy_prefix(&self, from: usize, n: usize) -> bool;
     /// Gives `to` (its pages released first) the K/V rows of positions `0..n` of `from`;
     /// returns the positions copied (`n`, or 0, leaving `to` as it was, where the pool cannot
     /// share prefixes or lacks the pages).
@@ -43,8 +45,8 @@ impl PagePool for KvCache {
     fn truncate(&mut self, slot: usize, n: usize) -> usize {
         KvCache::truncate(self, slot, n)
     }
-    fn can_copy_prefix(&self) -> bool {
-        self.window().is_none()
+    fn can_copy_prefix(&self, from: usize, n: usize) -> bool {
+        KvCache::keeps_window_of(self, from, n)
     }
     fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
         KvCache::copy_prefix(self, from, to, n)
@@ -117,21 +119,21 @@ impl PagePool for CountingPages {
         self.held[slot] = self.held[slot].min(keep);
         n
     }
-    fn can_copy_prefix(&self) -> bool {
-        self.window.is_none()
+    fn can_copy_prefix(&self, from: usize, n: usize) -> bool {
+        self.window.is_none() || n >= self.started[from]
     }
     fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
-        if self.window.is_some()
-            || from == to
+        if from == to
             || n == 0
             || n > self.n_ctx
+            || !self.can_copy_prefix(from, n)
             || self.held[from] < self.pages_for(n)
             || self.pages_for(n) > self.free_pages() + self.held[to]
         {
             return 0;
         }
         self.release(to);
-        if !self.ensure(to, 0, n) {
+        if !self.ensure(to, n, n) {
             return 0;
         }
         self.copies.push((from, to, n));

@@ -245,8 +245,8 @@ impl Planner {
             // A running sequence is a better source only beyond what the cache gives.
             let source = self
                 .running_source(&seq, max_reuse)
-                .filter(|&(shared, _, _)| {
-                    pool.can_copy_prefix() && shared > cached.map_or(0, |c| c.0)
+                .filter(|&(shared, _, from)| {
+                    pool.can_copy_prefix(from, shared) && shared > cached.map_or(0, |c| c.0)
                 });
             if matches!(source, Some((shared, computed, _)) if computed < shared) {
                 self.waiting.push_front(seq);

@@ -450,14 +450,37 @@ fn a_source_that_decodes_is_copied_up_to_what_it_computed() {
 }
 
 #[test]
-fn no_waiting_where_copies_cannot_help() {
-    // A sliding-window cache cannot copy prefixes: both start at once.
+fn a_sliding_window_source_is_copied_while_it_holds_the_window() {
+    // The source computes its whole prompt in one chunk (from 0): the window of the shared
+    // part is intact, so the second waits a step and copies it, as without a window.
     let mut sim = Sim::new(2, 256, 0, 1000, 256);
     sim.pool.window = Some(8);
     let system = prompt(9, 30);
-    sim.submit(with_prefix(&system, 1, 5), 1);
+    sim.submit(with_prefix(&system, 1, 5), 3);
+    sim.submit(with_prefix(&system, 2, 5), 3);
+    assert_eq!(sim.step().len(), 1);
+    let w = sim.step();
+    assert_eq!(sim.pool.copies.len(), 1);
+    assert_eq!(sim.pool.copies[0].2, 30);
+    assert_eq!(w[1], Work { seq: 1, len: 5 });
+}
+
+#[test]
+fn no_waiting_where_copies_cannot_help() {
+    // A source whose sliding window has moved past the shared part (chunks of 8: its last
+    // chunk starts at 32, after the 30 shared tokens) cannot give it: no wait, no copy.
+    let system = prompt(9, 30);
+    let mut sim = Sim::new(2, 8, 0, 1000, 256);
+    sim.pool.window = Some(8);
+    sim.submit(with_prefix(&system, 1, 30), 1);
+    for _ in 0..5 {
+        sim.step();
+    }
+    assert_eq!(sim.planner.running[0].n_computed, 40);
     sim.submit(with_prefix(&system, 2, 5), 1);
-    assert_eq!(sim.step().len(), 2);
+    sim.step();
+    assert!(sim.planner.waiting.is_empty(), "admitted at once");
+    assert_eq!(sim.planner.running[1].n_computed, 0);
     assert!(sim.pool.copies.is_empty());
     // The cache already holds the shared part: no wait for a running sequence computing it.
     let mut sim = Sim::new(2, 256, 2, 1000, 256);

@@ -317,43 +317,64 @@ impl KvCache {
         kept
     }
 
-    /// Gives `to` the K/V rows of positions `0..n` of `from` (which must hold them): `to`'s
-    /// pages are released, it takes pages for `0..n`, and each of `from`'s first
-    /// `ceil(n / KV_PAGE)` pages is copied whole into `to`'s (rows past `n` in the last page
-    /// are stale values, as in any partly filled page, and never weigh in attention).
-    /// Returns the positions copied: `n`, or 0, leaving `to` as it was, where the cache has
-    /// sliding-window layers (whose pages a running sequence drops) or too few free pages.
-    /// Sequences whose prompts start the same (a shared system prompt) then compute the
-    /// shared part once.
+    /// Whether `slot` still holds every page that a sequence resuming at position `n` reads:
+    /// always without sliding-window layers; with them, until `slot` has dropped pages the
+    /// window of `n` reaches (a running sequence drops them as it moves on). True also while
+    /// `slot` has not yet computed up to `n`.
+    pub fn keeps_window_of(&self, slot: usize, n: usize) -> bool {
+        self.check_slot(slot).is_ok()
+            && self
+                .sliding
+                .as_ref()
+                .is_none_or(|g| g.pages.can_resume(slot, n))
+    }
+
+    /// Whether `from` holds what a sequence resuming at position `n` needs of positions
+    /// `0..n`: every global page, and the sliding layers' pages that the window of `n`
+    /// reaches.
+    pub fn can_copy_prefix(&self, from: usize, n: usize) -> bool {
+        self.keeps_window_of(from, n)
+            && n > 0
+            && n <= self.n_ctx
+            && self.global.pages.live_pages(from) >= pages_for(n)
+            && self
+                .sliding
+                .as_ref()
+                .is_none_or(|g| g.pages.table(from).len() >= pages_for(n))
+    }
+
+    /// Gives `to` the K/V rows of positions `0..n` of `from` (which must hold them, see
+    /// [`KvCache::can_copy_prefix`]): `to`'s pages are released, it takes pages for `0..n`
+    /// (sliding layers only those the window of `n` reaches), and each of `from`'s pages among
+    /// them is copied whole into `to`'s (rows past `n` in the last page are stale values, as
+    /// in any partly filled page, and never weigh in attention). Returns the positions copied:
+    /// `n`, or 0, leaving `to` as it was, where `from` cannot give them or a pool has too few
+    /// free pages. Sequences whose prompts start the same (a shared system prompt) then
+    /// compute the shared part once.
     pub fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> usize {
-        if self.sliding.is_some()
-            || from == to
-            || self.check_slot(from).is_err()
+        let sliding_short = self.sliding.as_ref().is_some_and(|g| {
+            g.pages.live_for(n).len() > g.pages.free_pages() + g.pages.live_pages(to)
+        });
+        if from == to
             || self.check_slot(to).is_err()
-            || n == 0
-            || n > self.n_ctx
-            || self.global.pages.live_pages(from) < pages_for(n)
+            || !self.can_copy_prefix(from, n)
             // `to`'s own pages come back before it takes the copy's.
             || pages_for(n) > self.free_pages() + self.global.pages.live_pages(to)
+            || sliding_short
         {
             return 0;
         }
         self.release(to);
-        if self.ensure_chunk(to, 0, n).is_err() {
+        // A chunk starting at `n`: the sliding layers mark the pages before its window
+        // dropped and take the rest.
+        if self.ensure_chunk(to, n, n).is_err() {
             // Unreachable after the checks above; nothing is copied.
             return 0;
         }
-        let g = &mut self.global;
-        let pe = g.page_elems;
-        for s in 0..pages_for(n) {
-            let (src, dst) = (
-                g.pages.table(from)[s] as usize * pe,
-                g.pages.table(to)[s] as usize * pe,
-            );
-            g.k.copy_within(src..src + pe, dst);
-            if !g.vt.is_empty() {
-                g.vt.copy_within(src..src + pe, dst);
-            }
+        copy_pages(&mut self.global, from, to, 0..pages_for(n));
+        if let Some(g) = &mut self.sliding {
+            let live = g.pages.live_for(n);
+            copy_pages(g, from, to, live);
         }
         n
     }
@@ -496,6 +517,22 @@ fn zeroed(n: usize) -> Vec<f16> {
     unsafe { Vec::from_raw_parts(ptr as *mut f16, len, cap) }
 }
 
+/// Copies table entries `entries` of slot `from` into the same entries of slot `to` (both
+/// live), K and V, every layer of the group.
+fn copy_pages(g: &mut Group, from: usize, to: usize, entries: std::ops::Range<usize>) {
+    let pe = g.page_elems;
+    for s in entries {
+        let (src, dst) = (
+            g.pages.table(from)[s] as usize * pe,
+            g.pages.table(to)[s] as usize * pe,
+        );
+        g.k.copy_within(src..src + pe, dst);
+        if !g.vt.is_empty() {
+            g.vt.copy_within(src..src + pe, dst);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,10 +636,65 @@ mod tests {
         // Nothing to copy from, or onto itself: nothing copied.
         assert_eq!(kv.copy_prefix(1, 2, 10), 0);
         assert_eq!(kv.copy_prefix(0, 0, 10), 0);
-        // A cache with sliding-window layers does not share prefixes.
-        let mut w = windowed(2);
-        w.ensure(0, 20).expect("room");
-        assert_eq!(w.copy_prefix(0, 1, 10), 0);
+    }
+
+    #[test]
+    fn a_windowed_prefix_is_copied_while_the_source_still_holds_its_window() {
+        let kv_dim = 8;
+        let mut kv = windowed(2);
+        let row = |pos: usize, l: usize, s: f32| -> Vec<f32> {
+            (0..kv_dim)
+                .map(|d| pos as f32 + s * d as f32 + 100.0 * l as f32)
+                .collect()
+        };
+        // Slot 0 computes 0..70 in chunks of 8 (its last chunk starts at 64), slot 1 holds
+        // a short sequence of its own.
+        let mut pos = 0;
+        while pos < 70 {
+            let end = (pos + 8).min(70);
+            kv.ensure_chunk(0, pos, end).expect("room");
+            for p in pos..end {
+                for l in 0..2 {
+                    kv.store(0, l, p, &row(p, l, 0.5), &row(p, l, -0.25));
+                }
+            }
+            pos = end;
+        }
+        kv.ensure_chunk(1, 0, 5).expect("room");
+        assert!(kv.can_copy_prefix(0, 70));
+        assert_eq!(kv.copy_prefix(0, 1, 70), 70);
+        // The global layer got every page; the sliding one only those the window of
+        // position 70 reaches (63..70: pages 1 and 2), the first marked dropped.
+        assert_eq!(kv.slot_pages(1), pages_for(70));
+        assert_eq!(kv.sliding_pages(1), 2);
+        let at = |kv: &KvCache, slot: usize, l: usize, p: usize| {
+            let v = kv.head_view(slot, l, 0, kv_dim);
+            let page = v.pages[p / KV_PAGE] as usize;
+            (
+                v.k[page * v.page_elems + v.k_offset + (p % KV_PAGE) * v.k_stride + 5],
+                v.vt[page * v.vt_page_elems + v.vt_offset + 5 * KV_PAGE + p % KV_PAGE],
+            )
+        };
+        for p in 0..70 {
+            assert_eq!(at(&kv, 0, 0, p), at(&kv, 1, 0, p), "global position {p}");
+        }
+        for p in 63..70 {
+            assert_eq!(at(&kv, 0, 1, p), at(&kv, 1, 1, p), "sliding position {p}");
+            assert_eq!(at(&kv, 1, 1, p).0.to_f32(), row(p, 1, 0.5)[5]);
+        }
+        // The copy resumes like the source: its next chunk starts at 70.
+        kv.ensure_chunk(1, 70, 72).expect("room");
+        // Once the source has moved on past that window, the copy is refused and the target
+        // keeps what it had.
+        let mut pos = 70;
+        while pos < 140 {
+            kv.ensure_chunk(0, pos, pos + 8).expect("room");
+            pos += 8;
+        }
+        assert!(!kv.can_copy_prefix(0, 70));
+        let held = (kv.slot_pages(1), kv.sliding_pages(1));
+        assert_eq!(kv.copy_prefix(0, 1, 70), 0);
+        assert_eq!((kv.slot_pages(1), kv.sliding_pages(1)), held);
     }
 
     #[test]

@@ -151,6 +151,12 @@ impl PagePool {
         Ok(())
     }
 
+    /// Table entries a slot resuming at position `n` needs live: from the first page the
+    /// window of `n` reaches to the page holding `n - 1` (`first..pages_for(n)`).
+    pub fn live_for(&self, n: usize) -> std::ops::Range<usize> {
+        self.dead_before(n)..pages_for(n)
+    }
+
     /// Whether `slot` can continue from position `n` (the next chunk starts there): every
     /// page the window of position `n` reaches is still live.
     pub fn can_resume(&self, slot: usize, n: usize) -> bool {

@@ -20,7 +20,11 @@ struct Model {
 }
 
 fn model() -> Model {
-    let path = owl_testkit::tiny_model("llama");
+    model_of("llama")
+}
+
+fn model_of(arch: &str) -> Model {
+    let path = owl_testkit::tiny_model(arch);
     let b = open(&path, 512);
     Model {
         tok: b.tokenizer,
@@ -130,31 +134,7 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn batched_output_equals_solo_output_and_preemption_changes_nothing() {
     let m = model();
-    let solo = solo_outputs(&m, 40);
-    assert!(solo.iter().all(|o| !o.tokens.is_empty()));
-
-    // All six at once, prompts prefilled in small chunks that share steps with decoding.
-    let mut cfg = EngineConfig::new(512, 6);
-    cfg.n_batch = 48;
-    let e = start(&m, cfg);
-    let streams: Vec<_> = QUESTIONS
-        .iter()
-        .map(|q| e.submit(request(chat_prompt(&m, q), 40)).expect("submit"))
-        .collect();
-    let batched: Vec<Outcome> = streams.into_iter().map(collect).collect();
-    for (i, (b, s)) in batched.iter().zip(&solo).enumerate() {
-        assert_eq!(b.tokens, s.tokens, "batched vs solo, request {i}");
-        assert_eq!(b.text, s.text, "request {i}");
-        assert_eq!(b.reason, s.reason, "request {i}");
-    }
-    // The six share the template's system prompt: the later ones copied its K/V rows from
-    // a running sequence instead of computing them (and gave the solo tokens all the same).
-    let shared = batched[1..].iter().filter(|o| o.cached >= 16).count();
-    assert!(
-        shared >= 4,
-        "requests that copied the shared prefix: {shared} of 5"
-    );
-    e.shutdown(Duration::from_secs(1));
+    let solo = batched_equals_solo_and_shares_the_system_prompt(&m);
 
     // A KV budget far below what six sequences need: sequences are pre-empted and resumed.
     let mut cfg = EngineConfig::new(512, 6);
@@ -173,6 +153,44 @@ fn batched_output_equals_solo_output_and_preemption_changes_nothing() {
         assert_eq!(b.text, s.text, "request {i}");
     }
     e.shutdown(Duration::from_secs(1));
+}
+
+/// Gemma 3's sliding-window layers (the tiny fixture slides over 8 positions): a copied
+/// system prompt takes only the pages its window reaches, and changes no token.
+#[test]
+fn sliding_window_models_share_the_system_prompt_too() {
+    batched_equals_solo_and_shares_the_system_prompt(&model_of("gemma3"));
+}
+
+/// Six chats run together give their solo tokens, and at least four of the later five copy
+/// the template's system prompt from a running sequence. Returns the solo outcomes.
+fn batched_equals_solo_and_shares_the_system_prompt(m: &Model) -> Vec<Outcome> {
+    let solo = solo_outputs(m, 40);
+    assert!(solo.iter().all(|o| !o.tokens.is_empty()));
+
+    // All six at once, prompts prefilled in small chunks that share steps with decoding.
+    let mut cfg = EngineConfig::new(512, 6);
+    cfg.n_batch = 48;
+    let e = start(m, cfg);
+    let streams: Vec<_> = QUESTIONS
+        .iter()
+        .map(|q| e.submit(request(chat_prompt(m, q), 40)).expect("submit"))
+        .collect();
+    let batched: Vec<Outcome> = streams.into_iter().map(collect).collect();
+    for (i, (b, s)) in batched.iter().zip(&solo).enumerate() {
+        assert_eq!(b.tokens, s.tokens, "batched vs solo, request {i}");
+        assert_eq!(b.text, s.text, "request {i}");
+        assert_eq!(b.reason, s.reason, "request {i}");
+    }
+    // The six share the template's system prompt: the later ones copied its K/V rows from
+    // a running sequence instead of computing them (and gave the solo tokens all the same).
+    let shared = batched[1..].iter().filter(|o| o.cached >= 16).count();
+    assert!(
+        shared >= 4,
+        "requests that copied the shared prefix: {shared} of 5"
+    );
+    e.shutdown(Duration::from_secs(1));
+    solo
 }
 
 #[test]
