@@ -74,14 +74,15 @@ impl DraftModel {
             return Err(bad("is an encoder: it cannot generate".into()));
         }
         check_draft_vocabulary(draft_tok, main).map_err(bad)?;
-        let kv = runner
-            .model
-            .new_paged_cache(n_ctx, n_slots, n_pages, n_batch);
-        if kv.window().is_some() {
-            return Err(bad(
-                "has sliding-window attention, which drafting does not support yet".into(),
-            ));
-        }
+        // Guesses fed to a sliding-window model move its window on; the pool keeps the
+        // positions a rollback of every guess needs (see `prepare`).
+        let kv = runner.model.new_paged_cache_with_rollback(
+            n_ctx,
+            n_slots,
+            n_pages,
+            n_batch,
+            cfg.spec.max_draft,
+        );
         Ok(DraftModel {
             runner,
             kv,
@@ -193,7 +194,9 @@ impl DraftModel {
     }
 
     /// Keeps what the slot holds of `r.tokens` (never the pending token itself, whose logits
-    /// give the first guess) and gives it pages through the last guess, freeing the slots of
+    /// give the first guess: the slot is cut back past every rejected guess, at most
+    /// `max_draft` positions, which a sliding-window cache made `with_rollback` keeps) and
+    /// gives it pages through the last guess, freeing the slots of
     /// sequences that do not draft in this call (not in `busy`) if pages run out. `false`: no
     /// pages even so.
     fn prepare(&mut self, r: &DraftRequest<'_>, busy: &[usize]) -> bool {

@@ -71,12 +71,13 @@ impl Model for Decoder {
         &self.hp
     }
 
-    fn new_paged_cache(
+    fn new_paged_cache_with_rollback(
         &self,
         n_ctx: usize,
         n_slots: usize,
         n_pages: usize,
         max_chunk: usize,
+        rollback: usize,
     ) -> KvCache {
         match self.layers.first().map(|l| &l.attn) {
             Some(AttnBlock::Mla(m)) => {
@@ -90,7 +91,9 @@ impl Model for Decoder {
                     })
                     .collect();
                 let kv_dim = self.hp.kv_dim();
-                KvCache::windowed(&windows, kv_dim, n_ctx, n_slots, n_pages, max_chunk)
+                KvCache::windowed_with_rollback(
+                    &windows, kv_dim, n_ctx, n_slots, n_pages, max_chunk, rollback,
+                )
             }
         }
     }

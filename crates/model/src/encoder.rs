@@ -153,12 +153,13 @@ impl Model for Encoder {
         &self.hp
     }
 
-    fn new_paged_cache(
+    fn new_paged_cache_with_rollback(
         &self,
         n_ctx: usize,
         n_slots: usize,
         _n_pages: usize,
         _max_chunk: usize,
+        _rollback: usize,
     ) -> KvCache {
         // No layer keeps keys or values between passes.
         KvCache::new(0, 0, n_ctx, n_slots, 0)

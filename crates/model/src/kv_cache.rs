@@ -179,6 +179,24 @@ impl KvCache {
         }
     }
 
+    /// [`KvCache::windowed`] whose sliding pool also keeps the `rollback` positions before
+    /// each chunk's window (its pool's window is the layers' plus `rollback`), so a slot can
+    /// be cut back by up to `rollback` positions after a chunk and resume. Attention masks
+    /// with each layer's own window, so only what the pool keeps changes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn windowed_with_rollback(
+        windows: &[Option<usize>],
+        kv_dim: usize,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+        rollback: usize,
+    ) -> KvCache {
+        let kept: Vec<Option<usize>> = windows.iter().map(|w| w.map(|w| w + rollback)).collect();
+        KvCache::windowed(&kept, kv_dim, n_ctx, n_slots, n_pages, max_chunk)
+    }
+
     /// A cache with room for every slot's full context.
     pub fn full(n_layer: usize, kv_dim: usize, n_ctx: usize, n_slots: usize) -> KvCache {
         KvCache::new(n_layer, kv_dim, n_ctx, n_slots, n_slots * pages_for(n_ctx))

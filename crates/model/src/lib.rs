@@ -55,6 +55,21 @@ pub trait Model: Send + Sync {
         n_slots: usize,
         n_pages: usize,
         max_chunk: usize,
+    ) -> KvCache {
+        self.new_paged_cache_with_rollback(n_ctx, n_slots, n_pages, max_chunk, 0)
+    }
+
+    /// [`Model::new_paged_cache`] whose sliding-window layers also keep the `rollback`
+    /// positions before each chunk's window (`KvCache::windowed_with_rollback`), so a slot
+    /// can always be cut back by up to `rollback` positions and resumed: a draft model drops
+    /// its rejected guesses so. The attention still sees each layer's own window.
+    fn new_paged_cache_with_rollback(
+        &self,
+        n_ctx: usize,
+        n_slots: usize,
+        n_pages: usize,
+        max_chunk: usize,
+        rollback: usize,
     ) -> KvCache;
 
     /// A KV cache with room for `n_slots` full sequences of `n_ctx` positions, in chunks of

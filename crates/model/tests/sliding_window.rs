@@ -158,6 +158,57 @@ fn rolling_back_a_windowed_slot_resumes_exactly_or_starts_over() {
     assert_eq!((kv.slot_pages(0), kv.sliding_pages(0)), (0, 0));
 }
 
+/// A draft model's guesses: one position per chunk past the last accepted token, then cut
+/// back. A plain windowed cache may already have dropped the page the window of the cut
+/// point reaches (the cut then keeps nothing); one made with a rollback of as many positions
+/// as the guesses keeps it, and resuming there gives a fresh run's bits.
+#[test]
+fn a_cache_with_rollback_can_always_drop_its_guesses() {
+    let path = fixture("tiny-gemma3.gguf");
+    let mut r = runner(&path);
+    let n_vocab = r.model.hparams().n_vocab as u64;
+    let tokens: Vec<u32> = (0..120u64)
+        .map(|i| ((i * 7919 + 3) % n_vocab) as u32)
+        .collect();
+    // Accepted up to 38; guesses at 38..44 (the chunk at 44 drops the page of 0..32 from a
+    // window-8 pool, which the window of 38, 31..38, still reads).
+    let guess = |kv: &mut KvCache, r: &mut Runner| {
+        run_at(r, kv, 0, &tokens[..38]);
+        for p in 38..45 {
+            run_at(r, kv, p, &tokens[p..p + 1]);
+        }
+    };
+    let mut plain = r.model.new_paged_cache(256, 1, pages_for(256), 38);
+    guess(&mut plain, &mut r);
+    assert_eq!(
+        plain.truncate(0, 38),
+        0,
+        "the plain cache dropped a page still needed"
+    );
+    let mut kv = r
+        .model
+        .new_paged_cache_with_rollback(256, 1, pages_for(256), 38, 6);
+    assert_eq!(
+        kv.window(),
+        Some(8 + 6),
+        "the pool keeps six more positions"
+    );
+    guess(&mut kv, &mut r);
+    assert_eq!(kv.truncate(0, 38), 38);
+    let resumed = run_at(&mut r, &mut kv, 38, &tokens[80..90]);
+    let mut fresh = r.model.new_cache(256, 1);
+    let mut seq = tokens[..38].to_vec();
+    seq.extend_from_slice(&tokens[80..90]);
+    let all = run_at(&mut r, &mut fresh, 0, &seq);
+    for (i, row) in resumed.iter().enumerate() {
+        let same = row
+            .iter()
+            .zip(&all[38 + i])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "resumed position {}", 38 + i);
+    }
+}
+
 /// The real gemma-3-270m (window 512): 1100 tokens cross the window twice.
 #[test]
 fn gemma3_270m_windowed_cache_is_bit_identical_to_full_length() {

@@ -262,6 +262,36 @@ fn a_draft_model_changes_the_speed_never_the_reply() {
     );
 }
 
+/// A sliding-window model (the tiny Gemma 3, window 8) as its own draft: its cache keeps the
+/// positions a rollback of rejected guesses needs, so across many window and page edges the
+/// replies stay the reference's, alone and batched, greedy and sampled.
+#[test]
+fn a_sliding_window_draft_model_changes_the_speed_never_the_reply() {
+    let path = owl_testkit::tiny_model("gemma3");
+    let tok = open(&path, 128).tokenizer;
+    let reqs = requests(&tok);
+    let reference = {
+        let e = start(&path, 96, 1, SpecMode::Off);
+        let out = run_all(&e, &reqs, false);
+        e.shutdown(Duration::from_secs(1));
+        out
+    };
+    for (parallel, together) in [(1, false), (4, true)] {
+        let e = start_drafting(&path, &path, 96, parallel);
+        let out = run_all(&e, &reqs, together);
+        let drafted = EngineStats::get(&e.stats().spec_model_drafted);
+        let accepted = EngineStats::get(&e.stats().spec_model_accepted);
+        e.shutdown(Duration::from_secs(1));
+        for (i, (a, b)) in reference.iter().zip(&out).enumerate() {
+            assert_eq!(a, b, "request {i}: parallel {parallel}");
+        }
+        assert!(
+            accepted > 0 && accepted <= drafted,
+            "its own draft: {accepted} of {drafted} accepted"
+        );
+    }
+}
+
 #[test]
 fn a_draft_model_of_another_vocabulary_is_refused() {
     let path = owl_testkit::tiny_model("llama");

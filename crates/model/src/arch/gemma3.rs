@@ -117,16 +117,19 @@ impl Model for Gemma3 {
         &self.hp
     }
 
-    fn new_paged_cache(
+    fn new_paged_cache_with_rollback(
         &self,
         n_ctx: usize,
         n_slots: usize,
         n_pages: usize,
         max_chunk: usize,
+        rollback: usize,
     ) -> KvCache {
         let windows: Vec<Option<usize>> = self.layers.iter().map(|l| l.attn.window).collect();
         let kv_dim = self.hp.kv_dim();
-        KvCache::windowed(&windows, kv_dim, n_ctx, n_slots, n_pages, max_chunk)
+        KvCache::windowed_with_rollback(
+            &windows, kv_dim, n_ctx, n_slots, n_pages, max_chunk, rollback,
+        )
     }
 
     fn weights(&self) -> Vec<(&'static str, &QMatrix)> {
