@@ -111,6 +111,23 @@ fn run_at(r: &mut Runner, kv: &mut KvCache, pos: usize, tokens: &[u32]) -> Vec<V
     (0..tokens.len()).map(|i| logits.row(i).to_vec()).collect()
 }
 
+/// Runs `tail` in slot 0 of `kv`, which holds `prefix` (cut back to it), and checks its
+/// logits bit for bit against one fresh run of `prefix` then `tail`.
+fn resumes_like_a_fresh_run(r: &mut Runner, kv: &mut KvCache, prefix: &[u32], tail: &[u32]) {
+    let at = prefix.len();
+    let resumed = run_at(r, kv, at, tail);
+    let mut fresh = r.model.new_cache(kv.n_ctx(), 1);
+    let seq: Vec<u32> = prefix.iter().chain(tail).copied().collect();
+    let all = run_at(r, &mut fresh, 0, &seq);
+    for (i, row) in resumed.iter().enumerate() {
+        let same = row
+            .iter()
+            .zip(&all[at + i])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "resumed position {}", at + i);
+    }
+}
+
 #[test]
 fn tiny_gemma3_windowed_cache_is_bit_identical_to_full_length() {
     windowed_matches_full(&fixture("tiny-gemma3.gguf"), 300, 40, 8);
@@ -141,18 +158,7 @@ fn rolling_back_a_windowed_slot_resumes_exactly_or_starts_over() {
     }
     // Resume at 150 (its window, 143..150, is live) with other tokens, against a fresh run.
     assert_eq!(kv.truncate(0, 150), 150);
-    let resumed = run_at(&mut r, &mut kv, 150, &tokens[40..56]);
-    let mut fresh = r.model.new_cache(256, 1);
-    let mut seq = tokens[..150].to_vec();
-    seq.extend_from_slice(&tokens[40..56]);
-    let all = run_at(&mut r, &mut fresh, 0, &seq);
-    for (i, row) in resumed.iter().enumerate() {
-        let same = row
-            .iter()
-            .zip(&all[150 + i])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "resumed position {}", 150 + i);
-    }
+    resumes_like_a_fresh_run(&mut r, &mut kv, &tokens[..150], &tokens[40..56]);
     // Position 60's window was dropped long ago: nothing is kept.
     assert_eq!(kv.truncate(0, 60), 0);
     assert_eq!((kv.slot_pages(0), kv.sliding_pages(0)), (0, 0));
@@ -195,18 +201,7 @@ fn a_cache_with_rollback_can_always_drop_its_guesses() {
     );
     guess(&mut kv, &mut r);
     assert_eq!(kv.truncate(0, 38), 38);
-    let resumed = run_at(&mut r, &mut kv, 38, &tokens[80..90]);
-    let mut fresh = r.model.new_cache(256, 1);
-    let mut seq = tokens[..38].to_vec();
-    seq.extend_from_slice(&tokens[80..90]);
-    let all = run_at(&mut r, &mut fresh, 0, &seq);
-    for (i, row) in resumed.iter().enumerate() {
-        let same = row
-            .iter()
-            .zip(&all[38 + i])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "resumed position {}", 38 + i);
-    }
+    resumes_like_a_fresh_run(&mut r, &mut kv, &tokens[..38], &tokens[80..90]);
 }
 
 /// The real gemma-3-270m (window 512): 1100 tokens cross the window twice.

@@ -107,6 +107,14 @@ fn requests(tok: &owl_text::Tokenizer) -> Vec<Request> {
     out
 }
 
+/// The replies with `--spec off`, one request at a time.
+fn unspeculated(path: &Path, reqs: &[Request]) -> Vec<Outcome> {
+    let e = start(path, 96, 1, SpecMode::Off);
+    let out = run_all(&e, reqs, false);
+    e.shutdown(Duration::from_secs(1));
+    out
+}
+
 fn run_all(e: &EngineHandle, reqs: &[Request], together: bool) -> Vec<Outcome> {
     if together {
         let streams: Vec<_> = reqs
@@ -197,12 +205,7 @@ fn a_draft_model_changes_the_speed_never_the_reply() {
     let path = owl_testkit::tiny_model("llama");
     let tok = open(&path, 128).tokenizer;
     let reqs = requests(&tok);
-    let reference = {
-        let e = start(&path, 96, 1, SpecMode::Off);
-        let out = run_all(&e, &reqs, false);
-        e.shutdown(Duration::from_secs(1));
-        out
-    };
+    let reference = unspeculated(&path, &reqs);
     // The model as its own draft guesses right; a random model of the same vocabulary (another
     // architecture) mostly wrong. Either way the replies are the reference's, alone and batched.
     for (draft, agrees) in [("llama", true), ("qwen2", false)] {
@@ -270,12 +273,7 @@ fn a_sliding_window_draft_model_changes_the_speed_never_the_reply() {
     let path = owl_testkit::tiny_model("gemma3");
     let tok = open(&path, 128).tokenizer;
     let reqs = requests(&tok);
-    let reference = {
-        let e = start(&path, 96, 1, SpecMode::Off);
-        let out = run_all(&e, &reqs, false);
-        e.shutdown(Duration::from_secs(1));
-        out
-    };
+    let reference = unspeculated(&path, &reqs);
     for (parallel, together) in [(1, false), (4, true)] {
         let e = start_drafting(&path, &path, 96, parallel);
         let out = run_all(&e, &reqs, together);
