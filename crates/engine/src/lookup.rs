@@ -120,7 +120,7 @@ impl CopyCursor {
         let lo = at.saturating_sub(RESYNC_BACK).min(hi);
         let from = match tokens[lo..hi].iter().position(|&t| t == last) {
             Some(i) => lo + i + 1,
-            None if words.get(last) && at < len => {
+            None if words.get(last) && at + 1 < len => {
                 // The reply wrote a word of its own: skip the source's word at the cursor.
                 let next = tokens[at + 1..len - 1].iter().position(|&t| words.get(t));
                 match next {
@@ -241,6 +241,41 @@ mod tests {
         assert_eq!(out, [102, 100, 101]);
         seq.extend([102, 100, 101, 102]);
         assert_eq!(c.record(3, 3, &seq), None);
+    }
+
+    #[test]
+    fn any_sequence_of_steps_drafts_from_the_context_and_never_panics() {
+        // Random small-alphabet replies (many chance matches), every draft length and
+        // outcome: each draft is text of the context, never past its end.
+        let w = words();
+        let mut state = 0x9e37_79b9_u64;
+        let mut rand = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let mut out = Vec::new();
+        for _ in 0..200 {
+            let mut seq: Vec<u32> = (0..1 + rand(12)).map(|_| 98 + rand(6) as u32).collect();
+            let mut c = CopyCursor::default();
+            for _ in 0..60 {
+                let max = rand(9) as usize;
+                c.draft(&seq, max, &w, &mut out);
+                assert!(out.len() <= max);
+                let contained = out.is_empty() || seq.windows(out.len()).any(|x| x == out);
+                assert!(contained, "{out:?} is not text of {seq:?}");
+                let accepted = if out.is_empty() {
+                    0
+                } else {
+                    rand(out.len() as u64 + 1) as usize
+                };
+                let drafted = out.len();
+                seq.extend_from_slice(&out[..accepted]);
+                seq.push(98 + rand(6) as u32);
+                c.record(drafted, accepted, &seq);
+            }
+        }
     }
 
     #[test]
