@@ -43,6 +43,18 @@ def save_users(path, users):
     with open(path, "w") as f:
         json.dump(users, f, indent=2)
 '''
+GRAMMAR = (
+    "Me and my brother goes to the market every saturday. We buys apples, bread and some "
+    "cheese, and then we walks home together. The market are busy in the morning, so we "
+    "usually arrives early."
+)
+JSON_DOC = """{
+  "name": "Alice Smith",
+  "age": 30,
+  "email": "alice@example.com",
+  "address": {"street": "12 Oak Lane", "city": "Springfield", "zip": "01101"},
+  "tags": ["admin", "editor"]
+}"""
 ITEMS = ("apples, bananas, carrots, dates, eggs, flour, grapes, honey, ice cream, jam, kale, "
          "lemons, milk, noodles, oranges")
 
@@ -52,6 +64,8 @@ PROMPTS = {
     "copy/comment-code": "Add a comment above each function in this Python code. Return the whole code.\n\n```python\n" + CODE + "```",
     "copy/rename": "In the code below, rename the function `load_users` to `read_active_users`. Return the complete code unchanged otherwise.\n\n```python\n" + CODE + "```",
     "copy/list": "Here is a shopping list: " + ITEMS + ".\nWrite the same list again, one item per line.",
+    "copy/grammar": "Correct the grammar of this text and return the whole corrected text:\n\n" + GRAMMAR + "\n",
+    "copy/json-edit": "Change the age to 31 in this JSON and return the whole JSON:\n\n```json\n" + JSON_DOC + "\n```",
     "free/story": "Write a short story about a robot who learns to paint.",
     "free/explain": "Explain how photosynthesis works, for a twelve-year-old.",
     "free/tips": "Give me five practical tips for sleeping better.",
@@ -91,6 +105,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--all-modes", action="store_true", help="ngram too")
     ap.add_argument("--draft-model", help="also `--spec draft` with this draft model")
+    ap.add_argument("--prompts", help="comma-separated prompt names (default: all)")
     ap.add_argument("--raw", action="store_true",
                     help="plain completion (`owl run --raw`) of RAW_PROMPTS, for base models")
     a = ap.parse_args()
@@ -98,7 +113,13 @@ def main():
         ["draft"] if a.draft_model else [])
     summary = {}
     same_everywhere = True
-    for name, prompt in (RAW_PROMPTS if a.raw else PROMPTS).items():
+    chosen = RAW_PROMPTS if a.raw else PROMPTS
+    if a.prompts:
+        unknown = set(a.prompts.split(",")) - set(chosen)
+        if unknown:
+            raise SystemExit(f"unknown prompts {sorted(unknown)}: pick from {sorted(chosen)}")
+        chosen = {k: v for k, v in chosen.items() if k in a.prompts.split(",")}
+    for name, prompt in chosen.items():
         rates = {m: [] for m in modes}
         texts = set()
         tokens = None
