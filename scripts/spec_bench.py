@@ -96,6 +96,22 @@ def run(owl, model, threads, mode, prompt, max_tokens, draft_model=None, raw=Fal
     return p.stdout, int(m.group(1)), float(m.group(3))
 
 
+def record(owl, model, threads, prompts, max_tokens, raw, path):
+    """Writes each prompt's reply token ids (`--spec off`, temperature 0) as JSON lines for
+    `cargo run --release -p owl-engine --example spec_replay -- MODEL FILE`."""
+    with open(path, "w") as f:
+        for name, prompt in prompts.items():
+            cmd = [owl, "run", "-m", model, "-t", str(threads), "--json", "--temperature", "0",
+                   "--max-tokens", str(max_tokens), "--spec", "off", "-"]
+            if raw:
+                cmd[2:2] = ["--raw"]
+            p = subprocess.run(cmd, input=prompt, capture_output=True, text=True, check=True)
+            reply = [json.loads(line)["token"] for line in p.stdout.splitlines()
+                     if line.startswith("{") and '"token"' in line]
+            f.write(json.dumps({"name": name, "prompt": prompt, "raw": raw, "reply": reply}) + "\n")
+            print(f"{name:16} {len(reply):4} tokens recorded", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -108,6 +124,8 @@ def main():
     ap.add_argument("--prompts", help="comma-separated prompt names (default: all)")
     ap.add_argument("--raw", action="store_true",
                     help="plain completion (`owl run --raw`) of RAW_PROMPTS, for base models")
+    ap.add_argument("--record", metavar="FILE",
+                    help="only record each reply's token ids (for examples/spec_replay.rs)")
     a = ap.parse_args()
     modes = ["off", "auto"] + (["ngram"] if a.all_modes else []) + (
         ["draft"] if a.draft_model else [])
@@ -119,6 +137,9 @@ def main():
         if unknown:
             raise SystemExit(f"unknown prompts {sorted(unknown)}: pick from {sorted(chosen)}")
         chosen = {k: v for k, v in chosen.items() if k in a.prompts.split(",")}
+    if a.record:
+        record(a.owl, a.model, a.threads, chosen, a.max_tokens, a.raw, a.record)
+        return
     for name, prompt in chosen.items():
         rates = {m: [] for m in modes}
         texts = set()

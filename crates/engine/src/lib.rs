@@ -10,7 +10,7 @@
 //!
 //! Module map, leaves first: `api` (requests and events), `adapters` (LoRA adapters by name), `error`, `config` (sizes), `gate` (turns on the cores between engines), `command` (what
 //! the handle sends), `pages` (page accounting as a trait), `prefix_cache` (slots, LRU),
-//! `plan` (the pure scheduling policy), `stop` (stop strings), `lookup` (prompt lookup: drafts from the text being copied), `spec` (speculative decoding: when to draft and how far), `draft` (a draft model's guesses), `scheduler` (the thread: plan →
+//! `plan` (the pure scheduling policy), `stop` (stop strings), `lookup` (prompt lookup: drafts from the text being copied), `spec` (speculative decoding: when to draft and how far), `spec_replay` (a recorded reply walked through lookup and policy, to tune them without timing noise), `draft` (a draft model's guesses), `scheduler` (the thread: plan →
 //! execute → commit), `handle` (starting it, submitting), `bundle` (opening a model).
 
 mod adapters;
@@ -30,6 +30,7 @@ mod plan;
 mod prefix_cache;
 mod scheduler;
 mod spec;
+mod spec_replay;
 pub mod stop;
 
 pub use adapters::{
@@ -50,3 +51,4 @@ pub use handle::{EmbedResult, Engine, EngineHandle};
 pub use owl_model::Pooling;
 pub use pair::PairLayout;
 pub use spec::{SpecConfig, SpecMode};
+pub use spec_replay::{replay, ReplayReport, ReplayWords};

@@ -113,6 +113,18 @@ impl CopyCursor {
     /// by lookup, else resumed from the cursor.
     pub fn draft(&mut self, tokens: &[u32], max: usize, words: &WordStarts, out: &mut Vec<u32>) {
         self.resumed = false;
+        // The token just chosen is the one the copy had next: go on from the same place,
+        // rather than from wherever the last tokens occurred most recently (code repeats
+        // its lines, and a fresh lookup jumped to the wrong function's).
+        if let (Some(at), Some(&last)) = (self.at, tokens.last()) {
+            if at + 1 < tokens.len() && tokens[at] == last {
+                out.clear();
+                let to = (at + 1 + max).min(tokens.len());
+                out.extend_from_slice(&tokens[at + 1..to]);
+                self.at = Some(at + 1);
+                return;
+            }
+        }
         if let Some(from) = ngram_draft(tokens, max, out) {
             self.at = Some(from);
             return;
@@ -225,6 +237,30 @@ mod tests {
         c.record(4, 2, &seq);
         c.draft(&seq, 8, &w, &mut out);
         assert_eq!(out, [108, 1, 100, 101]);
+    }
+
+    #[test]
+    fn the_copy_goes_on_from_its_own_place_not_the_latest_match() {
+        let w = words();
+        let mut out = Vec::new();
+        // Two "functions" share five tokens, 100..=104, and go on differently (105, 110).
+        let src = [
+            7, 100, 101, 102, 103, 104, 105, 1, 8, 100, 101, 102, 103, 104, 110, 1,
+        ];
+        // The reply copies the first one: "7 100" is found there.
+        let mut seq: Vec<u32> = src.iter().copied().chain([7, 100]).collect();
+        let mut c = CopyCursor::default();
+        c.draft(&seq, 3, &w, &mut out);
+        assert_eq!(out, [101, 102, 103]);
+        seq.extend([101, 102, 103, 104]);
+        assert_eq!(c.record(3, 3, &seq), Some(true));
+        // The last four tokens occur in both functions and a lookup takes the latest match
+        // (the second function, 110); the cursor stays with the first.
+        c.draft(&seq, 2, &w, &mut out);
+        assert_eq!(out, [105, 1]);
+        let mut fresh = Vec::new();
+        ngram_draft(&seq, 2, &mut fresh);
+        assert_eq!(fresh, [110, 1], "what a lookup without the cursor guesses");
     }
 
     #[test]
