@@ -36,6 +36,8 @@ fn main() {
         GgmlType::Q5_K,
         GgmlType::Q6_K,
         GgmlType::MXFP4,
+        GgmlType::F16,
+        GgmlType::BF16,
     ] {
         if !wanted.is_empty()
             && !wanted

@@ -21,6 +21,8 @@ mod avx2_repacked;
 #[cfg(target_arch = "x86_64")]
 mod avx2_tiles;
 #[cfg(target_arch = "x86_64")]
+mod bf16;
+#[cfg(target_arch = "x86_64")]
 mod common;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
@@ -65,6 +67,7 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
         avx2_quants::register(k);
         avx2_repacked::register(k);
         avx2_tiles::register(k);
+        bf16::register_avx2(k);
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
@@ -94,6 +97,7 @@ pub(crate) fn register_avx512(k: &mut crate::Kernels) {
     {
         vnni::avx512::register(k);
         vnni_pairs::register(k);
+        bf16::register_avx512(k);
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
