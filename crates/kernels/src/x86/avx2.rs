@@ -173,7 +173,7 @@ unsafe fn f16_step32(sum: &mut [__m256; 4], pa: *const u8, pb: *const u8) {
 /// then across lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16_reduce(sum: [__m256; 4]) -> f32 {
+pub(super) fn f16_reduce(sum: [__m256; 4]) -> f32 {
     let s02 = _mm256_add_ps(sum[0], sum[2]);
     let s13 = _mm256_add_ps(sum[1], sum[3]);
     let s = _mm256_add_ps(s02, s13);

@@ -25,6 +25,8 @@ mod bf16;
 #[cfg(target_arch = "x86_64")]
 mod common;
 #[cfg(target_arch = "x86_64")]
+mod f16_rows;
+#[cfg(target_arch = "x86_64")]
 mod vnni;
 #[cfg(target_arch = "x86_64")]
 mod vnni_pairs;
@@ -68,6 +70,7 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
         avx2_repacked::register(k);
         avx2_tiles::register(k);
         bf16::register_avx2(k);
+        f16_rows::register_avx2(k);
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
@@ -98,6 +101,7 @@ pub(crate) fn register_avx512(k: &mut crate::Kernels) {
         vnni::avx512::register(k);
         vnni_pairs::register(k);
         bf16::register_avx512(k);
+        f16_rows::register_avx512(k);
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
