@@ -133,7 +133,7 @@ mod tests {
             eprintln!("skipped: no AVX2 on this CPU");
             return;
         }
-        let mut kernels: Vec<fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4]> = vec![vec_dot_x4_avx2];
+        let mut kernels: Vec<crate::types::VecDotX4Fn> = vec![vec_dot_x4_avx2];
         if crate::x86::detect_avx512() {
             kernels.push(vec_dot_x4_avx512vl);
         }
