@@ -381,23 +381,9 @@ mod twins {
 mod tests {
     use super::*;
 
-    /// Brain floats with a wide range, some exact zeros, a few subnormal.
+    /// Brain floats with a wide range and some exact zeros.
     fn row(n: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut out = Vec::with_capacity(2 * n);
-        for i in 0..n {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let v = ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0;
-            let v = match i % 61 {
-                0 => 0.0,
-                1 => 1e-39, // subnormal in f32 and in bf16
-                _ => v * if i % 13 == 0 { 50.0 } else { 1.0 },
-            };
-            out.extend_from_slice(&owl_quant::bf16::fp32_to_bf16(v).to_le_bytes());
-        }
-        out
+        crate::x86::common::test_half_row(n, seed, owl_quant::bf16::fp32_to_bf16)
     }
 
     type Single = fn(usize, &[u8], &[u8]) -> f32;

@@ -252,3 +252,24 @@ pub(super) use repacked_entry;
 pub(super) fn packed(layout: &Layout) -> &'static Packed {
     crate::repack::for_layout(*layout).expect("a repacked layout")
 }
+
+/// A row of `n` 16-bit floats for the tests (`bits` converts each value): a wide range of
+/// pseudo-random values, every thirteenth fifty times larger, every sixty-first exactly zero.
+#[cfg(test)]
+pub(super) fn test_half_row(n: usize, seed: u64, bits: fn(f32) -> u16) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let v = ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0;
+        let v = match i % 61 {
+            0 => 0.0,
+            _ if i % 13 == 0 => v * 50.0,
+            _ => v,
+        };
+        out.extend_from_slice(&bits(v).to_le_bytes());
+    }
+    out
+}

@@ -112,17 +112,7 @@ mod tests {
     use super::*;
 
     fn row(n: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut out = Vec::with_capacity(2 * n);
-        for i in 0..n {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let v = ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0;
-            let v = if i % 13 == 0 { v * 50.0 } else { v };
-            out.extend_from_slice(&f16::from_f32(v).to_le_bytes());
-        }
-        out
+        crate::x86::common::test_half_row(n, seed, |v| f16::from_f32(v).to_bits())
     }
 
     /// Every token of the four-token product has the single product's bits, at every length
