@@ -162,6 +162,14 @@ VARIANTS = {
     "gemma3-7l-q8": dict(base="gemma3", seed_index=109, n_layer=7, n_head_kv=4,
                          quant={"token_embd.weight": Q.Q8_0},
                          drop=["gemma3.rope.freq_base_swa", "gemma3.final_logit_softcapping"]),
+    # llama with every matrix and the tied embedding in BF16, as Hugging Face checkpoints hold
+    # them (norms stay F32, as the converter writes them).
+    "llama-bf16": dict(base="llama",
+                       quant={"token_embd.weight": Q.BF16, "blk.*.attn_q.weight": Q.BF16,
+                              "blk.*.attn_k.weight": Q.BF16, "blk.*.attn_v.weight": Q.BF16,
+                              "blk.*.attn_output.weight": Q.BF16,
+                              "blk.*.ffn_gate.weight": Q.BF16, "blk.*.ffn_up.weight": Q.BF16,
+                              "blk.*.ffn_down.weight": Q.BF16}),
 }
 VARIANT_KEYS = ("base", "quant", "drop", "seed_index")
 # The variants' references feed the prompt to llama.cpp one token per micro-batch, i.e. through
