@@ -7,8 +7,10 @@
 //!
 //! llama.cpp computes these rows with `ggml_vec_dot_bf16` for a single token (its tinyBLAS
 //! prompt GEMM declines one-column products). That function has one body per instruction set,
-//! and each is copied here operation for operation, so owl gives llama.cpp's bits on the same
-//! CPU:
+//! and each is copied here operation for operation, aiming at llama.cpp's bits on the same CPU.
+//! The AVX2 body is held to them by the `tiny-llama-bf16` arch reference; against a native
+//! AVX-512 BF16 build the first decode steps agreed bit for bit and a later one did not, which
+//! is not yet explained (docs/PERFORMANCE.md).
 //! - AVX2: four 8-lane accumulators over steps of 32, multiply-adds (GCC contracts the source's
 //!   `add(mul(..))` into FMAs), reduced `(c1 + c3) + (c2 + c4)`, then across lanes as
 //!   `_mm_movehl_ps` / `_mm_movehdup_ps` pair them;
