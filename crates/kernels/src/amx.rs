@@ -13,10 +13,10 @@
 //! to confirm). Every failure is a value naming its cause, never a panic, so `owl show
 //! --system` can say why AMX is not used.
 //!
-//! owl has no tile kernels yet: they are to be written and tested against their scalar
-//! references on a machine that has AMX (issue 16 item 4), and none has been at hand. Until
-//! then nothing but `owl show --system` calls [`state`], so no process pays for the larger
-//! signal frames that the granted tile state brings.
+//! The tile kernels (`x86/amx_gemm.rs`) are the `amx` level of the ISA registry, whose
+//! detection calls [`state`]; that level is asked about only when it is wanted (`OWL_ISA=amx`,
+//! or `owl show --system`), so a process that does not use the tiles does not hold the tile
+//! state and its larger signal frames.
 
 /// What this process can do with AMX.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl AmxState {
                 format!("detected; the kernel refused the tile state (arch_prctl errno {errno})")
             }
             AmxState::Granted { bf16 } => format!(
-                "detected{}, tile state granted; owl has no tile kernels yet",
+                "detected{}, tile state granted",
                 if bf16 { " with bf16" } else { "" }
             ),
         }

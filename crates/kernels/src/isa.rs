@@ -33,7 +33,7 @@ pub struct IsaDef {
 /// Every level, lowest first. Each entry's `detect` implies those of the entries it is
 /// registered on top of (AVX-512 checks AVX2's features too). A level the CPU lacks is
 /// skipped: on Zen 4 (AVX-512 VNNI, no AVX-VNNI) the `avx512` table is scalar, AVX2, AVX-512.
-pub static ISAS: [IsaDef; 4] = [
+pub static ISAS: [IsaDef; 5] = [
     IsaDef {
         name: "scalar",
         features: "portable Rust",
@@ -62,6 +62,15 @@ pub static ISAS: [IsaDef; 4] = [
         register: crate::x86::register_avx512,
         by_default: true,
     },
+    IsaDef {
+        name: "amx",
+        features: "avx512+amx-tile+int8",
+        detect: crate::x86::detect_amx,
+        register: crate::x86::register_amx,
+        // Opt-in (`OWL_ISA=amx`) until measured on a CPU that has AMX: the tile kernels are
+        // proven exact (software model here, the hardware under an emulator), not yet fast.
+        by_default: false,
+    },
 ];
 
 impl Isa {
@@ -73,6 +82,8 @@ impl Isa {
     pub const AVX_VNNI: Isa = Isa(2);
     /// x86-64 with AVX-512 F/BW/VL and VNNI (on top of AVX2's).
     pub const AVX512: Isa = Isa(3);
+    /// AVX-512's kernels plus AMX tile products for prompt-sized batches.
+    pub const AMX: Isa = Isa(4);
 
     /// Every level of the registry, supported here or not.
     pub fn all() -> impl Iterator<Item = Isa> {
@@ -104,14 +115,15 @@ impl Isa {
     /// (docs/PERFORMANCE.md). `avxvnni`, the same bodies in VEX encoding, stays opt-in until
     /// it is measured on a CPU that has it.
     pub fn detect() -> Isa {
-        let best = Isa::best_supported();
         let default = Isa::all()
-            .filter(|i| i.supported() && i.def().by_default)
+            .filter(|i| i.def().by_default && i.supported())
             .last()
             .unwrap_or(Isa::SCALAR);
         match std::env::var("OWL_ISA") {
             Ok(v) if !v.is_empty() => match Isa::by_name(&v) {
-                Some(want) => want.min(best),
+                // The best supported level is asked only here: detecting AMX asks the kernel
+                // for the tile state, which a process that does not use it should not hold.
+                Some(want) => want.min(Isa::best_supported()),
                 None => {
                     let names: Vec<_> = Isa::all().map(Isa::name).collect();
                     eprintln!(

@@ -459,6 +459,11 @@ fn linear_repacked(
     let pair = k
         .repacked_pair(layout)
         .filter(|_| n_tokens >= PAIR_MIN_TOKENS);
+    // Tile products (AMX) take whole token tiles at once where the ISA has them; below a
+    // tile's worth of tokens the engine would multiply padding. The same bits either way.
+    let tiles = k
+        .repacked_tiles(layout)
+        .filter(|_| n_tokens >= TILES_MIN_TOKENS);
     let (block_cols, block_bytes) = (p.block_cols, p.block_bytes);
     let a_row = cols / block_cols * p.acts.block_bytes();
     let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
@@ -501,6 +506,7 @@ fn linear_repacked(
         let mine = chunk * chunk_groups..((chunk + 1) * chunk_groups).min(total_groups);
         let mut acts: [&[u8]; 4] = [&[]; 4];
         let mut res = [[0f32; X8]; 8];
+        let mut tile_out = Vec::new();
         for t0 in (0..n_tokens).step_by(tile) {
             let t_end = (t0 + tile).min(n_tokens);
             let mut base = 0;
@@ -509,6 +515,31 @@ fn linear_repacked(
                 let lo = mine.start.max(base) - base;
                 let hi = mine.end.min(base + groups).saturating_sub(base);
                 base += groups;
+                if let Some(tiles) = tiles {
+                    // Two groups and all of the token tile per call.
+                    let n = t_end - t0;
+                    for g in (lo..hi).step_by(2) {
+                        let n_groups = (hi - g).min(2);
+                        let w = &p.w[g * group_bytes..(g + n_groups) * group_bytes];
+                        let width = X8 * n_groups;
+                        tile_out.resize(n * width, 0.0);
+                        tiles(
+                            nb,
+                            w,
+                            n_groups,
+                            &abuf[t0 * a_row..t_end * a_row],
+                            a_row,
+                            &mut tile_out,
+                        );
+                        for (j, row) in tile_out.chunks_exact(width).enumerate() {
+                            // SAFETY: as below: token t0 + j's rows 8g..8g + width of this
+                            // matrix belong to this thread and end inside `out`.
+                            unsafe { p.out.slice((t0 + j) * p.rows + X8 * g, width) }
+                                .copy_from_slice(row);
+                        }
+                    }
+                    continue;
+                }
                 let mut g = lo;
                 while g < hi {
                     // Two groups at once where the ISA has a pair kernel (sixteen rows per
@@ -550,6 +581,10 @@ fn linear_repacked(
 /// 1279–1288 against 1179–1231. Verification passes of speculative decoding (2–9 positions)
 /// and half-full serving steps sit below it.
 const PAIR_MIN_TOKENS: usize = 12;
+
+/// Tokens from which `linear_repacked` uses a tile kernel (AMX) where the table has one: one
+/// full tile of `A`. Not yet measured on an AMX CPU.
+const TILES_MIN_TOKENS: usize = 16;
 
 /// Tokens from which a batch's activations are quantized by all the pool's threads: a wide
 /// decode step (many sequences) spent a tenth of its time quantizing on one thread while the
@@ -593,6 +628,80 @@ const TILE_BYTES: usize = 16 * 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `linear` with a tile kernel in the table (AMX's kernels on the exact software model of
+    /// the tiles) gives the bits of the same table without it, for every layout that has one:
+    /// an odd number of groups (a last single group), and token counts that end on a partial
+    /// tile and cross `linear_repacked`'s token tiles.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn tile_kernels_give_linear_the_same_bits() {
+        let plain = Kernels::detect();
+        let pool = ThreadPool::new(2);
+        let mut checked = 0;
+        for p in crate::repack::PACKED.iter() {
+            let Some(soft) = crate::x86::soft_tiles_kernel(p.layout) else {
+                continue;
+            };
+            let mut with_tiles = plain.clone();
+            with_tiles.set_repacked_tiles(p.layout, soft, "soft tiles");
+            let (rows, cols) = (40, 4 * p.block_cols);
+            let quantize = plain.quantize(p.ty).expect("weight quantizer");
+            let rb = owl_quant::row_bytes(p.ty, cols);
+            let mut bytes = vec![0u8; rows * rb];
+            for (r, dst) in bytes.chunks_exact_mut(rb).enumerate() {
+                let row: Vec<f32> = (0..cols)
+                    .map(|i| (((i * 31 + r * 17) % 97) as f32 - 48.0) / 13.0)
+                    .collect();
+                quantize(&row, dst);
+            }
+            let w = QMatrix::new(
+                p.ty,
+                rows,
+                cols,
+                WeightBytes::Owned(std::sync::Arc::new(bytes)),
+            )
+            .repacked_with(true)
+            .expect("repacks");
+            for n_tokens in [16, 37, 300] {
+                let x: Vec<f32> = (0..n_tokens * cols)
+                    .map(|i| (((i * 7919) % 211) as f32 - 105.0) / 29.0)
+                    .collect();
+                let mut want = vec![0f32; n_tokens * rows];
+                let mut got = vec![f32::NAN; n_tokens * rows];
+                linear(
+                    &plain,
+                    &pool,
+                    &w,
+                    &x,
+                    n_tokens,
+                    &mut want,
+                    &mut ActBuffer::default(),
+                );
+                linear(
+                    &with_tiles,
+                    &pool,
+                    &w,
+                    &x,
+                    n_tokens,
+                    &mut got,
+                    &mut ActBuffer::default(),
+                );
+                let same = want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{:?}, {n_tokens} tokens", p.layout);
+                checked += 1;
+            }
+        }
+        if crate::x86::detect_avx2() {
+            assert_eq!(
+                checked, 18,
+                "six layouts with tile kernels, three batch sizes"
+            );
+        }
+    }
 
     #[test]
     fn wide_batches_quantize_on_every_thread_to_the_same_bytes() {

@@ -13,8 +13,9 @@ use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
 use crate::types::Isa;
 use crate::types::{
-    DotF16Fn, DotF16PagedFn, DotF16PagedX4Fn, DotF16X4Fn, GemmX8Fn, GemmX8PairFn, HeadOutF16Fn,
-    Layout, ScaleToF16Fn, ScoresF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn, WidenF16Fn,
+    DotF16Fn, DotF16PagedFn, DotF16PagedX4Fn, DotF16X4Fn, GemmTilesFn, GemmX8Fn, GemmX8PairFn,
+    HeadOutF16Fn, Layout, ScaleToF16Fn, ScoresF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn,
+    VecDotX4Fn, WidenF16Fn,
 };
 
 /// Keyed kernels with the name of each (`set` replaces the entry of a key or adds one).
@@ -70,6 +71,7 @@ pub struct Kernels {
     quantize: Slots<GgmlType, QuantFn>,
     repacked: Slots<Layout, GemmX8Fn>,
     repacked_pair: Slots<Layout, GemmX8PairFn>,
+    repacked_tiles: Slots<Layout, GemmTilesFn>,
     gemm_float: Slots<GgmlType, crate::gemm_float::GemmFloatFn>,
     dot_f16: Single<DotF16Fn>,
     dot_f16_batch: Single<DotF16Fn>,
@@ -96,6 +98,7 @@ impl Kernels {
             quantize: Slots::new(),
             repacked: Slots::new(),
             repacked_pair: Slots::new(),
+            repacked_tiles: Slots::new(),
             gemm_float: Slots::new(),
             dot_f16: None,
             dot_f16_batch: None,
@@ -150,6 +153,9 @@ impl Kernels {
             out.push((format!("{layout:?}"), *name));
             if let Some(n) = self.repacked_pair.name(*layout) {
                 out.push((format!("{layout:?} pairs"), n));
+            }
+            if let Some(n) = self.repacked_tiles.name(*layout) {
+                out.push((format!("{layout:?} tiles"), n));
             }
         }
         let singles = [
@@ -220,6 +226,22 @@ impl Kernels {
     /// The product kernel of a repacked layout (`None` for `Layout::Rows`).
     pub fn repacked(&self, layout: Layout) -> Option<GemmX8Fn> {
         self.repacked.get(layout)
+    }
+
+    /// The tile-engine product of a repacked layout (AMX), for calls of many tokens.
+    pub(crate) fn set_repacked_tiles(
+        &mut self,
+        layout: Layout,
+        f: GemmTilesFn,
+        name: &'static str,
+    ) {
+        self.repacked_tiles.set(layout, f, name);
+        self.note(name);
+    }
+
+    /// The tile-engine product of `layout`, where this ISA has one.
+    pub fn repacked_tiles(&self, layout: Layout) -> Option<GemmTilesFn> {
+        self.repacked_tiles.get(layout)
     }
 
     pub(crate) fn set_repacked_pair(

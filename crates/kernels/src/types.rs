@@ -92,6 +92,12 @@ pub type GemmX8Fn = fn(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; 8]]);
 /// token of `a`: `out[t]` is the first group's rows for token `t`, `out[a.len() + t]` the
 /// second's, each bit-identical to the layout's single-group kernel and scalar reference.
 pub type GemmX8PairFn = fn(nb: usize, w: &[u8], a: &[&[u8]], out: &mut [[f32; 8]]);
+/// One or two consecutive groups of a repacked layout (`groups · nb` blocks of `w`) against
+/// many tokens at once through a tile engine (AMX): `acts` holds the tokens' activation rows,
+/// `a_row` bytes each, and `out[t · 8·groups + 8g + r]` gets row `r` of group `g` for token
+/// `t`, bit-identical to the layout's scalar reference.
+pub type GemmTilesFn =
+    fn(nb: usize, w: &[u8], groups: usize, acts: &[u8], a_row: usize, out: &mut [f32]);
 /// `x[i] = exp(x[i] - max)` in place, returning the sum.
 pub type SoftmaxExpFn = fn(x: &mut [f32], max: f32) -> f64;
 /// `gate[i] = silu(gate[i]) * up[i]` in place.

@@ -172,14 +172,14 @@ pub fn system() {
             (true, false) => "detected, not used (OWL_ISA)",
             (false, _) => "not detected",
         };
-        println!("  {:<10}  {:<22} {state}", def.name, def.features);
+        // AMX needs the kernel's permission as well as the CPU's bits: say which is missing.
+        let why = if def.name == "amx" {
+            format!(" ({})", owl_kernels::amx::state().describe())
+        } else {
+            String::new()
+        };
+        println!("  {:<10}  {:<22} {state}{why}", def.name, def.features);
     }
-    println!(
-        "  {:<10}  {:<22} {}",
-        "amx",
-        "amx-tile+int8",
-        owl_kernels::amx::state().describe()
-    );
     println!("kernels");
     for (what, name) in k.chosen() {
         println!("  {what:<28} {name}");

@@ -3,7 +3,13 @@
 //! Three registry entries live here (`crate::isa::ISAS`): AVX2 (with FMA and F16C); AVX-VNNI
 //! and AVX-512 with VNNI, each registered on top of AVX2's and overriding the repacked-layout
 //! products and the row-layout Q8_0 dot product with the same `vpdpbusd` code (`vnni.rs`).
+//! A fourth, AMX, adds tile products for prompt-sized batches (`amx_gemm.rs`) on top of
+//! AVX-512's, where the CPU has AMX-TILE/AMX-INT8 and the kernel grants the tile state.
 
+#[cfg(target_arch = "x86_64")]
+mod amx_gemm;
+#[cfg(target_arch = "x86_64")]
+mod amx_tiles;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -106,3 +112,20 @@ pub(crate) fn register_avx512(k: &mut crate::Kernels) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = k;
 }
+
+/// Whether AVX-512's level is here and this process may use AMX tiles (asks the kernel for the
+/// tile state on the first call: `crate::amx::state`).
+pub(crate) fn detect_amx() -> bool {
+    detect_avx512() && matches!(crate::amx::state(), crate::amx::AmxState::Granted { .. })
+}
+
+/// Installs the AMX tile kernels into `k` (over AVX-512's); a no-op on other architectures.
+pub(crate) fn register_amx(k: &mut crate::Kernels) {
+    #[cfg(target_arch = "x86_64")]
+    amx_gemm::register(k);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = k;
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) use amx_gemm::soft_kernel as soft_tiles_kernel;
