@@ -28,8 +28,8 @@ use owl_quant::{q8_0, q8_1, q8_k};
 use super::amx_tiles::SoftTiles;
 use super::amx_tiles::{Amx, TileConfig, TileOps, C0, C1};
 use crate::repack::{
-    q5k_chunk, q5k_fifth, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK, Q50_X8_BLOCK, Q5K_X8_BLOCK,
-    Q80_X8_BLOCK, X8,
+    q5k_chunk, q5k_fifth, q6k_high, q6k_low, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK,
+    Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK, Q80_X8_BLOCK, X8,
 };
 use crate::{Kernels, Layout};
 
@@ -40,6 +40,7 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_repacked_tiles(Layout::Q50X8, gemm_q5_0_amx, "q5_0×8 tiles/amx-int8");
     k.set_repacked_tiles(Layout::Q4KX8, gemm_q4_k_amx, "q4_k×8 tiles/amx-int8");
     k.set_repacked_tiles(Layout::Q5KX8, gemm_q5_k_amx, "q5_k×8 tiles/amx-int8");
+    k.set_repacked_tiles(Layout::Q6KX8, gemm_q6_k_amx, "q6_k×8 tiles/amx-int8");
 }
 
 /// How one 32-column layout meets the tile engine.
@@ -610,6 +611,150 @@ unsafe fn gemm_k_tiles<L: KTileLayout, T: TileOps>(tiles: &mut T, op: Operands) 
     }
 }
 
+/// Q6_K×8's sixteen-column sub-block `s` as a signed `B` operand (4 rows of 32 bytes, row `j`
+/// holding columns `16s + 4j..16s + 4j + 4` of each row): the six-bit `q` (low nibble from
+/// chunk `2s + j / 2`, top two bits from bits `2j`, `2j + 1` of the high-bit chunk) minus 32,
+/// which fits a signed byte, so `TDPBSSD` gives `Σ (q - 32)·y` with no offset term.
+///
+/// # Safety
+/// AVX2 present; `wb` one whole Q6_K×8 super-block, `s < 16`, 128 writable bytes at `stage`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_sub_block(wb: *const u8, s: usize, stage: *mut u8) {
+    let (low, three, offset) = (
+        _mm256_set1_epi8(0x0f),
+        _mm256_set1_epi8(3),
+        _mm256_set1_epi8(32),
+    );
+    // SAFETY: sub-block `s`'s two nibble chunks and its high bits (`q6k_low`, `q6k_high`), and
+    // four 32-byte rows of `stage` (caller's contract).
+    unsafe {
+        let high = _mm256_loadu_si256(wb.add(q6k_high(s)).cast());
+        for half in 0..2 {
+            let v = _mm256_loadu_si256(wb.add(q6k_low(2 * s + half)).cast());
+            let nibbles = [
+                _mm256_and_si256(v, low),
+                _mm256_and_si256(_mm256_srli_epi16(v, 4), low),
+            ];
+            for (h, nibble) in nibbles.into_iter().enumerate() {
+                let j = 2 * half + h;
+                let shift = _mm_cvtsi32_si128(2 * j as i32);
+                let top = _mm256_and_si256(_mm256_srl_epi16(high, shift), three);
+                let q = _mm256_or_si256(nibble, _mm256_slli_epi16(top, 4));
+                _mm256_storeu_si256(stage.add(32 * j).cast(), _mm256_sub_epi8(q, offset));
+            }
+        }
+    }
+}
+
+/// The Q6_K×8 tile product: per super-block the sixteen sub-blocks' `Σ (q - 32)·y` from the
+/// tiles (`k = 16`), folded exactly into `sumi = Σ_s sc_s Σ (q - 32)·y`, which is the reference's
+/// `Σ_s sc_s (Σ q·y - 32·bsums[s])`; then `acc = fma(d_row·d_tok, sumi, acc)`.
+///
+/// # Safety
+/// As [`gemm_tiles`], with Q6_K×8 weights and `Q8_K` activation rows.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_q6k_tiles<T: TileOps>(tiles: &mut T, op: Operands) {
+    let Operands {
+        nb,
+        w,
+        groups,
+        acts,
+        a_row,
+        n,
+        out,
+    } = op;
+    debug_assert!(groups == 1 || groups == 2);
+    let stride = X8 * groups;
+    let cfg = TileConfig::int8(16);
+    let mut stage_b = [[[0u8; 128]; 16]; 2];
+    let mut stage_a = [[0u8; 16]; TILE_TOKENS];
+    let mut c = [[[0i32; X8]; TILE_TOKENS]; 2];
+    let mut sumi = [[_mm256_setzero_si256(); TILE_TOKENS]; 2];
+    let which = [C0, C1];
+    // SAFETY: as in `gemm_tiles`: super-block `b < nb` of group `g < groups` (`d` at 0, scales
+    // at 16, sub-blocks through `q6k_sub_block`); rows `t < n` of `acts`, each read inside its
+    // `Q8_K` block `b`; `out`'s `n · stride` floats.
+    unsafe {
+        std::ptr::write_bytes(out, 0, n * stride);
+        tiles.configure(&cfg);
+        for b in 0..nb {
+            let mut scales = [[_mm256_setzero_si256(); 16]; 2];
+            let mut d = [_mm256_setzero_ps(); 2];
+            for g in 0..groups {
+                let wb = w.add((g * nb + b) * Q6K_X8_BLOCK);
+                d[g] = f16x8(wb);
+                for s in 0..16 {
+                    q6k_sub_block(wb, s, stage_b[g][s].as_mut_ptr());
+                    let sc: [i32; 8] = std::array::from_fn(|r| {
+                        i32::from(*wb.add(16 + 16 * (s / 2) + 2 * r + s % 2) as i8)
+                    });
+                    scales[g][s] = _mm256_loadu_si256(sc.as_ptr().cast());
+                }
+            }
+            for t0 in (0..n).step_by(TILE_TOKENS) {
+                let m = (n - t0).min(TILE_TOKENS);
+                for sumi in sumi.iter_mut().take(groups) {
+                    *sumi = [_mm256_setzero_si256(); TILE_TOKENS];
+                }
+                for s in 0..16 {
+                    let first = acts.add(t0 * a_row + b * q8_k::TYPE_SIZE + q8_k::QS + 16 * s);
+                    if m == TILE_TOKENS {
+                        tiles.load_a(first, a_row);
+                    } else {
+                        for (j, row) in stage_a.iter_mut().enumerate().take(m) {
+                            std::ptr::copy_nonoverlapping(
+                                first.add(j * a_row),
+                                row.as_mut_ptr(),
+                                16,
+                            );
+                        }
+                        tiles.load_a(stage_a.as_ptr().cast(), 16);
+                    }
+                    for (g, &tile) in which.iter().enumerate().take(groups) {
+                        tiles.load_b(tile, stage_b[g][s].as_ptr());
+                        tiles.zero(tile);
+                        tiles.dot_signed(tile);
+                        tiles.store(tile, c[g].as_mut_ptr().cast());
+                        for j in 0..m {
+                            let dot = _mm256_loadu_si256(c[g][j].as_ptr().cast());
+                            sumi[g][j] =
+                                _mm256_add_epi32(sumi[g][j], _mm256_mullo_epi32(scales[g][s], dot));
+                        }
+                    }
+                }
+                #[allow(clippy::needless_range_loop)] // `j` indexes two groups' sums and `acts`
+                for j in 0..m {
+                    let act = acts.add((t0 + j) * a_row + b * q8_k::TYPE_SIZE);
+                    let d_tok = _mm256_set1_ps(act.cast::<f32>().read_unaligned());
+                    for g in 0..groups {
+                        let o = out.add((t0 + j) * stride + X8 * g);
+                        let acc = _mm256_fmadd_ps(
+                            _mm256_mul_ps(d[g], d_tok),
+                            _mm256_cvtepi32_ps(sumi[g][j]),
+                            _mm256_loadu_ps(o),
+                        );
+                        _mm256_storeu_ps(o, acc);
+                    }
+                }
+            }
+        }
+        tiles.release();
+    }
+}
+
+/// `gemm_q6k_tiles` in the shape of the other kernels (a layout type parameter), for the
+/// table-entry macros.
+///
+/// # Safety
+/// As [`gemm_q6k_tiles`].
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::extra_unused_type_parameters)] // the macros name every kernel `run::<L, T>`
+unsafe fn gemm_q6k_tiles_of<L, T: TileOps>(tiles: &mut T, op: Operands) {
+    // SAFETY: the caller's contract is `gemm_q6k_tiles`'s.
+    unsafe { gemm_q6k_tiles(tiles, op) }
+}
+
 /// The table entry of a layout: checks the operands, then runs `$run` (the 32-column or the
 /// super-block kernel) on the hardware.
 macro_rules! tiles_entry {
@@ -683,6 +828,14 @@ tiles_entry!(
     q8_k::TYPE_SIZE,
     "q5_k×8"
 );
+tiles_entry!(
+    gemm_q6_k_amx,
+    gemm_q6k_tiles_of,
+    (),
+    Q6K_X8_BLOCK,
+    q8_k::TYPE_SIZE,
+    "q6_k×8"
+);
 
 /// The same kernels on the software model of the tiles (tests, and the twin of each hardware
 /// kernel): `None` for a layout without a tile kernel or where AVX2/FMA/F16C are absent.
@@ -714,6 +867,7 @@ pub(crate) fn soft_kernel(layout: Layout) -> Option<crate::types::GemmTilesFn> {
         Layout::Q50X8 => soft!(gemm_tiles, Q50, Q50::BLOCK),
         Layout::Q4KX8 => soft!(gemm_k_tiles, Q4K, Q4K::BLOCK),
         Layout::Q5KX8 => soft!(gemm_k_tiles, Q5K, Q5K::BLOCK),
+        Layout::Q6KX8 => soft!(gemm_q6k_tiles_of, (), Q6K_X8_BLOCK),
         _ => return None,
     })
 }
@@ -725,13 +879,14 @@ mod tests {
         for_layout, quantize_q8_0_with_sums, quantize_q8_1_with_scales, Activations,
     };
 
-    const LAYOUTS: [Layout; 6] = [
+    const LAYOUTS: [Layout; 7] = [
         Layout::Q80X8,
         Layout::Q40X8,
         Layout::Q41X8,
         Layout::Q50X8,
         Layout::Q4KX8,
         Layout::Q5KX8,
+        Layout::Q6KX8,
     ];
 
     fn data(n: usize, seed: u64) -> Vec<f32> {
