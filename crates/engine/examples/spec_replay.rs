@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let r = replay(&prompt, &reply, &words, cfg, *b);
             print!(
                 "{:>16}",
-                format!("{:.2}× {}/{}", r.speedup(), r.accepted, r.drafted)
+                format!("{:.2}× {}/{}", r.speedup(), r.accepted(), r.drafted())
             );
             *log += r.speedup().ln();
             if std::env::var_os("OWL_REPLAY_TRACE").is_some() {

@@ -23,6 +23,8 @@
 
 use owl_text::Tokenizer;
 
+use crate::spec::{Policy, SpecConfig};
+
 /// The longest and shortest suffix looked up in the context.
 const NGRAM_MAX: usize = 4;
 const NGRAM_MIN: usize = 2;
@@ -95,6 +97,47 @@ fn begins_word(piece: &[u8]) -> bool {
         && body
             .first()
             .is_some_and(|&b| b.is_ascii_alphanumeric() || b >= 0x80)
+}
+
+/// A sequence's prompt lookup: where its copy stands and how far to guess from it. The one
+/// sequence of propose, check and learn that the scheduler runs every step and
+/// `crate::spec_replay` replays from a recording.
+#[derive(Clone, Debug)]
+pub(crate) struct LookupDrafter {
+    policy: Policy,
+    copy: CopyCursor,
+}
+
+impl LookupDrafter {
+    pub fn new(cfg: SpecConfig) -> LookupDrafter {
+        LookupDrafter {
+            policy: Policy::new(cfg),
+            copy: CopyCursor::default(),
+        }
+    }
+
+    /// Writes this step's guesses to follow `tokens` into `out` (cleared first): at most the
+    /// policy's budget at `beta` (see `crate::spec::StepCost`) and `room`.
+    pub fn propose(
+        &mut self,
+        tokens: &[u32],
+        beta: f64,
+        room: usize,
+        words: &WordStarts,
+        out: &mut Vec<u32>,
+    ) {
+        let max = self.policy.budget(beta).min(room);
+        self.copy.draft(tokens, max, words, out);
+    }
+
+    /// Learns from a checked draft of `drafted` tokens, `accepted` of them right; `tokens` is
+    /// the sequence after the step (the accepted tokens and the one chosen after them).
+    pub fn record(&mut self, drafted: usize, accepted: usize, tokens: &[u32]) {
+        if drafted > 0 {
+            let went_on = self.copy.record(drafted, accepted, tokens);
+            self.policy.record(drafted, accepted, went_on);
+        }
+    }
 }
 
 /// Where a sequence is copying from, kept between steps.

@@ -31,7 +31,7 @@ use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::draft::{DraftModel, DraftRequest};
 use crate::error::EngineError;
-use crate::lookup::{CopyCursor, WordStarts};
+use crate::lookup::{LookupDrafter, WordStarts};
 use crate::plan::{Limits, Plan, Planner, SeqId, SeqState, Work};
 use crate::spec::{Policy, SpecMode, StepCost};
 use crate::stop::{Released, StopText};
@@ -50,12 +50,11 @@ struct Client {
     /// The LoRA adapter it generates with, held until it ends (unloading its name does not
     /// take it away).
     adapter: Option<Arc<Adapter>>,
-    /// When and how far it guesses ahead (speculative decoding): by prompt lookup, and with
-    /// the draft model (`--spec draft`), whose guesses cost a draft pass each.
-    spec: Policy,
+    /// When and how far it guesses ahead (speculative decoding): by prompt lookup (where its
+    /// copy stands and its policy), and with the draft model (`--spec draft`), whose guesses
+    /// cost a draft pass each.
+    lookup: LookupDrafter,
     model_spec: Policy,
-    /// Where its prompt lookup is copying from.
-    copy: CopyCursor,
     /// Whether this step's draft came from the draft model (which policy learns from it).
     drafted_by_model: bool,
 }
@@ -269,9 +268,8 @@ impl Scheduler {
                     cancel,
                     sampler,
                     adapter,
-                    spec: Policy::new(self.cfg.spec),
+                    lookup: LookupDrafter::new(self.cfg.spec),
                     model_spec: Policy::new(self.cfg.spec),
-                    copy: CopyCursor::default(),
                     drafted_by_model: false,
                 };
                 self.clients.insert(id, client);
@@ -438,8 +436,8 @@ impl Scheduler {
                 .min(n_ctx.saturating_sub(s.tokens.len() + 1));
             // Prompt lookup first (its guesses cost nothing to make), then the draft model.
             c.drafted_by_model = false;
-            let max = c.spec.budget(beta).min(room);
-            c.copy.draft(&s.tokens, max, &self.words, &mut s.draft);
+            c.lookup
+                .propose(&s.tokens, beta, room, &self.words, &mut s.draft);
             if let (Some(_), Some(slot), true) = (&self.draft, s.slot, s.draft.is_empty()) {
                 let max = c.model_spec.budget(model_guess).min(room);
                 if max > 0 {
@@ -698,8 +696,7 @@ impl Scheduler {
                         .spec_model_accepted
                         .fetch_add(accepted as u64, Ordering::Relaxed);
                 } else {
-                    let went_on = c.copy.record(drafted, accepted, &s.tokens);
-                    c.spec.record(drafted, accepted, went_on);
+                    c.lookup.record(drafted, accepted, &s.tokens);
                 }
                 self.stats
                     .spec_drafted

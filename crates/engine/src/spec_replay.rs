@@ -11,21 +11,17 @@
 
 use owl_text::Tokenizer;
 
-use crate::lookup::{CopyCursor, WordStarts};
-use crate::spec::{Policy, SpecConfig};
+use crate::lookup::{LookupDrafter, WordStarts};
+use crate::spec::SpecConfig;
 
 /// What a replay saw.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReplayReport {
     /// Reply tokens generated.
     pub tokens: usize,
-    /// Forward passes.
-    pub steps: usize,
-    pub drafted: usize,
-    pub accepted: usize,
     /// Pass cost in one-token passes: `Σ (1 + beta·k)`.
     pub cost: f64,
-    /// Each step's draft and how many of its tokens were right.
+    /// Each step's (forward pass's) draft and how many of its tokens were right.
     pub log: Vec<(Vec<u32>, usize)>,
 }
 
@@ -37,6 +33,21 @@ impl ReplayReport {
         } else {
             1.0
         }
+    }
+
+    /// Forward passes.
+    pub fn steps(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Tokens drafted, over every step.
+    pub fn drafted(&self) -> usize {
+        self.log.iter().map(|(d, _)| d.len()).sum()
+    }
+
+    /// Drafted tokens accepted, over every step.
+    pub fn accepted(&self) -> usize {
+        self.log.iter().map(|(_, a)| a).sum()
     }
 }
 
@@ -58,28 +69,20 @@ pub fn replay(
     cfg: SpecConfig,
     beta: f64,
 ) -> ReplayReport {
-    let mut policy = Policy::new(cfg);
-    let mut copy = CopyCursor::default();
+    let mut lookup = LookupDrafter::new(cfg);
     let mut tokens = prompt.to_vec();
     let mut draft = Vec::new();
     let mut r = ReplayReport::default();
     while r.tokens < reply.len() {
         // As the scheduler: every drafted token may be accepted and one more chosen.
         let room = reply.len() - r.tokens - 1;
-        let max = policy.budget(beta).min(room);
-        copy.draft(&tokens, max, &words.0, &mut draft);
+        lookup.propose(&tokens, beta, room, &words.0, &mut draft);
         let ahead = &reply[r.tokens..];
         let accepted = draft.iter().zip(ahead).take_while(|(d, t)| d == t).count();
         // The accepted tokens and the one the model chose after them.
         tokens.extend_from_slice(&ahead[..accepted + 1]);
-        if !draft.is_empty() {
-            let went_on = copy.record(draft.len(), accepted, &tokens);
-            policy.record(draft.len(), accepted, went_on);
-        }
+        lookup.record(draft.len(), accepted, &tokens);
         r.log.push((draft.clone(), accepted));
-        r.steps += 1;
-        r.drafted += draft.len();
-        r.accepted += accepted;
         r.cost += 1.0 + beta * draft.len() as f64;
         r.tokens += accepted + 1;
     }
@@ -102,13 +105,13 @@ mod tests {
         let cfg = SpecConfig::default();
         let r = replay(&prompt, &src, &words(), cfg, 0.25);
         assert_eq!(r.tokens, src.len());
-        assert!(r.accepted > 40, "{r:?}");
+        assert!(r.accepted() > 40, "{r:?}");
         assert!(r.speedup() > 2.0, "{r:?}");
         let off = SpecConfig {
             mode: SpecMode::Off,
             ..cfg
         };
         let r = replay(&prompt, &src, &words(), off, 0.25);
-        assert_eq!((r.steps, r.drafted, r.speedup()), (src.len(), 0, 1.0));
+        assert_eq!((r.steps(), r.drafted(), r.speedup()), (src.len(), 0, 1.0));
     }
 }
