@@ -258,11 +258,9 @@ unsafe fn dot_f16_tiled_avx2(a: &[f16], b: &[f16]) -> f32 {
         acc = unsafe { f16_step8(acc, pa.add(2 * i), pb.add(2 * i)) };
         i += 8;
     }
-    let mut res = hsum_float_8(acc) as f64;
-    for k in np..n {
-        res += (a[k].to_f32() * b[k].to_f32()) as f64;
-    }
-    res as f32
+    tail_f64(f64::from(hsum_float_8(acc)), np, n, |k| {
+        a[k].to_f32() * b[k].to_f32()
+    })
 }
 
 /// `dst[i] = f16(src[i] * scale)` with F16C (round to nearest even, as `half` rounds).
@@ -323,11 +321,9 @@ unsafe fn dot_f16_tiled_x4_avx2(a: [&[f16]; 4], b: &[f16]) -> [f32; 4] {
     // A loop, not `array::from_fn`: its closure was compiled out of line (a call per key).
     let mut out = [0.0f32; 4];
     for j in 0..4 {
-        let mut res = hsum_float_8(acc[j]) as f64;
-        for k in np..n {
-            res += (a[j][k].to_f32() * b[k].to_f32()) as f64;
-        }
-        out[j] = res as f32;
+        out[j] = tail_f64(f64::from(hsum_float_8(acc[j])), np, n, |k| {
+            a[j][k].to_f32() * b[k].to_f32()
+        });
     }
     out
 }

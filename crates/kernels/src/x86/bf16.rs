@@ -26,6 +26,8 @@ use std::arch::x86_64::*;
 
 use owl_quant::GgmlType;
 
+use super::common::tail_f64;
+
 use crate::Kernels;
 
 /// The AVX2 kernels (registered with the AVX2 level).
@@ -118,8 +120,8 @@ fn widen(b: u16) -> f32 {
 ///
 /// # Safety
 /// `w` and `a` point to `2 * n` readable bytes.
-unsafe fn tail(mut sum: f64, from: usize, n: usize, w: *const u8, a: *const u8) -> f32 {
-    for k in from..n {
+unsafe fn tail(sum: f64, from: usize, n: usize, w: *const u8, a: *const u8) -> f32 {
+    tail_f64(sum, from, n, |k| {
         // SAFETY: k < n (caller's contract).
         let (x, y) = unsafe {
             (
@@ -127,9 +129,8 @@ unsafe fn tail(mut sum: f64, from: usize, n: usize, w: *const u8, a: *const u8) 
                 (a.add(2 * k) as *const u16).read_unaligned(),
             )
         };
-        sum += f64::from(widen(x) * widen(y));
-    }
-    sum as f32
+        widen(x) * widen(y)
+    })
 }
 
 /// Eight brain floats at `p` widened to floats.
@@ -289,17 +290,15 @@ unsafe fn dot_dpbf16<const R: usize, const T: usize>(
 /// Scalar twins: the same operations one lane at a time, for the tests.
 #[cfg(test)]
 mod twins {
+    use super::super::common::tail_f64;
     use super::widen;
 
     fn at(r: &[u8], k: usize) -> f32 {
         widen(u16::from_le_bytes([r[2 * k], r[2 * k + 1]]))
     }
 
-    fn tail(mut sum: f64, from: usize, n: usize, w: &[u8], a: &[u8]) -> f32 {
-        for k in from..n {
-            sum += f64::from(at(w, k) * at(a, k));
-        }
-        sum as f32
+    fn tail(sum: f64, from: usize, n: usize, w: &[u8], a: &[u8]) -> f32 {
+        tail_f64(sum, from, n, |k| at(w, k) * at(a, k))
     }
 
     /// GCC's 16-lane reduction tree.

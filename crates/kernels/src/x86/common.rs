@@ -177,6 +177,17 @@ pub(super) unsafe fn bytes_from_bits_32(p: *const u8) -> __m256i {
     _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
 }
 
+/// ggml's scalar tail of a 16-bit float dot product (F16, BF16): the elements `from..n` past
+/// the last full vector step, each `product(k)` rounded to `f32` and added one by one to `sum`
+/// in `f64`.
+#[inline]
+pub(super) fn tail_f64(mut sum: f64, from: usize, n: usize, product: impl Fn(usize) -> f32) -> f32 {
+    for k in from..n {
+        sum += f64::from(product(k));
+    }
+    sum as f32
+}
+
 /// Runs `f(t, n, y)` on the tokens of `a` four at a time: `y[..n]` points to tokens
 /// `t..t + n` (`n` is 4 but for the last call, which may take fewer; the rest of `y` is null).
 #[inline]

@@ -16,6 +16,7 @@ use half::f16;
 use owl_quant::GgmlType;
 
 use super::avx2::f16_reduce;
+use super::common::tail_f64;
 use crate::Kernels;
 
 /// With the AVX2 level.
@@ -86,8 +87,7 @@ macro_rules! dot_x4 {
             }
             let mut out = [0.0; T];
             for (t, out) in out.iter_mut().enumerate() {
-                let mut res = f16_reduce(acc[t]) as f64;
-                for k in np..n {
+                *out = tail_f64(f64::from(f16_reduce(acc[t])), np, n, |k| {
                     // SAFETY: k < n.
                     let (x, y) = unsafe {
                         (
@@ -95,9 +95,8 @@ macro_rules! dot_x4 {
                             (a[t].add(2 * k) as *const u16).read_unaligned(),
                         )
                     };
-                    res += (f16::from_bits(x).to_f32() * f16::from_bits(y).to_f32()) as f64;
-                }
-                *out = res as f32;
+                    f16::from_bits(x).to_f32() * f16::from_bits(y).to_f32()
+                });
             }
             out
         }
