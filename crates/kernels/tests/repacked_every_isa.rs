@@ -198,6 +198,84 @@ fn pair_kernels_match_the_reference_group_by_group() {
     }
 }
 
+/// Every available level's table, and the best one again with the tile kernels on the
+/// software model of AMX's tiles (`Kernels::with_soft_tiles`), so the tile path meets these
+/// tests on CPUs without AMX too. Where AMX is granted, the `amx` level is among the first.
+fn tables_with_tiles() -> Vec<Kernels> {
+    let mut tables: Vec<Kernels> = Isa::available().into_iter().map(Kernels::for_isa).collect();
+    tables.push(Kernels::for_isa(Isa::best_supported()).with_soft_tiles());
+    tables
+}
+
+/// Every tile kernel (AMX, and the software model of its tiles) gives the scalar reference's
+/// bits for each of its one or two groups, over token counts around the 16-token tile and the
+/// extreme data of [`data`]. The tile kernels read the tokens' activations from one buffer,
+/// rows `a_row` bytes apart, as `linear` lays them out.
+#[test]
+fn tile_kernels_match_the_reference_group_by_group() {
+    let mut checked = 0usize;
+    for p in &PACKED {
+        for &nb in block_counts(p) {
+            let cols = nb * p.block_cols;
+            let w = matrix(p, 3 * X8, cols, 17 * nb as u64);
+            let packed = w.repacked_with(true).expect("repacks");
+            let rows: Vec<Vec<u8>> = (0..40)
+                .map(|t| acts(p, &data(cols, 3000 + 3 * t + nb as u64)))
+                .collect();
+            let a_row = rows[0].len();
+            let flat: Vec<u8> = rows.concat();
+            let a: Vec<&[u8]> = rows.iter().map(|v| v.as_slice()).collect();
+            let group_bytes = nb * p.block_bytes;
+            let bytes = packed.bytes.as_slice();
+            let want: Vec<Vec<[f32; X8]>> = (0..3)
+                .map(|g| {
+                    let mut out = vec![[0f32; X8]; a.len()];
+                    (p.reference)(
+                        nb,
+                        &bytes[g * group_bytes..(g + 1) * group_bytes],
+                        &a,
+                        &mut out,
+                    );
+                    out
+                })
+                .collect();
+            for k in tables_with_tiles() {
+                let Some(tiles) = k.repacked_tiles(p.layout) else {
+                    continue;
+                };
+                for (start, n) in [(0, 1), (3, 15), (0, 16), (7, 17), (0, 40)] {
+                    for (g, groups) in [(0, 2), (1, 2), (2, 1)] {
+                        let w = &bytes[g * group_bytes..(g + groups) * group_bytes];
+                        let acts = &flat[start * a_row..(start + n) * a_row];
+                        let mut got = vec![f32::NAN; n * X8 * groups];
+                        tiles(nb, w, groups, acts, a_row, &mut got);
+                        for (i, row) in got.chunks_exact(X8).enumerate() {
+                            let (t, h) = (i / groups, i % groups);
+                            let same = row
+                                .iter()
+                                .zip(&want[g + h][start + t])
+                                .all(|(x, y)| x.to_bits() == y.to_bits());
+                            assert!(
+                                same,
+                                "{:?} {:?} nb {nb} group {}, {n} tokens from {start}: token \
+                                 {t}: {row:?} vs {:?}",
+                                p.layout,
+                                k.isa(),
+                                g + h,
+                                want[g + h][start + t]
+                            );
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    if std::is_x86_feature_detected!("avx2") {
+        assert!(checked > 0, "the software model's tables have tile kernels");
+    }
+}
+
 /// `linear` on repacked matrices with an odd number of groups and ragged token counts: every
 /// ISA's table gives the scalar table's bits (activation quantizers and repacked kernels all
 /// match their references), with one and with two threads.
@@ -215,13 +293,14 @@ fn linear_on_repacked_matrices_is_identical_across_isas() {
         let packed = matrix(p, rows, cols, 77)
             .repacked_with(true)
             .expect("repacks");
-        for n_tok in [1usize, 3, 5, 7, 13] {
+        // 16 and 37 tokens reach the tile kernels (AMX, or their software model).
+        for n_tok in [1usize, 3, 5, 7, 13, 16, 37] {
             let x = data(n_tok * cols, 500 + n_tok as u64);
             let mut act = ActBuffer::default();
             let mut want = vec![0f32; n_tok * rows];
             owl_kernels::linear(&s, &pools[0], &packed, &x, n_tok, &mut want, &mut act);
-            for isa in Isa::available() {
-                let k = Kernels::for_isa(isa);
+            for k in tables_with_tiles() {
+                let isa = k.isa();
                 for pool in &pools {
                     let mut got = vec![0f32; n_tok * rows];
                     owl_kernels::linear(&k, pool, &packed, &x, n_tok, &mut got, &mut act);

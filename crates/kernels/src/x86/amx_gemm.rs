@@ -24,9 +24,7 @@ use std::arch::x86_64::*;
 
 use owl_quant::{q8_0, q8_1, q8_k};
 
-#[cfg(test)]
-use super::amx_tiles::SoftTiles;
-use super::amx_tiles::{Amx, TileConfig, TileOps, C0, C1};
+use super::amx_tiles::{Amx, SoftTiles, TileConfig, TileOps, C0, C1};
 use crate::repack::{
     q5k_chunk, q5k_fifth, q6k_high, q6k_low, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK,
     Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK, Q80_X8_BLOCK, X8,
@@ -839,7 +837,6 @@ tiles_entry!(
 
 /// The same kernels on the software model of the tiles (tests, and the twin of each hardware
 /// kernel): `None` for a layout without a tile kernel or where AVX2/FMA/F16C are absent.
-#[cfg(test)]
 pub(crate) fn soft_kernel(layout: Layout) -> Option<crate::types::GemmTilesFn> {
     macro_rules! soft {
         ($run:ident, $layout:ty, $block:expr) => {{

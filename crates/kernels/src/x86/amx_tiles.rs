@@ -51,12 +51,10 @@ impl TileConfig {
         TileConfig { bytes }
     }
 
-    #[cfg(test)]
     fn rows(&self, tile: usize) -> usize {
         usize::from(self.bytes[48 + tile])
     }
 
-    #[cfg(test)]
     fn colsb(&self, tile: usize) -> usize {
         usize::from(u16::from_le_bytes([
             self.bytes[16 + 2 * tile],
@@ -186,7 +184,6 @@ impl TileOps for Amx {
 
 /// An exact software model of the same instructions (integer sums: the order does not matter),
 /// for testing the tile kernels on CPUs without AMX.
-#[cfg(test)]
 pub(crate) struct SoftTiles {
     k: usize,
     a: [[u8; 64]; 16],
@@ -194,7 +191,6 @@ pub(crate) struct SoftTiles {
     c: [[[i32; 8]; 16]; 2],
 }
 
-#[cfg(test)]
 impl SoftTiles {
     pub(crate) fn new() -> SoftTiles {
         SoftTiles {
@@ -226,7 +222,6 @@ impl SoftTiles {
     }
 }
 
-#[cfg(test)]
 impl TileOps for SoftTiles {
     unsafe fn configure(&mut self, cfg: &TileConfig) {
         assert_eq!((cfg.rows(0), cfg.colsb(0)), (16, 32));

@@ -127,5 +127,23 @@ pub(crate) fn register_amx(k: &mut crate::Kernels) {
     let _ = k;
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(target_arch = "x86_64")]
 pub(crate) use amx_gemm::soft_kernel as soft_tiles_kernel;
+
+impl crate::Kernels {
+    /// This table with every repacked layout's AMX tile kernel running on the exact software
+    /// model of the tiles, for tests on CPUs without AMX: the kernels' operand handling and
+    /// float epilogues meet every test of the tile path, bit for bit. Unchanged where
+    /// AVX2/FMA/F16C are absent. Far slower than any real kernel; never for inference.
+    #[doc(hidden)]
+    pub fn with_soft_tiles(&self) -> crate::Kernels {
+        let mut k = self.clone();
+        #[cfg(target_arch = "x86_64")]
+        for p in crate::repack::PACKED.iter() {
+            if let Some(f) = soft_tiles_kernel(p.layout) {
+                k.set_repacked_tiles(p.layout, f, "soft tiles (test model)");
+            }
+        }
+        k
+    }
+}
