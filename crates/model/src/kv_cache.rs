@@ -324,10 +324,7 @@ impl KvCache {
     /// positions kept: `n`, or 0 (everything freed) when the sliding layers have dropped pages
     /// the window of position `n` still reaches, so the sequence cannot resume from `n`.
     pub fn truncate(&mut self, slot: usize, n: usize) -> usize {
-        let kept = match &self.sliding {
-            Some(g) if !g.pages.can_resume(slot, n) => 0,
-            _ => n,
-        };
+        let kept = if self.keeps_window_of(slot, n) { n } else { 0 };
         if let Some(g) = &mut self.sliding {
             g.pages.truncate(slot, kept);
         }
@@ -349,16 +346,13 @@ impl KvCache {
 
     /// Whether `from` holds what a sequence resuming at position `n` needs of positions
     /// `0..n`: every global page, and the sliding layers' pages that the window of `n`
-    /// reaches.
+    /// reaches. (The sliding tables grow with the global one, `ensure` takes pages in both,
+    /// and keep an entry for every dropped page, so the global count covers their length.)
     pub fn can_copy_prefix(&self, from: usize, n: usize) -> bool {
         self.keeps_window_of(from, n)
             && n > 0
             && n <= self.n_ctx
             && self.global.pages.live_pages(from) >= pages_for(n)
-            && self
-                .sliding
-                .as_ref()
-                .is_none_or(|g| g.pages.table(from).len() >= pages_for(n))
     }
 
     /// Gives `to` the K/V rows of positions `0..n` of `from` (which must hold them, see
