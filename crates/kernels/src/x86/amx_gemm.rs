@@ -18,17 +18,16 @@
 //! change every 32 columns; the epilogue, not the multiply, bounds these kernels.
 //!
 //! The kernels run on the hardware ([`Amx`]) or on its exact software model ([`SoftTiles`]),
-//! which is how they are tested on CPUs without AMX.
+//! which is how they are tested on CPUs without AMX. The super-block layouts (Q4_K×8, Q5_K×8,
+//! Q6_K×8) have their kernel in `amx_super_tiles.rs`; this file registers both families.
 
 use std::arch::x86_64::*;
 
 use owl_quant::{q8_0, q8_1, q8_k};
 
+use super::amx_super_tiles::{gemm_super_tiles, SuperTileLayout, Q4K, Q5K, Q6K};
 use super::amx_tiles::{Amx, SoftTiles, TileConfig, TileOps, C0, C1};
-use crate::repack::{
-    q5k_chunk, q5k_fifth, q6k_high, q6k_low, Q40_X8_BLOCK, Q41_X8_BLOCK, Q4K_X8_BLOCK,
-    Q50_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK, Q80_X8_BLOCK, X8,
-};
+use crate::repack::{Q40_X8_BLOCK, Q41_X8_BLOCK, Q50_X8_BLOCK, Q80_X8_BLOCK, X8};
 use crate::{Kernels, Layout};
 
 pub(super) fn register(k: &mut Kernels) {
@@ -79,7 +78,7 @@ trait TileLayout {
 /// F16C present; 16 readable bytes at `p`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16x8(p: *const u8) -> __m256 {
+pub(super) unsafe fn f16x8(p: *const u8) -> __m256 {
     // SAFETY: 16 bytes at `p` (caller's contract); unaligned load.
     _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.cast()) })
 }
@@ -104,7 +103,7 @@ unsafe fn f16_splat(p: *const u8) -> __m256 {
 /// AVX2 present; 128 readable bytes at `chunks`, 256 writable at `stage`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn unpack_nibbles(chunks: *const u8, stage: *mut u8) {
+pub(super) unsafe fn unpack_nibbles(chunks: *const u8, stage: *mut u8) {
     let low = _mm256_set1_epi8(0x0f);
     for c in 0..4 {
         // SAFETY: chunk `c` of four and rows `2c`, `2c + 1` of eight (caller's contract).
@@ -114,6 +113,28 @@ unsafe fn unpack_nibbles(chunks: *const u8, stage: *mut u8) {
             let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
             _mm256_storeu_si256(stage.add(64 * c).cast(), lo);
             _mm256_storeu_si256(stage.add(64 * c + 32).cast(), hi);
+        }
+    }
+}
+
+/// Adds the fifth bits at `fifth` (bit `j` of byte `k` for byte `k` of `B` row `j`) to the
+/// nibbles in `stage` (Q5_0×8 and each Q5_K×8 sub-block keep them so).
+///
+/// # Safety
+/// AVX2 present; 32 readable bytes at `fifth`, 256 writable at `stage`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn add_fifth_bits(fifth: *const u8, stage: *mut u8) {
+    let one = _mm256_set1_epi8(1);
+    // SAFETY: 32 bytes at `fifth`, eight rows of 32 at `stage` (caller's contract).
+    unsafe {
+        let fifth = _mm256_loadu_si256(fifth.cast());
+        for j in 0..8 {
+            let shift = _mm_cvtsi32_si128(j as i32);
+            let bit = _mm256_and_si256(_mm256_srl_epi16(fifth, shift), one);
+            let row = stage.add(32 * j);
+            let v = _mm256_loadu_si256(row.cast());
+            _mm256_storeu_si256(row.cast(), _mm256_or_si256(v, _mm256_slli_epi16(bit, 4)));
         }
     }
 }
@@ -183,62 +204,31 @@ unsafe fn offset_epilogue<const OFFSET: i32>(
     _mm256_fmadd_ps(_mm256_mul_ps(d, d_tok), _mm256_cvtepi32_ps(dot), acc)
 }
 
-struct Q40;
-impl TileLayout for Q40 {
-    const BLOCK: usize = Q40_X8_BLOCK;
+/// Q4_0×8 (`OffsetLayout<8, false>`) and Q5_0×8 (`OffsetLayout<16, true>`): unsigned values
+/// standing for `q - OFFSET`, the fifth bits (Q5_0×8) at 144.
+struct OffsetLayout<const OFFSET: i32, const FIFTH: bool>;
+type Q40 = OffsetLayout<8, false>;
+type Q50 = OffsetLayout<16, true>;
+
+impl<const OFFSET: i32, const FIFTH: bool> TileLayout for OffsetLayout<OFFSET, FIFTH> {
+    const BLOCK: usize = if FIFTH { Q50_X8_BLOCK } else { Q40_X8_BLOCK };
     const ACT_BLOCK: usize = q8_0::TYPE_SIZE;
     const ACT_QS: usize = q8_0::QS;
     const UNSIGNED: bool = true;
     type Rows = __m256;
 
+    /// The nibbles, then for Q5_0×8 the fifth bits: bit `j` of byte `k` at 144 is the fifth
+    /// bit of byte `k` of `B` row `j` (chunk `j / 2`, low nibbles for even `j`).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn b_operand(wb: *const u8, stage: *mut u8) -> *const u8 {
-        // SAFETY: four chunks after the eight scales; a 256-byte stage (trait contract).
-        unsafe { unpack_nibbles(wb.add(16), stage) };
-        stage
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn rows(wb: *const u8) -> __m256 {
-        // SAFETY: a block starts with its eight rows' `d` (trait contract).
-        unsafe { f16x8(wb) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn epilogue(
-        d: __m256,
-        isum: __m256i,
-        act: *const u8,
-        nb: usize,
-        b: usize,
-        acc: __m256,
-    ) -> __m256 {
-        // SAFETY: the trait's contract is `offset_epilogue`'s.
-        unsafe { offset_epilogue::<8>(d, isum, act, nb, b, acc) }
-    }
-}
-
-struct Q50;
-impl TileLayout for Q50 {
-    const BLOCK: usize = Q50_X8_BLOCK;
-    const ACT_BLOCK: usize = q8_0::TYPE_SIZE;
-    const ACT_QS: usize = q8_0::QS;
-    const UNSIGNED: bool = true;
-    type Rows = __m256;
-
-    /// Nibbles as Q4_0×8's, then the fifth bits: bit `j` of byte `k` at 144 is the fifth bit
-    /// of byte `k` of `B` row `j` (chunk `j / 2`, low nibbles for even `j`).
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn b_operand(wb: *const u8, stage: *mut u8) -> *const u8 {
-        // SAFETY: chunks at 16 and fifth bits at 144 of the block; a 256-byte stage (trait
-        // contract).
+        // SAFETY: four chunks after the eight scales, Q5_0×8's fifth bits at 144; a 256-byte
+        // stage (trait contract).
         unsafe {
             unpack_nibbles(wb.add(16), stage);
-            add_fifth_bits(wb.add(144), stage);
+            if FIFTH {
+                add_fifth_bits(wb.add(144), stage);
+            }
         }
         stage
     }
@@ -261,7 +251,7 @@ impl TileLayout for Q50 {
         acc: __m256,
     ) -> __m256 {
         // SAFETY: the trait's contract is `offset_epilogue`'s.
-        unsafe { offset_epilogue::<16>(d, isum, act, nb, b, acc) }
+        unsafe { offset_epilogue::<OFFSET>(d, isum, act, nb, b, acc) }
     }
 }
 
@@ -319,14 +309,14 @@ impl TileLayout for Q41 {
 /// `nb` blocks at `w`, the `n` token rows of `acts` (`a_row` bytes apart), and `out`, whose
 /// `out[t · 8·groups + 8g + r]` gets row `r` of group `g` for token `t`.
 #[derive(Clone, Copy)]
-struct Operands {
-    nb: usize,
-    w: *const u8,
-    groups: usize,
-    acts: *const u8,
-    a_row: usize,
-    n: usize,
-    out: *mut f32,
+pub(super) struct Operands {
+    pub(super) nb: usize,
+    pub(super) w: *const u8,
+    pub(super) groups: usize,
+    pub(super) acts: *const u8,
+    pub(super) a_row: usize,
+    pub(super) n: usize,
+    pub(super) out: *mut f32,
 }
 
 impl Operands {
@@ -344,7 +334,7 @@ impl Operands {
 }
 
 /// Tokens per tile (the rows of `A` and `C`).
-const TILE_TOKENS: usize = 16;
+pub(super) const TILE_TOKENS: usize = 16;
 
 /// The product of one call's [`Operands`] for a 32-column layout.
 ///
@@ -420,339 +410,6 @@ unsafe fn gemm_tiles<L: TileLayout, T: TileOps>(tiles: &mut T, op: Operands) {
     }
 }
 
-/// How a super-block layout with Q4_K×8's scales and mins (Q4_K×8, Q5_K×8) meets the tiles.
-///
-/// # Safety
-/// AVX2, FMA and F16C present; `wb` points to one whole super-block of one group, `stage` to
-/// 256 writable bytes, `s < 8`.
-trait KTileLayout {
-    /// Weight bytes of one super-block of one group.
-    const BLOCK: usize;
-    /// Sub-block `s`'s unsigned values as a `B` operand (8 rows of 32 bytes) in `stage`.
-    unsafe fn sub_block(wb: *const u8, s: usize, stage: *mut u8);
-}
-
-/// Adds the fifth bits at `fifth` (bit `j` of byte `k` for byte `k` of `B` row `j`) to the
-/// nibbles in `stage` (Q5_0×8 and each Q5_K×8 sub-block keep them so).
-///
-/// # Safety
-/// AVX2 present; 32 readable bytes at `fifth`, 256 writable at `stage`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn add_fifth_bits(fifth: *const u8, stage: *mut u8) {
-    let one = _mm256_set1_epi8(1);
-    // SAFETY: 32 bytes at `fifth`, eight rows of 32 at `stage` (caller's contract).
-    unsafe {
-        let fifth = _mm256_loadu_si256(fifth.cast());
-        for j in 0..8 {
-            let shift = _mm_cvtsi32_si128(j as i32);
-            let bit = _mm256_and_si256(_mm256_srl_epi16(fifth, shift), one);
-            let row = stage.add(32 * j);
-            let v = _mm256_loadu_si256(row.cast());
-            _mm256_storeu_si256(row.cast(), _mm256_or_si256(v, _mm256_slli_epi16(bit, 4)));
-        }
-    }
-}
-
-struct Q4K;
-impl KTileLayout for Q4K {
-    const BLOCK: usize = Q4K_X8_BLOCK;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn sub_block(wb: *const u8, s: usize, stage: *mut u8) {
-        // SAFETY: sub-block `s` is chunks `4s..4s + 4` at 160 (trait contract).
-        unsafe { unpack_nibbles(wb.add(160 + 128 * s), stage) }
-    }
-}
-
-struct Q5K;
-impl KTileLayout for Q5K {
-    const BLOCK: usize = Q5K_X8_BLOCK;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn sub_block(wb: *const u8, s: usize, stage: *mut u8) {
-        // SAFETY: sub-block `s`'s nibbles and fifth bits (`q5k_chunk`, `q5k_fifth`; trait
-        // contract).
-        unsafe {
-            unpack_nibbles(wb.add(q5k_chunk(4 * s)), stage);
-            add_fifth_bits(wb.add(q5k_fifth(s)), stage);
-        }
-    }
-}
-
-/// The K-quant tile product: per super-block and sub-block `s` the tiles give `Σ q·y`, folded
-/// exactly into `sumi = Σ_s sc_s Σ q·y`; `summ = Σ_s m_s Σ y` comes from the activations'
-/// `bsums`; then `acc = fma(d_row·d_tok, sumi, acc)`, `accm = fma(dmin_row·d_tok, summ, accm)`
-/// and finally `acc - accm`, as `crate::repack`'s `k_reference`.
-///
-/// # Safety
-/// As [`gemm_tiles`], with `Q8_K` activation rows.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn gemm_k_tiles<L: KTileLayout, T: TileOps>(tiles: &mut T, op: Operands) {
-    let Operands {
-        nb,
-        w,
-        groups,
-        acts,
-        a_row,
-        n,
-        out,
-    } = op;
-    debug_assert!(groups == 1 || groups == 2);
-    let stride = X8 * groups;
-    let cfg = TileConfig::int8(32);
-    let mut accm = vec![0f32; n * stride];
-    // A super-block's eight unpacked sub-blocks per group, the partial token tile, results.
-    let mut stage_b = [[[0u8; 256]; 8]; 2];
-    let mut stage_a = [[0u8; 32]; TILE_TOKENS];
-    let mut c = [[[0i32; X8]; TILE_TOKENS]; 2];
-    let mut sumi = [[_mm256_setzero_si256(); TILE_TOKENS]; 2];
-    let which = [C0, C1];
-    // SAFETY: as in `gemm_tiles`: super-block `b < nb` of group `g < groups` (scales at 32,
-    // mins at 96, sub-blocks through `L::sub_block`); rows `t < n` of `acts`, each read inside
-    // its `Q8_K` block `b` (`d`, 256 values, 16 `bsums`); `out` and `accm`, `n · stride` each.
-    unsafe {
-        std::ptr::write_bytes(out, 0, n * stride);
-        tiles.configure(&cfg);
-        for b in 0..nb {
-            let mut scales = [[_mm256_setzero_si256(); 8]; 2];
-            let mut mins = [[_mm256_setzero_si256(); 8]; 2];
-            let mut d = [_mm256_setzero_ps(); 2];
-            let mut dmin = [_mm256_setzero_ps(); 2];
-            for g in 0..groups {
-                let wb = w.add((g * nb + b) * L::BLOCK);
-                d[g] = f16x8(wb);
-                dmin[g] = f16x8(wb.add(16));
-                for s in 0..8 {
-                    L::sub_block(wb, s, stage_b[g][s].as_mut_ptr());
-                    let sc = wb.add(32 + 8 * s).cast::<i64>().read_unaligned();
-                    scales[g][s] = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc));
-                    let m: [i32; 8] = std::array::from_fn(|r| {
-                        i32::from(*wb.add(96 + 16 * (s / 2) + 2 * r + s % 2))
-                    });
-                    mins[g][s] = _mm256_loadu_si256(m.as_ptr().cast());
-                }
-            }
-            for t0 in (0..n).step_by(TILE_TOKENS) {
-                let m = (n - t0).min(TILE_TOKENS);
-                for sumi in sumi.iter_mut().take(groups) {
-                    *sumi = [_mm256_setzero_si256(); TILE_TOKENS];
-                }
-                for s in 0..8 {
-                    let first = acts.add(t0 * a_row + b * q8_k::TYPE_SIZE + q8_k::QS + 32 * s);
-                    if m == TILE_TOKENS {
-                        tiles.load_a(first, a_row);
-                    } else {
-                        for (j, row) in stage_a.iter_mut().enumerate().take(m) {
-                            std::ptr::copy_nonoverlapping(
-                                first.add(j * a_row),
-                                row.as_mut_ptr(),
-                                32,
-                            );
-                        }
-                        tiles.load_a(stage_a.as_ptr().cast(), 32);
-                    }
-                    for (g, &tile) in which.iter().enumerate().take(groups) {
-                        tiles.load_b(tile, stage_b[g][s].as_ptr());
-                        tiles.zero(tile);
-                        tiles.dot_unsigned(tile);
-                        tiles.store(tile, c[g].as_mut_ptr().cast());
-                        for j in 0..m {
-                            let dot = _mm256_loadu_si256(c[g][j].as_ptr().cast());
-                            sumi[g][j] =
-                                _mm256_add_epi32(sumi[g][j], _mm256_mullo_epi32(scales[g][s], dot));
-                        }
-                    }
-                }
-                #[allow(clippy::needless_range_loop)] // `j` indexes two groups' sums and `acts`
-                for j in 0..m {
-                    let act = acts.add((t0 + j) * a_row + b * q8_k::TYPE_SIZE);
-                    let d_tok = _mm256_set1_ps(act.cast::<f32>().read_unaligned());
-                    let bsums = act.add(q8_k::BSUMS).cast::<i16>();
-                    let pair: [i32; 8] = std::array::from_fn(|s| {
-                        i32::from(bsums.add(2 * s).read_unaligned())
-                            + i32::from(bsums.add(2 * s + 1).read_unaligned())
-                    });
-                    for g in 0..groups {
-                        let mut summ = _mm256_setzero_si256();
-                        for (s, &y) in pair.iter().enumerate() {
-                            summ = _mm256_add_epi32(
-                                summ,
-                                _mm256_mullo_epi32(mins[g][s], _mm256_set1_epi32(y)),
-                            );
-                        }
-                        let at = (t0 + j) * stride + X8 * g;
-                        let o = out.add(at);
-                        let acc = _mm256_fmadd_ps(
-                            _mm256_mul_ps(d[g], d_tok),
-                            _mm256_cvtepi32_ps(sumi[g][j]),
-                            _mm256_loadu_ps(o),
-                        );
-                        _mm256_storeu_ps(o, acc);
-                        let om = accm.as_mut_ptr().add(at);
-                        let accm_v = _mm256_fmadd_ps(
-                            _mm256_mul_ps(dmin[g], d_tok),
-                            _mm256_cvtepi32_ps(summ),
-                            _mm256_loadu_ps(om),
-                        );
-                        _mm256_storeu_ps(om, accm_v);
-                    }
-                }
-            }
-        }
-        tiles.release();
-        for (i, m) in accm.iter().enumerate() {
-            *out.add(i) -= *m;
-        }
-    }
-}
-
-/// Q6_K×8's sixteen-column sub-block `s` as a signed `B` operand (4 rows of 32 bytes, row `j`
-/// holding columns `16s + 4j..16s + 4j + 4` of each row): the six-bit `q` (low nibble from
-/// chunk `2s + j / 2`, top two bits from bits `2j`, `2j + 1` of the high-bit chunk) minus 32,
-/// which fits a signed byte, so `TDPBSSD` gives `Σ (q - 32)·y` with no offset term.
-///
-/// # Safety
-/// AVX2 present; `wb` one whole Q6_K×8 super-block, `s < 16`, 128 writable bytes at `stage`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6k_sub_block(wb: *const u8, s: usize, stage: *mut u8) {
-    let (low, three, offset) = (
-        _mm256_set1_epi8(0x0f),
-        _mm256_set1_epi8(3),
-        _mm256_set1_epi8(32),
-    );
-    // SAFETY: sub-block `s`'s two nibble chunks and its high bits (`q6k_low`, `q6k_high`), and
-    // four 32-byte rows of `stage` (caller's contract).
-    unsafe {
-        let high = _mm256_loadu_si256(wb.add(q6k_high(s)).cast());
-        for half in 0..2 {
-            let v = _mm256_loadu_si256(wb.add(q6k_low(2 * s + half)).cast());
-            let nibbles = [
-                _mm256_and_si256(v, low),
-                _mm256_and_si256(_mm256_srli_epi16(v, 4), low),
-            ];
-            for (h, nibble) in nibbles.into_iter().enumerate() {
-                let j = 2 * half + h;
-                let shift = _mm_cvtsi32_si128(2 * j as i32);
-                let top = _mm256_and_si256(_mm256_srl_epi16(high, shift), three);
-                let q = _mm256_or_si256(nibble, _mm256_slli_epi16(top, 4));
-                _mm256_storeu_si256(stage.add(32 * j).cast(), _mm256_sub_epi8(q, offset));
-            }
-        }
-    }
-}
-
-/// The Q6_K×8 tile product: per super-block the sixteen sub-blocks' `Σ (q - 32)·y` from the
-/// tiles (`k = 16`), folded exactly into `sumi = Σ_s sc_s Σ (q - 32)·y`, which is the reference's
-/// `Σ_s sc_s (Σ q·y - 32·bsums[s])`; then `acc = fma(d_row·d_tok, sumi, acc)`.
-///
-/// # Safety
-/// As [`gemm_tiles`], with Q6_K×8 weights and `Q8_K` activation rows.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn gemm_q6k_tiles<T: TileOps>(tiles: &mut T, op: Operands) {
-    let Operands {
-        nb,
-        w,
-        groups,
-        acts,
-        a_row,
-        n,
-        out,
-    } = op;
-    debug_assert!(groups == 1 || groups == 2);
-    let stride = X8 * groups;
-    let cfg = TileConfig::int8(16);
-    let mut stage_b = [[[0u8; 128]; 16]; 2];
-    let mut stage_a = [[0u8; 16]; TILE_TOKENS];
-    let mut c = [[[0i32; X8]; TILE_TOKENS]; 2];
-    let mut sumi = [[_mm256_setzero_si256(); TILE_TOKENS]; 2];
-    let which = [C0, C1];
-    // SAFETY: as in `gemm_tiles`: super-block `b < nb` of group `g < groups` (`d` at 0, scales
-    // at 16, sub-blocks through `q6k_sub_block`); rows `t < n` of `acts`, each read inside its
-    // `Q8_K` block `b`; `out`'s `n · stride` floats.
-    unsafe {
-        std::ptr::write_bytes(out, 0, n * stride);
-        tiles.configure(&cfg);
-        for b in 0..nb {
-            let mut scales = [[_mm256_setzero_si256(); 16]; 2];
-            let mut d = [_mm256_setzero_ps(); 2];
-            for g in 0..groups {
-                let wb = w.add((g * nb + b) * Q6K_X8_BLOCK);
-                d[g] = f16x8(wb);
-                for s in 0..16 {
-                    q6k_sub_block(wb, s, stage_b[g][s].as_mut_ptr());
-                    let sc: [i32; 8] = std::array::from_fn(|r| {
-                        i32::from(*wb.add(16 + 16 * (s / 2) + 2 * r + s % 2) as i8)
-                    });
-                    scales[g][s] = _mm256_loadu_si256(sc.as_ptr().cast());
-                }
-            }
-            for t0 in (0..n).step_by(TILE_TOKENS) {
-                let m = (n - t0).min(TILE_TOKENS);
-                for sumi in sumi.iter_mut().take(groups) {
-                    *sumi = [_mm256_setzero_si256(); TILE_TOKENS];
-                }
-                for s in 0..16 {
-                    let first = acts.add(t0 * a_row + b * q8_k::TYPE_SIZE + q8_k::QS + 16 * s);
-                    if m == TILE_TOKENS {
-                        tiles.load_a(first, a_row);
-                    } else {
-                        for (j, row) in stage_a.iter_mut().enumerate().take(m) {
-                            std::ptr::copy_nonoverlapping(
-                                first.add(j * a_row),
-                                row.as_mut_ptr(),
-                                16,
-                            );
-                        }
-                        tiles.load_a(stage_a.as_ptr().cast(), 16);
-                    }
-                    for (g, &tile) in which.iter().enumerate().take(groups) {
-                        tiles.load_b(tile, stage_b[g][s].as_ptr());
-                        tiles.zero(tile);
-                        tiles.dot_signed(tile);
-                        tiles.store(tile, c[g].as_mut_ptr().cast());
-                        for j in 0..m {
-                            let dot = _mm256_loadu_si256(c[g][j].as_ptr().cast());
-                            sumi[g][j] =
-                                _mm256_add_epi32(sumi[g][j], _mm256_mullo_epi32(scales[g][s], dot));
-                        }
-                    }
-                }
-                #[allow(clippy::needless_range_loop)] // `j` indexes two groups' sums and `acts`
-                for j in 0..m {
-                    let act = acts.add((t0 + j) * a_row + b * q8_k::TYPE_SIZE);
-                    let d_tok = _mm256_set1_ps(act.cast::<f32>().read_unaligned());
-                    for g in 0..groups {
-                        let o = out.add((t0 + j) * stride + X8 * g);
-                        let acc = _mm256_fmadd_ps(
-                            _mm256_mul_ps(d[g], d_tok),
-                            _mm256_cvtepi32_ps(sumi[g][j]),
-                            _mm256_loadu_ps(o),
-                        );
-                        _mm256_storeu_ps(o, acc);
-                    }
-                }
-            }
-        }
-        tiles.release();
-    }
-}
-
-/// `gemm_q6k_tiles` in the shape of the other kernels (a layout type parameter), for the
-/// table-entry macros.
-///
-/// # Safety
-/// As [`gemm_q6k_tiles`].
-#[target_feature(enable = "avx2,fma,f16c")]
-#[allow(clippy::extra_unused_type_parameters)] // the macros name every kernel `run::<L, T>`
-unsafe fn gemm_q6k_tiles_of<L, T: TileOps>(tiles: &mut T, op: Operands) {
-    // SAFETY: the caller's contract is `gemm_q6k_tiles`'s.
-    unsafe { gemm_q6k_tiles(tiles, op) }
-}
-
 /// The table entry of a layout: checks the operands, then runs `$run` (the 32-column or the
 /// super-block kernel) on the hardware.
 macro_rules! tiles_entry {
@@ -812,7 +469,7 @@ tiles_entry!(
 );
 tiles_entry!(
     gemm_q4_k_amx,
-    gemm_k_tiles,
+    gemm_super_tiles,
     Q4K,
     Q4K::BLOCK,
     q8_k::TYPE_SIZE,
@@ -820,7 +477,7 @@ tiles_entry!(
 );
 tiles_entry!(
     gemm_q5_k_amx,
-    gemm_k_tiles,
+    gemm_super_tiles,
     Q5K,
     Q5K::BLOCK,
     q8_k::TYPE_SIZE,
@@ -828,9 +485,9 @@ tiles_entry!(
 );
 tiles_entry!(
     gemm_q6_k_amx,
-    gemm_q6k_tiles_of,
-    (),
-    Q6K_X8_BLOCK,
+    gemm_super_tiles,
+    Q6K,
+    Q6K::BLOCK,
     q8_k::TYPE_SIZE,
     "q6_k×8"
 );
@@ -862,9 +519,9 @@ pub(crate) fn soft_kernel(layout: Layout) -> Option<crate::types::GemmTilesFn> {
         Layout::Q40X8 => soft!(gemm_tiles, Q40, Q40::BLOCK),
         Layout::Q41X8 => soft!(gemm_tiles, Q41, Q41::BLOCK),
         Layout::Q50X8 => soft!(gemm_tiles, Q50, Q50::BLOCK),
-        Layout::Q4KX8 => soft!(gemm_k_tiles, Q4K, Q4K::BLOCK),
-        Layout::Q5KX8 => soft!(gemm_k_tiles, Q5K, Q5K::BLOCK),
-        Layout::Q6KX8 => soft!(gemm_q6k_tiles_of, (), Q6K_X8_BLOCK),
+        Layout::Q4KX8 => soft!(gemm_super_tiles, Q4K, Q4K::BLOCK),
+        Layout::Q5KX8 => soft!(gemm_super_tiles, Q5K, Q5K::BLOCK),
+        Layout::Q6KX8 => soft!(gemm_super_tiles, Q6K, Q6K::BLOCK),
         _ => return None,
     })
 }

@@ -9,6 +9,8 @@
 #[cfg(target_arch = "x86_64")]
 mod amx_gemm;
 #[cfg(target_arch = "x86_64")]
+mod amx_super_tiles;
+#[cfg(target_arch = "x86_64")]
 mod amx_tiles;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
