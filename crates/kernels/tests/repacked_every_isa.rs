@@ -293,8 +293,9 @@ fn linear_on_repacked_matrices_is_identical_across_isas() {
         let packed = matrix(p, rows, cols, 77)
             .repacked_with(true)
             .expect("repacks");
-        // 16 and 37 tokens reach the tile kernels (AMX, or their software model).
-        for n_tok in [1usize, 3, 5, 7, 13, 16, 37] {
+        // 16, 37 and 300 tokens reach the tile kernels (AMX, or their software model); 300
+        // crosses `linear_repacked`'s token tiles.
+        for n_tok in [1usize, 3, 5, 7, 13, 16, 37, 300] {
             let x = data(n_tok * cols, 500 + n_tok as u64);
             let mut act = ActBuffer::default();
             let mut want = vec![0f32; n_tok * rows];

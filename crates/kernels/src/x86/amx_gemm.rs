@@ -369,11 +369,11 @@ unsafe fn gemm_tiles<L: TileLayout, T: TileOps>(tiles: &mut T, op: Operands) {
         std::ptr::write_bytes(out, 0, n * stride);
         tiles.configure(&cfg);
         for b in 0..nb {
-            let mut rows = [L::rows(w.add(b * L::BLOCK)); 2];
+            let block = |g: usize| w.add((g * nb + b) * L::BLOCK);
+            // The second entry is unused (and the first group's again) for one group.
+            let rows = [L::rows(block(0)), L::rows(block(groups - 1))];
             for (g, &tile) in which.iter().enumerate().take(groups) {
-                let wb = w.add((g * nb + b) * L::BLOCK);
-                rows[g] = L::rows(wb);
-                tiles.load_b(tile, L::b_operand(wb, stage_b[g].as_mut_ptr()));
+                tiles.load_b(tile, L::b_operand(block(g), stage_b[g].as_mut_ptr()));
             }
             for t0 in (0..n).step_by(TILE_TOKENS) {
                 let m = (n - t0).min(TILE_TOKENS);
