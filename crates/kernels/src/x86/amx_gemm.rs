@@ -336,6 +336,36 @@ impl Operands {
 /// Tokens per tile (the rows of `A` and `C`).
 pub(super) const TILE_TOKENS: usize = 16;
 
+/// Loads `m` tokens' `k` activation bytes at `first`, rows `a_row` apart, as the `A` tile:
+/// straight from the buffer for a full tile; for a partial one through `stage` (rows past `m`
+/// are stale and their results unused), so no load runs past the buffer.
+///
+/// # Safety
+/// As [`TileOps::load_a`]: `m` rows of `k` readable bytes at `first`, `a_row` apart, and 16
+/// of them where `m` is [`TILE_TOKENS`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn load_tokens<T: TileOps>(
+    tiles: &mut T,
+    first: *const u8,
+    a_row: usize,
+    m: usize,
+    k: usize,
+    stage: &mut [[u8; 32]; TILE_TOKENS],
+) {
+    // SAFETY: the rows the caller's contract names; `stage` holds 16 rows of 32 bytes.
+    unsafe {
+        if m == TILE_TOKENS {
+            tiles.load_a(first, a_row);
+        } else {
+            for (j, row) in stage.iter_mut().enumerate().take(m) {
+                std::ptr::copy_nonoverlapping(first.add(j * a_row), row.as_mut_ptr(), k);
+            }
+            tiles.load_a(stage.as_ptr().cast(), 32);
+        }
+    }
+}
+
 /// The product of one call's [`Operands`] for a 32-column layout.
 ///
 /// # Safety
@@ -378,14 +408,7 @@ unsafe fn gemm_tiles<L: TileLayout, T: TileOps>(tiles: &mut T, op: Operands) {
             for t0 in (0..n).step_by(TILE_TOKENS) {
                 let m = (n - t0).min(TILE_TOKENS);
                 let first = acts.add(t0 * a_row + b * L::ACT_BLOCK + L::ACT_QS);
-                if m == TILE_TOKENS {
-                    tiles.load_a(first, a_row);
-                } else {
-                    for (j, row) in stage_a.iter_mut().enumerate().take(m) {
-                        std::ptr::copy_nonoverlapping(first.add(j * a_row), row.as_mut_ptr(), 32);
-                    }
-                    tiles.load_a(stage_a.as_ptr().cast(), 32);
-                }
+                load_tokens(tiles, first, a_row, m, 32, &mut stage_a);
                 for (g, &tile) in which.iter().enumerate().take(groups) {
                     tiles.zero(tile);
                     if L::UNSIGNED {

@@ -18,7 +18,7 @@ use std::arch::x86_64::*;
 
 use owl_quant::q8_k;
 
-use super::amx_gemm::{add_fifth_bits, f16x8, unpack_nibbles, Operands, TILE_TOKENS};
+use super::amx_gemm::{add_fifth_bits, f16x8, load_tokens, unpack_nibbles, Operands, TILE_TOKENS};
 use super::amx_tiles::{TileConfig, TileOps, C0, C1};
 use crate::repack::{
     q5k_chunk, q5k_fifth, q6k_high, q6k_low, Q4K_X8_BLOCK, Q5K_X8_BLOCK, Q6K_X8_BLOCK, X8,
@@ -278,18 +278,7 @@ pub(super) unsafe fn gemm_super_tiles<L: SuperTileLayout, T: TileOps>(tiles: &mu
                 }
                 for s in 0..subs {
                     let first = acts.add(t0 * a_row + b * q8_k::TYPE_SIZE + q8_k::QS + k * s);
-                    if m == TILE_TOKENS {
-                        tiles.load_a(first, a_row);
-                    } else {
-                        for (j, row) in stage_a.iter_mut().enumerate().take(m) {
-                            std::ptr::copy_nonoverlapping(
-                                first.add(j * a_row),
-                                row.as_mut_ptr(),
-                                k,
-                            );
-                        }
-                        tiles.load_a(stage_a.as_ptr().cast(), 32);
-                    }
+                    load_tokens(tiles, first, a_row, m, k, &mut stage_a);
                     for (g, &tile) in which.iter().enumerate().take(groups) {
                         tiles.load_b(tile, stage_b[g][s].as_ptr());
                         tiles.zero(tile);
