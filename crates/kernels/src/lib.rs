@@ -18,6 +18,7 @@ pub mod isa;
 pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
+pub mod par_rows;
 pub mod pool;
 pub mod repack;
 pub mod rope;

@@ -501,7 +501,13 @@ fn linear_repacked(
     let parts = &parts;
     // Tokens per tile: their activations stay in L2 while the thread's groups pass over them.
     let tile = (REPACKED_TILE_BYTES / a_row.max(1)).clamp(4, 256) & !3;
-    let (n_chunks, chunk_groups) = chunking(total_groups, pool.n_threads(), 4, 2);
+    let (mut n_chunks, mut chunk_groups) = chunking(total_groups, pool.n_threads(), 4, 2);
+    if pair.is_some() && chunk_groups % 2 == 1 {
+        // An even share, so every chunk's groups pair up (where the matrices' own groups do):
+        // an odd one left a single-group call per chunk, at about half the pair's speed.
+        chunk_groups += 1;
+        n_chunks = total_groups.div_ceil(chunk_groups);
+    }
     pool.run_chunks(n_chunks, |chunk, _thread| {
         let mine = chunk * chunk_groups..((chunk + 1) * chunk_groups).min(total_groups);
         let mut acts: [&[u8]; 4] = [&[]; 4];

@@ -211,7 +211,7 @@ impl Model for Decoder {
             let x = &mut buf.x[..n * e];
             let h = &mut buf.h[..n * e];
             let o = &mut buf.o[..n * e];
-            layer.attn_norm.forward(x, h);
+            layer.attn_norm.forward_par(cx.pool, x, h);
             cx.trace("attn_norm", Some(li), h);
             match &layer.attn {
                 AttnBlock::Gqa(attn) => {
@@ -237,7 +237,7 @@ impl Model for Decoder {
                 *a += *b;
             }
             cx.trace("ffn_inp", Some(li), x);
-            layer.ffn_norm.forward(x, h);
+            layer.ffn_norm.forward_par(cx.pool, x, h);
             cx.trace("ffn_norm", Some(li), h);
             match &layer.ffn {
                 FfnBlock::Dense(ffn) => {

@@ -34,6 +34,9 @@ pub use crate::kv_pages::pages_for;
 use crate::kv_pages::PagePool;
 use crate::ModelError;
 
+mod writer;
+pub use writer::LayerWriter;
+
 /// The K/V rows of one group of layers: its pages and the slots' tables into them.
 struct Group {
     /// Halves per page in `k` and `vt`: n_layer * KV_PAGE * kv_dim.
@@ -424,28 +427,9 @@ impl KvCache {
         k: &[f32],
         v: &[f32],
     ) {
-        let kv_dim = self.kv_dim;
-        let g = match (self.layer_at[layer], &mut self.sliding) {
-            ((true, _), Some(g)) => g,
-            _ => &mut self.global,
-        };
-        let index = self.layer_at[layer].1;
-        let page = g.pages.page_of(slot, pos);
-        let base = page * g.page_elems + index * KV_PAGE * kv_dim;
-        let j = pos % KV_PAGE;
-        let at = base + j * kv_dim;
-        to_f16(&k[..kv_dim], 1.0, &mut g.k[at..at + kv_dim]);
-        if !g.vt.is_empty() {
-            // V is stored transposed: converted a piece at a time, then scattered.
-            let mut buf = [f16::ZERO; 64];
-            for (c, piece) in v[..kv_dim].chunks(buf.len()).enumerate() {
-                let halves = &mut buf[..piece.len()];
-                to_f16(piece, 1.0, halves);
-                for (i, &h) in halves.iter().enumerate() {
-                    g.vt[base + (64 * c + i) * KV_PAGE + j] = h;
-                }
-            }
-        }
+        let writer = self.layer_writer(layer);
+        // SAFETY: `&mut self` is held: no other store runs.
+        unsafe { writer.store(to_f16, slot, pos, k, v) };
     }
 
     /// Global pages of `slot`, in position order.

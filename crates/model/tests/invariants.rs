@@ -197,6 +197,70 @@ fn batched_sequences_equal_each_alone() {
     assert_eq!(logits.row(0), l1.row(0));
 }
 
+/// A wide decode step, as a server with many clients runs it: twelve sequences in slots given
+/// out of order, each one token per step, so the row-wise work (norms, SwiGLU, RoPE, K/V
+/// stores) is split over the threads. Every sequence's logits equal its own run alone, step
+/// after step, on one thread and on three.
+#[test]
+fn a_wide_decode_step_equals_each_sequence_alone() {
+    let file = tiny_llama(GgmlType::Q4_1, true);
+    let n_seq = 12;
+    let prompt = |s: usize| -> Vec<u32> {
+        (0..3 + s % 5)
+            .map(|i| ((s * 31 + i * 7) % N_VOCAB) as u32)
+            .collect()
+    };
+    let next = |s: usize, step: usize| ((s * 13 + step * 5 + 1) % N_VOCAB) as u32;
+    let steps = 4;
+    // Alone: each sequence's logits after its prompt and after each decoded token.
+    let mut alone = vec![Vec::new(); n_seq];
+    let mut r = runner(&file, Isa::detect(), 1);
+    for (s, want) in alone.iter_mut().enumerate() {
+        let mut kv = r.model.new_cache(64, 1);
+        let mut logits = Logits::default();
+        let p = prompt(s);
+        let mut b = Batch::new();
+        b.push(0, 0, &p, LogitsWanted::Last);
+        r.forward(&b, &mut kv, &mut logits).expect("prefill");
+        want.push(logits.row(0).to_vec());
+        for step in 0..steps {
+            b.clear();
+            b.push(0, p.len() + step, &[next(s, step)], LogitsWanted::Last);
+            r.forward(&b, &mut kv, &mut logits).expect("decode");
+            want.push(logits.row(0).to_vec());
+        }
+    }
+    for threads in [1, 3] {
+        let mut r = runner(&file, Isa::detect(), threads);
+        let mut kv = r.model.new_cache(64, n_seq);
+        let mut logits = Logits::default();
+        let slot = |s: usize| (s * 5) % n_seq;
+        let mut b = Batch::new();
+        for s in 0..n_seq {
+            b.push(slot(s), 0, &prompt(s), LogitsWanted::Last);
+        }
+        r.forward(&b, &mut kv, &mut logits).expect("prefill");
+        for (s, want) in alone.iter().enumerate() {
+            assert_eq!(logits.row(s), &want[0][..], "{threads} threads: prompt {s}");
+        }
+        for step in 0..steps {
+            b.clear();
+            for s in (0..n_seq).rev() {
+                let pos = prompt(s).len() + step;
+                b.push(slot(s), pos, &[next(s, step)], LogitsWanted::Last);
+            }
+            r.forward(&b, &mut kv, &mut logits).expect("decode");
+            for (row, s) in (0..n_seq).rev().enumerate() {
+                assert_eq!(
+                    logits.row(row),
+                    &alone[s][step + 1][..],
+                    "{threads} threads: sequence {s} step {step}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn thread_count_and_isa_do_not_change_results_beyond_bounds() {
     let file = tiny_llama(GgmlType::Q4_1, true);

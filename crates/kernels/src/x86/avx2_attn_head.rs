@@ -56,7 +56,7 @@ unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
 
 /// Panics unless every row `first..n` of `k` (`d` halves each) lies inside `k.data`: checked
 /// once per page, the positions of a page being at most `KV_PAGE - 1` strides apart.
-fn check_rows(k: &PagedRows<'_>, d: usize, first: usize, n: usize) {
+pub(super) fn check_rows(k: &PagedRows<'_>, d: usize, first: usize, n: usize) {
     let mut s = first / KV_PAGE;
     while s * KV_PAGE < n {
         let last = (n - 1).min(s * KV_PAGE + KV_PAGE - 1) % KV_PAGE;
@@ -135,15 +135,20 @@ pub fn head_out_f16(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
     if dims == 0 {
         return;
     }
-    // Every segment read: page s, dimension rows 0..dims, KV_PAGE halves each (the tail page
-    // only its first n % 32).
+    check_segments(vt, n, dims);
+    // SAFETY: registered only after AVX2/FMA/F16C were detected; segments checked above.
+    unsafe { out_avx2(vt, p, out) }
+}
+
+/// Panics unless every segment `head_out_f16` reads lies inside `vt.data`: page `s` of the
+/// `n` positions, dimension rows `0..dims` (not 0), `KV_PAGE` halves each (the tail page only
+/// its first `n % 32`).
+pub(super) fn check_segments(vt: &PagedRow<'_>, n: usize, dims: usize) {
     for s in 0..n.div_ceil(KV_PAGE) {
         let len = (n - s * KV_PAGE).min(KV_PAGE);
         let end = vt.pages[s] as usize * vt.page_elems + vt.offset + (dims - 1) * KV_PAGE + len;
         assert!(end <= vt.data.len(), "head_out_f16: rows outside the cache");
     }
-    // SAFETY: registered only after AVX2/FMA/F16C were detected; segments checked above.
-    unsafe { out_avx2(vt, p, out) }
 }
 
 /// # Safety
@@ -177,7 +182,7 @@ unsafe fn out_avx2(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
 
 /// The reduced vector sum plus the remainder `np..` in f64, as the single kernels do.
 #[inline]
-fn with_tail(reduced: f32, np: usize, b: &[f32], x: impl Fn(usize) -> f16) -> f32 {
+pub(super) fn with_tail(reduced: f32, np: usize, b: &[f32], x: impl Fn(usize) -> f16) -> f32 {
     if np == b.len() {
         return reduced;
     }
@@ -193,7 +198,7 @@ fn with_tail(reduced: f32, np: usize, b: &[f32], x: impl Fn(usize) -> f16) -> f3
 /// # Safety
 /// AVX2 present.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn max_ignoring_nan(x: &[f32]) -> f32 {
+pub(super) unsafe fn max_ignoring_nan(x: &[f32]) -> f32 {
     let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {

@@ -29,6 +29,8 @@ mod avx2_repacked;
 #[cfg(target_arch = "x86_64")]
 mod avx2_tiles;
 #[cfg(target_arch = "x86_64")]
+mod avx512_attn_head;
+#[cfg(target_arch = "x86_64")]
 mod bf16;
 #[cfg(target_arch = "x86_64")]
 mod common;
@@ -108,6 +110,7 @@ pub(crate) fn register_avx512(k: &mut crate::Kernels) {
     {
         vnni::avx512::register(k);
         vnni_pairs::register(k);
+        avx512_attn_head::register(k);
         bf16::register_avx512(k);
         f16_rows::register_avx512(k);
     }

@@ -1,6 +1,6 @@
 //! The gated feed-forward block: `down(silu(gate(x)) * up(x))`.
 
-use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
+use owl_kernels::{linear, linear_many, par_rows, ActBuffer, QMatrix};
 
 use crate::lora::Target;
 use crate::scratch::Compute;
@@ -104,7 +104,14 @@ pub fn gated_forward(
     cx.lora_add(s.layer, Target::FfnUp, x, up);
     cx.trace("ffn_gate", Some(s.layer), gate);
     cx.trace("ffn_up", Some(s.layer), up);
-    act(gate, up);
+    // Row by row, as ggml applies it (a row's tail past its last whole vector is its own),
+    // on every thread for a wide batch.
+    par_rows::rows_mut(cx.pool, gate, n_ff, 1, |rows, g| {
+        let up = &up[rows.start * n_ff..rows.end * n_ff];
+        for (g, u) in g.chunks_exact_mut(n_ff).zip(up.chunks_exact(n_ff)) {
+            act(g, u);
+        }
+    });
     cx.trace(name, Some(s.layer), gate);
     linear(cx.kernels, cx.pool, w_down, gate, n, out, s.act);
     cx.lora_add(s.layer, Target::FfnDown, gate, out);

@@ -11,7 +11,7 @@ use half::f16;
 use owl_kernels::attention::HeadOptions;
 use owl_kernels::norm::rms_norm_in_place;
 use owl_kernels::rope::RopeConfig;
-use owl_kernels::{linear, linear_many, ActBuffer, QMatrix};
+use owl_kernels::{linear, linear_many, par_rows, ActBuffer, QMatrix};
 
 use crate::batch::Batch;
 use crate::blocks::attend::HeadTasks;
@@ -170,7 +170,72 @@ fn add_bias(x: &mut [f32], bias: &Option<Vec<f32>>) {
     }
 }
 
+/// Most rotated pairs a head's RoPE may have for the rows to be rotated on every thread (with
+/// a stack buffer of angles each); longer heads take the serial loop.
+const ROPE_PAIRS_MAX: usize = 256;
+
 impl Gqa {
+    /// RoPE on every token's Q and K rows, then its K and V rows into `kv`: per token, on
+    /// every thread for a wide batch (`par_rows`; rows are independent, so the same bits).
+    fn rope_and_store(
+        &self,
+        cx: &Compute<'_>,
+        batch: &Batch,
+        kv: &mut KvCache,
+        layer: usize,
+        (q, k, v): (&mut [f32], &mut [f32], &[f32]),
+        cos_sin: &mut [(f32, f32)],
+    ) {
+        let hd = self.head_dim;
+        let (q_dim, kv_dim) = (self.n_head * hd, self.n_head_kv * hd);
+        let pairs = self.rope.n_dims / 2;
+        let fused = cx.kernels.rope_fused();
+        let to_f16 = cx.kernels.scale_to_f16();
+        let writer = kv.layer_writer(layer);
+        // Rows `rows` of the batch, with their Q and K rows.
+        let run = |rows: std::ops::Range<usize>,
+                   q: &mut [f32],
+                   k: &mut [f32],
+                   cos_sin: &mut [(f32, f32)]| {
+            let mut chunks = batch.chunks.iter().peekable();
+            for (i, row) in rows.enumerate() {
+                while chunks.peek().is_some_and(|c| row >= c.start + c.len) {
+                    chunks.next();
+                }
+                let Some(c) = chunks.peek() else { return };
+                let pos = c.pos0 + row - c.start;
+                let (qr, kr) = (
+                    &mut q[i * q_dim..(i + 1) * q_dim],
+                    &mut k[i * kv_dim..(i + 1) * kv_dim],
+                );
+                self.rope.angles(pos as u32, cos_sin, fused);
+                self.rope.apply(qr, hd, cos_sin, fused);
+                self.rope.apply(kr, hd, cos_sin, fused);
+                let vr = &v[row * kv_dim..(row + 1) * kv_dim];
+                // SAFETY: a chunk's rows are distinct positions of its slot, and rows of
+                // different chunks run on several threads only when no slot has two chunks
+                // (`slots_once`), so no (slot, position) pair is stored twice at once.
+                unsafe { writer.store(to_f16, c.slot, pos, kr, vr) };
+            }
+        };
+        // A batch that names a slot twice could name a position twice; such a (strange but
+        // legal) batch is stored in order on one thread, as before.
+        let slots_once = batch
+            .chunks
+            .iter()
+            .enumerate()
+            .all(|(i, c)| batch.chunks[..i].iter().all(|b| b.slot != c.slot));
+        if pairs > ROPE_PAIRS_MAX || !slots_once {
+            let n = batch.n_tokens();
+            run(0..n, q, k, &mut cos_sin[..pairs]);
+            return;
+        }
+        par_rows::rows_mut2(cx.pool, (q, q_dim), (k, kv_dim), 1, |rows, q, k| {
+            let mut angles = [(0f32, 0f32); ROPE_PAIRS_MAX];
+            run(rows, q, k, &mut angles[..pairs]);
+        });
+    }
+
     /// Attention for every token of `batch`: `h` [n, n_embd] in, `out` [n, n_embd] out.
     /// The batch's K/V rows are written to `kv` at their positions first.
     pub fn forward(
@@ -214,28 +279,7 @@ impl Gqa {
             cx.trace("Kcur_normed", Some(layer), k);
         }
 
-        let cos_sin = &mut s.cos_sin[..self.rope.n_dims / 2];
-        let fused = cx.kernels.rope_fused();
-        let to_f16 = cx.kernels.scale_to_f16();
-        for c in &batch.chunks {
-            for i in 0..c.len {
-                let row = c.start + i;
-                let pos = c.pos0 + i;
-                self.rope.angles(pos as u32, cos_sin, fused);
-                self.rope
-                    .apply(&mut q[row * q_dim..(row + 1) * q_dim], hd, cos_sin, fused);
-                self.rope
-                    .apply(&mut k[row * kv_dim..(row + 1) * kv_dim], hd, cos_sin, fused);
-                kv.store_with(
-                    to_f16,
-                    c.slot,
-                    layer,
-                    pos,
-                    &k[row * kv_dim..(row + 1) * kv_dim],
-                    &v[row * kv_dim..(row + 1) * kv_dim],
-                );
-            }
-        }
+        self.rope_and_store(cx, batch, kv, layer, (q, k, v), s.cos_sin);
 
         cx.trace("Qcur", Some(layer), q);
         cx.trace("Kcur", Some(layer), k);
