@@ -34,6 +34,10 @@ struct Shared {
     next_chunk: AtomicUsize,
     n_chunks: AtomicUsize,
     job: Mutex<Option<JobPtr>>,
+    /// Workers waiting on `wake` (changed under `sleep`): a job wakes them only when there
+    /// are some, since a condition variable's notify is a system call even when nobody waits,
+    /// and a wide decode step starts a few hundred jobs.
+    sleepers: AtomicUsize,
     sleep: Mutex<()>,
     wake: Condvar,
     shutdown: AtomicBool,
@@ -59,6 +63,7 @@ impl ThreadPool {
             next_chunk: AtomicUsize::new(0),
             n_chunks: AtomicUsize::new(0),
             job: Mutex::new(None),
+            sleepers: AtomicUsize::new(0),
             sleep: Mutex::new(()),
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
@@ -103,11 +108,16 @@ impl ThreadPool {
         sh.n_chunks.store(n_chunks, Ordering::SeqCst);
         sh.next_chunk.store(0, Ordering::SeqCst);
         sh.state.store(0, Ordering::SeqCst); // open, nobody inside
-        {
+        let sleepers = {
             let _g = sh.sleep.lock().unwrap_or_else(|e| e.into_inner());
             sh.generation.fetch_add(1, Ordering::SeqCst);
+            // Read under the lock a waiting worker holds until it sleeps: one that has not
+            // counted itself yet will see the new generation and not sleep.
+            sh.sleepers.load(Ordering::SeqCst)
+        };
+        if sleepers > 0 {
+            sh.wake.notify_all();
         }
-        sh.wake.notify_all();
         loop {
             let c = sh.next_chunk.fetch_add(1, Ordering::SeqCst);
             if c >= n_chunks {
@@ -143,11 +153,13 @@ fn worker_loop(sh: &Shared, index: usize) {
         }
         {
             let mut g = sh.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            sh.sleepers.fetch_add(1, Ordering::SeqCst);
             while sh.generation.load(Ordering::SeqCst) == seen
                 && !sh.shutdown.load(Ordering::SeqCst)
             {
                 g = sh.wake.wait(g).unwrap_or_else(|e| e.into_inner());
             }
+            sh.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
         if sh.shutdown.load(Ordering::SeqCst) {
             return;
@@ -278,6 +290,34 @@ mod tests {
             done.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(done.load(Ordering::Relaxed), 20);
+    }
+
+    /// A worker that went to sleep between jobs (longer than its spin) is woken by the next
+    /// job: each of two chunks waits until both have started, which needs a second thread.
+    #[test]
+    fn sleeping_workers_wake_for_the_next_job() {
+        let pool = ThreadPool::new(2);
+        for _ in 0..3 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let started = AtomicUsize::new(0);
+            let on_worker = AtomicBool::new(false);
+            pool.run_chunks(2, |_, t| {
+                if t != 0 {
+                    on_worker.store(true, Ordering::SeqCst);
+                }
+                started.fetch_add(1, Ordering::SeqCst);
+                let start = std::time::Instant::now();
+                while started.load(Ordering::SeqCst) < 2
+                    && start.elapsed() < std::time::Duration::from_secs(5)
+                {
+                    std::hint::spin_loop();
+                }
+            });
+            assert!(
+                on_worker.load(Ordering::SeqCst),
+                "no worker woke up for the job"
+            );
+        }
     }
 
     #[test]
