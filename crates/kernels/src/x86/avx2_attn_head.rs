@@ -56,7 +56,7 @@ unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
 
 /// Panics unless every row `first..n` of `k` (`d` halves each) lies inside `k.data`: checked
 /// once per page, the positions of a page being at most `KV_PAGE - 1` strides apart.
-pub(super) fn check_rows(k: &PagedRows<'_>, d: usize, first: usize, n: usize) {
+fn check_rows(k: &PagedRows<'_>, d: usize, first: usize, n: usize) {
     let mut s = first / KV_PAGE;
     while s * KV_PAGE < n {
         let last = (n - 1).min(s * KV_PAGE + KV_PAGE - 1) % KV_PAGE;
@@ -78,13 +78,33 @@ pub fn head_scores_f16(
     first: usize,
     out: &mut [f32],
 ) -> f32 {
+    // SAFETY: registered only after AVX2/FMA/F16C were detected.
+    unsafe { scores_checked(k, q, scale, first, out, scores_avx2) }
+}
+
+/// A whole-head scores kernel: `kernel(k, q, scale, first, out)` may assume its ISA, that
+/// `check_rows(k, q.len(), first, out.len())` passed and that `first < out.len()`.
+pub(super) type ScoresKernel = unsafe fn(&PagedRows<'_>, &[f32], f32, usize, &mut [f32]) -> f32;
+
+/// `kernel` after the checks every scores entry makes (no scores: -inf).
+///
+/// # Safety
+/// The CPU has what `kernel` was compiled for.
+pub(super) unsafe fn scores_checked(
+    k: &PagedRows<'_>,
+    q: &[f32],
+    scale: f32,
+    first: usize,
+    out: &mut [f32],
+    kernel: ScoresKernel,
+) -> f32 {
     let (d, n) = (q.len(), out.len());
     if first >= n {
         return f32::NEG_INFINITY;
     }
     check_rows(k, d, first, n);
-    // SAFETY: registered only after AVX2/FMA/F16C were detected; rows checked above.
-    unsafe { scores_avx2(k, q, scale, first, out) }
+    // SAFETY: rows checked above, first < n; the ISA is the caller's contract.
+    unsafe { kernel(k, q, scale, first, out) }
 }
 
 /// # Safety
@@ -131,19 +151,32 @@ unsafe fn scores_avx2(
 
 /// Every output dimension of a decoding head (see `crate::types::HeadOutF16Fn`).
 pub fn head_out_f16(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
+    // SAFETY: registered only after AVX2/FMA/F16C were detected.
+    unsafe { out_checked(vt, p, out, out_avx2) }
+}
+
+/// A whole-head output kernel: `kernel(vt, p, out)` may assume its ISA, that
+/// `check_segments(vt, p.len(), out.len())` passed and that `out` is not empty.
+pub(super) type OutKernel = unsafe fn(&PagedRow<'_>, &[f32], &mut [f32]);
+
+/// `kernel` after the checks every output entry makes (no dimensions: nothing to do).
+///
+/// # Safety
+/// The CPU has what `kernel` was compiled for.
+pub(super) unsafe fn out_checked(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32], kernel: OutKernel) {
     let (n, dims) = (p.len(), out.len());
     if dims == 0 {
         return;
     }
     check_segments(vt, n, dims);
-    // SAFETY: registered only after AVX2/FMA/F16C were detected; segments checked above.
-    unsafe { out_avx2(vt, p, out) }
+    // SAFETY: segments checked above, `out` not empty; the ISA is the caller's contract.
+    unsafe { kernel(vt, p, out) }
 }
 
 /// Panics unless every segment `head_out_f16` reads lies inside `vt.data`: page `s` of the
 /// `n` positions, dimension rows `0..dims` (not 0), `KV_PAGE` halves each (the tail page only
 /// its first `n % 32`).
-pub(super) fn check_segments(vt: &PagedRow<'_>, n: usize, dims: usize) {
+fn check_segments(vt: &PagedRow<'_>, n: usize, dims: usize) {
     for s in 0..n.div_ceil(KV_PAGE) {
         let len = (n - s * KV_PAGE).min(KV_PAGE);
         let end = vt.pages[s] as usize * vt.page_elems + vt.offset + (dims - 1) * KV_PAGE + len;

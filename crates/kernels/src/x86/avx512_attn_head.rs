@@ -21,7 +21,9 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::avx2_attn_head::{check_rows, check_segments, max_ignoring_nan, widen_f16, with_tail};
+use super::avx2_attn_head::{
+    max_ignoring_nan, out_checked, scores_checked, widen_f16, with_tail, ScoresKernel,
+};
 use crate::attention::{PagedRow, PagedRows, KV_PAGE};
 use crate::Kernels;
 
@@ -43,20 +45,14 @@ pub fn head_scores_f16(
     first: usize,
     out: &mut [f32],
 ) -> f32 {
-    let (d, n) = (q.len(), out.len());
-    if first >= n {
-        return f32::NEG_INFINITY;
-    }
-    check_rows(k, d, first, n);
-    // SAFETY (all three): registered only after the AVX-512 level was detected; rows checked
-    // above. The common head sizes get their steps of 32 unrolled.
-    unsafe {
-        match d {
-            64 => scores_avx512::<2>(k, q, scale, first, out),
-            128 => scores_avx512::<4>(k, q, scale, first, out),
-            _ => scores_avx512::<0>(k, q, scale, first, out),
-        }
-    }
+    // The common head sizes get their steps of 32 unrolled.
+    let kernel: ScoresKernel = match q.len() {
+        64 => scores_avx512::<2>,
+        128 => scores_avx512::<4>,
+        _ => scores_avx512::<0>,
+    };
+    // SAFETY: registered only after the AVX-512 level was detected.
+    unsafe { scores_checked(k, q, scale, first, out, kernel) }
 }
 
 /// `STEPS`: the head's steps of 32 when known at compile time (`d == 32 * STEPS`), else 0.
@@ -133,13 +129,8 @@ unsafe fn scores_avx512<const STEPS: usize>(
 
 /// Every output dimension of a decoding head (see `crate::types::HeadOutF16Fn`).
 pub fn head_out_f16(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
-    let (n, dims) = (p.len(), out.len());
-    if dims == 0 {
-        return;
-    }
-    check_segments(vt, n, dims);
-    // SAFETY: registered only after the AVX-512 level was detected; segments checked above.
-    unsafe { out_avx512(vt, p, out) }
+    // SAFETY: registered only after the AVX-512 level was detected.
+    unsafe { out_checked(vt, p, out, out_avx512) }
 }
 
 /// # Safety
