@@ -84,6 +84,12 @@ impl Batch {
         }
     }
 
+    /// The chunk holding row `row` of the batch (chunks are sorted by `start`); panics past
+    /// the last row.
+    pub fn chunk_of(&self, row: usize) -> &SeqChunk {
+        &self.chunks[self.chunks.partition_point(|c| c.start + c.len <= row)]
+    }
+
     pub fn n_tokens(&self) -> usize {
         self.tokens.len()
     }

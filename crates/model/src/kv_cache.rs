@@ -406,6 +406,14 @@ impl KvCache {
         }
     }
 
+    /// `group`, mutable: the group holding `layer` and the layer's index within it.
+    fn group_mut(&mut self, layer: usize) -> (&mut Group, usize) {
+        match (self.layer_at[layer], &mut self.sliding) {
+            ((true, i), Some(g)) => (g, i),
+            ((_, i), _) => (&mut self.global, i),
+        }
+    }
+
     /// Writes the K and V rows (`[kv_dim]` each) of position `pos` of `slot`, whose page must
     /// have been given by `ensure`, converted to f16 by the portable reference. Forward passes
     /// use [`KvCache::store_with`] and the kernel table's conversion (the same bits).

@@ -52,8 +52,6 @@ impl HeadTasks {
         let scores = SharedMut::new(scores);
         let f16s = SharedMut::new(f16s);
         let outp = SharedMut::new(out);
-        // Row -> chunk lookup without allocation: chunks are sorted by `start`.
-        let chunk_of = |row: usize| batch.chunks.partition_point(|c| c.start + c.len <= row);
         let (n_chunks, chunk_tasks) = chunking(n_tasks, n_threads, 4, 1);
         cx.pool.run_chunks(n_chunks, |chunk, ith| {
             // SAFETY: each thread takes its own disjoint slices of the scratch buffers, whose
@@ -72,7 +70,7 @@ impl HeadTasks {
             };
             for task in chunk * chunk_tasks..((chunk + 1) * chunk_tasks).min(n_tasks) {
                 let (row, head) = (task / nh, task % nh);
-                let c = &batch.chunks[chunk_of(row)];
+                let c = batch.chunk_of(row);
                 let pos = c.pos0 + (row - c.start);
                 // SAFETY: task (row, head) owns out[task * ow..][..ow]; tasks are disjoint
                 // across threads.

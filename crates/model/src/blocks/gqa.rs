@@ -197,12 +197,8 @@ impl Gqa {
                    q: &mut [f32],
                    k: &mut [f32],
                    cos_sin: &mut [(f32, f32)]| {
-            let mut chunks = batch.chunks.iter().peekable();
             for (i, row) in rows.enumerate() {
-                while chunks.peek().is_some_and(|c| row >= c.start + c.len) {
-                    chunks.next();
-                }
-                let Some(c) = chunks.peek() else { return };
+                let c = batch.chunk_of(row);
                 let pos = c.pos0 + row - c.start;
                 let (qr, kr) = (
                     &mut q[i * q_dim..(i + 1) * q_dim],

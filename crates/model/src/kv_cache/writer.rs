@@ -13,7 +13,7 @@ use owl_kernels::attention::KV_PAGE;
 use owl_kernels::pool::SharedMut;
 use owl_kernels::types::ScaleToF16Fn;
 
-use super::{Group, KvCache};
+use super::KvCache;
 use crate::kv_pages::PagePool;
 
 /// Writes the K/V rows of one layer; shared by the threads of one forward pass.
@@ -35,11 +35,7 @@ impl KvCache {
     /// A writer for `layer`'s rows, usable from many threads (see [`LayerWriter::store`]).
     pub fn layer_writer(&mut self, layer: usize) -> LayerWriter<'_> {
         let kv_dim = self.kv_dim;
-        let (in_sliding, index) = self.layer_at[layer];
-        let g: &mut Group = match (in_sliding, &mut self.sliding) {
-            (true, Some(g)) => g,
-            _ => &mut self.global,
-        };
+        let (g, index) = self.group_mut(layer);
         LayerWriter {
             kv_dim,
             page_elems: g.page_elems,
