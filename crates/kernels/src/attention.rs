@@ -106,11 +106,14 @@ impl Window {
     }
 }
 
-/// Per-thread scratch: `scores` and `p16` hold at least `pad_kv(n_kv)`, `q16` holds head_dim.
+/// Per-thread scratch of one head: `scores` and `p16` hold at least `pad_kv(n_kv)`, `q16`
+/// and `q32` (the query rounded to f16, then widened) the head's query width. A group of `g`
+/// heads (`attend_group`) needs `g` times each.
 pub struct AttnScratch<'a> {
     pub scores: &'a mut [f32],
     pub p16: &'a mut [f16],
     pub q16: &'a mut [f16],
+    pub q32: &'a mut [f32],
 }
 
 /// The reference f16 dot product: f32 products summed in f64 (ggml's generic path).
@@ -150,42 +153,78 @@ pub fn dot_f16_paged_x4_scalar(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4] 
     std::array::from_fn(|j| dot_f16_paged_scalar(&rows[j], b))
 }
 
-/// The reference head scores: per row `dot_f16_scalar`'s f64 sum (with `q` holding f16
-/// values), scaled; the maximum taken as `f32::max` takes it.
+/// The reference group scores: per head and row `dot_f16_scalar`'s f64 sum (with the query
+/// holding f16 values), scaled; each maximum taken as `f32::max` takes it.
 pub fn head_scores_f16_scalar(
     k: &PagedRows<'_>,
-    q: &[f32],
+    qs: &[&[f32]],
     scale: f32,
     first: usize,
-    out: &mut [f32],
-) -> f32 {
-    let d = q.len();
-    let mut max = f32::NEG_INFINITY;
-    for (j, o) in out.iter_mut().enumerate().skip(first) {
-        let mut sum = 0.0f64;
-        for (x, &y) in k.row(j, d).iter().zip(q) {
-            sum += (x.to_f32() * y) as f64;
-        }
-        *o = sum as f32 * scale;
-        max = max.max(*o);
-    }
-    max
-}
-
-/// The reference head outputs: per output dimension `dot_f16_paged_scalar`'s f64 sum.
-pub fn head_out_f16_scalar(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
-    for (i, o) in out.iter_mut().enumerate() {
-        let row = PagedRow {
-            offset: vt.offset + i * KV_PAGE,
-            ..*vt
-        };
-        let mut sum = 0.0f64;
-        for (s, ps) in p.chunks(KV_PAGE).enumerate() {
-            for (x, &y) in row.segment(s, ps.len()).iter().zip(ps) {
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+) {
+    let (d, _) = group_shape(qs, outs, maxes);
+    for ((q, out), m) in qs.iter().zip(outs.iter_mut()).zip(maxes.iter_mut()) {
+        let mut max = f32::NEG_INFINITY;
+        for (j, o) in out.iter_mut().enumerate().skip(first) {
+            let mut sum = 0.0f64;
+            for (x, &y) in k.row(j, d).iter().zip(q.iter()) {
                 sum += (x.to_f32() * y) as f64;
             }
+            *o = sum as f32 * scale;
+            max = max.max(*o);
         }
-        *o = sum as f32;
+        *m = max;
+    }
+}
+
+/// The query width `d` and score count `n` of a group of heads (`ScoresF16Fn`), after
+/// checking that every head has them and that there is a maximum for each.
+pub(crate) fn group_shape(qs: &[&[f32]], outs: &[&mut [f32]], maxes: &[f32]) -> (usize, usize) {
+    let d = qs.first().map_or(0, |q| q.len());
+    let n = outs.first().map_or(0, |o| o.len());
+    assert!(
+        qs.len() == outs.len()
+            && maxes.len() >= qs.len()
+            && qs.iter().all(|q| q.len() == d)
+            && outs.iter().all(|o| o.len() == n),
+        "head group: queries, scores and maxima disagree"
+    );
+    (d, n)
+}
+
+/// The number of positions `n` and output width of a group of heads (`HeadOutF16Fn`), after
+/// checking that every head has them.
+pub(crate) fn group_out_shape(ps: &[&[f32]], outs: &[&mut [f32]]) -> (usize, usize) {
+    let n = ps.first().map_or(0, |p| p.len());
+    let dims = outs.first().map_or(0, |o| o.len());
+    assert!(
+        ps.len() == outs.len()
+            && ps.iter().all(|p| p.len() == n)
+            && outs.iter().all(|o| o.len() == dims),
+        "head group: probabilities and outputs disagree"
+    );
+    (n, dims)
+}
+
+/// The reference group outputs: per head and output dimension `dot_f16_paged_scalar`'s f64
+/// sum.
+pub fn head_out_f16_scalar(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
+    group_out_shape(ps, outs);
+    for (p, out) in ps.iter().zip(outs.iter_mut()) {
+        for (i, o) in out.iter_mut().enumerate() {
+            let row = PagedRow {
+                offset: vt.offset + i * KV_PAGE,
+                ..*vt
+            };
+            let mut sum = 0.0f64;
+            for (s, chunk) in p.chunks(KV_PAGE).enumerate() {
+                for (x, &y) in row.segment(s, chunk.len()).iter().zip(chunk) {
+                    sum += (x.to_f32() * y) as f64;
+                }
+            }
+            *o = sum as f32;
+        }
     }
 }
 
@@ -196,7 +235,7 @@ pub fn widen_f16_scalar(src: &[f16], dst: &mut [f32]) {
     }
 }
 
-/// Longest head the decode path widens on the stack (every common head size; MLA's 576-wide
+/// Longest head the whole-head decode kernels take (every common head size; MLA's 576-wide
 /// latent queries take the row-at-a-time kernels, with the same bits).
 const HEAD_MAX: usize = 256;
 
@@ -219,6 +258,19 @@ pub fn attend_head(
     out: &mut [f32],
 ) {
     let d = q.len();
+    let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
+    // Whole pages before the window are skipped; the rest of the window's first page is masked.
+    let win = Window::new(opts, n_kv);
+    if !tiled_order && d <= HEAD_MAX {
+        let sh = Shape {
+            d,
+            n_kv,
+            n_pad,
+            scale,
+        };
+        decode_group(k, kv, sh, &[opts.sink], win, q, s, out);
+        return;
+    }
     let (dot, dot_paged) = if tiled_order {
         (k.dot_f16_batch(), k.dot_f16_batch_paged())
     } else {
@@ -226,14 +278,7 @@ pub fn attend_head(
     };
     let q16 = &mut s.q16[..d];
     (k.scale_to_f16())(q, 1.0, q16);
-    let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
-    // Whole pages before the window are skipped; the rest of the window's first page is masked.
-    let win = Window::new(opts, n_kv);
     s.scores[win.lo..win.first].fill(f32::NEG_INFINITY);
-    if !tiled_order && d <= HEAD_MAX {
-        decode_head(k, kv, d, n_kv, n_pad, scale, opts.sink, win, s, out);
-        return;
-    }
     let mut max = f32::NEG_INFINITY;
     let mut j = win.first;
     if tiled_order {
@@ -252,7 +297,15 @@ pub fn attend_head(
         *sc = dot(kv.k_row(j + jj, d), q16) * scale;
         max = max.max(*sc);
     }
-    softmax_to_f16(k, n_kv, n_pad, max, opts.sink, win, s);
+    softmax_to_f16(
+        k,
+        n_kv,
+        max,
+        opts.sink,
+        win,
+        &mut s.scores[..n_pad],
+        &mut s.p16[..n_pad],
+    );
     let p16 = &s.p16[win.lo..n_pad];
     let vt_row = |i: usize| {
         let mut row = kv.vt_row(i);
@@ -273,24 +326,113 @@ pub fn attend_head(
     }
 }
 
-/// The decode order with whole-head kernels: the query and the probabilities widened to f32
-/// once, the scores and the outputs each in one call (`Kernels::head_scores_f16`,
-/// `head_out_f16`), the same bits as a dot product per row.
+/// Heads one call of the group kernels takes at most: a larger group sharing a K/V head is
+/// split into near-equal parts (7 as 4 + 3). Four queries, their accumulators and a widened
+/// K row fill the AVX-512 register file.
+pub const GROUP_MAX: usize = 4;
+
+/// `attend_head` for a group of `opts.len()` query heads that share one K/V head (`kv`):
+/// `qs` is `[g][d]`, `out` is `[g][dv]` (V rows may be narrower than K's, as in latent
+/// attention), and head `h` gets `opts[h]`. The bits are those of
+/// `attend_head` per head; on the decode path (not `tiled_order`, `d <= HEAD_MAX`, one window
+/// for the group) each K and V row is read and widened once for the group instead of once per
+/// head. `s` holds `g` times what one head needs: `scores` and `p16` at least
+/// `g * pad_kv(n_kv)`, `q16` at least `g * d`.
 #[allow(clippy::too_many_arguments)]
-fn decode_head(
+pub fn attend_group(
     k: &Kernels,
+    qs: &[f32],
     kv: &HeadView<'_>,
-    d: usize,
     n_kv: usize,
-    n_pad: usize,
     scale: f32,
-    sink: Option<f32>,
-    win: Window,
+    tiled_order: bool,
+    opts: &[HeadOptions],
     s: &mut AttnScratch<'_>,
     out: &mut [f32],
 ) {
-    let mut q32 = [0f32; HEAD_MAX];
-    (k.widen_f16())(&s.q16[..d], &mut q32[..d]);
+    let g = opts.len();
+    assert!(g > 0 && qs.len().is_multiple_of(g) && out.len().is_multiple_of(g));
+    let (d, dv) = (qs.len() / g, out.len() / g);
+    let one_window = opts.iter().all(|o| o.first == opts[0].first);
+    if tiled_order || d > HEAD_MAX || !one_window || g == 1 {
+        for (h, o) in opts.iter().enumerate() {
+            attend_head(
+                k,
+                &qs[h * d..(h + 1) * d],
+                kv,
+                n_kv,
+                scale,
+                tiled_order,
+                *o,
+                s,
+                &mut out[h * dv..(h + 1) * dv],
+            );
+        }
+        return;
+    }
+    let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
+    let win = Window::new(opts[0], n_kv);
+    let per = g.div_ceil(g.div_ceil(GROUP_MAX));
+    let mut h0 = 0;
+    while h0 < g {
+        let part = per.min(g - h0);
+        let heads = h0..h0 + part;
+        let sinks: [Option<f32>; GROUP_MAX] =
+            std::array::from_fn(|i| opts.get(h0 + i).and_then(|o| o.sink));
+        decode_group(
+            k,
+            kv,
+            Shape {
+                d,
+                n_kv,
+                n_pad,
+                scale,
+            },
+            &sinks[..part],
+            win,
+            &qs[heads.start * d..heads.end * d],
+            s,
+            &mut out[heads.start * dv..heads.end * dv],
+        );
+        h0 += part;
+    }
+}
+
+/// The sizes one decoding head group's attention works with.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Query width.
+    d: usize,
+    /// Live positions.
+    n_kv: usize,
+    /// `n_kv` padded (`pad_kv`, capped by the view's pages): the stride of each head's scores
+    /// and probabilities in the scratch.
+    n_pad: usize,
+    scale: f32,
+}
+
+/// The decode order with whole-group kernels for `sinks.len()` (at most `GROUP_MAX`) heads
+/// sharing `kv`: the queries rounded to f16 and widened to f32 once, every head's scores in
+/// one call (`Kernels::head_scores_f16`), a softmax per head, the probabilities widened, and
+/// every head's outputs in one call (`head_out_f16`): the bits of a dot product per row.
+/// `qs` is `[g][d]` and `out` `[g][dv]`.
+#[allow(clippy::too_many_arguments)]
+fn decode_group(
+    k: &Kernels,
+    kv: &HeadView<'_>,
+    sh: Shape,
+    sinks: &[Option<f32>],
+    win: Window,
+    qs: &[f32],
+    s: &mut AttnScratch<'_>,
+    out: &mut [f32],
+) {
+    let (g, d, n_pad) = (sinks.len(), sh.d, sh.n_pad);
+    assert!(g <= GROUP_MAX && d <= HEAD_MAX);
+    assert!(s.scores.len() >= g * n_pad && s.p16.len() >= g * n_pad);
+    let (q16, q32) = (&mut s.q16[..g * d], &mut s.q32[..g * d]);
+    (k.scale_to_f16())(qs, 1.0, q16);
+    (k.widen_f16())(q16, q32);
     let rows = PagedRows {
         data: kv.k,
         pages: kv.pages,
@@ -298,40 +440,70 @@ fn decode_head(
         offset: kv.k_offset,
         stride: kv.k_stride,
     };
-    let max = (k.head_scores_f16())(&rows, &q32[..d], scale, win.first, &mut s.scores[..n_kv]);
-    softmax_to_f16(k, n_kv, n_pad, max, sink, win, s);
-    // The scores are spent: they take the widened probabilities.
-    let p32 = &mut s.scores[win.lo..n_pad];
-    (k.widen_f16())(&s.p16[win.lo..n_pad], p32);
+    let mut q_refs: [&[f32]; GROUP_MAX] = [&[]; GROUP_MAX];
+    for (qr, q) in q_refs.iter_mut().zip(q32.chunks(d)).take(g) {
+        *qr = q;
+    }
+    let mut maxes = [f32::NEG_INFINITY; GROUP_MAX];
+    let mut outs: [&mut [f32]; GROUP_MAX] = Default::default();
+    for (o, chunk) in outs.iter_mut().zip(s.scores.chunks_mut(n_pad)).take(g) {
+        let sc = &mut chunk[..sh.n_kv];
+        sc[win.lo..win.first].fill(f32::NEG_INFINITY);
+        *o = sc;
+    }
+    (k.head_scores_f16())(
+        &rows,
+        &q_refs[..g],
+        sh.scale,
+        win.first,
+        &mut outs[..g],
+        &mut maxes[..g],
+    );
+    for (h, &sink) in sinks.iter().enumerate() {
+        let scores = &mut s.scores[h * n_pad..(h + 1) * n_pad];
+        let p16 = &mut s.p16[h * n_pad..(h + 1) * n_pad];
+        softmax_to_f16(k, sh.n_kv, maxes[h], sink, win, scores, p16);
+        // The scores are spent: they take the widened probabilities.
+        (k.widen_f16())(&p16[win.lo..], &mut scores[win.lo..]);
+    }
+    let mut p_refs: [&[f32]; GROUP_MAX] = [&[]; GROUP_MAX];
+    for (pr, chunk) in p_refs.iter_mut().zip(s.scores.chunks(n_pad)).take(g) {
+        *pr = &chunk[win.lo..];
+    }
+    let mut outs: [&mut [f32]; GROUP_MAX] = Default::default();
+    for (o, chunk) in outs.iter_mut().zip(out.chunks_mut(out.len() / g)).take(g) {
+        *o = chunk;
+    }
     let mut vt = kv.vt_row(0);
     vt.pages = &vt.pages[win.skip..];
-    (k.head_out_f16())(&vt, p32, out);
+    (k.head_out_f16())(&vt, &p_refs[..g], &mut outs[..g]);
 }
 
-/// The softmax of `s.scores[win.lo..n_pad]` (masked and padded positions at -inf, the sink in
-/// the denominator) rounded into `s.p16[win.lo..n_pad]`, zeros past `n_kv`.
+/// The softmax of `scores[win.lo..]` (the first `n_kv` live; masked and padded positions at
+/// -inf, the sink in the denominator) rounded into `p16[win.lo..]`, zeros past `n_kv`.
+/// `scores` and `p16` are one head's, `n_pad` long.
 fn softmax_to_f16(
     k: &Kernels,
     n_kv: usize,
-    n_pad: usize,
     mut max: f32,
     sink: Option<f32>,
     win: Window,
-    s: &mut AttnScratch<'_>,
+    scores: &mut [f32],
+    p16: &mut [f16],
 ) {
     let lo = win.lo;
     if let Some(sink) = sink {
         max = max.max(sink);
     }
     // Masked positions (as in llama.cpp's padded KV window) are -inf and come out as zero.
-    s.scores[n_kv..n_pad].fill(f32::NEG_INFINITY);
-    let scores = &mut s.scores[lo..n_pad];
+    scores[n_kv..].fill(f32::NEG_INFINITY);
+    let scores = &mut scores[lo..];
     let mut sum = (k.softmax_exp())(scores, max);
     if let Some(sink) = sink {
         sum += (sink - max).exp() as f64;
     }
     let inv = (1.0 / sum) as f32;
-    let p16 = &mut s.p16[lo..n_pad];
+    let p16 = &mut p16[lo..];
     (k.scale_to_f16())(scores, inv, p16);
     p16[n_kv - lo..].fill(f16::ZERO);
 }
@@ -410,6 +582,7 @@ mod tests {
                         scores: &mut scores,
                         p16: &mut p16,
                         q16: &mut q16,
+                        q32: &mut vec![0.0; d],
                     };
                     attend_head(&k, &q, &view, n, 0.125, tiled, opts, &mut s, &mut out);
                     let logits: Vec<f64> = (opts.first..n)
@@ -576,8 +749,13 @@ mod tests {
             let kv_dim = 3 * d;
             let page_elems = KV_PAGE * kv_dim;
             let data: Vec<f16> = (0..7 * page_elems).map(|_| next()).collect();
-            let q16: Vec<f16> = (0..d).map(|_| next()).collect();
-            let q32: Vec<f32> = q16.iter().map(|x| x.to_f32()).collect();
+            // Seven heads: groups of every size the kernels split (up to 4, then 5 = 4 + 1,
+            // 7 = 4 + 3).
+            let q16: Vec<Vec<f16>> = (0..7).map(|_| (0..d).map(|_| next()).collect()).collect();
+            let q32: Vec<Vec<f32>> = q16
+                .iter()
+                .map(|q| q.iter().map(|x| x.to_f32()).collect())
+                .collect();
             let rows = PagedRows {
                 data: &data,
                 pages: &pages,
@@ -585,43 +763,71 @@ mod tests {
                 offset: d,
                 stride: kv_dim,
             };
-            let p16: Vec<f16> = (0..pages.len() * KV_PAGE).map(|_| next()).collect();
-            let p32: Vec<f32> = p16.iter().map(|x| x.to_f32()).collect();
+            let np = pages.len() * KV_PAGE;
+            let p16: Vec<Vec<f16>> = (0..7).map(|_| (0..np).map(|_| next()).collect()).collect();
+            let p32: Vec<Vec<f32>> = p16
+                .iter()
+                .map(|p| p.iter().map(|x| x.to_f32()).collect())
+                .collect();
             for isa in Isa::available() {
                 let k = Kernels::for_isa(isa);
-                for (n, first) in [(1, 0), (2, 0), (45, 0), (45, 7), (64, 33), (192, 100)] {
-                    let mut got = vec![0f32; n];
-                    let max = (k.head_scores_f16())(&rows, &q32, 0.3, first, &mut got);
-                    let mut want_max = f32::NEG_INFINITY;
-                    for (j, g) in got.iter().enumerate().skip(first) {
-                        let want = (k.dot_f16())(rows.row(j, d), &q16) * 0.3;
-                        want_max = want_max.max(want);
-                        assert_eq!(g.to_bits(), want.to_bits(), "{isa:?} d {d} score {j}");
+                for g in [1usize, 2, 3, 4, 5, 7] {
+                    let qs: Vec<&[f32]> = q32[..g].iter().map(|q| &q[..]).collect();
+                    for (n, first) in [(1, 0), (2, 0), (45, 0), (45, 7), (64, 33), (192, 100)] {
+                        let mut got = vec![vec![0f32; n]; g];
+                        let mut outs: Vec<&mut [f32]> =
+                            got.iter_mut().map(|o| &mut o[..]).collect();
+                        let mut maxes = vec![0f32; g];
+                        (k.head_scores_f16())(&rows, &qs, 0.3, first, &mut outs, &mut maxes);
+                        for h in 0..g {
+                            let mut want_max = f32::NEG_INFINITY;
+                            for (j, v) in got[h].iter().enumerate().skip(first) {
+                                let want = (k.dot_f16())(rows.row(j, d), &q16[h]) * 0.3;
+                                want_max = want_max.max(want);
+                                assert_eq!(
+                                    v.to_bits(),
+                                    want.to_bits(),
+                                    "{isa:?} d {d} group {g} head {h} score {j}"
+                                );
+                            }
+                            assert_eq!(maxes[h], want_max, "{isa:?} d {d} g {g} h {h} max");
+                        }
                     }
-                    assert_eq!(max, want_max, "{isa:?} d {d} max of {first}..{n}");
-                }
-                for (n, dims) in [(32, d), (96, d), (192, d), (70, 5), (32, 1)] {
-                    let vt = PagedRow {
-                        data: &data,
-                        pages: &pages,
-                        page_elems,
-                        offset: d * KV_PAGE,
-                    };
-                    let mut got = vec![0f32; dims];
-                    (k.head_out_f16())(&vt, &p32[..n], &mut got);
-                    for (i, g) in got.iter().enumerate() {
-                        let row = PagedRow {
-                            offset: vt.offset + i * KV_PAGE,
-                            ..vt
+                    for (n, dims) in [(32, d), (96, d), (192, d), (70, 5), (32, 1)] {
+                        let vt = PagedRow {
+                            data: &data,
+                            pages: &pages,
+                            page_elems,
+                            offset: d * KV_PAGE,
                         };
-                        let want = (k.dot_f16_paged())(&row, &p16[..n]);
-                        assert_eq!(g.to_bits(), want.to_bits(), "{isa:?} d {d} n {n} dim {i}");
-                        checked += 1;
+                        let ps: Vec<&[f32]> = p32[..g].iter().map(|p| &p[..n]).collect();
+                        let mut got = vec![vec![0f32; dims]; g];
+                        let mut outs: Vec<&mut [f32]> =
+                            got.iter_mut().map(|o| &mut o[..]).collect();
+                        (k.head_out_f16())(&vt, &ps, &mut outs);
+                        for (h, out) in got.iter().enumerate() {
+                            for (i, v) in out.iter().enumerate() {
+                                let row = PagedRow {
+                                    offset: vt.offset + i * KV_PAGE,
+                                    ..vt
+                                };
+                                let want = (k.dot_f16_paged())(&row, &p16[h][..n]);
+                                assert_eq!(
+                                    v.to_bits(),
+                                    want.to_bits(),
+                                    "{isa:?} d {d} n {n} group {g} head {h} dim {i}"
+                                );
+                                checked += 1;
+                            }
+                        }
                     }
                 }
-                let mut w = vec![0f32; p16.len()];
-                (k.widen_f16())(&p16, &mut w);
-                assert!(w.iter().zip(&p32).all(|(a, b)| a.to_bits() == b.to_bits()));
+                let mut w = vec![0f32; np];
+                (k.widen_f16())(&p16[0], &mut w);
+                assert!(w
+                    .iter()
+                    .zip(&p32[0])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
             }
         }
         assert!(checked > 0);
@@ -678,6 +884,7 @@ mod tests {
                             scores: &mut sc,
                             p16: &mut p16,
                             q16: &mut q16,
+                            q32: &mut vec![0.0; d],
                         };
                         attend_head(&k, &q, &view, n, 0.125, false, opts, &mut s, &mut got);
                         let want = row_by_row(&k, &q, &view, n, 0.125, opts);
@@ -687,6 +894,85 @@ mod tests {
                                 w.to_bits(),
                                 "{isa:?} d {d} n {n} {opts:?} dim {i}"
                             );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `attend_group` gives each head the bits of `attend_head` alone (and so of the
+    /// row-by-row computation): groups split into parts (6 = 3 + 3, 7 = 4 + 3), per-head sinks,
+    /// a shared window, heads whose windows differ (taken one by one) and the prompt order.
+    #[test]
+    fn a_head_group_equals_each_head_alone() {
+        let d = 64;
+        let kv_dim = 2 * d;
+        let page_elems = KV_PAGE * kv_dim;
+        let pages = [2u32, 0, 3];
+        let val = |a: usize, b: usize, m: usize| ((a * 5 + b * 3) % m) as f32 / m as f32 - 0.5;
+        let kc: Vec<f16> = (0..4 * page_elems)
+            .map(|i| f16::from_f32(val(i, i / 5, 29) * 3.0))
+            .collect();
+        let vt: Vec<f16> = (0..4 * page_elems)
+            .map(|i| f16::from_f32(val(i / 3, i, 17) * 2.0))
+            .collect();
+        let view = HeadView {
+            k: &kc,
+            vt: &vt,
+            pages: &pages,
+            page_elems,
+            k_offset: d,
+            k_stride: kv_dim,
+            vt_page_elems: page_elems,
+            vt_offset: d * KV_PAGE,
+        };
+        let n = 70;
+        for isa in Isa::available() {
+            let k = Kernels::for_isa(isa);
+            for g in [2usize, 3, 4, 6, 7] {
+                let qs: Vec<f32> = (0..g * d).map(|i| (i as f32 * 0.29).sin() * 2.0).collect();
+                let windows: [&dyn Fn(usize) -> usize; 3] = [&|_| 0, &|_| 33, &|h| h * 9];
+                for (w, first) in windows.iter().enumerate() {
+                    for tiled in [false, true] {
+                        let opts: Vec<HeadOptions> = (0..g)
+                            .map(|h| HeadOptions {
+                                first: first(h),
+                                sink: (h % 2 == 1).then_some(h as f32 * 0.5),
+                            })
+                            .collect();
+                        let (mut sc, mut p16, mut q16) = (
+                            vec![0f32; g * 96],
+                            vec![f16::ZERO; g * 96],
+                            vec![f16::ZERO; g * d],
+                        );
+                        let mut got = vec![0f32; g * d];
+                        let mut s = AttnScratch {
+                            scores: &mut sc,
+                            p16: &mut p16,
+                            q16: &mut q16,
+                            q32: &mut vec![0.0; g * d],
+                        };
+                        attend_group(&k, &qs, &view, n, 0.125, tiled, &opts, &mut s, &mut got);
+                        for h in 0..g {
+                            let (mut sc, mut p16, mut q16) =
+                                (vec![0f32; 96], vec![f16::ZERO; 96], vec![f16::ZERO; d]);
+                            let mut want = vec![0f32; d];
+                            let mut s = AttnScratch {
+                                scores: &mut sc,
+                                p16: &mut p16,
+                                q16: &mut q16,
+                                q32: &mut vec![0.0; d],
+                            };
+                            let q = &qs[h * d..(h + 1) * d];
+                            attend_head(&k, q, &view, n, 0.125, tiled, opts[h], &mut s, &mut want);
+                            for (i, (a, b)) in got[h * d..].iter().zip(&want).enumerate() {
+                                assert_eq!(
+                                    a.to_bits(),
+                                    b.to_bits(),
+                                    "{isa:?} group {g} window {w} tiled {tiled} head {h} dim {i}"
+                                );
+                            }
                         }
                     }
                 }

@@ -71,16 +71,25 @@ pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 /// single dot product of row `r` and token `t` (a 2×4 register tile: weights loaded once for
 /// four tokens, activations once for two rows, scales converted four at a time).
 pub type VecDot2x4Fn = fn(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2];
-/// A decoding head's scores in one call: `out[j] = DotF16Fn(row j, f16(q)) * scale` for `j` in
-/// `first..out.len()` (rows of `q.len()` halves), returning their maximum (NaN scores
-/// ignored, `-inf` when there are none). `q` holds f16 values widened to f32, so the bits are
-/// those of the single decode-order dot product.
-pub type ScoresF16Fn =
-    fn(k: &PagedRows<'_>, q: &[f32], scale: f32, first: usize, out: &mut [f32]) -> f32;
-/// A decoding head's outputs in one call: `out[i] = DotF16PagedFn(row i, f16(p))` (decode
-/// order), where row `i` is `vt` with its offset moved by `i * KV_PAGE` (V stored transposed)
-/// and `p` holds f16 values widened to f32.
-pub type HeadOutF16Fn = fn(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]);
+/// The scores of a group of decoding heads that share one K head, in one call: for head `h`,
+/// `outs[h][j] = DotF16Fn(row j, f16(qs[h])) * scale` for `j` in `first..n` (rows of `d`
+/// halves), and `maxes[h]` their maximum (NaN scores ignored, `-inf` when there are none).
+/// Every query holds `d` f16 values widened to f32 and every `outs[h]` holds `n` floats, so
+/// the bits are those of the single decode-order dot product; each K row is read once for
+/// the whole group. Panics if the group's shapes disagree.
+pub type ScoresF16Fn = fn(
+    k: &PagedRows<'_>,
+    qs: &[&[f32]],
+    scale: f32,
+    first: usize,
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+);
+/// The outputs of a group of decoding heads that share one V head, in one call:
+/// `outs[h][i] = DotF16PagedFn(row i, f16(ps[h]))` (decode order), where row `i` is `vt` with
+/// its offset moved by `i * KV_PAGE` (V stored transposed) and every `ps[h]` holds the same
+/// number of f16 values widened to f32. Each V row is read once for the whole group.
+pub type HeadOutF16Fn = fn(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]);
 /// `dst[i] = src[i]` as f32 (exact).
 pub type WidenF16Fn = fn(src: &[f16], dst: &mut [f32]);
 /// `dst[i] = f16(src[i] * scale)`: the f32 product, then round-to-nearest-even to f16.

@@ -27,9 +27,9 @@ pub struct Buffers {
     pub ff_a: Vec<f32>,
     /// [n_tokens, n_ff]
     pub ff_b: Vec<f32>,
-    /// [n_threads][n_ctx_pad] per-thread attention scores
+    /// Per-thread attention scores (`HeadTasks::run` grows it)
     pub attn_scores: Vec<f32>,
-    /// [n_threads][n_ctx_pad + head_dim] per-thread f16 probabilities and query
+    /// Per-thread f16 probabilities and queries (`HeadTasks::run` grows it)
     pub attn_f16: Vec<f16>,
     /// [n_out, n_embd] rows that produce logits
     pub out_rows: Vec<f32>,
@@ -60,11 +60,6 @@ impl Buffers {
         grow(&mut self.attn, n * d.q_dim);
         grow(&mut self.ff_a, n * d.n_ff);
         grow(&mut self.ff_b, n * d.n_ff);
-        grow(&mut self.attn_scores, d.n_threads * d.n_ctx_pad);
-        let n16 = d.n_threads * (d.n_ctx_pad + d.head_dim);
-        if self.attn_f16.len() < n16 {
-            self.attn_f16.resize(n16, f16::ZERO);
-        }
         grow(&mut self.out_rows, n * d.n_embd);
         if self.cos_sin.len() < d.head_dim {
             self.cos_sin.resize(d.head_dim, (0.0, 0.0));

@@ -40,7 +40,7 @@ pub(super) fn register(k: &mut Kernels) {
 /// polynomial in the remainder, scale by 2^n, with a special path for |n| > 126). Matching it
 /// bit for bit is what keeps softmax and SiLU identical to llama.cpp's.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn expf8(x: __m256) -> __m256 {
+pub(super) fn expf8(x: __m256) -> __m256 {
     let r = _mm256_set1_ps(f32::from_bits(0x4b40_0000)); // 1.5 * 2^23
     let z = _mm256_fmadd_ps(x, _mm256_set1_ps(f32::from_bits(0x3fb8_aa3b)), r); // 1/ln2
     let n = _mm256_sub_ps(z, r);

@@ -23,7 +23,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use crate::attention::{PagedRow, PagedRows, KV_PAGE};
+use crate::attention::{group_out_shape, group_shape, PagedRow, PagedRows, KV_PAGE};
 use crate::Kernels;
 
 pub(super) fn register(k: &mut Kernels) {
@@ -69,42 +69,43 @@ fn check_rows(k: &PagedRows<'_>, d: usize, first: usize, n: usize) {
     }
 }
 
-/// Every score `first..out.len()` of a decoding head and their maximum (see
-/// `crate::types::ScoresF16Fn`).
+/// Every score `first..n` of a group of decoding heads and their maxima (see
+/// `crate::types::ScoresF16Fn`): head by head.
 pub fn head_scores_f16(
     k: &PagedRows<'_>,
-    q: &[f32],
+    qs: &[&[f32]],
     scale: f32,
     first: usize,
-    out: &mut [f32],
-) -> f32 {
-    // SAFETY: registered only after AVX2/FMA/F16C were detected.
-    unsafe { scores_checked(k, q, scale, first, out, scores_avx2) }
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+) {
+    if !check_scores(k, qs, first, outs, maxes) {
+        return;
+    }
+    for ((q, out), m) in qs.iter().zip(outs.iter_mut()).zip(maxes.iter_mut()) {
+        // SAFETY: registered only after AVX2/FMA/F16C were detected; rows checked and
+        // first < n.
+        *m = unsafe { scores_avx2(k, q, scale, first, out) };
+    }
 }
 
-/// A whole-head scores kernel: `kernel(k, q, scale, first, out)` may assume its ISA, that
-/// `check_rows(k, q.len(), first, out.len())` passed and that `first < out.len()`.
-pub(super) type ScoresKernel = unsafe fn(&PagedRows<'_>, &[f32], f32, usize, &mut [f32]) -> f32;
-
-/// `kernel` after the checks every scores entry makes (no scores: -inf).
-///
-/// # Safety
-/// The CPU has what `kernel` was compiled for.
-pub(super) unsafe fn scores_checked(
+/// The checks every scores entry makes before its kernels run: the group's shapes agree and
+/// every row `first..n` lies inside the cache. False (every maximum `-inf`) when there is
+/// nothing to score.
+pub(super) fn check_scores(
     k: &PagedRows<'_>,
-    q: &[f32],
-    scale: f32,
+    qs: &[&[f32]],
     first: usize,
-    out: &mut [f32],
-    kernel: ScoresKernel,
-) -> f32 {
-    let (d, n) = (q.len(), out.len());
-    if first >= n {
-        return f32::NEG_INFINITY;
+    outs: &[&mut [f32]],
+    maxes: &mut [f32],
+) -> bool {
+    let (d, n) = group_shape(qs, outs, maxes);
+    if qs.is_empty() || first >= n {
+        maxes[..qs.len()].fill(f32::NEG_INFINITY);
+        return false;
     }
     check_rows(k, d, first, n);
-    // SAFETY: rows checked above, first < n; the ISA is the caller's contract.
-    unsafe { kernel(k, q, scale, first, out) }
+    true
 }
 
 /// # Safety
@@ -149,28 +150,28 @@ unsafe fn scores_avx2(
     unsafe { max_ignoring_nan(&out[first..]) }
 }
 
-/// Every output dimension of a decoding head (see `crate::types::HeadOutF16Fn`).
-pub fn head_out_f16(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
-    // SAFETY: registered only after AVX2/FMA/F16C were detected.
-    unsafe { out_checked(vt, p, out, out_avx2) }
-}
-
-/// A whole-head output kernel: `kernel(vt, p, out)` may assume its ISA, that
-/// `check_segments(vt, p.len(), out.len())` passed and that `out` is not empty.
-pub(super) type OutKernel = unsafe fn(&PagedRow<'_>, &[f32], &mut [f32]);
-
-/// `kernel` after the checks every output entry makes (no dimensions: nothing to do).
-///
-/// # Safety
-/// The CPU has what `kernel` was compiled for.
-pub(super) unsafe fn out_checked(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32], kernel: OutKernel) {
-    let (n, dims) = (p.len(), out.len());
-    if dims == 0 {
+/// Every output dimension of a group of decoding heads (see `crate::types::HeadOutF16Fn`):
+/// head by head.
+pub fn head_out_f16(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
+    if !check_out(vt, ps, outs) {
         return;
     }
+    for (p, out) in ps.iter().zip(outs.iter_mut()) {
+        // SAFETY: registered only after AVX2/FMA/F16C were detected; segments checked, `out`
+        // not empty.
+        unsafe { out_avx2(vt, p, out) };
+    }
+}
+
+/// The checks every output entry makes before its kernels run: the group's shapes agree and
+/// every segment read lies inside the cache. False when there is nothing to compute.
+pub(super) fn check_out(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &[&mut [f32]]) -> bool {
+    let (n, dims) = group_out_shape(ps, outs);
+    if ps.is_empty() || dims == 0 {
+        return false;
+    }
     check_segments(vt, n, dims);
-    // SAFETY: segments checked above, `out` not empty; the ISA is the caller's contract.
-    unsafe { kernel(vt, p, out) }
+    true
 }
 
 /// Panics unless every segment `head_out_f16` reads lies inside `vt.data`: page `s` of the

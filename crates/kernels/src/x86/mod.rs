@@ -31,6 +31,8 @@ mod avx2_tiles;
 #[cfg(target_arch = "x86_64")]
 mod avx512_attn_head;
 #[cfg(target_arch = "x86_64")]
+mod avx512_exp;
+#[cfg(target_arch = "x86_64")]
 mod bf16;
 #[cfg(target_arch = "x86_64")]
 mod common;
@@ -111,6 +113,7 @@ pub(crate) fn register_avx512(k: &mut crate::Kernels) {
         vnni::avx512::register(k);
         vnni_pairs::register(k);
         avx512_attn_head::register(k);
+        avx512_exp::register(k);
         bf16::register_avx512(k);
         f16_rows::register_avx512(k);
     }

@@ -151,10 +151,10 @@ pub struct AttnScratch<'a> {
     pub v: &'a mut [f32],
     /// [n, q_dim]
     pub attn: &'a mut [f32],
-    /// [n_threads][n_ctx_pad]
-    pub scores: &'a mut [f32],
-    /// [n_threads][n_ctx_pad + head_dim]
-    pub f16s: &'a mut [f16],
+    /// Per-thread attention scores (grown by `HeadTasks::run`)
+    pub scores: &'a mut Vec<f32>,
+    /// Per-thread f16 probabilities and queries (grown by `HeadTasks::run`)
+    pub f16s: &'a mut Vec<f16>,
     /// [n_dims / 2]
     pub cos_sin: &'a mut [(f32, f32)],
     pub act: &'a mut ActBuffer,
@@ -289,6 +289,7 @@ impl Gqa {
         let group = self.n_head / self.n_head_kv;
         let tasks = HeadTasks {
             n_head: self.n_head,
+            group,
             q_width: hd,
             out_width: hd,
             scale: self.q_scale.map_or(1.0 / (hd as f32).sqrt(), |_| 1.0),

@@ -207,16 +207,16 @@ impl Mla {
         }
 
         grow(&mut b.lat, n * nh * lora);
-        let n_threads = cx.pool.n_threads();
         let tasks = HeadTasks {
             n_head: nh,
+            // One latent for every head, but 576-wide queries take the row kernels, which
+            // gain nothing from sharing.
+            group: 1,
             q_width: width,
             out_width: lora,
             scale: self.kq_scale,
             n_pad: kv.n_ctx_pad(),
         };
-        grow(&mut b.scores, n_threads * tasks.n_pad);
-        grow(&mut b.f16s, n_threads * (tasks.n_pad + width));
         let lat = &mut b.lat[..n * nh * lora];
         let (vt, kv) = (&b.vt[..], &*kv);
         tasks.run(
