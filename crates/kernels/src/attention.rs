@@ -261,14 +261,15 @@ pub fn attend_head(
     let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
     // Whole pages before the window are skipped; the rest of the window's first page is masked.
     let win = Window::new(opts, n_kv);
-    if !tiled_order && d <= HEAD_MAX {
+    if d <= HEAD_MAX {
         let sh = Shape {
             d,
             n_kv,
             n_pad,
             scale,
+            tiled_order,
         };
-        decode_group(k, kv, sh, &[opts.sink], win, q, s, out);
+        head_group(k, kv, sh, &[opts.sink], win, q, s, out);
         return;
     }
     let (dot, dot_paged) = if tiled_order {
@@ -334,9 +335,9 @@ pub const GROUP_MAX: usize = 4;
 /// `attend_head` for a group of `opts.len()` query heads that share one K/V head (`kv`):
 /// `qs` is `[g][d]`, `out` is `[g][dv]` (V rows may be narrower than K's, as in latent
 /// attention), and head `h` gets `opts[h]`. The bits are those of
-/// `attend_head` per head; on the decode path (not `tiled_order`, `d <= HEAD_MAX`, one window
-/// for the group) each K and V row is read and widened once for the group instead of once per
-/// head. `s` holds `g` times what one head needs: `scores` and `p16` at least
+/// `attend_head` per head; where the group's kernels apply (`d <= HEAD_MAX`, one window for
+/// the group), in either order, each K and V row is read and widened once for the group
+/// instead of once per head. `s` holds `g` times what one head needs: `scores` and `p16` at least
 /// `g * pad_kv(n_kv)`, `q16` at least `g * d`.
 #[allow(clippy::too_many_arguments)]
 pub fn attend_group(
@@ -354,7 +355,7 @@ pub fn attend_group(
     assert!(g > 0 && qs.len().is_multiple_of(g) && out.len().is_multiple_of(g));
     let (d, dv) = (qs.len() / g, out.len() / g);
     let one_window = opts.iter().all(|o| o.first == opts[0].first);
-    if tiled_order || d > HEAD_MAX || !one_window || g == 1 {
+    if d > HEAD_MAX || !one_window || g == 1 {
         for (h, o) in opts.iter().enumerate() {
             attend_head(
                 k,
@@ -379,7 +380,7 @@ pub fn attend_group(
         let heads = h0..h0 + part;
         let sinks: [Option<f32>; GROUP_MAX] =
             std::array::from_fn(|i| opts.get(h0 + i).and_then(|o| o.sink));
-        decode_group(
+        head_group(
             k,
             kv,
             Shape {
@@ -387,6 +388,7 @@ pub fn attend_group(
                 n_kv,
                 n_pad,
                 scale,
+                tiled_order,
             },
             &sinks[..part],
             win,
@@ -409,15 +411,18 @@ struct Shape {
     /// and probabilities in the scratch.
     n_pad: usize,
     scale: f32,
+    /// The prompt order (`attend_head`'s `tiled_order`) rather than the decode order.
+    tiled_order: bool,
 }
 
-/// The decode order with whole-group kernels for `sinks.len()` (at most `GROUP_MAX`) heads
-/// sharing `kv`: the queries rounded to f16 and widened to f32 once, every head's scores in
-/// one call (`Kernels::head_scores_f16`), a softmax per head, the probabilities widened, and
-/// every head's outputs in one call (`head_out_f16`): the bits of a dot product per row.
-/// `qs` is `[g][d]` and `out` `[g][dv]`.
+/// Whole-group kernels for `sinks.len()` (at most `GROUP_MAX`) heads sharing `kv`, in the
+/// decode order (`Kernels::head_scores_f16`, `head_out_f16`) or the prompt order
+/// (`head_scores_f16_tiled`, `head_out_f16_tiled`): the queries rounded to f16 and widened to
+/// f32 once, every head's scores in one call, a softmax per head, the probabilities widened,
+/// and every head's outputs in one call; the bits of a dot product per row and head in that
+/// order. `qs` is `[g][d]` and `out` `[g][dv]`.
 #[allow(clippy::too_many_arguments)]
-fn decode_group(
+fn head_group(
     k: &Kernels,
     kv: &HeadView<'_>,
     sh: Shape,
@@ -451,7 +456,12 @@ fn decode_group(
         sc[win.lo..win.first].fill(f32::NEG_INFINITY);
         *o = sc;
     }
-    (k.head_scores_f16())(
+    let (scores_fn, out_fn) = if sh.tiled_order {
+        (k.head_scores_f16_tiled(), k.head_out_f16_tiled())
+    } else {
+        (k.head_scores_f16(), k.head_out_f16())
+    };
+    scores_fn(
         &rows,
         &q_refs[..g],
         sh.scale,
@@ -476,7 +486,7 @@ fn decode_group(
     }
     let mut vt = kv.vt_row(0);
     vt.pages = &vt.pages[win.skip..];
-    (k.head_out_f16())(&vt, &p_refs[..g], &mut outs[..g]);
+    out_fn(&vt, &p_refs[..g], &mut outs[..g]);
 }
 
 /// The softmax of `scores[win.lo..]` (the first `n_kv` live; masked and padded positions at
@@ -771,53 +781,69 @@ mod tests {
                 .collect();
             for isa in Isa::available() {
                 let k = Kernels::for_isa(isa);
-                for g in [1usize, 2, 3, 4, 5, 7] {
-                    let qs: Vec<&[f32]> = q32[..g].iter().map(|q| &q[..]).collect();
-                    for (n, first) in [(1, 0), (2, 0), (45, 0), (45, 7), (64, 33), (192, 100)] {
-                        let mut got = vec![vec![0f32; n]; g];
-                        let mut outs: Vec<&mut [f32]> =
-                            got.iter_mut().map(|o| &mut o[..]).collect();
-                        let mut maxes = vec![0f32; g];
-                        (k.head_scores_f16())(&rows, &qs, 0.3, first, &mut outs, &mut maxes);
-                        for h in 0..g {
-                            let mut want_max = f32::NEG_INFINITY;
-                            for (j, v) in got[h].iter().enumerate().skip(first) {
-                                let want = (k.dot_f16())(rows.row(j, d), &q16[h]) * 0.3;
-                                want_max = want_max.max(want);
-                                assert_eq!(
-                                    v.to_bits(),
-                                    want.to_bits(),
-                                    "{isa:?} d {d} group {g} head {h} score {j}"
-                                );
+                let orders = [
+                    (
+                        k.head_scores_f16(),
+                        k.head_out_f16(),
+                        k.dot_f16(),
+                        k.dot_f16_paged(),
+                    ),
+                    (
+                        k.head_scores_f16_tiled(),
+                        k.head_out_f16_tiled(),
+                        k.dot_f16_batch(),
+                        k.dot_f16_batch_paged(),
+                    ),
+                ];
+                for (order, (scores_fn, out_fn, dot, dot_paged)) in orders.into_iter().enumerate() {
+                    for g in [1usize, 2, 3, 4, 5, 7] {
+                        let qs: Vec<&[f32]> = q32[..g].iter().map(|q| &q[..]).collect();
+                        for (n, first) in [(1, 0), (2, 0), (45, 0), (45, 7), (64, 33), (192, 100)] {
+                            let mut got = vec![vec![0f32; n]; g];
+                            let mut outs: Vec<&mut [f32]> =
+                                got.iter_mut().map(|o| &mut o[..]).collect();
+                            let mut maxes = vec![0f32; g];
+                            scores_fn(&rows, &qs, 0.3, first, &mut outs, &mut maxes);
+                            for h in 0..g {
+                                let mut want_max = f32::NEG_INFINITY;
+                                for (j, v) in got[h].iter().enumerate().skip(first) {
+                                    let want = dot(rows.row(j, d), &q16[h]) * 0.3;
+                                    want_max = want_max.max(want);
+                                    assert_eq!(
+                                        v.to_bits(),
+                                        want.to_bits(),
+                                        "{isa:?} order {order} d {d} group {g} head {h} score {j}"
+                                    );
+                                }
+                                assert_eq!(maxes[h], want_max, "{isa:?} d {d} g {g} h {h} max");
                             }
-                            assert_eq!(maxes[h], want_max, "{isa:?} d {d} g {g} h {h} max");
                         }
-                    }
-                    for (n, dims) in [(32, d), (96, d), (192, d), (70, 5), (32, 1)] {
-                        let vt = PagedRow {
-                            data: &data,
-                            pages: &pages,
-                            page_elems,
-                            offset: d * KV_PAGE,
-                        };
-                        let ps: Vec<&[f32]> = p32[..g].iter().map(|p| &p[..n]).collect();
-                        let mut got = vec![vec![0f32; dims]; g];
-                        let mut outs: Vec<&mut [f32]> =
-                            got.iter_mut().map(|o| &mut o[..]).collect();
-                        (k.head_out_f16())(&vt, &ps, &mut outs);
-                        for (h, out) in got.iter().enumerate() {
-                            for (i, v) in out.iter().enumerate() {
-                                let row = PagedRow {
-                                    offset: vt.offset + i * KV_PAGE,
-                                    ..vt
-                                };
-                                let want = (k.dot_f16_paged())(&row, &p16[h][..n]);
-                                assert_eq!(
+                        for (n, dims) in [(32, d), (96, d), (192, d), (70, 5), (32, 1)] {
+                            let vt = PagedRow {
+                                data: &data,
+                                pages: &pages,
+                                page_elems,
+                                offset: d * KV_PAGE,
+                            };
+                            let ps: Vec<&[f32]> = p32[..g].iter().map(|p| &p[..n]).collect();
+                            let mut got = vec![vec![0f32; dims]; g];
+                            let mut outs: Vec<&mut [f32]> =
+                                got.iter_mut().map(|o| &mut o[..]).collect();
+                            out_fn(&vt, &ps, &mut outs);
+                            for (h, out) in got.iter().enumerate() {
+                                for (i, v) in out.iter().enumerate() {
+                                    let row = PagedRow {
+                                        offset: vt.offset + i * KV_PAGE,
+                                        ..vt
+                                    };
+                                    let want = dot_paged(&row, &p16[h][..n]);
+                                    assert_eq!(
                                     v.to_bits(),
                                     want.to_bits(),
-                                    "{isa:?} d {d} n {n} group {g} head {h} dim {i}"
+                                    "{isa:?} order {order} d {d} n {n} group {g} head {h} dim {i}"
                                 );
-                                checked += 1;
+                                    checked += 1;
+                                }
                             }
                         }
                     }
@@ -833,8 +859,8 @@ mod tests {
         assert!(checked > 0);
     }
 
-    /// `attend_head`'s decode path (whole-head kernels) gives the bits of the same attention
-    /// made one dot product per row, for windows, sinks and a head size with a remainder.
+    /// `attend_head` (whole-head kernels) gives the bits of the same attention made one dot
+    /// product per row, in both orders, for windows, sinks and a head size with a remainder.
     #[test]
     fn decode_attention_equals_the_row_by_row_computation() {
         for d in [64usize, 40] {
@@ -880,20 +906,23 @@ mod tests {
                         let (mut sc, mut p16, mut q16) =
                             (vec![0f32; 96], vec![f16::ZERO; 96], vec![f16::ZERO; d]);
                         let mut got = vec![0f32; d];
-                        let mut s = AttnScratch {
-                            scores: &mut sc,
-                            p16: &mut p16,
-                            q16: &mut q16,
-                            q32: &mut vec![0.0; d],
-                        };
-                        attend_head(&k, &q, &view, n, 0.125, false, opts, &mut s, &mut got);
-                        let want = row_by_row(&k, &q, &view, n, 0.125, opts);
-                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                            assert_eq!(
-                                g.to_bits(),
-                                w.to_bits(),
-                                "{isa:?} d {d} n {n} {opts:?} dim {i}"
-                            );
+                        let mut q32 = vec![0.0; d];
+                        for tiled in [false, true] {
+                            let mut s = AttnScratch {
+                                scores: &mut sc,
+                                p16: &mut p16,
+                                q16: &mut q16,
+                                q32: &mut q32,
+                            };
+                            attend_head(&k, &q, &view, n, 0.125, tiled, opts, &mut s, &mut got);
+                            let want = row_by_row(&k, &q, &view, n, 0.125, opts, tiled);
+                            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                                assert_eq!(
+                                    g.to_bits(),
+                                    w.to_bits(),
+                                    "{isa:?} d {d} n {n} {opts:?} tiled {tiled} dim {i}"
+                                );
+                            }
                         }
                     }
                 }
@@ -980,8 +1009,9 @@ mod tests {
         }
     }
 
-    /// The decode attention as it was made before the whole-head kernels: one `dot_f16` per
-    /// key, a running `f32::max`, one `dot_f16_paged` per output dimension.
+    /// The attention as it was made before the whole-head kernels: one `dot_f16` per key, a
+    /// running `f32::max`, one `dot_f16_paged` per output dimension (in the prompt order,
+    /// `tiled`, `dot_f16_batch` and `dot_f16_batch_paged`).
     fn row_by_row(
         k: &Kernels,
         q: &[f32],
@@ -989,8 +1019,14 @@ mod tests {
         n_kv: usize,
         scale: f32,
         opts: HeadOptions,
+        tiled: bool,
     ) -> Vec<f32> {
         let d = q.len();
+        let (dot, dot_paged) = if tiled {
+            (k.dot_f16_batch(), k.dot_f16_batch_paged())
+        } else {
+            (k.dot_f16(), k.dot_f16_paged())
+        };
         let mut q16 = vec![f16::ZERO; d];
         (k.scale_to_f16())(q, 1.0, &mut q16);
         let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
@@ -998,7 +1034,7 @@ mod tests {
         let mut max = f32::NEG_INFINITY;
         let mut scores = vec![f32::NEG_INFINITY; n_pad];
         for (j, sc) in scores.iter_mut().enumerate().take(n_kv).skip(first) {
-            *sc = (k.dot_f16())(kv.k_row(j, d), &q16) * scale;
+            *sc = dot(kv.k_row(j, d), &q16) * scale;
             max = max.max(*sc);
         }
         if let Some(sink) = opts.sink {
@@ -1015,7 +1051,7 @@ mod tests {
             .map(|i| {
                 let mut row = kv.vt_row(i);
                 row.pages = &row.pages[skip..];
-                (k.dot_f16_paged())(&row, &p16)
+                dot_paged(&row, &p16)
             })
             .collect()
     }

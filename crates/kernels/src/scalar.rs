@@ -42,6 +42,13 @@ pub(crate) fn register(k: &mut Kernels) {
         att::widen_f16_scalar,
         "scalar",
     );
+    // The reference sums in f64 whatever the order a level mirrors, so the prompt order's
+    // twins are the decode order's.
+    k.set_head_f16_tiled(
+        att::head_scores_f16_scalar,
+        att::head_out_f16_scalar,
+        "scalar",
+    );
     k.set_softmax_exp(crate::softmax::softmax_exp_scalar, "scalar");
     k.set_scale_to_f16(att::scale_to_f16_scalar, "scalar");
     k.set_swiglu(crate::swiglu::swiglu_scalar, "scalar");

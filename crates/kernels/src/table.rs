@@ -78,6 +78,7 @@ pub struct Kernels {
     dot_f16_paged: Single<(DotF16PagedFn, DotF16PagedFn)>,
     dot_f16_batch_x4: Single<(DotF16X4Fn, DotF16PagedX4Fn)>,
     head_f16: Single<(ScoresF16Fn, HeadOutF16Fn, WidenF16Fn)>,
+    head_f16_tiled: Single<(ScoresF16Fn, HeadOutF16Fn)>,
     softmax_exp: Single<SoftmaxExpFn>,
     scale_to_f16: Single<ScaleToF16Fn>,
     swiglu: Single<SwigluFn>,
@@ -105,6 +106,7 @@ impl Kernels {
             dot_f16_paged: None,
             dot_f16_batch_x4: None,
             head_f16: None,
+            head_f16_tiled: None,
             softmax_exp: None,
             scale_to_f16: None,
             swiglu: None,
@@ -164,6 +166,7 @@ impl Kernels {
             ("attention dot_f16 paged", self.dot_f16_paged.map(|s| s.1)),
             ("attention dot_f16 x4", self.dot_f16_batch_x4.map(|s| s.1)),
             ("attention decode head", self.head_f16.map(|s| s.1)),
+            ("attention prompt head", self.head_f16_tiled.map(|s| s.1)),
             ("softmax exp", self.softmax_exp.map(|s| s.1)),
             ("scale to f16", self.scale_to_f16.map(|s| s.1)),
             ("swiglu", self.swiglu.map(|s| s.1)),
@@ -309,6 +312,28 @@ impl Kernels {
     ) {
         self.head_f16 = Some(((scores, out, widen), name));
         self.note(name);
+    }
+
+    pub(crate) fn set_head_f16_tiled(
+        &mut self,
+        scores: ScoresF16Fn,
+        out: HeadOutF16Fn,
+        name: &'static str,
+    ) {
+        self.head_f16_tiled = Some(((scores, out), name));
+        self.note(name);
+    }
+
+    /// A group of prompt heads' scaled scores and their maxima, in one call
+    /// (`dot_f16_batch`'s bits per row and head).
+    pub fn head_scores_f16_tiled(&self) -> ScoresF16Fn {
+        single(&self.head_f16_tiled).0
+    }
+
+    /// A group of prompt heads' outputs over the transposed V rows, in one call
+    /// (`dot_f16_batch_paged`'s bits per dimension and head).
+    pub fn head_out_f16_tiled(&self) -> HeadOutF16Fn {
+        single(&self.head_f16_tiled).1
     }
 
     /// A decoding head's scaled scores and their maximum, in one call (`dot_f16`'s bits).

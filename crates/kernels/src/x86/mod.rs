@@ -19,6 +19,8 @@ mod avx2_act_quant;
 #[cfg(target_arch = "x86_64")]
 mod avx2_attn_head;
 #[cfg(target_arch = "x86_64")]
+mod avx2_attn_tiled;
+#[cfg(target_arch = "x86_64")]
 mod avx2_gemm_float;
 #[cfg(target_arch = "x86_64")]
 mod avx2_gemm_panel;
@@ -76,6 +78,7 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
         avx2::register(k);
         avx2_act_quant::register(k);
         avx2_attn_head::register(k);
+        avx2_attn_tiled::register(k);
         avx2_gemm_float::register(k);
         avx2_gemm_panel::register(k);
         avx2_quants::register(k);

@@ -1,0 +1,210 @@
+//! A prompt token's attention for a group of heads in two calls, in the order of llama.cpp's
+//! tiled GEMM: every score of every head (`head_scores_f16_tiled`) and every output dimension
+//! of every head (`head_out_f16_tiled`).
+//!
+//! Why: a 512-token prompt of the default model spent over a third of its time in attention,
+//! one `dot_f16_batch` call per (key, head) and one `dot_f16_batch_paged` per (dimension,
+//! head): each call converted both operands from f16 again, computed page addresses per row,
+//! reduced alone, and the query heads sharing a K/V head each read and converted the same rows.
+//! Here the query (and the probabilities) come widened to f32 once per head, each K row's (or
+//! V row's) step of eight is converted once and multiplied into every head of the group, and
+//! several rows run at once so that enough accumulator chains hide the FMA latency.
+//!
+//! Bit-identity with `avx2::dot_f16_tiled` / `dot_f16_tiled_paged` per row and head: one 8-lane
+//! accumulator over steps of 8 (page after page for V), the same fused multiply-adds in the same
+//! order (f16 to f32 is exact, so a pre-widened operand gives the same products), then
+//! `hsum_float_8` and a remainder past the last step of 8 added in f64.
+
+use std::arch::x86_64::*;
+
+use half::f16;
+
+use super::avx2_attn_head::{check_out, check_scores, max_ignoring_nan};
+use super::common::{hsum_float_8, tail_f64};
+use crate::attention::{PagedRow, PagedRows, KV_PAGE};
+use crate::Kernels;
+
+pub(super) fn register(k: &mut Kernels) {
+    k.set_head_f16_tiled(
+        head_scores_f16_tiled,
+        head_out_f16_tiled,
+        "whole group tiled/avx2",
+    );
+}
+
+/// Every score `first..n` of a group of prompt heads and their maxima (see
+/// `crate::types::ScoresF16Fn`; `dot_f16_batch`'s bits), up to four heads per pass.
+pub fn head_scores_f16_tiled(
+    k: &PagedRows<'_>,
+    qs: &[&[f32]],
+    scale: f32,
+    first: usize,
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+) {
+    if !check_scores(k, qs, first, outs, maxes) {
+        return;
+    }
+    let parts = qs
+        .chunks(4)
+        .zip(outs.chunks_mut(4))
+        .zip(maxes.chunks_mut(4));
+    for ((qs, outs), maxes) in parts {
+        // Rows per pass: `R · G` accumulators (at most 12) and a converted row leave room in
+        // the 16 registers.
+        let kernel: ScoresKernel = match qs.len() {
+            1 => scores_tiled::<1, 4>,
+            2 => scores_tiled::<2, 4>,
+            3 => scores_tiled::<3, 4>,
+            _ => scores_tiled::<4, 3>,
+        };
+        // SAFETY: registered only after AVX2/FMA/F16C were detected; `check_scores` passed;
+        // the part has the kernel's number of heads.
+        unsafe { kernel(k, qs, scale, first, outs, maxes) }
+    }
+}
+
+/// A scores kernel for `G` heads: the arguments of `ScoresF16Fn`.
+type ScoresKernel = unsafe fn(&PagedRows<'_>, &[&[f32]], f32, usize, &mut [&mut [f32]], &mut [f32]);
+
+/// `R` rows at a time, each step of eight converted once for the `G` heads.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `check_scores(k, qs, first, outs, maxes)` passed and returned true;
+/// `qs`, `outs` and `maxes` hold `G` heads.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scores_tiled<const G: usize, const R: usize>(
+    k: &PagedRows<'_>,
+    qs: &[&[f32]],
+    scale: f32,
+    first: usize,
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+) {
+    let (d, n) = (qs[0].len(), outs[0].len());
+    let np = d - d % 8;
+    let qp: [*const f32; G] = std::array::from_fn(|h| qs[h].as_ptr());
+    let base = k.data.as_ptr();
+    // SAFETY: `check_rows` put every row first..n (d halves) inside `k.data` and indexed
+    // `k.pages[j / KV_PAGE]` for every such j.
+    let row = |j: usize| unsafe {
+        base.add(
+            *k.pages.get_unchecked(j / KV_PAGE) as usize * k.page_elems
+                + k.offset
+                + (j % KV_PAGE) * k.stride,
+        )
+    };
+    let mut j = first;
+    while j < n {
+        // Rows past n - 1 repeat row n - 1 and are not stored.
+        let rows: [*const f16; R] = std::array::from_fn(|r| row((j + r).min(n - 1)));
+        let mut acc = [[_mm256_setzero_ps(); G]; R];
+        let mut i = 0;
+        while i < np {
+            for r in 0..R {
+                // SAFETY: i + 8 <= np <= d halves in every row and floats in every query.
+                unsafe {
+                    let x = _mm256_cvtph_ps(_mm_loadu_si128(rows[r].add(i).cast()));
+                    for h in 0..G {
+                        acc[r][h] = _mm256_fmadd_ps(x, _mm256_loadu_ps(qp[h].add(i)), acc[r][h]);
+                    }
+                }
+            }
+            i += 8;
+        }
+        for r in 0..R.min(n - j) {
+            for h in 0..G {
+                let v = tail_f64(f64::from(hsum_float_8(acc[r][h])), np, d, |c| {
+                    // SAFETY: c < d: inside row j + r (checked by the caller).
+                    unsafe { (*rows[r].add(c)).to_f32() * qs[h][c] }
+                });
+                outs[h][j + r] = v * scale;
+            }
+        }
+        j += R;
+    }
+    for h in 0..G {
+        // SAFETY: AVX2 present (caller's contract); first < n.
+        maxes[h] = unsafe { max_ignoring_nan(&outs[h][first..]) };
+    }
+}
+
+/// Every output dimension of a group of prompt heads (see `crate::types::HeadOutF16Fn`;
+/// `dot_f16_batch_paged`'s bits), up to four heads per pass.
+pub fn head_out_f16_tiled(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
+    if !check_out(vt, ps, outs) {
+        return;
+    }
+    for (ps, outs) in ps.chunks(4).zip(outs.chunks_mut(4)) {
+        let kernel: OutKernel = match ps.len() {
+            1 => out_tiled::<1, 4>,
+            2 => out_tiled::<2, 4>,
+            3 => out_tiled::<3, 4>,
+            _ => out_tiled::<4, 3>,
+        };
+        // SAFETY: registered only after AVX2/FMA/F16C were detected; `check_out` passed; the
+        // part has the kernel's number of heads.
+        unsafe { kernel(vt, ps, outs) }
+    }
+}
+
+/// An output kernel for `G` heads: the arguments of `HeadOutF16Fn`.
+type OutKernel = unsafe fn(&PagedRow<'_>, &[&[f32]], &mut [&mut [f32]]);
+
+/// `R` dimensions at a time, each V step of eight converted once for the `G` heads.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `check_out(vt, ps, outs)` passed and returned true; `ps` and `outs`
+/// hold `G` heads.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn out_tiled<const G: usize, const R: usize>(
+    vt: &PagedRow<'_>,
+    ps: &[&[f32]],
+    outs: &mut [&mut [f32]],
+) {
+    let (n, dims) = (ps[0].len(), outs[0].len());
+    let np = n - n % 8;
+    let base = vt.data.as_ptr();
+    // SAFETY: `check_segments` checked every segment read and indexed `vt.pages[s]` for every
+    // s < n / KV_PAGE rounded up.
+    let seg = |i: usize, s: usize| unsafe {
+        base.add(*vt.pages.get_unchecked(s) as usize * vt.page_elems + vt.offset + i * KV_PAGE)
+    };
+    let pp: [*const f32; G] = std::array::from_fn(|h| ps[h].as_ptr());
+    let mut i = 0;
+    while i < dims {
+        // Dimensions past dims - 1 repeat dims - 1 and are not stored.
+        let dim: [usize; R] = std::array::from_fn(|r| (i + r).min(dims - 1));
+        let mut acc = [[_mm256_setzero_ps(); G]; R];
+        let mut start = 0;
+        while start < np {
+            let (page, len) = (start / KV_PAGE, KV_PAGE.min(np - start));
+            let segs: [*const f16; R] = std::array::from_fn(|r| seg(dim[r], page));
+            let mut t = 0;
+            while t < len {
+                for r in 0..R {
+                    // SAFETY: t + 8 <= len halves in each segment (len is a multiple of 8),
+                    // start + t + 8 <= np floats in every `ps[h]`.
+                    unsafe {
+                        let x = _mm256_cvtph_ps(_mm_loadu_si128(segs[r].add(t).cast()));
+                        for h in 0..G {
+                            let y = _mm256_loadu_ps(pp[h].add(start + t));
+                            acc[r][h] = _mm256_fmadd_ps(x, y, acc[r][h]);
+                        }
+                    }
+                }
+                t += 8;
+            }
+            start += len;
+        }
+        for r in 0..R.min(dims - i) {
+            for h in 0..G {
+                outs[h][i + r] = tail_f64(f64::from(hsum_float_8(acc[r][h])), np, n, |c| {
+                    // SAFETY: c < n: inside page c / KV_PAGE's checked segment.
+                    unsafe { (*seg(i + r, c / KV_PAGE).add(c % KV_PAGE)).to_f32() * ps[h][c] }
+                });
+            }
+        }
+        i += R;
+    }
+}
