@@ -112,12 +112,18 @@ unsafe fn scores_tiled<const G: usize, const R: usize>(
             }
             i += 8;
         }
-        for r in 0..R.min(n - j) {
-            for h in 0..G {
-                let v = tail_f64(f64::from(hsum_float_8(acc[r][h])), np, d, |c| {
-                    // SAFETY: c < d: inside row j + r (checked by the caller).
-                    unsafe { (*rows[r].add(c)).to_f32() * qs[h][c] }
-                });
+        let live = R.min(n - j);
+        for h in 0..G {
+            let sums = hsum_four(std::array::from_fn(|r| acc[r.min(R - 1)][h]));
+            for (r, &sum) in sums.iter().enumerate().take(live) {
+                let v = if np == d {
+                    sum
+                } else {
+                    tail_f64(f64::from(sum), np, d, |c| {
+                        // SAFETY: c < d: inside row j + r (checked by the caller).
+                        unsafe { (*rows[r].add(c)).to_f32() * qs[h][c] }
+                    })
+                };
                 outs[h][j + r] = v * scale;
             }
         }
@@ -127,6 +133,38 @@ unsafe fn scores_tiled<const G: usize, const R: usize>(
         // SAFETY: AVX2 present (caller's contract); first < n.
         maxes[h] = unsafe { max_ignoring_nan(&outs[h][first..]) };
     }
+}
+
+/// `hsum_float_8` of four registers at once: `[hsum(x[0]), .., hsum(x[3])]`, each with the
+/// same additions (`lo128 + hi128`, then lanes `(0 + 2) + (1 + 3)`), gathered by shuffles that
+/// only move values.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_four(x: [__m256; 4]) -> [f32; 4] {
+    // [t0 | t1] and [t2 | t3]: each row's 128-bit halves added.
+    let halves = |a: __m256, b: __m256| {
+        _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(a, b),
+            _mm256_permute2f128_ps::<0x31>(a, b),
+        )
+    };
+    let (t01, t23) = (halves(x[0], x[1]), halves(x[2], x[3]));
+    // Low 128 bits: (t0[0] + t0[2], t0[1] + t0[3], t2[0] + t2[2], t2[1] + t2[3]); high: rows
+    // 1 and 3.
+    let u = _mm256_add_ps(
+        _mm256_shuffle_ps::<0b01_00_01_00>(t01, t23),
+        _mm256_shuffle_ps::<0b11_10_11_10>(t01, t23),
+    );
+    // Low 128 bits: (row 0, row 2, ..); high: (row 1, row 3, ..).
+    let v = _mm256_add_ps(
+        _mm256_shuffle_ps::<0b10_00_10_00>(u, u),
+        _mm256_shuffle_ps::<0b11_01_11_01>(u, u),
+    );
+    let rows = _mm_unpacklo_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let mut out = [0f32; 4];
+    // SAFETY: `out` holds four floats.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), rows) };
+    out
 }
 
 /// Every output dimension of a group of prompt heads (see `crate::types::HeadOutF16Fn`;
