@@ -52,7 +52,7 @@ pub struct HeadView<'a> {
 
 impl HeadView<'_> {
     /// K row of position `j` (`d` halves).
-    #[inline]
+    #[cfg(test)]
     fn k_row(&self, j: usize, d: usize) -> &[f16] {
         let at = self.pages[j / KV_PAGE] as usize * self.page_elems
             + self.k_offset
@@ -143,16 +143,6 @@ pub fn scale_to_f16_scalar(src: &[f32], scale: f32, dst: &mut [f16]) {
     }
 }
 
-/// Four reference dot products (the scalar table's `dot_f16_batch_x4`).
-pub fn dot_f16_x4_scalar(a: [&[f16]; 4], b: &[f16]) -> [f32; 4] {
-    a.map(|a| dot_f16_scalar(a, b))
-}
-
-/// Four reference paged dot products.
-pub fn dot_f16_paged_x4_scalar(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4] {
-    std::array::from_fn(|j| dot_f16_paged_scalar(&rows[j], b))
-}
-
 /// The reference group scores: per head and row `dot_f16_scalar`'s f64 sum (with the query
 /// holding f16 values), scaled; each maximum taken as `f32::max` takes it.
 pub fn head_scores_f16_scalar(
@@ -235,11 +225,7 @@ pub fn widen_f16_scalar(src: &[f16], dst: &mut [f32]) {
     }
 }
 
-/// Longest head the whole-head decode kernels take (every common head size; MLA's 576-wide
-/// latent queries take the row-at-a-time kernels, with the same bits).
-const HEAD_MAX: usize = 256;
-
-/// `out = softmax(scale * K q) V` over the positions `opts.first..n_kv`. `out`: [head_dim].
+/// `out = softmax(scale * K q) V` over the positions `opts.first..n_kv`. `out`: [V width].
 ///
 /// `tiled_order` is true when the query's token belongs to a prompt chunk: llama.cpp then
 /// computes attention with its tiled GEMM, whose dot products sum in a different order, and
@@ -261,70 +247,14 @@ pub fn attend_head(
     let n_pad = pad_kv(n_kv).min(kv.pages.len() * KV_PAGE);
     // Whole pages before the window are skipped; the rest of the window's first page is masked.
     let win = Window::new(opts, n_kv);
-    if d <= HEAD_MAX {
-        let sh = Shape {
-            d,
-            n_kv,
-            n_pad,
-            scale,
-            tiled_order,
-        };
-        head_group(k, kv, sh, &[opts.sink], win, q, s, out);
-        return;
-    }
-    let (dot, dot_paged) = if tiled_order {
-        (k.dot_f16_batch(), k.dot_f16_batch_paged())
-    } else {
-        (k.dot_f16(), k.dot_f16_paged())
-    };
-    let q16 = &mut s.q16[..d];
-    (k.scale_to_f16())(q, 1.0, q16);
-    s.scores[win.lo..win.first].fill(f32::NEG_INFINITY);
-    let mut max = f32::NEG_INFINITY;
-    let mut j = win.first;
-    if tiled_order {
-        // Four keys at a time: four independent sums, each in the single dot's order.
-        let dot4 = k.dot_f16_batch_x4();
-        while j + 4 <= n_kv {
-            let rows = [0, 1, 2, 3].map(|i| kv.k_row(j + i, d));
-            for (sc, v) in s.scores[j..j + 4].iter_mut().zip(dot4(rows, q16)) {
-                *sc = v * scale;
-                max = max.max(*sc);
-            }
-            j += 4;
-        }
-    }
-    for (jj, sc) in s.scores[j..n_kv].iter_mut().enumerate() {
-        *sc = dot(kv.k_row(j + jj, d), q16) * scale;
-        max = max.max(*sc);
-    }
-    softmax_to_f16(
-        k,
+    let sh = Shape {
+        d,
         n_kv,
-        max,
-        opts.sink,
-        win,
-        &mut s.scores[..n_pad],
-        &mut s.p16[..n_pad],
-    );
-    let p16 = &s.p16[win.lo..n_pad];
-    let vt_row = |i: usize| {
-        let mut row = kv.vt_row(i);
-        row.pages = &row.pages[win.skip..];
-        row
+        n_pad,
+        scale,
+        tiled_order,
     };
-    let mut i = 0;
-    if tiled_order {
-        let dot4 = k.dot_f16_batch_paged_x4();
-        while i + 4 <= out.len() {
-            let rows = [0, 1, 2, 3].map(|r| vt_row(i + r));
-            out[i..i + 4].copy_from_slice(&dot4(&rows, p16));
-            i += 4;
-        }
-    }
-    for (ii, o) in out[i..].iter_mut().enumerate() {
-        *o = dot_paged(&vt_row(i + ii), p16);
-    }
+    head_group(k, kv, sh, &[opts.sink], win, q, s, out);
 }
 
 /// Heads one call of the group kernels takes at most: a larger group sharing a K/V head is
@@ -335,9 +265,9 @@ pub const GROUP_MAX: usize = 4;
 /// `attend_head` for a group of `opts.len()` query heads that share one K/V head (`kv`):
 /// `qs` is `[g][d]`, `out` is `[g][dv]` (V rows may be narrower than K's, as in latent
 /// attention), and head `h` gets `opts[h]`. The bits are those of
-/// `attend_head` per head; where the group's kernels apply (`d <= HEAD_MAX`, one window for
-/// the group), in either order, each K and V row is read and widened once for the group
-/// instead of once per head. `s` holds `g` times what one head needs: `scores` and `p16` at least
+/// `attend_head` per head; where the group shares one window (always, in practice), in
+/// either order, each K and V row is read and widened once for the group instead of once per
+/// head. `s` holds `g` times what one head needs: `scores` and `p16` at least
 /// `g * pad_kv(n_kv)`, `q16` at least `g * d`.
 #[allow(clippy::too_many_arguments)]
 pub fn attend_group(
@@ -355,7 +285,7 @@ pub fn attend_group(
     assert!(g > 0 && qs.len().is_multiple_of(g) && out.len().is_multiple_of(g));
     let (d, dv) = (qs.len() / g, out.len() / g);
     let one_window = opts.iter().all(|o| o.first == opts[0].first);
-    if d > HEAD_MAX || !one_window || g == 1 {
+    if !one_window || g == 1 {
         for (h, o) in opts.iter().enumerate() {
             attend_head(
                 k,
@@ -433,7 +363,7 @@ fn head_group(
     out: &mut [f32],
 ) {
     let (g, d, n_pad) = (sinks.len(), sh.d, sh.n_pad);
-    assert!(g <= GROUP_MAX && d <= HEAD_MAX);
+    assert!(g <= GROUP_MAX);
     assert!(s.scores.len() >= g * n_pad && s.p16.len() >= g * n_pad);
     let (q16, q32) = (&mut s.q16[..g * d], &mut s.q32[..g * d]);
     (k.scale_to_f16())(qs, 1.0, q16);
@@ -704,35 +634,6 @@ mod tests {
                     (k.dot_f16_batch())(ff, bb).to_bits(),
                     "{isa:?} tiled len {len}"
                 );
-                // Four rows at a time (the same row shifted by whole pages and by one
-                // element, and a partial last step): each equal to its single product.
-                for tail in [3, 8] {
-                    let m = len - tail;
-                    let bb = &b[..m];
-                    let rows4 = [0, 1, 2, 3].map(|r| PagedRow {
-                        data: &data,
-                        pages: &pages,
-                        page_elems,
-                        offset: KV_PAGE - r * 7,
-                    });
-                    let got = (k.dot_f16_batch_paged_x4())(&rows4, bb);
-                    for (r, row) in rows4.iter().enumerate() {
-                        assert_eq!(
-                            got[r].to_bits(),
-                            (k.dot_f16_batch_paged())(row, bb).to_bits(),
-                            "{isa:?} paged x4 row {r} len {m}"
-                        );
-                    }
-                    let flats = [0, 1, 2, 3].map(|r| &flat[r..r + m]);
-                    let got = (k.dot_f16_batch_x4())(flats, bb);
-                    for (r, f) in flats.iter().enumerate() {
-                        assert_eq!(
-                            got[r].to_bits(),
-                            (k.dot_f16_batch())(f, bb).to_bits(),
-                            "{isa:?} x4 row {r} len {m}"
-                        );
-                    }
-                }
             }
         }
     }
@@ -863,7 +764,7 @@ mod tests {
     /// product per row, in both orders, for windows, sinks and a head size with a remainder.
     #[test]
     fn decode_attention_equals_the_row_by_row_computation() {
-        for d in [64usize, 40] {
+        for d in [64usize, 40, 576] {
             let kv_dim = 2 * d;
             let page_elems = KV_PAGE * kv_dim;
             let pages = [3u32, 1, 4];

@@ -31,11 +31,6 @@ pub(crate) fn register(k: &mut Kernels) {
         att::dot_f16_paged_scalar,
         "scalar",
     );
-    k.set_dot_f16_batch_x4(
-        att::dot_f16_x4_scalar,
-        att::dot_f16_paged_x4_scalar,
-        "scalar",
-    );
     k.set_head_f16(
         att::head_scores_f16_scalar,
         att::head_out_f16_scalar,

@@ -13,9 +13,8 @@ use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
 use crate::types::Isa;
 use crate::types::{
-    DotF16Fn, DotF16PagedFn, DotF16PagedX4Fn, DotF16X4Fn, GemmTilesFn, GemmX8Fn, GemmX8PairFn,
-    HeadOutF16Fn, Layout, ScaleToF16Fn, ScoresF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn,
-    VecDotX4Fn, WidenF16Fn,
+    DotF16Fn, DotF16PagedFn, GemmTilesFn, GemmX8Fn, GemmX8PairFn, HeadOutF16Fn, Layout,
+    ScaleToF16Fn, ScoresF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn, WidenF16Fn,
 };
 
 /// Keyed kernels with the name of each (`set` replaces the entry of a key or adds one).
@@ -76,7 +75,6 @@ pub struct Kernels {
     dot_f16: Single<DotF16Fn>,
     dot_f16_batch: Single<DotF16Fn>,
     dot_f16_paged: Single<(DotF16PagedFn, DotF16PagedFn)>,
-    dot_f16_batch_x4: Single<(DotF16X4Fn, DotF16PagedX4Fn)>,
     head_f16: Single<(ScoresF16Fn, HeadOutF16Fn, WidenF16Fn)>,
     head_f16_tiled: Single<(ScoresF16Fn, HeadOutF16Fn)>,
     softmax_exp: Single<SoftmaxExpFn>,
@@ -104,7 +102,6 @@ impl Kernels {
             dot_f16: None,
             dot_f16_batch: None,
             dot_f16_paged: None,
-            dot_f16_batch_x4: None,
             head_f16: None,
             head_f16_tiled: None,
             softmax_exp: None,
@@ -164,7 +161,6 @@ impl Kernels {
             ("attention dot_f16", self.dot_f16.map(|s| s.1)),
             ("attention dot_f16 batch", self.dot_f16_batch.map(|s| s.1)),
             ("attention dot_f16 paged", self.dot_f16_paged.map(|s| s.1)),
-            ("attention dot_f16 x4", self.dot_f16_batch_x4.map(|s| s.1)),
             ("attention decode head", self.head_f16.map(|s| s.1)),
             ("attention prompt head", self.head_f16_tiled.map(|s| s.1)),
             ("softmax exp", self.softmax_exp.map(|s| s.1)),
@@ -293,16 +289,6 @@ impl Kernels {
         self.note(name);
     }
 
-    pub(crate) fn set_dot_f16_batch_x4(
-        &mut self,
-        contiguous: DotF16X4Fn,
-        paged: DotF16PagedX4Fn,
-        name: &'static str,
-    ) {
-        self.dot_f16_batch_x4 = Some(((contiguous, paged), name));
-        self.note(name);
-    }
-
     pub(crate) fn set_head_f16(
         &mut self,
         scores: ScoresF16Fn,
@@ -350,16 +336,6 @@ impl Kernels {
     /// f16 to f32, element by element (exact).
     pub fn widen_f16(&self) -> WidenF16Fn {
         single(&self.head_f16).2
-    }
-
-    /// Four `dot_f16_batch` products sharing their second operand.
-    pub fn dot_f16_batch_x4(&self) -> DotF16X4Fn {
-        single(&self.dot_f16_batch_x4).0
-    }
-
-    /// Four `dot_f16_batch_paged` products sharing their second operand.
-    pub fn dot_f16_batch_paged_x4(&self) -> DotF16PagedX4Fn {
-        single(&self.dot_f16_batch_x4).1
     }
 
     /// `dot_f16` over a row scattered across KV pages (attention's V products).

@@ -59,11 +59,6 @@ pub type DotF16Fn = fn(a: &[f16], b: &[f16]) -> f32;
 /// The same dot product with `a` scattered over KV pages; must sum in exactly the order of the
 /// contiguous `DotF16Fn` of its kind (tested bit for bit).
 pub type DotF16PagedFn = fn(a: &PagedRow<'_>, b: &[f16]) -> f32;
-/// Four f16 dot products against the same `b`, each bit-identical to the single `DotF16Fn` of
-/// its kind (four independent accumulator chains instead of one latency-bound chain).
-pub type DotF16X4Fn = fn(a: [&[f16]; 4], b: &[f16]) -> [f32; 4];
-/// `DotF16X4Fn` over four rows scattered across KV pages.
-pub type DotF16PagedX4Fn = fn(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4];
 /// Four dot products of one weight row with four activation rows. Each result must be
 /// bit-identical to the single `VecDotFn` of the same format (the batch-invariance promise).
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];

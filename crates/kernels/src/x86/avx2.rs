@@ -24,11 +24,6 @@ pub(super) fn register(k: &mut Kernels) {
     k.set_vec_dot(GgmlType::F32, vec_dot_f32_f32, "f32 weights·f32/avx2");
     k.set_dot_f16_batch(dot_f16_tiled, "f16·f16 tiled/avx2");
     k.set_dot_f16_paged(dot_f16_paged, dot_f16_tiled_paged, "f16·f16 paged/avx2");
-    k.set_dot_f16_batch_x4(
-        dot_f16_tiled_x4,
-        dot_f16_tiled_paged_x4,
-        "f16·f16 tiled x4/avx2",
-    );
     k.set_softmax_exp(softmax_exp, "softmax_exp/avx2");
     k.set_scale_to_f16(scale_to_f16, "f32→f16/f16c");
     k.set_swiglu(swiglu, "swiglu/avx2");
@@ -287,93 +282,6 @@ unsafe fn scale_to_f16_avx2(src: &[f32], scale: f32, dst: &mut [f16]) {
     for (d, &x) in dst[i..].iter_mut().zip(&src[i..]) {
         *d = f16::from_f32(x * scale);
     }
-}
-
-/// Four `dot_f16_tiled` products sharing `b`: four independent accumulator chains (one chain
-/// is bound by the FMA latency), each summed exactly as the single product sums.
-pub fn dot_f16_tiled_x4(a: [&[f16]; 4], b: &[f16]) -> [f32; 4] {
-    assert!(
-        a.iter().all(|r| r.len() == b.len()),
-        "dot_f16_tiled_x4: length mismatch"
-    );
-    // SAFETY: registered only after AVX2/FMA/F16C were detected; lengths are equal.
-    unsafe { dot_f16_tiled_x4_avx2(a, b) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f16_tiled_x4_avx2(a: [&[f16]; 4], b: &[f16]) -> [f32; 4] {
-    let n = b.len();
-    let np = n - n % 8;
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let pa = a.map(|r| r.as_ptr() as *const u8);
-    let pb = b.as_ptr() as *const u8;
-    let mut i = 0;
-    while i < np {
-        // SAFETY: i + 8 <= np <= n elements of 2 bytes in every row.
-        let vb = unsafe { _mm256_cvtph_ps(load16(pb.add(2 * i))) };
-        for j in 0..4 {
-            // SAFETY: as above.
-            let va = unsafe { _mm256_cvtph_ps(load16(pa[j].add(2 * i))) };
-            acc[j] = _mm256_fmadd_ps(va, vb, acc[j]);
-        }
-        i += 8;
-    }
-    // A loop, not `array::from_fn`: its closure was compiled out of line (a call per key).
-    let mut out = [0.0f32; 4];
-    for j in 0..4 {
-        out[j] = tail_f64(f64::from(hsum_float_8(acc[j])), np, n, |k| {
-            a[j][k].to_f32() * b[k].to_f32()
-        });
-    }
-    out
-}
-
-/// Four `dot_f16_tiled_paged` products sharing `b` (see [`dot_f16_tiled_x4`]).
-pub fn dot_f16_tiled_paged_x4(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4] {
-    // SAFETY: registered only after AVX2/FMA/F16C were detected.
-    unsafe { dot_f16_tiled_paged_x4_avx2(rows, b) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f16_tiled_paged_x4_avx2(rows: &[PagedRow<'_>; 4], b: &[f16]) -> [f32; 4] {
-    let n = b.len();
-    let np = n - n % 8;
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut start = 0;
-    while start < np {
-        // One page at a time: its four segments, then steps of 8 inside it.
-        let len = KV_PAGE.min(np - start);
-        let page = start / KV_PAGE;
-        let segs = [
-            rows[0].segment(page, len),
-            rows[1].segment(page, len),
-            rows[2].segment(page, len),
-            rows[3].segment(page, len),
-        ];
-        let bs = &b[start..start + len];
-        let mut i = 0;
-        while i < len {
-            // SAFETY: i + 8 <= len halves in `bs` and in every segment (len is a multiple of 8).
-            let vb = unsafe { _mm256_cvtph_ps(load16(bs.as_ptr().add(i) as *const u8)) };
-            for j in 0..4 {
-                // SAFETY: as above.
-                let va = unsafe { _mm256_cvtph_ps(load16(segs[j].as_ptr().add(i) as *const u8)) };
-                acc[j] = _mm256_fmadd_ps(va, vb, acc[j]);
-            }
-            i += 8;
-        }
-        start += len;
-    }
-    let mut out = [0.0f32; 4];
-    for j in 0..4 {
-        let mut res = hsum_float_8(acc[j]) as f64;
-        for (k, y) in b.iter().enumerate().skip(np) {
-            let x = rows[j].segment(k / KV_PAGE, k % KV_PAGE + 1)[k % KV_PAGE];
-            res += (x.to_f32() * y.to_f32()) as f64;
-        }
-        out[j] = res as f32;
-    }
-    out
 }
 
 /// f16 · f16 with ggml's AVX layout: four 8-lane f32 accumulators over steps of 32, reduced

@@ -209,9 +209,8 @@ impl Mla {
         grow(&mut b.lat, n * nh * lora);
         let tasks = HeadTasks {
             n_head: nh,
-            // One latent for every head, but 576-wide queries take the row kernels, which
-            // gain nothing from sharing.
-            group: 1,
+            // One latent for every head: they all read the same cached rows.
+            group: nh,
             q_width: width,
             out_width: lora,
             scale: self.kq_scale,
