@@ -82,11 +82,124 @@ pub fn head_scores_f16(
     if !check_scores(k, qs, first, outs, maxes) {
         return;
     }
-    for ((q, out), m) in qs.iter().zip(outs.iter_mut()).zip(maxes.iter_mut()) {
+    let per = group_part(qs.len());
+    let parts = qs
+        .chunks(per)
+        .zip(outs.chunks_mut(per))
+        .zip(maxes.chunks_mut(per));
+    for ((qs, outs), maxes) in parts {
         // SAFETY: registered only after AVX2/FMA/F16C were detected; rows checked and
-        // first < n.
-        *m = unsafe { scores_avx2(k, q, scale, first, out) };
+        // first < n; each part has the kernel's number of heads.
+        unsafe {
+            match qs.len() {
+                1 => maxes[0] = scores_avx2(k, qs[0], scale, first, outs[0]),
+                2 => scores_group::<2>(k, qs, scale, first, outs, maxes),
+                _ => scores_group::<3>(k, qs, scale, first, outs, maxes),
+            }
+        }
     }
+}
+
+/// Heads per part of a group at this level: at most three (their twelve accumulators and a
+/// converted step fill the sixteen registers), the parts as even as can be (4 = 2 + 2).
+fn group_part(g: usize) -> usize {
+    g.div_ceil(g.div_ceil(3)).max(1)
+}
+
+/// `G` (2 or 3) heads' scores, one row at a time: each K step of eight converted once for
+/// every head's own four accumulators (`group_row`), then reduced two heads at a time with
+/// `f16_reduce`'s additions.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `check_scores(k, qs, first, outs, maxes)` passed and returned true;
+/// `qs`, `outs` and `maxes` hold `G` heads.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scores_group<const G: usize>(
+    k: &PagedRows<'_>,
+    qs: &[&[f32]],
+    scale: f32,
+    first: usize,
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+) {
+    let (d, n) = (qs[0].len(), outs[0].len());
+    let np = d - d % 32;
+    let ys: [*const f32; G] = std::array::from_fn(|h| qs[h].as_ptr());
+    let base = k.data.as_ptr();
+    for j in first..n {
+        // SAFETY: `check_rows` put row j (d halves) inside `k.data` and indexed
+        // `k.pages[j / KV_PAGE]`.
+        let row = unsafe {
+            base.add(
+                *k.pages.get_unchecked(j / KV_PAGE) as usize * k.page_elems
+                    + k.offset
+                    + (j % KV_PAGE) * k.stride,
+            )
+        };
+        // SAFETY: step s covers halves 32s..32s + 32 <= np of the row and floats of every
+        // query.
+        let sums = unsafe { group_row::<G>(np / 32, |s| row.add(32 * s), ys) };
+        for (h, v) in reduce_heads(sums).into_iter().enumerate() {
+            let full = with_tail(v, np, qs[h], |c| {
+                // SAFETY: c < d: inside row j (checked by the caller).
+                unsafe { *row.add(c) }
+            });
+            outs[h][j] = full * scale;
+        }
+    }
+    for h in 0..G {
+        // SAFETY: AVX2 present (caller's contract); first < n.
+        maxes[h] = unsafe { max_ignoring_nan(&outs[h][first..]) };
+    }
+}
+
+/// One row against `G` heads in ggml's AVX2 `vec_dot_f16` order: per step of 32 (`seg(s)`
+/// points to the row's 32 halves of step `s`, `ys[h] + 32 s` to head `h`'s floats) the four
+/// 8-lane accumulators of every head, each eight halves converted once; returns each head's
+/// `(acc0 + acc2) + (acc1 + acc3)`.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; for every `s < steps`, `seg(s)` points to 32 readable halves and
+/// every `ys[h]` to `32 s + 32` readable floats.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_row<const G: usize>(
+    steps: usize,
+    seg: impl Fn(usize) -> *const f16,
+    ys: [*const f32; G],
+) -> [__m256; G] {
+    let mut acc = [[_mm256_setzero_ps(); 4]; G];
+    for s in 0..steps {
+        let x0 = seg(s);
+        for j in 0..4 {
+            // SAFETY: 8j + 8 <= 32 halves of the step and floats of every head (contract).
+            unsafe {
+                let x = _mm256_cvtph_ps(_mm_loadu_si128(x0.add(8 * j).cast()));
+                for h in 0..G {
+                    let y = _mm256_loadu_ps(ys[h].add(32 * s + 8 * j));
+                    acc[h][j] = _mm256_fmadd_ps(x, y, acc[h][j]);
+                }
+            }
+        }
+    }
+    acc.map(|a| _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3])))
+}
+
+/// `f16_reduce`'s remaining additions for `G` heads' sums, two at a time (`reduce_two`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce_heads<const G: usize>(sums: [__m256; G]) -> [f32; G] {
+    let mut out = [0f32; G];
+    let mut h = 0;
+    while h < G {
+        let two = reduce_two([sums[h], sums[(h + 1).min(G - 1)]]);
+        out[h] = two[0];
+        if h + 1 < G {
+            out[h + 1] = two[1];
+        }
+        h += 2;
+    }
+    out
 }
 
 /// The checks every scores entry makes before its kernels run: the group's shapes agree and
@@ -156,10 +269,47 @@ pub fn head_out_f16(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
     if !check_out(vt, ps, outs) {
         return;
     }
-    for (p, out) in ps.iter().zip(outs.iter_mut()) {
+    let per = group_part(ps.len());
+    for (ps, outs) in ps.chunks(per).zip(outs.chunks_mut(per)) {
         // SAFETY: registered only after AVX2/FMA/F16C were detected; segments checked, `out`
-        // not empty.
-        unsafe { out_avx2(vt, p, out) };
+        // not empty; each part has the kernel's number of heads.
+        unsafe {
+            match ps.len() {
+                1 => out_avx2(vt, ps[0], outs[0]),
+                2 => out_group::<2>(vt, ps, outs),
+                _ => out_group::<3>(vt, ps, outs),
+            }
+        }
+    }
+}
+
+/// `G` (2 or 3) heads' outputs, one dimension at a time: each V step of eight converted once
+/// for every head (`group_row`, page after page).
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `check_out(vt, ps, outs)` passed and returned true; `ps` and `outs`
+/// hold `G` heads.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn out_group<const G: usize>(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
+    let (n, dims) = (ps[0].len(), outs[0].len());
+    let np = n - n % 32;
+    let base = vt.data.as_ptr();
+    // SAFETY: the caller checked every segment that is read, and indexed `vt.pages[s]` for
+    // every s < n / KV_PAGE rounded up.
+    let seg = |i: usize, s: usize| unsafe {
+        base.add(*vt.pages.get_unchecked(s) as usize * vt.page_elems + vt.offset + i * KV_PAGE)
+    };
+    let ys: [*const f32; G] = std::array::from_fn(|h| ps[h].as_ptr());
+    for i in 0..dims {
+        // SAFETY: each of the np / 32 full pages' segments holds 32 halves, and every `ps[h]`
+        // np floats.
+        let sums = unsafe { group_row::<G>(np / 32, |s| seg(i, s), ys) };
+        for (h, v) in reduce_heads(sums).into_iter().enumerate() {
+            outs[h][i] = with_tail(v, np, ps[h], |c| {
+                // SAFETY: c < n: inside page c / KV_PAGE's checked segment.
+                unsafe { *seg(i, c / KV_PAGE).add(c % KV_PAGE) }
+            });
+        }
     }
 }
 
@@ -272,7 +422,14 @@ unsafe fn step32(sum: &mut [[__m256; 4]; 2], rows: [*const f16; 2], b: *const f3
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn reduce_pair(sum: [[__m256; 4]; 2]) -> [f32; 2] {
-    let s = sum.map(|a| _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3])));
+    reduce_two(sum.map(|a| _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]))))
+}
+
+/// The rest of `f16_reduce` for two rows' `(acc0 + acc2) + (acc1 + acc3)`: row 0 in the low
+/// 128-bit half, row 1 in the high half, `lo + hi` and two horizontal adds for each.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce_two(s: [__m256; 2]) -> [f32; 2] {
     let lo = _mm256_permute2f128_ps::<0x20>(s[0], s[1]);
     let hi = _mm256_permute2f128_ps::<0x31>(s[0], s[1]);
     let t = _mm256_add_ps(lo, hi);
