@@ -126,6 +126,8 @@ unsafe fn scores_group<const G: usize>(
     let np = d - d % 32;
     let ys: [*const f32; G] = std::array::from_fn(|h| qs[h].as_ptr());
     let base = k.data.as_ptr();
+    // `j` indexes the rows and every head's scores.
+    #[allow(clippy::needless_range_loop)]
     for j in first..n {
         // SAFETY: `check_rows` put row j (d halves) inside `k.data` and indexed
         // `k.pages[j / KV_PAGE]`.
@@ -171,6 +173,8 @@ unsafe fn group_row<const G: usize>(
     let mut acc = [[_mm256_setzero_ps(); 4]; G];
     for s in 0..steps {
         let x0 = seg(s);
+        // `j` indexes the step's eights and every head's accumulators.
+        #[allow(clippy::needless_range_loop)]
         for j in 0..4 {
             // SAFETY: 8j + 8 <= 32 halves of the step and floats of every head (contract).
             unsafe {
@@ -300,6 +304,8 @@ unsafe fn out_group<const G: usize>(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut
         base.add(*vt.pages.get_unchecked(s) as usize * vt.page_elems + vt.offset + i * KV_PAGE)
     };
     let ys: [*const f32; G] = std::array::from_fn(|h| ps[h].as_ptr());
+    // `i` indexes the dimensions and every head's outputs.
+    #[allow(clippy::needless_range_loop)]
     for i in 0..dims {
         // SAFETY: each of the np / 32 full pages' segments holds 32 halves, and every `ps[h]`
         // np floats.
