@@ -264,11 +264,11 @@ pub const GROUP_MAX: usize = 4;
 
 /// `attend_head` for a group of `opts.len()` query heads that share one K/V head (`kv`):
 /// `qs` is `[g][d]`, `out` is `[g][dv]` (V rows may be narrower than K's, as in latent
-/// attention), and head `h` gets `opts[h]`. The bits are those of
-/// `attend_head` per head; where the group shares one window (always, in practice), in
-/// either order, each K and V row is read and widened once for the group instead of once per
-/// head. `s` holds `g` times what one head needs: `scores` and `p16` at least
-/// `g * pad_kv(n_kv)`, `q16` at least `g * d`.
+/// attention), and head `h` gets `opts[h]`. The bits are those of `attend_head` per head;
+/// where the group shares one window (always, in practice), in either order, each K and V row
+/// is read and widened once for up to `GROUP_MAX` heads instead of once per head. `s` holds
+/// `g` times what one head needs: `scores` and `p16` at least `g * pad_kv(n_kv)`, `q16` and
+/// `q32` at least `g * d`.
 #[allow(clippy::too_many_arguments)]
 pub fn attend_group(
     k: &Kernels,
