@@ -27,7 +27,7 @@ use crate::attention::{group_out_shape, group_shape, PagedRow, PagedRows, KV_PAG
 use crate::Kernels;
 
 pub(super) fn register(k: &mut Kernels) {
-    k.set_head_f16(head_scores_f16, head_out_f16, widen_f16, "whole head/avx2");
+    k.set_head_f16(head_scores_f16, head_out_f16, widen_f16, "whole group/avx2");
 }
 
 /// `dst[i] = src[i]` as f32, eight at a time with F16C.

@@ -32,6 +32,15 @@ pub(super) fn register(k: &mut Kernels) {
     );
 }
 
+/// With the AVX-512 level: the scores with twice the registers.
+pub(super) fn register_avx512(k: &mut Kernels) {
+    k.set_head_f16_tiled(
+        head_scores_f16_tiled_vl,
+        head_out_f16_tiled,
+        "whole group tiled/avx512vl",
+    );
+}
+
 /// Every score `first..n` of a group of prompt heads and their maxima (see
 /// `crate::types::ScoresF16Fn`; `dot_f16_batch`'s bits), up to four heads per pass.
 pub fn head_scores_f16_tiled(
@@ -42,6 +51,55 @@ pub fn head_scores_f16_tiled(
     outs: &mut [&mut [f32]],
     maxes: &mut [f32],
 ) {
+    // Rows per pass: `R · G` accumulators (at most 12) and a converted row leave room in the
+    // 16 registers.
+    let pick = |g: usize| -> ScoresKernel {
+        match g {
+            1 => scores_tiled::<1, 4>,
+            2 => scores_tiled::<2, 4>,
+            3 => scores_tiled::<3, 4>,
+            _ => scores_tiled::<4, 3>,
+        }
+    };
+    // SAFETY: registered only after AVX2/FMA/F16C were detected.
+    unsafe { scores_parts(k, qs, scale, first, outs, maxes, pick) }
+}
+
+/// The same at the AVX-512 level: the body compiled with AVX-512VL, whose 32 registers hold
+/// eight rows' accumulators for up to three heads.
+pub fn head_scores_f16_tiled_vl(
+    k: &PagedRows<'_>,
+    qs: &[&[f32]],
+    scale: f32,
+    first: usize,
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+) {
+    let pick = |g: usize| -> ScoresKernel {
+        match g {
+            1 => scores_tiled_vl::<1, 8>,
+            2 => scores_tiled_vl::<2, 8>,
+            3 => scores_tiled_vl::<3, 8>,
+            _ => scores_tiled_vl::<4, 6>,
+        }
+    };
+    // SAFETY: registered only with the AVX-512 level (AVX-512F/VL detected).
+    unsafe { scores_parts(k, qs, scale, first, outs, maxes, pick) }
+}
+
+/// The checks, then `pick(heads)`'s kernel on each part of at most four heads.
+///
+/// # Safety
+/// The CPU has what every kernel `pick` gives was compiled for.
+unsafe fn scores_parts(
+    k: &PagedRows<'_>,
+    qs: &[&[f32]],
+    scale: f32,
+    first: usize,
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+    pick: impl Fn(usize) -> ScoresKernel,
+) {
     if !check_scores(k, qs, first, outs, maxes) {
         return;
     }
@@ -50,90 +108,94 @@ pub fn head_scores_f16_tiled(
         .zip(outs.chunks_mut(4))
         .zip(maxes.chunks_mut(4));
     for ((qs, outs), maxes) in parts {
-        // Rows per pass: `R · G` accumulators (at most 12) and a converted row leave room in
-        // the 16 registers.
-        let kernel: ScoresKernel = match qs.len() {
-            1 => scores_tiled::<1, 4>,
-            2 => scores_tiled::<2, 4>,
-            3 => scores_tiled::<3, 4>,
-            _ => scores_tiled::<4, 3>,
-        };
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; `check_scores` passed;
-        // the part has the kernel's number of heads.
-        unsafe { kernel(k, qs, scale, first, outs, maxes) }
+        // SAFETY: `check_scores` passed; the part has the kernel's number of heads; the ISA
+        // is the caller's contract.
+        unsafe { pick(qs.len())(k, qs, scale, first, outs, maxes) }
     }
 }
 
 /// A scores kernel for `G` heads: the arguments of `ScoresF16Fn`.
 type ScoresKernel = unsafe fn(&PagedRows<'_>, &[&[f32]], f32, usize, &mut [&mut [f32]], &mut [f32]);
 
-/// `R` rows at a time, each step of eight converted once for the `G` heads.
-///
-/// # Safety
-/// AVX2/FMA/F16C present; `check_scores(k, qs, first, outs, maxes)` passed and returned true;
-/// `qs`, `outs` and `maxes` hold `G` heads.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn scores_tiled<const G: usize, const R: usize>(
-    k: &PagedRows<'_>,
-    qs: &[&[f32]],
-    scale: f32,
-    first: usize,
-    outs: &mut [&mut [f32]],
-    maxes: &mut [f32],
-) {
-    let (d, n) = (qs[0].len(), outs[0].len());
-    let np = d - d % 8;
-    let qp: [*const f32; G] = std::array::from_fn(|h| qs[h].as_ptr());
-    let base = k.data.as_ptr();
-    // SAFETY: `check_rows` put every row first..n (d halves) inside `k.data` and indexed
-    // `k.pages[j / KV_PAGE]` for every such j.
-    let row = |j: usize| unsafe {
-        base.add(
-            *k.pages.get_unchecked(j / KV_PAGE) as usize * k.page_elems
-                + k.offset
-                + (j % KV_PAGE) * k.stride,
-        )
-    };
-    let mut j = first;
-    while j < n {
-        // Rows past n - 1 repeat row n - 1 and are not stored.
-        let rows: [*const f16; R] = std::array::from_fn(|r| row((j + r).min(n - 1)));
-        let mut acc = [[_mm256_setzero_ps(); G]; R];
-        let mut i = 0;
-        while i < np {
-            for r in 0..R {
-                // SAFETY: i + 8 <= np <= d halves in every row and floats in every query.
-                unsafe {
-                    let x = _mm256_cvtph_ps(_mm_loadu_si128(rows[r].add(i).cast()));
+/// The scores kernel's body, compiled once per target (`$features`): `R` rows at a time
+/// (a multiple of 4), each step of eight converted once for the `G` heads.
+macro_rules! scores_tiled {
+    ($name:ident, $features:literal) => {
+        /// # Safety
+        /// The CPU has `$features`; `check_scores(k, qs, first, outs, maxes)` passed and
+        /// returned true; `qs`, `outs` and `maxes` hold `G` heads.
+        #[target_feature(enable = $features)]
+        unsafe fn $name<const G: usize, const R: usize>(
+            k: &PagedRows<'_>,
+            qs: &[&[f32]],
+            scale: f32,
+            first: usize,
+            outs: &mut [&mut [f32]],
+            maxes: &mut [f32],
+        ) {
+            let (d, n) = (qs[0].len(), outs[0].len());
+            let np = d - d % 8;
+            let qp: [*const f32; G] = std::array::from_fn(|h| qs[h].as_ptr());
+            let base = k.data.as_ptr();
+            // SAFETY: `check_rows` put every row first..n (d halves) inside `k.data` and
+            // indexed `k.pages[j / KV_PAGE]` for every such j.
+            let row = |j: usize| unsafe {
+                base.add(
+                    *k.pages.get_unchecked(j / KV_PAGE) as usize * k.page_elems
+                        + k.offset
+                        + (j % KV_PAGE) * k.stride,
+                )
+            };
+            let mut j = first;
+            while j < n {
+                // Rows past n - 1 repeat row n - 1 and are not stored.
+                let rows: [*const f16; R] = std::array::from_fn(|r| row((j + r).min(n - 1)));
+                let mut acc = [[_mm256_setzero_ps(); G]; R];
+                let mut i = 0;
+                while i < np {
+                    for r in 0..R {
+                        // SAFETY: i + 8 <= np <= d halves in every row and floats in every
+                        // query.
+                        unsafe {
+                            let x = _mm256_cvtph_ps(_mm_loadu_si128(rows[r].add(i).cast()));
+                            for h in 0..G {
+                                let y = _mm256_loadu_ps(qp[h].add(i));
+                                acc[r][h] = _mm256_fmadd_ps(x, y, acc[r][h]);
+                            }
+                        }
+                    }
+                    i += 8;
+                }
+                let live = R.min(n - j);
+                for r0 in (0..live).step_by(4) {
                     for h in 0..G {
-                        acc[r][h] = _mm256_fmadd_ps(x, _mm256_loadu_ps(qp[h].add(i)), acc[r][h]);
+                        let sums = hsum_four(std::array::from_fn(|r| acc[(r0 + r).min(R - 1)][h]));
+                        for (r, &sum) in sums.iter().enumerate().take(live - r0) {
+                            let r = r0 + r;
+                            let v = if np == d {
+                                sum
+                            } else {
+                                tail_f64(f64::from(sum), np, d, |c| {
+                                    // SAFETY: c < d: inside row j + r (checked by the caller).
+                                    unsafe { (*rows[r].add(c)).to_f32() * qs[h][c] }
+                                })
+                            };
+                            outs[h][j + r] = v * scale;
+                        }
                     }
                 }
+                j += R;
             }
-            i += 8;
-        }
-        let live = R.min(n - j);
-        for h in 0..G {
-            let sums = hsum_four(std::array::from_fn(|r| acc[r.min(R - 1)][h]));
-            for (r, &sum) in sums.iter().enumerate().take(live) {
-                let v = if np == d {
-                    sum
-                } else {
-                    tail_f64(f64::from(sum), np, d, |c| {
-                        // SAFETY: c < d: inside row j + r (checked by the caller).
-                        unsafe { (*rows[r].add(c)).to_f32() * qs[h][c] }
-                    })
-                };
-                outs[h][j + r] = v * scale;
+            for h in 0..G {
+                // SAFETY: AVX2 present (the features include it); first < n.
+                maxes[h] = unsafe { max_ignoring_nan(&outs[h][first..]) };
             }
         }
-        j += R;
-    }
-    for h in 0..G {
-        // SAFETY: AVX2 present (caller's contract); first < n.
-        maxes[h] = unsafe { max_ignoring_nan(&outs[h][first..]) };
-    }
+    };
 }
+
+scores_tiled!(scores_tiled, "avx2,fma,f16c");
+scores_tiled!(scores_tiled_vl, "avx512f,avx512vl,avx2,fma,f16c");
 
 /// `hsum_float_8` of four registers at once: `[hsum(x[0]), .., hsum(x[3])]`, each with the
 /// same additions (`lo128 + hi128`, then lanes `(0 + 2) + (1 + 3)`), gathered by shuffles that

@@ -39,7 +39,7 @@ pub(super) fn register(k: &mut Kernels) {
         head_scores_f16,
         head_out_f16,
         widen_f16,
-        "whole head/avx512",
+        "whole group/avx512",
     );
 }
 

@@ -117,6 +117,7 @@ pub(crate) fn register_avx512(k: &mut crate::Kernels) {
         vnni_pairs::register(k);
         avx512_attn_head::register(k);
         avx512_exp::register(k);
+        avx2_attn_tiled::register_avx512(k);
         bf16::register_avx512(k);
         f16_rows::register_avx512(k);
     }
