@@ -79,25 +79,42 @@ pub fn head_scores_f16(
     outs: &mut [&mut [f32]],
     maxes: &mut [f32],
 ) {
-    if !check_scores(k, qs, first, outs, maxes) {
-        return;
-    }
-    let per = group_part(qs.len());
-    let parts = qs
-        .chunks(per)
-        .zip(outs.chunks_mut(per))
-        .zip(maxes.chunks_mut(per));
-    for ((qs, outs), maxes) in parts {
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; rows checked and
-        // first < n; each part has the kernel's number of heads.
-        unsafe {
-            match qs.len() {
-                1 => maxes[0] = scores_avx2(k, qs[0], scale, first, outs[0]),
-                2 => scores_group::<2>(k, qs, scale, first, outs, maxes),
-                _ => scores_group::<3>(k, qs, scale, first, outs, maxes),
-            }
+    let kernel = |heads: usize| -> ScoresPart {
+        match heads {
+            1 => scores_one,
+            2 => scores_group::<2>,
+            _ => scores_group::<3>,
         }
+    };
+    // SAFETY: registered only after AVX2/FMA/F16C were detected.
+    unsafe {
+        scores_in_parts(
+            k,
+            qs,
+            scale,
+            first,
+            outs,
+            maxes,
+            group_part(qs.len()),
+            kernel,
+        )
     }
+}
+
+/// `scores_avx2` as a part of one head.
+///
+/// # Safety
+/// As `scores_avx2`, for the one head of `qs`, `outs` and `maxes`.
+unsafe fn scores_one(
+    k: &PagedRows<'_>,
+    qs: &[&[f32]],
+    scale: f32,
+    first: usize,
+    outs: &mut [&mut [f32]],
+    maxes: &mut [f32],
+) {
+    // SAFETY: the caller's contract.
+    maxes[0] = unsafe { scores_avx2(k, qs[0], scale, first, outs[0]) };
 }
 
 /// Heads per part of a group at this level: at most three (their twelve accumulators and a
@@ -111,7 +128,7 @@ fn group_part(g: usize) -> usize {
 /// `f16_reduce`'s additions.
 ///
 /// # Safety
-/// AVX2/FMA/F16C present; `check_scores(k, qs, first, outs, maxes)` passed and returned true;
+/// AVX2/FMA/F16C present; `scores_in_parts` checked the group;
 /// `qs`, `outs` and `maxes` hold `G` heads.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn scores_group<const G: usize>(
@@ -206,23 +223,45 @@ fn reduce_heads<const G: usize>(sums: [__m256; G]) -> [f32; G] {
     out
 }
 
-/// The checks every scores entry makes before its kernels run: the group's shapes agree and
-/// every row `first..n` lies inside the cache. False (every maximum `-inf`) when there is
-/// nothing to score.
-pub(super) fn check_scores(
+/// A scores kernel for one part of a group: the arguments of `ScoresF16Fn`. It may assume
+/// its ISA, that the part's shapes agree, that every row `first..n` lies inside the cache and
+/// that `first < n`.
+pub(super) type ScoresPart =
+    unsafe fn(&PagedRows<'_>, &[&[f32]], f32, usize, &mut [&mut [f32]], &mut [f32]);
+
+/// What every scores entry does around its kernels: checks the group's shapes and that every
+/// row `first..n` lies inside the cache (nothing to score: every maximum `-inf`), then runs
+/// `kernel(heads)` on each part of at most `per` heads.
+///
+/// # Safety
+/// The CPU has what every kernel `kernel` gives was compiled for, and each handles the number
+/// of heads it is given for.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn scores_in_parts(
     k: &PagedRows<'_>,
     qs: &[&[f32]],
+    scale: f32,
     first: usize,
-    outs: &[&mut [f32]],
+    outs: &mut [&mut [f32]],
     maxes: &mut [f32],
-) -> bool {
+    per: usize,
+    kernel: impl Fn(usize) -> ScoresPart,
+) {
     let (d, n) = group_shape(qs, outs, maxes);
     if qs.is_empty() || first >= n {
         maxes[..qs.len()].fill(f32::NEG_INFINITY);
-        return false;
+        return;
     }
     check_rows(k, d, first, n);
-    true
+    let parts = qs
+        .chunks(per)
+        .zip(outs.chunks_mut(per))
+        .zip(maxes.chunks_mut(per));
+    for ((qs, outs), maxes) in parts {
+        // SAFETY: shapes and rows checked above, first < n; the ISA and the part size are
+        // the caller's contract.
+        unsafe { kernel(qs.len())(k, qs, scale, first, outs, maxes) }
+    }
 }
 
 /// # Safety
@@ -270,28 +309,31 @@ unsafe fn scores_avx2(
 /// Every output dimension of a group of decoding heads (see `crate::types::HeadOutF16Fn`):
 /// head by head.
 pub fn head_out_f16(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
-    if !check_out(vt, ps, outs) {
-        return;
-    }
-    let per = group_part(ps.len());
-    for (ps, outs) in ps.chunks(per).zip(outs.chunks_mut(per)) {
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; segments checked, `out`
-        // not empty; each part has the kernel's number of heads.
-        unsafe {
-            match ps.len() {
-                1 => out_avx2(vt, ps[0], outs[0]),
-                2 => out_group::<2>(vt, ps, outs),
-                _ => out_group::<3>(vt, ps, outs),
-            }
+    let kernel = |heads: usize| -> OutPart {
+        match heads {
+            1 => out_one,
+            2 => out_group::<2>,
+            _ => out_group::<3>,
         }
-    }
+    };
+    // SAFETY: registered only after AVX2/FMA/F16C were detected.
+    unsafe { out_in_parts(vt, ps, outs, group_part(ps.len()), kernel) }
+}
+
+/// `out_avx2` as a part of one head.
+///
+/// # Safety
+/// As `out_avx2`, for the one head of `ps` and `outs`.
+unsafe fn out_one(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
+    // SAFETY: the caller's contract.
+    unsafe { out_avx2(vt, ps[0], outs[0]) }
 }
 
 /// `G` (2 or 3) heads' outputs, one dimension at a time: each V step of eight converted once
 /// for every head (`group_row`, page after page).
 ///
 /// # Safety
-/// AVX2/FMA/F16C present; `check_out(vt, ps, outs)` passed and returned true; `ps` and `outs`
+/// AVX2/FMA/F16C present; `out_in_parts` checked the group; `ps` and `outs`
 /// hold `G` heads.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn out_group<const G: usize>(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
@@ -319,15 +361,35 @@ unsafe fn out_group<const G: usize>(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut
     }
 }
 
-/// The checks every output entry makes before its kernels run: the group's shapes agree and
-/// every segment read lies inside the cache. False when there is nothing to compute.
-pub(super) fn check_out(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &[&mut [f32]]) -> bool {
+/// An output kernel for one part of a group: the arguments of `HeadOutF16Fn`. It may assume
+/// its ISA, that the part's shapes agree, that every segment it reads lies inside the cache and
+/// that the outputs are not empty.
+pub(super) type OutPart = unsafe fn(&PagedRow<'_>, &[&[f32]], &mut [&mut [f32]]);
+
+/// What every output entry does around its kernels: checks the group's shapes and that every
+/// segment read lies inside the cache, then runs `kernel(heads)` on each part of at most `per`
+/// heads (nothing when there are no outputs).
+///
+/// # Safety
+/// The CPU has what every kernel `kernel` gives was compiled for, and each handles the number
+/// of heads it is given for.
+pub(super) unsafe fn out_in_parts(
+    vt: &PagedRow<'_>,
+    ps: &[&[f32]],
+    outs: &mut [&mut [f32]],
+    per: usize,
+    kernel: impl Fn(usize) -> OutPart,
+) {
     let (n, dims) = group_out_shape(ps, outs);
     if ps.is_empty() || dims == 0 {
-        return false;
+        return;
     }
     check_segments(vt, n, dims);
-    true
+    for (ps, outs) in ps.chunks(per).zip(outs.chunks_mut(per)) {
+        // SAFETY: shapes and segments checked above, outputs not empty; the ISA and the part
+        // size are the caller's contract.
+        unsafe { kernel(ps.len())(vt, ps, outs) }
+    }
 }
 
 /// Panics unless every segment `head_out_f16` reads lies inside `vt.data`: page `s` of the

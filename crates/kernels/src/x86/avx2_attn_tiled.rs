@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::avx2_attn_head::{check_out, check_scores, max_ignoring_nan};
+use super::avx2_attn_head::{max_ignoring_nan, out_in_parts, scores_in_parts, OutPart, ScoresPart};
 use super::common::{hsum_float_8, tail_f64};
 use crate::attention::{PagedRow, PagedRows, KV_PAGE};
 use crate::Kernels;
@@ -53,7 +53,7 @@ pub fn head_scores_f16_tiled(
 ) {
     // Rows per pass: `R · G` accumulators (at most 12) and a converted row leave room in the
     // 16 registers.
-    let pick = |g: usize| -> ScoresKernel {
+    let pick = |g: usize| -> ScoresPart {
         match g {
             1 => scores_tiled::<1, 4>,
             2 => scores_tiled::<2, 4>,
@@ -62,7 +62,7 @@ pub fn head_scores_f16_tiled(
         }
     };
     // SAFETY: registered only after AVX2/FMA/F16C were detected.
-    unsafe { scores_parts(k, qs, scale, first, outs, maxes, pick) }
+    unsafe { scores_in_parts(k, qs, scale, first, outs, maxes, 4, pick) }
 }
 
 /// The same at the AVX-512 level: the body compiled with AVX-512VL, whose 32 registers hold
@@ -75,7 +75,7 @@ pub fn head_scores_f16_tiled_vl(
     outs: &mut [&mut [f32]],
     maxes: &mut [f32],
 ) {
-    let pick = |g: usize| -> ScoresKernel {
+    let pick = |g: usize| -> ScoresPart {
         match g {
             1 => scores_tiled_vl::<1, 8>,
             2 => scores_tiled_vl::<2, 8>,
@@ -84,46 +84,15 @@ pub fn head_scores_f16_tiled_vl(
         }
     };
     // SAFETY: registered only with the AVX-512 level (AVX-512F/VL detected).
-    unsafe { scores_parts(k, qs, scale, first, outs, maxes, pick) }
+    unsafe { scores_in_parts(k, qs, scale, first, outs, maxes, 4, pick) }
 }
-
-/// The checks, then `pick(heads)`'s kernel on each part of at most four heads.
-///
-/// # Safety
-/// The CPU has what every kernel `pick` gives was compiled for.
-unsafe fn scores_parts(
-    k: &PagedRows<'_>,
-    qs: &[&[f32]],
-    scale: f32,
-    first: usize,
-    outs: &mut [&mut [f32]],
-    maxes: &mut [f32],
-    pick: impl Fn(usize) -> ScoresKernel,
-) {
-    if !check_scores(k, qs, first, outs, maxes) {
-        return;
-    }
-    let parts = qs
-        .chunks(4)
-        .zip(outs.chunks_mut(4))
-        .zip(maxes.chunks_mut(4));
-    for ((qs, outs), maxes) in parts {
-        // SAFETY: `check_scores` passed; the part has the kernel's number of heads; the ISA
-        // is the caller's contract.
-        unsafe { pick(qs.len())(k, qs, scale, first, outs, maxes) }
-    }
-}
-
-/// A scores kernel for `G` heads: the arguments of `ScoresF16Fn`.
-type ScoresKernel = unsafe fn(&PagedRows<'_>, &[&[f32]], f32, usize, &mut [&mut [f32]], &mut [f32]);
 
 /// The scores kernel's body, compiled once per target (`$features`): `R` rows at a time
 /// (a multiple of 4), each step of eight converted once for the `G` heads.
 macro_rules! scores_tiled {
     ($name:ident, $features:literal) => {
         /// # Safety
-        /// The CPU has `$features`; `check_scores(k, qs, first, outs, maxes)` passed and
-        /// returned true; `qs`, `outs` and `maxes` hold `G` heads.
+        /// The CPU has `$features`; `scores_in_parts` checked the group; `qs`, `outs` and `maxes` hold `G` heads.
         #[target_feature(enable = $features)]
         unsafe fn $name<const G: usize, const R: usize>(
             k: &PagedRows<'_>,
@@ -232,29 +201,22 @@ fn hsum_four(x: [__m256; 4]) -> [f32; 4] {
 /// Every output dimension of a group of prompt heads (see `crate::types::HeadOutF16Fn`;
 /// `dot_f16_batch_paged`'s bits), up to four heads per pass.
 pub fn head_out_f16_tiled(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
-    if !check_out(vt, ps, outs) {
-        return;
-    }
-    for (ps, outs) in ps.chunks(4).zip(outs.chunks_mut(4)) {
-        let kernel: OutKernel = match ps.len() {
+    let kernel = |heads: usize| -> OutPart {
+        match heads {
             1 => out_tiled::<1, 4>,
             2 => out_tiled::<2, 4>,
             3 => out_tiled::<3, 4>,
             _ => out_tiled::<4, 3>,
-        };
-        // SAFETY: registered only after AVX2/FMA/F16C were detected; `check_out` passed; the
-        // part has the kernel's number of heads.
-        unsafe { kernel(vt, ps, outs) }
-    }
+        }
+    };
+    // SAFETY: registered only after AVX2/FMA/F16C were detected.
+    unsafe { out_in_parts(vt, ps, outs, 4, kernel) }
 }
-
-/// An output kernel for `G` heads: the arguments of `HeadOutF16Fn`.
-type OutKernel = unsafe fn(&PagedRow<'_>, &[&[f32]], &mut [&mut [f32]]);
 
 /// `R` dimensions at a time, each V step of eight converted once for the `G` heads.
 ///
 /// # Safety
-/// AVX2/FMA/F16C present; `check_out(vt, ps, outs)` passed and returned true; `ps` and `outs`
+/// AVX2/FMA/F16C present; `out_in_parts` checked the group; `ps` and `outs`
 /// hold `G` heads.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn out_tiled<const G: usize, const R: usize>(

@@ -30,7 +30,9 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::avx2_attn_head::{check_out, check_scores, max_ignoring_nan, widen_f16, with_tail};
+use super::avx2_attn_head::{
+    max_ignoring_nan, out_in_parts, scores_in_parts, widen_f16, with_tail, OutPart, ScoresPart,
+};
 use crate::attention::{PagedRow, PagedRows, KV_PAGE};
 use crate::Kernels;
 
@@ -53,33 +55,20 @@ pub fn head_scores_f16(
     outs: &mut [&mut [f32]],
     maxes: &mut [f32],
 ) {
-    if !check_scores(k, qs, first, outs, maxes) {
-        return;
-    }
-    let d = qs[0].len();
-    let parts = qs
-        .chunks(4)
-        .zip(outs.chunks_mut(4))
-        .zip(maxes.chunks_mut(4));
-    for ((qs, outs), maxes) in parts {
-        let kernel = match qs.len() {
-            1 => scores_for::<1>(d),
-            2 => scores_for::<2>(d),
-            3 => scores_for::<3>(d),
-            _ => scores_for::<4>(d),
-        };
-        // SAFETY: registered only after the AVX-512 level was detected; `check_scores`
-        // passed; the part has the kernel's number of heads.
-        unsafe { kernel(k, qs, scale, first, outs, maxes) }
-    }
+    let d = qs.first().map_or(0, |q| q.len());
+    let kernel = |heads: usize| match heads {
+        1 => scores_for::<1>(d),
+        2 => scores_for::<2>(d),
+        3 => scores_for::<3>(d),
+        _ => scores_for::<4>(d),
+    };
+    // SAFETY: registered only after the AVX-512 level was detected.
+    unsafe { scores_in_parts(k, qs, scale, first, outs, maxes, 4, kernel) }
 }
-
-/// A scores kernel for `G` heads: the arguments of `ScoresF16Fn`, with `G` queries.
-type ScoresKernel = unsafe fn(&PagedRows<'_>, &[&[f32]], f32, usize, &mut [&mut [f32]], &mut [f32]);
 
 /// The scores kernel for `G` heads of width `d`: the common head sizes get their steps of 32
 /// unrolled.
-fn scores_for<const G: usize>(d: usize) -> ScoresKernel {
+fn scores_for<const G: usize>(d: usize) -> ScoresPart {
     match d {
         64 => scores_avx512::<2, G>,
         128 => scores_avx512::<4, G>,
@@ -91,8 +80,7 @@ fn scores_for<const G: usize>(d: usize) -> ScoresKernel {
 /// Each K row's step is widened once and multiplied into all `G` heads' accumulators.
 ///
 /// # Safety
-/// AVX-512F/AVX2/FMA/F16C present; `check_scores(k, qs, first, outs, maxes)` passed and
-/// returned true; `qs`, `outs` and `maxes` hold `G` heads.
+/// AVX-512F/AVX2/FMA/F16C present; `scores_in_parts` checked the group; `qs`, `outs` and `maxes` hold `G` heads.
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn scores_avx512<const STEPS: usize, const G: usize>(
     k: &PagedRows<'_>,
@@ -177,32 +165,25 @@ unsafe fn scores_avx512<const STEPS: usize, const G: usize>(
 /// Every output dimension of a group of decoding heads (see `crate::types::HeadOutF16Fn`), up
 /// to four heads per pass over the V rows.
 pub fn head_out_f16(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
-    if !check_out(vt, ps, outs) {
-        return;
-    }
-    for (ps, outs) in ps.chunks(4).zip(outs.chunks_mut(4)) {
-        // Dimensions per pass: the `G · DIMS` pairs of accumulators and the widened V rows
-        // fit the 32 registers.
-        let kernel: OutKernel = match ps.len() {
+    // Dimensions per pass: the `G · DIMS` pairs of accumulators and the widened V rows fit
+    // the 32 registers.
+    let kernel = |heads: usize| -> OutPart {
+        match heads {
             1 => out_avx512::<1, 8>,
             2 => out_avx512::<2, 4>,
             3 => out_avx512::<3, 4>,
             _ => out_avx512::<4, 2>,
-        };
-        // SAFETY: registered only after the AVX-512 level was detected; `check_out` passed;
-        // the part has the kernel's number of heads.
-        unsafe { kernel(vt, ps, outs) }
-    }
+        }
+    };
+    // SAFETY: registered only after the AVX-512 level was detected.
+    unsafe { out_in_parts(vt, ps, outs, 4, kernel) }
 }
-
-/// An output kernel for `G` heads: the arguments of `HeadOutF16Fn`, with `G` heads.
-type OutKernel = unsafe fn(&PagedRow<'_>, &[&[f32]], &mut [&mut [f32]]);
 
 /// Blocks of eight output dimensions, computed `DIMS` (a divisor of 8) at a time: each V
 /// segment is widened once and multiplied into all `G` heads' accumulators.
 ///
 /// # Safety
-/// AVX-512F/AVX2/FMA/F16C present; `check_out(vt, ps, outs)` passed and returned true; `ps`
+/// AVX-512F/AVX2/FMA/F16C present; `out_in_parts` checked the group; `ps`
 /// and `outs` hold `G` heads.
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn out_avx512<const G: usize, const DIMS: usize>(
