@@ -48,7 +48,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    fn dims(&self, n_ctx_pad: usize, n_threads: usize) -> Dims {
+    fn dims(&self) -> Dims {
         // Latent attention keeps its own buffers (`MlaBuffers`): no GQA rows to size.
         let gqa = !matches!(
             self.layers.first().map(|l| &l.attn),
@@ -60,8 +60,6 @@ impl Decoder {
             kv_dim: if gqa { self.hp.kv_dim() } else { 0 },
             n_ff: self.hp.n_ff,
             head_dim: self.hp.head_dim,
-            n_ctx_pad,
-            n_threads,
         }
     }
 }
@@ -205,7 +203,7 @@ impl Model for Decoder {
     ) -> Result<(), ModelError> {
         let n = batch.n_tokens();
         let e = self.hp.n_embd;
-        let dims = self.dims(kv.n_ctx_pad(), cx.pool.n_threads());
+        let dims = self.dims();
         embed(&self.hp, &self.token_embd, batch, kv, buf, &dims)?;
         for (li, layer) in self.layers.iter().enumerate() {
             let x = &mut buf.x[..n * e];

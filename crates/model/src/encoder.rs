@@ -254,8 +254,6 @@ impl Model for Encoder {
                 kv_dim: e,
                 n_ff: hp.n_ff,
                 head_dim: hp.head_dim,
-                n_ctx_pad: 0,
-                n_threads: cx.pool.n_threads(),
             },
         );
 

@@ -74,9 +74,6 @@ pub struct Dims {
     pub kv_dim: usize,
     pub n_ff: usize,
     pub head_dim: usize,
-    /// Padded context (`KvCache::n_ctx_pad`).
-    pub n_ctx_pad: usize,
-    pub n_threads: usize,
 }
 
 /// Receives named intermediate tensors (`attn_norm-0`, `Qcur-0`, ... as llama.cpp names them),

@@ -165,8 +165,6 @@ impl Model for Gemma3 {
             kv_dim: self.hp.kv_dim(),
             n_ff: self.hp.n_ff,
             head_dim: self.hp.head_dim,
-            n_ctx_pad: kv.n_ctx_pad(),
-            n_threads: cx.pool.n_threads(),
         };
         embed(&self.hp, &self.token_embd, batch, kv, buf, &dims)?;
         // [n, n_embd]

@@ -84,9 +84,9 @@ pub struct MlaBuffers {
     v_out: Vec<f32>,
     /// [n_pages][kv_lora][KV_PAGE] the latent transposed, by cache page id
     vt: Vec<f16>,
-    /// [n_threads][n_ctx_pad]
+    /// Per-thread attention scores and queries (grown by `HeadTasks::run`)
     scores: Vec<f32>,
-    /// [n_threads][n_ctx_pad + kv_lora + n_rot]
+    /// Per-thread f16 probabilities and queries (grown by `HeadTasks::run`)
     f16s: Vec<f16>,
     /// [n_rot / 2]
     cos_sin: Vec<(f32, f32)>,
