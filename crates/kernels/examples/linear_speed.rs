@@ -2,7 +2,7 @@
 //! a prompt-sized batch and a single token. Prints multiply-accumulates per second, so kernel
 //! changes can be judged without a whole model. Timings only; nothing here is a test.
 //!
-//! `cargo run --release -p owl-kernels --example linear_speed [-- TYPE...]`
+//! `[LINEAR_SPEED_SHAPE=ROWSxCOLS] cargo run --release -p owl-kernels --example linear_speed [-- TYPE...]`
 
 use std::time::Instant;
 
@@ -25,7 +25,14 @@ fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
     let k = Kernels::detect();
     let pool = ThreadPool::new(1);
-    let (rows, cols) = (256usize, 2048usize);
+    // `LINEAR_SPEED_SHAPE=ROWSxCOLS` picks another shape (e.g. a model's, 896 or 4864 wide).
+    let (rows, cols) = std::env::var("LINEAR_SPEED_SHAPE")
+        .ok()
+        .and_then(|s| {
+            let (r, c) = s.split_once('x')?;
+            Some((r.parse().ok()?, c.parse().ok()?))
+        })
+        .unwrap_or((256usize, 2048usize));
     println!("isa {} — {rows}×{cols} weights, 1 thread", k.isa().name());
     for ty in [
         GgmlType::Q4_0,
@@ -72,7 +79,10 @@ fn main() {
 /// One line: multiply-accumulates per second for a single token and a 64-token batch.
 fn measure(k: &Kernels, pool: &ThreadPool, w: &QMatrix, label: &str) -> String {
     let mut act = ActBuffer::default();
-    let mut line = label.to_string();
+    let mut line = format!(
+        "{label} [w%64={}]",
+        w.bytes.as_slice().as_ptr() as usize % 64
+    );
     for n_tokens in [1usize, 16, 64] {
         let x = data(n_tokens * w.cols, 11);
         let mut out = vec![0f32; n_tokens * w.rows];

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use owl_gguf::{GgmlType, GgufFile};
 
 use crate::pool::{chunking, SharedMut, ThreadPool};
+use crate::types::FloatTileFn;
 use crate::Kernels;
 
 /// Where a weight matrix's bytes live: borrowed from the memory-mapped model file (the default:
@@ -119,6 +120,18 @@ impl QMatrix {
 #[derive(Default)]
 pub struct ActBuffer {
     bytes: Vec<u8>,
+}
+
+impl ActBuffer {
+    /// `len` bytes starting on a 64-byte boundary (a cache line), so that rows whose size is
+    /// a multiple of 64 never straddle lines: a 64-byte load that does costs two.
+    fn aligned(&mut self, len: usize) -> &mut [u8] {
+        if self.bytes.len() < len + 64 {
+            self.bytes.resize(len + 64, 0);
+        }
+        let skip = self.bytes.as_ptr().align_offset(64).min(63);
+        &mut self.bytes[skip..skip + len]
+    }
 }
 
 /// `out[t][r] = dot(w.row(r), x[t])` for `t < n_tokens`, `r < w.rows`.
@@ -245,9 +258,9 @@ fn linear_many_with(
     assert_eq!(x.len(), n_tokens * cols, "linear: activation shape");
     let quantize = k.quantize(aty).expect("linear: no activation quantizer");
     let a_row = owl_quant::row_bytes(aty, cols);
-    act.bytes.resize(a_row * n_tokens, 0);
+    let abuf = act.aligned(a_row * n_tokens);
     // Quantize activations once: [n_tokens, a_row] bytes.
-    quantize_tokens(pool, n_tokens, a_row, &mut act.bytes, |t, dst| {
+    quantize_tokens(pool, n_tokens, a_row, abuf, |t, dst| {
         quantize(&x[t * cols..(t + 1) * cols], dst)
     });
 
@@ -258,6 +271,7 @@ fn linear_many_with(
         vec_dot: owl_quant::VecDotFn,
         x4: Option<crate::types::VecDotX4Fn>,
         x2x4: Option<crate::types::VecDot2x4Fn>,
+        tile: Option<FloatTileFn>,
         out: SharedMut<f32>,
     }
     let mut parts: [Option<Part<'_>>; MAX_FUSED] = [None, None, None, None];
@@ -271,11 +285,12 @@ fn linear_many_with(
             vec_dot: k.vec_dot(w.ty).expect("linear: no dot product"),
             x4: k.vec_dot_x4(w.ty),
             x2x4: k.vec_dot_2x4(w.ty),
+            tile: k.float_tile(w.ty),
             out: SharedMut::new(out),
         });
         total_rows += w.rows;
     }
-    let abuf = &act.bytes[..];
+    let abuf = &*abuf;
     // Tokens per tile: the tile's quantized activations stay in L1 while every weight row of
     // the thread's share passes over them.
     let tile = (TILE_BYTES / a_row.max(1)).clamp(4, 64) & !3;
@@ -294,6 +309,33 @@ fn linear_many_with(
                 base += p.rows;
                 let mut r = lo;
                 while r < hi {
+                    if let Some(four) = p.tile.filter(|_| r + 3 < hi) {
+                        // Four rows at a time: a 4×4 tile per four tokens.
+                        let w4: [&[u8]; 4] =
+                            std::array::from_fn(|i| &p.w[(r + i) * p.w_row..(r + i + 1) * p.w_row]);
+                        let mut t = t0;
+                        while t + 4 <= t_end {
+                            let v = four(cols, w4, std::array::from_fn(|j| act_row(t + j)));
+                            for (i, row) in v.iter().enumerate() {
+                                for (j, &x) in row.iter().enumerate() {
+                                    // SAFETY: (t + j) * rows + r + i < out.len(); rows r..r + 4
+                                    // of this matrix belong to this thread only.
+                                    unsafe { p.out.write((t + j) * p.rows + r + i, x) };
+                                }
+                            }
+                            t += 4;
+                        }
+                        while t < t_end {
+                            for (i, wr) in w4.iter().enumerate() {
+                                let v = (p.vec_dot)(cols, wr, act_row(t));
+                                // SAFETY: as above.
+                                unsafe { p.out.write(t * p.rows + r + i, v) };
+                            }
+                            t += 1;
+                        }
+                        r += 4;
+                        continue;
+                    }
                     if let Some(x2x4) = p.x2x4.filter(|_| r + 1 < hi) {
                         // Two rows at a time: a 2×4 tile per four tokens.
                         let w2 = [
@@ -467,10 +509,10 @@ fn linear_repacked(
     let (block_cols, block_bytes) = (p.block_cols, p.block_bytes);
     let a_row = cols / block_cols * p.acts.block_bytes();
     let q8 = |ty| k.quantize(ty).expect("linear: no activation quantizer");
-    act.bytes.resize(a_row * n_tokens, 0);
+    let abuf = act.aligned(a_row * n_tokens);
     // Quantize activations once: [n_tokens, a_row] bytes.
     let (acts, quantize) = (p.acts, q8(p.acts.quant_type()));
-    quantize_tokens(pool, n_tokens, a_row, &mut act.bytes, |t, dst| {
+    quantize_tokens(pool, n_tokens, a_row, abuf, |t, dst| {
         let x = &x[t * cols..(t + 1) * cols];
         match acts {
             Activations::Q8_0WithSums => quantize_q8_0_with_sums(quantize, x, dst),
@@ -497,7 +539,7 @@ fn linear_repacked(
         });
         total_groups += w.rows / X8;
     }
-    let abuf = &act.bytes[..];
+    let abuf = &*abuf;
     let parts = &parts;
     // Tokens per tile: their activations stay in L2 while the thread's groups pass over them.
     let tile = (REPACKED_TILE_BYTES / a_row.max(1)).clamp(4, 256) & !3;

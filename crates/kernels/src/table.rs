@@ -13,8 +13,8 @@ use owl_quant::{GgmlType, QuantFn, VecDotFn};
 
 use crate::types::Isa;
 use crate::types::{
-    DotF16Fn, DotF16PagedFn, GemmTilesFn, GemmX8Fn, GemmX8PairFn, HeadOutF16Fn, Layout,
-    ScaleToF16Fn, ScoresF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn, WidenF16Fn,
+    DotF16Fn, DotF16PagedFn, FloatTileFn, GemmTilesFn, GemmX8Fn, GemmX8PairFn, HeadOutF16Fn,
+    Layout, ScaleToF16Fn, ScoresF16Fn, SoftmaxExpFn, SwigluFn, VecDot2x4Fn, VecDotX4Fn, WidenF16Fn,
 };
 
 /// Keyed kernels with the name of each (`set` replaces the entry of a key or adds one).
@@ -67,6 +67,7 @@ pub struct Kernels {
     vec_dot: Slots<GgmlType, VecDotFn>,
     vec_dot_x4: Slots<GgmlType, VecDotX4Fn>,
     vec_dot_2x4: Slots<GgmlType, VecDot2x4Fn>,
+    float_tile: Slots<GgmlType, FloatTileFn>,
     quantize: Slots<GgmlType, QuantFn>,
     repacked: Slots<Layout, GemmX8Fn>,
     repacked_pair: Slots<Layout, GemmX8PairFn>,
@@ -94,6 +95,7 @@ impl Kernels {
             vec_dot: Slots::new(),
             vec_dot_x4: Slots::new(),
             vec_dot_2x4: Slots::new(),
+            float_tile: Slots::new(),
             quantize: Slots::new(),
             repacked: Slots::new(),
             repacked_pair: Slots::new(),
@@ -144,6 +146,9 @@ impl Kernels {
             if let Some(n) = self.vec_dot_2x4.name(*ty) {
                 out.push((format!("rows {ty:?} 2x4"), n));
             }
+            if let Some(n) = self.float_tile.name(*ty) {
+                out.push((format!("rows {ty:?} 4x4"), n));
+            }
         }
         for (ty, _, name) in &self.gemm_float.entries {
             out.push((format!("rows {ty:?} gemm"), *name));
@@ -187,7 +192,16 @@ impl Kernels {
         self.note(name);
     }
 
-    /// The four-token dot product of `ty`, where an ISA provides one.
+    pub(crate) fn set_float_tile(&mut self, ty: GgmlType, f: FloatTileFn, name: &'static str) {
+        self.float_tile.set(ty, f, name);
+        self.note(name);
+    }
+
+    /// The 4-row × 4-token tile for 16-bit float weights of type `ty`, if this ISA has one.
+    pub fn float_tile(&self, ty: GgmlType) -> Option<FloatTileFn> {
+        self.float_tile.get(ty)
+    }
+
     pub(crate) fn set_vec_dot_2x4(&mut self, ty: GgmlType, f: VecDot2x4Fn, name: &'static str) {
         self.vec_dot_2x4.set(ty, f, name);
         self.note(name);

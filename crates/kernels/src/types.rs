@@ -66,6 +66,10 @@ pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 /// single dot product of row `r` and token `t` (a 2×4 register tile: weights loaded once for
 /// four tokens, activations once for two rows, scales converted four at a time).
 pub type VecDot2x4Fn = fn(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2];
+/// Four weight rows of a 16-bit float format (F16, BF16) against four tokens' activations in
+/// that format: `out[r][t]`, bit-identical to the single `VecDotFn` of row `r` and token `t`.
+/// Prompts of 16-bit models (a Hugging Face checkpoint read in place) spend their time here.
+pub type FloatTileFn = fn(n: usize, w: [&[u8]; 4], a: [&[u8]; 4]) -> [[f32; 4]; 4];
 /// The scores of a group of decoding heads that share one K head, in one call: for head `h`,
 /// `outs[h][j] = DotF16Fn(row j, f16(qs[h])) * scale` for `j` in `first..n` (rows of `d`
 /// halves), and `maxes[h]` their maximum (NaN scores ignored, `-inf` when there are none).

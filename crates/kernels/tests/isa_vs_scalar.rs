@@ -242,6 +242,52 @@ fn two_by_four_kernels_are_bit_identical_to_single_kernels() {
     }
 }
 
+/// The 4×4 tiles of the 16-bit float formats give exactly the bits of the single kernel for
+/// every (row, token), on rows that start on a cache line and rows that do not.
+#[test]
+fn float_tiles_are_bit_identical_to_single_kernels() {
+    let mut checked = 0;
+    for isa in Isa::available() {
+        let k = Kernels::for_isa(isa);
+        for f in formats() {
+            let (Some(tile), Some(one)) = (k.float_tile(f.ty), k.vec_dot(f.ty)) else {
+                continue;
+            };
+            for n in [32, 64, 96, 100, 256, 896, 1000] {
+                let row_bytes = owl_quant::row_bytes(f.ty, n);
+                // Four rows 32 bytes past a 64-byte boundary, as GGUF's alignment leaves them.
+                let mut buf = vec![0u8; 4 * row_bytes + 4 * 64 + 128];
+                let base = buf.as_ptr().align_offset(64) + 32;
+                let stride = row_bytes.next_multiple_of(64);
+                for r in 0..4 {
+                    let q = quantize(&k, f.ty, &data(n, 1 + r as u64));
+                    buf[base + r * stride..base + r * stride + row_bytes].copy_from_slice(&q);
+                }
+                let rows: [&[u8]; 4] =
+                    std::array::from_fn(|r| &buf[base + r * stride..base + r * stride + row_bytes]);
+                let acts: Vec<Vec<u8>> = (0..4)
+                    .map(|j| quantize(&k, f.vec_dot_type, &data(n, 50 + j)))
+                    .collect();
+                let got = tile(n, rows, std::array::from_fn(|j| acts[j].as_slice()));
+                for (r, row) in rows.iter().enumerate() {
+                    for (j, act) in acts.iter().enumerate() {
+                        assert_eq!(
+                            got[r][j].to_bits(),
+                            one(n, row, act).to_bits(),
+                            "{isa:?} {} n={n} row {r} token {j}",
+                            f.ty
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    if Isa::available().contains(&Isa::AVX512) {
+        assert!(checked > 0, "no 4x4 tile was checked on an AVX-512 machine");
+    }
+}
+
 /// The batched kernels of the 32-element formats that meet `Q8_0` activations stay bit-identical
 /// to the single kernel on arbitrary value bytes (scales kept finite), where the 8- and 16-bit
 /// integer steps can wrap or saturate: weights from the whole byte range and activations with

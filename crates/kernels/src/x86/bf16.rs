@@ -47,9 +47,11 @@ pub(super) fn register_avx512(k: &mut Kernels) {
             vec_dot_dpbf16_2x4,
             "bf16·bf16 2x4/avx512bf16",
         );
+        k.set_float_tile(GgmlType::BF16, tile_dpbf16, "bf16·bf16 4x4/avx512bf16");
     } else {
         k.set_vec_dot(GgmlType::BF16, vec_dot_avx512f, "bf16·bf16/avx512f");
         k.set_vec_dot_x4(GgmlType::BF16, vec_dot_avx512f_x4, "bf16·bf16 x4/avx512f");
+        k.set_float_tile(GgmlType::BF16, tile_avx512f, "bf16·bf16 4x4/avx512f");
     }
 }
 
@@ -108,6 +110,24 @@ fn vec_dot_dpbf16_2x4(n: usize, w: [&[u8]; 2], a: [&[u8]; 4]) -> [[f32; 4]; 2] {
     check(n, w[1], &a);
     // SAFETY: as `vec_dot_dpbf16`.
     unsafe { dot_dpbf16::<2, 4>(n, w.map(|r| r.as_ptr()), a.map(|r| r.as_ptr())) }
+}
+
+/// Four rows against four tokens, each bit for bit [`vec_dot_dpbf16`].
+fn tile_dpbf16(n: usize, w: [&[u8]; 4], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    for w in &w {
+        check(n, w, &a);
+    }
+    // SAFETY: as `vec_dot_dpbf16`.
+    unsafe { tile_dpbf16_passes(n, w.map(|r| r.as_ptr()), a.map(|r| r.as_ptr())) }
+}
+
+/// Four rows against four tokens, each bit for bit [`vec_dot_avx512f`].
+fn tile_avx512f(n: usize, w: [&[u8]; 4], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    for w in &w {
+        check(n, w, &a);
+    }
+    // SAFETY: as `vec_dot_avx512f`.
+    unsafe { tile_avx512f_passes(n, w.map(|r| r.as_ptr()), a.map(|r| r.as_ptr())) }
 }
 
 /// A brain float as a float.
@@ -253,23 +273,14 @@ unsafe fn dot_dpbf16<const R: usize, const T: usize>(
     let mut i = 0;
     while i < np {
         for (j, off) in [0, 64].into_iter().enumerate() {
-            let mut x = [_mm512_setzero_si512(); R];
-            for (r, x) in x.iter_mut().enumerate() {
-                // SAFETY: i + 64 <= n elements of two bytes, for every row.
-                *x = unsafe { _mm512_loadu_si512(w[r].add(2 * i + off) as *const _) };
-            }
+            // SAFETY: i + 64 <= n elements of two bytes, for every row.
+            let x: [__m512bh; R] =
+                std::array::from_fn(|r| unsafe { load32(w[r].add(2 * i + off)) });
             for t in 0..T {
-                // SAFETY: as above, for token t's row; the transmutes reinterpret 64 bytes of
-                // plain data (`__m512i` and `__m512bh` have the same size).
-                let y = unsafe {
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        a[t].add(2 * i + off) as *const _,
-                    ))
-                };
+                // SAFETY: as above, for token t's row.
+                let y = unsafe { load32(a[t].add(2 * i + off)) };
                 for r in 0..R {
-                    // SAFETY: as above.
-                    let xr = unsafe { std::mem::transmute::<__m512i, __m512bh>(x[r]) };
-                    acc[r][t][j] = _mm512_dpbf16_ps(acc[r][t][j], xr, y);
+                    acc[r][t][j] = _mm512_dpbf16_ps(acc[r][t][j], x[r], y);
                 }
             }
         }
@@ -280,6 +291,102 @@ unsafe fn dot_dpbf16<const R: usize, const T: usize>(
         for t in 0..T {
             let [c1, c2] = acc[r][t];
             let sum = f64::from(reduce_add(c1)) + f64::from(reduce_add(c2));
+            // SAFETY: caller's contract.
+            out[r][t] = unsafe { tail(sum, np, n, w[r], a[t]) };
+        }
+    }
+    out
+}
+
+/// The 4×4 tile of the `vdpbf16ps` body. Each output has two accumulators (the first and the
+/// second 32 elements of every step of 64); sixteen outputs' 32 would not fit the registers with
+/// the rows' vectors, so the tile runs two passes over the rows, one per accumulator, sixteen
+/// accumulators each. Every accumulator sees the same operations in the same order as in
+/// `dot_dpbf16`, so the bits are the same; a step loads four rows' and four tokens' vectors for
+/// sixteen `vdpbf16ps` (the 2×4 tile: six loads for eight).
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16 present; each `w[r]` and `a[t]` points to `2 * n` readable bytes.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn tile_dpbf16_passes(n: usize, w: [*const u8; 4], a: [*const u8; 4]) -> [[f32; 4]; 4] {
+    let np = n - n % 64;
+    // passes[j][r][t]: the accumulator of the j-th 32 elements of every step.
+    let mut passes = [[[_mm512_setzero_ps(); 4]; 4]; 2];
+    for (j, pass) in passes.iter_mut().enumerate() {
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        let mut i = 0;
+        while i < np {
+            let off = 2 * i + 64 * j;
+            // SAFETY: i + 64 <= n elements of two bytes, for every row and token.
+            let x: [__m512bh; 4] = std::array::from_fn(|r| unsafe { load32(w[r].add(off)) });
+            for t in 0..4 {
+                // SAFETY: as above.
+                let y = unsafe { load32(a[t].add(off)) };
+                for r in 0..4 {
+                    acc[r][t] = _mm512_dpbf16_ps(acc[r][t], x[r], y);
+                }
+            }
+            i += 64;
+        }
+        *pass = acc;
+    }
+    let mut out = [[0.0; 4]; 4];
+    for r in 0..4 {
+        for t in 0..4 {
+            let sum =
+                f64::from(reduce_add(passes[0][r][t])) + f64::from(reduce_add(passes[1][r][t]));
+            // SAFETY: caller's contract.
+            out[r][t] = unsafe { tail(sum, np, n, w[r], a[t]) };
+        }
+    }
+    out
+}
+
+/// 32 brain floats at `p`, as `vdpbf16ps` takes them.
+///
+/// # Safety
+/// AVX-512F present; `p` points to 64 readable bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn load32(p: *const u8) -> __m512bh {
+    // SAFETY: 64 bytes at `p` (caller's contract); unaligned load. The transmute reinterprets
+    // 64 bytes of plain data (`__m512i` and `__m512bh` have the same size).
+    unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(p.cast())) }
+}
+
+/// The 4×4 tile of the AVX-512F body, in two passes as [`tile_dpbf16_passes`] (the first and
+/// the second 16 elements of every step of 32).
+///
+/// # Safety
+/// AVX-512F present; each `w[r]` and `a[t]` points to `2 * n` readable bytes.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512f_passes(n: usize, w: [*const u8; 4], a: [*const u8; 4]) -> [[f32; 4]; 4] {
+    let np = n - n % 32;
+    // passes[j][r][t]: the accumulator of the j-th 16 elements of every step.
+    let mut passes = [[[_mm512_setzero_ps(); 4]; 4]; 2];
+    for (j, pass) in passes.iter_mut().enumerate() {
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        let mut i = 0;
+        while i < np {
+            let off = 2 * i + 32 * j;
+            // SAFETY: i + 32 <= n elements of two bytes, for every row and token.
+            let x: [__m512; 4] = std::array::from_fn(|r| unsafe { load16(w[r].add(off)) });
+            for t in 0..4 {
+                // SAFETY: as above.
+                let y = unsafe { load16(a[t].add(off)) };
+                for r in 0..4 {
+                    acc[r][t] = _mm512_fmadd_ps(x[r], y, acc[r][t]);
+                }
+            }
+            i += 32;
+        }
+        *pass = acc;
+    }
+    let mut out = [[0.0; 4]; 4];
+    for r in 0..4 {
+        for t in 0..4 {
+            let sum =
+                f64::from(reduce_add(passes[0][r][t])) + f64::from(reduce_add(passes[1][r][t]));
             // SAFETY: caller's contract.
             out[r][t] = unsafe { tail(sum, np, n, w[r], a[t]) };
         }
@@ -419,6 +526,23 @@ mod tests {
         widen(u16::from_le_bytes([r[2 * k], r[2 * k + 1]]))
     }
 
+    /// Every (row, token) of a 4×4 tile equals the single product, at every length.
+    fn check_tile(single: Single, tile: crate::types::FloatTileFn) {
+        for n in [1, 7, 31, 32, 33, 63, 64, 65, 128, 200, 576, 896, 1000] {
+            let rows: Vec<Vec<u8>> = (0..4).map(|r| row(n, 50 + 3 * r + n as u64)).collect();
+            let acts: Vec<Vec<u8>> = (0..4).map(|t| row(n, 90 + t + n as u64)).collect();
+            let w: [&[u8]; 4] = std::array::from_fn(|r| rows[r].as_slice());
+            let a: [&[u8]; 4] = std::array::from_fn(|t| acts[t].as_slice());
+            let got = tile(n, w, a);
+            for r in 0..4 {
+                for t in 0..4 {
+                    let one = single(n, w[r], a[t]);
+                    assert_eq!(got[r][t].to_bits(), one.to_bits(), "4x4 n={n} r={r} t={t}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn avx2_is_ggml_avx2_body() {
         if !crate::x86::detect_avx2() {
@@ -435,6 +559,7 @@ mod tests {
             return;
         }
         check_kernel(vec_dot_avx512f, vec_dot_avx512f_x4, twins::avx512f);
+        check_tile(vec_dot_avx512f, tile_avx512f);
     }
 
     #[test]
@@ -444,6 +569,7 @@ mod tests {
             return;
         }
         check_kernel(vec_dot_dpbf16, vec_dot_dpbf16_x4, twins::dpbf16);
+        check_tile(vec_dot_dpbf16, tile_dpbf16);
         for n in [64, 65, 200, 896] {
             let rows: Vec<Vec<u8>> = (0..2).map(|r| row(n, 50 + r)).collect();
             let acts: Vec<Vec<u8>> = (0..4).map(|t| row(n, 90 + t)).collect();

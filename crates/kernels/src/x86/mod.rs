@@ -15,6 +15,8 @@ mod amx_tiles;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_act_halves;
+#[cfg(target_arch = "x86_64")]
 mod avx2_act_quant;
 #[cfg(target_arch = "x86_64")]
 mod avx2_attn_head;
@@ -76,6 +78,7 @@ pub(crate) fn register_avx2(k: &mut crate::Kernels) {
     #[cfg(target_arch = "x86_64")]
     {
         avx2::register(k);
+        avx2_act_halves::register(k);
         avx2_act_quant::register(k);
         avx2_attn_head::register(k);
         avx2_attn_tiled::register(k);
