@@ -330,6 +330,23 @@ unsafe fn tile_dpbf16_passes(n: usize, w: [*const u8; 4], a: [*const u8; 4]) -> 
         }
         *pass = acc;
     }
+    // SAFETY: caller's contract.
+    unsafe { finish_passes(&passes, np, n, w, a) }
+}
+
+/// The two passes' accumulators of each (row, token) summed as the single product sums its
+/// pair (each reduced by GCC's tree into an `f64`), then ggml's tail from `np`.
+///
+/// # Safety
+/// AVX-512F present; each `w[r]` and `a[t]` points to `2 * n` readable bytes.
+#[target_feature(enable = "avx512f")]
+unsafe fn finish_passes(
+    passes: &[[[__m512; 4]; 4]; 2],
+    np: usize,
+    n: usize,
+    w: [*const u8; 4],
+    a: [*const u8; 4],
+) -> [[f32; 4]; 4] {
     let mut out = [[0.0; 4]; 4];
     for r in 0..4 {
         for t in 0..4 {
@@ -382,16 +399,8 @@ unsafe fn tile_avx512f_passes(n: usize, w: [*const u8; 4], a: [*const u8; 4]) ->
         }
         *pass = acc;
     }
-    let mut out = [[0.0; 4]; 4];
-    for r in 0..4 {
-        for t in 0..4 {
-            let sum =
-                f64::from(reduce_add(passes[0][r][t])) + f64::from(reduce_add(passes[1][r][t]));
-            // SAFETY: caller's contract.
-            out[r][t] = unsafe { tail(sum, np, n, w[r], a[t]) };
-        }
-    }
-    out
+    // SAFETY: caller's contract.
+    unsafe { finish_passes(&passes, np, n, w, a) }
 }
 
 /// Scalar twins: the same operations one lane at a time, for the tests.
