@@ -179,16 +179,8 @@ macro_rules! dot_x4 {
             }
             let mut out = [0.0; T];
             for (t, out) in out.iter_mut().enumerate() {
-                *out = tail_f64(f64::from(f16_reduce(acc[t])), np, n, |k| {
-                    // SAFETY: k < n.
-                    let (x, y) = unsafe {
-                        (
-                            (w.add(2 * k) as *const u16).read_unaligned(),
-                            (a[t].add(2 * k) as *const u16).read_unaligned(),
-                        )
-                    };
-                    f16::from_bits(x).to_f32() * f16::from_bits(y).to_f32()
-                });
+                // SAFETY: the tail's indices are below n (caller's contract).
+                *out = unsafe { tail(f16_reduce(acc[t]), np, n, w, a[t]) };
             }
             out
         }
