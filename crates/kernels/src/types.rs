@@ -26,6 +26,22 @@ impl<'a> PagedRow<'a> {
         let at = self.pages[s] as usize * self.page_elems + self.offset;
         &self.data[at..at + len]
     }
+
+    /// Element `i` of segment `s`, unchecked: the SIMD kernels' address of it.
+    ///
+    /// # Safety
+    /// `s` indexes `pages`, and the element lies inside `data` (as must every element the
+    /// caller reads from the pointer).
+    #[inline]
+    pub unsafe fn segment_ptr(&self, s: usize, i: usize) -> *const f16 {
+        // SAFETY: both in bounds (caller's contract).
+        unsafe {
+            let page = *self.pages.get_unchecked(s) as usize;
+            self.data
+                .as_ptr()
+                .add(page * self.page_elems + self.offset + i)
+        }
+    }
 }
 
 /// The rows of one KV head's keys across pages: position `j`'s row starts at
@@ -47,6 +63,21 @@ impl<'a> PagedRows<'a> {
             + self.offset
             + (j % KV_PAGE_OF_ROWS) * self.stride;
         &self.data[at..at + d]
+    }
+
+    /// Position `j`'s row, unchecked: the SIMD kernels' address of it.
+    ///
+    /// # Safety
+    /// `j / KV_PAGE` indexes `pages`, and the row starts inside `data` (as must every half the
+    /// caller reads from the pointer).
+    #[inline]
+    pub unsafe fn row_ptr(&self, j: usize) -> *const f16 {
+        // SAFETY: both in bounds (caller's contract).
+        unsafe {
+            let page = *self.pages.get_unchecked(j / KV_PAGE_OF_ROWS) as usize;
+            let at = page * self.page_elems + self.offset + (j % KV_PAGE_OF_ROWS) * self.stride;
+            self.data.as_ptr().add(at)
+        }
     }
 }
 

@@ -142,19 +142,12 @@ unsafe fn scores_group<const G: usize>(
     let (d, n) = (qs[0].len(), outs[0].len());
     let np = d - d % 32;
     let ys: [*const f32; G] = std::array::from_fn(|h| qs[h].as_ptr());
-    let base = k.data.as_ptr();
     // `j` indexes the rows and every head's scores.
     #[allow(clippy::needless_range_loop)]
     for j in first..n {
         // SAFETY: `check_rows` put row j (d halves) inside `k.data` and indexed
         // `k.pages[j / KV_PAGE]`.
-        let row = unsafe {
-            base.add(
-                *k.pages.get_unchecked(j / KV_PAGE) as usize * k.page_elems
-                    + k.offset
-                    + (j % KV_PAGE) * k.stride,
-            )
-        };
+        let row = unsafe { k.row_ptr(j) };
         // SAFETY: step s covers halves 32s..32s + 32 <= np of the row and floats of every
         // query.
         let sums = unsafe { group_row::<G>(np / 32, |s| row.add(32 * s), ys) };
@@ -277,16 +270,9 @@ unsafe fn scores_avx2(
 ) -> f32 {
     let (d, n) = (q.len(), out.len());
     let np = d - d % 32;
-    let base = k.data.as_ptr();
     // SAFETY: `check_rows` put every row first..n (d halves) inside `k.data`; the pages were
     // indexed there, so `k.pages[j / KV_PAGE]` is in bounds for every j < n.
-    let row = |j: usize| unsafe {
-        base.add(
-            *k.pages.get_unchecked(j / KV_PAGE) as usize * k.page_elems
-                + k.offset
-                + (j % KV_PAGE) * k.stride,
-        )
-    };
+    let row = |j: usize| unsafe { k.row_ptr(j) };
     let mut j = first;
     while j < n {
         let (a, b) = (row(j), row((j + 1).min(n - 1)));
@@ -339,12 +325,9 @@ unsafe fn out_one(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
 unsafe fn out_group<const G: usize>(vt: &PagedRow<'_>, ps: &[&[f32]], outs: &mut [&mut [f32]]) {
     let (n, dims) = (ps[0].len(), outs[0].len());
     let np = n - n % 32;
-    let base = vt.data.as_ptr();
     // SAFETY: the caller checked every segment that is read, and indexed `vt.pages[s]` for
     // every s < n / KV_PAGE rounded up.
-    let seg = |i: usize, s: usize| unsafe {
-        base.add(*vt.pages.get_unchecked(s) as usize * vt.page_elems + vt.offset + i * KV_PAGE)
-    };
+    let seg = |i: usize, s: usize| unsafe { vt.segment_ptr(s, i * KV_PAGE) };
     let ys: [*const f32; G] = std::array::from_fn(|h| ps[h].as_ptr());
     // `i` indexes the dimensions and every head's outputs.
     #[allow(clippy::needless_range_loop)]
@@ -410,12 +393,9 @@ fn check_segments(vt: &PagedRow<'_>, n: usize, dims: usize) {
 unsafe fn out_avx2(vt: &PagedRow<'_>, p: &[f32], out: &mut [f32]) {
     let (n, dims) = (p.len(), out.len());
     let np = n - n % 32;
-    let base = vt.data.as_ptr();
     // SAFETY: the caller checked every segment that is read, and indexed `vt.pages[s]` for
     // every s < n / KV_PAGE rounded up.
-    let seg = |i: usize, s: usize| unsafe {
-        base.add(*vt.pages.get_unchecked(s) as usize * vt.page_elems + vt.offset + i * KV_PAGE)
-    };
+    let seg = |i: usize, s: usize| unsafe { vt.segment_ptr(s, i * KV_PAGE) };
     let mut i = 0;
     while i < dims {
         let (a, b) = (i, (i + 1).min(dims - 1));

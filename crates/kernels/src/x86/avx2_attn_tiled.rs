@@ -105,16 +105,9 @@ macro_rules! scores_tiled {
             let (d, n) = (qs[0].len(), outs[0].len());
             let np = d - d % 8;
             let qp: [*const f32; G] = std::array::from_fn(|h| qs[h].as_ptr());
-            let base = k.data.as_ptr();
             // SAFETY: `check_rows` put every row first..n (d halves) inside `k.data` and
             // indexed `k.pages[j / KV_PAGE]` for every such j.
-            let row = |j: usize| unsafe {
-                base.add(
-                    *k.pages.get_unchecked(j / KV_PAGE) as usize * k.page_elems
-                        + k.offset
-                        + (j % KV_PAGE) * k.stride,
-                )
-            };
+            let row = |j: usize| unsafe { k.row_ptr(j) };
             let mut j = first;
             while j < n {
                 // Rows past n - 1 repeat row n - 1 and are not stored.
@@ -226,12 +219,9 @@ unsafe fn out_tiled<const G: usize, const R: usize>(
 ) {
     let (n, dims) = (ps[0].len(), outs[0].len());
     let np = n - n % 8;
-    let base = vt.data.as_ptr();
     // SAFETY: `check_segments` checked every segment read and indexed `vt.pages[s]` for every
     // s < n / KV_PAGE rounded up.
-    let seg = |i: usize, s: usize| unsafe {
-        base.add(*vt.pages.get_unchecked(s) as usize * vt.page_elems + vt.offset + i * KV_PAGE)
-    };
+    let seg = |i: usize, s: usize| unsafe { vt.segment_ptr(s, i * KV_PAGE) };
     let pp: [*const f32; G] = std::array::from_fn(|h| ps[h].as_ptr());
     let mut i = 0;
     while i < dims {

@@ -193,12 +193,9 @@ unsafe fn out_avx512<const G: usize, const DIMS: usize>(
 ) {
     let (n, dims) = (ps[0].len(), outs[0].len());
     let np = n - n % 32;
-    let base = vt.data.as_ptr();
     // SAFETY: `check_segments` checked every segment read and indexed `vt.pages[s]` for every
     // s < n / KV_PAGE rounded up.
-    let seg = |i: usize, s: usize| unsafe {
-        base.add(*vt.pages.get_unchecked(s) as usize * vt.page_elems + vt.offset + i * KV_PAGE)
-    };
+    let seg = |i: usize, s: usize| unsafe { vt.segment_ptr(s, i * KV_PAGE) };
     let pp: [*const f32; G] = std::array::from_fn(|h| ps[h].as_ptr());
     let mut i = 0;
     while i < dims {
